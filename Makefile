@@ -1,0 +1,45 @@
+# Persévérance: the two commands a new user needs are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# No outside network at run time: no telemetry, no update check; Flower and Ray
+# keep their state inside the ignored working folder.
+export FLWR_TELEMETRY_ENABLED := 0
+export FLWR_DISABLE_UPDATE_CHECK := 1
+export FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION := 1
+export FLWR_HOME := $(CURDIR)/.work/flwr-home
+export RAY_TMPDIR := $(CURDIR)/.work/ray
+export RAY_USAGE_STATS_ENABLED := 0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install demo test lint typecheck pytest clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing Persévérance and its dependencies into $(VENV) (a few minutes the first time)..."
+	@mkdir -p .work/flwr-home .work/ray
+	@$(BIN)/pip install -q --upgrade pip > .work/pip.log 2>&1 || true
+	@$(BIN)/pip install -q torch==2.13.0 -e '.[dev]' >> .work/pip.log 2>&1 || { grep -v "^WARNING: Location" .work/pip.log | tail -40; echo "make install: pip failed; the full log is .work/pip.log"; exit 1; }
+	@touch $(STAMP)
+
+demo: install
+	$(BIN)/perseverance-sim run --scenario demo
+
+lint: install
+	$(BIN)/ruff check common client server simulations tests
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/python -m pytest -q
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf runs .work .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The centre side: ClientApp, data ingestion, site policy, privacy ledger, local scoring."""

@@ -1,0 +1,107 @@
+"""What the ClientApp knows of a centre's data: the harmonised, validated records and
+the centre's site policy. Reading, mapping and validating an extract lives in
+``client.ingest``; this module is the small interface the app and the CLIs call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from common.encoding import encode, encode_labels
+from common.schema import CONSENT, LABEL, STUDENT_ID
+from common.split import test_mask
+
+
+class DataError(Exception):
+    """A centre's data cannot be used. The message is one sentence for the operator."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class SitePolicy:
+    """What a centre allows. Owned by the centre (a TOML file next to its data).
+
+    ``refused_predictors`` are encoded as missing; ``min_records`` is the number of
+    usable labelled, consenting records needed to take part in training;
+    ``epsilon_cap`` is the centre's lifetime privacy cap (epsilon at the run's delta,
+    per student); ``audit_attributes_allowed`` lets sex/indigenous be used for equity
+    statistics.
+    """
+
+    refused_predictors: frozenset[str] = frozenset()
+    min_records: int = 50
+    epsilon_cap: float = 10.0
+    audit_attributes_allowed: bool = True
+    max_invalid_fraction: float = 0.05
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CentreData:
+    """A centre's usable records, encoded once, split into train and held-out test."""
+
+    x_train: npt.NDArray[np.float32]
+    y_train: npt.NDArray[np.float32]
+    x_test: npt.NDArray[np.float32]
+    y_test: npt.NDArray[np.float32]
+    policy: SitePolicy
+
+    @property
+    def num_train(self) -> int:
+        return len(self.y_train)
+
+    @property
+    def num_test(self) -> int:
+        return len(self.y_test)
+
+
+def usable_for_learning(frame: pd.DataFrame) -> pd.DataFrame:
+    """Records that may be used for training and federated evaluation:
+    consent given and label known."""
+    keep = frame[CONSENT].astype(bool) & frame[LABEL].notna()
+    return frame.loc[keep]
+
+
+def split_and_encode(
+    frame: pd.DataFrame, policy: SitePolicy, test_fraction: float
+) -> CentreData:
+    """Encode the usable records and split them by the deterministic held-out rule."""
+    usable = usable_for_learning(frame)
+    is_test = test_mask(usable[STUDENT_ID], test_fraction)
+    x = encode(usable, refused=policy.refused_predictors)
+    y = encode_labels(usable)
+    return CentreData(x[~is_test], y[~is_test], x[is_test], y[is_test], policy)
+
+
+def read_harmonised(path: Path) -> pd.DataFrame:
+    """Read a file already in the harmonised schema (CSV or Parquet)."""
+    if not path.is_file():
+        raise DataError(f"The data file {path} does not exist.")
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path)
+
+
+@lru_cache(maxsize=128)
+def load_centre(
+    data_path: str,
+    mapping_path: str | None = None,
+    policy_path: str | None = None,
+    test_fraction: float = 0.2,
+) -> CentreData:
+    """Load, map, validate and encode a centre's data; cached per process because the
+    simulation engine rebuilds the ClientApp for every message.
+
+    Raises ``DataError`` when the data are unusable.
+    """
+    from client.ingest import load_policy, prepare_extract
+
+    policy = load_policy(Path(policy_path)) if policy_path else SitePolicy()
+    frame = prepare_extract(Path(data_path), Path(mapping_path) if mapping_path else None, policy)
+    return split_and_encode(frame, policy, test_fraction)

@@ -1,0 +1,1 @@
+"""The ministry side: ServerApp, strategy assembly, run folder, registry, server CLI."""

@@ -1,0 +1,1 @@
+"""Synthetic Québec network, scenarios, the simulation runner, benchmarks and reports."""
