@@ -1,0 +1,162 @@
+"""What a centre does for one federated round, as plain functions the ClientApp wires.
+
+Nothing here sends anything: the functions return the weights and the aggregate
+metrics that may leave the centre (model weights, counts, score histograms). No
+student id, no raw value and no per-student score is ever part of a return value.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from client.data import CentreData, DataError, load_centre
+from common.config import RunConfig
+from common.model import ModelConfig, build_model, get_weights, set_weights
+from common.privacy import SamplingPlan, calibrate_noise, choose_batch_size, epsilon_spent
+from common.training import DPSettings, evaluate_histogram, train_local
+
+DATA_FILE_SUFFIXES = (".parquet", ".csv")
+
+
+class CentreRefusal(Exception):
+    """The centre declines a task (budget, too few records). One sentence."""
+
+    code = 1002
+
+
+def model_config(config: RunConfig) -> ModelConfig:
+    return ModelConfig(hidden=config.training.hidden_sizes)
+
+
+def resolve_data_source(
+    config: RunConfig, node_config: dict[str, object]
+) -> tuple[str, str | None, str | None]:
+    """(data path, mapping path, policy path) for this centre.
+
+    Deployment: the SuperNode's node config names the files (``data-path``,
+    ``mapping-path``, ``policy-path``; empty means none). Simulation: the centre's file
+    is number ``partition-id`` among the data files of ``data_dir``, in name order.
+    """
+    data_path = str(node_config.get("data-path", "") or "")
+    if data_path:
+        mapping = str(node_config.get("mapping-path", "") or "") or None
+        policy = str(node_config.get("policy-path", "") or "") or None
+        return data_path, mapping, policy
+    if not config.data_dir or "partition-id" not in node_config:
+        raise DataError("This node has no data: set data-path in the SuperNode's node config.")
+    data_dir = Path(config.data_dir)
+    files = sorted(p for p in data_dir.iterdir() if p.suffix in DATA_FILE_SUFFIXES)
+    index = int(str(node_config["partition-id"]))
+    if index >= len(files):
+        raise DataError(f"No data file for partition {index} in {data_dir}.")
+    mapping_file = data_dir / "mapping.toml"
+    policy_file = data_dir / "policy.toml"
+    return (
+        str(files[index]),
+        str(mapping_file) if mapping_file.is_file() else None,
+        str(policy_file) if policy_file.is_file() else None,
+    )
+
+
+def centre_data(config: RunConfig, node_config: dict[str, object]) -> CentreData:
+    """The centre's validated, encoded records (cached per process)."""
+    data_path, mapping, policy = resolve_data_source(config, node_config)
+    return load_centre(data_path, mapping, policy, config.evaluation.test_fraction)
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """The release of one training round: weights and aggregate metrics."""
+
+    weights: OrderedDict[str, torch.Tensor]
+    num_examples: int
+    epsilon: float
+    steps_total: int
+    train_loss: float
+
+
+def privacy_plan(config: RunConfig, data: CentreData) -> tuple[SamplingPlan, float]:
+    """Sampling plan and the noise multiplier that keeps the whole run (all rounds and
+    local epochs) within ``privacy.epsilon`` at ``privacy.delta`` for this centre."""
+    plan = SamplingPlan(data.num_train, choose_batch_size(data.num_train,
+                                                          config.training.batch_size))
+    total_steps = config.rounds * config.local_epochs * plan.steps_per_epoch
+    sigma = calibrate_noise(
+        config.privacy.epsilon,
+        config.privacy.delta,
+        plan.sample_rate,
+        total_steps,
+        config.privacy.accountant,
+    )
+    return plan, sigma
+
+
+def train_round(
+    config: RunConfig,
+    data: CentreData,
+    global_weights: dict[str, torch.Tensor],
+    steps_done: int,
+    server_round: int,
+) -> RoundResult:
+    """Train the global model on the centre's records for ``local_epochs`` epochs.
+
+    ``steps_done`` is the number of DP-SGD steps this centre already took in this run;
+    the returned ``epsilon`` is cumulative over them and this round's. Refuses (before
+    any training) when the round would take the run past its epsilon target or the
+    centre's cap.
+    """
+    if data.num_train < data.policy.min_records:
+        raise CentreRefusal(
+            f"The centre has {data.num_train} usable training records, fewer than the "
+            f"{data.policy.min_records} its policy requires to take part in training."
+        )
+    model = build_model(model_config(config), seed=config.seed)
+    set_weights(model, global_weights)
+    plan, sigma = privacy_plan(config, data)
+    steps_total = steps_done + config.local_epochs * plan.steps_per_epoch
+    dp: DPSettings | None = None
+    epsilon = 0.0
+    if config.privacy.dp:
+        epsilon = epsilon_spent(
+            sigma, plan.sample_rate, steps_total, config.privacy.delta, config.privacy.accountant
+        )
+        limit = min(config.privacy.epsilon, data.policy.epsilon_cap)
+        if epsilon > limit * 1.001:
+            raise CentreRefusal(
+                f"Training round {server_round} would bring this centre's epsilon to "
+                f"{epsilon:.3f} (delta {config.privacy.delta:g}), past its limit of {limit:g}."
+            )
+        dp = DPSettings(noise_multiplier=sigma, max_grad_norm=config.privacy.max_grad_norm)
+    stats = train_local(
+        model,
+        data.x_train,
+        data.y_train,
+        epochs=config.local_epochs,
+        batch_size=plan.batch_size,
+        learning_rate=config.training.learning_rate,
+        dp=dp,
+        seed=config.seed + server_round,
+    )
+    return RoundResult(get_weights(model), stats.num_examples, epsilon, steps_total,
+                       stats.mean_loss)
+
+
+def evaluate_round(
+    config: RunConfig, data: CentreData, global_weights: dict[str, torch.Tensor]
+) -> dict[str, int | float | list[float]]:
+    """Aggregate evaluation of the global model on the centre's held-out records:
+    score histograms by label, never a per-student score."""
+    model = build_model(model_config(config), seed=config.seed)
+    set_weights(model, global_weights)
+    histogram = evaluate_histogram(model, data.x_test, data.y_test, config.evaluation.bins)
+    return {
+        "num-examples": data.num_test,
+        "hist_pos": histogram.positives.tolist(),
+        "hist_neg": histogram.negatives.tolist(),
+        "prob_sum": histogram.probability_sum.tolist(),
+        "sq_err_sum": histogram.squared_error_sum,
+    }

@@ -1,0 +1,173 @@
+"""The run configuration: read once into a frozen, typed, range-checked object.
+
+The same flat keys are used everywhere: ``[tool.flwr.app.config]`` in pyproject.toml
+(the defaults), a scenario TOML file (nested tables), ``--set KEY=VALUE`` and Flower's
+``context.run_config`` (flat, dotted keys such as ``privacy.epsilon``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any
+
+ConfigValue = bool | int | float | str
+
+
+class ConfigError(ValueError):
+    """A configuration value a user gave is wrong. The message is one sentence."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Local training. ``batch_size`` 0 picks it from the centre's size."""
+
+    hidden: str = "64,32"
+    learning_rate: float = 0.002
+    batch_size: int = 0
+    centralized_epochs: int = 8
+
+    @property
+    def hidden_sizes(self) -> tuple[int, ...]:
+        return tuple(int(part) for part in self.hidden.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    """Student-level DP-SGD at every centre.
+
+    ``epsilon`` is the target per centre for the whole run (all rounds), at ``delta``,
+    with respect to one student's record. ``max_grad_norm`` is the per-sample clipping
+    bound. ``dp`` false trains without DP (a reference, never for deployment).
+    """
+
+    dp: bool = True
+    epsilon: float = 3.0
+    delta: float = 1e-6
+    max_grad_norm: float = 1.0
+    accountant: str = "rdp"
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """Federated evaluation: score histograms with ``bins`` equal bins on 0-1."""
+
+    bins: int = 200
+    test_fraction: float = 0.2
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a federated run needs, on both sides."""
+
+    scenario: str = "default"
+    seed: int = 7
+    rounds: int = 6
+    local_epochs: int = 1
+    fraction_train: float = 1.0
+    min_centres: int = 2
+    run_dir: str = ""
+    data_dir: str = ""
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.rounds >= 1, "rounds must be at least 1")
+        _check(self.local_epochs >= 1, "local_epochs must be at least 1")
+        _check(0.0 < self.fraction_train <= 1.0, "fraction_train must be in (0, 1]")
+        _check(self.min_centres >= 1, "min_centres must be at least 1")
+        _check(self.training.learning_rate > 0, "training.learning_rate must be positive")
+        _check(self.training.batch_size >= 0, "training.batch_size must be 0 (auto) or more")
+        _check(self.training.centralized_epochs >= 1, "training.centralized_epochs must be >= 1")
+        try:
+            sizes = self.training.hidden_sizes
+        except ValueError:
+            sizes = ()
+        _check(
+            len(sizes) >= 1 and all(s > 0 for s in sizes),
+            "training.hidden must list layer widths such as \"64,32\"",
+        )
+        _check(self.privacy.epsilon > 0, "privacy.epsilon must be positive")
+        _check(0.0 < self.privacy.delta < 1e-2, "privacy.delta must be in (0, 0.01)")
+        _check(self.privacy.max_grad_norm > 0, "privacy.max_grad_norm must be positive")
+        _check(self.privacy.accountant in ("rdp", "prv"), "privacy.accountant must be rdp or prv")
+        _check(2 <= self.evaluation.bins <= 10_000, "evaluation.bins must be in 2-10000")
+        _check(
+            0.0 < self.evaluation.test_fraction < 1.0,
+            "evaluation.test_fraction must be in (0, 1)",
+        )
+
+    # -- flat view -----------------------------------------------------------------
+    def to_flat(self) -> dict[str, ConfigValue]:
+        """Flat, dotted keys as in Flower's run config."""
+        flat: dict[str, ConfigValue] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if is_dataclass(value):
+                for sub in fields(value):
+                    flat[f"{f.name}.{sub.name}"] = getattr(value, sub.name)
+            else:
+                flat[f.name] = value
+        return flat
+
+    @classmethod
+    def from_flat(cls, flat: Mapping[str, Any]) -> RunConfig:
+        """Build from flat dotted keys; unknown keys and wrong types are refused."""
+        top: dict[str, Any] = {}
+        nested: dict[str, dict[str, Any]] = {}
+        defaults = cls().to_flat()
+        for key, raw in flat.items():
+            if key not in defaults:
+                known = ", ".join(sorted(defaults))
+                raise ConfigError(f"Unknown configuration key '{key}' (known keys: {known}).")
+            value = _coerce(key, raw, defaults[key])
+            if "." in key:
+                section, name = key.split(".", 1)
+                nested.setdefault(section, {})[name] = value
+            else:
+                top[key] = value
+        sections = {"training": TrainingConfig, "privacy": PrivacyConfig,
+                    "evaluation": EvaluationConfig}
+        for section, section_cls in sections.items():
+            top[section] = section_cls(**nested.get(section, {}))
+        return cls(**top)
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"Invalid configuration: {message}.")
+
+
+def _coerce(key: str, raw: Any, default: ConfigValue) -> ConfigValue:
+    """Coerce a value (possibly a string from ``--set``) to the default's type."""
+    try:
+        if isinstance(default, bool):
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("true", "1", "yes", "on"):
+                return True
+            if text in ("false", "0", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            if isinstance(raw, float) and not raw.is_integer():
+                raise ValueError(raw)
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        return str(raw)
+    except (TypeError, ValueError):
+        kind = type(default).__name__
+        raise ConfigError(f"Configuration key '{key}' needs a {kind}, got {raw!r}.") from None
+
+
+def parse_assignment(text: str) -> tuple[str, str]:
+    """Split ``KEY=VALUE`` from the command line."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"'{text}' is not of the form KEY=VALUE.")
+    return key.strip(), value.strip()

@@ -1,0 +1,125 @@
+"""Metrics of a risk score, computable from sums that centres can share.
+
+Each centre sends, for its held-out records, a histogram of predicted probabilities
+per label over fixed equal bins on 0-1 (plus the sum of probabilities per bin). Summed
+over centres these give POOLED metrics over all students, not a mean of local ones.
+Within a bin, positive/negative pairs count as ties (half), so the pooled AUC equals
+the AUC of the pooled scores up to the bin resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class ScoreHistogram:
+    """Counts of held-out records by score bin and label, and the sum of predicted
+    probabilities by bin (for calibration and Brier score)."""
+
+    positives: FloatArray
+    negatives: FloatArray
+    probability_sum: FloatArray
+    squared_error_sum: float
+
+    @property
+    def bins(self) -> int:
+        return len(self.positives)
+
+    @property
+    def count(self) -> float:
+        return float(self.positives.sum() + self.negatives.sum())
+
+    def __add__(self, other: ScoreHistogram) -> ScoreHistogram:
+        assert self.bins == other.bins, "histograms must share their bins"
+        return ScoreHistogram(
+            self.positives + other.positives,
+            self.negatives + other.negatives,
+            self.probability_sum + other.probability_sum,
+            self.squared_error_sum + other.squared_error_sum,
+        )
+
+
+def score_histogram(
+    probabilities: npt.NDArray[np.floating], labels: npt.NDArray[np.floating], bins: int
+) -> ScoreHistogram:
+    """Histogram of probabilities (0-1) by label over ``bins`` equal bins."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), 0.0, 1.0)
+    y = np.asarray(labels, dtype=np.float64)
+    index = np.minimum((p * bins).astype(np.int64), bins - 1)
+    positives = np.bincount(index, weights=y, minlength=bins)
+    negatives = np.bincount(index, weights=1.0 - y, minlength=bins)
+    probability_sum = np.bincount(index, weights=p, minlength=bins)
+    return ScoreHistogram(positives, negatives, probability_sum, float(((p - y) ** 2).sum()))
+
+
+def auc_from_histogram(h: ScoreHistogram) -> float:
+    """ROC AUC (Mann-Whitney) with within-bin pairs counted as ties."""
+    pos, neg = np.clip(h.positives, 0, None), np.clip(h.negatives, 0, None)
+    total_pos, total_neg = pos.sum(), neg.sum()
+    if total_pos <= 0 or total_neg <= 0:
+        return float("nan")
+    negatives_below = np.cumsum(neg) - neg
+    wins = float((pos * negatives_below).sum() + 0.5 * (pos * neg).sum())
+    return wins / float(total_pos * total_neg)
+
+
+def pr_auc_from_histogram(h: ScoreHistogram) -> float:
+    """Average precision, thresholds at bin edges from the highest bin down."""
+    pos, neg = np.clip(h.positives, 0, None)[::-1], np.clip(h.negatives, 0, None)[::-1]
+    total_pos = pos.sum()
+    if total_pos <= 0:
+        return float("nan")
+    tp, fp = np.cumsum(pos), np.cumsum(neg)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 1.0)
+    return float((precision * pos).sum() / total_pos)
+
+
+def brier_from_histogram(h: ScoreHistogram) -> float:
+    """Mean squared error of the probabilities, 0-1 (lower is better)."""
+    return h.squared_error_sum / h.count if h.count > 0 else float("nan")
+
+
+def calibration_error(h: ScoreHistogram, groups: int = 10) -> float:
+    """Expected calibration error over ``groups`` equal-width probability groups
+    (formed by merging adjacent bins): mean |predicted - observed| weighted by count."""
+    edges = np.linspace(0, h.bins, groups + 1).astype(int)
+    total = h.count
+    if total <= 0:
+        return float("nan")
+    error = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        n = h.positives[lo:hi].sum() + h.negatives[lo:hi].sum()
+        if n > 0:
+            error += abs(h.probability_sum[lo:hi].sum() - h.positives[lo:hi].sum())
+    return float(error / total)
+
+
+def reliability_curve(h: ScoreHistogram, groups: int = 10) -> tuple[FloatArray, FloatArray]:
+    """Mean predicted and observed rate for each non-empty probability group."""
+    edges = np.linspace(0, h.bins, groups + 1).astype(int)
+    predicted, observed = [], []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        n = h.positives[lo:hi].sum() + h.negatives[lo:hi].sum()
+        if n > 0:
+            predicted.append(h.probability_sum[lo:hi].sum() / n)
+            observed.append(h.positives[lo:hi].sum() / n)
+    return np.asarray(predicted), np.asarray(observed)
+
+
+def summarise(h: ScoreHistogram) -> dict[str, float]:
+    """The pooled metrics reported for every round."""
+    return {
+        "auc": auc_from_histogram(h),
+        "pr_auc": pr_auc_from_histogram(h),
+        "brier": brier_from_histogram(h),
+        "calibration_error": calibration_error(h),
+        "label_rate": float(h.positives.sum() / h.count) if h.count > 0 else float("nan"),
+        "num_test": h.count,
+    }

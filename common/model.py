@@ -1,0 +1,81 @@
+"""The risk model: a small MLP over the fixed encoding, configured by one dataclass.
+
+No BatchNorm (Opacus refuses it: batch statistics mix students and leak across
+records). The output is a logit; ``torch.sigmoid`` of it is the probability.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+from common.encoding import ENCODING_VERSION, NUM_FEATURES
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture; stored beside the weights in every checkpoint."""
+
+    num_features: int = NUM_FEATURES
+    hidden: tuple[int, ...] = (64, 32)
+    encoding_version: str = ENCODING_VERSION
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class RiskModel(nn.Module):
+    """MLP ``num_features -> hidden... -> 1`` with ReLU; outputs logits."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        assert config.hidden, "the model needs at least one hidden layer"
+        self.config = config
+        layers: list[nn.Module] = []
+        width = config.num_features
+        for size in config.hidden:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        layers.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(-1)
+
+
+def build_model(config: ModelConfig, seed: int) -> RiskModel:
+    """A freshly initialised model, identical for the same seed."""
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    model = RiskModel(config)
+    torch.random.set_rng_state(generator_state)
+    return model
+
+
+def get_weights(model: nn.Module) -> OrderedDict[str, torch.Tensor]:
+    """Detached copy of the weights, without Opacus's ``_module.`` prefix."""
+    inner = getattr(model, "_module", model)
+    return OrderedDict((k, v.detach().clone()) for k, v in inner.state_dict().items())
+
+
+def set_weights(model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    inner = getattr(model, "_module", model)
+    inner.load_state_dict(weights, strict=True)
+
+
+@torch.no_grad()
+def predict_proba(
+    model: nn.Module, x: npt.NDArray[np.float32], batch_size: int = 65_536
+) -> npt.NDArray[np.float64]:
+    """Probabilities 0-1 for each row of an encoded matrix."""
+    model.eval()
+    out = np.empty(len(x), dtype=np.float64)
+    for start in range(0, len(x), batch_size):
+        chunk = torch.from_numpy(x[start : start + batch_size])
+        out[start : start + len(chunk)] = torch.sigmoid(model(chunk)).double().numpy()
+    return out

@@ -1,0 +1,88 @@
+"""Privacy accounting for student-level DP-SGD, with Opacus's own accountants.
+
+Unit of privacy: one student's record at one centre. A centre trains with Poisson
+sampling at rate ``q`` (each record joins each step's batch independently with
+probability ``q``), per-sample gradients clipped to ``max_grad_norm`` and Gaussian
+noise of standard deviation ``noise_multiplier * max_grad_norm``. Every step of every
+round composes; the epsilon reported is cumulative over the whole run, at ``delta``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+from opacus.accountants import PRVAccountant, RDPAccountant
+from opacus.accountants.accountant import IAccountant
+from opacus.accountants.utils import get_noise_multiplier
+
+MIN_BATCH = 32
+MAX_BATCH = 512
+
+
+def choose_batch_size(num_records: int, configured: int = 0) -> int:
+    """Expected batch size for a centre of ``num_records`` training records.
+
+    ``configured`` > 0 forces it. Otherwise about 1/16 of the centre per step, within
+    32-512: small centres keep several steps per epoch (a low sampling rate is what
+    amplifies privacy), large ones get batches big enough that the noise averages out
+    and an epoch stays cheap.
+    """
+    assert num_records > 0, "a centre needs records to train"
+    if configured > 0:
+        return min(configured, num_records)
+    return max(1, min(num_records, max(MIN_BATCH, min(MAX_BATCH, num_records // 16))))
+
+
+@dataclass(frozen=True)
+class SamplingPlan:
+    """How a centre samples its batches: rate ``sample_rate`` (0-1), ``steps_per_epoch``."""
+
+    num_records: int
+    batch_size: int
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.num_records / self.batch_size)
+
+    @property
+    def sample_rate(self) -> float:
+        return 1.0 / self.steps_per_epoch
+
+
+def _accountant(name: str) -> IAccountant:
+    if name == "rdp":
+        return RDPAccountant()
+    if name == "prv":
+        return PRVAccountant()
+    raise ValueError(f"Unknown accountant '{name}' (use rdp or prv).")
+
+
+@lru_cache(maxsize=1024)
+def calibrate_noise(
+    epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str = "rdp"
+) -> float:
+    """Smallest noise multiplier so that ``steps`` steps at ``sample_rate`` spend at most
+    ``epsilon`` at ``delta`` (Opacus's search, tolerance 0.01 in epsilon)."""
+    return float(
+        get_noise_multiplier(
+            target_epsilon=epsilon,
+            target_delta=delta,
+            sample_rate=sample_rate,
+            steps=steps,
+            accountant=accountant,
+            epsilon_tolerance=0.01,
+        )
+    )
+
+
+def epsilon_spent(
+    noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str = "rdp"
+) -> float:
+    """Cumulative epsilon at ``delta`` after ``steps`` DP-SGD steps (0 when no step)."""
+    if steps <= 0:
+        return 0.0
+    acc = _accountant(accountant)
+    acc.history = [(noise_multiplier, sample_rate, steps)]
+    return float(acc.get_epsilon(delta=delta))

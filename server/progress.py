@@ -1,0 +1,23 @@
+"""One line of progress per round, for operators and researchers."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from server.strategy import RoundLog
+
+console = Console(highlight=False)
+
+
+def print_round(entry: RoundLog, rounds: int) -> None:
+    ev, tr = entry.evaluation, entry.train
+    epsilon = tr.get("epsilon_max")
+    parts = [
+        f"round {entry.round}/{rounds}",
+        f"pooled AUC {ev.get('auc', float('nan')):.3f}",
+        f"epsilon spent (max over centres) {epsilon:.2f}" if epsilon else "epsilon -",
+        f"centres trained {int(tr.get('centres', 0))}, evaluated {int(ev.get('centres', 0))}",
+    ]
+    if entry.refusals:
+        parts.append(f"{len(entry.refusals)} declined")
+    console.print("  " + " | ".join(parts))

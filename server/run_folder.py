@@ -1,0 +1,107 @@
+"""The run folder: what a run leaves behind, written so that nothing is half written.
+
+Layout: ``config.toml`` (the resolved run configuration), ``rounds.jsonl`` (one line of
+metrics per round), ``model.pt`` (final weights beside the model and run configuration),
+``evaluation.json`` (the final pooled histogram), ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+import torch
+
+from common.config import RunConfig
+from common.model import ModelConfig
+
+SUMMARY = "summary.json"
+MODEL = "model.pt"
+ROUNDS = "rounds.jsonl"
+CONFIG = "config.toml"
+EVALUATION = "evaluation.json"
+
+
+def default_run_dir(scenario: str, base: Path = Path("runs")) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return base / f"{scenario}-{stamp}"
+
+
+def resolve_run_dir(config: RunConfig) -> Path:
+    run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config.scenario)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, payload: Mapping[str, Any]) -> None:
+    atomic_write_bytes(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def update_summary(run_dir: Path, **values: Any) -> dict[str, Any]:
+    """Add keys to ``summary.json`` (read, merge, atomic rewrite)."""
+    path = run_dir / SUMMARY
+    summary = read_json(path) if path.exists() else {}
+    summary.update(values)
+    write_json(path, summary)
+    return summary
+
+
+def write_config(run_dir: Path, config: RunConfig) -> None:
+    atomic_write_bytes(run_dir / CONFIG, tomli_w.dumps(config.to_flat()).encode())
+
+
+def append_round(run_dir: Path, entry: Mapping[str, Any]) -> None:
+    with (run_dir / ROUNDS).open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
+def read_rounds(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / ROUNDS
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def save_model(
+    run_dir: Path,
+    state_dict: Mapping[str, torch.Tensor],
+    model_config: ModelConfig,
+    config: RunConfig,
+) -> Path:
+    """Save the final weights with the configuration needed to rebuild and audit them."""
+    path = run_dir / MODEL
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save(
+        {
+            "state_dict": dict(state_dict),
+            "model_config": model_config.to_dict(),
+            "run_config": config.to_flat(),
+        },
+        tmp,
+    )
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,134 @@
+"""FedAvg whose evaluation is POOLED over all centres' held-out students.
+
+Centres reply to evaluation with score histograms by label (``client.federated``);
+this strategy sums them and computes the metrics of the pooled scores, instead of
+Flower's default weighted mean of per-centre metrics. Training metrics keep the
+largest cumulative epsilon over centres, not an average of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from logging import INFO
+
+import numpy as np
+from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+from flwr.common.logger import log
+from flwr.serverapp.strategy import FedAvg
+
+from common.metrics import ScoreHistogram, summarise
+
+HISTOGRAM_KEYS = ("hist_pos", "hist_neg", "prob_sum")
+
+
+def _metric_record(record: RecordDict) -> MetricRecord:
+    return next(iter(record.metric_records.values()))
+
+
+def aggregate_train_metrics(records: list[RecordDict], weight_key: str) -> MetricRecord:
+    """Total examples, the largest epsilon over centres, the mean training loss."""
+    metrics = [_metric_record(r) for r in records]
+    weights = np.array([float(m[weight_key]) for m in metrics])  # type: ignore[arg-type]
+    losses = np.array([float(m["train_loss"]) for m in metrics])  # type: ignore[arg-type]
+    return MetricRecord(
+        {
+            weight_key: int(weights.sum()),
+            "epsilon_max": max(float(m["epsilon"]) for m in metrics),  # type: ignore[arg-type]
+            "train_loss": float((weights * losses).sum() / max(weights.sum(), 1.0)),
+            "centres": len(metrics),
+        }
+    )
+
+
+def pooled_histogram(records: list[RecordDict]) -> ScoreHistogram:
+    """Sum of the centres' score histograms."""
+    total: ScoreHistogram | None = None
+    for record in records:
+        m = _metric_record(record)
+        h = ScoreHistogram(
+            *(np.asarray(m[key], dtype=np.float64) for key in HISTOGRAM_KEYS),
+            squared_error_sum=float(m["sq_err_sum"]),  # type: ignore[arg-type]
+        )
+        total = h if total is None else total + h
+    assert total is not None, "pooling needs at least one evaluation reply"
+    return total
+
+
+def aggregate_evaluation(records: list[RecordDict], weight_key: str) -> MetricRecord:
+    """Pooled metrics (AUC, PR AUC, Brier, calibration) and the pooled histogram."""
+    histogram = pooled_histogram(records)
+    metrics: dict[str, int | float | list[float]] = {
+        k: float(v) for k, v in summarise(histogram).items()
+    }
+    metrics[weight_key] = int(histogram.count)
+    metrics["centres"] = len(records)
+    for key, values in zip(
+        HISTOGRAM_KEYS,
+        (histogram.positives, histogram.negatives, histogram.probability_sum),
+        strict=True,
+    ):
+        metrics[key] = values.tolist()
+    return MetricRecord(metrics)  # type: ignore[arg-type]
+
+
+@dataclass
+class RoundLog:
+    """What the strategy saw in a round, for progress and the run folder."""
+
+    round: int
+    train: dict[str, float] = field(default_factory=dict)
+    evaluation: dict[str, float] = field(default_factory=dict)
+    refusals: list[str] = field(default_factory=list)
+
+
+RoundCallback = Callable[[RoundLog], None]
+
+
+def _scalars(record: MetricRecord | None) -> dict[str, float]:
+    if record is None:
+        return {}
+    return {k: float(v) for k, v in record.items() if isinstance(v, int | float)}
+
+
+def _refusals(replies: list[Message]) -> list[str]:
+    return [
+        f"node {m.metadata.src_node_id}: {m.error.reason}" for m in replies if m.has_error()
+    ]
+
+
+class PooledFedAvg(FedAvg):
+    """FedAvg (weighted by examples) with pooled evaluation and a per-round callback."""
+
+    def __init__(self, *, on_round: RoundCallback | None = None, **kwargs: object) -> None:
+        super().__init__(
+            train_metrics_aggr_fn=aggregate_train_metrics,
+            evaluate_metrics_aggr_fn=aggregate_evaluation,
+            **kwargs,  # type: ignore[arg-type]
+        )
+        self.on_round = on_round
+        self.logs: dict[int, RoundLog] = {}
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = list(replies)
+        arrays, metrics = super().aggregate_train(server_round, replies)
+        log_entry = self.logs.setdefault(server_round, RoundLog(server_round))
+        log_entry.train = _scalars(metrics)
+        log_entry.refusals += _refusals(replies)
+        for reason in log_entry.refusals:
+            log(INFO, "round %s: a centre declined training: %s", server_round, reason)
+        return arrays, metrics
+
+    def aggregate_evaluate(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> MetricRecord | None:
+        replies = list(replies)
+        metrics = super().aggregate_evaluate(server_round, replies)
+        log_entry = self.logs.setdefault(server_round, RoundLog(server_round))
+        log_entry.evaluation = _scalars(metrics)
+        log_entry.refusals += _refusals(replies)
+        if self.on_round is not None:
+            self.on_round(log_entry)
+        return metrics

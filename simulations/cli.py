@@ -1,0 +1,122 @@
+"""``perseverance-sim``: run, generate and compare simulated federations.
+
+Exit codes: 0 success; 2 bad input (scenario, key, value, file); 3 the simulation
+failed while running; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from common.config import ConfigError
+from simulations.scenario import available_scenarios, load_scenario
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Simulated federations of Québec school service centres.")
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+ScenarioOption = Annotated[str, typer.Option("--scenario", "-s",
+                           help="Scenario name (see `list`) or path to a TOML file.")]
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override: KEY=VALUE.")]
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@app.command("list")
+def list_scenarios() -> None:
+    """List the shipped scenarios."""
+    for name in available_scenarios():
+        scenario = load_scenario(name)
+        console.print(f"{name:<14} {scenario.description}")
+
+
+@app.command()
+def run(
+    scenario: ScenarioOption = "demo",
+    set_: SetOption = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Run folder to write.")] = None,
+    verbose: Annotated[bool, typer.Option(help="Show Flower's own logs.")] = False,
+) -> None:
+    """Run a scenario end to end and write its run folder (summary.json, model, ...)."""
+    from simulations.runner import SimulationError, run_scenario
+
+    try:
+        loaded = load_scenario(scenario, set_)
+    except ConfigError as exc:
+        _fail(str(exc), ConfigError.exit_code)
+        return
+    n = loaded.network
+    where = loaded.data.source or f"{n.centres} synthetic centres, about {n.students:,} students"
+    dp = (f"DP-SGD epsilon {loaded.run.privacy.epsilon:g} at delta {loaded.run.privacy.delta:g} "
+          "per centre" if loaded.run.privacy.dp else "no DP")
+    console.print(f"[bold]Persévérance[/] scenario [bold]{loaded.name}[/]: {where}; "
+                  f"{loaded.run.rounds} rounds; {dp}.")
+    try:
+        run_dir = run_scenario(loaded, out, quiet_flower=not verbose)
+    except (SimulationError, ConfigError) as exc:
+        _fail(str(exc), getattr(exc, "exit_code", 3))
+        return
+    except KeyboardInterrupt:
+        _fail("interrupted; the run folder may be incomplete.", 130)
+        return
+    from server.run_folder import SUMMARY, read_json
+
+    summary = read_json(run_dir / SUMMARY)
+    eps = summary.get("epsilon_max")
+    console.print(
+        f"Done in {summary['wall_seconds']:.0f} s: pooled AUC {summary['auc_pooled']:.3f} "
+        f"(centralised without DP {summary['auc_centralized']:.3f})"
+        + (f", epsilon spent at most {eps:.2f} at delta {summary['delta']:g}" if eps else "")
+        + "."
+    )
+    console.print(f"Results: {run_dir}")
+
+
+@app.command()
+def generate(
+    scenario: ScenarioOption = "demo",
+    out: Annotated[Path, typer.Option("--out", help="Folder for one file per centre.")] = Path(
+        "runs/generated"),
+    set_: SetOption = None,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
+) -> None:
+    """Write the scenario's synthetic centres, one file per centre, harmonised schema."""
+    from simulations.network import generate_network, write_network
+
+    try:
+        loaded = load_scenario(scenario, set_)
+        if fmt not in ("parquet", "csv"):
+            raise ConfigError(f"--format must be parquet or csv, not {fmt!r}.")
+    except ConfigError as exc:
+        _fail(str(exc), ConfigError.exit_code)
+        return
+    spec = loaded.network
+    network = generate_network(
+        centres=spec.centres, students=spec.students, seed=spec.seed,
+        include_indigenous_boards=spec.include_indigenous_boards,
+        consent_refusal_rate=spec.consent_refusal_rate, unlabelled_rate=spec.unlabelled_rate,
+    )
+    files = write_network(network, out, fmt=fmt)
+    total = sum(len(f) for f in network.frames.values())
+    console.print(f"Wrote {len(files)} centres ({total:,} students) to {out}.")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted.")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Run a scenario on Flower's simulation engine (Ray backend), on one machine or a cluster.
+
+The same ServerApp and ClientApp as in deployment run here; each simulated SuperNode
+is a centre whose data file lies in the run folder's ``data/``, handed to it by
+partition number (see ``client.federated.resolve_data_source``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from common.config import RunConfig
+from common.workdirs import prepare_environment
+from server import run_folder
+from simulations.reference import centralized_auc
+from simulations.scenario import Scenario
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class SimulationError(Exception):
+    """The simulation could not run to the end. One sentence."""
+
+    exit_code = 3
+
+
+def prepare_data(scenario: Scenario, data_dir: Path) -> tuple[list[Path], int]:
+    """Write one file per centre into ``data_dir``; returns the files and the student count."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if scenario.data.source:
+        from client.ingest import split_by_centre
+
+        mapping = Path(scenario.data.mapping) if scenario.data.mapping else None
+        per_centre = split_by_centre(Path(scenario.data.source), mapping)
+        files = []
+        for centre, frame in sorted(per_centre.items()):
+            path = data_dir / f"{centre}.csv"
+            frame.to_csv(path, index=False)
+            files.append(path)
+        if mapping is not None:
+            shutil.copyfile(mapping, data_dir / "mapping.toml")
+        return files, sum(len(f) for f in per_centre.values())
+    from simulations.network import generate_network, write_network
+
+    spec = scenario.network
+    network = generate_network(
+        centres=spec.centres,
+        students=spec.students,
+        seed=spec.seed,
+        include_indigenous_boards=spec.include_indigenous_boards,
+        consent_refusal_rate=spec.consent_refusal_rate,
+        unlabelled_rate=spec.unlabelled_rate,
+    )
+    files = write_network(network, data_dir)
+    return files, sum(len(frame) for frame in network.frames.values())
+
+
+def backend_config(scenario: Scenario) -> dict[str, object]:
+    """Ray resources: ``backend.num_cpus`` per simulated centre; the local machine's
+    cores, or an existing cluster at ``backend.address``."""
+    init_args: dict[str, object] = {"logging_level": logging.WARNING, "log_to_driver": True}
+    if scenario.backend.address:
+        init_args["address"] = scenario.backend.address
+    else:
+        init_args["num_cpus"] = os.cpu_count() or 1
+    return {
+        "client_resources": {"num_cpus": scenario.backend.num_cpus, "num_gpus": 0.0},
+        "init_args": init_args,
+    }
+
+
+def run_flower_simulation(scenario: Scenario, config: RunConfig, num_centres: int) -> None:
+    """Run the app's ServerApp and ClientApp on the simulation engine, then stop Ray."""
+    from flwr.app import Context, RecordDict
+    from flwr.common.typing import Run
+    from flwr.simulation.run_simulation import _run_simulation
+
+    from client.app import app as client_app
+    from server.app import app as server_app
+
+    try:
+        from flwr.common.constant import NOOP_FEDERATION_ID
+        from flwr.common.telemetry import EventType
+    except ImportError as exc:  # pragma: no cover - pinned flwr version
+        raise SimulationError(f"This Flower version is not supported: {exc}.") from exc
+    import ray
+
+    flat = config.to_flat()
+    run = Run.create_empty(run_id=int.from_bytes(os.urandom(7), "big"))
+    run.override_config = dict(flat)
+    run.federation_id = NOOP_FEDERATION_ID
+    run.primary_task_id = int.from_bytes(os.urandom(7), "big")
+    server_context = Context(
+        run_id=run.run_id, node_id=0, node_config={}, state=RecordDict(), run_config=dict(flat)
+    )
+    try:
+        _run_simulation(
+            num_supernodes=num_centres,
+            exit_event=EventType.PYTHON_API_RUN_SIMULATION_LEAVE,
+            client_app=client_app,
+            server_app=server_app,
+            backend_name="ray",
+            backend_config=backend_config(scenario),  # type: ignore[arg-type]
+            server_app_context=server_context,
+            app_dir=str(PROJECT_ROOT),
+            run=run,
+            is_app=True,
+        )
+    except Exception as exc:
+        raise SimulationError(f"The federated simulation failed: {exc}.") from exc
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+
+
+def run_scenario(scenario: Scenario, out: Path | None = None, quiet_flower: bool = True) -> Path:
+    """Generate the data, run the federation, add the centralised reference; returns the
+    run folder holding ``summary.json``."""
+    started = time.monotonic()
+    prepare_environment()
+    run_dir = (out or run_folder.default_run_dir(scenario.name)).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    files, num_students = prepare_data(scenario, run_dir / "data")
+    config = replace(scenario.run, run_dir=str(run_dir), data_dir=str(run_dir / "data"))
+    if quiet_flower:
+        logging.getLogger("flwr").setLevel(logging.WARNING)
+    run_flower_simulation(scenario, config, num_centres=len(files))
+    mapping = run_dir / "data" / "mapping.toml"
+    reference = centralized_auc(files, config, mapping if mapping.is_file() else None)
+    summary = run_folder.read_json(run_dir / run_folder.SUMMARY)
+    if summary.get("rounds_completed", 0) < config.rounds:
+        raise SimulationError(
+            f"The federation stopped after {summary.get('rounds_completed', 0)} of "
+            f"{config.rounds} rounds; see {run_dir}."
+        )
+    run_folder.update_summary(
+        run_dir,
+        auc_centralized=reference,
+        num_students=num_students,
+        num_centres_total=len(files),
+        wall_seconds=round(time.monotonic() - started, 2),
+        scenario_file=scenario.source_file,
+        overrides=scenario.overrides,
+    )
+    return run_dir

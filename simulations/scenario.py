@@ -1,0 +1,161 @@
+"""Scenario files: a federation to simulate, as TOML, never as code.
+
+A scenario has a ``name``, a ``[network]`` table (the synthetic network to generate)
+or a ``[data]`` table (real files to federate), a ``[backend]`` table (the simulation
+engine's resources) and any run-configuration key (``rounds``, ``[privacy]``, ...: see
+``common.config``). ``--set KEY=VALUE`` overrides any of them, e.g. ``rounds=3``,
+``privacy.epsilon=1``, ``network.centres=20``, ``backend.num_cpus=1``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from common.config import ConfigError, RunConfig, parse_assignment
+
+SCENARIO_FOLDER = "scenarios"  # inside the simulations package
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """The synthetic network: ``centres`` centres, about ``students`` students in all."""
+
+    centres: int = 12
+    students: int = 45_000
+    seed: int = 7
+    include_indigenous_boards: bool = False
+    consent_refusal_rate: float = 0.02
+    unlabelled_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.centres < 2:
+            raise ConfigError("Invalid scenario: network.centres must be at least 2.")
+        if self.students < 100 * self.centres:
+            raise ConfigError("Invalid scenario: network.students must be >= 100 per centre.")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Real files instead of a generated network: ``source`` split into centres by the
+    mapping's centre column, each centre's rows mapped by ``mapping``."""
+
+    source: str = ""
+    mapping: str = ""
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """Simulation engine resources. ``address`` empty runs Ray in-process; HOST:PORT
+    joins an existing Ray cluster."""
+
+    num_cpus: float = 1.0
+    address: str = ""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    network: NetworkSpec
+    data: DataSpec
+    backend: BackendSpec
+    run: RunConfig
+    source_file: str = ""
+    overrides: dict[str, str] = field(default_factory=dict)
+
+
+SECTIONS: dict[str, type] = {"network": NetworkSpec, "data": DataSpec, "backend": BackendSpec}
+
+
+def available_scenarios() -> list[str]:
+    folder = resources.files("simulations") / SCENARIO_FOLDER
+    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def _read_scenario_file(name_or_file: str) -> tuple[dict[str, Any], str]:
+    path = Path(name_or_file)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"The scenario file {path} does not exist.")
+        text, origin = path.read_text(encoding="utf-8"), str(path)
+    else:
+        candidate = resources.files("simulations") / SCENARIO_FOLDER / f"{name_or_file}.toml"
+        if not candidate.is_file():
+            known = ", ".join(available_scenarios())
+            raise ConfigError(f"There is no scenario named '{name_or_file}' (known: {known}).")
+        text, origin = candidate.read_text(encoding="utf-8"), name_or_file
+    try:
+        return tomllib.loads(text), origin
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"The scenario {origin} is not valid TOML: {exc}.") from exc
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _build_section(cls: type, values: dict[str, Any]) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    typed: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"Unknown scenario key '{cls.__name__}.{key}'.")
+        default = getattr(cls(), key)
+        try:
+            if isinstance(default, bool):
+                typed[key] = value if isinstance(value, bool) else str(value).lower() in (
+                    "1", "true", "yes", "on")
+            elif isinstance(default, int):
+                typed[key] = int(value)
+            elif isinstance(default, float):
+                typed[key] = float(value)
+            else:
+                typed[key] = str(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"Scenario key '{key}' got an invalid value {value!r}.") from None
+    return cls(**typed)
+
+
+def load_scenario(name_or_file: str, overrides: list[str] | None = None) -> Scenario:
+    """Read a scenario by name (shipped) or path, apply ``KEY=VALUE`` overrides."""
+    raw, origin = _read_scenario_file(name_or_file)
+    flat = _flatten(raw)
+    assignments = dict(parse_assignment(text) for text in overrides or [])
+    flat.update(assignments)
+    name = str(flat.pop("name", Path(origin).stem))
+    description = str(flat.pop("description", ""))
+    sections: dict[str, dict[str, Any]] = {key: {} for key in SECTIONS}
+    run_flat: dict[str, Any] = {}
+    for key, value in flat.items():
+        head, _, rest = key.partition(".")
+        if head in SECTIONS and rest:
+            sections[head][rest] = value
+        else:
+            run_flat[key] = value
+    run_flat.setdefault("scenario", name)
+    return Scenario(
+        name=name,
+        description=description,
+        network=_build_section(NetworkSpec, sections["network"]),
+        data=_build_section(DataSpec, sections["data"]),
+        backend=_build_section(BackendSpec, sections["backend"]),
+        run=RunConfig.from_flat(run_flat),
+        source_file=origin,
+        overrides=assignments,
+    )
+
+
+def with_run(scenario: Scenario, **changes: Any) -> Scenario:
+    """The same scenario with run-configuration fields replaced."""
+    return replace(scenario, run=replace(scenario.run, **changes))
