@@ -1,0 +1,201 @@
+"""``perseverance-server``: the ministry's command line.
+
+Subcommands are grouped by task; add a group with ``app.add_typer(group, name=...)``
+(``pki`` below is the pattern, e.g. a later ``registry publish``).
+
+Exit codes: 0 success; 2 bad command line or run configuration; 3 PKI error (missing
+CA, existing key without --force, bad name); 4 enrolment refused (by the inventory or
+the SuperLink); 5 unusable launcher input (data folder, centres); 6 the deployment did
+not start or a server died (nginx missing, a port, a crash); 7 the federated run failed
+or timed out; 130 interrupted (every process started has been stopped).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from common.workdirs import work_root
+from server import pki as pki_lib
+
+EXIT_USAGE = 2
+EXIT_PKI = 3
+EXIT_ENROLMENT = 4
+EXIT_LAUNCHER_INPUT = 5
+EXIT_DEPLOYMENT = 6
+EXIT_RUN = 7
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="The ministry's side of Persévérance: PKI, enrolment of centres, deployment. "
+    "Exit codes: 0 ok, 2 usage, 3 PKI, 4 enrolment, 5 launcher input, 6 deployment, "
+    "7 run failed, 130 interrupted.",
+)
+pki_app = typer.Typer(no_args_is_help=True, help="The federation's CA, server certificate "
+                      "and centres' SuperNode keys.")
+app.add_typer(pki_app, name="pki")
+
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def _default_pki_dir() -> Path:
+    return Path(os.environ.get("PERSEVERANCE_PKI_DIR", str(work_root() / "pki")))
+
+
+PkiDir = Annotated[Path | None, typer.Option(
+    "--dir", help="PKI folder (default: $PERSEVERANCE_PKI_DIR or .work/pki).")]
+Force = Annotated[bool, typer.Option("--force", help="Replace existing keys.")]
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@pki_app.command("init")
+def pki_init(
+    directory: PkiDir = None,
+    names: Annotated[list[str] | None, typer.Option(
+        "--name", help="Extra DNS name or IP of the server certificate (repeatable), "
+        "e.g. the proxy's public name.")] = None,
+    force: Force = False,
+) -> None:
+    """Create the CA and the server certificate (kept if they exist already)."""
+    root = directory or _default_pki_dir()
+    try:
+        paths = pki_lib.init_pki(root, names or [], force=force)
+    except pki_lib.PkiError as exc:
+        _fail(str(exc), EXIT_PKI)
+        return
+    console.print(f"CA certificate: {paths.ca_certificate}")
+    console.print(f"Server certificate: {paths.server_certificate} (key {paths.server_key})")
+
+
+@pki_app.command("add-centre")
+def pki_add_centre(
+    name: Annotated[str, typer.Argument(help="The centre's name, e.g. css-de-montreal.")],
+    directory: PkiDir = None,
+    force: Force = False,
+) -> None:
+    """Create a centre's SuperNode key pair (OpenSSH ECDSA P-384); never replaces one
+    unless --force."""
+    root = directory or _default_pki_dir()
+    try:
+        paths = pki_lib.add_centre(root, name, force=force)
+        public = pki_lib.load_public_key(paths.centre_public_key(name).read_bytes())
+    except pki_lib.PkiError as exc:
+        _fail(str(exc), EXIT_PKI)
+        return
+    console.print(f"Private key (to the centre only): {paths.centre_private_key(name)}")
+    console.print(f"Public key: {paths.centre_public_key(name)} ({pki_lib.fingerprint(public)})")
+
+
+@app.command()
+def enrol(
+    name: Annotated[str, typer.Argument(help="The centre's name.")],
+    public_key: Annotated[Path | None, typer.Option(
+        "--public-key", help="The centre's OpenSSH public key (default: from the PKI "
+        "folder).")] = None,
+    directory: PkiDir = None,
+    inventory: Annotated[Path | None, typer.Option(
+        "--inventory", help="The ministry's inventory (default: <PKI folder>/inventory.json)."
+    )] = None,
+    connection: Annotated[str, typer.Option(
+        "--connection", help="flwr CLI connection of the proxy's operator listener.")] =
+        "perseverance-operator",
+    address: Annotated[str | None, typer.Option(
+        "--address", help="host:port of the operator listener: (re)writes the connection "
+        "in $FLWR_HOME/config.toml with the PKI folder's CA.")] = None,
+) -> None:
+    """Register a centre's public key with the SuperLink and record it in the inventory."""
+    from server import enrolment
+
+    root = directory or _default_pki_dir()
+    paths = pki_lib.PkiPaths(root)
+    key = public_key or paths.centre_public_key(name)
+    try:
+        if address is not None:
+            home = Path(os.environ.get("FLWR_HOME", str(Path.home() / ".flwr")))
+            enrolment.write_connection(home, connection, address, paths.ca_certificate)
+        entry = enrolment.enrol(name, key, inventory or root / "inventory.json", connection)
+    except (enrolment.EnrolmentError, pki_lib.PkiError) as exc:
+        _fail(str(exc), EXIT_ENROLMENT)
+        return
+    console.print(f"Enrolled {entry.centre}: node {entry.node_id}, key {entry.fingerprint}.")
+
+
+@app.command("dev-federation")
+def dev_federation(
+    centres: Annotated[int | None, typer.Option(
+        "--centres", help="Number of centres (default 3; with --data, the files).")] = None,
+    rounds: Annotated[int, typer.Option("--rounds", help="Federated rounds.")] = 2,
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="Folder with one *.parquet or *.csv file per centre.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Run folder (default: runs/loopback-<time>).")] = None,
+    students: Annotated[int | None, typer.Option(
+        "--students", help="Synthetic students over all centres (default 2000 each).")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Run-config override KEY=VALUE (repeatable).")] = None,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", help="Longest run allowed, in seconds.")] = 1800.0,
+    work: Annotated[Path | None, typer.Option(
+        "--work", help="Folder for the launcher's keys, state and proxy files "
+        "(default: .work/devfed/<run folder name>).")] = None,
+) -> None:
+    """Run the real deployment on 127.0.0.1 (TLS, SuperNode authentication, reverse
+    proxy) and one federated training; stop every process afterwards."""
+    from server.devfed import (
+        DevFederationOptions,
+        LauncherInputError,
+        RunFailedError,
+        run_dev_federation,
+    )
+    from server.enrolment import EnrolmentError
+    from server.processes import ProcessError
+    from server.proxy import ProxyError
+
+    options = DevFederationOptions(
+        centres=centres, rounds=rounds, data=data, out=out, students=students,
+        overrides=set_ or [], timeout=timeout, work=work,
+    )
+    codes: list[tuple[type[Exception], int]] = [
+        (LauncherInputError, EXIT_LAUNCHER_INPUT), (pki_lib.PkiError, EXIT_PKI),
+        (EnrolmentError, EXIT_ENROLMENT), (ProcessError, EXIT_DEPLOYMENT),
+        (ProxyError, EXIT_DEPLOYMENT), (RunFailedError, EXIT_RUN),
+    ]
+    try:
+        run_dir = run_dev_federation(
+            options, echo=lambda line: console.print(line, markup=False, soft_wrap=True)
+        )
+    except tuple(kind for kind, _ in codes) as exc:
+        code = next(c for kind, c in codes if isinstance(exc, kind))
+        _fail(f"{exc} Every process started has been stopped.", code)
+        return
+    from server.run_folder import SUMMARY, read_json
+
+    summary = read_json(run_dir / SUMMARY)
+    console.print(
+        f"Done in {summary['wall_seconds']:.0f} s: pooled AUC {summary['auc_pooled']:.3f} "
+        f"(centralised without DP {summary['auc_centralized']:.3f}). Results: {run_dir}"
+    )
+
+
+def main() -> None:
+    """Entry point of ``perseverance-server``."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted; every process started has been stopped.")
+        sys.exit(EXIT_INTERRUPTED)
+
+
+if __name__ == "__main__":
+    main()

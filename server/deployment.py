@@ -1,0 +1,115 @@
+"""The command lines of the deployment's programs, one function per program.
+
+The loopback launcher runs exactly these; the containers in ``deploy/`` run the same
+programs with the same flags (``tests/deploy/test_containers.py`` keeps them in step).
+
+Ministry side: ``flower-superlink`` (TLS, SuperNode authentication, state in a SQLite
+file, no runtime dependency installation, ServerApps in a separate process) and one
+``flower-superexec`` that runs the ServerApp against the SuperLink's Runtime API.
+Centre side: ``flower-supernode`` (the centre's private key, the CA certificate) and one
+``flower-superexec`` that runs the ClientApp next to the data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from server.pki import PkiPaths
+
+#: The ``flwr`` CLI connection (in ``$FLWR_HOME/config.toml``) of the operator listener.
+OPERATOR_CONNECTION = "perseverance-operator"
+#: Keys of a SuperNode's node config, read by ``client.federated.resolve_data_source``.
+NODE_CONFIG_KEYS = ("data-path", "mapping-path", "policy-path", "state-dir")
+
+
+def config_string(values: Mapping[str, str | int | float | bool]) -> str:
+    """Format ``key=value`` pairs the way ``--node-config`` and ``--run-config`` parse them.
+
+    Strings become TOML literal strings (single quotes), so they must not contain one.
+    """
+    parts = []
+    for key, value in values.items():
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, int | float):
+            text = repr(value)
+        else:
+            if "'" in value or "\n" in value:
+                raise ValueError(f"The value of {key} may not contain a quote or a newline.")
+            text = f"'{value}'"
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+def node_config(
+    data_path: Path, state_dir: Path, mapping_path: Path | None = None,
+    policy_path: Path | None = None,
+) -> str:
+    """Return a centre's ``--node-config`` (absolute paths; empty string means none)."""
+    values = {
+        "data-path": str(data_path),
+        "mapping-path": str(mapping_path) if mapping_path else "",
+        "policy-path": str(policy_path) if policy_path else "",
+        "state-dir": str(state_dir),
+    }
+    return config_string(values)
+
+
+def superlink_argv(program: str, pki: PkiPaths, database: Path, host: str, port: int) -> list[str]:
+    """``flower-superlink``: one HTTPS port for the Fleet, Control and Runtime APIs."""
+    return [
+        program,
+        "--ssl-ca-certfile", str(pki.ca_certificate),
+        "--ssl-certfile", str(pki.server_certificate),
+        "--ssl-keyfile", str(pki.server_key),
+        "--enable-supernode-auth",
+        "--database", str(database),
+        "--isolation", "process",
+        "--disable-runtime-dependency-installation",
+        "--host", host,
+        "--port", str(port),
+    ]
+
+
+def serverapp_executor_argv(
+    program: str, superlink_address: str, ca_certificate: Path
+) -> list[str]:
+    """``flower-superexec`` running ServerApps against the SuperLink's Runtime API (TLS)."""
+    return [
+        program,
+        "--runtime-api-address", superlink_address,
+        "--root-certificates", str(ca_certificate),
+    ]
+
+
+def supernode_argv(
+    program: str,
+    fleet_address: str,
+    ca_certificate: Path,
+    private_key: Path,
+    runtime_host: str,
+    runtime_port: int,
+    node_config_text: str,
+) -> list[str]:
+    """``flower-supernode``: TLS to the proxy's centres' listener, signed with the centre's
+    key; its Runtime API (for the ClientApp executor) on ``runtime_host:runtime_port``."""
+    return [
+        program,
+        "--superlink", fleet_address,
+        "--root-certificates", str(ca_certificate),
+        "--auth-supernode-private-key", str(private_key),
+        "--isolation", "process",
+        "--host", runtime_host,
+        "--port", str(runtime_port),
+        "--node-config", node_config_text,
+    ]
+
+
+def clientapp_executor_argv(program: str, runtime_address: str) -> list[str]:
+    """``flower-superexec`` running ClientApps against the SuperNode's Runtime API.
+
+    The SuperNode's Runtime API stays inside the centre (loopback, or the centre's
+    private container network), hence ``--insecure``.
+    """
+    return [program, "--runtime-api-address", runtime_address, "--insecure"]

@@ -1,0 +1,307 @@
+"""The loopback launcher: the real deployment (proxy, SuperLink, SuperNodes, TLS,
+SuperNode authentication) on 127.0.0.1, for demonstrations and end-to-end tests.
+
+``run_dev_federation`` prepares the PKI and one data file per centre, starts the
+ministry side (SuperLink, ServerApp executor, nginx) and the centres (SuperNode and
+ClientApp executor each), enrols every centre through the operator listener, submits
+the app with ``flwr run``, follows it with ``flwr log`` to the end, completes the run
+folder's ``summary.json`` and stops every process it started, whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from common.config import ConfigError, RunConfig, parse_assignment
+from common.workdirs import work_root
+from server import deployment, enrolment, pki
+from server.devfed_sides import Ministry, start_centre, start_ministry
+from server.processes import (
+    ProcessError,
+    ProcessGroup,
+    free_ports,
+    offline_environment,
+    terminate_on_sigterm,
+    wait_until,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DATA_SUFFIXES = (".parquet", ".csv")
+NODES_ONLINE_TIMEOUT = 120.0
+CLI_TIMEOUT = 120.0
+
+
+class LauncherInputError(Exception):
+    """The launcher's input (centres, data folder, overrides) is unusable."""
+
+    exit_code = 5
+
+
+class RunFailedError(Exception):
+    """The federated run did not complete (failed, stopped, timed out, no summary)."""
+
+    exit_code = 7
+
+
+@dataclass(frozen=True)
+class DevFederationOptions:
+    """What ``perseverance-server dev-federation`` was asked to do.
+
+    ``students`` is the total number of synthetic students over all centres (used when
+    ``data`` is not given); ``overrides`` are extra run-config ``KEY=VALUE`` pairs;
+    ``timeout`` bounds the federated run in seconds.
+    """
+
+    centres: int | None = None
+    rounds: int = 2
+    data: Path | None = None
+    out: Path | None = None
+    students: int | None = None
+    seed: int = 11
+    overrides: list[str] = field(default_factory=list)
+    timeout: float = 1800.0
+    work: Path | None = None
+
+
+def centre_files(options: DevFederationOptions, data_dir: Path) -> list[Path]:
+    """Return one data file per centre: the files of ``options.data``, or generated ones."""
+    if options.data is not None:
+        if not options.data.is_dir():
+            raise LauncherInputError(f"The data folder {options.data} does not exist.")
+        files = sorted(p.resolve() for p in options.data.iterdir() if p.suffix in DATA_SUFFIXES)
+        if not files:
+            raise LauncherInputError(f"{options.data} holds no *.parquet or *.csv file.")
+        if options.centres is not None and options.centres != len(files):
+            raise LauncherInputError(
+                f"--centres {options.centres} disagrees with the {len(files)} data files "
+                f"in {options.data}; drop --centres or the extra files."
+            )
+    else:
+        from simulations.network import generate_network, write_network
+
+        count = options.centres if options.centres is not None else 3
+        if count < 1:
+            raise LauncherInputError("--centres must be at least 1.")
+        network = generate_network(
+            centres=count, students=options.students or 2000 * count, seed=options.seed
+        )
+        files = [p.resolve() for p in write_network(network, data_dir)]
+    for path in files:
+        try:
+            pki.check_centre_name(path.stem)
+        except pki.PkiError as err:
+            raise LauncherInputError(f"{path.name}: {err} Rename the file.") from err
+    return files
+
+
+def run_config(options: DevFederationOptions, run_dir: Path, centres: int) -> RunConfig:
+    """The run configuration: loopback defaults, then the user's overrides."""
+    flat: dict[str, object] = {
+        "scenario": "loopback",
+        "rounds": options.rounds,
+        "min_centres": centres,
+        "run_dir": str(run_dir),
+    }
+    try:
+        for text in options.overrides:
+            key, value = parse_assignment(text)
+            flat[key] = value
+        config = RunConfig.from_flat(flat)
+    except ConfigError as err:
+        raise LauncherInputError(str(err)) from err
+    if config.run_dir != str(run_dir):
+        raise LauncherInputError("Set the run folder with --out, not with run_dir=.")
+    return config
+
+
+def _flwr(args: list[str], env: dict[str, str]) -> dict[str, object]:
+    """Run one ``flwr`` CLI command with ``--format json``; return its JSON answer."""
+    result = subprocess.run(
+        [enrolment.flower_executable("flwr"), *args, "--format", "json"],
+        capture_output=True, text=True, env=env, timeout=CLI_TIMEOUT, check=False,
+    )
+    start = result.stdout.find("{")
+    try:
+        return dict(json.loads(result.stdout[start:])) if start >= 0 else {}
+    except ValueError:
+        return {}
+
+
+def nodes_online(env: dict[str, str]) -> int:
+    """Return how many registered SuperNodes the SuperLink sees online."""
+    answer = _flwr(["supernode", "list", deployment.OPERATOR_CONNECTION], env)
+    nodes = answer.get("nodes", [])
+    if not isinstance(nodes, list):
+        return 0
+    return sum(1 for n in nodes if isinstance(n, dict) and n.get("status") == "online")
+
+
+def submit_run(config: RunConfig, env: dict[str, str]) -> int:
+    """Submit the app with ``flwr run``; return the run id."""
+    overrides = deployment.config_string(
+        {k: v for k, v in config.to_flat().items() if k != "data_dir"}
+    )
+    answer = _flwr(
+        ["run", str(PROJECT_ROOT), deployment.OPERATOR_CONNECTION, "--run-config", overrides], env
+    )
+    if answer.get("success") is not True:
+        raise RunFailedError(f"flwr run was refused: {answer.get('error-message', answer)}.")
+    return int(str(answer["run-id"]))
+
+
+def run_status(run_id: int, env: dict[str, str]) -> str:
+    """Return the run's status as ``flwr ls`` shows it (e.g. ``finished:completed``)."""
+    answer = _flwr(["ls", deployment.OPERATOR_CONNECTION, "--run-id", str(run_id)], env)
+    runs = answer.get("runs", [])
+    if not isinstance(runs, list) or not runs or not isinstance(runs[0], dict):
+        return "unknown"
+    return str(runs[0].get("status", "unknown"))
+
+
+def follow_run(
+    run_id: int, group: ProcessGroup, env: dict[str, str], timeout: float,
+    echo: Callable[[str], None],
+) -> str:
+    """Stream the run's log (``flwr log --stream``) until the run ends; return its status."""
+    follower = group.start(
+        "run", [enrolment.flower_executable("flwr"), "log", str(run_id),
+                deployment.OPERATOR_CONNECTION, "--stream"],
+        expect_exit=True,
+    )
+    shown = 0
+
+    def show_new_lines() -> None:
+        nonlocal shown
+        lines = follower.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        for line in lines[shown:]:
+            if _worth_showing(line):
+                echo(line)
+        shown = len(lines)
+
+    deadline = time.monotonic() + timeout
+    while follower.exited() is None:
+        group.check_alive()
+        show_new_lines()
+        if time.monotonic() > deadline:
+            raise RunFailedError(f"The run did not finish within {timeout:.0f} s.")
+        time.sleep(1.0)
+    show_new_lines()
+    status = run_status(run_id, env)
+    if status != "finished:completed":
+        raise RunFailedError(f"Run {run_id} ended as {status}; see {follower.log_path}.")
+    return status
+
+
+def _worth_showing(line: str) -> bool:
+    """Keep the ServerApp's own progress lines, Flower's round headers and any problem;
+    drop Flower's INFO dumps (the full log stays in ``logs/run.log``)."""
+    if "INFO" not in line[:16]:
+        return bool(line.strip()) and not line.startswith("Using SuperLink")
+    return "[ROUND" in line
+
+
+def _fresh(folder: Path) -> Path:
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def run_dev_federation(
+    options: DevFederationOptions, echo: Callable[[str], None] = print
+) -> Path:
+    """Run one federated training on loopback with the real components; return the run
+    folder (``summary.json``, model, per-round metrics, config, data, logs)."""
+    started = time.monotonic()
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    run_dir = (options.out or Path("runs") / f"loopback-{stamp}").resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    work = (options.work or work_root() / "devfed" / run_dir.name).resolve()
+    files = centre_files(options, run_dir / "data")
+    centres = [p.stem for p in files]
+    config = run_config(options, run_dir, len(centres))
+
+    paths = pki.init_pki(work / "pki")
+    for centre in centres:
+        if not paths.centre_private_key(centre).exists():
+            pki.add_centre(paths.root, centre)
+    # A fresh federation every time: new SuperLink database, inventory and ledgers.
+    state = _fresh(work / "state")
+    inventory = work / "inventory.json"
+    inventory.unlink(missing_ok=True)
+    env = offline_environment({"FLWR_HOME": str(_fresh(work / "flwr-home"))})
+    ports = free_ports(3 + len(centres))
+    echo(f"Loopback federation of {len(centres)} centres ({', '.join(centres)}), "
+         f"{config.rounds} rounds; run folder {run_dir}")
+
+    restore_sigterm = terminate_on_sigterm()
+    try:
+        with ProcessGroup(run_dir / "logs", env) as group:
+            ministry = Ministry(paths, state, ports[0], ports[1], ports[2], work / "nginx")
+            start_ministry(group, ministry)
+            enrolment.write_connection(
+                work / "flwr-home", deployment.OPERATOR_CONNECTION, ministry.operator_address,
+                paths.ca_certificate,
+            )
+            for centre in centres:
+                entry = enrolment.enrol(
+                    centre, paths.centre_public_key(centre), inventory,
+                    deployment.OPERATOR_CONNECTION, env,
+                )
+                echo(f"Enrolled {centre} as node {entry.node_id} ({entry.fingerprint}).")
+            mapping = _optional(files[0].parent / "mapping.toml")
+            policy = _optional(files[0].parent / "policy.toml")
+            for centre, data_file, port in zip(centres, files, ports[3:], strict=True):
+                start_centre(group, ministry, paths, centre, data_file, port,
+                             _fresh(state / "centres" / centre), mapping, policy)
+            wait_until(lambda: nodes_online(env) >= len(centres), timeout=NODES_ONLINE_TIMEOUT,
+                       what=f"{len(centres)} SuperNodes to come online", group=group,
+                       interval=2.0)
+            run_id = submit_run(config, env)
+            echo(f"Submitted run {run_id}; following it to the end.")
+            follow_run(run_id, group, env, options.timeout, echo)
+    finally:
+        restore_sigterm()
+    return _complete_summary(run_dir, files, config, started, run_id, mapping)
+
+
+def _optional(path: Path) -> Path | None:
+    return path if path.is_file() else None
+
+
+def _complete_summary(
+    run_dir: Path, files: list[Path], config: RunConfig, started: float, run_id: int,
+    mapping: Path | None,
+) -> Path:
+    """Check the ServerApp's summary and add what only the launcher knows."""
+    from server import run_folder
+    from simulations.reference import centralized_auc
+
+    summary_path = run_dir / run_folder.SUMMARY
+    if not summary_path.is_file():
+        raise RunFailedError(f"The run finished without writing {summary_path}.")
+    summary = run_folder.read_json(summary_path)
+    if int(summary.get("rounds_completed", 0)) < config.rounds:
+        raise RunFailedError(
+            f"The federation stopped after {summary.get('rounds_completed', 0)} of "
+            f"{config.rounds} rounds; see {run_dir}."
+        )
+    run_folder.update_summary(
+        run_dir,
+        auc_centralized=centralized_auc(files, config, mapping),
+        num_centres_total=len(files),
+        deployment="loopback",
+        flower_run_id=run_id,
+        wall_seconds=round(time.monotonic() - started, 2),
+    )
+    return run_dir
+
+
+__all__ = ["DevFederationOptions", "ProcessError", "run_dev_federation"]

@@ -1,0 +1,138 @@
+"""Start the two sides of the loopback federation, as the containers in ``deploy/`` do.
+
+Ministry: SuperLink, its ServerApp executor and the reverse proxy (nginx, two
+listeners). Centre: SuperNode (through the proxy's centres' listener) and its ClientApp
+executor. Each start waits until the program answers, or fails with its log's tail.
+"""
+
+from __future__ import annotations
+
+import ssl
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from server import deployment, proxy
+from server.enrolment import flower_executable
+from server.pki import PkiPaths
+from server.processes import ProcessGroup, wait_until
+
+HOST = "127.0.0.1"
+#: DNS name the proxy checks in the SuperLink's certificate (nginx does not check IPs).
+SUPERLINK_TLS_NAME = "localhost"
+START_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Ministry:
+    """Addresses and folders of the ministry side on loopback."""
+
+    pki: PkiPaths
+    state_dir: Path
+    superlink_port: int
+    centres_port: int
+    operator_port: int
+    nginx_prefix: Path
+
+    @property
+    def superlink_address(self) -> str:
+        """The SuperLink's own HTTPS port (Runtime API for the ServerApp)."""
+        return f"{HOST}:{self.superlink_port}"
+
+    @property
+    def fleet_address(self) -> str:
+        """The proxy's centres' listener, where SuperNodes connect."""
+        return f"{HOST}:{self.centres_port}"
+
+    @property
+    def operator_address(self) -> str:
+        """The proxy's operator listener, where the ``flwr`` CLI connects."""
+        return f"{HOST}:{self.operator_port}"
+
+
+def https_ok(url: str, ca_certificate: Path, timeout: float = 2.0) -> bool:
+    """Return whether ``GET url`` answers 200 over TLS verified with the CA."""
+    context = ssl.create_default_context(cafile=str(ca_certificate))
+    try:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
+            return int(response.status) == 200
+    except (urllib.error.URLError, OSError, ssl.SSLError):
+        return False
+
+
+def start_ministry(group: ProcessGroup, ministry: Ministry) -> None:
+    """Start the SuperLink, the ServerApp executor and nginx; wait until they answer."""
+    paths = ministry.pki
+    group.start(
+        "superlink",
+        deployment.superlink_argv(
+            flower_executable("flower-superlink"), paths, ministry.state_dir / "superlink.db",
+            HOST, ministry.superlink_port,
+        ),
+        cwd=ministry.state_dir,
+    )
+    wait_until(
+        lambda: https_ok(f"https://{ministry.superlink_address}/health", paths.ca_certificate),
+        timeout=START_TIMEOUT, what="the SuperLink", group=group,
+    )
+    group.start(
+        "serverapp-executor",
+        deployment.serverapp_executor_argv(
+            flower_executable("flower-superexec"), ministry.superlink_address,
+            paths.ca_certificate,
+        ),
+        cwd=ministry.state_dir,
+    )
+    settings = proxy.ProxySettings(
+        centres_listen=ministry.fleet_address,
+        operator_listen=ministry.operator_address,
+        superlink_address=ministry.superlink_address,
+        superlink_tls_name=SUPERLINK_TLS_NAME,
+        certificate=paths.server_certificate,
+        certificate_key=paths.server_key,
+        ca_certificate=paths.ca_certificate,
+    )
+    main_config = proxy.write_config(ministry.nginx_prefix, settings)
+    proxy.check_config(ministry.nginx_prefix, main_config)
+    group.start("proxy", proxy.nginx_command(ministry.nginx_prefix, main_config))
+    for address in (ministry.fleet_address, ministry.operator_address):
+        wait_until(
+            lambda a=address: https_ok(f"https://{a}/health", paths.ca_certificate),  # type: ignore[misc]
+            timeout=START_TIMEOUT, what=f"the proxy on {address}", group=group,
+        )
+
+
+def start_centre(
+    group: ProcessGroup,
+    ministry: Ministry,
+    paths: PkiPaths,
+    centre: str,
+    data_file: Path,
+    runtime_port: int,
+    state_dir: Path,
+    mapping: Path | None = None,
+    policy: Path | None = None,
+) -> None:
+    """Start a centre's SuperNode and ClientApp executor (the SuperNode's activation is
+    checked by the caller, through the SuperLink's list of online nodes)."""
+    group.start(
+        f"supernode-{centre}",
+        deployment.supernode_argv(
+            flower_executable("flower-supernode"),
+            ministry.fleet_address,
+            paths.ca_certificate,
+            paths.centre_private_key(centre),
+            HOST,
+            runtime_port,
+            deployment.node_config(data_file, state_dir, mapping, policy),
+        ),
+        cwd=state_dir,
+    )
+    group.start(
+        f"clientapp-executor-{centre}",
+        deployment.clientapp_executor_argv(
+            flower_executable("flower-superexec"), f"{HOST}:{runtime_port}"
+        ),
+        cwd=state_dir,
+    )

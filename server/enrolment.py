@@ -1,0 +1,208 @@
+"""Enrol a centre: register its SuperNode public key with the SuperLink, and keep the
+ministry's inventory of enrolled centres.
+
+Registration goes through the ``flwr`` CLI (``flwr supernode register``) and its
+connection profile in ``$FLWR_HOME/config.toml``, which must point at the operator
+listener of the reverse proxy. The inventory is a JSON file (centre, node id, key
+fingerprint, date): unregistering burns a key for good, so the ministry must know which
+key each centre uses before it ever revokes one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import tomli_w
+
+from server import pki
+
+REGISTER_TIMEOUT_SECONDS = 60.0
+
+
+class EnrolmentError(Exception):
+    """A centre cannot be enrolled (message is one sentence)."""
+
+
+@dataclass(frozen=True)
+class InventoryEntry:
+    """One enrolled centre, as the ministry records it.
+
+    ``enrolled_at`` is an ISO 8601 UTC timestamp; ``fingerprint`` the OpenSSH SHA-256
+    fingerprint of the registered public key.
+    """
+
+    centre: str
+    node_id: int
+    fingerprint: str
+    enrolled_at: str
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def read_inventory(path: Path) -> list[InventoryEntry]:
+    """Return the inventory's entries (none if the file does not exist yet)."""
+    if not path.exists():
+        return []
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        return [InventoryEntry(**entry) for entry in payload["centres"]]
+    except (ValueError, KeyError, TypeError) as err:
+        raise EnrolmentError(f"The inventory {path} is not valid ({err}).") from err
+
+
+def write_inventory(path: Path, entries: list[InventoryEntry]) -> None:
+    """Write the inventory atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"centres": [asdict(entry) for entry in entries]}
+    atomic_write_bytes(path, (json.dumps(payload, indent=2) + "\n").encode())
+
+
+def flower_executable(name: str) -> str:
+    """Return a Flower program of this environment (``flwr``, ``flower-superlink``, ...)."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise EnrolmentError(f"The Flower program {name!r} is not installed in this environment.")
+    return found
+
+
+def write_connection(
+    flwr_home: Path, name: str, address: str, root_certificates: Path, *, default: bool = True
+) -> Path:
+    """Add or replace the ``flwr`` CLI connection ``name`` in ``flwr_home/config.toml``.
+
+    Parameters
+    ----------
+    flwr_home : Path
+        Flower's home folder (``$FLWR_HOME``).
+    name : str
+        The connection's name, e.g. ``perseverance-operator``.
+    address : str
+        ``host:port`` of the proxy's operator listener.
+    root_certificates : Path
+        The federation's CA certificate.
+    default : bool
+        Make it the default connection.
+
+    Returns
+    -------
+    Path
+        The configuration file.
+    """
+    path = flwr_home / "config.toml"
+    config = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    superlink = config.setdefault("superlink", {})
+    superlink[name] = {"address": address, "root-certificates": str(root_certificates.resolve())}
+    if default or "default" not in superlink:
+        superlink["default"] = name
+    flwr_home.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, tomli_w.dumps(config).encode())
+    return path
+
+
+def _json_payload(stdout: str) -> dict[str, object]:
+    start = stdout.find("{")
+    if start < 0:
+        return {}
+    try:
+        return dict(json.loads(stdout[start:]))
+    except ValueError:
+        return {}
+
+
+def register_public_key(
+    public_key: Path, connection: str, centre: str, env: Mapping[str, str] | None = None
+) -> int:
+    """Register a SuperNode public key with ``flwr supernode register``; return the node id.
+
+    Raises :class:`EnrolmentError` with the SuperLink's reason if it refuses.
+    """
+    argv = [flower_executable("flwr"), "supernode", "register", str(public_key), connection,
+            "--name", centre, "--format", "json"]
+    try:
+        result = subprocess.run(
+            argv, capture_output=True, text=True, env=dict(env) if env is not None else None,
+            timeout=REGISTER_TIMEOUT_SECONDS, check=False,
+        )
+    except subprocess.TimeoutExpired as err:
+        raise EnrolmentError(
+            f"The SuperLink did not answer within {REGISTER_TIMEOUT_SECONDS:.0f} s."
+        ) from err
+    payload = _json_payload(result.stdout)
+    if payload.get("success") is True and "node-id" in payload:
+        return int(str(payload["node-id"]))
+    reason = str(payload.get("error-message") or result.stderr or result.stdout).strip()
+    last = reason.splitlines()[-1] if reason else f"flwr exited with code {result.returncode}"
+    raise EnrolmentError(f"The SuperLink refused to register {centre}'s key: {last}")
+
+
+def enrol(
+    centre: str,
+    public_key: Path,
+    inventory: Path,
+    connection: str,
+    env: Mapping[str, str] | None = None,
+) -> InventoryEntry:
+    """Register ``centre``'s public key and record it in the inventory.
+
+    A centre already in the inventory, or a key already used by another centre, is
+    refused before the SuperLink is asked (re-enrolling needs a new key).
+
+    Parameters
+    ----------
+    centre : str
+        The centre's name (see :func:`server.pki.check_centre_name`).
+    public_key : Path
+        The centre's OpenSSH EC public key.
+    inventory : Path
+        The ministry's inventory file (created if missing).
+    connection : str
+        The ``flwr`` CLI connection of the proxy's operator listener.
+    env : Mapping[str, str] | None
+        Environment of the ``flwr`` process (``FLWR_HOME`` selects the profile).
+
+    Returns
+    -------
+    InventoryEntry
+        The new inventory entry.
+    """
+    pki.check_centre_name(centre)
+    if not public_key.is_file():
+        raise EnrolmentError(f"The public key {public_key} does not exist.")
+    try:
+        key_fingerprint = pki.fingerprint(pki.load_public_key(public_key.read_bytes()))
+    except pki.PkiError as err:
+        raise EnrolmentError(f"{public_key}: {err}") from err
+    entries = read_inventory(inventory)
+    for entry in entries:
+        if entry.centre == centre:
+            raise EnrolmentError(
+                f"{centre} is already enrolled as node {entry.node_id} (key {entry.fingerprint})."
+            )
+        if entry.fingerprint == key_fingerprint:
+            raise EnrolmentError(f"This key is already enrolled for {entry.centre}.")
+    node_id = register_public_key(public_key, connection, centre, env)
+    entry = InventoryEntry(
+        centre=centre,
+        node_id=node_id,
+        fingerprint=key_fingerprint,
+        enrolled_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
+    write_inventory(inventory, [*entries, entry])
+    return entry
