@@ -1,35 +1,39 @@
-"""Turning a centre's extract into validated harmonised records (placeholder until the
-ingestion work lands: harmonised files only, minimal checks)."""
+"""Turning a centre's extract into validated harmonised records.
 
-from __future__ import annotations
+``reading`` (CSV/Parquet, any delimiter and encoding) -> ``mapping`` (the centre's
+renames, recodes, units, constants and derived fields) -> ``policy`` (what the centre
+withholds) -> ``validation`` (pandera, built from ``common.schema``) -> ``report``.
+``extract`` chains them; the ``validate`` command and ``client.data.load_centre`` both
+call it, so a centre checks its data exactly as the ClientApp will use them.
+"""
 
-import tomllib
-from pathlib import Path
+from client.ingest.centres import prepare_centres, split_by_centre
+from client.ingest.errors import IngestError
+from client.ingest.extract import (
+    IngestResult,
+    ensure_usable,
+    ingest,
+    ingest_file,
+    inspect_extract,
+    prepare_extract,
+)
+from client.ingest.mapping import Mapping, load_mapping
+from client.ingest.policy import load_policy
+from client.ingest.report import QualityReport, RowProblem
 
-import pandas as pd
-
-from client.data import DataError, SitePolicy, read_harmonised
-from common.schema import COLUMNS
-
-
-def load_policy(path: Path) -> SitePolicy:
-    """Read a site policy TOML file."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise DataError(f"The site policy {path} cannot be read: {exc}.") from exc
-    return SitePolicy(
-        refused_predictors=frozenset(raw.get("refused_predictors", [])),
-        min_records=int(raw.get("min_records", 50)),
-        epsilon_cap=float(raw.get("epsilon_cap", 10.0)),
-        audit_attributes_allowed=bool(raw.get("audit_attributes_allowed", True)),
-    )
-
-
-def prepare_extract(path: Path, mapping: Path | None, policy: SitePolicy) -> pd.DataFrame:
-    """Read a harmonised extract and check its required columns."""
-    frame = read_harmonised(path)
-    missing = [c.name for c in COLUMNS if c.required and c.name not in frame.columns]
-    if missing:
-        raise DataError(f"The extract {path} lacks the required columns {', '.join(missing)}.")
-    return frame
+__all__ = [
+    "IngestError",
+    "IngestResult",
+    "Mapping",
+    "QualityReport",
+    "RowProblem",
+    "ensure_usable",
+    "ingest",
+    "ingest_file",
+    "inspect_extract",
+    "load_mapping",
+    "load_policy",
+    "prepare_centres",
+    "prepare_extract",
+    "split_by_centre",
+]

@@ -1,0 +1,1 @@
+"""Commands of ``perseverance-client``, one module each, registered by ``client.cli``."""

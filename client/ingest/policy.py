@@ -1,0 +1,106 @@
+"""The centre's site policy: reading it, and applying it to the harmonised columns.
+
+Teacher and class columns are refused whatever a policy says: they are dropped when
+the file is read (``client.ingest.mapping``) and no policy key can bring them back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from client.data import SitePolicy
+from client.ingest.errors import IngestError, quote
+from common.schema import AUDIT_ATTRIBUTES, PREDICTORS, is_forbidden
+
+# Keys a policy file may set: the SitePolicy fields a centre owns.
+POLICY_KEYS = tuple(f.name for f in dataclasses.fields(SitePolicy) if f.name != "extra")
+
+
+def load_policy(path: Path) -> SitePolicy:
+    """Read and check a site policy TOML file; raise ``IngestError`` listing every problem."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError as exc:
+        raise IngestError(f"The site policy {path} does not exist; check the path given.") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IngestError(f"The site policy {path} cannot be read; check the path.") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise IngestError(
+            f"The site policy {path} is not valid TOML ({exc}); correct it and run again."
+        ) from exc
+    problems = [
+        f"unknown key {quote(key)} (known keys: {', '.join(POLICY_KEYS)})"
+        for key in sorted(set(raw) - set(POLICY_KEYS))
+    ]
+    fields: dict[str, Any] = {}
+    refused = raw.get("refused_predictors", [])
+    if not isinstance(refused, list) or not all(isinstance(p, str) for p in refused):
+        problems.append("refused_predictors must be a list of predictor names")
+    else:
+        for name in refused:
+            if name in AUDIT_ATTRIBUTES:
+                problems.append(
+                    f"{name} is an audit attribute, not a predictor: "
+                    "use audit_attributes_allowed = false to keep it out of equity statistics"
+                )
+            elif name not in PREDICTORS and not is_forbidden(name):
+                problems.append(f"refused_predictors names {quote(name)}, which is not a predictor")
+        fields["refused_predictors"] = frozenset(n for n in refused if n in PREDICTORS)
+    _number(raw, "min_records", fields, problems, int, low=0)
+    _number(raw, "epsilon_cap", fields, problems, float, low=0, strict=True)
+    _number(raw, "max_invalid_fraction", fields, problems, float, low=0, high=1)
+    if "audit_attributes_allowed" in raw:
+        if isinstance(raw["audit_attributes_allowed"], bool):
+            fields["audit_attributes_allowed"] = raw["audit_attributes_allowed"]
+        else:
+            problems.append("audit_attributes_allowed must be true or false")
+    if problems:
+        raise IngestError(
+            f"The site policy {path} cannot be used: {problems[0]}; correct it and run again.",
+            details=problems,
+        )
+    return SitePolicy(**fields)
+
+
+def _number(
+    raw: dict[str, Any],
+    key: str,
+    fields: dict[str, Any],
+    problems: list[str],
+    kind: type,
+    *,
+    low: float,
+    high: float = math.inf,
+    strict: bool = False,
+) -> None:
+    if key not in raw:
+        return
+    value = raw[key]
+    valid_type = isinstance(value, int) if kind is int else isinstance(value, int | float)
+    if isinstance(value, bool) or not valid_type or not math.isfinite(value):
+        problems.append(f"{key} must be a {'whole number' if kind is int else 'number'}")
+    elif value < low or value > high or (strict and value == low):
+        bound = f"above {low:g}" if strict else f"at least {low:g}"
+        upper = "" if math.isinf(high) else f" and at most {high:g}"
+        problems.append(f"{key} must be {bound}{upper}, not {value}")
+    else:
+        fields[key] = kind(value)
+
+
+def withheld_columns(policy: SitePolicy) -> dict[str, str]:
+    """Harmonised columns the policy keeps out of the pipeline, with the reason."""
+    withheld = {name: "refused by policy" for name in sorted(policy.refused_predictors)}
+    if not policy.audit_attributes_allowed:
+        withheld |= {name: "audit use not allowed" for name in AUDIT_ATTRIBUTES}
+    return withheld
+
+
+def apply_policy(frame: pd.DataFrame, policy: SitePolicy) -> pd.DataFrame:
+    """Drop the columns the policy withholds, before they are validated or used."""
+    return frame.drop(columns=[c for c in withheld_columns(policy) if c in frame.columns])
