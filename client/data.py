@@ -14,7 +14,7 @@ import pandas as pd
 
 from common.encoding import encode, encode_labels
 from common.schema import CONSENT, LABEL, STUDENT_ID
-from common.split import test_mask
+from common.split import held_out_mask
 
 
 class DataError(Exception):
@@ -73,7 +73,7 @@ def split_and_encode(
 ) -> CentreData:
     """Encode the usable records and split them by the deterministic held-out rule."""
     usable = usable_for_learning(frame)
-    is_test = test_mask(usable[STUDENT_ID], test_fraction)
+    is_test = held_out_mask(usable[STUDENT_ID], test_fraction)
     x = encode(usable, refused=policy.refused_predictors)
     y = encode_labels(usable)
     return CentreData(x[~is_test], y[~is_test], x[is_test], y[is_test], policy)

@@ -25,7 +25,7 @@ class TrainingConfig:
     """Local training. ``batch_size`` 0 picks it from the centre's size."""
 
     hidden: str = "64,32"
-    learning_rate: float = 0.002
+    learning_rate: float = 0.02
     batch_size: int = 0
     centralized_epochs: int = 8
 
@@ -65,7 +65,7 @@ class RunConfig:
     scenario: str = "default"
     seed: int = 7
     rounds: int = 6
-    local_epochs: int = 1
+    local_epochs: int = 2
     fraction_train: float = 1.0
     min_centres: int = 2
     run_dir: str = ""
@@ -161,8 +161,8 @@ def _coerce(key: str, raw: Any, default: ConfigValue) -> ConfigValue:
             return float(raw)
         return str(raw)
     except (TypeError, ValueError):
-        kind = type(default).__name__
-        raise ConfigError(f"Configuration key '{key}' needs a {kind}, got {raw!r}.") from None
+        kind = {bool: "a boolean", int: "an integer", float: "a number"}.get(type(default), "text")
+        raise ConfigError(f"Configuration key '{key}' needs {kind}, got {raw!r}.") from None
 
 
 def parse_assignment(text: str) -> tuple[str, str]:

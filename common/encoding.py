@@ -93,4 +93,4 @@ def encode_labels(frame: pd.DataFrame) -> npt.NDArray[np.float32]:
     """The label as float32 0/1; rows must have a known label."""
     label = frame["left_without_diploma"]
     assert not label.isna().any(), "encode_labels needs rows with a known label"
-    return label.astype(bool).to_numpy(dtype=np.float32)
+    return np.asarray(label.astype(bool).to_numpy(), dtype=np.float32)

@@ -9,6 +9,7 @@ the AUC of the pooled scores up to the bin resolution.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,9 +53,9 @@ def score_histogram(
     p = np.clip(np.asarray(probabilities, dtype=np.float64), 0.0, 1.0)
     y = np.asarray(labels, dtype=np.float64)
     index = np.minimum((p * bins).astype(np.int64), bins - 1)
-    positives = np.bincount(index, weights=y, minlength=bins)
-    negatives = np.bincount(index, weights=1.0 - y, minlength=bins)
-    probability_sum = np.bincount(index, weights=p, minlength=bins)
+    positives = np.bincount(index, weights=y, minlength=bins).astype(np.float64)
+    negatives = np.bincount(index, weights=1.0 - y, minlength=bins).astype(np.float64)
+    probability_sum = np.bincount(index, weights=p, minlength=bins).astype(np.float64)
     return ScoreHistogram(positives, negatives, probability_sum, float(((p - y) ** 2).sum()))
 
 
@@ -94,7 +95,7 @@ def calibration_error(h: ScoreHistogram, groups: int = 10) -> float:
     if total <= 0:
         return float("nan")
     error = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         n = h.positives[lo:hi].sum() + h.negatives[lo:hi].sum()
         if n > 0:
             error += abs(h.probability_sum[lo:hi].sum() - h.positives[lo:hi].sum())
@@ -105,7 +106,7 @@ def reliability_curve(h: ScoreHistogram, groups: int = 10) -> tuple[FloatArray, 
     """Mean predicted and observed rate for each non-empty probability group."""
     edges = np.linspace(0, h.bins, groups + 1).astype(int)
     predicted, observed = [], []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         n = h.positives[lo:hi].sum() + h.negatives[lo:hi].sum()
         if n > 0:
             predicted.append(h.probability_sum[lo:hi].sum() / n)

@@ -45,7 +45,8 @@ class RiskModel(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(-1)
+        logits: torch.Tensor = self.net(x)
+        return logits.squeeze(-1)
 
 
 def build_model(config: ModelConfig, seed: int) -> RiskModel:

@@ -17,6 +17,11 @@ from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.accountants.accountant import IAccountant
 from opacus.accountants.utils import get_noise_multiplier
 
+# Opacus's default RDP orders stop at 63; few steps at a high sampling rate need
+# larger orders for a tight bound (else Opacus warns that the optimum is the largest).
+RDP_ORDERS: tuple[float, ...] = (
+    *(1 + x / 10.0 for x in range(1, 100)), *range(12, 64), *range(64, 257, 8), 320, 512, 1024
+)
 MIN_BATCH = 32
 MAX_BATCH = 512
 
@@ -73,6 +78,7 @@ def calibrate_noise(
             steps=steps,
             accountant=accountant,
             epsilon_tolerance=0.01,
+            **({"alphas": list(RDP_ORDERS)} if accountant == "rdp" else {}),
         )
     )
 
@@ -85,4 +91,6 @@ def epsilon_spent(
         return 0.0
     acc = _accountant(accountant)
     acc.history = [(noise_multiplier, sample_rate, steps)]
+    if accountant == "rdp":
+        return float(acc.get_epsilon(delta=delta, alphas=list(RDP_ORDERS)))
     return float(acc.get_epsilon(delta=delta))

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 SCHEMA_VERSION = "1.0.0"
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """How a column is typed and encoded."""
 
     NUMERIC = "numeric"  # int or float within [low, high]
@@ -24,7 +24,7 @@ class Kind(str, Enum):
     TEXT = "text"  # identifiers only
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     """What a column is for. Only predictors are ever fed to a model."""
 
     IDENTIFIER = "identifier"  # never a feature, never leaves the centre

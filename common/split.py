@@ -14,7 +14,7 @@ import pandas as pd
 SPLIT_SALT = "perseverance-split"  # hash_pandas_object takes a 16-byte key
 
 
-def test_mask(student_ids: pd.Series, test_fraction: float) -> npt.NDArray[np.bool_]:
+def held_out_mask(student_ids: pd.Series, test_fraction: float) -> npt.NDArray[np.bool_]:
     """True for the rows held out for evaluation (about ``test_fraction`` of them, 0-1)."""
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be between 0 and 1 (exclusive), got {test_fraction}.")

@@ -10,6 +10,7 @@ only): noise an adversary can replay is no privacy.
 from __future__ import annotations
 
 import secrets
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,10 @@ from torch import nn
 
 from common.metrics import ScoreHistogram, score_histogram
 from common.model import predict_proba
+
+# Opacus's per-sample hooks fire on module outputs because inputs need no gradient:
+# expected here, and harmless.
+warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
 
 
 @dataclass(frozen=True)

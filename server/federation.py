@@ -12,7 +12,7 @@ from common.config import RunConfig
 from common.model import ModelConfig, build_model
 from server import run_folder
 from server.progress import print_round
-from server.strategy import PooledFedAvg, RoundLog
+from server.strategy import HISTOGRAM_KEYS, PooledFedAvg, RoundLog
 
 ROUND_TIMEOUT_SECONDS = 3600.0
 
@@ -50,23 +50,24 @@ def run_federation(grid: Grid, config: RunConfig) -> Path:
     final_weights = result.arrays.to_torch_state_dict()
     run_folder.save_model(run_dir, final_weights, model_config, config)
 
-    last_round = max(result.evaluate_metrics_clientapp, default=0)
-    evaluation = result.evaluate_metrics_clientapp.get(last_round)
-    epsilons = [float(m["epsilon_max"]) for m in result.train_metrics_clientapp.values()]
-    train_sizes = [int(m["num-examples"]) for m in result.train_metrics_clientapp.values()]
+    completed = [entry for entry in strategy.logs.values() if entry.evaluation]
+    last = max(completed, key=lambda entry: entry.round, default=None)
+    evaluation = last.evaluation if last else {}
+    epsilons = [entry.train.get("epsilon_max", 0.0) for entry in strategy.logs.values()]
+    num_train = max((entry.train.get("num-examples", 0.0) for entry in completed), default=0.0)
+    nan = float("nan")
     summary: dict[str, object] = {
         "scenario": config.scenario,
         "rounds": config.rounds,
-        "rounds_completed": last_round,
-        "num_centres": int(evaluation["centres"]) if evaluation else 0,
-        "num_train": max(train_sizes, default=0),
-        "num_test": int(evaluation["num-examples"]) if evaluation else 0,
-        "auc_pooled": float(evaluation["auc"]) if evaluation else float("nan"),
-        "pr_auc_pooled": float(evaluation["pr_auc"]) if evaluation else float("nan"),
-        "brier_pooled": float(evaluation["brier"]) if evaluation else float("nan"),
-        "calibration_error_pooled": (
-            float(evaluation["calibration_error"]) if evaluation else float("nan")
-        ),
+        "rounds_completed": last.round if last else 0,
+        "num_centres": int(evaluation.get("centres", 0)),
+        "num_train": int(num_train),
+        "num_test": int(evaluation.get("num-examples", 0)),
+        "num_students": int(num_train + evaluation.get("num-examples", 0)),
+        "auc_pooled": evaluation.get("auc", nan),
+        "pr_auc_pooled": evaluation.get("pr_auc", nan),
+        "brier_pooled": evaluation.get("brier", nan),
+        "calibration_error_pooled": evaluation.get("calibration_error", nan),
         "dp": config.privacy.dp,
         "epsilon_target": config.privacy.epsilon if config.privacy.dp else None,
         "epsilon_max": max(epsilons, default=0.0) if config.privacy.dp else None,
@@ -75,11 +76,11 @@ def run_federation(grid: Grid, config: RunConfig) -> Path:
         "privacy_unit": "one student's record, per centre, over the whole run",
         "server_seconds": round(time.monotonic() - started, 2),
     }
-    summary["num_students"] = int(summary["num_train"]) + int(summary["num_test"])  # type: ignore[call-overload]
-    if evaluation is not None:
+    if last is not None:
+        record = result.evaluate_metrics_clientapp[last.round]
         run_folder.write_json(
             run_dir / run_folder.EVALUATION,
-            {key: list(evaluation[key]) for key in ("hist_pos", "hist_neg", "prob_sum")},  # type: ignore[call-overload]
+            {key: list(record[key]) for key in HISTOGRAM_KEYS},  # type: ignore[arg-type]
         )
     run_folder.update_summary(run_dir, **summary)
     return run_dir

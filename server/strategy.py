@@ -46,9 +46,11 @@ def pooled_histogram(records: list[RecordDict]) -> ScoreHistogram:
     total: ScoreHistogram | None = None
     for record in records:
         m = _metric_record(record)
+        positives, negatives, probability_sum = (
+            np.asarray(m[key], dtype=np.float64) for key in HISTOGRAM_KEYS
+        )
         h = ScoreHistogram(
-            *(np.asarray(m[key], dtype=np.float64) for key in HISTOGRAM_KEYS),
-            squared_error_sum=float(m["sq_err_sum"]),  # type: ignore[arg-type]
+            positives, negatives, probability_sum, float(m["sq_err_sum"])  # type: ignore[arg-type]
         )
         total = h if total is None else total + h
     assert total is not None, "pooling needs at least one evaluation reply"

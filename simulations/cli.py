@@ -16,7 +16,7 @@ from rich.console import Console
 from common.config import ConfigError
 from simulations.scenario import available_scenarios, load_scenario
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Simulated federations of Québec school service centres.")
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)

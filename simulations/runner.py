@@ -14,7 +14,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from common.config import RunConfig
+from common.config import ConfigError, RunConfig
 from common.workdirs import prepare_environment
 from server import run_folder
 from simulations.reference import centralized_auc
@@ -35,15 +35,16 @@ def prepare_data(scenario: Scenario, data_dir: Path) -> tuple[list[Path], int]:
     if scenario.data.source:
         from client.ingest import split_by_centre
 
-        mapping = Path(scenario.data.mapping) if scenario.data.mapping else None
+        if not scenario.data.mapping:
+            raise ConfigError("A scenario with data.source also needs data.mapping.")
+        mapping = Path(scenario.data.mapping)
         per_centre = split_by_centre(Path(scenario.data.source), mapping)
         files = []
         for centre, frame in sorted(per_centre.items()):
             path = data_dir / f"{centre}.csv"
             frame.to_csv(path, index=False)
             files.append(path)
-        if mapping is not None:
-            shutil.copyfile(mapping, data_dir / "mapping.toml")
+        shutil.copyfile(mapping, data_dir / "mapping.toml")
         return files, sum(len(f) for f in per_centre.values())
     from simulations.network import generate_network, write_network
 
@@ -74,27 +75,43 @@ def backend_config(scenario: Scenario) -> dict[str, object]:
     }
 
 
-def run_flower_simulation(scenario: Scenario, config: RunConfig, num_centres: int) -> None:
+def _configure_flower_logging(quiet: bool) -> None:
+    """Flower logs every round at length; the runner prints one line per round instead.
+    Opacus installs a root handler at import: stop Flower's records reaching it twice."""
+    from flwr.supercore.logger import FLOWER_LOGGER
+
+    FLOWER_LOGGER.setLevel(logging.WARNING if quiet else logging.INFO)
+    FLOWER_LOGGER.propagate = False
+
+
+def run_flower_simulation(
+    scenario: Scenario, config: RunConfig, num_centres: int, quiet_flower: bool = True
+) -> None:
     """Run the app's ServerApp and ClientApp on the simulation engine, then stop Ray."""
+    import ray
     from flwr.app import Context, RecordDict
-    from flwr.common.typing import Run
+    from flwr.common.constant import RUN_ID_NUM_BYTES, SUPERLINK_NODE_ID, TASK_ID_NUM_BYTES
+    from flwr.server.superlink.linkstate.utils import generate_rand_int_from_bytes
     from flwr.simulation.run_simulation import _run_simulation
+    from flwr.supercore.constant import NOOP_FEDERATION_ID
+    from flwr.supercore.run import Run
+    from flwr.supercore.task_identity import TaskIdentity
+    from flwr.supercore.telemetry import EventType
 
     from client.app import app as client_app
     from server.app import app as server_app
 
-    try:
-        from flwr.common.constant import NOOP_FEDERATION_ID
-        from flwr.common.telemetry import EventType
-    except ImportError as exc:  # pragma: no cover - pinned flwr version
-        raise SimulationError(f"This Flower version is not supported: {exc}.") from exc
-    import ray
-
+    _configure_flower_logging(quiet_flower)
+    # `flwr.simulation.run_simulation` would pass an empty run configuration; this is
+    # what it does (Flower 1.42), plus the scenario's configuration for both apps.
     flat = config.to_flat()
-    run = Run.create_empty(run_id=int.from_bytes(os.urandom(7), "big"))
-    run.override_config = dict(flat)
+    run = Run.create_empty(run_id=generate_rand_int_from_bytes(RUN_ID_NUM_BYTES))
+    run.primary_task_id = generate_rand_int_from_bytes(TASK_ID_NUM_BYTES)
     run.federation_id = NOOP_FEDERATION_ID
-    run.primary_task_id = int.from_bytes(os.urandom(7), "big")
+    run.override_config = dict(flat)
+    TaskIdentity.task_id = 1
+    TaskIdentity.run_id = run.run_id
+    TaskIdentity.node_id = SUPERLINK_NODE_ID
     server_context = Context(
         run_id=run.run_id, node_id=0, node_config={}, state=RecordDict(), run_config=dict(flat)
     )
@@ -127,9 +144,7 @@ def run_scenario(scenario: Scenario, out: Path | None = None, quiet_flower: bool
     run_dir.mkdir(parents=True, exist_ok=True)
     files, num_students = prepare_data(scenario, run_dir / "data")
     config = replace(scenario.run, run_dir=str(run_dir), data_dir=str(run_dir / "data"))
-    if quiet_flower:
-        logging.getLogger("flwr").setLevel(logging.WARNING)
-    run_flower_simulation(scenario, config, num_centres=len(files))
+    run_flower_simulation(scenario, config, num_centres=len(files), quiet_flower=quiet_flower)
     mapping = run_dir / "data" / "mapping.toml"
     reference = centralized_auc(files, config, mapping if mapping.is_file() else None)
     summary = run_folder.read_json(run_dir / run_folder.SUMMARY)

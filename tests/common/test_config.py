@@ -44,7 +44,7 @@ def test_bad_values_are_refused_with_one_sentence(key, value):
 
 
 def test_unknown_key_is_refused():
-    with pytest.raises(ConfigError, match="Unknown configuration key 'privacy.epsilonn'"):
+    with pytest.raises(ConfigError, match=r"Unknown configuration key 'privacy\.epsilonn'"):
         RunConfig.from_flat({"privacy.epsilonn": 1})
 
 

@@ -221,7 +221,7 @@ def test_indigenous_students_are_most_at_the_indigenous_boards(full: Network) ->
 
 def test_centralised_logistic_auc_is_realistic(demo: Network) -> None:
     records = _records(demo)
-    held_out = split.test_mask(records["student_id"], 0.2)
+    held_out = split.held_out_mask(records["student_id"], 0.2)
     features, labels = encode(records), encode_labels(records)
     model = LogisticRegression(max_iter=1_000).fit(features[~held_out], labels[~held_out])
     auc = roc_auc_score(labels[held_out], model.predict_proba(features[held_out])[:, 1])

@@ -1,0 +1,106 @@
+"""A tiny federation through the real simulation engine (Ray), run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from client.data import load_centre
+from common.config import RunConfig
+from common.model import ModelConfig, build_model, predict_proba
+
+SIM = Path(sys.executable).with_name("perseverance-sim")
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="ignore")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str], Path]:
+    base = tmp_path_factory.mktemp("sim")
+    ray_tmp = Path(f"/tmp/prs-ray-{os.getpid()}")
+    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "FLWR_HOME": str(base / "flwr")}
+    out = base / "run"
+    proc = subprocess.run(
+        [str(SIM), "run", "--scenario", "tiny", "--out", str(out)],
+        env=env, capture_output=True, text=True, timeout=400, check=False,
+    )
+    return out, proc, ray_tmp
+
+
+@pytest.mark.slow
+def test_tiny_federation_learns_and_stays_within_its_privacy_budget(tiny_run) -> None:
+    out, proc, _ = tiny_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    config = RunConfig()  # the tiny scenario keeps the default model, seed and split
+    assert summary["rounds_completed"] == summary["rounds"] == 2
+    assert summary["num_centres"] == 3
+    assert summary["epsilon_max"] <= summary["epsilon_target"] + 1e-9
+    assert summary["delta"] == 1e-6
+    # Learning happened: the final global model ranks held-out students far better
+    # than the initial model the server sent out.
+    files = sorted((out / "data").glob("*.parquet"))
+    centres = [load_centre(str(f), None, None, config.evaluation.test_fraction) for f in files]
+    x = np.concatenate([c.x_test for c in centres])
+    y = np.concatenate([c.y_test for c in centres])
+    initial = roc_auc_score(y, predict_proba(build_model(ModelConfig(), seed=config.seed), x))
+    assert summary["auc_pooled"] > initial + 0.1
+    assert summary["auc_pooled"] > 0.65
+    assert 0.7 < summary["auc_centralized"] < 0.95
+
+
+@pytest.mark.slow
+def test_run_folder_holds_model_rounds_config_and_progress(tiny_run) -> None:
+    out, proc, _ = tiny_run
+    assert (out / "model.pt").is_file() and (out / "config.toml").is_file()
+    rounds = [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()]
+    assert [r["round"] for r in rounds] == [1, 2]
+    assert all(r["eval_centres"] == 3 for r in rounds)
+    assert "round 2/2" in proc.stdout and "Results:" in proc.stdout
+
+
+@pytest.mark.slow
+def test_nothing_is_left_running(tiny_run) -> None:
+    _, _, ray_tmp = tiny_run
+    deadline = time.monotonic() + 20
+    while _processes_mentioning(str(ray_tmp)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _processes_mentioning(str(ray_tmp)) == []
+
+
+def test_bad_override_ends_with_one_sentence_and_exit_2(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [str(SIM), "run", "--scenario", "tiny", "--set", "rounds=zero", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "rounds" in proc.stderr and "needs an integer" in proc.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_unknown_scenario_is_named_with_the_known_ones() -> None:
+    proc = subprocess.run([str(SIM), "run", "--scenario", "nowhere"], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert proc.returncode == 2
+    assert "no scenario named 'nowhere'" in proc.stderr and "demo" in proc.stderr
