@@ -15,7 +15,7 @@ export RAY_TMPDIR := $(CURDIR)/.work/ray
 export RAY_USAGE_STATS_ENABLED := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test lint typecheck pytest clean
+.PHONY: install system-packages demo test lint typecheck pytest clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ $(STAMP): pyproject.toml
 	@$(BIN)/pip install -q torch==2.13.0 -e '.[dev]' >> .work/pip.log 2>&1 || { grep -v "^WARNING: Location" .work/pip.log | tail -40; echo "make install: pip failed; the full log is .work/pip.log"; exit 1; }
 	@touch $(STAMP)
 
+# The deployment tests start a real nginx reverse proxy (Debian's package).
+system-packages:
+	@command -v nginx >/dev/null 2>&1 || bash deploy/install-system-packages.sh
+
 demo: install
 	$(BIN)/perseverance-sim run --scenario demo
 
@@ -36,7 +40,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install
+pytest: install system-packages
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck pytest

@@ -15,7 +15,7 @@ def print_round(entry: RoundLog, rounds: int) -> None:
     parts = [
         f"round {entry.round}/{rounds}",
         f"pooled AUC {ev.get('auc', float('nan')):.3f}",
-        f"epsilon spent (max over centres) {epsilon:.2f}" if epsilon else "epsilon -",
+        f"epsilon max {epsilon:.2f}" if epsilon else "no DP",
         f"centres trained {int(tr.get('centres', 0))}, evaluated {int(ev.get('centres', 0))}",
     ]
     if entry.refusals:
