@@ -13,6 +13,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from common.encoding import encode, encode_labels
+from common.equity import AUDIT_COLUMNS
 from common.schema import CONSENT, LABEL, STUDENT_ID
 from common.split import held_out_mask
 
@@ -51,6 +52,8 @@ class CentreData:
     x_test: npt.NDArray[np.float32]
     y_test: npt.NDArray[np.float32]
     policy: SitePolicy
+    # Audit attributes of the held-out rows (equity audit only; never model input).
+    audit_test: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def num_train(self) -> int:
@@ -76,7 +79,9 @@ def split_and_encode(
     is_test = held_out_mask(usable[STUDENT_ID], test_fraction)
     x = encode(usable, refused=policy.refused_predictors)
     y = encode_labels(usable)
-    return CentreData(x[~is_test], y[~is_test], x[is_test], y[is_test], policy)
+    audit_columns = [c for c in AUDIT_COLUMNS if c in usable.columns]
+    audit = usable.loc[is_test, audit_columns].reset_index(drop=True)
+    return CentreData(x[~is_test], y[~is_test], x[is_test], y[is_test], policy, audit)
 
 
 def read_harmonised(path: Path) -> pd.DataFrame:

@@ -15,9 +15,11 @@ import torch
 
 from client.data import CentreData, DataError, load_centre
 from common.config import RunConfig
-from common.model import ModelConfig, build_model, get_weights, set_weights
+from common.equity import centre_cells
+from common.metrics import score_histogram
+from common.model import ModelConfig, build_model, get_weights, predict_proba, set_weights
 from common.privacy import SamplingPlan, calibrate_noise, choose_batch_size, epsilon_spent
-from common.training import DPSettings, evaluate_histogram, train_local
+from common.training import DPSettings, train_local
 
 DATA_FILE_SUFFIXES = (".parquet", ".csv")
 
@@ -140,6 +142,7 @@ def train_round(
         learning_rate=config.training.learning_rate,
         dp=dp,
         seed=config.seed + server_round,
+        reproducible=config.privacy.reproducible_noise,
     )
     return RoundResult(get_weights(model), stats.num_examples, epsilon, steps_total,
                        stats.mean_loss)
@@ -149,14 +152,26 @@ def evaluate_round(
     config: RunConfig, data: CentreData, global_weights: dict[str, torch.Tensor]
 ) -> dict[str, int | float | list[float]]:
     """Aggregate evaluation of the global model on the centre's held-out records:
-    score histograms by label, never a per-student score."""
+    score histograms by label and the equity audit's per-group counts (groups under
+    10 students sent as zeros), never a per-student score."""
     model = build_model(model_config(config), seed=config.seed)
     set_weights(model, global_weights)
-    histogram = evaluate_histogram(model, data.x_test, data.y_test, config.evaluation.bins)
-    return {
+    probabilities = predict_proba(model, data.x_test)
+    histogram = score_histogram(probabilities, data.y_test, config.evaluation.bins)
+    metrics: dict[str, int | float | list[float]] = {
         "num-examples": data.num_test,
         "hist_pos": histogram.positives.tolist(),
         "hist_neg": histogram.negatives.tolist(),
         "prob_sum": histogram.probability_sum.tolist(),
         "sq_err_sum": histogram.squared_error_sum,
     }
+    metrics.update(
+        centre_cells(
+            data.audit_test,
+            probabilities,
+            data.y_test,
+            threshold=config.evaluation.threshold,
+            sensitive_allowed=data.policy.audit_attributes_allowed,
+        )
+    )
+    return metrics

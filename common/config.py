@@ -41,6 +41,9 @@ class PrivacyConfig:
     ``epsilon`` is the target per centre for the whole run (all rounds), at ``delta``,
     with respect to one student's record. ``max_grad_norm`` is the per-sample clipping
     bound. ``dp`` false trains without DP (a reference, never for deployment).
+    ``reproducible_noise`` draws batches and noise from the run's seed instead of OS
+    entropy, so that two runs can be compared (research only: replayable noise voids
+    the guarantee).
     """
 
     dp: bool = True
@@ -48,14 +51,18 @@ class PrivacyConfig:
     delta: float = 1e-6
     max_grad_norm: float = 1.0
     accountant: str = "rdp"
+    reproducible_noise: bool = False
 
 
 @dataclass(frozen=True)
 class EvaluationConfig:
-    """Federated evaluation: score histograms with ``bins`` equal bins on 0-1."""
+    """Federated evaluation: score histograms with ``bins`` equal bins on 0-1, held-out
+    share ``test_fraction``, operating ``threshold`` (probability 0-1) for the equity
+    audit's true- and false-positive rates."""
 
     bins: int = 200
     test_fraction: float = 0.2
+    threshold: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,7 @@ class RunConfig:
         _check(self.privacy.max_grad_norm > 0, "privacy.max_grad_norm must be positive")
         _check(self.privacy.accountant in ("rdp", "prv"), "privacy.accountant must be rdp or prv")
         _check(2 <= self.evaluation.bins <= 10_000, "evaluation.bins must be in 2-10000")
+        _check(0.0 < self.evaluation.threshold < 1.0, "evaluation.threshold must be in (0, 1)")
         _check(
             0.0 < self.evaluation.test_fraction < 1.0,
             "evaluation.test_fraction must be in (0, 1)",

@@ -20,9 +20,6 @@ from opacus import GradSampleModule
 from opacus.optimizers import DPOptimizer
 from torch import nn
 
-from common.metrics import ScoreHistogram, score_histogram
-from common.model import predict_proba
-
 # Opacus's per-sample hooks fire on module outputs because inputs need no gradient:
 # expected here, and harmless.
 warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
@@ -122,10 +119,3 @@ def _empty_batch_grads(module: nn.Module) -> None:
         if p.requires_grad:
             p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype)  # type: ignore[attr-defined]
             p.grad = torch.zeros_like(p)
-
-
-def evaluate_histogram(
-    model: nn.Module, x: npt.NDArray[np.float32], y: npt.NDArray[np.float32], bins: int
-) -> ScoreHistogram:
-    """Score histogram of the held-out records (see ``common.metrics``)."""
-    return score_histogram(predict_proba(model, x), y, bins)

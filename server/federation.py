@@ -12,7 +12,7 @@ from common.config import RunConfig
 from common.model import ModelConfig, build_model
 from server import run_folder
 from server.progress import print_round
-from server.strategy import HISTOGRAM_KEYS, PooledFedAvg, RoundLog
+from server.strategy import HISTOGRAM_KEYS, PooledFedAvg, RoundLog, participation
 
 ROUND_TIMEOUT_SECONDS = 3600.0
 
@@ -34,6 +34,7 @@ def run_federation(grid: Grid, config: RunConfig) -> Path:
         print_round(entry, config.rounds)
 
     strategy = PooledFedAvg(
+        threshold=config.evaluation.threshold,
         on_round=on_round,
         fraction_train=config.fraction_train,
         fraction_evaluate=1.0,
@@ -77,6 +78,10 @@ def run_federation(grid: Grid, config: RunConfig) -> Path:
         "server_seconds": round(time.monotonic() - started, 2),
     }
     if last is not None:
+        run_folder.write_json(run_dir / run_folder.EQUITY, last.equity)
+        run_folder.write_json(
+            run_dir / run_folder.PARTICIPATION, participation(list(strategy.centres.values()))
+        )
         record = result.evaluate_metrics_clientapp[last.round]
         run_folder.write_json(
             run_dir / run_folder.EVALUATION,

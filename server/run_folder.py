@@ -2,12 +2,15 @@
 
 Layout: ``config.toml`` (the resolved run configuration), ``rounds.jsonl`` (one line of
 metrics per round), ``model.pt`` (final weights beside the model and run configuration),
-``evaluation.json`` (the final pooled histogram), ``summary.json``.
+``evaluation.json`` (the final pooled histogram), ``equity.json`` (the federated equity
+audit of the final model), ``participation.json`` (centres' sizes, epsilon spent, AUC by
+size band), ``summary.json``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Mapping
@@ -26,6 +29,8 @@ MODEL = "model.pt"
 ROUNDS = "rounds.jsonl"
 CONFIG = "config.toml"
 EVALUATION = "evaluation.json"
+EQUITY = "equity.json"
+PARTICIPATION = "participation.json"
 
 
 def default_run_dir(scenario: str, base: Path = Path("runs")) -> Path:
@@ -53,8 +58,20 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def _finite(value: Any) -> Any:
+    """NaN and infinities are not JSON: write them as null ("not measurable")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def write_json(path: Path, payload: Mapping[str, Any]) -> None:
-    atomic_write_bytes(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
+    text = json.dumps(_finite(payload), indent=2, sort_keys=True, allow_nan=False)
+    atomic_write_bytes(path, (text + "\n").encode())
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -17,7 +17,8 @@ from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.common.logger import log
 from flwr.serverapp.strategy import FedAvg
 
-from common.metrics import ScoreHistogram, summarise
+from common.equity import MIN_CENTRES_PER_CELL, pooled_audit
+from common.metrics import ScoreHistogram, auc_from_histogram, summarise
 
 HISTOGRAM_KEYS = ("hist_pos", "hist_neg", "prob_sum")
 
@@ -82,6 +83,19 @@ class RoundLog:
     train: dict[str, float] = field(default_factory=dict)
     evaluation: dict[str, float] = field(default_factory=dict)
     refusals: list[str] = field(default_factory=list)
+    equity: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class CentreRecord:
+    """What the ministry knows of one centre (by node id): sizes, epsilon, and its last
+    evaluation histogram (kept for size-band pooling, never reported alone)."""
+
+    node: int
+    num_train: int = 0
+    num_test: int = 0
+    epsilon: float = 0.0
+    histogram: ScoreHistogram | None = None
 
 
 RoundCallback = Callable[[RoundLog], None]
@@ -99,17 +113,76 @@ def _refusals(replies: list[Message]) -> list[str]:
     ]
 
 
+def _equity_cells(record: MetricRecord) -> dict[str, list[float]]:
+    return {
+        key: [float(v) for v in value]  # type: ignore[union-attr]
+        for key, value in record.items()
+        if key.startswith("eq.")
+    }
+
+
+SIZE_BANDS = (("small", 0, 2_000), ("medium", 2_000, 8_000), ("large", 8_000, None))
+
+
+def size_band(num_students: int) -> str:
+    """Centre size band by usable students (training + held-out)."""
+    for name, low, high in SIZE_BANDS:
+        if num_students >= low and (high is None or num_students < high):
+            return name
+    raise AssertionError(num_students)
+
+
+def participation(centres: list[CentreRecord]) -> dict[str, object]:
+    """Per-centre sizes and epsilon, and pooled AUC by size band. A band is reported
+    only when it holds at least ``MIN_CENTRES_PER_CELL`` centres (no centre, and no
+    Indigenous-governed board, shown on its own)."""
+    bands: dict[str, list[CentreRecord]] = {}
+    rows = []
+    for centre in sorted(centres, key=lambda c: c.node):
+        band = size_band(centre.num_train + centre.num_test)
+        bands.setdefault(band, []).append(centre)
+        rows.append({"node": centre.node, "size_band": band, "num_train": centre.num_train,
+                     "num_test": centre.num_test, "epsilon": centre.epsilon})
+    auc_by_band: dict[str, float | None] = {}
+    for name, _, _ in SIZE_BANDS:
+        members = [c.histogram for c in bands.get(name, []) if c.histogram is not None]
+        if len(members) >= MIN_CENTRES_PER_CELL:
+            total = members[0]
+            for h in members[1:]:
+                total = total + h
+            auc_by_band[name] = auc_from_histogram(total)
+        else:
+            auc_by_band[name] = None
+    return {
+        "centres": rows,
+        "auc_by_size_band": auc_by_band,
+        "centres_by_size_band": {name: len(bands.get(name, [])) for name, _, _ in SIZE_BANDS},
+        "size_bands": {name: [low, high] for name, low, high in SIZE_BANDS},
+    }
+
+
 class PooledFedAvg(FedAvg):
     """FedAvg (weighted by examples) with pooled evaluation and a per-round callback."""
 
-    def __init__(self, *, on_round: RoundCallback | None = None, **kwargs: object) -> None:
+    def __init__(
+        self,
+        *,
+        threshold: float = 0.3,
+        on_round: RoundCallback | None = None,
+        **kwargs: object,
+    ) -> None:
         super().__init__(
             train_metrics_aggr_fn=aggregate_train_metrics,
             evaluate_metrics_aggr_fn=aggregate_evaluation,
             **kwargs,  # type: ignore[arg-type]
         )
+        self.threshold = threshold
         self.on_round = on_round
         self.logs: dict[int, RoundLog] = {}
+        self.centres: dict[int, CentreRecord] = {}
+
+    def _centre(self, node: int) -> CentreRecord:
+        return self.centres.setdefault(node, CentreRecord(node))
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -119,6 +192,12 @@ class PooledFedAvg(FedAvg):
         log_entry = self.logs.setdefault(server_round, RoundLog(server_round))
         log_entry.train = _scalars(metrics)
         log_entry.refusals += _refusals(replies)
+        for reply in replies:
+            if not reply.has_error():
+                m = _metric_record(reply.content)
+                centre = self._centre(reply.metadata.src_node_id)
+                centre.num_train = int(m["num-examples"])  # type: ignore[arg-type]
+                centre.epsilon = float(m["epsilon"])  # type: ignore[arg-type]
         for reason in log_entry.refusals:
             log(INFO, "round %s: a centre declined training: %s", server_round, reason)
         return arrays, metrics
@@ -131,6 +210,16 @@ class PooledFedAvg(FedAvg):
         log_entry = self.logs.setdefault(server_round, RoundLog(server_round))
         log_entry.evaluation = _scalars(metrics)
         log_entry.refusals += _refusals(replies)
+        valid = [reply for reply in replies if not reply.has_error()]
+        for reply in valid:
+            centre = self._centre(reply.metadata.src_node_id)
+            centre.histogram = pooled_histogram([reply.content])
+            centre.num_test = int(centre.histogram.count)
+        if valid:
+            log_entry.equity = pooled_audit(
+                [_equity_cells(_metric_record(reply.content)) for reply in valid],
+                self.threshold,
+            )
         if self.on_round is not None:
             self.on_round(log_entry)
         return metrics

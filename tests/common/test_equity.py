@@ -1,0 +1,84 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from common.equity import (
+    CELL_LENGTH,
+    MIN_CELL,
+    all_cell_keys,
+    auc_interval,
+    cell_key,
+    centre_cells,
+    pooled_audit,
+)
+
+
+def _centre(n: int, seed: int, sex: str | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    audit = pd.DataFrame({
+        "sex": [sex] * n if sex else rng.choice(["F", "M"], n),
+        "ehdaa": rng.random(n) < 0.3,
+        "indigenous": np.zeros(n, dtype=bool),
+        "immigrant_generation": rng.choice(["0", "1", "2"], n),
+        "home_language": rng.choice(["fr", "en"], n),
+        "imse_decile": rng.integers(1, 11, n),
+    })
+    y = (rng.random(n) < 0.2).astype(float)
+    p = np.clip(0.15 + 0.5 * y + rng.normal(0, 0.1, n), 0.001, 0.999)
+    return audit, p, y
+
+
+def test_every_centre_sends_the_same_keys_with_fixed_length():
+    audit, p, y = _centre(200, 0)
+    cells = centre_cells(audit, p, y, threshold=0.3, sensitive_allowed=True)
+    assert list(cells) == all_cell_keys()
+    assert all(len(v) == CELL_LENGTH for v in cells.values())
+
+
+def test_groups_under_the_minimum_are_sent_as_zeros():
+    audit, p, y = _centre(200, 1)
+    audit.loc[: MIN_CELL - 2, "immigrant_generation"] = "2"
+    audit.loc[MIN_CELL - 1 :, "immigrant_generation"] = "0"
+    cells = centre_cells(audit, p, y, threshold=0.3, sensitive_allowed=True)
+    assert sum(cells[cell_key("immigrant_generation", "2")]) == 0.0
+    assert sum(cells[cell_key("immigrant_generation", "0")][:40]) == 200 - (MIN_CELL - 1)
+
+
+def test_sex_and_indigenous_are_not_sent_when_the_policy_refuses():
+    audit, p, y = _centre(200, 2)
+    cells = centre_cells(audit, p, y, threshold=0.3, sensitive_allowed=False)
+    assert sum(sum(cells[cell_key("sex", v)]) for v in ("F", "M", "X")) == 0.0
+    assert sum(cells[cell_key("ehdaa", "true")]) > 0
+
+
+def test_pooled_cells_give_known_rates():
+    centres = [_centre(300, s) for s in range(3)]
+    vectors = [centre_cells(a, p, y, threshold=0.3, sensitive_allowed=True) for a, p, y in centres]
+    audit = pooled_audit(vectors, threshold=0.3)
+    female = audit["groups"]["sex"]["F"]
+    mask = np.concatenate([a["sex"].to_numpy() == "F" for a, _, _ in centres])
+    p = np.concatenate([c[1] for c in centres])[mask]
+    y = np.concatenate([c[2] for c in centres])[mask]
+    assert female["n"] == mask.sum()
+    assert female["positives"] == y.sum()
+    assert female["tpr"] == pytest.approx(((p >= 0.3) & (y == 1)).sum() / y.sum())
+    assert female["fpr"] == pytest.approx(((p >= 0.3) & (y == 0)).sum() / (1 - y).sum())
+    assert female["mean_predicted"] == pytest.approx(p.mean())
+    assert female["auc_ci"][0] <= female["auc"] <= female["auc_ci"][1]
+    assert audit["gaps"]["sex"]["fpr_gap"] >= 0
+
+
+def test_a_cell_from_fewer_than_three_centres_is_suppressed():
+    # Only two centres have boys: the pooled cell would show them on their own.
+    centres = [_centre(200, 5, sex="F"), _centre(200, 6, sex="M"), _centre(200, 7, sex="M"),
+               _centre(200, 8, sex="F")]
+    vectors = [centre_cells(a, p, y, threshold=0.3, sensitive_allowed=True) for a, p, y in centres]
+    audit = pooled_audit(vectors, threshold=0.3)
+    assert "M" not in audit["groups"]["sex"]
+    assert "sex=M" in audit["suppressed"]
+
+
+def test_auc_interval_narrows_with_more_students():
+    small = auc_interval(0.8, 20, 80)
+    large = auc_interval(0.8, 2000, 8000)
+    assert small[0] < large[0] < 0.8 < large[1] < small[1]
