@@ -1,0 +1,105 @@
+"""``perseverance-client score``: support priorities and their factors, at the centre only."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from client.data import DataError
+
+EXIT_OK = 0
+EXIT_UNUSABLE = 2
+HELP = (
+    "Score a centre's students with the global model: a support priority per student "
+    "(high / moderate / low, from the thresholds of the site policy's [support] table), "
+    "the factors that raise it and the protective ones (Integrated Gradients). Writes "
+    "support-priorities.csv and support-report.html into --out; nothing is ever "
+    "uploaded.\n\n"
+    "Exit codes: 0 success; 2 unusable input (model file, data, mapping, policy) or "
+    "wrong usage, after one sentence saying what is wrong."
+)
+
+
+class Language(StrEnum):
+    fr = "fr"
+    en = "en"
+
+
+def score(
+    model: Annotated[Path, typer.Option("--model", help="The global model (model.pt of a run).",
+                                        show_default=False)],
+    data: Annotated[Path, typer.Option("--data", "-d", help="The extract: CSV or Parquet.",
+                                       show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the CSV and the HTML "
+                                      "report (created; kept at the centre).",
+                                      show_default=False)],
+    mapping: Annotated[Path | None, typer.Option(
+        "--mapping", "-m", help="Mapping TOML from the centre's columns to the harmonised "
+        "record; omit for a file already in harmonised columns.")] = None,
+    policy: Annotated[Path | None, typer.Option(
+        "--policy", "-p", help="Site policy TOML (with an optional [support] table: high, "
+        "moderate); default: built-in defaults (0.5 and 0.25).")] = None,
+    lang: Annotated[Language, typer.Option("--lang", help="Language of the report.")] =
+        Language.fr,
+    explain: Annotated[bool, typer.Option(
+        "--explain/--no-explain", help="Compute the factors (slower than scoring).")] = True,
+    top: Annotated[int, typer.Option("--top", min=1, max=10,
+                                     help="Factors listed per student and kind.")] = 3,
+) -> None:
+    """Score a centre's students and write the local support report (see HELP)."""
+    from client.explain import attribute, top_factors
+    from client.ingest import prepare_extract
+    from client.scoring import load_model, load_scoring_policy, score_frame
+    from client.support_report import Explanations, support_table, write_support_report
+
+    out_console = Console(highlight=False, markup=False)
+    err = Console(stderr=True, highlight=False, markup=False)
+    try:
+        site_policy, thresholds = load_scoring_policy(policy)
+        risk_model = load_model(model)
+        frame = prepare_extract(data, mapping, site_policy)
+    except DataError as exc:
+        err.print(str(exc), style="bold red", soft_wrap=True)
+        raise typer.Exit(EXIT_UNUSABLE) from None
+
+    started = time.perf_counter()
+    scored = score_frame(risk_model, frame, site_policy, thresholds)
+    scoring_seconds = time.perf_counter() - started
+    explanations, explain_seconds = None, 0.0
+    if explain:
+        started = time.perf_counter()
+        raising, protective = top_factors(attribute(risk_model, scored.x).per_predictor, k=top)
+        explanations = Explanations(raising, protective)
+        explain_seconds = time.perf_counter() - started
+
+    fingerprint = hashlib.sha256(model.read_bytes()).hexdigest()[:12]
+    table = support_table(scored, frame, explanations, lang.value)
+    try:
+        csv_path, html_path = write_support_report(out, table, scored, lang.value, fingerprint)
+    except OSError as exc:
+        err.print(f"Cannot write the report into {out} ({exc.strerror}); give a folder this "
+                  "account may write to.", style="bold red", soft_wrap=True)
+        raise typer.Exit(EXIT_UNUSABLE) from None
+
+    counts = scored.counts()
+    rate = len(scored) / scoring_seconds if scoring_seconds > 0 else float("inf")
+    out_console.print(
+        f"Scored {len(scored)} students in {scoring_seconds:.3f} s ({rate:,.0f} per second): "
+        f"high {counts['high']}, moderate {counts['moderate']}, low {counts['low']} "
+        f"(thresholds {thresholds.high:g} and {thresholds.moderate:g}).", soft_wrap=True)
+    if explain:
+        out_console.print(f"Factors (Integrated Gradients) in {explain_seconds:.1f} s.")
+    out_console.print(f"Kept at the centre, never uploaded: {csv_path} and {html_path}",
+                      soft_wrap=True)
+    raise typer.Exit(EXIT_OK)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command to the ``perseverance-client`` app."""
+    app.command("score", help=HELP)(score)

@@ -1,0 +1,121 @@
+"""The local support report: languages, wording, and student data kept in --out only."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from client.cli import app
+from client.support_report import CSV_NAME, HTML_NAME
+from client.support_wording import FORBIDDEN_WORDS, describe_factor
+from tests.client.conftest import harmonised_frame, write_csv
+from tests.client.model_files import random_model, save_checkpoint
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> tuple[Path, Path]:
+    model = save_checkpoint(tmp_path / "model.pt", random_model())
+    data = write_csv(tmp_path / "extract.csv", harmonised_frame(30))
+    return model, data
+
+
+def _score(model: Path, data: Path, out: Path, *extra: str) -> str:
+    result = runner.invoke(app, ["score", "--model", str(model), "--data", str(data),
+                                 "--out", str(out), *extra])
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_the_report_is_in_french_by_default(inputs: tuple[Path, Path], tmp_path: Path) -> None:
+    _score(*inputs, tmp_path / "out")
+
+    page = (tmp_path / "out" / HTML_NAME).read_text(encoding="utf-8")
+    assert '<html lang="fr">' in page
+    assert "Priorités de soutien : rapport local" in page
+    assert "Points d'appui (facteurs de protection)" in page
+
+
+def test_the_report_is_in_english_with_lang_en(inputs: tuple[Path, Path], tmp_path: Path) -> None:
+    _score(*inputs, tmp_path / "out", "--lang", "en")
+
+    page = (tmp_path / "out" / HTML_NAME).read_text(encoding="utf-8")
+    assert '<html lang="en">' in page
+    assert "Support priorities: local report" in page
+    assert "Priorité" not in page
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_no_forbidden_word_appears_in_the_outputs(
+    inputs: tuple[Path, Path], tmp_path: Path, lang: str
+) -> None:
+    _score(*inputs, tmp_path / "out", "--lang", lang)
+
+    for name in (HTML_NAME, CSV_NAME):
+        text = (tmp_path / "out" / name).read_text(encoding="utf-8").lower()
+        assert [word for word in FORBIDDEN_WORDS if word in text] == []
+
+
+def test_student_data_is_written_into_the_output_folder_only(
+    inputs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    before = {p for p in tmp_path.rglob("*")}
+
+    stdout = _score(*inputs, tmp_path / "out")
+
+    written = {p for p in tmp_path.rglob("*")} - before
+    assert written == {tmp_path / "out", tmp_path / "out" / CSV_NAME, tmp_path / "out" / HTML_NAME}
+    assert "s0001" not in stdout  # pseudonyms only in the files
+    assert all(os.stat(p).st_mode & 0o077 == 0 for p in written if p.is_file())
+
+
+def test_the_page_loads_nothing_from_anywhere(inputs: tuple[Path, Path], tmp_path: Path) -> None:
+    _score(*inputs, tmp_path / "out")
+
+    page = (tmp_path / "out" / HTML_NAME).read_text(encoding="utf-8")
+    assert "http://" not in page and "https://" not in page
+    assert "<script" not in page and "src=" not in page and "<link" not in page
+
+
+def test_every_student_gets_one_row_highest_probability_first(
+    inputs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _score(*inputs, tmp_path / "out")
+
+    table = pd.read_csv(tmp_path / "out" / CSV_NAME)
+    assert sorted(table["student_id"]) == [f"s{i:04d}" for i in range(30)]
+    assert table["probability"].is_monotonic_decreasing
+    assert set(table["support_priority"]) <= {"high", "moderate", "low"}
+    assert {"factors", "protective_factors"} <= set(table.columns)
+
+
+def test_no_explain_leaves_the_factors_out(inputs: tuple[Path, Path], tmp_path: Path) -> None:
+    stdout = _score(*inputs, tmp_path / "out", "--no-explain")
+
+    table = pd.read_csv(tmp_path / "out" / CSV_NAME)
+    assert "factors" not in table.columns
+    assert "Integrated Gradients" not in stdout
+    assert "--no-explain" in (tmp_path / "out" / HTML_NAME).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("predictor", "value", "lang", "expected"),
+    [
+        ("absence_rate", 0.18, "fr", "Absences : 18 % des jours d'école"),
+        ("absence_rate", 0.18, "en", "Absences: 18 % of school days"),
+        ("grade_trend", -6.0, "fr", "Évolution de la moyenne : -6,0 points par année"),
+        ("grade_math", 48.0, "en", "Mathematics grade: 48/100"),
+        ("home_language", "other", "fr", "Langue parlée à la maison : autre langue"),
+        ("extracurricular", True, "en", "Extracurricular activity: yes"),
+    ],
+)
+def test_factors_are_worded_with_their_unit(
+    predictor: str, value: object, lang: str, expected: str
+) -> None:
+    assert describe_factor(predictor, value, lang) == expected
