@@ -55,7 +55,7 @@ Force = Annotated[bool, typer.Option("--force", help="Replace existing keys.")]
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -177,7 +177,11 @@ def dev_federation(
         )
     except tuple(kind for kind, _ in codes) as exc:
         code = next(c for kind, c in codes if isinstance(exc, kind))
-        _fail(f"{exc} Every process started has been stopped.", code)
+        stopped = " Every process started has been stopped." if code >= EXIT_DEPLOYMENT else ""
+        _fail(f"{exc}{stopped}", code)
+        return
+    except KeyboardInterrupt:
+        _fail("interrupted; every process started has been stopped.", EXIT_INTERRUPTED)
         return
     from server.run_folder import SUMMARY, read_json
 

@@ -31,6 +31,7 @@ from server.processes import (
     terminate_on_sigterm,
     wait_until,
 )
+from simulations.reference import centralized_auc
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_SUFFIXES = (".parquet", ".csv")
@@ -266,10 +267,13 @@ def run_dev_federation(
                        interval=2.0)
             run_id = submit_run(config, env)
             echo(f"Submitted run {run_id}; following it to the end.")
+            # The centralised reference (no DP, pooled data) is computed here, while the
+            # centres train: the launcher would otherwise only wait.
+            reference = centralized_auc(files, config, mapping)
             follow_run(run_id, group, env, options.timeout, echo)
     finally:
         restore_sigterm()
-    return _complete_summary(run_dir, files, config, started, run_id, mapping)
+    return _complete_summary(run_dir, config, started, run_id, len(files), reference)
 
 
 def _optional(path: Path) -> Path | None:
@@ -277,12 +281,11 @@ def _optional(path: Path) -> Path | None:
 
 
 def _complete_summary(
-    run_dir: Path, files: list[Path], config: RunConfig, started: float, run_id: int,
-    mapping: Path | None,
+    run_dir: Path, config: RunConfig, started: float, run_id: int, centres: int,
+    auc_centralized: float,
 ) -> Path:
     """Check the ServerApp's summary and add what only the launcher knows."""
     from server import run_folder
-    from simulations.reference import centralized_auc
 
     summary_path = run_dir / run_folder.SUMMARY
     if not summary_path.is_file():
@@ -295,8 +298,8 @@ def _complete_summary(
         )
     run_folder.update_summary(
         run_dir,
-        auc_centralized=centralized_auc(files, config, mapping),
-        num_centres_total=len(files),
+        auc_centralized=auc_centralized,
+        num_centres_total=centres,
         deployment="loopback",
         flower_run_id=run_id,
         wall_seconds=round(time.monotonic() - started, 2),

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -200,7 +200,7 @@ def load_public_key(data: bytes) -> ec.EllipticCurvePublicKey:
     """Parse an OpenSSH EC public key, or raise :class:`PkiError`."""
     try:
         key = serialization.load_ssh_public_key(data)
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as err:
         raise PkiError(f"The public key is not an OpenSSH public key ({err}).") from err
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise PkiError("The public key is not an EC key: SuperNode keys must be ECDSA.")

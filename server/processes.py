@@ -7,6 +7,7 @@ group and go down with it. Nothing is ever stopped by name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -54,29 +55,43 @@ def offline_environment(extra: Mapping[str, str] | None = None) -> dict[str, str
     return env
 
 
-def group_members(pgid: int) -> list[int]:
-    """Return the live (non-zombie) processes of process group ``pgid`` (Linux ``/proc``)."""
-    members = []
+def _live_processes() -> list[tuple[int, int]]:
+    """(pid, process group id) of every live, non-zombie process (Linux ``/proc``)."""
+    live = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
         except OSError:  # the process ended while we looked
             continue
         state, _ppid, group = text[text.rindex(")") + 2 :].split()[:3]
-        if int(group) == pgid and state not in ("Z", "X"):
-            members.append(int(stat.parent.name))
-    return members
+        if state not in ("Z", "X"):
+            live.append((int(stat.parent.name), int(group)))
+    return live
+
+
+def group_members(pgid: int) -> list[int]:
+    """Return the live (non-zombie) processes of process group ``pgid``."""
+    return [pid for pid, group in _live_processes() if group == pgid]
+
+
+def live_groups(pgids: list[int]) -> set[int]:
+    """Return which of ``pgids`` still have a live process (one scan of ``/proc``)."""
+    if not Path("/proc/self/stat").exists():  # pragma: no cover - systems without /proc
+        alive = set()
+        for pgid in pgids:
+            try:
+                os.killpg(pgid, 0)
+                alive.add(pgid)
+            except (ProcessLookupError, PermissionError):
+                pass
+        return alive
+    wanted = set(pgids)
+    return {group for _pid, group in _live_processes() if group in wanted}
 
 
 def group_alive(pgid: int) -> bool:
     """Return whether a live process is left in process group ``pgid``."""
-    if Path("/proc/self/stat").exists():
-        return bool(group_members(pgid))
-    try:  # pragma: no cover - systems without /proc
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):  # pragma: no cover
-        return False
-    return True  # pragma: no cover
+    return bool(live_groups([pgid]))
 
 
 @dataclass
@@ -169,31 +184,17 @@ class ProcessGroup:
 
     def stop(self, process: ManagedProcess, grace: float = STOP_GRACE_SECONDS) -> None:
         """Stop one program and its children: SIGTERM to its group, SIGKILL after ``grace``."""
-        pgid = process.pid
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-            if not group_alive(pgid):
-                break
-            try:
-                os.killpg(pgid, sig)
-            except ProcessLookupError:
-                break
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline:
-                if process.popen.poll() is not None and not group_alive(pgid):
-                    break
-                time.sleep(0.1)
-        if process.popen.poll() is None:
-            process.popen.wait(timeout=5.0)
+        _stop_groups([process], grace)
 
     def stop_all(self, grace: float = STOP_GRACE_SECONDS) -> None:
-        """Stop every program, the last started first; a second Ctrl-C cannot cut this short."""
+        """Stop every program at once (SIGTERM, then SIGKILL after ``grace`` seconds);
+        a second Ctrl-C cannot cut this short."""
         try:
             previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         except ValueError:  # not the main thread: signals cannot be touched
             previous = None
         try:
-            for process in reversed(self.processes):
-                self.stop(process, grace)
+            _stop_groups(list(reversed(self.processes)), grace)
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
@@ -208,6 +209,25 @@ class ProcessGroup:
         traceback: TracebackType | None,
     ) -> None:
         self.stop_all()
+
+
+def _stop_groups(processes: list[ManagedProcess], grace: float) -> None:
+    """SIGTERM every process group, wait up to ``grace`` s, SIGKILL what is left, reap."""
+    pending = processes
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        alive = live_groups([p.pid for p in pending])
+        pending = [p for p in pending if p.pid in alive or p.popen.poll() is None]
+        for process in pending:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, sig)
+        deadline = time.monotonic() + wait
+        while pending and time.monotonic() < deadline:
+            time.sleep(0.1)
+            alive = live_groups([p.pid for p in pending])
+            pending = [p for p in pending if p.popen.poll() is None or p.pid in alive]
+    for process in processes:
+        if process.popen.poll() is None:
+            process.popen.wait(timeout=5.0)
 
 
 def wait_until(

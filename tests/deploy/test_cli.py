@@ -1,0 +1,72 @@
+"""``perseverance-server``: exit codes of the errors a user can cause."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from server.cli import EXIT_ENROLMENT, EXIT_LAUNCHER_INPUT, EXIT_PKI, app
+
+runner = CliRunner()
+
+
+def test_pki_init_then_add_centre(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["pki", "init", "--dir", str(tmp_path)]).exit_code == 0
+
+    result = runner.invoke(app, ["pki", "add-centre", "css-a", "--dir", str(tmp_path)])
+
+    assert result.exit_code == 0, result.output
+    assert "SHA256:" in result.output
+    assert (tmp_path / "centres" / "css-a" / "css-a.key").is_file()
+
+
+def test_add_centre_twice_exits_3_and_keeps_the_key(tmp_path: Path) -> None:
+    runner.invoke(app, ["pki", "add-centre", "css-a", "--dir", str(tmp_path)])
+    key = (tmp_path / "centres" / "css-a" / "css-a.key").read_bytes()
+
+    again = runner.invoke(app, ["pki", "add-centre", "css-a", "--dir", str(tmp_path)])
+    forced = runner.invoke(app, ["pki", "add-centre", "css-a", "--dir", str(tmp_path), "--force"])
+
+    assert again.exit_code == EXIT_PKI and "--force" in again.output
+    assert forced.exit_code == 0
+    assert (tmp_path / "centres" / "css-a" / "css-a.key").read_bytes() != key
+
+
+def test_a_bad_centre_name_exits_3(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["pki", "add-centre", "../x", "--dir", str(tmp_path)])
+
+    assert result.exit_code == EXIT_PKI
+
+
+def test_enrol_without_a_key_exits_4(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["enrol", "css-a", "--dir", str(tmp_path)])
+
+    assert result.exit_code == EXIT_ENROLMENT
+    assert "does not exist" in result.output
+
+
+def test_dev_federation_with_an_empty_data_folder_exits_5(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["dev-federation", "--data", str(tmp_path),
+                                 "--out", str(tmp_path / "run"), "--work", str(tmp_path / "w")])
+
+    assert result.exit_code == EXIT_LAUNCHER_INPUT
+    assert "no *.parquet or *.csv" in result.output
+
+
+def test_dev_federation_refuses_an_unknown_run_config_key(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "css-a.csv").write_text("x\n")
+
+    result = runner.invoke(app, ["dev-federation", "--data", str(data), "--set", "nope=1",
+                                 "--out", str(tmp_path / "run"), "--work", str(tmp_path / "w")])
+
+    assert result.exit_code == EXIT_LAUNCHER_INPUT
+    assert "Unknown configuration key 'nope'" in result.output
+
+
+def test_help_documents_the_exit_codes() -> None:
+    result = runner.invoke(app, ["--help"])
+
+    assert "3 PKI" in result.output and "130 interrupted" in result.output

@@ -1,0 +1,85 @@
+"""End to end on loopback: `perseverance-server dev-federation` with the real SuperLink,
+SuperNodes, TLS, SuperNode authentication and nginx; and nothing left running after it,
+whether it succeeds or is interrupted."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.deploy.conftest import processes_mentioning
+
+pytestmark = pytest.mark.slow
+CLI_TIMEOUT = 480.0
+
+
+def _cli() -> list[str]:
+    script = Path(sys.executable).parent / "perseverance-server"
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-c", "from server.cli import main; main()"]
+
+
+def _no_process_left(marker: Path) -> None:
+    deadline = time.monotonic() + 10
+    while processes_mentioning(str(marker)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert processes_mentioning(str(marker)) == []
+
+
+def test_three_centres_complete_two_rounds_over_tls_and_authentication(
+    nginx: str, tmp_path: Path
+) -> None:
+    run_dir, work = tmp_path / "run", tmp_path / "work"
+    started = time.monotonic()
+
+    result = subprocess.run(
+        [*_cli(), "dev-federation", "--centres", "3", "--rounds", "2",
+         "--out", str(run_dir), "--work", str(work)],
+        capture_output=True, text=True, timeout=CLI_TIMEOUT, check=False,
+    )
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["rounds_completed"] == 2 and summary["num_centres"] == 3
+    assert summary["deployment"] == "loopback" and 0.5 <= summary["auc_centralized"] <= 1.0
+    assert 0 < summary["wall_seconds"] <= time.monotonic() - started
+    model = torch.load(run_dir / "model.pt", weights_only=False)
+    assert model["state_dict"] and model["run_config"]["rounds"] == 2
+    inventory = json.loads((work / "inventory.json").read_text())["centres"]
+    assert len(inventory) == 3 and all(e["fingerprint"].startswith("SHA256:") for e in inventory)
+    assert "round 2/2" in result.stdout
+    _no_process_left(work)
+
+
+def test_ctrl_c_during_the_run_stops_every_process(nginx: str, tmp_path: Path) -> None:
+    run_dir, work, output = tmp_path / "run", tmp_path / "work", tmp_path / "out.txt"
+    with output.open("w") as sink:
+        launcher = subprocess.Popen(
+            [*_cli(), "dev-federation", "--centres", "2", "--rounds", "5",
+             "--out", str(run_dir), "--work", str(work)],
+            stdout=sink, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while "Submitted run" not in output.read_text() and launcher.poll() is None:
+            assert time.monotonic() < deadline, output.read_text()
+            time.sleep(0.5)
+        assert processes_mentioning(str(work)), "the federation should be running"
+
+        launcher.send_signal(signal.SIGINT)
+        code = launcher.wait(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+
+    assert code == 130, output.read_text()
+    assert "interrupted" in output.read_text()
+    _no_process_left(work)

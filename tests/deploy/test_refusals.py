@@ -1,0 +1,174 @@
+"""The real ministry side on loopback (SuperLink with TLS and SuperNode authentication,
+nginx in front) refuses what it must: unregistered keys, SuperNodes that do not trust
+our CA, plaintext, and the Control API on the centres' listener."""
+
+from __future__ import annotations
+
+import http.client
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from server import deployment, enrolment
+from server.devfed import _flwr, nodes_online
+from server.devfed_sides import HOST, Ministry, start_ministry
+from server.pki import PkiPaths
+from server.processes import (
+    ManagedProcess,
+    ProcessGroup,
+    free_ports,
+    group_alive,
+    offline_environment,
+    wait_until,
+)
+
+pytestmark = pytest.mark.slow
+REFUSAL_TIMEOUT = 60.0
+
+
+@dataclass
+class RunningMinistry:
+    group: ProcessGroup
+    ministry: Ministry
+    paths: PkiPaths
+    env: dict[str, str]
+    flwr_home: Path
+
+
+@pytest.fixture(scope="module")
+def running(nginx: str, pki_dir: PkiPaths, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[RunningMinistry]:
+    tmp = tmp_path_factory.mktemp("ministry")
+    (tmp / "state").mkdir()
+    flwr_home = tmp / "flwr-home"
+    env = offline_environment({"FLWR_HOME": str(flwr_home)})
+    group = ProcessGroup(tmp / "logs", env)
+    try:
+        ministry = Ministry(pki_dir, tmp / "state", *free_ports(3), tmp / "nginx")
+        start_ministry(group, ministry)
+        enrolment.write_connection(flwr_home, deployment.OPERATOR_CONNECTION,
+                                   ministry.operator_address, pki_dir.ca_certificate)
+        enrolment.write_connection(flwr_home, "centres-listener", ministry.fleet_address,
+                                   pki_dir.ca_certificate, default=False)
+        enrolment.enrol("css-registered", pki_dir.centre_public_key("css-registered"),
+                        tmp / "inventory.json", deployment.OPERATOR_CONNECTION, env)
+        yield RunningMinistry(group, ministry, pki_dir, env, flwr_home)
+    finally:
+        group.stop_all()
+    assert not [p.name for p in group.processes if group_alive(p.pid)], "servers left behind"
+
+
+def _supernode(running: RunningMinistry, name: str, *, key: str | None, ca: bool = True,
+               insecure: bool = False, address: str | None = None) -> ManagedProcess:
+    argv = [enrolment.flower_executable("flower-supernode"),
+            "--superlink", address or running.ministry.fleet_address,
+            "--isolation", "process", "--host", HOST, "--port", str(free_ports(1)[0]),
+            "--max-retries", "2", "--max-wait-time", "30"]
+    if key:
+        argv += ["--auth-supernode-private-key", str(running.paths.centre_private_key(key))]
+    if ca:
+        argv += ["--root-certificates", str(running.paths.ca_certificate)]
+    if insecure:
+        argv += ["--insecure"]
+    return running.group.start(name, argv, expect_exit=True)
+
+
+def _refused(process: ManagedProcess) -> str:
+    process.popen.wait(timeout=REFUSAL_TIMEOUT)
+    assert process.exited() not in (None, 0)
+    return process.log_path.read_text()
+
+
+def _https(running: RunningMinistry, address: str, method: str, path: str) -> int:
+    host, port = address.rsplit(":", 1)
+    context = ssl.create_default_context(cafile=str(running.paths.ca_certificate))
+    connection = http.client.HTTPSConnection(host, int(port), context=context, timeout=10)
+    try:
+        connection.request(method, path, body=b"" if method == "POST" else None)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_a_registered_centre_connects_through_the_proxy(running: RunningMinistry) -> None:
+    node = running.group.start("supernode-registered", deployment.supernode_argv(
+        enrolment.flower_executable("flower-supernode"), running.ministry.fleet_address,
+        running.paths.ca_certificate, running.paths.centre_private_key("css-registered"),
+        HOST, free_ports(1)[0], ""))
+    try:
+        wait_until(lambda: nodes_online(running.env) == 1, timeout=60,
+                   what="the registered SuperNode online", group=running.group, interval=1.0)
+    finally:
+        running.group.stop(node)
+
+
+def test_a_supernode_with_an_unregistered_key_is_refused(running: RunningMinistry) -> None:
+    log = _refused(_supernode(running, "supernode-stranger", key="css-stranger"))
+
+    assert "Exit Code: 305" in log and "Failed to activate SuperNode" in log
+
+
+def test_a_supernode_without_the_ca_certificate_is_refused(running: RunningMinistry) -> None:
+    log = _refused(_supernode(running, "supernode-no-ca", key="css-registered", ca=False))
+
+    assert "Exit Code: 305" in log and "CERTIFICATE_VERIFY_FAILED" in log
+
+
+def test_a_plaintext_supernode_is_refused(running: RunningMinistry) -> None:
+    log = _refused(_supernode(running, "supernode-plaintext", key=None, ca=False, insecure=True))
+
+    assert "Exit Code: 305" in log and "400 Bad Request" in log
+
+
+@pytest.mark.parametrize("which", ["fleet_address", "operator_address", "superlink_address"])
+def test_plaintext_http_to_the_tls_ports_fails(running: RunningMinistry, which: str) -> None:
+    host, port = getattr(running.ministry, which).rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request("GET", "/health")
+        status = connection.getresponse().status
+    except (http.client.HTTPException, ConnectionError):
+        status = None  # the SuperLink drops the connection: no HTTP answer at all
+    finally:
+        connection.close()
+
+    assert status in (None, 400)  # nginx: "The plain HTTP request was sent to HTTPS port"
+
+
+def test_the_control_api_is_refused_on_the_centres_listener(running: RunningMinistry) -> None:
+    through_centres = _flwr(["supernode", "list", "centres-listener"], running.env)
+    through_operator = _flwr(["supernode", "list", deployment.OPERATOR_CONNECTION], running.env)
+
+    assert through_centres.get("success") is False
+    assert "404" in str(through_centres.get("error-message"))
+    assert through_operator.get("success") is True
+
+
+@pytest.mark.parametrize("path", [
+    "/v1/control/list-runs",
+    "/v1/fleet/../control/list-runs",
+    "/v1/fleet/%2e%2e/control/list-runs",
+    "/v1/runtime/get-run",
+    "/docs",
+])
+def test_only_fleet_routes_reach_the_superlink_from_the_centres(
+    running: RunningMinistry, path: str
+) -> None:
+    assert _https(running, running.ministry.fleet_address, "POST", path) == 404
+
+
+def test_the_operator_listener_serves_no_fleet_route(running: RunningMinistry) -> None:
+    assert _https(running, running.ministry.operator_address, "POST",
+                  "/v1/fleet/pull-messages") == 404
+    assert _https(running, running.ministry.fleet_address, "GET", "/health") == 200
+
+
+def test_refused_requests_never_reached_the_superlink(running: RunningMinistry) -> None:
+    superlink_log = (running.group.log_dir / "superlink.log").read_text()
+
+    assert "POST /v1/control/list-nodes" in superlink_log  # its access log is on
+    for path in ("/v1/control/list-runs", "/v1/runtime/get-run", "/docs"):
+        assert path not in superlink_log
