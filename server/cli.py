@@ -22,6 +22,7 @@ from rich.console import Console
 
 from common.workdirs import work_root
 from server import pki as pki_lib
+from server.registry_cli import registry_app
 
 EXIT_USAGE = 2
 EXIT_PKI = 3
@@ -40,6 +41,7 @@ app = typer.Typer(
 pki_app = typer.Typer(no_args_is_help=True, help="The federation's CA, server certificate "
                       "and centres' SuperNode keys.")
 app.add_typer(pki_app, name="pki")
+app.add_typer(registry_app, name="registry")
 
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)

@@ -1,0 +1,279 @@
+"""The model card of a trained model, built from its run folder (JSON and HTML).
+
+Reads ``summary.json`` and ``model.pt`` (required), ``config.toml`` and ``rounds.jsonl``,
+and when present ``equity.json``, ``participation.json``, the baselines in the summary
+(``auc_environment_only``, ``auc_local_only``, ``auc_local_only_by_size_band``) and the
+membership-inference figure (``mia_advantage``). A part the run did not produce is
+written as ``NOT_MEASURED``, never estimated. Only aggregate figures appear: the card is
+public (see ``server.registry``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from common.encoding import ENCODING_VERSION, NUM_FEATURES
+from common.schema import AUDIT_ATTRIBUTES, COLUMN_BY_NAME, PREDICTORS, SCHEMA_VERSION
+from server import run_folder
+
+NOT_MEASURED = "not measured in this run"
+CARD_JSON = "model_card.json"
+CARD_HTML = "model_card.html"
+CARD_FORMAT = 1
+# Local paths of the machine that ran it say nothing about the model.
+PRIVATE_CONFIG_KEYS = ("run_dir", "data_dir")
+
+INTENDED_USE = (
+    "Estimate, for each current secondary student at a participating school service "
+    "centre, a support priority (high / moderate / low) with the factors behind it, "
+    "computed locally at the centre, so that the school team can offer support earlier. "
+    "The priority advises the team's professional judgement."
+)
+OUT_OF_SCOPE = (
+    "Evaluating, ranking or paying teachers, other staff, classes or schools.",
+    "Any automated decision about a student (admission, placement, orientation, "
+    "discipline, funding): a person decides, with the student and family.",
+    "Labelling a student: the output is a support priority, never a prediction of who "
+    "will leave school.",
+    "Use outside Québec public secondary schools, or on records of another schema "
+    f"version than {SCHEMA_VERSION}.",
+    "Sending student-level scores or factors outside the centre.",
+)
+FORBIDDEN_DATA = "teacher and class data (teacher_*, class_id, classe, groupe, ...)"
+
+
+class ModelCardError(ValueError):
+    """The run folder cannot give a model card (one sentence; exit code 2)."""
+
+    exit_code = 2
+
+
+def weights_sha256(path: Path) -> str:
+    """SHA-256 (hex) of the weights file, as ``sha256sum`` prints it."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_id(scenario: str, sha256: str) -> str:
+    """``<scenario>-<first 12 hex of the weights' SHA-256>``: readable and unique."""
+    slug = re.sub(r"[^a-z0-9]+", "-", scenario.lower()).strip("-") or "model"
+    return f"{slug}-{sha256[:12]}"
+
+
+def build_model_card(run_dir: Path) -> dict[str, Any]:
+    """The card as a JSON-ready dict. Raises ``ModelCardError`` without a summary or
+    weights."""
+    summary_path, weights = run_dir / run_folder.SUMMARY, run_dir / run_folder.MODEL
+    for path in (summary_path, weights):
+        if not path.is_file():
+            raise ModelCardError(
+                f"The run folder {run_dir} has no {path.name}; give the folder of a "
+                "finished run."
+            )
+    try:
+        summary = run_folder.read_json(summary_path)
+    except ValueError:
+        raise ModelCardError(f"{summary_path} is not valid JSON; the run did not finish "
+                             "writing it.") from None
+    config = _read_config(run_dir)
+    rounds = run_folder.read_rounds(run_dir)
+    equity = _optional_json(run_dir / run_folder.EQUITY)
+    participation = _optional_json(run_dir / run_folder.PARTICIPATION)
+    sha = weights_sha256(weights)
+    scenario = str(summary.get("scenario", config.get("scenario", "model")))
+    return {
+        "card_format": CARD_FORMAT,
+        "model_id": model_id(scenario, sha),
+        "created": datetime.fromtimestamp(weights.stat().st_mtime, UTC).isoformat(
+            timespec="seconds"),
+        "version": {
+            "software": _software_version(),
+            "schema": SCHEMA_VERSION,
+            "encoding": ENCODING_VERSION,
+            "architecture": _architecture(config),
+            "weights_file": run_folder.MODEL,
+            "weights_sha256": sha,
+            "weights_bytes": weights.stat().st_size,
+        },
+        "intended_use": INTENDED_USE,
+        "out_of_scope_uses": list(OUT_OF_SCOPE),
+        "data": _data(run_dir, summary, scenario),
+        "predictors": _predictors(summary),
+        "privacy": _privacy(summary, config),
+        "training": _training(summary, config, rounds),
+        "performance": _performance(summary, rounds, participation),
+        "baselines": {
+            "centralized_without_dp": summary.get("auc_centralized", NOT_MEASURED),
+            "environment_only": summary.get("auc_environment_only", NOT_MEASURED),
+            "local_only": summary.get("auc_local_only", NOT_MEASURED),
+            "local_only_by_size_band": summary.get("auc_local_only_by_size_band",
+                                                   NOT_MEASURED),
+        },
+        "equity": equity if equity is not None else NOT_MEASURED,
+        "membership_inference": (
+            {"advantage": summary["mia_advantage"]} if "mia_advantage" in summary
+            else NOT_MEASURED
+        ),
+        "limitations": _limitations(run_dir, summary, equity),
+        "run_config": {k: v for k, v in config.items() if k not in PRIVATE_CONFIG_KEYS},
+    }
+
+
+def write_model_card(run_dir: Path) -> tuple[Path, Path]:
+    """Write ``model_card.json`` and ``model_card.html`` into the run folder (atomic
+    writes); returns both paths. Call it once the run folder is complete."""
+    from server.model_card_html import render_model_card
+
+    card = build_model_card(run_dir)
+    json_path, html_path = run_dir / CARD_JSON, run_dir / CARD_HTML
+    run_folder.write_json(json_path, card)
+    run_folder.atomic_write_bytes(html_path, render_model_card(card).encode("utf-8"))
+    return json_path, html_path
+
+
+def _read_config(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / run_folder.CONFIG
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError:
+        raise ModelCardError(f"{path} is not valid TOML; the run did not finish writing "
+                             "it.") from None
+
+
+def _optional_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        return run_folder.read_json(path)
+    except ValueError:
+        raise ModelCardError(f"{path} is not valid JSON; the run did not finish writing "
+                             "it.") from None
+
+
+def _architecture(config: dict[str, Any]) -> str:
+    hidden = str(config.get("training.hidden", "?")).replace(",", "-").replace(" ", "")
+    return f"MLP {NUM_FEATURES}-{hidden}-1 (ReLU), logit output"
+
+
+def _software_version() -> str:
+    try:
+        return metadata.version("perseverance")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _data(run_dir: Path, summary: dict[str, Any], scenario: str) -> dict[str, Any]:
+    if "deployment" in summary:
+        origin = f"{summary['deployment']} deployment"
+    elif "scenario_file" in summary:
+        origin = f"simulation (scenario {scenario})"
+    else:
+        origin = "federated training"
+    synthetic = (run_dir / "data" / "centres.json").is_file()
+    return {
+        "origin": origin,
+        "records": "synthetic Québec network (generated, no real student)" if synthetic
+        else "the participating centres' extracts",
+        "centres_total": summary.get("num_centres_total", NOT_MEASURED),
+        "centres_evaluated": summary.get("num_centres", NOT_MEASURED),
+        "students": summary.get("num_students", NOT_MEASURED),
+        "training_records": summary.get("num_train", NOT_MEASURED),
+        "held_out_records": summary.get("num_test", NOT_MEASURED),
+        "period": summary.get("school_years", NOT_MEASURED),
+        "label": "left_without_diploma: left secondary school without a diploma or "
+                 "qualification (official indicator)",
+    }
+
+
+def _predictors(summary: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "used": [{"name": p, "description": COLUMN_BY_NAME[p].description} for p in PREDICTORS],
+        "audit_only": list(AUDIT_ATTRIBUTES),
+        "forbidden": FORBIDDEN_DATA,
+        "refused_by_centres": summary.get("refused_predictors", NOT_MEASURED),
+    }
+
+
+def _privacy(summary: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    dp = bool(summary.get("dp", config.get("privacy.dp", False)))
+    secure = summary.get("secure_aggregation", config.get("secure_aggregation", NOT_MEASURED))
+    return {
+        "differential_privacy": dp,
+        "epsilon_target": summary.get("epsilon_target") if dp else None,
+        "epsilon_spent_max": summary.get("epsilon_max") if dp else None,
+        "delta": summary.get("delta", config.get("privacy.delta", NOT_MEASURED)),
+        "accountant": summary.get("accountant", config.get("privacy.accountant", NOT_MEASURED)),
+        "unit": summary.get("privacy_unit", "one student's record, per centre, over the run"),
+        "max_grad_norm": config.get("privacy.max_grad_norm", NOT_MEASURED),
+        "secure_aggregation": secure,
+    }
+
+
+def _training(
+    summary: dict[str, Any], config: dict[str, Any], rounds: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "rounds": summary.get("rounds", config.get("rounds", NOT_MEASURED)),
+        "rounds_completed": summary.get("rounds_completed", len(rounds)),
+        "local_epochs": config.get("local_epochs", NOT_MEASURED),
+        "learning_rate": config.get("training.learning_rate", NOT_MEASURED),
+        "fraction_train": config.get("fraction_train", NOT_MEASURED),
+        "refusals": sum(len(r.get("refusals", [])) for r in rounds),
+    }
+
+
+def _performance(
+    summary: dict[str, Any], rounds: list[dict[str, Any]], participation: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {
+        "pooled": {
+            "auc": summary.get("auc_pooled", NOT_MEASURED),
+            "pr_auc": summary.get("pr_auc_pooled", NOT_MEASURED),
+            "brier": summary.get("brier_pooled", NOT_MEASURED),
+            "calibration_error": summary.get("calibration_error_pooled", NOT_MEASURED),
+        },
+        "by_centre_size_band": (
+            participation.get("auc_by_size_band", NOT_MEASURED) if participation
+            else NOT_MEASURED
+        ),
+        "auc_by_round": [r.get("eval_auc") for r in rounds] if rounds else NOT_MEASURED,
+    }
+
+
+def _limitations(
+    run_dir: Path, summary: dict[str, Any], equity: dict[str, Any] | None
+) -> list[str]:
+    notes = []
+    if (run_dir / "data" / "centres.json").is_file():
+        notes.append("Trained and evaluated on synthetic records: its figures describe the "
+                     "method, not real Québec students.")
+    notes += [
+        "A probability describes students with similar records, not a certainty about one "
+        "student; it is one input to the school team's judgement.",
+        "Only administrative records are used: family, health, motivation and what the "
+        "school team knows are outside the model.",
+        "Differential privacy costs accuracy, most at small centres; see the local-only "
+        "baseline and the performance by centre size.",
+        "Performance can drift as practices and populations change: re-evaluate every "
+        "school year before use.",
+    ]
+    if "evaluation_epsilon" not in summary:
+        notes.append("The pooled evaluation statistics (score histograms, equity counts) are "
+                     "not differentially private in this version; small cells are suppressed.")
+    if equity is None:
+        notes.append("Equity by group was not measured in this run.")
+    elif equity.get("suppressed"):
+        notes.append("Groups too small to report without exposing a centre are suppressed: "
+                     + ", ".join(map(str, equity["suppressed"])) + ".")
+    return notes

@@ -1,0 +1,176 @@
+"""The public registry of models in use: an append-only folder of model cards.
+
+Layout of a registry folder::
+
+    index.html, index.json        every published model, newest first (rewritten atomically)
+    <model-id>/model_card.json    the card, as built from the run folder
+    <model-id>/model_card.html
+    <model-id>/weights.sha256     "<hex>  model.pt", checkable with ``sha256sum -c``
+    <model-id>/publication.json   when and from which run folder it was published
+
+A model id is never overwritten: publishing an id that exists is refused. A model's
+folder is assembled in a hidden staging folder and renamed into place, so a reader never
+sees half a model; the index is rebuilt from the folders, so it lists every published
+model even after an interrupted publication. One publisher at a time (a lock file).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from server import run_folder
+from server.model_card import CARD_HTML, CARD_JSON, build_model_card
+from server.model_card_html import esc, fmt, page
+
+INDEX_JSON = "index.json"
+INDEX_HTML = "index.html"
+WEIGHTS_SHA = "weights.sha256"
+PUBLICATION = "publication.json"
+LOCK = ".lock"
+PUBLIC_FILE, PUBLIC_DIR = 0o644, 0o755  # the registry is served as static files
+
+
+class RegistryError(ValueError):
+    """The registry cannot take this model (one sentence; exit code 2)."""
+
+    exit_code = 2
+
+
+class AlreadyPublishedError(RegistryError):
+    """The model id is in the registry already; entries are never overwritten."""
+
+
+def publish(run_dir: Path, registry_dir: Path, now: datetime | None = None) -> Path:
+    """Add the model of ``run_dir`` to the registry; returns its folder there.
+
+    Raises ``AlreadyPublishedError`` when its id exists, ``ModelCardError`` when the run
+    folder cannot give a card, ``RegistryError`` when the registry cannot be written.
+    """
+    from server.model_card_html import render_model_card
+
+    card = build_model_card(run_dir)
+    model_id = str(card["model_id"])
+    published = (now or datetime.now(UTC)).isoformat(timespec="seconds")
+    try:
+        registry_dir.mkdir(parents=True, exist_ok=True)
+        with _locked(registry_dir):
+            target = registry_dir / model_id
+            if target.exists():
+                raise AlreadyPublishedError(
+                    f"The model {model_id} is already in the registry {registry_dir}; "
+                    "published models are never replaced."
+                )
+            staging = Path(tempfile.mkdtemp(dir=registry_dir, prefix=".staging-"))
+            try:
+                run_folder.write_json(staging / CARD_JSON, card)
+                (staging / CARD_HTML).write_text(render_model_card(card), encoding="utf-8")
+                (staging / WEIGHTS_SHA).write_text(
+                    f"{card['version']['weights_sha256']}  {run_folder.MODEL}\n", encoding="utf-8")
+                run_folder.write_json(staging / PUBLICATION, {
+                    "model_id": model_id, "published": published, "source_run": run_dir.name})
+                for path in [staging, *staging.iterdir()]:
+                    path.chmod(PUBLIC_DIR if path.is_dir() else PUBLIC_FILE)
+                os.rename(staging, target)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            write_index(registry_dir)
+    except OSError as exc:
+        raise RegistryError(
+            f"The registry {registry_dir} cannot be written ({exc.strerror}); check the path "
+            "and its permissions."
+        ) from None
+    return target
+
+
+def list_models(registry_dir: Path) -> list[dict[str, Any]]:
+    """Index entries of every published model, newest first."""
+    if not registry_dir.is_dir():
+        return []
+    entries = []
+    for folder in registry_dir.iterdir():
+        if folder.name.startswith(".") or not (folder / PUBLICATION).is_file():
+            continue
+        card = run_folder.read_json(folder / CARD_JSON)
+        publication = run_folder.read_json(folder / PUBLICATION)
+        entries.append(_entry(card, publication))
+    return sorted(entries, key=lambda e: (e["published"], e["model_id"]), reverse=True)
+
+
+def write_index(registry_dir: Path) -> None:
+    """Rebuild ``index.json`` and ``index.html`` from the model folders (atomic writes)."""
+    models = list_models(registry_dir)
+    run_folder.write_json(registry_dir / INDEX_JSON, {"format": 1, "models": models})
+    run_folder.atomic_write_bytes(registry_dir / INDEX_HTML, render_index(models).encode())
+    for name in (INDEX_JSON, INDEX_HTML):
+        (registry_dir / name).chmod(PUBLIC_FILE)
+
+
+def _entry(card: dict[str, Any], publication: dict[str, Any]) -> dict[str, Any]:
+    privacy, performance = card["privacy"], card["performance"]["pooled"]
+    return {
+        "model_id": card["model_id"],
+        "published": publication["published"],
+        "created": card["created"],
+        "origin": card["data"]["origin"],
+        "auc_pooled": performance["auc"],
+        "differential_privacy": privacy["differential_privacy"],
+        "epsilon_spent_max": privacy["epsilon_spent_max"],
+        "delta": privacy["delta"],
+        "secure_aggregation": privacy["secure_aggregation"],
+        "weights_sha256": card["version"]["weights_sha256"],
+        "card": f"{card['model_id']}/{CARD_HTML}",
+    }
+
+
+def render_index(models: list[dict[str, Any]]) -> str:
+    """The registry's public page: one row per model, linking to its card."""
+    body = [
+        "<h1>Persévérance: public registry of models</h1>",
+        '<p class="note">Every model trained by the federation and put in use is listed '
+        "here with its model card: intended use, data, privacy, performance, equity and "
+        "limitations. Models advise school teams on support priorities; they are never "
+        "used to evaluate staff or schools, nor to decide about a student.</p>",
+        f"<p>{len(models)} model{'s' if len(models) != 1 else ''} published.</p>",
+        "<table><tr><th>model</th><th>published</th><th>origin</th><th>ROC AUC</th>"
+        "<th>epsilon (largest)</th><th>delta</th><th>secure aggregation</th>"
+        "<th>weights SHA-256</th></tr>",
+    ]
+    for m in models:
+        epsilon = fmt(m["epsilon_spent_max"], 2) if m["differential_privacy"] else "no DP"
+        body.append(
+            f'<tr><td><a href="{esc(m["card"])}">{esc(m["model_id"])}</a></td>'
+            f"<td>{esc(m['published'])}</td><td>{esc(m['origin'])}</td>"
+            f'<td class="num">{fmt(m["auc_pooled"])}</td>'
+            f'<td class="num">{epsilon}</td>'
+            f'<td class="num">{fmt(m["delta"])}</td><td>{fmt(m["secure_aggregation"])}</td>'
+            f"<td><code>{esc(m['weights_sha256'][:16])}…</code></td></tr>"
+        )
+    body.append("</table>")
+    return page("Persévérance: registry of models", body)
+
+
+@contextmanager
+def _locked(registry_dir: Path) -> Iterator[None]:
+    with (registry_dir / LOCK).open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_index(registry_dir: Path) -> dict[str, Any]:
+    """The registry's ``index.json`` (empty when there is none yet)."""
+    path = registry_dir / INDEX_JSON
+    return dict(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else {
+        "format": 1, "models": []}
