@@ -4,15 +4,17 @@
 # service: the loopback launcher runs its own nginx master with its own configuration.
 set -euo pipefail
 
-if command -v nginx >/dev/null 2>&1; then
-  echo "nginx is already installed: $(command -v nginx)"
-  exit 0
-fi
+for candidate in "$(command -v nginx 2>/dev/null || true)" /usr/sbin/nginx /usr/local/sbin/nginx; do
+  if [ -n "$candidate" ] && [ -x "$candidate" ]; then
+    echo "nginx is already installed: $candidate"
+    exit 0
+  fi
+done
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null 2>&1; then
-    SUDO="sudo"
+    SUDO="sudo -n"  # never wait for a password: fail instead
   else
     echo "install-system-packages.sh: installing nginx needs root or sudo." >&2
     exit 1
@@ -33,7 +35,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-$SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends nginx
-command -v nginx >/dev/null 2>&1 || { echo "install-system-packages.sh: nginx is still missing." >&2; exit 1; }
-echo "nginx installed: $(nginx -v 2>&1)"
+APT="$SUDO env DEBIAN_FRONTEND=noninteractive apt-get"
+$APT update -q
+$APT install -y -q --no-install-recommends nginx
+[ -x /usr/sbin/nginx ] || { echo "install-system-packages.sh: nginx is still missing." >&2; exit 1; }
+echo "nginx installed: $(/usr/sbin/nginx -v 2>&1)"

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Render the proxy's site from the template with exactly these variables (the list in
+# server/proxy.py TEMPLATE_VARIABLES; nginx's own $variables are left alone), check it,
+# and run nginx in the foreground.
+set -eu
+VARIABLES='${PROXY_CENTRES_LISTEN} ${PROXY_OPERATOR_LISTEN} ${SUPERLINK_ADDRESS} ${SUPERLINK_TLS_NAME} ${TLS_CERTIFICATE} ${TLS_CERTIFICATE_KEY} ${TLS_CA_CERTIFICATE}'
+for name in PROXY_CENTRES_LISTEN PROXY_OPERATOR_LISTEN SUPERLINK_ADDRESS SUPERLINK_TLS_NAME \
+            TLS_CERTIFICATE TLS_CERTIFICATE_KEY TLS_CA_CERTIFICATE; do
+  eval "value=\${$name:-}"
+  if [ -z "$value" ]; then
+    echo "proxy: the environment variable $name is not set." >&2
+    exit 2
+  fi
+done
+envsubst "$VARIABLES" < /etc/nginx/templates/perseverance.conf.template \
+  > /etc/nginx/conf.d/perseverance.conf
+nginx -t -q
+exec nginx

@@ -1,0 +1,158 @@
+"""The containers cannot be built here (no Docker engine): these tests keep them in step
+with the loopback launcher, which runs the same programs with the same flags."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tomllib
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from server import deployment, proxy
+from server.pki import DEFAULT_SERVER_NAMES, PkiPaths
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+OFFLINE = {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1",
+           "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"}
+
+
+def _compose(side: str) -> dict[str, Any]:
+    return dict(yaml.safe_load((DEPLOY / side / "compose.yaml").read_text()))
+
+
+def _services(side: str) -> dict[str, Any]:
+    return dict(_compose(side)["services"])
+
+
+def test_flower_images_are_pinned_to_the_python_package_version() -> None:
+    dockerfiles = sorted(DEPLOY.rglob("*.Dockerfile"))
+    tags = [m for f in dockerfiles for m in re.findall(r"^FROM (flwr/\S+)", f.read_text(), re.M)]
+
+    assert sorted(t.split(":")[0] for t in tags) == [
+        "flwr/superexec", "flwr/superlink", "flwr/supernode"]
+    assert {t.split(":")[1] for t in tags} == {version("flwr")}
+    pyproject = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())
+    assert f"flwr[simulation]=={version('flwr')}" in pyproject["project"]["dependencies"]
+
+
+def test_the_app_image_pins_torch_like_pyproject() -> None:
+    pyproject = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())
+    torch_pin = next(d for d in pyproject["project"]["dependencies"] if d.startswith("torch"))
+
+    assert torch_pin in (DEPLOY / "app.Dockerfile").read_text()
+
+
+def test_superlink_runs_with_the_launchers_flags() -> None:
+    expected = deployment.superlink_argv(
+        "flower-superlink", PkiPaths(Path("/pki")), Path("/state/superlink.db"), "0.0.0.0", 8000
+    )
+
+    assert _services("ministry")["superlink"]["command"] == expected[1:]
+
+
+def test_serverapp_executor_runs_with_the_launchers_flags() -> None:
+    expected = deployment.serverapp_executor_argv(
+        "flower-superexec", "superlink:8000", Path("/pki/ca.crt")
+    )
+
+    assert _services("ministry")["serverapp"]["command"] == expected[1:]
+
+
+def test_supernode_runs_with_the_launchers_flags() -> None:
+    command = _services("centre")["supernode"]["command"]
+    expected = deployment.supernode_argv(
+        "flower-supernode", "FLEET", Path("/pki/ca.crt"), Path("/keys/centre.key"), "0.0.0.0",
+        9094, "NODE-CONFIG",
+    )[1:]
+
+    assert [c for c in command if c.startswith("--")] == [e for e in expected if e.startswith("--")]
+    fixed = {"--root-certificates", "--auth-supernode-private-key", "--isolation", "--host",
+             "--port"}
+    for flag in fixed:
+        assert command[command.index(flag) + 1] == expected[expected.index(flag) + 1]
+    node_config = command[command.index("--node-config") + 1]
+    assert tuple(re.findall(r"(\S+?)=", node_config)) == deployment.NODE_CONFIG_KEYS
+    assert "state-dir='/state'" in node_config and "data-path='/data/" in node_config
+
+
+def test_clientapp_executor_runs_with_the_launchers_flags() -> None:
+    expected = deployment.clientapp_executor_argv("flower-superexec", "supernode:9094")
+
+    assert _services("centre")["clientapp"]["command"] == expected[1:]
+
+
+@pytest.mark.parametrize("side,service", [
+    ("ministry", "superlink"), ("ministry", "serverapp"), ("ministry", "operator"),
+    ("centre", "supernode"), ("centre", "clientapp"),
+])
+def test_every_flower_program_runs_offline(side: str, service: str) -> None:
+    environment = _services(side)[service]["environment"]
+
+    assert OFFLINE.items() <= dict(environment).items()
+
+
+def test_centre_data_are_read_only_and_the_ledger_is_a_volume() -> None:
+    centre = _compose("centre")
+    clientapp = centre["services"]["clientapp"]
+
+    assert any(v.endswith(":/data:ro") for v in clientapp["volumes"])
+    assert "ledger:/state" in clientapp["volumes"] and "ledger" in centre["volumes"]
+    assert clientapp["networks"] == ["runtime"] and centre["networks"]["runtime"]["internal"]
+    assert not any("/data" in v for v in centre["services"]["supernode"]["volumes"])
+
+
+def test_the_operator_listener_is_not_published_on_every_interface() -> None:
+    ministry = _compose("ministry")
+    ports = ministry["services"]["proxy"]["ports"]
+
+    operator = next(p for p in ports if p.endswith(":9443"))
+    assert operator.startswith("${OPERATOR_BIND:-127.0.0.1}:")
+    assert ministry["networks"]["backend"]["internal"] is True
+    assert "ports" not in ministry["services"]["superlink"]
+
+
+def test_proxy_container_and_launcher_fill_the_same_placeholders() -> None:
+    environment = _services("ministry")["proxy"]["environment"]
+    entrypoint = (DEPLOY / "ministry" / "proxy-entrypoint.sh").read_text()
+    listed = re.search(r"VARIABLES='([^']*)'", entrypoint)
+
+    assert listed is not None
+    assert re.findall(r"\$\{(\w+)\}", listed.group(1)) == list(proxy.TEMPLATE_VARIABLES)
+    assert set(environment) == set(proxy.TEMPLATE_VARIABLES)
+    assert environment["SUPERLINK_TLS_NAME"] in DEFAULT_SERVER_NAMES
+    assert environment["SUPERLINK_ADDRESS"] == "superlink:8000"
+    assert "COPY deploy/nginx/perseverance.conf.template" in (
+        DEPLOY / "ministry" / "proxy.Dockerfile").read_text()
+
+
+@pytest.mark.skipif(shutil.which("envsubst") is None, reason="envsubst (gettext-base) missing")
+def test_envsubst_renders_the_template_like_the_launcher() -> None:
+    settings = proxy.ProxySettings("8443", "9443", "superlink:8000", "superlink",
+                                   Path("/pki/server.crt"), Path("/pki/server.key"),
+                                   Path("/pki/ca.crt"))
+    entrypoint = (DEPLOY / "ministry" / "proxy-entrypoint.sh").read_text()
+    listed = re.search(r"VARIABLES='([^']*)'", entrypoint)
+    assert listed is not None
+
+    rendered = subprocess.run(
+        ["envsubst", listed.group(1)], input=proxy.template_path().read_text(),
+        capture_output=True, text=True, check=True,
+        env={**os.environ, **settings.as_variables()},
+    ).stdout
+
+    assert rendered == proxy.render_site(settings)
+
+
+def test_no_key_certificate_or_data_can_enter_a_build_context() -> None:
+    for ignore in DEPLOY.rglob("*.Dockerfile.dockerignore"):
+        assert ignore.read_text().splitlines()[-1] != "" and "*" in ignore.read_text()
+    for dockerfile in DEPLOY.rglob("*.Dockerfile"):
+        assert Path(f"{dockerfile}.dockerignore").is_file(), dockerfile
+    assert "**/*.key" in (DEPLOY / "app.Dockerfile.dockerignore").read_text()
