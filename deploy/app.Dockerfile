@@ -12,8 +12,9 @@
 FROM flwr/superexec:1.42.0
 
 USER root
-RUN mkdir -p /app/work/runs /state /data \
-    && chown -R app:app /app/work /state
+# Folders that become volumes take their owner from here (the images run as uid 49999).
+RUN mkdir -p /app/work/runs /state /data /operator \
+    && chown -R app:app /app/work /state /operator
 USER app
 
 ENV FLWR_TELEMETRY_ENABLED=0 \

@@ -298,6 +298,11 @@ def init_pki(root: Path, extra_names: list[str] | None = None, *, force: bool = 
     """
     paths = PkiPaths(root)
     names = list(dict.fromkeys([*DEFAULT_SERVER_NAMES, *(extra_names or [])]))
+    if not force and paths.ca_certificate.exists() and not paths.ca_key.exists():
+        raise PkiError(
+            f"{paths.ca_certificate} exists but its key {paths.ca_key} is not here (kept "
+            "offline?); put the key back, or pass --force to create a new CA."
+        )
     if force or not paths.ca_key.exists():
         ca_key, ca_cert = generate_ca()
         write_secret(paths.ca_key, _key_pem(ca_key), overwrite=force)

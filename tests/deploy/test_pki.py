@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,28 @@ def test_add_centre_never_overwrites_a_key_unless_forced(tmp_path: Path) -> None
 def test_bad_centre_names_are_refused(name: str, tmp_path: Path) -> None:
     with pytest.raises(pki.PkiError, match="not valid"):
         pki.add_centre(tmp_path, name)
+
+
+def test_init_never_replaces_a_ca_whose_key_is_kept_offline(tmp_path: Path) -> None:
+    paths = pki.init_pki(tmp_path)
+    ca = paths.ca_certificate.read_bytes()
+    paths.ca_key.rename(tmp_path / "offline.key")
+
+    with pytest.raises(pki.PkiError, match="kept offline"):
+        pki.init_pki(tmp_path)
+    assert paths.ca_certificate.read_bytes() == ca
+
+
+@pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="ssh-keygen is not installed")
+def test_a_key_made_as_the_centre_readme_says_is_accepted(tmp_path: Path) -> None:
+    key = tmp_path / "centre.key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ecdsa", "-b", "384", "-N", "", "-C", "css-x",
+                    "-f", str(key)], check=True)
+    listed = subprocess.run(["ssh-keygen", "-lf", f"{key}.pub"], check=True,
+                            capture_output=True, text=True).stdout.split()[1]
+
+    private = load_ssh_private_key(key.read_bytes(), None)
+    public = pki.load_public_key(Path(f"{key}.pub").read_bytes())
+
+    assert pki.key_pair_matches(private, public)  # type: ignore[arg-type]
+    assert pki.fingerprint(public) == listed
