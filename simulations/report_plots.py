@@ -1,0 +1,165 @@
+"""The run report's figures (matplotlib, object API on the Agg canvas: no pyplot, no
+display, no global backend switch), each returned as PNG bytes."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from common.metrics import ScoreHistogram, auc_from_histogram, reliability_curve
+
+BAND_COLOURS = {"small": "#d9822b", "medium": "#3a6ea5", "large": "#2e8b57"}
+DPI = 110
+
+
+def png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _number(value: Any) -> float:
+    """A JSON figure as a float; null (not measurable) as NaN."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else (
+        math.nan)
+
+
+def roc_points(h: ScoreHistogram) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """False- and true-positive rates at every bin edge, from the highest score down."""
+    pos, neg = h.positives[::-1], h.negatives[::-1]
+    tpr = np.concatenate([[0.0], np.cumsum(pos)]) / max(pos.sum(), 1e-12)
+    fpr = np.concatenate([[0.0], np.cumsum(neg)]) / max(neg.sum(), 1e-12)
+    return fpr, tpr
+
+
+def learning_curves(rounds: Sequence[Mapping[str, Any]], epsilon_target: float | None) -> bytes:
+    """Pooled AUC and PR AUC, Brier and calibration error, and epsilon, by round."""
+    figure = Figure(figsize=(11, 3.2))
+    axes = figure.subplots(1, 3)
+    x = [int(r["round"]) for r in rounds]
+    for ax, keys, title in (
+        (axes[0], (("eval_auc", "ROC AUC"), ("eval_pr_auc", "PR AUC")), "Discrimination"),
+        (axes[1], (("eval_brier", "Brier score"),
+                   ("eval_calibration_error", "calibration error")), "Error (lower is better)"),
+        (axes[2], (("train_epsilon_max", "largest epsilon spent"),), "Privacy spent"),
+    ):
+        for key, label in keys:
+            ax.plot(x, [_number(r.get(key)) for r in rounds], marker="o", label=label)
+        ax.set_title(title)
+        ax.set_xlabel("round")
+        ax.grid(alpha=0.3)
+    if epsilon_target:
+        axes[2].axhline(epsilon_target, color="grey", linestyle="--", label="target")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    return png(figure)
+
+
+def roc_curve(h: ScoreHistogram) -> bytes:
+    figure = Figure(figsize=(4.2, 4.0))
+    ax = figure.subplots()
+    fpr, tpr = roc_points(h)
+    ax.plot(fpr, tpr, label=f"federated model (AUC {auc_from_histogram(h):.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="chance")
+    ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title="ROC, pooled",
+           xlim=(0, 1), ylim=(0, 1))
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    return png(figure)
+
+
+def calibration_curve(h: ScoreHistogram) -> bytes:
+    """Reliability diagram (10 probability groups) over the score distribution by label."""
+    figure = Figure(figsize=(4.6, 5.0))
+    top, bottom = figure.subplots(2, 1, height_ratios=[3, 1], sharex=True)
+    predicted, observed = reliability_curve(h, groups=10)
+    top.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
+    top.plot(predicted, observed, marker="o", label="federated model")
+    top.set(ylabel="observed rate", title="Calibration, pooled", xlim=(0, 1), ylim=(0, 1))
+    top.legend(fontsize=8)
+    top.grid(alpha=0.3)
+    centres = (np.arange(h.bins) + 0.5) / h.bins
+    width = 1.0 / h.bins
+    bottom.bar(centres, h.negatives, width=width, color="#9bb7d4", label="stayed")
+    bottom.bar(centres, h.positives, width=width, bottom=h.negatives, color="#d9822b",
+               label="left without diploma")
+    bottom.set(xlabel="predicted probability", ylabel="students")
+    bottom.legend(fontsize=7)
+    return png(figure)
+
+
+def equity_by_group(groups: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> bytes:
+    """AUC with its 95 % interval, and true- and false-positive rates, per reported group."""
+    labels, auc, low, high, tpr, fpr = [], [], [], [], [], []
+    for attribute, values in groups.items():
+        for value, m in values.items():
+            labels.append(f"{attribute}={value}")
+            a = _number(m.get("auc"))
+            ci = m.get("auc_ci") or [None, None]
+            auc.append(a)
+            low.append(a - _number(ci[0]))
+            high.append(_number(ci[1]) - a)
+            tpr.append(_number(m.get("tpr")))
+            fpr.append(_number(m.get("fpr")))
+    figure = Figure(figsize=(11, 0.42 * len(labels) + 1.4))
+    left, right = figure.subplots(1, 2, sharey=True)
+    y = np.arange(len(labels))
+    errors = np.nan_to_num(np.array([low, high]), nan=0.0)
+    left.errorbar(auc, y, xerr=errors, fmt="o", capsize=3)
+    left.set(yticks=y, yticklabels=labels, xlabel="ROC AUC (95 % interval)",
+             title="Discrimination by group")
+    left.invert_yaxis()
+    left.grid(alpha=0.3)
+    right.barh(y - 0.2, tpr, height=0.4, label="true-positive rate", color="#3a6ea5")
+    right.barh(y + 0.2, fpr, height=0.4, label="false-positive rate", color="#d9822b")
+    right.set(xlabel="rate at the operating threshold", title="Error rates by group", xlim=(0, 1))
+    right.legend(fontsize=8)
+    right.grid(alpha=0.3)
+    return png(figure)
+
+
+def epsilon_by_centre(centres: Sequence[Mapping[str, Any]], target: float | None) -> bytes:
+    """Epsilon spent by each centre, smallest centre first, coloured by size band."""
+    ordered = sorted(centres, key=lambda c: (int(c.get("num_train", 0)) + int(
+        c.get("num_test", 0))))
+    figure = Figure(figsize=(max(5.0, 0.18 * len(ordered) + 2), 3.2))
+    ax = figure.subplots()
+    x = np.arange(len(ordered))
+    colours = [BAND_COLOURS.get(str(c.get("size_band")), "grey") for c in ordered]
+    ax.bar(x, [_number(c.get("epsilon")) for c in ordered], color=colours)
+    if target:
+        ax.axhline(target, color="grey", linestyle="--")
+    handles = [Patch(color=colour, label=band) for band, colour in BAND_COLOURS.items()]
+    ax.set(xticks=[], xlabel="centres, smallest to largest", ylabel="epsilon spent",
+           title="Privacy spent by centre (delta as in the run)")
+    ax.legend(handles=handles, fontsize=8, title="size band", title_fontsize=8)
+    return png(figure)
+
+
+def auc_by_size(
+    federated: Mapping[str, Any], local_only: Mapping[str, Any] | None, pooled: float
+) -> bytes:
+    """Pooled AUC of each centre-size band, federated and (when measured) local-only."""
+    bands = [b for b in ("small", "medium", "large") if b in federated]
+    figure = Figure(figsize=(5.2, 3.4))
+    ax = figure.subplots()
+    x = np.arange(len(bands))
+    width = 0.38 if local_only else 0.6
+    ax.bar(x - (width / 2 if local_only else 0), [_number(federated[b]) for b in bands],
+           width=width, color=[BAND_COLOURS[b] for b in bands], label="federated")
+    if local_only:
+        ax.bar(x + width / 2, [_number(local_only.get(b)) for b in bands], width=width,
+               color="#b9c2cc", label="each centre alone")
+    if not math.isnan(pooled):
+        ax.axhline(pooled, color="black", linestyle="--", linewidth=1, label="pooled, all")
+    ax.set(xticks=x, xticklabels=bands, ylabel="ROC AUC", ylim=(0.5, 1.0),
+           title="AUC by centre size (empty: band too small to show)")
+    ax.legend(fontsize=8)
+    return png(figure)

@@ -1,0 +1,119 @@
+"""The run report: standalone page, one image per plot, notes for what was not measured,
+and (slow) the images really load in headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common.metrics import ScoreHistogram
+from simulations.report import NOT_MEASURED, REPORT, write_report
+from simulations.report_plots import roc_points
+from tests.server.run_fixtures import write_run_folder
+
+IMAGE = re.compile(r'<img alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_a_complete_run_gets_all_six_plots(tmp_path: Path) -> None:
+    run = write_run_folder(tmp_path / "run", summary_extra={
+        "auc_local_only_by_size_band": {"small": 0.7, "medium": None, "large": 0.79}})
+
+    page = write_report(run).read_text(encoding="utf-8")
+
+    assert len(IMAGE.findall(page)) == 6
+    assert NOT_MEASURED not in page.split("<h2>Learning curves</h2>")[1]
+
+
+def test_every_image_is_an_embedded_png(tmp_path: Path) -> None:
+    page = write_report(write_run_folder(tmp_path / "run")).read_text(encoding="utf-8")
+
+    for data in IMAGE.findall(page):
+        assert base64.b64decode(data).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_missing_equity_and_participation_become_notes(tmp_path: Path) -> None:
+    run = write_run_folder(tmp_path / "run", equity=False, participation=False)
+
+    page = write_report(run).read_text(encoding="utf-8")
+
+    assert len(IMAGE.findall(page)) == 3  # learning curves, ROC, calibration
+    assert f"Equity by group was {NOT_MEASURED}" in page
+    assert f"Epsilon by centre was {NOT_MEASURED}" in page
+    assert f"AUC by centre size was {NOT_MEASURED}" in page
+
+
+def test_the_page_loads_nothing_from_anywhere(tmp_path: Path) -> None:
+    page = write_report(write_run_folder(tmp_path / "run")).read_text(encoding="utf-8")
+
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+
+
+def test_roc_points_of_a_perfect_separation_pass_through_the_corner() -> None:
+    positives, negatives = np.zeros(4), np.zeros(4)
+    positives[3], negatives[0] = 5.0, 5.0
+    h = ScoreHistogram(positives, negatives, np.zeros(4), 0.0)
+
+    fpr, tpr = roc_points(h)
+
+    assert tpr.tolist() == [0.0, 1.0, 1.0, 1.0, 1.0]
+    assert fpr.tolist() == [0.0, 0.0, 0.0, 0.0, 1.0]
+
+
+def test_the_report_module_does_not_import_the_client_side() -> None:
+    code = ("import sys, simulations.report; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'client'))")
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO, check=True, timeout=120).stdout
+
+    assert out.strip() == "[]"
+
+
+# -- headless Chromium ---------------------------------------------------------------
+
+COUNT_IMAGES = """<script>
+window.addEventListener("load", () => {
+  const images = Array.from(document.images);
+  const loaded = images.filter((i) => i.complete && i.naturalWidth > 0).length;
+  document.body.setAttribute("data-images", images.length + "/" + loaded);
+});
+</script></body>"""
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.skip("chromium is not installed: run deploy/install-test-browser.sh")
+    raise AssertionError  # unreachable: pytest.skip raises
+
+
+@pytest.mark.slow
+def test_every_image_loads_in_headless_chromium(tmp_path: Path) -> None:
+    chromium = _chromium()
+    run = write_run_folder(tmp_path / "run")
+    page = write_report(run).read_text(encoding="utf-8")
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", COUNT_IMAGES), encoding="utf-8")
+
+    result = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+
+    found = re.search(r'data-images="(\d+)/(\d+)"', result.stdout)
+    assert found, f"chromium did not render the page: {result.stderr[-500:]}"
+    assert (found.group(1), found.group(2)) == ("6", "6")
+    assert (run / REPORT).is_file()
