@@ -1,10 +1,19 @@
-"""Local training and evaluation loops, with and without student-level DP-SGD.
+"""Local training loops, with and without student-level DP-SGD.
 
-DP training uses Opacus's ``GradSampleModule`` (per-sample gradients) and
-``DPOptimizer`` (per-sample clipping + Gaussian noise) directly, with Poisson sampling
-done here on tensors: a DataLoader that collates row by row costs more than the model.
-Sampling and noise draw from OS entropy unless ``reproducible`` is set (research
-only): noise an adversary can replay is no privacy.
+DP-SGD here is Opacus's algorithm (``DPOptimizer`` semantics): Poisson sampling at
+rate ``1 / steps_per_epoch``, each student's gradient clipped to ``max_grad_norm``,
+Gaussian noise of std ``noise_multiplier * max_grad_norm`` on the sum, divided by the
+expected batch size, then the optimiser's step. Sampling is done here on tensors: a
+DataLoader that collates row by row costs more than the model.
+
+Two engines compute the clipped sum. Models made only of ``nn.Linear`` layers (the
+risk model) take the fast path: each student's gradient norm in closed form
+(``|dL_i/dW| = |b_i| |a_i|`` for a linear layer, Goodfellow 2015, the "ghost norm" of
+Opacus's ghost clipping) and the clipped sum as one matrix product, in a single
+backward pass, without materialising per-student gradients. Any other model goes
+through Opacus's ``GradSampleModule``. Both draw the same batches and the same noise
+from the same generator. Sampling and noise draw from OS entropy unless
+``reproducible`` is set (research only): noise an adversary can replay is no privacy.
 """
 
 from __future__ import annotations
@@ -23,6 +32,9 @@ from torch import nn
 # Opacus's per-sample hooks fire on module outputs because inputs need no gradient:
 # expected here, and harmless.
 warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
+
+# Opacus's guard against a zero norm in the clipping factor; kept for identical results.
+CLIP_EPSILON = 1e-6
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,130 @@ def _generator(seed: int, reproducible: bool) -> torch.Generator:
     return generator
 
 
+class _PlainStep:
+    """Adam on the mean loss, no privacy (references and tests only)."""
+
+    def __init__(self, model: nn.Module, learning_rate: float) -> None:
+        self.model = model
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+        self.loss_fn = nn.BCEWithLogitsLoss()
+
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> float:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss_fn(self.model(xb), yb)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
+
+class _LinearDPStep:
+    """DP-SGD step for a model whose parameters all sit in ``nn.Linear`` layers fed
+    (batch, features) inputs: one backward pass to each layer's output, per-student
+    norms in closed form, clipped sums as matrix products. Same result as Opacus's
+    ``GradSampleModule`` + ``DPOptimizer`` (``loss_reduction="mean"``)."""
+
+    def __init__(self, model: nn.Module, layers: list[nn.Linear], dp: DPSettings,
+                 expected_batch_size: int, learning_rate: float,
+                 generator: torch.Generator) -> None:
+        self.model, self.layers, self.dp = model, layers, dp
+        self.expected_batch_size = expected_batch_size
+        self.generator = generator
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(self.params, lr=learning_rate)
+        self.loss_fn = nn.BCEWithLogitsLoss(reduction="sum")  # each student's own loss
+        self._inputs: list[torch.Tensor] = []
+        self._outputs: list[torch.Tensor] = []
+        self._hooks = [layer.register_forward_hook(self._capture) for layer in layers]
+
+    def _capture(self, _layer: nn.Module, inputs: tuple[torch.Tensor, ...],
+                 output: torch.Tensor) -> None:
+        self._inputs.append(inputs[0].detach())
+        self._outputs.append(output)
+
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> float:
+        self.optimizer.zero_grad(set_to_none=True)
+        mean_loss = 0.0
+        if len(yb) > 0:
+            self._inputs.clear()
+            self._outputs.clear()
+            loss = self.loss_fn(self.model(xb), yb)
+            # Gradients of each student's own loss with respect to each layer's output.
+            backprops = torch.autograd.grad(loss, self._outputs)
+            squared_norms = torch.zeros(len(yb))
+            for layer, a, b in zip(self.layers, self._inputs, backprops, strict=True):
+                b_sq = (b * b).sum(dim=1)
+                squared_norms += b_sq * (a * a).sum(dim=1)
+                if layer.bias is not None:
+                    squared_norms += b_sq
+            clip = (self.dp.max_grad_norm / (squared_norms.sqrt() + CLIP_EPSILON)).clamp(max=1.0)
+            for layer, a, b in zip(self.layers, self._inputs, backprops, strict=True):
+                clipped = b * clip[:, None]
+                layer.weight.grad = clipped.t() @ a
+                if layer.bias is not None:
+                    layer.bias.grad = clipped.sum(dim=0)
+            mean_loss = float(loss.detach()) / len(yb)
+        # An empty Poisson batch still takes a (noise-only) step: skipping it would
+        # tell that the batch was empty, which the accountant does not cover.
+        std = self.dp.noise_multiplier * self.dp.max_grad_norm
+        for p in self.params:  # the order Opacus draws its noise in
+            summed = p.grad if p.grad is not None else torch.zeros_like(p)
+            if std > 0:
+                summed = summed + torch.normal(mean=0.0, std=std, size=p.shape,
+                                               generator=self.generator, dtype=p.dtype)
+            p.grad = summed / self.expected_batch_size
+        self.optimizer.step()
+        return mean_loss
+
+    def close(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+
+
+class _OpacusDPStep:
+    """DP-SGD step through Opacus's per-sample gradients, for any model Opacus supports."""
+
+    def __init__(self, model: nn.Module, dp: DPSettings, expected_batch_size: int,
+                 learning_rate: float, generator: torch.Generator) -> None:
+        self.module = GradSampleModule(model, loss_reduction="mean")
+        self.optimizer = DPOptimizer(
+            torch.optim.Adam(self.module.parameters(), lr=learning_rate),
+            noise_multiplier=dp.noise_multiplier,
+            max_grad_norm=dp.max_grad_norm,
+            expected_batch_size=expected_batch_size,
+            loss_reduction="mean",
+            generator=generator,
+        )
+        self.module.train()
+        self.loss_fn = nn.BCEWithLogitsLoss()
+
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> float:
+        self.optimizer.zero_grad(set_to_none=True)
+        mean_loss = 0.0
+        if len(yb) > 0:
+            loss = self.loss_fn(self.module(xb), yb)
+            loss.backward()
+            mean_loss = float(loss.detach())
+        else:
+            _empty_batch_grads(self.module)
+        self.optimizer.step()
+        return mean_loss
+
+    def close(self) -> None:
+        self.module.train(False)
+        self.module._close()
+
+
+def linear_layers(model: nn.Module) -> list[nn.Linear] | None:
+    """The model's ``nn.Linear`` layers in forward order if every trainable parameter
+    belongs to one of them (the fast DP path applies), else ``None``."""
+    layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    owned = {id(p) for layer in layers for p in layer.parameters()}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not layers or any(id(p) not in owned for p in trainable):
+        return None
+    return layers
+
+
 def train_local(
     model: nn.Module,
     x: npt.NDArray[np.float32],
@@ -71,44 +207,33 @@ def train_local(
     steps_per_epoch = -(-n // batch_size)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     generator = _generator(seed, reproducible)
-    loss_fn = nn.BCEWithLogitsLoss()
-    trained: nn.Module = GradSampleModule(model, loss_reduction="mean") if dp else model
-    optimizer: torch.optim.Optimizer = torch.optim.Adam(trained.parameters(), lr=learning_rate)
-    if dp:
-        optimizer = DPOptimizer(
-            optimizer,
-            noise_multiplier=dp.noise_multiplier,
-            max_grad_norm=dp.max_grad_norm,
-            expected_batch_size=batch_size,
-            loss_reduction="mean",
-            generator=generator,
-        )
-    trained.train()
+    model.train()
+    step: _PlainStep | _LinearDPStep | _OpacusDPStep
+    layers = linear_layers(model) if dp else None
+    if dp is None:
+        step = _PlainStep(model, learning_rate)
+    elif layers is not None and x.ndim == 2:
+        step = _LinearDPStep(model, layers, dp, batch_size, learning_rate, generator)
+    else:
+        step = _OpacusDPStep(model, dp, batch_size, learning_rate, generator)
     total_loss, steps = 0.0, 0
     sample_rate = 1.0 / steps_per_epoch
-    for _ in range(epochs):
-        order = None if dp else torch.randperm(n, generator=generator)
-        for step in range(steps_per_epoch):
-            if dp:
-                members = torch.rand(n, generator=generator) < sample_rate
-                xb, yb = xt[members], yt[members]
-            else:
-                assert order is not None
-                rows = order[step * batch_size : (step + 1) * batch_size]
-                xb, yb = xt[rows], yt[rows]
-            optimizer.zero_grad(set_to_none=True)
-            if len(yb) > 0:
-                loss = loss_fn(trained(xb), yb)
-                loss.backward()
-                total_loss += float(loss.detach())
-            else:
-                _empty_batch_grads(trained)
-            optimizer.step()
-            steps += 1
-    if dp:
-        trained.train(False)
-        assert isinstance(trained, GradSampleModule)
-        trained._close()
+    try:
+        for _ in range(epochs):
+            order = None if dp else torch.randperm(n, generator=generator)
+            for index in range(steps_per_epoch):
+                if dp:
+                    members = torch.rand(n, generator=generator) < sample_rate
+                    xb, yb = xt[members], yt[members]
+                else:
+                    assert order is not None
+                    rows = order[index * batch_size : (index + 1) * batch_size]
+                    xb, yb = xt[rows], yt[rows]
+                total_loss += step(xb, yb)
+                steps += 1
+    finally:
+        if not isinstance(step, _PlainStep):
+            step.close()
     return TrainStats(num_examples=n, steps=steps, mean_loss=total_loss / max(steps, 1))
 
 
