@@ -77,6 +77,8 @@ def ingest(
         ignored_columns=mapped.ignored_columns,
         centres=_centre_counts(mapped.centres, label[usable]),
     )
+    if LABEL not in valid.columns:  # every harmonised frame has a label column
+        valid = valid.assign(**{LABEL: pd.Series(pd.NA, index=valid.index, dtype="boolean")})
     return IngestResult(valid.reset_index(drop=True), report)
 
 

@@ -68,10 +68,7 @@ def read_extract(path: Path, hints: SourceHints | None = None) -> Extract:
             f"The data file {path} cannot be opened ({exc.strerror}); check its permissions."
         ) from exc
     if not data.strip():
-        raise IngestError(
-            f"The data file {path} is empty; export the extract again, "
-            "with a header row and one row per student."
-        )
+        raise _empty(path)
     is_parquet = hints.file_format == "parquet" or (
         hints.file_format is None
         and (path.suffix.lower() in _PARQUET_SUFFIXES or data[:4] == b"PAR1")
@@ -110,6 +107,8 @@ def _read_csv(path: Path, data: bytes, hints: SourceHints) -> Extract:
         )
     text, encoding = _decode(path, data, hints.encoding)
     text = text.removeprefix("\ufeff")
+    if not text.strip():
+        raise _empty(path)
     delimiter = hints.delimiter or _sniff_delimiter(text)
     header = _header(text, delimiter)
     _refuse_duplicate_columns(path, header)
@@ -171,6 +170,13 @@ def _looks_binary(text: str) -> bool:
         1 for ch in sample if (ord(ch) < 32 and ch not in "\t\r\n") or 0x7F <= ord(ch) < 0xA0
     )
     return controls > 0.01 * len(sample) or (controls > 0 and len(sample) < 100)
+
+
+def _empty(path: Path) -> IngestError:
+    return IngestError(
+        f"The data file {path} is empty; export the extract again, "
+        "with a header row and one row per student."
+    )
 
 
 def _binary(path: Path) -> IngestError:

@@ -131,7 +131,11 @@ def test_invalid_mappings_are_refused_in_one_sentence(
 
 
 def test_a_predictor_may_not_read_the_labels_source(tmp_path: Path) -> None:
-    toml = '[columns]\nleft_without_diploma = { expr = "G3 < 10" }\ngrade_math = { expr = "G3 * 5" }\n'
+    toml = """\
+[columns]
+left_without_diploma = { expr = "G3 < 10" }
+grade_math = { expr = "G3 * 5" }
+"""
 
     with pytest.raises(IngestError, match="grade_math reads 'G3', which also defines the label"):
         load_mapping(write_text(tmp_path / "m.toml", toml))
@@ -147,9 +151,7 @@ def test_a_source_column_the_file_lacks_is_named(sis: tuple[Path, Path], tmp_pat
 
 def test_wrong_delimiter_is_pointed_out(tmp_path: Path) -> None:
     data = write_text(tmp_path / "sis.csv", SOURCE.replace("8,5", "8.5"))
-    mapping = write_text(
-        tmp_path / "m.toml", MAPPING.replace('delimiter = ";"', 'delimiter = ","')
-    )
+    mapping = write_text(tmp_path / "m.toml", MAPPING.replace('delimiter = ";"', 'delimiter = ","'))
 
     with pytest.raises(IngestError, match="read as a single column"):
         ingest_file(data, mapping, SitePolicy())

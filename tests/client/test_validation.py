@@ -166,3 +166,16 @@ def test_validate_rows_returns_typed_columns() -> None:
     assert valid["grade_math"].dtype == np.float64
     assert valid["consent"].dtype == pd.BooleanDtype()
     assert valid["sex"].dtype == pd.StringDtype()
+
+
+def test_current_students_without_labels_are_kept_for_scoring(tmp_path: Path) -> None:
+    data = write_csv(
+        tmp_path / "x.csv", harmonised_frame(20).drop(columns=["left_without_diploma"])
+    )
+
+    result = ingest_file(data, None, SitePolicy())
+    centre = load_centre(str(data), None, None, 0.2)
+
+    assert result.report.rows_missing_label == 20
+    assert result.frame["left_without_diploma"].isna().all()
+    assert centre.num_train + centre.num_test == 0
