@@ -74,13 +74,15 @@ def _centres_table(report: QualityReport) -> Table:
         "rows read",
         "usable",
         "label rate",
+        "takes part in training",
         title="Centres",
         box=box.SIMPLE,
         title_justify="left",
     )
     for centre in report.centres:
         rate = f"{centre.positives / centre.rows_usable:.1%}" if centre.rows_usable else "n/a"
-        table.add_row(centre.centre, str(centre.rows_read), str(centre.rows_usable), rate)
+        trains = "yes" if centre.rows_usable >= report.policy.min_records else "no: scores only"
+        table.add_row(centre.centre, str(centre.rows_read), str(centre.rows_usable), rate, trains)
     return table
 
 

@@ -134,3 +134,13 @@ def test_mapped_data_carry_signal_without_leaking_the_label(
     auc = roc_auc_score(y_test, model.predict_proba(x_test)[:, 1])
 
     assert low < auc < high
+
+
+def test_a_programme_below_min_records_is_shown_as_scoring_only() -> None:
+    data, mapping = files(DROPOUT)
+
+    result = CliRunner().invoke(app, ["validate", "--data", str(data), "--mapping", str(mapping)])
+
+    line = next(row for row in result.stdout.splitlines() if row.strip().startswith("33 "))
+    assert line.split()[:4] == ["33", "12", "12", "66.7%"]
+    assert "no: scores only" in line
