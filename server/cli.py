@@ -124,8 +124,9 @@ def enrol(
     key = public_key or paths.centre_public_key(name)
     try:
         if address is not None:
-            home = Path(os.environ.get("FLWR_HOME", str(Path.home() / ".flwr")))
-            enrolment.write_connection(home, connection, address, paths.ca_certificate)
+            from flwr.supercore.utils import get_flwr_home
+
+            enrolment.write_connection(get_flwr_home(), connection, address, paths.ca_certificate)
         entry = enrolment.enrol(name, key, inventory or root / "inventory.json", connection)
     except (enrolment.EnrolmentError, pki_lib.PkiError) as exc:
         _fail(str(exc), EXIT_ENROLMENT)
@@ -190,7 +191,8 @@ def dev_federation(
     summary = read_json(run_dir / SUMMARY)
     console.print(
         f"Done in {summary['wall_seconds']:.0f} s: pooled AUC {summary['auc_pooled']:.3f} "
-        f"(centralised without DP {summary['auc_centralized']:.3f}). Results: {run_dir}"
+        f"(centralised without DP {summary['auc_centralized']:.3f}). Results: {run_dir}",
+        soft_wrap=True,
     )
 
 

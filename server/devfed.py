@@ -37,6 +37,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_SUFFIXES = (".parquet", ".csv")
 NODES_ONLINE_TIMEOUT = 120.0
 CLI_TIMEOUT = 120.0
+STATUS_POLL_SECONDS = 3.0
 
 
 class LauncherInputError(Exception):
@@ -187,14 +188,19 @@ def follow_run(
         shown = len(lines)
 
     deadline = time.monotonic() + timeout
-    while follower.exited() is None:
+    status = "running"
+    # The log stream ends with the run; should it break off earlier, poll the status.
+    while follower.exited() is None or not status.startswith("finished"):
         group.check_alive()
         show_new_lines()
         if time.monotonic() > deadline:
             raise RunFailedError(f"The run did not finish within {timeout:.0f} s.")
-        time.sleep(1.0)
+        if follower.exited() is not None:
+            status = run_status(run_id, env)
+            time.sleep(0 if status.startswith("finished") else STATUS_POLL_SECONDS)
+        else:
+            time.sleep(1.0)
     show_new_lines()
-    status = run_status(run_id, env)
     if status != "finished:completed":
         raise RunFailedError(f"Run {run_id} ended as {status}; see {follower.log_path}.")
     return status
@@ -224,6 +230,8 @@ def run_dev_federation(
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     run_dir = (options.out or Path("runs") / f"loopback-{stamp}").resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
+    # A summary left by an earlier run would pass for this run's.
+    (run_dir / "summary.json").unlink(missing_ok=True)
     work = (options.work or work_root() / "devfed" / run_dir.name).resolve()
     files = centre_files(options, run_dir / "data")
     centres = [p.stem for p in files]
