@@ -23,6 +23,7 @@ missing information is never shown as a factor.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,7 +61,7 @@ REFERENCE_STUDENT: dict[str, object] = {
 
 DEFAULT_STEPS = 32  # Gauss-Legendre points: completeness error < 1e-3 logit on our MLPs
 MIN_EFFECT = 0.05  # log-odds; smaller attributions are not shown as factors
-CHUNK = 4096  # students per captum call (memory: CHUNK * steps rows)
+CHUNK = 1024  # students per captum call (memory: CHUNK * steps rows)
 
 
 @dataclass(frozen=True)
@@ -99,27 +100,34 @@ def per_predictor(feature_attributions: npt.NDArray[np.float64]) -> npt.NDArray[
     )
 
 
+def summed_logit(model: RiskModel) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The batch's summed logit, as a one-element tensor.
+
+    Rows do not interact in the model (no batch statistics), so the gradient of the sum
+    with respect to a row is that row's own gradient: captum then needs one backward
+    pass per chunk instead of one per student and path point (about 30 times faster).
+    """
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        total: torch.Tensor = model(x).sum().reshape(1)
+        return total
+
+    return forward
+
+
 def attribute(
     model: RiskModel, x: npt.NDArray[np.float32], steps: int = DEFAULT_STEPS
 ) -> Attributions:
     """Integrated Gradients of the logit for every row of the encoded matrix ``x``."""
     model.eval()
-    ig = IntegratedGradients(model)
+    ig = IntegratedGradients(summed_logit(model))
     baselines = baselines_for(x)
     parts: list[npt.NDArray[np.float64]] = []
-    deltas: list[npt.NDArray[np.float64]] = []
     for start in range(0, len(x), CHUNK):
         inputs = torch.from_numpy(x[start : start + CHUNK])
         base = torch.from_numpy(baselines[start : start + CHUNK])
-        attr, delta = ig.attribute(
-            inputs,
-            baselines=base,
-            n_steps=steps,
-            method="gausslegendre",
-            return_convergence_delta=True,
-        )
+        attr = ig.attribute(inputs, baselines=base, n_steps=steps, method="gausslegendre")
         parts.append(attr.detach().double().numpy())
-        deltas.append(delta.detach().double().numpy())
     with torch.no_grad():
         logit = model(torch.from_numpy(x)).double().numpy()
         reference_logit = model(torch.from_numpy(baselines)).double().numpy()
@@ -128,7 +136,7 @@ def attribute(
         per_predictor(features),
         logit,
         reference_logit,
-        np.concatenate(deltas) if deltas else np.zeros(0),
+        features.sum(axis=1) - (logit - reference_logit),
     )
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 from client.scoring import LEVELS, ScoredStudents
 from client.support_wording import TEXT, describe_factor
+from common.schema import PREDICTORS
 
 CSV_NAME = "support-priorities.csv"
 HTML_NAME = "support-report.html"
@@ -49,11 +50,12 @@ def support_table(
     table["support_priority_label"] = [words[level] for level in scored.priority]
     table["probability"] = np.round(scored.probability, 4)
     if explanations is not None:
-        values = frame.reset_index(drop=True)
+        # Plain lists: one cell lookup per factor shown, not a pandas indexing call.
+        values = {p: frame[p].tolist() for p in PREDICTORS if p in frame.columns}
 
         def words_of(lists: list[list[str]]) -> list[str]:
             return [
-                " | ".join(describe_factor(p, values.at[i, p] if p in values else None, lang)
+                " | ".join(describe_factor(p, values[p][i] if p in values else None, lang)
                            for p in predictors)
                 for i, predictors in enumerate(lists)
             ]

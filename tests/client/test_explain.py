@@ -6,10 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from captum.attr import IntegratedGradients
 
 from client.explain import (
+    DEFAULT_STEPS,
     REFERENCE_STUDENT,
     attribute,
+    baselines_for,
     per_predictor,
     reference_encoding,
     top_factors,
@@ -93,3 +97,14 @@ def test_top_factors_rank_by_size_and_skip_small_effects() -> None:
 
     assert raising == [["absence_rate", "failed_courses"]]
     assert protective == [["extracurricular"]]
+
+
+def test_one_backward_pass_per_chunk_gives_captums_per_student_attributions() -> None:
+    model, x = random_model(), encode(harmonised_frame(50))
+    baselines = torch.from_numpy(baselines_for(x))
+
+    expected = IntegratedGradients(model).attribute(
+        torch.from_numpy(x), baselines=baselines, n_steps=DEFAULT_STEPS, method="gausslegendre")
+
+    np.testing.assert_allclose(per_predictor(expected.detach().double().numpy()),
+                               attribute(model, x).per_predictor, atol=1e-5)
