@@ -18,8 +18,12 @@ from client.data import SitePolicy
 from client.ingest.errors import IngestError, quote
 from common.schema import AUDIT_ATTRIBUTES, PREDICTORS, is_forbidden
 
-# Keys a policy file may set: the SitePolicy fields a centre owns.
-POLICY_KEYS = tuple(f.name for f in dataclasses.fields(SitePolicy) if f.name != "extra")
+# Keys a policy file may set: the SitePolicy fields a centre owns, and the tables that
+# other parts of the client read from the same file (kept whole in SitePolicy.extra,
+# checked by their readers). A key in neither is refused, so typos never pass silently.
+POLICY_FIELDS = tuple(f.name for f in dataclasses.fields(SitePolicy) if f.name != "extra")
+POLICY_SECTIONS = ("support",)  # [support]: support-priority thresholds, client.scoring
+POLICY_KEYS = POLICY_FIELDS + POLICY_SECTIONS
 
 
 def load_policy(path: Path) -> SitePolicy:
@@ -60,6 +64,14 @@ def load_policy(path: Path) -> SitePolicy:
             fields["audit_attributes_allowed"] = raw["audit_attributes_allowed"]
         else:
             problems.append("audit_attributes_allowed must be true or false")
+    extra: dict[str, object] = {}
+    for section in POLICY_SECTIONS:
+        if section in raw and not isinstance(raw[section], dict):
+            problems.append(f"{section} must be a table ([{section}])")
+        elif section in raw:
+            extra[section] = raw[section]
+    if extra:
+        fields["extra"] = extra
     if problems:
         raise IngestError(
             f"The site policy {path} cannot be used: {problems[0]}; correct it and run again.",

@@ -24,8 +24,9 @@ ENCODINGS = st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "cp1252"])
 
 
 def run_validate(content: bytes, *extra: tuple[str, str]) -> tuple[int, str, str]:
-    """Validate ``content`` in a fresh folder; assert the folder is left as it was."""
-    with tempfile.TemporaryDirectory() as folder:
+    """Validate ``content`` from a fresh working folder that also holds the file; assert
+    the folder is left exactly as it was."""
+    with runner.isolated_filesystem() as folder:
         path = Path(folder) / "extract.csv"
         path.write_bytes(content)
         args = ["validate", "--data", str(path)]

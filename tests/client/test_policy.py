@@ -147,3 +147,16 @@ def test_below_min_records_the_centre_only_scores(tmp_path: Path) -> None:
 
     assert ingest_file(data, None, SitePolicy(min_records=30)).report.takes_part_in_training
     assert not ingest_file(data, None, SitePolicy(min_records=31)).report.takes_part_in_training
+
+
+def test_tables_read_by_other_parts_are_kept_for_them(tmp_path: Path) -> None:
+    path = write_text(tmp_path / "p.toml", "min_records = 5\n[support]\nhigh = 0.6\n")
+
+    policy = load_policy(path)
+
+    assert policy.min_records == 5
+    assert policy.extra == {"support": {"high": 0.6}}
+    with pytest.raises(IngestError, match="support must be a table"):
+        load_policy(write_text(tmp_path / "q.toml", "support = 3\n"))
+    with pytest.raises(IngestError, match="unknown key 'suport'"):
+        load_policy(write_text(tmp_path / "r.toml", "[suport]\nhigh = 0.6\n"))
