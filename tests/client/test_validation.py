@@ -179,3 +179,16 @@ def test_current_students_without_labels_are_kept_for_scoring(tmp_path: Path) ->
     assert result.report.rows_missing_label == 20
     assert result.frame["left_without_diploma"].isna().all()
     assert centre.num_train + centre.num_test == 0
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_the_generators_files_validate_without_a_mapping(tmp_path: Path, fmt: str) -> None:
+    from simulations.network import generate_network, write_network
+
+    network = generate_network(centres=3, students=600, seed=3)
+    files = write_network(network, tmp_path, fmt)
+
+    for path in files:
+        report = ingest_file(path, None, SitePolicy()).report
+        assert report.rows_invalid == 0
+        assert report.rows_read == len(network.frames[path.stem])
