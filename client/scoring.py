@@ -188,7 +188,7 @@ def load_scoring_policy(path: Path | None) -> tuple[SitePolicy, SupportThreshold
     Raises ``DataError`` (exit code 2) for an unreadable or invalid policy.
     """
     from client.ingest import load_policy
-    from client.ingest.policy import POLICY_KEYS
+    from client.ingest import policy as ingest_policy
 
     if path is None:
         return SitePolicy(), SupportThresholds()
@@ -198,10 +198,11 @@ def load_scoring_policy(path: Path | None) -> tuple[SitePolicy, SupportThreshold
         return load_policy(path), SupportThresholds()  # its own one-sentence error
     has_support = SUPPORT_TABLE in raw
     thresholds = parse_support(raw.pop(SUPPORT_TABLE, {}), str(path))
-    if not has_support or SUPPORT_TABLE in POLICY_KEYS:
+    known = (*ingest_policy.POLICY_KEYS, *getattr(ingest_policy, "EXTRA_TABLES", ()))
+    if not has_support or SUPPORT_TABLE in known:
         return load_policy(path), thresholds
-    # The ingest reader does not know the [support] table yet: check the rest of the
-    # file with it, from a copy without that table, and name the centre's file in errors.
+    # This ingest reader does not accept the [support] table: check the rest of the file
+    # with it, from a copy without that table, and name the centre's file in errors.
     with tempfile.TemporaryDirectory(prefix="perseverance-policy-") as tmp:
         copy = Path(tmp) / path.name
         copy.write_text(tomli_w.dumps(raw), encoding="utf-8")

@@ -25,6 +25,7 @@ from common.schema import PREDICTORS
 
 CSV_NAME = "support-priorities.csv"
 HTML_NAME = "support-report.html"
+LOW_LISTED_MAX = 2_000  # beyond it, low-priority students are in the CSV only
 FILE_MODE = 0o600  # student pseudonyms: readable by the centre's operator only
 
 
@@ -142,14 +143,16 @@ def render_html(
         rows = table[table["support_priority"] == level]
         if rows.empty:
             continue
-        body = _students_table(rows, words, explained)
         heading = f"{e(words[level])} ({len(rows)} {e(words['students'])})"
-        if level == "low":
+        if level == "low" and len(rows) > LOW_LISTED_MAX:
+            parts.append(f"<h2>{heading}</h2><p>{e(words['low_in_csv'].format(csv=CSV_NAME))}"
+                         "</p>")
+        elif level == "low":
             summary = e(words["show_low"].format(count=len(rows)))
-            parts.append(f"<h2>{heading}</h2><details><summary>{summary}</summary>{body}"
-                         "</details>")
+            parts.append(f"<h2>{heading}</h2><details><summary>{summary}</summary>"
+                         f"{_students_table(rows, words, explained)}</details>")
         else:
-            parts.append(f"<h2>{heading}</h2>{body}")
+            parts.append(f"<h2>{heading}</h2>{_students_table(rows, words, explained)}")
     date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts.append(
         f"<footer>{e(words['generated'].format(date=date, model=model_fingerprint or '—'))}"

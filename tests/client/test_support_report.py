@@ -119,3 +119,23 @@ def test_factors_are_worded_with_their_unit(
     predictor: str, value: object, lang: str, expected: str
 ) -> None:
     assert describe_factor(predictor, value, lang) == expected
+
+
+def test_many_low_priority_students_are_left_to_the_csv(
+    inputs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("client.support_report.LOW_LISTED_MAX", 0)
+
+    _score(*inputs, tmp_path / "out", "--policy", str(_policy(tmp_path, high=0.98,
+                                                              moderate=0.97)))
+
+    page = (tmp_path / "out" / HTML_NAME).read_text(encoding="utf-8")
+    assert f"ils figurent dans {CSV_NAME}" in page
+    assert "s0001" not in page
+    assert "s0001" in (tmp_path / "out" / CSV_NAME).read_text(encoding="utf-8")
+
+
+def _policy(tmp_path: Path, high: float, moderate: float) -> Path:
+    path = tmp_path / "policy.toml"
+    path.write_text(f"[support]\nhigh = {high}\nmoderate = {moderate}\n", encoding="utf-8")
+    return path
