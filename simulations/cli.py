@@ -110,6 +110,54 @@ def generate(
     console.print(f"Wrote {len(files)} centres ({total:,} students) to {out}.")
 
 
+@app.command()
+def bench(
+    scenario: ScenarioOption = "demo",
+    set_: SetOption = None,
+    json_file: Annotated[Path | None, typer.Option(
+        "--json", help="File for every figure, as JSON (default: bench.json in --out).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Working folder: data and one run folder per simulated phase.")] = None,
+) -> None:
+    """Measure the framework's cost next to the raw compute (docs/BENCHMARKS.md)."""
+    import json
+
+    from rich.table import Table
+
+    from server.run_folder import default_run_dir, write_json
+    from simulations.bench import run_bench, table_rows
+    from simulations.runner import SimulationError
+
+    try:
+        loaded = load_scenario(scenario, set_)
+    except ConfigError as exc:
+        _fail(str(exc), ConfigError.exit_code)
+        return
+    folder = out or default_run_dir(f"bench-{loaded.name}")
+    console.print(f"[bold]Persévérance[/] benchmark of scenario [bold]{loaded.name}[/]: "
+                  "plain loop and simulation engine, with and without DP.")
+    try:
+        report = run_bench(loaded, folder, progress=lambda line: console.print(f"  {line}"))
+    except (SimulationError, ConfigError) as exc:
+        _fail(str(exc), getattr(exc, "exit_code", 3))
+        return
+    except KeyboardInterrupt:
+        _fail("interrupted; no figures written.", 130)
+        return
+    target = json_file or folder / "bench.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_json(target, json.loads(json.dumps(report, default=float)))
+    table = Table(title=f"Benchmark {loaded.name}", show_header=True)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for name, value in table_rows(report):
+        table.add_row(name, value)
+    console.print(table)
+    met = ", ".join(f"{k} {'yes' if ok else 'NO'}" for k, ok in report["targets"].items())
+    console.print(f"Targets (set for quebec-72): {met}.")
+    console.print(f"Figures: {target}")
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,377 @@
+"""The benchmark: the framework's cost next to the raw compute, in one run on one machine.
+
+Four federations of the same scenario (same centres, data, model, rounds, epochs):
+
+- ``raw_dp``: what every centre does in a round (``client.federated.train_round`` and
+  ``evaluate_round``), FedAvg weighted by examples and pooled evaluation, in a plain
+  loop in this process: no Flower, no Ray. Torch gets as many threads as a simulated
+  centre gets CPUs (``backend.num_cpus``), as Ray gives its actors.
+- ``sim_dp``: the same federation through the simulation engine (``run_flower_simulation``).
+- ``raw_no_dp`` and ``sim_no_dp``: both again with ``privacy.dp=false``.
+
+Figures: wall seconds of each; ``overhead_ratio`` = sim_dp / raw_dp; ``dp_ratio`` =
+raw_dp / raw_no_dp (and the same ratio for local training alone); bytes a centre sends
+and receives per round (message content serialised by Flower, protobuf); the peak memory
+of the whole process tree (see ``simulations.bench_memory``); local scoring throughput.
+Ratios are measured side by side in one run because the machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from client.data import CentreData, load_centre
+from client.federated import (
+    CentreRefusal,
+    centre_data,
+    evaluate_round,
+    privacy_plan,
+    train_round,
+)
+from common.config import RunConfig
+from common.metrics import ScoreHistogram, summarise
+from common.model import ModelConfig, build_model, predict_proba, set_weights
+from common.privacy import epsilon_spent
+from common.workdirs import prepare_environment
+from server import run_folder
+from simulations.bench_memory import TreeMemorySampler
+from simulations.runner import prepare_data, run_flower_simulation
+from simulations.scenario import Scenario
+
+PHASES = ("raw_dp", "sim_dp", "raw_no_dp", "sim_no_dp")
+# Targets of issue 8 for the full network (quebec-72, 20 rounds, DP), on 2 cores.
+TARGETS = {
+    "sim_dp_wall_seconds_max": 15 * 60.0,
+    "overhead_ratio_max": 1.5,
+    "dp_ratio_local_training_max": 2.0,
+    "scoring_students_per_second_min": 100_000.0,
+    "peak_rss_bytes_max": 4 * 1024**3,
+}
+SCORING_MIN_SECONDS = 1.0
+Weights = dict[str, torch.Tensor]
+
+
+@dataclass
+class RawResult:
+    """A plain-loop federation: wall seconds, where they went, the final pooled AUC and
+    the content bytes of one centre's last messages."""
+
+    wall_seconds: float
+    breakdown: dict[str, float]
+    auc_pooled: float
+    epsilon_max: float
+    weights: Weights
+    message_bytes: dict[str, float] = field(default_factory=dict)
+
+
+@contextmanager
+def _timed(breakdown: dict[str, float], part: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        breakdown[part] = breakdown.get(part, 0.0) + time.perf_counter() - started
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run with ``count`` intra-op threads, as a Ray actor with that many CPUs does."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def fedavg(updates: list[tuple[Weights, int]]) -> Weights:
+    """Average of the centres' weights, weighted by their numbers of examples."""
+    total = sum(n for _, n in updates)
+    averaged: Weights = {}
+    for key, first in updates[0][0].items():
+        acc = torch.zeros_like(first, dtype=torch.float64)
+        for weights, n in updates:
+            acc += weights[key].double() * (n / total)
+        averaged[key] = acc.to(first.dtype)
+    return averaged
+
+
+def _pooled_auc(replies: list[dict[str, Any]]) -> float:
+    total: ScoreHistogram | None = None
+    for m in replies:
+        h = ScoreHistogram(np.asarray(m["hist_pos"], dtype=np.float64),
+                           np.asarray(m["hist_neg"], dtype=np.float64),
+                           np.asarray(m["prob_sum"], dtype=np.float64), float(m["sq_err_sum"]))
+        total = h if total is None else total + h
+    assert total is not None, "pooled evaluation needs at least one centre"
+    return float(summarise(total)["auc"])
+
+
+def content_bytes(record: Any) -> int:
+    """Size of a message's content as Flower serialises it for the wire (protobuf)."""
+    from flwr.common.serde import recorddict_to_proto
+
+    return int(recorddict_to_proto(record).ByteSize())
+
+
+def message_bytes(global_weights: Weights, centre_weights: Weights,
+                  train_metrics: dict[str, Any], evaluate_metrics: dict[str, Any],
+                  server_round: int) -> dict[str, float]:
+    """Content bytes of one round's four messages for one centre, built as the apps
+    build them: the server's train and evaluate instructions (global model and
+    configuration) and the centre's two replies (weights and metrics; histograms)."""
+    from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+
+    instruction = RecordDict({"arrays": ArrayRecord(global_weights),
+                              "config": ConfigRecord({"server-round": server_round})})
+    train_reply = RecordDict({"arrays": ArrayRecord(centre_weights),
+                              "metrics": MetricRecord(train_metrics)})
+    evaluate_reply = RecordDict({"metrics": MetricRecord(evaluate_metrics)})
+    sizes = {"train_instruction": content_bytes(instruction),
+             "evaluate_instruction": content_bytes(instruction),
+             "train_reply": content_bytes(train_reply),
+             "evaluate_reply": content_bytes(evaluate_reply)}
+    sizes["sent"] = sizes["train_reply"] + sizes["evaluate_reply"]
+    sizes["received"] = sizes["train_instruction"] + sizes["evaluate_instruction"]
+    return {k: float(v) for k, v in sizes.items()}
+
+
+def load_centres(config: RunConfig, num_centres: int) -> list[CentreData]:
+    """Every centre's records, found and loaded exactly as the simulated centres do."""
+    return [centre_data(config, {"partition-id": index}) for index in range(num_centres)]
+
+
+def raw_federation(config: RunConfig, num_centres: int, threads: int = 1) -> RawResult:
+    """The federation as a plain loop over centres: load, calibrate, then per round
+    train every sampled centre, FedAvg, evaluate every centre on the pooled histogram.
+
+    Caches of data and noise calibration are cleared first: the simulated centres start
+    cold too. ``breakdown`` splits the wall time into load, calibrate (noise and the
+    accountant), train, aggregate and evaluate.
+    """
+    from common.privacy import _rdp_per_step, calibrate_noise
+
+    load_centre.cache_clear()
+    calibrate_noise.cache_clear()
+    _rdp_per_step.cache_clear()
+    breakdown: dict[str, float] = {}
+    started = time.perf_counter()
+    with torch_threads(threads):
+        with _timed(breakdown, "load"):
+            centres = load_centres(config, num_centres)
+        if config.privacy.dp:
+            with _timed(breakdown, "calibrate"):
+                for data in centres:
+                    plan, sigma = privacy_plan(config, data)
+                    epsilon_spent(sigma, plan.sample_rate, 1, config.privacy.delta,
+                                  config.privacy.accountant)
+        model_config = ModelConfig(hidden=config.training.hidden_sizes)
+        weights: Weights = dict(build_model(model_config, seed=config.seed).state_dict())
+        steps_done = [0] * len(centres)
+        sampler = random.Random(config.seed)
+        per_round = max(config.min_centres, math.floor(len(centres) * config.fraction_train))
+        epsilon_max, auc = 0.0, float("nan")
+        sizes: dict[str, float] = {}
+        for server_round in range(1, config.rounds + 1):
+            chosen = sorted(sampler.sample(range(len(centres)), min(per_round, len(centres))))
+            updates: list[tuple[Weights, int]] = []
+            last_train: dict[str, Any] = {}
+            last_weights: Weights = {}
+            with _timed(breakdown, "train"):
+                for index in chosen:
+                    try:
+                        result = train_round(config, centres[index], weights,
+                                             steps_done[index], server_round)
+                    except CentreRefusal:
+                        continue
+                    steps_done[index] = result.steps_total
+                    epsilon_max = max(epsilon_max, result.epsilon)
+                    updates.append((result.weights, result.num_examples))
+                    last_weights = result.weights
+                    last_train = {"num-examples": result.num_examples,
+                                  "epsilon": result.epsilon, "train_loss": result.train_loss}
+            if updates:
+                with _timed(breakdown, "aggregate"):
+                    weights = fedavg(updates)
+            with _timed(breakdown, "evaluate"):
+                replies = [evaluate_round(config, data, weights) for data in centres]
+                auc = _pooled_auc(replies)
+            if last_train and server_round == config.rounds:
+                sizes = message_bytes(weights, last_weights, last_train, replies[-1],
+                                      server_round)
+    wall = time.perf_counter() - started
+    return RawResult(wall, breakdown, auc, epsilon_max, weights, sizes)
+
+
+def simulated_federation(scenario: Scenario, config: RunConfig,
+                         num_centres: int) -> tuple[float, dict[str, Any]]:
+    """The federation through the simulation engine; (wall seconds, summary.json)."""
+    started = time.perf_counter()
+    run_flower_simulation(scenario, config, num_centres=num_centres)
+    wall = time.perf_counter() - started
+    return wall, run_folder.read_json(Path(config.run_dir) / run_folder.SUMMARY)
+
+
+def scoring_throughput(centres: list[CentreData], weights: Weights, config: RunConfig,
+                       min_seconds: float = SCORING_MIN_SECONDS) -> dict[str, float]:
+    """Local scoring: each centre scores all its encoded students with the global
+    model (``predict_proba``), repeated for at least ``min_seconds``; students/second."""
+    model = build_model(ModelConfig(hidden=config.training.hidden_sizes), seed=config.seed)
+    set_weights(model, weights)
+    matrices = [np.concatenate([c.x_train, c.x_test]) for c in centres]
+    students = sum(len(x) for x in matrices)
+    scored, passes = 0, 0
+    started = time.perf_counter()
+    while passes == 0 or time.perf_counter() - started < min_seconds:
+        for x in matrices:
+            predict_proba(model, x)
+        scored += students
+        passes += 1
+    seconds = time.perf_counter() - started
+    return {"students": float(students), "passes": float(passes), "seconds": seconds,
+            "students_per_second": scored / seconds}
+
+
+def machine() -> dict[str, Any]:
+    """The machine and the versions the figures were measured with."""
+    from importlib.metadata import version
+
+    return {
+        "cpus": os.cpu_count(),
+        "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        **{name: version(name) for name in ("torch", "flwr", "opacus", "ray")},
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+    }
+
+
+def run_bench(scenario: Scenario, out: Path,
+              progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Run the four federations side by side and return every figure (see module doc).
+
+    ``out`` receives the centres' data (``data/``) and one run folder per simulated
+    phase. Raises ``SimulationError`` when a simulation fails.
+    """
+    prepare_environment()
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    files, num_students = prepare_data(scenario, out / "data")
+    base = replace(scenario.run, data_dir=str(out / "data"))
+    threads = max(1, math.floor(scenario.backend.num_cpus))
+    walls: dict[str, float] = {}
+    aucs: dict[str, float] = {}
+    raw: dict[str, RawResult] = {}
+    load_before = [round(v, 2) for v in os.getloadavg()]
+    with TreeMemorySampler() as memory:
+        for phase in PHASES:
+            dp = phase.endswith("_dp") and not phase.endswith("no_dp")
+            config = replace(base, run_dir=str(out / phase),
+                             privacy=replace(base.privacy, dp=dp))
+            progress(f"{phase}: {'simulation engine' if phase.startswith('sim') else 'plain loop'}"
+                     f", {'DP-SGD' if dp else 'no DP'}")
+            memory.phase(phase)
+            if phase.startswith("raw"):
+                raw[phase] = raw_federation(config, len(files), threads)
+                walls[phase], aucs[phase] = raw[phase].wall_seconds, raw[phase].auc_pooled
+            else:
+                walls[phase], summary = simulated_federation(scenario, config, len(files))
+                aucs[phase] = float(summary.get("auc_pooled", float("nan")))
+            progress(f"{phase}: {walls[phase]:.1f} s, pooled AUC {aucs[phase]:.3f}")
+        memory.phase("scoring")
+        centres = load_centres(base, len(files))
+        with torch_threads(threads):
+            scoring = scoring_throughput(centres, raw["raw_dp"].weights, base)
+    train_dp = raw["raw_dp"].breakdown.get("train", float("nan"))
+    train_plain = raw["raw_no_dp"].breakdown.get("train", float("nan"))
+    sizes = raw["raw_dp"].message_bytes
+    report: dict[str, Any] = {
+        "scenario": scenario.name,
+        "overrides": scenario.overrides,
+        "rounds": base.rounds,
+        "local_epochs": base.local_epochs,
+        "num_centres": len(files),
+        "num_students": num_students,
+        "num_train": sum(c.num_train for c in centres),
+        "backend": {"num_cpus_per_centre": scenario.backend.num_cpus,
+                    "address": scenario.backend.address, "raw_torch_threads": threads},
+        "wall_seconds": {k: round(v, 3) for k, v in walls.items()},
+        "overhead_ratio": walls["sim_dp"] / walls["raw_dp"],
+        "overhead_ratio_no_dp": walls["sim_no_dp"] / walls["raw_no_dp"],
+        "dp_ratio": walls["raw_dp"] / walls["raw_no_dp"],
+        "dp_ratio_local_training": train_dp / train_plain,
+        "raw_breakdown_seconds": {k: {p: round(s, 3) for p, s in r.breakdown.items()}
+                                  for k, r in raw.items()},
+        "auc_pooled": aucs,
+        "epsilon_max": raw["raw_dp"].epsilon_max,
+        "bytes_sent_per_centre_per_round": sizes.get("sent", float("nan")),
+        "bytes_received_per_centre_per_round": sizes.get("received", float("nan")),
+        "message_bytes": sizes,
+        "peak_memory": {
+            "rss_bytes": memory.overall.rss_bytes,
+            "pss_bytes": memory.overall.pss_bytes,
+            "processes": memory.overall.processes,
+            "samples": memory.samples,
+            "tree_complete": not scenario.backend.address,
+            "by_phase": {k: vars(v) for k, v in memory.phases.items()},
+        },
+        "scoring_students_per_second": scoring["students_per_second"],
+        "scoring": scoring,
+        "machine": {**machine(), "load_average_before": load_before},
+    }
+    report["targets"] = targets_met(report)
+    return report
+
+
+def targets_met(report: dict[str, Any]) -> dict[str, bool]:
+    """Which of issue 8's targets this run meets (they are set for ``quebec-72``)."""
+    return {
+        "sim_dp_under_15_minutes":
+            report["wall_seconds"]["sim_dp"] <= TARGETS["sim_dp_wall_seconds_max"],
+        "overhead_ratio_at_most_1.5": report["overhead_ratio"] <= TARGETS["overhead_ratio_max"],
+        "dp_ratio_local_training_at_most_2":
+            report["dp_ratio_local_training"] <= TARGETS["dp_ratio_local_training_max"],
+        "scoring_at_least_100k_per_second":
+            report["scoring_students_per_second"] >= TARGETS["scoring_students_per_second_min"],
+        "peak_memory_under_4_gb":
+            report["peak_memory"]["rss_bytes"] < TARGETS["peak_rss_bytes_max"],
+    }
+
+
+def table_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """(figure, value) pairs for the printed table and docs/BENCHMARKS.md."""
+    w, mem = report["wall_seconds"], report["peak_memory"]
+    gib = 1024**3
+    return [
+        ("centres / students / rounds",
+         f"{report['num_centres']} / {report['num_students']:,} / {report['rounds']}"),
+        ("raw loop, DP (s)", f"{w['raw_dp']:.1f}"),
+        ("simulation engine, DP (s)", f"{w['sim_dp']:.1f}"),
+        ("raw loop, no DP (s)", f"{w['raw_no_dp']:.1f}"),
+        ("simulation engine, no DP (s)", f"{w['sim_no_dp']:.1f}"),
+        ("overhead_ratio (sim / raw, DP)", f"{report['overhead_ratio']:.2f}"),
+        ("overhead_ratio without DP", f"{report['overhead_ratio_no_dp']:.2f}"),
+        ("dp_ratio (raw DP / raw no DP)", f"{report['dp_ratio']:.2f}"),
+        ("dp_ratio, local training only", f"{report['dp_ratio_local_training']:.2f}"),
+        ("bytes sent per centre per round", f"{report['bytes_sent_per_centre_per_round']:,.0f}"),
+        ("bytes received per centre per round",
+         f"{report['bytes_received_per_centre_per_round']:,.0f}"),
+        ("peak memory, process tree RSS (GiB)", f"{mem['rss_bytes'] / gib:.2f}"),
+        ("peak memory, process tree PSS (GiB)", f"{mem['pss_bytes'] / gib:.2f}"),
+        ("local scoring (students/s)", f"{report['scoring_students_per_second']:,.0f}"),
+        ("pooled AUC raw DP / sim DP",
+         f"{report['auc_pooled']['raw_dp']:.3f} / {report['auc_pooled']['sim_dp']:.3f}"),
+    ]
