@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tempfile
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import tomli_w
 import torch
 
 from client.data import DataError, SitePolicy
@@ -182,31 +179,20 @@ def parse_support(table: Any, source: str) -> SupportThresholds:
         raise DataError(f"In {source}, {exc} Correct [support] and run again.") from None
 
 
+def support_thresholds(policy: SitePolicy, source: str = "the site policy") -> SupportThresholds:
+    """The thresholds of the policy's ``[support]`` table (kept whole in ``extra`` by the
+    policy reader); the defaults without one."""
+    return parse_support(policy.extra.get(SUPPORT_TABLE, {}), source)
+
+
 def load_scoring_policy(path: Path | None) -> tuple[SitePolicy, SupportThresholds]:
     """The site policy and its support thresholds; defaults for both without a file.
 
     Raises ``DataError`` (exit code 2) for an unreadable or invalid policy.
     """
     from client.ingest import load_policy
-    from client.ingest import policy as ingest_policy
 
     if path is None:
         return SitePolicy(), SupportThresholds()
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return load_policy(path), SupportThresholds()  # its own one-sentence error
-    has_support = SUPPORT_TABLE in raw
-    thresholds = parse_support(raw.pop(SUPPORT_TABLE, {}), str(path))
-    known = (*ingest_policy.POLICY_KEYS, *getattr(ingest_policy, "EXTRA_TABLES", ()))
-    if not has_support or SUPPORT_TABLE in known:
-        return load_policy(path), thresholds
-    # This ingest reader does not accept the [support] table: check the rest of the file
-    # with it, from a copy without that table, and name the centre's file in errors.
-    with tempfile.TemporaryDirectory(prefix="perseverance-policy-") as tmp:
-        copy = Path(tmp) / path.name
-        copy.write_text(tomli_w.dumps(raw), encoding="utf-8")
-        try:
-            return load_policy(copy), thresholds
-        except DataError as exc:
-            raise DataError(str(exc).replace(str(copy), str(path))) from None
+    policy = load_policy(path)
+    return policy, support_thresholds(policy, str(path))

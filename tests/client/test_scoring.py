@@ -21,6 +21,7 @@ from client.scoring import (
     load_scoring_policy,
     score_frame,
     support_priority,
+    support_thresholds,
 )
 from common.encoding import FEATURE_SLICES, encode
 from common.model import predict_proba
@@ -60,6 +61,14 @@ def test_the_support_table_of_the_site_policy_sets_the_thresholds(tmp_path: Path
 
     assert (thresholds.high, thresholds.moderate) == (0.6, 0.3)
     assert policy.refused_predictors == frozenset({"home_language"})
+
+
+def test_thresholds_are_read_from_the_policys_extra_support_table() -> None:
+    policy = SitePolicy(extra={"support": {"high": 0.7}})
+
+    thresholds = support_thresholds(policy)
+
+    assert (thresholds.high, thresholds.moderate) == (0.7, 0.25)
 
 
 def test_a_support_table_out_of_order_is_refused_in_one_sentence(tmp_path: Path) -> None:
