@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from client.data import CentreData, DataError, load_centre
+from client.ledger import BudgetExceeded, PrivacyLedger
 from common.config import RunConfig
 from common.equity import centre_cells
 from common.metrics import score_histogram
@@ -64,6 +65,26 @@ def resolve_data_source(
     )
 
 
+def state_dir(config: RunConfig, node_config: dict[str, object]) -> Path | None:
+    """Where the centre keeps its persistent state (privacy ledger): the SuperNode's
+    ``state-dir`` (a persistent volume), or in simulation a folder of the run."""
+    configured = str(node_config.get("state-dir", "") or "")
+    if configured:
+        return Path(configured)
+    if config.run_dir and "partition-id" in node_config:
+        return Path(config.run_dir) / "state" / f"centre-{node_config['partition-id']}"
+    return None
+
+
+def open_ledger(config: RunConfig, node_config: dict[str, object]) -> PrivacyLedger:
+    """The centre's ledger. A centre that cannot keep one does not train with DP."""
+    folder = state_dir(config, node_config)
+    if folder is None:
+        raise DataError("This node has no state-dir for its privacy ledger: set state-dir "
+                        "in the SuperNode's node config.")
+    return PrivacyLedger(folder)
+
+
 def centre_data(config: RunConfig, node_config: dict[str, object]) -> CentreData:
     """The centre's validated, encoded records (cached per process)."""
     data_path, mapping, policy = resolve_data_source(config, node_config)
@@ -103,13 +124,16 @@ def train_round(
     global_weights: dict[str, torch.Tensor],
     steps_done: int,
     server_round: int,
+    ledger: PrivacyLedger | None = None,
+    run_id: str = "",
 ) -> RoundResult:
     """Train the global model on the centre's records for ``local_epochs`` epochs.
 
     ``steps_done`` is the number of DP-SGD steps this centre already took in this run;
     the returned ``epsilon`` is cumulative over them and this round's. Refuses (before
-    any training) when the round would take the run past its epsilon target or the
-    centre's cap.
+    any training) when the round would take the run past its epsilon target, or the
+    centre's lifetime spend in its ``ledger`` past its cap. The release is booked in the
+    ledger before training, so it is on record before the update can leave.
     """
     if data.num_train < data.policy.min_records:
         raise CentreRefusal(
@@ -126,12 +150,26 @@ def train_round(
         epsilon = epsilon_spent(
             sigma, plan.sample_rate, steps_total, config.privacy.delta, config.privacy.accountant
         )
-        limit = min(config.privacy.epsilon, data.policy.epsilon_cap)
-        if epsilon > limit * 1.001:
+        if epsilon > config.privacy.epsilon * 1.001:
             raise CentreRefusal(
-                f"Training round {server_round} would bring this centre's epsilon to "
-                f"{epsilon:.3f} (delta {config.privacy.delta:g}), past its limit of {limit:g}."
+                f"Training round {server_round} would bring this run's epsilon at this centre "
+                f"to {epsilon:.3f} (delta {config.privacy.delta:g}), past the run's target of "
+                f"{config.privacy.epsilon:g}."
             )
+        if ledger is not None:
+            try:
+                ledger.book(
+                    run_id=run_id,
+                    server_round=server_round,
+                    kind="train",
+                    noise_multiplier=sigma,
+                    sample_rate=plan.sample_rate,
+                    steps=steps_total - steps_done,
+                    delta=config.privacy.delta,
+                    cap=data.policy.epsilon_cap,
+                )
+            except BudgetExceeded as exc:
+                raise CentreRefusal(str(exc)) from exc
         dp = DPSettings(noise_multiplier=sigma, max_grad_norm=config.privacy.max_grad_norm)
     stats = train_local(
         model,

@@ -94,3 +94,15 @@ def encode_labels(frame: pd.DataFrame) -> npt.NDArray[np.float32]:
     label = frame["left_without_diploma"]
     assert not label.isna().any(), "encode_labels needs rows with a known label"
     return np.asarray(label.astype(bool).to_numpy(), dtype=np.float32)
+
+
+def keep_only(x: npt.NDArray[np.float32], predictors: Iterable[str]) -> npt.NDArray[np.float32]:
+    """A copy of encoded rows in which every predictor not in ``predictors`` is encoded
+    as missing (same layout, so the same model architecture applies)."""
+    keep = set(predictors)
+    out = x.copy()
+    for predictor, cols in FEATURE_SLICES.items():
+        if predictor not in keep:
+            out[:, cols] = 0.0
+            out[:, cols.stop - 1] = 1.0
+    return out

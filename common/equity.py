@@ -68,6 +68,20 @@ AUDIT_GROUPS: tuple[AuditGroup, ...] = (
 AUDIT_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys(g.column for g in AUDIT_GROUPS))
 
 
+# Centre size bands by usable students (training + held-out records).
+SIZE_BANDS: tuple[tuple[str, int, int | None], ...] = (
+    ("small", 0, 2_000), ("medium", 2_000, 8_000), ("large", 8_000, None)
+)
+
+
+def size_band(num_students: int) -> str:
+    """The size band of a centre with ``num_students`` usable records."""
+    for name, low, high in SIZE_BANDS:
+        if num_students >= low and (high is None or num_students < high):
+            return name
+    raise ValueError(f"A centre cannot have {num_students} students.")
+
+
 def cell_key(group: str, value: str) -> str:
     return f"eq.{group}={value}"
 

@@ -95,6 +95,21 @@ def _rdp_per_step(noise_multiplier: float, sample_rate: float) -> tuple[float, .
     return tuple(float(value) for value in np.atleast_1d(rdp))
 
 
+def composed_epsilon(
+    history: list[tuple[float, float, int]], delta: float, accountant: str = "rdp"
+) -> float:
+    """Epsilon at ``delta`` of a sequence of subsampled Gaussian mechanisms, each given
+    as (noise multiplier, sample rate, steps); 0 for an empty history."""
+    entries = [(float(z), float(q), int(t)) for z, q, t in history if int(t) > 0]
+    if not entries:
+        return 0.0
+    acc = _accountant(accountant)
+    acc.history = entries
+    if accountant == "rdp":
+        return float(acc.get_epsilon(delta=delta, alphas=list(RDP_ORDERS)))
+    return float(acc.get_epsilon(delta=delta))
+
+
 def epsilon_spent(
     noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str = "rdp"
 ) -> float:

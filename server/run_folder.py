@@ -22,7 +22,7 @@ import tomli_w
 import torch
 
 from common.config import RunConfig
-from common.model import ModelConfig
+from common.model import ModelConfig, RiskModel
 
 SUMMARY = "summary.json"
 MODEL = "model.pt"
@@ -122,3 +122,14 @@ def save_model(
     )
     os.replace(tmp, path)
     return path
+
+
+def load_model(path: Path) -> RiskModel:
+    """Rebuild a saved model from its checkpoint (weights + model configuration)."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    config = dict(checkpoint["model_config"])
+    config["hidden"] = tuple(config["hidden"])
+    model = RiskModel(ModelConfig(**config))
+    model.load_state_dict(checkpoint["state_dict"])
+    model.eval()
+    return model

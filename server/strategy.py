@@ -17,7 +17,7 @@ from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.common.logger import log
 from flwr.serverapp.strategy import FedAvg
 
-from common.equity import MIN_CENTRES_PER_CELL, pooled_audit
+from common.equity import MIN_CENTRES_PER_CELL, SIZE_BANDS, pooled_audit, size_band
 from common.metrics import ScoreHistogram, auc_from_histogram, summarise
 
 HISTOGRAM_KEYS = ("hist_pos", "hist_neg", "prob_sum")
@@ -119,17 +119,6 @@ def _equity_cells(record: MetricRecord) -> dict[str, list[float]]:
         for key, value in record.items()
         if key.startswith("eq.")
     }
-
-
-SIZE_BANDS = (("small", 0, 2_000), ("medium", 2_000, 8_000), ("large", 8_000, None))
-
-
-def size_band(num_students: int) -> str:
-    """Centre size band by usable students (training + held-out)."""
-    for name, low, high in SIZE_BANDS:
-        if num_students >= low and (high is None or num_students < high):
-            return name
-    raise AssertionError(num_students)
 
 
 def participation(centres: list[CentreRecord]) -> dict[str, object]:

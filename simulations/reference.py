@@ -35,7 +35,11 @@ def centralized_auc(
     data_files: list[Path], config: RunConfig, mapping: Path | None = None
 ) -> float:
     """Pooled held-out ROC AUC of a model trained centrally without DP."""
-    centres = pooled_data(data_files, config, mapping)
+    return centralized_auc_of(pooled_data(data_files, config, mapping), config)
+
+
+def centralized_auc_of(centres: list[CentreData], config: RunConfig) -> float:
+    """Pooled held-out ROC AUC of a model trained centrally without DP on ``centres``."""
     x_train = np.concatenate([c.x_train for c in centres])
     y_train = np.concatenate([c.y_train for c in centres])
     x_test = np.concatenate([c.x_test for c in centres])

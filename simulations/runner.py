@@ -13,12 +13,20 @@ import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from client.data import CentreData
 from common.config import ConfigError, RunConfig
 from common.workdirs import prepare_environment
 from server import run_folder
-from simulations.reference import centralized_auc
+from server.run_folder import load_model
+from simulations.baselines import environment_only_auc, local_only
+from simulations.membership import dp_advantage_bound, loss_threshold_advantage
+from simulations.reference import centralized_auc_of, pooled_data
 from simulations.scenario import Scenario
+
+if TYPE_CHECKING:
+    from flwr.clientapp import ClientApp
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,7 +93,11 @@ def _configure_flower_logging(quiet: bool) -> None:
 
 
 def run_flower_simulation(
-    scenario: Scenario, config: RunConfig, num_centres: int, quiet_flower: bool = True
+    scenario: Scenario,
+    config: RunConfig,
+    num_centres: int,
+    quiet_flower: bool = True,
+    client_app: ClientApp | None = None,
 ) -> None:
     """Run the app's ServerApp and ClientApp on the simulation engine, then stop Ray."""
     import ray
@@ -98,7 +110,7 @@ def run_flower_simulation(
     from flwr.supercore.task_identity import TaskIdentity
     from flwr.supercore.telemetry import EventType
 
-    from client.app import app as client_app
+    from client.app import app as default_client_app
     from server.app import app as server_app
 
     _configure_flower_logging(quiet_flower)
@@ -119,7 +131,7 @@ def run_flower_simulation(
         _run_simulation(
             num_supernodes=num_centres,
             exit_event=EventType.PYTHON_API_RUN_SIMULATION_LEAVE,
-            client_app=client_app,
+            client_app=client_app or default_client_app,
             server_app=server_app,
             backend_name="ray",
             backend_config=backend_config(scenario),  # type: ignore[arg-type]
@@ -135,7 +147,18 @@ def run_flower_simulation(
             ray.shutdown()
 
 
-def run_scenario(scenario: Scenario, out: Path | None = None, quiet_flower: bool = True) -> Path:
+def final_model_advantage(run_dir: Path, centres: list[CentreData]) -> float:
+    """Membership-inference advantage against the run's final global model."""
+    model = load_model(run_dir / run_folder.MODEL)
+    return loss_threshold_advantage(model, centres)
+
+
+def run_scenario(
+    scenario: Scenario,
+    out: Path | None = None,
+    quiet_flower: bool = True,
+    client_app: ClientApp | None = None,
+) -> Path:
     """Generate the data, run the federation, add the centralised reference; returns the
     run folder holding ``summary.json``."""
     started = time.monotonic()
@@ -144,17 +167,30 @@ def run_scenario(scenario: Scenario, out: Path | None = None, quiet_flower: bool
     run_dir.mkdir(parents=True, exist_ok=True)
     files, num_students = prepare_data(scenario, run_dir / "data")
     config = replace(scenario.run, run_dir=str(run_dir), data_dir=str(run_dir / "data"))
-    run_flower_simulation(scenario, config, num_centres=len(files), quiet_flower=quiet_flower)
+    run_flower_simulation(scenario, config, len(files), quiet_flower, client_app)
     mapping = run_dir / "data" / "mapping.toml"
-    reference = centralized_auc(files, config, mapping if mapping.is_file() else None)
+    centres = pooled_data(files, config, mapping if mapping.is_file() else None)
+    reference = centralized_auc_of(centres, config)
     summary = run_folder.read_json(run_dir / run_folder.SUMMARY)
     if summary.get("rounds_completed", 0) < config.rounds:
         raise SimulationError(
             f"The federation stopped after {summary.get('rounds_completed', 0)} of "
             f"{config.rounds} rounds; see {run_dir}."
         )
+    extras: dict[str, object] = {"mia_advantage": final_model_advantage(run_dir, centres)}
+    if config.privacy.dp and summary.get("epsilon_max"):
+        extras["mia_advantage_bound"] = dp_advantage_bound(
+            float(summary["epsilon_max"]), config.privacy.delta
+        )
+    if scenario.baselines.enabled:
+        extras["auc_environment_only"] = environment_only_auc(config, centres)
+        extras.update(local_only(config, centres))
+        extras["auc_individual_minus_environment"] = (
+            float(summary["auc_pooled"]) - float(extras["auc_environment_only"])  # type: ignore[arg-type]
+        )
     run_folder.update_summary(
         run_dir,
+        **extras,
         auc_centralized=reference,
         num_students=num_students,
         num_centres_total=len(files),

@@ -57,18 +57,28 @@ class BackendSpec:
 
 
 @dataclass(frozen=True)
+class BaselinesSpec:
+    """Compute the environment-only and local-only baselines after the federation."""
+
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     description: str
     network: NetworkSpec
     data: DataSpec
     backend: BackendSpec
+    baselines: BaselinesSpec
     run: RunConfig
     source_file: str = ""
     overrides: dict[str, str] = field(default_factory=dict)
 
 
-SECTIONS: dict[str, type] = {"network": NetworkSpec, "data": DataSpec, "backend": BackendSpec}
+SECTIONS: dict[str, type] = {
+    "network": NetworkSpec, "data": DataSpec, "backend": BackendSpec, "baselines": BaselinesSpec
+}
 
 
 def available_scenarios() -> list[str]:
@@ -150,6 +160,7 @@ def load_scenario(name_or_file: str, overrides: list[str] | None = None) -> Scen
         network=_build_section(NetworkSpec, sections["network"]),
         data=_build_section(DataSpec, sections["data"]),
         backend=_build_section(BackendSpec, sections["backend"]),
+        baselines=_build_section(BaselinesSpec, sections["baselines"]),
         run=RunConfig.from_flat(run_flat),
         source_file=origin,
         overrides=assignments,

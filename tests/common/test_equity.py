@@ -12,8 +12,10 @@ from common.equity import (
     pooled_audit,
 )
 
+Centre = tuple[pd.DataFrame, np.ndarray, np.ndarray]
 
-def _centre(n: int, seed: int, sex: str | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+
+def _centre(n: int, seed: int, sex: str | None = None) -> Centre:
     rng = np.random.default_rng(seed)
     audit = pd.DataFrame({
         "sex": [sex] * n if sex else rng.choice(["F", "M"], n),

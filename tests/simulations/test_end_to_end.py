@@ -35,7 +35,9 @@ def _processes_mentioning(text: str) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str], Path]:
+def tiny_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess[str], Path]:
     base = tmp_path_factory.mktemp("sim")
     ray_tmp = Path(f"/tmp/prs-ray-{os.getpid()}")
     env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "FLWR_HOME": str(base / "flwr")}
