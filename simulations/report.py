@@ -116,9 +116,11 @@ def _epsilon(participation: dict[str, Any] | None, target: float | None) -> str:
 
 
 def _auc_by_size(participation: dict[str, Any] | None, summary: dict[str, Any]) -> str:
-    federated = (participation or {}).get("auc_by_size_band")
-    if not federated:
+    if participation is None:
         return _note(f"AUC by centre size was {NOT_MEASURED} (no participation.json).")
+    federated = participation.get("auc_by_size_band") or {}
+    if all(value is None for value in federated.values()):
+        return _note("No centre-size band holds enough centres to be shown on its own.")
     local = summary.get("auc_local_only_by_size_band")
     pooled = summary.get("auc_pooled")
     return _figure(

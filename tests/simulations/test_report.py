@@ -4,6 +4,7 @@ and (slow) the images really load in headless Chromium."""
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shutil
 import subprocess
@@ -117,3 +118,15 @@ def test_every_image_loads_in_headless_chromium(tmp_path: Path) -> None:
     assert found, f"chromium did not render the page: {result.stderr[-500:]}"
     assert (found.group(1), found.group(2)) == ("6", "6")
     assert (run / REPORT).is_file()
+
+
+def test_size_bands_too_small_to_show_give_a_note(tmp_path: Path) -> None:
+    run = write_run_folder(tmp_path / "run")
+    participation = json.loads((run / "participation.json").read_text())
+    participation["auc_by_size_band"] = {"small": None, "medium": None, "large": None}
+    (run / "participation.json").write_text(json.dumps(participation))
+
+    page = write_report(run).read_text(encoding="utf-8")
+
+    assert "No centre-size band holds enough centres" in page
+    assert len(IMAGE.findall(page)) == 5
