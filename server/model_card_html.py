@@ -43,7 +43,7 @@ def fmt(value: Any, digits: int = 3) -> str:
     if value == NOT_MEASURED:
         return f'<span class="nm">{NOT_MEASURED}</span>'
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return '<span class="muted">not measurable (too few records)</span>'
+        return '<span class="muted">not reported (too few students or centres)</span>'
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, float):
@@ -147,13 +147,14 @@ def equity_html(equity: Any) -> str:
             out.append(f"<tr><td>{esc(attribute)}</td><td>{esc(value)}</td>{cells}</tr>")
     out.append("</table>")
     gaps = equity.get("gaps", {})
-    if gaps:
-        out.append("<p>Gaps (largest minus smallest over the reported groups):</p><table>"
-                   "<tr><th>attribute</th><th>gap</th><th>value</th></tr>")
+    names = list(dict.fromkeys(name for values in gaps.values() for name in values))
+    if names:
+        out.append("<p>Gaps: largest minus smallest over the reported groups of each "
+                   "attribute.</p><table><tr><th>attribute</th>"
+                   + "".join(f"<th>{esc(n.replace('_', ' '))}</th>" for n in names) + "</tr>")
         for attribute, values in gaps.items():
-            for name, value in values.items():
-                out.append(f"<tr><td>{esc(attribute)}</td><td>{esc(name.replace('_', ' '))}"
-                           f'</td><td class="num">{fmt(value)}</td></tr>')
+            cells = "".join(f'<td class="num">{fmt(values.get(n))}</td>' for n in names)
+            out.append(f"<tr><td>{esc(attribute)}</td>{cells}</tr>")
         out.append("</table>")
     suppressed = equity.get("suppressed", [])
     out.append(f"<p>Suppressed: {fmt(list(suppressed)) if suppressed else 'none'}.</p>")
