@@ -120,8 +120,10 @@ def build_model_card(run_dir: Path) -> dict[str, Any]:
         },
         "equity": equity if equity is not None else NOT_MEASURED,
         "membership_inference": (
-            {"advantage": summary["mia_advantage"]} if "mia_advantage" in summary
-            else NOT_MEASURED
+            {"attack": "loss threshold (Yeom et al. 2018), final model",
+             "advantage": summary["mia_advantage"],
+             "dp_bound": summary.get("mia_advantage_bound", NOT_MEASURED)}
+            if "mia_advantage" in summary else NOT_MEASURED
         ),
         "limitations": _limitations(run_dir, summary, equity),
         "run_config": {k: v for k, v in config.items() if k not in PRIVATE_CONFIG_KEYS},

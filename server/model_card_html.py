@@ -111,16 +111,21 @@ def render_model_card(card: Mapping[str, Any]) -> str:
               ("local only, by centre size band", fmt(baselines["local_only_by_size_band"]))]),
         "<h2>Equity</h2>", equity_html(card["equity"]),
         "<h2>Membership inference</h2>",
-        rows([("attack advantage (0 = none)", fmt(
-            card["membership_inference"]["advantage"]
-            if isinstance(card["membership_inference"], Mapping)
-            else card["membership_inference"]))]),
+        _membership(card["membership_inference"]),
         "<h2>Limitations</h2><ul>", *(f"<li>{esc(n)}</li>" for n in card["limitations"]),
         "</ul>",
         "<h2>Version</h2>",
         rows([(k.replace("_", " "), fmt(v)) for k, v in version.items()]),
     ]
     return page(f"Model card {card['model_id']}", body)
+
+
+def _membership(mia: Any) -> str:
+    if not isinstance(mia, Mapping):
+        return f"<p>{fmt(mia)}</p>"
+    return rows([("attack", fmt(mia.get("attack", NOT_MEASURED))),
+                 ("advantage, TPR − FPR (0 = chance)", fmt(mia.get("advantage"))),
+                 ("bound implied by the DP guarantee", fmt(mia.get("dp_bound", NOT_MEASURED)))])
 
 
 EQUITY_COLUMNS = (("n", "students"), ("positives", "left without diploma"), ("auc", "ROC AUC"),

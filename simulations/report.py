@@ -137,7 +137,8 @@ SUMMARY_ROWS = (
     ("auc_local_only", "ROC AUC, each centre alone"), ("pr_auc_pooled", "PR AUC"),
     ("brier_pooled", "Brier score"), ("calibration_error_pooled", "calibration error"),
     ("epsilon_max", "largest epsilon spent"), ("delta", "delta"),
-    ("mia_advantage", "membership-inference advantage"), ("num_centres_total", "centres"),
+    ("mia_advantage", "membership-inference advantage"),
+    ("mia_advantage_bound", "its bound from the DP guarantee"), ("num_centres_total", "centres"),
     ("num_students", "students"), ("rounds_completed", "rounds completed"),
     ("wall_seconds", "wall time (s)"),
 )

@@ -66,14 +66,16 @@ def test_missing_optional_parts_are_said_not_measured(tmp_path: Path) -> None:
 def test_baselines_and_membership_inference_come_from_the_summary(tmp_path: Path) -> None:
     run = write_run_folder(tmp_path / "run", summary_extra={
         "auc_environment_only": 0.66, "auc_local_only": 0.71,
-        "auc_local_only_by_size_band": {"small": 0.6}, "mia_advantage": 0.012})
+        "auc_local_only_by_size_band": {"small": 0.6}, "mia_advantage": 0.012,
+        "mia_advantage_bound": 0.905})
 
     card = build_model_card(run)
 
     assert card["baselines"]["environment_only"] == 0.66
     assert card["baselines"]["local_only"] == 0.71
     assert card["baselines"]["local_only_by_size_band"] == {"small": 0.6}
-    assert card["membership_inference"] == {"advantage": 0.012}
+    assert card["membership_inference"]["advantage"] == 0.012
+    assert card["membership_inference"]["dp_bound"] == 0.905
 
 
 def test_the_card_states_what_the_model_is_not_for(tmp_path: Path) -> None:
