@@ -27,9 +27,11 @@ $(STAMP): pyproject.toml
 	@$(BIN)/pip install -q torch==2.13.0 -e '.[dev]' >> .work/pip.log 2>&1 || { grep -v "^WARNING: Location" .work/pip.log | tail -40; echo "make install: pip failed; the full log is .work/pip.log"; exit 1; }
 	@touch $(STAMP)
 
-# The deployment tests start a real nginx reverse proxy (Debian's package).
+# The deployment tests start a real nginx reverse proxy; the report test renders pages
+# in headless Chromium (both Debian's packages).
 system-packages:
 	@command -v nginx >/dev/null 2>&1 || bash deploy/install-system-packages.sh
+	@command -v chromium >/dev/null 2>&1 || bash deploy/install-test-browser.sh
 
 demo: install
 	$(BIN)/perseverance-sim run --scenario demo

@@ -135,9 +135,9 @@ def train_round(
     centre's lifetime spend in its ``ledger`` past its cap. The release is booked in the
     ledger before training, so it is on record before the update can leave.
     """
-    if data.num_train < data.policy.min_records:
+    if data.num_train + data.num_test < data.policy.min_records:
         raise CentreRefusal(
-            f"The centre has {data.num_train} usable training records, fewer than the "
+            f"The centre has {data.num_train + data.num_test} usable records, fewer than the "
             f"{data.policy.min_records} its policy requires to take part in training."
         )
     model = build_model(model_config(config), seed=config.seed)

@@ -312,6 +312,11 @@ def _complete_summary(
         flower_run_id=run_id,
         wall_seconds=round(time.monotonic() - started, 2),
     )
+    from server.model_card import write_model_card
+    from simulations.report import write_report
+
+    write_model_card(run_dir)
+    write_report(run_dir)
     return run_dir
 
 

@@ -11,6 +11,7 @@ from flwr.serverapp import Grid
 from common.config import RunConfig
 from common.model import ModelConfig, build_model
 from server import run_folder
+from server.model_card import write_model_card
 from server.progress import print_round
 from server.strategy import HISTOGRAM_KEYS, PooledFedAvg, RoundLog, participation
 
@@ -88,6 +89,9 @@ def run_federation(grid: Grid, config: RunConfig) -> Path:
             {key: list(record[key]) for key in HISTOGRAM_KEYS},  # type: ignore[arg-type]
         )
     run_folder.update_summary(run_dir, **summary)
+    # Every trained model gets its card, also in deployment (launchers rewrite it after
+    # adding their references and baselines).
+    write_model_card(run_dir)
     return run_dir
 
 

@@ -20,4 +20,4 @@ def print_round(entry: RoundLog, rounds: int) -> None:
     ]
     if entry.refusals:
         parts.append(f"{len(entry.refusals)} declined")
-    console.print("  " + " | ".join(parts))
+    console.print("  " + " | ".join(parts), soft_wrap=True)

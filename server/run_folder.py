@@ -48,6 +48,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, then rename over ``path``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(fd, 0o644)  # run outputs are meant to be read (mkstemp makes them 0600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

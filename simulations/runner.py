@@ -19,10 +19,12 @@ from client.data import CentreData
 from common.config import ConfigError, RunConfig
 from common.workdirs import prepare_environment
 from server import run_folder
+from server.model_card import write_model_card
 from server.run_folder import load_model
 from simulations.baselines import environment_only_auc, local_only
 from simulations.membership import dp_advantage_bound, loss_threshold_advantage
 from simulations.reference import centralized_auc_of, pooled_data
+from simulations.report import write_report
 from simulations.scenario import Scenario
 
 if TYPE_CHECKING:
@@ -37,6 +39,14 @@ class SimulationError(Exception):
     exit_code = 3
 
 
+def project_path(text: str) -> Path:
+    """A path from a scenario: as given if it exists, else relative to the project."""
+    path = Path(text)
+    if path.exists() or path.is_absolute():
+        return path
+    return PROJECT_ROOT / path
+
+
 def prepare_data(scenario: Scenario, data_dir: Path) -> tuple[list[Path], int]:
     """Write one file per centre into ``data_dir``; returns the files and the student count."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -45,8 +55,8 @@ def prepare_data(scenario: Scenario, data_dir: Path) -> tuple[list[Path], int]:
 
         if not scenario.data.mapping:
             raise ConfigError("A scenario with data.source also needs data.mapping.")
-        mapping = Path(scenario.data.mapping)
-        per_centre = split_by_centre(Path(scenario.data.source), mapping)
+        mapping = project_path(scenario.data.mapping)
+        per_centre = split_by_centre(project_path(scenario.data.source), mapping)
         files = []
         for centre, frame in sorted(per_centre.items()):
             path = data_dir / f"{centre}.csv"
@@ -198,4 +208,6 @@ def run_scenario(
         scenario_file=scenario.source_file,
         overrides=scenario.overrides,
     )
+    write_model_card(run_dir)
+    write_report(run_dir)
     return run_dir
