@@ -69,11 +69,17 @@ def evaluate(msg: Message, context: Context) -> Message:
         config = RunConfig.from_flat(context.run_config)
         data = centre_data(config, dict(context.node_config))
         weights = msg.content["arrays"].to_torch_state_dict()  # type: ignore[union-attr]
-        metrics = evaluate_round(config, data, weights)
+        server_round = int(msg.content["config"].get("server-round", 0))  # type: ignore[arg-type]
+        node_config = dict(context.node_config)
+        ledger = open_ledger(config, node_config) if config.privacy.dp else None
+        metrics = evaluate_round(config, data, weights, server_round, ledger,
+                                 str(context.run_id))
     except ConfigError as exc:
         return _error_reply(msg, ERROR_CONFIG, str(exc))
-    except DataError as exc:
+    except (DataError, LedgerError) as exc:
         return _error_reply(msg, ERROR_DATA, str(exc))
+    except CentreRefusal as exc:
+        return _error_reply(msg, ERROR_REFUSED, str(exc))
     content = RecordDict({"metrics": MetricRecord(metrics)})  # type: ignore[arg-type]
     return Message(content=content, reply_to=msg)
 

@@ -24,6 +24,12 @@ class DataError(Exception):
     exit_code = 2
 
 
+class CentreRefusal(Exception):
+    """The centre declines a task (privacy budget, too few records). One sentence."""
+
+    code = 1002
+
+
 @dataclass(frozen=True)
 class SitePolicy:
     """What a centre allows. Owned by the centre (a TOML file next to its data).

@@ -8,27 +8,28 @@ student id, no raw value and no per-student score is ever part of a return value
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from client.data import CentreData, DataError, load_centre
+from client.data import CentreRefusal as CentreRefusal  # re-exported for callers
+from client.evaluation import evaluation_release, noisy_count
 from client.ledger import BudgetExceeded, PrivacyLedger
 from common.config import RunConfig
-from common.equity import centre_cells
-from common.metrics import score_histogram
 from common.model import ModelConfig, build_model, get_weights, predict_proba, set_weights
-from common.privacy import SamplingPlan, calibrate_noise, choose_batch_size, epsilon_spent
+from common.privacy import (
+    SamplingPlan,
+    calibrate_training_noise,
+    choose_batch_size,
+    composed_epsilon,
+    training_history,
+)
 from common.training import DPSettings, train_local
 
 DATA_FILE_SUFFIXES = (".parquet", ".csv")
-
-
-class CentreRefusal(Exception):
-    """The centre declines a task (budget, too few records). One sentence."""
-
-    code = 1002
 
 
 def model_config(config: RunConfig) -> ModelConfig:
@@ -36,7 +37,7 @@ def model_config(config: RunConfig) -> ModelConfig:
 
 
 def resolve_data_source(
-    config: RunConfig, node_config: dict[str, object]
+    config: RunConfig, node_config: Mapping[str, object]
 ) -> tuple[str, str | None, str | None]:
     """(data path, mapping path, policy path) for this centre.
 
@@ -65,7 +66,7 @@ def resolve_data_source(
     )
 
 
-def state_dir(config: RunConfig, node_config: dict[str, object]) -> Path | None:
+def state_dir(config: RunConfig, node_config: Mapping[str, object]) -> Path | None:
     """Where the centre keeps its persistent state (privacy ledger): the SuperNode's
     ``state-dir`` (a persistent volume), or in simulation a folder of the run."""
     configured = str(node_config.get("state-dir", "") or "")
@@ -76,7 +77,7 @@ def state_dir(config: RunConfig, node_config: dict[str, object]) -> Path | None:
     return None
 
 
-def open_ledger(config: RunConfig, node_config: dict[str, object]) -> PrivacyLedger:
+def open_ledger(config: RunConfig, node_config: Mapping[str, object]) -> PrivacyLedger:
     """The centre's ledger. A centre that cannot keep one does not train with DP."""
     folder = state_dir(config, node_config)
     if folder is None:
@@ -85,7 +86,7 @@ def open_ledger(config: RunConfig, node_config: dict[str, object]) -> PrivacyLed
     return PrivacyLedger(folder)
 
 
-def centre_data(config: RunConfig, node_config: dict[str, object]) -> CentreData:
+def centre_data(config: RunConfig, node_config: Mapping[str, object]) -> CentreData:
     """The centre's validated, encoded records (cached per process)."""
     data_path, mapping, policy = resolve_data_source(config, node_config)
     return load_centre(data_path, mapping, policy, config.evaluation.test_fraction)
@@ -108,11 +109,12 @@ def privacy_plan(config: RunConfig, data: CentreData) -> tuple[SamplingPlan, flo
     plan = SamplingPlan(data.num_train, choose_batch_size(data.num_train,
                                                           config.training.batch_size))
     total_steps = config.rounds * config.local_epochs * plan.steps_per_epoch
-    sigma = calibrate_noise(
+    sigma = calibrate_training_noise(
         config.privacy.epsilon,
         config.privacy.delta,
         plan.sample_rate,
         total_steps,
+        config.rounds,
         config.privacy.accountant,
     )
     return plan, sigma
@@ -143,13 +145,15 @@ def train_round(
     model = build_model(model_config(config), seed=config.seed)
     set_weights(model, global_weights)
     plan, sigma = privacy_plan(config, data)
-    steps_total = steps_done + config.local_epochs * plan.steps_per_epoch
+    steps_per_round = config.local_epochs * plan.steps_per_epoch
+    steps_total = steps_done + steps_per_round
     dp: DPSettings | None = None
     epsilon = 0.0
+    num_examples = float(data.num_train)
     if config.privacy.dp:
-        epsilon = epsilon_spent(
-            sigma, plan.sample_rate, steps_total, config.privacy.delta, config.privacy.accountant
-        )
+        history = training_history(sigma, plan.sample_rate, steps_total,
+                                   steps_total // steps_per_round)
+        epsilon = composed_epsilon(history, config.privacy.delta, config.privacy.accountant)
         if epsilon > config.privacy.epsilon * 1.001:
             raise CentreRefusal(
                 f"Training round {server_round} would bring this run's epsilon at this centre "
@@ -162,14 +166,14 @@ def train_round(
                     run_id=run_id,
                     server_round=server_round,
                     kind="train",
-                    noise_multiplier=sigma,
-                    sample_rate=plan.sample_rate,
-                    steps=steps_total - steps_done,
+                    mechanisms=training_history(sigma, plan.sample_rate, steps_per_round, 1),
                     delta=config.privacy.delta,
                     cap=data.policy.epsilon_cap,
                 )
             except BudgetExceeded as exc:
                 raise CentreRefusal(str(exc)) from exc
+        # FedAvg's weight is a count of students: it leaves with noise too.
+        num_examples = noisy_count(data.num_train, config)
         dp = DPSettings(noise_multiplier=sigma, max_grad_norm=config.privacy.max_grad_norm)
     stats = train_local(
         model,
@@ -182,34 +186,25 @@ def train_round(
         seed=config.seed + server_round,
         reproducible=config.privacy.reproducible_noise,
     )
-    return RoundResult(get_weights(model), stats.num_examples, epsilon, steps_total,
+    return RoundResult(get_weights(model), max(1, round(num_examples)), epsilon, steps_total,
                        stats.mean_loss)
 
 
 def evaluate_round(
-    config: RunConfig, data: CentreData, global_weights: dict[str, torch.Tensor]
+    config: RunConfig,
+    data: CentreData,
+    global_weights: dict[str, torch.Tensor],
+    server_round: int | None = None,
+    ledger: PrivacyLedger | None = None,
+    run_id: str = "",
 ) -> dict[str, int | float | list[float]]:
     """Aggregate evaluation of the global model on the centre's held-out records:
-    score histograms by label and the equity audit's per-group counts (groups under
-    10 students sent as zeros), never a per-student score."""
+    score histograms by label and the equity audit's per-group counts, never a
+    per-student score. With DP, the counts carry Gaussian noise and the release is
+    booked first (see ``client.evaluation``)."""
     model = build_model(model_config(config), seed=config.seed)
     set_weights(model, global_weights)
     probabilities = predict_proba(model, data.x_test)
-    histogram = score_histogram(probabilities, data.y_test, config.evaluation.bins)
-    metrics: dict[str, int | float | list[float]] = {
-        "num-examples": data.num_test,
-        "hist_pos": histogram.positives.tolist(),
-        "hist_neg": histogram.negatives.tolist(),
-        "prob_sum": histogram.probability_sum.tolist(),
-        "sq_err_sum": histogram.squared_error_sum,
-    }
-    metrics.update(
-        centre_cells(
-            data.audit_test,
-            probabilities,
-            data.y_test,
-            threshold=config.evaluation.threshold,
-            sensitive_allowed=data.policy.audit_attributes_allowed,
-        )
+    return evaluation_release(
+        config, data, probabilities, server_round or config.rounds, ledger, run_id
     )
-    return metrics

@@ -109,16 +109,15 @@ class PrivacyLedger:
         run_id: str,
         server_round: int,
         kind: str,
-        noise_multiplier: float,
-        sample_rate: float,
-        steps: int,
+        mechanisms: list[tuple[float, float, int]],
         delta: float,
         cap: float,
     ) -> float:
-        """Book a release if the lifetime epsilon stays within ``cap``; returns the new
+        """Book one release, made of Gaussian ``mechanisms`` (noise multiplier, sample
+        rate, steps), if the lifetime epsilon stays within ``cap``; returns the new
         lifetime epsilon. Raises ``BudgetExceeded`` (nothing booked) otherwise.
 
-        The check and the insert happen in one exclusive transaction, so two processes
+        The check and the inserts happen in one exclusive transaction, so two processes
         of the same centre cannot both pass the check with the last of the budget.
         """
         with self._connect() as db:
@@ -127,20 +126,19 @@ class PrivacyLedger:
                 history = db.execute(
                     "SELECT noise_multiplier, sample_rate, steps FROM releases"
                 ).fetchall()
-                after = composed_epsilon(
-                    [*history, (noise_multiplier, sample_rate, steps)], delta
-                )
+                after = composed_epsilon([*history, *mechanisms], delta)
                 if after > cap:
                     raise BudgetExceeded(
                         f"This release would bring the centre's lifetime epsilon to "
                         f"{after:.3f} (delta {delta:g}), past its cap of {cap:g}."
                     )
-                db.execute(
+                booked_at = datetime.now(UTC).isoformat(timespec="seconds")
+                db.executemany(
                     "INSERT INTO releases (booked_at, run_id, server_round, kind, "
                     "noise_multiplier, sample_rate, steps, delta, epsilon_after) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (datetime.now(UTC).isoformat(timespec="seconds"), run_id, server_round,
-                     kind, noise_multiplier, sample_rate, steps, delta, after),
+                    [(booked_at, run_id, server_round, kind, z, q, t, delta, after)
+                     for z, q, t in mechanisms],
                 )
                 db.execute("COMMIT")
             except BaseException:

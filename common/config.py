@@ -43,7 +43,8 @@ class PrivacyConfig:
     bound. ``dp`` false trains without DP (a reference, never for deployment).
     ``reproducible_noise`` draws batches and noise from the run's seed instead of OS
     entropy, so that two runs can be compared (research only: replayable noise voids
-    the guarantee).
+    the guarantee). ``evaluation_noise`` adds Gaussian noise to what centres release
+    when they evaluate (histograms, equity counts), within the same epsilon target.
     """
 
     dp: bool = True
@@ -52,6 +53,7 @@ class PrivacyConfig:
     max_grad_norm: float = 1.0
     accountant: str = "rdp"
     reproducible_noise: bool = False
+    evaluation_noise: bool = True
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,11 @@ import pandas as pd
 
 MIN_CELL = 10
 MIN_CENTRES_PER_CELL = 3
-# Coarse score bins, fixed edges on the logit scale (-5..3, i.e. 0.7 % to 95 %):
-# group sizes are small, so few bins, placed where dropout risks lie.
+# Coarse score bins, fixed edges on the logit scale, 0.4 apart (about -5..3, i.e. 0.7 %
+# to 95 %: group sizes are small, so few bins, placed where dropout risks lie), one edge
+# on the operating threshold so that true and false positives follow from the bins.
 GROUP_BINS = 20
-_LOGIT_EDGES = np.linspace(-5.0, 3.0, GROUP_BINS + 1)[1:-1]
-GROUP_BIN_EDGES = 1.0 / (1.0 + np.exp(-_LOGIT_EDGES))
+_LOGIT_STEP = 0.4
 # Vector layout of one cell: pos[20], neg[20], tp, fp, probability sum.
 CELL_LENGTH = 2 * GROUP_BINS + 3
 AUDIT_SENSITIVE = ("sex", "indigenous")  # used only where the centre's policy allows
@@ -82,6 +82,19 @@ def size_band(num_students: int) -> str:
     raise ValueError(f"A centre cannot have {num_students} students.")
 
 
+def group_bin_edges(threshold: float) -> npt.NDArray[np.float64]:
+    """Interior bin edges (probabilities) of the group histograms, one on ``threshold``."""
+    anchor = math.log(threshold / (1 - threshold))
+    below = math.floor((anchor + 5.0) / _LOGIT_STEP)
+    logits = anchor + _LOGIT_STEP * (np.arange(1, GROUP_BINS) - below)
+    return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
+
+
+def _flag_bin(edges: npt.NDArray[np.float64], threshold: float) -> int:
+    """First bin whose scores are all >= threshold."""
+    return int(np.searchsorted(edges, threshold, side="left")) + 1
+
+
 def cell_key(group: str, value: str) -> str:
     return f"eq.{group}={value}"
 
@@ -97,13 +110,27 @@ def centre_cells(
     *,
     threshold: float,
     sensitive_allowed: bool,
+    noise_std: float = 0.0,
+    rng: np.random.Generator | None = None,
 ) -> dict[str, list[float]]:
     """The counts a centre sends for its held-out records: one vector per cell, every
-    cell present (zeros when suppressed or not allowed) so every centre sends the same
-    keys."""
+    cell present so every centre sends the same keys.
+
+    Without noise, a cell under ``MIN_CELL`` students is sent as zeros. With
+    ``noise_std`` > 0 (student-level DP: each student adds one count to one cell per
+    attribute, so the L2 sensitivity of all cells together is sqrt(number of
+    attributes)), Gaussian noise of that std is added to every histogram count of every
+    cell, nothing is suppressed here (suppressing on true counts would leak), and the
+    true/false positives and probability sums are derived from the noisy bins.
+    """
     y = np.asarray(labels, dtype=np.float64)
-    flagged = probabilities >= threshold
-    bins = np.searchsorted(GROUP_BIN_EDGES, probabilities, side="right")
+    edges = group_bin_edges(threshold)
+    first_flagged = _flag_bin(edges, threshold)
+    centres = _bin_centres(edges)
+    bins = np.searchsorted(edges, probabilities, side="right")
+    noisy = noise_std > 0
+    if noisy and rng is None:
+        rng = np.random.default_rng()
     cells: dict[str, list[float]] = {}
     for group in AUDIT_GROUPS:
         allowed = sensitive_allowed or group.name not in AUDIT_SENSITIVE
@@ -111,17 +138,31 @@ def centre_cells(
         for value in group.values:
             vector = np.zeros(CELL_LENGTH)
             member = row_labels == value
-            if allowed and member.sum() >= MIN_CELL:
+            if allowed and (noisy or member.sum() >= MIN_CELL):
                 yb, bb = y[member], bins[member]
-                vector[:GROUP_BINS] = np.bincount(bb, weights=yb, minlength=GROUP_BINS)
-                vector[GROUP_BINS : 2 * GROUP_BINS] = np.bincount(
-                    bb, weights=1.0 - yb, minlength=GROUP_BINS
-                )
-                vector[-3] = float((flagged[member] & (yb == 1)).sum())
-                vector[-2] = float((flagged[member] & (yb == 0)).sum())
-                vector[-1] = float(probabilities[member].sum())
+                pos = np.bincount(bb, weights=yb, minlength=GROUP_BINS).astype(np.float64)
+                neg = np.bincount(bb, weights=1.0 - yb, minlength=GROUP_BINS).astype(np.float64)
+                if noisy:
+                    assert rng is not None
+                    pos += rng.normal(0.0, noise_std, GROUP_BINS)
+                    neg += rng.normal(0.0, noise_std, GROUP_BINS)
+                    probability_sum = float(((pos + neg) * centres).sum())
+                else:
+                    probability_sum = float(probabilities[member].sum())
+                vector[:GROUP_BINS], vector[GROUP_BINS : 2 * GROUP_BINS] = pos, neg
+                vector[-3] = float(pos[first_flagged:].sum())
+                vector[-2] = float(neg[first_flagged:].sum())
+                vector[-1] = probability_sum
             cells[cell_key(group.name, value)] = vector.tolist()
     return cells
+
+
+def _bin_centres(edges: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """A representative probability per bin (midpoint in logit), for noisy sums."""
+    logits = np.log(edges / (1 - edges))
+    mids = np.concatenate(([logits[0] - _LOGIT_STEP / 2], (logits[:-1] + logits[1:]) / 2,
+                           [logits[-1] + _LOGIT_STEP / 2]))
+    return np.asarray(1.0 / (1.0 + np.exp(-mids)), dtype=np.float64)
 
 
 def _auc(pos: npt.NDArray[np.float64], neg: npt.NDArray[np.float64]) -> float:
@@ -204,10 +245,11 @@ def pooled_audit(
         for value in group.values:
             key = cell_key(group.name, value)
             vectors = [np.asarray(c[key], dtype=np.float64) for c in centre_vectors if key in c]
-            contributing = sum(1 for v in vectors if v[: 2 * GROUP_BINS].sum() > 0)
+            # A centre contributes when its (possibly noisy) count reaches the minimum.
+            contributing = sum(1 for v in vectors if v[: 2 * GROUP_BINS].sum() >= MIN_CELL)
             total = np.sum(vectors, axis=0) if vectors else np.zeros(CELL_LENGTH)
             if total[: 2 * GROUP_BINS].sum() < MIN_CELL or contributing < MIN_CENTRES_PER_CELL:
-                if total[: 2 * GROUP_BINS].sum() > 0:
+                if total[: 2 * GROUP_BINS].sum() >= MIN_CELL:
                     suppressed.append(f"{group.name}={value}")
                 continue
             reported[value] = {**cell_metrics(total), "centres": contributing}

@@ -103,10 +103,12 @@ def composed_epsilon(
     entries = [(float(z), float(q), int(t)) for z, q, t in history if int(t) > 0]
     if not entries:
         return 0.0
+    if accountant == "rdp":
+        rdp = sum(np.asarray(_rdp_per_step(z, q)) * t for z, q, t in entries)
+        epsilon, _ = get_privacy_spent(orders=list(RDP_ORDERS), rdp=rdp, delta=delta)
+        return float(epsilon)
     acc = _accountant(accountant)
     acc.history = entries
-    if accountant == "rdp":
-        return float(acc.get_epsilon(delta=delta, alphas=list(RDP_ORDERS)))
     return float(acc.get_epsilon(delta=delta))
 
 
@@ -126,3 +128,84 @@ def epsilon_spent(
     acc = _accountant(accountant)
     acc.history = [(noise_multiplier, sample_rate, steps)]
     return float(acc.get_epsilon(delta=delta))
+
+
+# Intermediate rounds' evaluation only shows progress: it gets this many times the
+# noise of the final evaluation, so that it costs little of the evaluation budget.
+PROGRESS_NOISE_FACTOR = 3.0
+
+
+@dataclass(frozen=True)
+class EvaluationNoise:
+    """Gaussian noise multipliers (std / L2 sensitivity) of a run's evaluation releases:
+    ``progress`` for each intermediate round's score histogram, ``final`` for the last
+    round's histogram and, separately, for its equity-audit counts."""
+
+    final: float
+    progress: float
+    rounds: int
+
+    def history(self, through_round: int) -> list[tuple[float, float, int]]:
+        """Releases made by the end of ``through_round`` (accountant history, q = 1)."""
+        progress = min(through_round, self.rounds - 1)
+        final = 2 if through_round >= self.rounds else 0
+        return [(self.progress, 1.0, progress), (self.final, 1.0, final)]
+
+
+@lru_cache(maxsize=256)
+def calibrate_evaluation_noise(epsilon: float, delta: float, rounds: int) -> EvaluationNoise:
+    """Noise for the evaluation releases of a ``rounds``-round run so that, composed,
+    they spend at most ``epsilon`` at ``delta``. Held-out students never enter training
+    (``common.split``), so this budget is separate from training's by parallel
+    composition: the run's guarantee is the larger of the two."""
+    low, high = 0.1, 1000.0
+    for _ in range(60):  # bisection on the final multiplier; epsilon falls as it grows
+        middle = math.sqrt(low * high)
+        noise = EvaluationNoise(middle, middle * PROGRESS_NOISE_FACTOR, rounds)
+        if composed_epsilon(noise.history(rounds), delta) > epsilon:
+            low = middle
+        else:
+            high = middle
+    return EvaluationNoise(high, high * PROGRESS_NOISE_FACTOR, rounds)
+
+
+# The number of training records a centre reports (FedAvg's weight) is a count: it gets
+# Gaussian noise of this std (sensitivity 1), a negligible share of the budget.
+COUNT_NOISE_MULTIPLIER = 50.0
+
+
+def training_history(
+    noise_multiplier: float, sample_rate: float, steps: int, rounds: int
+) -> list[tuple[float, float, int]]:
+    """A centre's training releases: ``steps`` DP-SGD steps and ``rounds`` noisy counts."""
+    return [(noise_multiplier, sample_rate, steps), (COUNT_NOISE_MULTIPLIER, 1.0, rounds)]
+
+
+@lru_cache(maxsize=1024)
+def calibrate_training_noise(
+    epsilon: float, delta: float, sample_rate: float, steps: int, rounds: int,
+    accountant: str = "rdp",
+) -> float:
+    """Smallest DP-SGD noise multiplier (within 0.5 %) such that ``steps`` steps at
+    ``sample_rate`` plus ``rounds`` noisy counts spend at most ``epsilon`` at ``delta``."""
+    high = calibrate_noise(epsilon, delta, sample_rate, steps, accountant)
+    while composed_epsilon(training_history(high, sample_rate, steps, rounds), delta,
+                           accountant) > epsilon:
+        high *= 1.25
+    low = high / 1.5
+    while high / low > 1.005:
+        middle = math.sqrt(low * high)
+        spent = composed_epsilon(training_history(middle, sample_rate, steps, rounds), delta,
+                                 accountant)
+        if spent > epsilon:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+def evaluation_epsilon(epsilon: float, delta: float, rounds: int, through_round: int) -> float:
+    """Epsilon at ``delta`` spent by a centre's evaluation releases up to ``through_round``
+    of a ``rounds``-round run whose evaluation target is ``epsilon``."""
+    noise = calibrate_evaluation_noise(epsilon, delta, rounds)
+    return composed_epsilon(noise.history(through_round), delta)

@@ -10,6 +10,7 @@ from flwr.serverapp import Grid
 
 from common.config import RunConfig
 from common.model import ModelConfig, build_model
+from common.privacy import evaluation_epsilon
 from server import run_folder
 from server.model_card import write_model_card
 from server.progress import print_round
@@ -58,6 +59,11 @@ def run_federation(grid: Grid, config: RunConfig) -> Path:
     epsilons = [entry.train.get("epsilon_max", 0.0) for entry in strategy.logs.values()]
     num_train = max((entry.train.get("num-examples", 0.0) for entry in completed), default=0.0)
     nan = float("nan")
+    epsilon_evaluation = (
+        evaluation_epsilon(config.privacy.epsilon, config.privacy.delta, config.rounds,
+                           last.round if last else 0)
+        if config.privacy.dp and config.privacy.evaluation_noise else None
+    )
     summary: dict[str, object] = {
         "scenario": config.scenario,
         "rounds": config.rounds,
@@ -72,7 +78,13 @@ def run_federation(grid: Grid, config: RunConfig) -> Path:
         "calibration_error_pooled": evaluation.get("calibration_error", nan),
         "dp": config.privacy.dp,
         "epsilon_target": config.privacy.epsilon if config.privacy.dp else None,
-        "epsilon_max": max(epsilons, default=0.0) if config.privacy.dp else None,
+        "epsilon_train_max": max(epsilons, default=0.0) if config.privacy.dp else None,
+        "epsilon_evaluation": epsilon_evaluation,
+        # Held-out students never train: the two compose in parallel, the larger holds.
+        "epsilon_max": (
+            max(max(epsilons, default=0.0), epsilon_evaluation or 0.0)
+            if config.privacy.dp else None
+        ),
         "delta": config.privacy.delta,
         "accountant": config.privacy.accountant,
         "privacy_unit": "one student's record, per centre, over the whole run",

@@ -11,8 +11,8 @@ DELTA = 1e-6
 
 
 def _book(ledger: PrivacyLedger, cap: float, round_: int = 1, steps: int = 100) -> float:
-    return ledger.book(run_id="r1", server_round=round_, kind="train", noise_multiplier=1.0,
-                       sample_rate=0.05, steps=steps, delta=DELTA, cap=cap)
+    return ledger.book(run_id="r1", server_round=round_, kind="train",
+                       mechanisms=[(1.0, 0.05, steps)], delta=DELTA, cap=cap)
 
 
 def test_lifetime_epsilon_composes_every_release(tmp_path: Path) -> None:
@@ -77,3 +77,12 @@ def test_two_processes_cannot_both_spend_the_last_of_the_budget(tmp_path: Path) 
         w.join(60)
     assert sorted(queue.get(timeout=5) for _ in workers) == ["booked", "refused"]
     assert len(PrivacyLedger(tmp_path).releases()) == 1
+
+
+def test_a_release_of_several_mechanisms_is_booked_whole(tmp_path: Path) -> None:
+    ledger = PrivacyLedger(tmp_path)
+    after = ledger.book(run_id="r1", server_round=1, kind="train",
+                        mechanisms=[(1.0, 0.05, 100), (50.0, 1.0, 1)], delta=DELTA, cap=10)
+    assert [r.steps for r in ledger.releases()] == [100, 1]
+    assert ledger.epsilon_spent(DELTA) == pytest.approx(after)
+    assert after > epsilon_spent(1.0, 0.05, 100, DELTA)

@@ -1,0 +1,105 @@
+"""What a centre releases when it evaluates the global model, and the noise it adds.
+
+Without DP the release is exact: score histograms by label over ``evaluation.bins``
+equal bins, and the equity audit's per-group counts. With DP (``privacy.dp`` and
+``privacy.evaluation_noise``), each count gets Gaussian noise and the release is booked
+in the centre's ledger before it leaves:
+- every round, the score histogram (each held-out student adds 1 to one bin: L2
+  sensitivity 1) with noise multiplier ``progress`` (intermediate rounds) or ``final``;
+- at the final round, also the equity counts (one count per audit attribute: L2
+  sensitivity sqrt(6)) with multiplier ``final``.
+Probability sums and squared errors are then derived from the noisy bins (bin centres),
+so they cost nothing more. The multipliers come from
+``common.privacy.calibrate_evaluation_noise``: the run's evaluation releases together
+stay within ``privacy.epsilon`` at ``privacy.delta``. Held-out students never train, so
+this budget and training's compose in parallel (the run's guarantee is the larger).
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+
+import numpy as np
+import numpy.typing as npt
+
+from client.data import CentreData, CentreRefusal
+from client.ledger import BudgetExceeded, PrivacyLedger
+from common.config import RunConfig
+from common.equity import AUDIT_GROUPS, centre_cells
+from common.metrics import score_histogram
+from common.privacy import COUNT_NOISE_MULTIPLIER, EvaluationNoise, calibrate_evaluation_noise
+
+EQUITY_SENSITIVITY = math.sqrt(len(AUDIT_GROUPS))
+
+
+def noise_generator(config: RunConfig, salt: int) -> np.random.Generator:
+    """OS entropy, or the run's seed for reproducible research runs only."""
+    if config.privacy.reproducible_noise:
+        return np.random.default_rng([config.seed, salt])
+    return np.random.default_rng(secrets.randbits(128))
+
+
+def noisy_count(count: int, config: RunConfig) -> float:
+    """A count released with Gaussian noise of std ``COUNT_NOISE_MULTIPLIER``."""
+    return count + float(noise_generator(config, count).normal(0.0, COUNT_NOISE_MULTIPLIER))
+
+
+def evaluation_noise(config: RunConfig) -> EvaluationNoise | None:
+    if not (config.privacy.dp and config.privacy.evaluation_noise):
+        return None
+    return calibrate_evaluation_noise(config.privacy.epsilon, config.privacy.delta, config.rounds)
+
+
+def evaluation_release(
+    config: RunConfig,
+    data: CentreData,
+    probabilities: npt.NDArray[np.float64],
+    server_round: int,
+    ledger: PrivacyLedger | None,
+    run_id: str,
+) -> dict[str, int | float | list[float]]:
+    """The metrics a centre sends for one evaluation round (see the module docstring)."""
+    final = server_round >= config.rounds
+    noise = evaluation_noise(config)
+    bins = config.evaluation.bins
+    histogram = score_histogram(probabilities, data.y_test, bins)
+    pos, neg = histogram.positives.copy(), histogram.negatives.copy()
+    probability_sum, squared_error = histogram.probability_sum, histogram.squared_error_sum
+    rng = noise_generator(config, server_round)
+    if noise is not None:
+        multiplier = noise.final if final else noise.progress
+        mechanisms = [(multiplier, 1.0, 1)] + ([(noise.final, 1.0, 1)] if final else [])
+        if ledger is not None:
+            try:
+                ledger.book(run_id=run_id, server_round=server_round, kind="evaluate",
+                            mechanisms=mechanisms, delta=config.privacy.delta,
+                            cap=data.policy.epsilon_cap)
+            except BudgetExceeded as exc:
+                raise CentreRefusal(str(exc)) from exc
+        pos += rng.normal(0.0, multiplier, bins)
+        neg += rng.normal(0.0, multiplier, bins)
+        centres = (np.arange(bins) + 0.5) / bins
+        probability_sum = (pos + neg) * centres
+        squared_error = float((pos * (1 - centres) ** 2 + neg * centres**2).sum())
+    metrics: dict[str, int | float | list[float]] = {
+        "num-examples": max(0, round(float(pos.sum() + neg.sum()))),
+        "hist_pos": pos.tolist(),
+        "hist_neg": neg.tolist(),
+        "prob_sum": np.asarray(probability_sum).tolist(),
+        "sq_err_sum": squared_error,
+    }
+    audit_now = final or noise is None
+    cells = centre_cells(
+        data.audit_test,
+        probabilities,
+        data.y_test,
+        threshold=config.evaluation.threshold,
+        sensitive_allowed=data.policy.audit_attributes_allowed and audit_now,
+        noise_std=noise.final * EQUITY_SENSITIVITY if noise is not None else 0.0,
+        rng=rng,
+    )
+    if not audit_now:  # the audit is released once, with the final model
+        cells = {key: [0.0] * len(vector) for key, vector in cells.items()}
+    metrics.update(cells)
+    return metrics
