@@ -22,12 +22,19 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Local training. ``batch_size`` 0 picks it from the centre's size."""
+    """Local training. ``batch_size`` 0 picks it from the centre's size.
+
+    ``max_update_norm`` bounds the L2 norm of each centre's update (its new weights minus
+    the global weights it received), in every aggregation mode; honest updates of the
+    default model measure about 9 (scale the bound with the square root of the number of
+    parameters when ``hidden`` grows).
+    """
 
     hidden: str = "64,32"
     learning_rate: float = 0.02
     batch_size: int = 0
     centralized_epochs: int = 8
+    max_update_norm: float = 12.0
 
     @property
     def hidden_sizes(self) -> tuple[int, ...]:
@@ -67,9 +74,29 @@ class EvaluationConfig:
     threshold: float = 0.3
 
 
+AGGREGATIONS = ("fedavg", "trimmed-mean", "median", "krum", "multi-krum")
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    """How the ministry combines updates: ``aggregation`` is one of ``AGGREGATIONS``
+    (every mode but ``fedavg`` sees individual updates, so none is for secure
+    aggregation). ``trim_fraction`` (0-0.5) is the share of centres the robust modes
+    assume may be malicious: cut from each tail by ``trimmed-mean``, Krum's ``f``."""
+
+    aggregation: str = "fedavg"
+    trim_fraction: float = 0.2
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything a federated run needs, on both sides."""
+    """Everything a federated run needs, on both sides.
+
+    ``round_timeout`` (seconds) bounds the wait for the centres' replies in each phase of
+    a round; ``min_centres_wait`` (seconds) bounds the wait for ``min_centres`` centres to
+    be connected before a round, after which the run stops; ``resume`` continues the run
+    whose checkpoint is in ``run_dir`` from its last completed round.
+    """
 
     scenario: str = "default"
     seed: int = 7
@@ -79,15 +106,29 @@ class RunConfig:
     min_centres: int = 2
     run_dir: str = ""
     data_dir: str = ""
+    resume: bool = False
+    round_timeout: float = 3600.0
+    min_centres_wait: float = 600.0
     training: TrainingConfig = field(default_factory=TrainingConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
 
     def __post_init__(self) -> None:
         _check(self.rounds >= 1, "rounds must be at least 1")
         _check(self.local_epochs >= 1, "local_epochs must be at least 1")
         _check(0.0 < self.fraction_train <= 1.0, "fraction_train must be in (0, 1]")
         _check(self.min_centres >= 1, "min_centres must be at least 1")
+        _check(self.round_timeout > 0, "round_timeout must be positive (seconds)")
+        _check(self.min_centres_wait >= 0, "min_centres_wait must be 0 or more (seconds)")
+        _check(self.training.max_update_norm > 0, "training.max_update_norm must be positive")
+        _check(
+            self.strategy.aggregation in AGGREGATIONS,
+            f"strategy.aggregation must be one of {', '.join(AGGREGATIONS)}",
+        )
+        _check(
+            0.0 <= self.strategy.trim_fraction < 0.5, "strategy.trim_fraction must be in [0, 0.5)"
+        )
         _check(self.training.learning_rate > 0, "training.learning_rate must be positive")
         _check(self.training.batch_size >= 0, "training.batch_size must be 0 (auto) or more")
         _check(self.training.centralized_epochs >= 1, "training.centralized_epochs must be >= 1")
@@ -140,7 +181,7 @@ class RunConfig:
             else:
                 top[key] = value
         sections = {"training": TrainingConfig, "privacy": PrivacyConfig,
-                    "evaluation": EvaluationConfig}
+                    "evaluation": EvaluationConfig, "strategy": StrategyConfig}
         for section, section_cls in sections.items():
             top[section] = section_cls(**nested.get(section, {}))
         return cls(**top)
