@@ -101,6 +101,38 @@ class RoundResult:
     epsilon: float
     steps_total: int
     train_loss: float
+    update_norm: float = 0.0  # L2 norm of the update before it was bounded
+
+
+def bound_update(
+    weights: Mapping[str, torch.Tensor],
+    global_weights: Mapping[str, torch.Tensor],
+    max_norm: float,
+) -> tuple[OrderedDict[str, torch.Tensor], float]:
+    """Scale the update (``weights - global_weights``) down to L2 norm ``max_norm`` at
+    most; returns the new weights and the update's norm before. DP-SGD clips each
+    student's gradient, not the update: without this bound, a centre's update could
+    have any size, and the server could not tell an honest one from a boosted one."""
+    deltas = {k: weights[k].double() - global_weights[k].double() for k in weights}
+    norm = float(torch.sqrt(sum(((d**2).sum() for d in deltas.values()), torch.zeros(()))))
+    scale = min(1.0, max_norm / norm) if norm > 0 else 1.0
+    bounded = OrderedDict(
+        (k, (global_weights[k].double() + deltas[k] * scale).to(weights[k].dtype))
+        for k in weights
+    )
+    return bounded, norm
+
+
+def steps_booked(ledger: PrivacyLedger, run_key: str, config: RunConfig, data: CentreData) -> int:
+    """DP-SGD steps this centre booked in its ledger for the logical run ``run_key``.
+    Flower's per-run state is lost when a run is resumed as a new Flower run; the ledger
+    is not, so a resumed run continues the accountant's history from it."""
+    plan, sigma = privacy_plan(config, data)
+    return sum(
+        r.steps for r in ledger.releases()
+        if r.run_id == run_key and r.kind == "train"
+        and (r.noise_multiplier, r.sample_rate) == (sigma, plan.sample_rate)
+    )
 
 
 def privacy_plan(config: RunConfig, data: CentreData) -> tuple[SamplingPlan, float]:
@@ -186,8 +218,11 @@ def train_round(
         seed=config.seed + server_round,
         reproducible=config.privacy.reproducible_noise,
     )
-    return RoundResult(get_weights(model), max(1, round(num_examples)), epsilon, steps_total,
-                       stats.mean_loss)
+    weights, update_norm = bound_update(
+        get_weights(model), global_weights, config.training.max_update_norm
+    )
+    return RoundResult(weights, max(1, round(num_examples)), epsilon, steps_total,
+                       stats.mean_loss, update_norm)
 
 
 def evaluate_round(
