@@ -1,7 +1,7 @@
 """What a centre releases when it evaluates the global model, and the noise it adds.
 
 Without DP the release is exact: score histograms by label over ``evaluation.bins``
-equal bins, and the equity audit's per-group counts. With DP (``privacy.dp`` and
+fixed bins (``common.metrics``), and the equity audit's per-group counts. With DP (``privacy.dp`` and
 ``privacy.evaluation_noise``), each count gets Gaussian noise and the release is booked
 in the centre's ledger before it leaves:
 - every round, the score histogram (each held-out student adds 1 to one bin: L2
@@ -27,7 +27,7 @@ from client.data import CentreData, CentreRefusal
 from client.ledger import BudgetExceeded, PrivacyLedger
 from common.config import RunConfig
 from common.equity import AUDIT_GROUPS, centre_cells
-from common.metrics import score_histogram
+from common.metrics import bin_centres, score_histogram
 from common.privacy import COUNT_NOISE_MULTIPLIER, EvaluationNoise, calibrate_evaluation_noise
 
 EQUITY_SENSITIVITY = math.sqrt(len(AUDIT_GROUPS))
@@ -79,7 +79,7 @@ def evaluation_release(
                 raise CentreRefusal(str(exc)) from exc
         pos += rng.normal(0.0, multiplier, bins)
         neg += rng.normal(0.0, multiplier, bins)
-        centres = (np.arange(bins) + 0.5) / bins
+        centres = bin_centres(bins)
         probability_sum = (pos + neg) * centres
         squared_error = float((pos * (1 - centres) ** 2 + neg * centres**2).sum())
     metrics: dict[str, int | float | list[float]] = {

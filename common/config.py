@@ -65,11 +65,12 @@ class PrivacyConfig:
 
 @dataclass(frozen=True)
 class EvaluationConfig:
-    """Federated evaluation: score histograms with ``bins`` equal bins on 0-1, held-out
+    """Federated evaluation: score histograms with ``bins`` fixed bins (equal on the
+    logit scale, see ``common.metrics``), held-out
     share ``test_fraction``, operating ``threshold`` (probability 0-1) for the equity
     audit's true- and false-positive rates."""
 
-    bins: int = 200
+    bins: int = 30
     test_fraction: float = 0.2
     threshold: float = 0.3
 

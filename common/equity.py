@@ -175,8 +175,9 @@ def _auc(pos: npt.NDArray[np.float64], neg: npt.NDArray[np.float64]) -> float:
 
 def auc_interval(auc: float, positives: float, negatives: float) -> tuple[float, float]:
     """95 % interval of an AUC (Hanley & McNeil 1982)."""
-    if math.isnan(auc) or positives <= 0 or negatives <= 0:
+    if math.isnan(auc) or positives < 1 or negatives < 1:
         return (float("nan"), float("nan"))
+    auc = min(max(auc, 0.0), 1.0)  # noisy (DP) counts can push the estimate outside
     q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
     variance = (
         auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)
@@ -187,9 +188,9 @@ def auc_interval(auc: float, positives: float, negatives: float) -> tuple[float,
 
 def _rate_interval(successes: float, trials: float) -> tuple[float, float, float]:
     """Rate and 95 % Wilson interval."""
-    if trials <= 0:
+    if trials < 1:
         return (float("nan"), float("nan"), float("nan"))
-    rate, z = successes / trials, 1.96
+    rate, z = min(max(successes / trials, 0.0), 1.0), 1.96  # noisy counts: keep to 0-1
     centre = (rate + z * z / (2 * trials)) / (1 + z * z / trials)
     half = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials**2)) / (
         1 + z * z / trials

@@ -1,10 +1,15 @@
 """Metrics of a risk score, computable from sums that centres can share.
 
 Each centre sends, for its held-out records, a histogram of predicted probabilities
-per label over fixed equal bins on 0-1 (plus the sum of probabilities per bin). Summed
-over centres these give POOLED metrics over all students, not a mean of local ones.
-Within a bin, positive/negative pairs count as ties (half), so the pooled AUC equals
-the AUC of the pooled scores up to the bin resolution.
+per label over fixed bins (plus the sum of probabilities per bin). Summed over centres
+these give POOLED metrics over all students, not a mean of local ones. Within a bin,
+positive/negative pairs count as ties (half), so the pooled AUC equals the AUC of the
+pooled scores up to the bin resolution.
+
+The bins are equal on the logit scale from -8 to 6 (probabilities 0.03 % to 99.75 %;
+the end bins are open): DP-trained models spread their scores over orders of magnitude,
+and with DP noise on every count, few well-placed bins beat many equal ones (measured
+in docs/PRIVACY.md).
 """
 
 from __future__ import annotations
@@ -46,13 +51,30 @@ class ScoreHistogram:
         )
 
 
+LOGIT_RANGE = (-8.0, 6.0)
+
+
+def bin_edges(bins: int) -> FloatArray:
+    """The ``bins - 1`` interior edges (probabilities) of the score bins."""
+    logits = np.linspace(*LOGIT_RANGE, bins + 1)[1:-1]
+    return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
+
+
+def bin_centres(bins: int) -> FloatArray:
+    """A representative probability per bin (logit midpoint; the open end bins take
+    the midpoint of a bin of the same width beyond the range)."""
+    step = (LOGIT_RANGE[1] - LOGIT_RANGE[0]) / bins
+    logits = LOGIT_RANGE[0] + step * (np.arange(bins) + 0.5)
+    return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
+
+
 def score_histogram(
     probabilities: npt.NDArray[np.floating], labels: npt.NDArray[np.floating], bins: int
 ) -> ScoreHistogram:
-    """Histogram of probabilities (0-1) by label over ``bins`` equal bins."""
+    """Histogram of probabilities (0-1) by label over ``bins`` fixed bins."""
     p = np.clip(np.asarray(probabilities, dtype=np.float64), 0.0, 1.0)
     y = np.asarray(labels, dtype=np.float64)
-    index = np.minimum((p * bins).astype(np.int64), bins - 1)
+    index = np.searchsorted(bin_edges(bins), p, side="right")
     positives = np.bincount(index, weights=y, minlength=bins).astype(np.float64)
     negatives = np.bincount(index, weights=1.0 - y, minlength=bins).astype(np.float64)
     probability_sum = np.bincount(index, weights=p, minlength=bins).astype(np.float64)
@@ -60,8 +82,10 @@ def score_histogram(
 
 
 def auc_from_histogram(h: ScoreHistogram) -> float:
-    """ROC AUC (Mann-Whitney) with within-bin pairs counted as ties."""
-    pos, neg = np.clip(h.positives, 0, None), np.clip(h.negatives, 0, None)
+    """ROC AUC (Mann-Whitney) with within-bin pairs counted as ties. Noisy (DP) counts
+    may be negative: they are used as they are, since clipping them would bias the
+    estimate."""
+    pos, neg = h.positives, h.negatives
     total_pos, total_neg = pos.sum(), neg.sum()
     if total_pos <= 0 or total_neg <= 0:
         return float("nan")
@@ -88,8 +112,8 @@ def brier_from_histogram(h: ScoreHistogram) -> float:
 
 
 def calibration_error(h: ScoreHistogram, groups: int = 10) -> float:
-    """Expected calibration error over ``groups`` equal-width probability groups
-    (formed by merging adjacent bins): mean |predicted - observed| weighted by count."""
+    """Expected calibration error over ``groups`` groups of adjacent bins (equal on the
+    logit scale): mean |predicted - observed| weighted by count."""
     edges = np.linspace(0, h.bins, groups + 1).astype(int)
     total = h.count
     if total <= 0:
@@ -97,7 +121,7 @@ def calibration_error(h: ScoreHistogram, groups: int = 10) -> float:
     error = 0.0
     for lo, hi in itertools.pairwise(edges):
         n = h.positives[lo:hi].sum() + h.negatives[lo:hi].sum()
-        if n > 0:
+        if n >= 1:
             error += abs(h.probability_sum[lo:hi].sum() - h.positives[lo:hi].sum())
     return float(error / total)
 
@@ -108,7 +132,7 @@ def reliability_curve(h: ScoreHistogram, groups: int = 10) -> tuple[FloatArray, 
     predicted, observed = [], []
     for lo, hi in itertools.pairwise(edges):
         n = h.positives[lo:hi].sum() + h.negatives[lo:hi].sum()
-        if n > 0:
+        if n >= 1:
             predicted.append(h.probability_sum[lo:hi].sum() / n)
             observed.append(h.positives[lo:hi].sum() / n)
     return np.asarray(predicted), np.asarray(observed)

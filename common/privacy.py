@@ -132,7 +132,7 @@ def epsilon_spent(
 
 # Intermediate rounds' evaluation only shows progress: it gets this many times the
 # noise of the final evaluation, so that it costs little of the evaluation budget.
-PROGRESS_NOISE_FACTOR = 3.0
+PROGRESS_NOISE_FACTOR = 2.0
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from client.data import CentreData
+from sklearn.metrics import roc_auc_score
+
 from common.config import ConfigError, RunConfig
 from common.workdirs import prepare_environment
 from server import run_folder
 from server.model_card import write_model_card
 from server.run_folder import load_model
 from simulations.baselines import environment_only_auc, local_only
+from simulations.inprocess import scores
 from simulations.membership import dp_advantage_bound, loss_threshold_advantage
 from simulations.reference import centralized_auc_of, pooled_data
 from simulations.report import write_report
@@ -157,12 +159,6 @@ def run_flower_simulation(
             ray.shutdown()
 
 
-def final_model_advantage(run_dir: Path, centres: list[CentreData]) -> float:
-    """Membership-inference advantage against the run's final global model."""
-    model = load_model(run_dir / run_folder.MODEL)
-    return loss_threshold_advantage(model, centres)
-
-
 def run_scenario(
     scenario: Scenario,
     out: Path | None = None,
@@ -187,7 +183,14 @@ def run_scenario(
             f"The federation stopped after {summary.get('rounds_completed', 0)} of "
             f"{config.rounds} rounds; see {run_dir}."
         )
-    extras: dict[str, object] = {"mia_advantage": final_model_advantage(run_dir, centres)}
+    final_model = load_model(run_dir / run_folder.MODEL)
+    probabilities, labels = scores(final_model, centres)
+    extras: dict[str, object] = {
+        "mia_advantage": loss_threshold_advantage(final_model, centres),
+        # The exact pooled AUC, which only a harness holding every centre's data can
+        # compute; auc_pooled is what the ministry gets from the centres' releases.
+        "auc_pooled_exact": float(roc_auc_score(labels, probabilities)),
+    }
     if config.privacy.dp and summary.get("epsilon_max"):
         extras["mia_advantage_bound"] = dp_advantage_bound(
             float(summary["epsilon_max"]), config.privacy.delta
