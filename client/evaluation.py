@@ -1,9 +1,9 @@
 """What a centre releases when it evaluates the global model, and the noise it adds.
 
 Without DP the release is exact: score histograms by label over ``evaluation.bins``
-fixed bins (``common.metrics``), and the equity audit's per-group counts. With DP (``privacy.dp`` and
-``privacy.evaluation_noise``), each count gets Gaussian noise and the release is booked
-in the centre's ledger before it leaves:
+fixed bins (``common.metrics``), and the equity audit's per-group counts. With DP
+(``privacy.dp`` and ``privacy.evaluation_noise``), each count gets Gaussian noise and
+the release is booked in the centre's ledger before it leaves:
 - every round, the score histogram (each held-out student adds 1 to one bin: L2
   sensitivity 1) with noise multiplier ``progress`` (intermediate rounds) or ``final``;
 - at the final round, also the equity counts (one count per audit attribute: L2
