@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from logging import ERROR
+
 from flwr.app import Context
+from flwr.common.logger import log
 from flwr.serverapp import Grid, ServerApp
 
-from common.config import RunConfig
+from common.config import ConfigError, RunConfig
+from server.checkpoint import ResumeError
 from server.federation import run_federation
+from server.rounds import FederationStopped
 
 app = ServerApp()
 
@@ -14,4 +19,9 @@ app = ServerApp()
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     """Run the federation described by the run configuration."""
-    run_federation(grid, RunConfig.from_flat(context.run_config))
+    try:
+        run_federation(grid, RunConfig.from_flat(context.run_config))
+    except (ConfigError, FederationStopped, ResumeError) as exc:
+        # A clean stop: the sentence is the operator's message, the run folder's
+        # summary.json says `stopped`, and the checkpoint allows resuming.
+        log(ERROR, "%s", exc)

@@ -1,24 +1,29 @@
-"""FedAvg whose evaluation is POOLED over all centres' held-out students.
+"""FedAvg whose evaluation is POOLED over all centres' held-out students, and whose
+training updates are validated before they are aggregated.
 
 Centres reply to evaluation with score histograms by label (``client.federated``);
 this strategy sums them and computes the metrics of the pooled scores, instead of
 Flower's default weighted mean of per-centre metrics. Training metrics keep the
-largest cumulative epsilon over centres, not an average of them.
+largest cumulative epsilon over centres, not an average of them. Every training reply
+goes through ``server.validation`` first; rejected ones are logged and left out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from logging import INFO
+from logging import INFO, WARNING
 
 import numpy as np
-from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.common.logger import log
+from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from common.equity import MIN_CENTRES_PER_CELL, SIZE_BANDS, pooled_audit, size_band
 from common.metrics import ScoreHistogram, auc_from_histogram, summarise
+from server.audit_log import ServerAudit
+from server.validation import ExpectedUpdate, model_version, screen_updates
 
 HISTOGRAM_KEYS = ("hist_pos", "hist_neg", "prob_sum")
 
@@ -84,6 +89,10 @@ class RoundLog:
     evaluation: dict[str, float] = field(default_factory=dict)
     refusals: list[str] = field(default_factory=list)
     equity: dict[str, object] = field(default_factory=dict)
+    rejections: list[str] = field(default_factory=list)  # invalid updates: node and reason
+    absent: list[str] = field(default_factory=list)  # no reply in time: node and phase
+    model_version: str = ""  # the global model sent for training this round
+    updates: int = 0  # updates aggregated into the new model (0: model unchanged)
 
 
 @dataclass
@@ -151,13 +160,38 @@ def participation(centres: list[CentreRecord]) -> dict[str, object]:
 
 
 class PooledFedAvg(FedAvg):
-    """FedAvg (weighted by examples) with pooled evaluation and a per-round callback."""
+    """FedAvg (weighted by examples) with update validation, a quorum, pooled
+    evaluation and a per-round callback.
+
+    The robust strategies (``server.aggregation``) put this class before Flower's
+    FedTrimmedAvg, FedMedian or (Multi)Krum in their bases: validation, the quorum and
+    pooled evaluation stay here, and ``super().aggregate_train`` is theirs.
+
+    Parameters
+    ----------
+    threshold : float
+        Operating threshold (probability 0-1) of the equity audit.
+    on_round : RoundCallback | None
+        Called with the round's log once its evaluation is aggregated.
+    max_update_norm : float | None
+        The centres' update bound (L2); None skips validation (unit tests only).
+    min_updates : int
+        Accepted updates needed to change the model; with fewer the round leaves the
+        model unchanged.
+    audit : ServerAudit | None
+        The ministry's audit log.
+    **kwargs
+        Passed to the Flower strategy (fractions, minimum nodes, ``beta``, ...).
+    """
 
     def __init__(
         self,
         *,
         threshold: float = 0.3,
         on_round: RoundCallback | None = None,
+        max_update_norm: float | None = None,
+        min_updates: int = 1,
+        audit: ServerAudit | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(
@@ -167,28 +201,85 @@ class PooledFedAvg(FedAvg):
         )
         self.threshold = threshold
         self.on_round = on_round
+        self.max_update_norm = max_update_norm
+        self.min_updates = min_updates
+        self.audit = audit
         self.logs: dict[int, RoundLog] = {}
         self.centres: dict[int, CentreRecord] = {}
+        self.expected: ExpectedUpdate | None = None
 
     def _centre(self, node: int) -> CentreRecord:
         return self.centres.setdefault(node, CentreRecord(node))
 
+    def round_log(self, server_round: int) -> RoundLog:
+        return self.logs.setdefault(server_round, RoundLog(server_round))
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """Flower's sampling, plus the model version on the config and on every message
+        (replies inherit it), and what valid replies must look like."""
+        version = model_version(server_round, arrays)
+        config["model-version"] = version
+        messages = list(super().configure_train(server_round, arrays, config, grid))
+        for message in messages:
+            message.metadata.group_id = version
+        if self.max_update_norm is not None:
+            self.expected = ExpectedUpdate.of(version, arrays, self.max_update_norm)
+        self.round_log(server_round).model_version = version
+        return messages
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        version = model_version(server_round, arrays)
+        config["model-version"] = version
+        messages = list(super().configure_evaluate(server_round, arrays, config, grid))
+        for message in messages:
+            message.metadata.group_id = version
+        return messages
+
+    def _screen(self, server_round: int, replies: list[Message]) -> list[Message]:
+        """Drop invalid updates, logging each with its centre and reason."""
+        if self.expected is None:
+            return replies
+        kept, verdicts = screen_updates(replies, self.expected)
+        entry = self.round_log(server_round)
+        for verdict in verdicts:
+            if self.audit is not None:
+                self.audit.update(server_round, verdict.node, verdict.reason, verdict.norm)
+            if verdict.reason is not None:
+                entry.rejections.append(f"node {verdict.node}: {verdict.reason}")
+                log(WARNING, "round %s: update of node %s rejected: %s", server_round,
+                    verdict.node, verdict.reason)
+        return kept
+
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        replies = list(replies)
+        replies = self._screen(server_round, list(replies))
+        accepted = [reply for reply in replies if not reply.has_error()]
         arrays, metrics = super().aggregate_train(server_round, replies)
-        log_entry = self.logs.setdefault(server_round, RoundLog(server_round))
+        log_entry = self.round_log(server_round)
+        if len(accepted) < self.min_updates:
+            log(WARNING, "round %s: %s valid updates, fewer than the %s required: the model "
+                "is left unchanged", server_round, len(accepted), self.min_updates)
+            arrays = None
+        log_entry.updates = len(accepted) if arrays is not None else 0
         log_entry.train = _scalars(metrics)
         log_entry.refusals += _refusals(replies)
+        for reply in accepted:
+            m = _metric_record(reply.content)
+            centre = self._centre(reply.metadata.src_node_id)
+            centre.num_train = int(m["num-examples"])  # type: ignore[arg-type]
+            centre.epsilon = float(m["epsilon"])  # type: ignore[arg-type]
         for reply in replies:
-            if not reply.has_error():
-                m = _metric_record(reply.content)
-                centre = self._centre(reply.metadata.src_node_id)
-                centre.num_train = int(m["num-examples"])  # type: ignore[arg-type]
-                centre.epsilon = float(m["epsilon"])  # type: ignore[arg-type]
-        for reason in log_entry.refusals:
-            log(INFO, "round %s: a centre declined training: %s", server_round, reason)
+            if reply.has_error():
+                log(INFO, "round %s: a centre declined training: %s", server_round,
+                    reply.error.reason)
+                if self.audit is not None:
+                    self.audit.refused(server_round, "train", reply.metadata.src_node_id,
+                                       reply.error.reason or "")
         return arrays, metrics
 
     def aggregate_evaluate(
@@ -196,10 +287,14 @@ class PooledFedAvg(FedAvg):
     ) -> MetricRecord | None:
         replies = list(replies)
         metrics = super().aggregate_evaluate(server_round, replies)
-        log_entry = self.logs.setdefault(server_round, RoundLog(server_round))
+        log_entry = self.round_log(server_round)
         log_entry.evaluation = _scalars(metrics)
         log_entry.refusals += _refusals(replies)
         valid = [reply for reply in replies if not reply.has_error()]
+        for reply in replies:
+            if reply.has_error() and self.audit is not None:
+                self.audit.refused(server_round, "evaluate", reply.metadata.src_node_id,
+                                   reply.error.reason or "")
         for reply in valid:
             centre = self._centre(reply.metadata.src_node_id)
             centre.histogram = pooled_histogram([reply.content])

@@ -1,0 +1,63 @@
+"""A centre's audit log: ``audit.jsonl`` in its state folder (beside the privacy
+ledger), append-only and chained (``common.audit_trail``). One line per event:
+
+- ``task_received``: which run (Flower's id and the logical name), which round, train
+  or evaluate, the model version the ministry sent;
+- ``reply_sent``: what left the centre: the names and sizes of the arrays, the metric
+  names, the number of examples and the epsilon reported, the update's norm before and
+  after the centre's bound, and whether it was a re-send of an earlier reply;
+- ``task_refused``: the centre declined, with its reason.
+
+Never a student's data: names, counts, norms and versions only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flwr.app import Context, Message
+
+from common.audit_trail import AuditTrail
+
+AUDIT_FILE = "audit.jsonl"
+
+
+class CentreAudit:
+    """The audit log of one centre, for one message (Flower starts a process per
+    message: the chain is kept by the file, not by this object)."""
+
+    def __init__(self, state_dir: Path, centre: str, msg: Message, context: Context) -> None:
+        self.trail = AuditTrail(state_dir / AUDIT_FILE, centre)
+        config = msg.content.config_records.get("config")
+        self.task: dict[str, Any] = {
+            "kind": msg.metadata.message_type,
+            "flower_run_id": context.run_id,
+            "run_name": str(config.get("run-name", "")) if config else "",
+            "round": int(config.get("server-round", 0)) if config else 0,  # type: ignore[arg-type]
+            "model_version": str(config.get("model-version", "")) if config else "",
+        }
+
+    def received(self, message_id: str) -> None:
+        self.trail.record("task_received", message_id=message_id, **self.task)
+
+    def refused(self, code: int, reason: str) -> None:
+        self.trail.record("task_refused", code=code, reason=reason, **self.task)
+
+    def sent(self, reply: Message, resent: bool = False, **extra: Any) -> None:
+        """What the reply carries (names and shapes, not values)."""
+        content = reply.content
+        arrays = {name: list(array.shape) for record in content.array_records.values()
+                  for name, array in record.items()}
+        metrics = {key: value for record in content.metric_records.values()
+                   for key, value in record.items()}
+        scalars = {k: v for k, v in metrics.items() if k in ("num-examples", "epsilon")}
+        self.trail.record("reply_sent", arrays=arrays, metrics=sorted(metrics), resent=resent,
+                          **scalars, **extra, **self.task)
+
+
+def centre_name(node_config: Mapping[str, object], state_dir: Path) -> str:
+    """How the centre names itself in its log: its data file's name, else its folder's."""
+    data_path = str(node_config.get("data-path", "") or "")
+    return Path(data_path).stem if data_path else state_dir.name

@@ -1,0 +1,64 @@
+"""The ministry's audit log: ``audit.jsonl`` in the run folder, append-only and chained
+(``common.audit_trail``). One line per event, with its UTC time:
+
+- ``run_started`` / ``run_resumed`` / ``run_finished`` / ``run_stopped``: the run's
+  logical name, Flower's run id, the aggregation mode, the round it starts from;
+- ``centres_connected``: the node ids online before a round, who joined and who left;
+- ``instructions_sent``: the round, the phase (train or evaluate), the nodes asked and
+  the model version they were sent;
+- ``update_accepted`` / ``update_rejected``: a centre's training update, its norm, and
+  the reason of a rejection;
+- ``centre_refused``: a centre declined (its own error reply: budget, data);
+- ``centre_absent``: a centre sent nothing in time, or the SuperLink reports it gone;
+- ``round_aggregated``: how many updates went into the new model version, or why the
+  model was left unchanged;
+- ``checkpoint_saved``.
+
+Nothing about a student is ever written here: node ids, counts, norms, versions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from common.audit_trail import AuditTrail
+
+AUDIT_FILE = "audit.jsonl"
+ACTOR = "ministry"
+
+
+class ServerAudit:
+    """The ministry's audit log of one run folder (shared by a run and its resumptions)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.trail = AuditTrail(run_dir / AUDIT_FILE, ACTOR)
+
+    def event(self, event: str, **fields: Any) -> None:
+        """Append any event (the names above)."""
+        self.trail.record(event, **fields)
+
+    def connected(self, server_round: int, nodes: list[int], previous: list[int]) -> None:
+        """The centres online before a round, and the change since the last round."""
+        self.event("centres_connected", round=server_round, nodes=sorted(nodes),
+                   joined=sorted(set(nodes) - set(previous)),
+                   left=sorted(set(previous) - set(nodes)))
+
+    def sent(self, server_round: int, phase: str, nodes: list[int], version: str) -> None:
+        self.event("instructions_sent", round=server_round, phase=phase, nodes=sorted(nodes),
+                   model_version=version)
+
+    def update(self, server_round: int, node: int, reason: str | None,
+               norm: float | None) -> None:
+        """A training update accepted (``reason`` None) or rejected."""
+        if reason is None:
+            self.event("update_accepted", round=server_round, node=node, norm=norm)
+        else:
+            self.event("update_rejected", round=server_round, node=node, norm=norm,
+                       reason=reason)
+
+    def refused(self, server_round: int, phase: str, node: int, reason: str) -> None:
+        self.event("centre_refused", round=server_round, phase=phase, node=node, reason=reason)
+
+    def absent(self, server_round: int, phase: str, node: int, reason: str) -> None:
+        self.event("centre_absent", round=server_round, phase=phase, node=node, reason=reason)

@@ -1,0 +1,131 @@
+"""Checkpoints: the ServerApp saves one after every completed round, a resumed run
+loads it and continues at the next round.
+
+``checkpoint.pt`` in the run folder holds the global weights after the round, the round
+number, the run's logical name (what the centres' ledgers book it under), the resolved
+run configuration, and the server's accounting: each round's log, what it knows of
+each centre (sizes, epsilon, last histogram) and the last pooled histogram. It is
+written to a temporary file, fsynced and renamed over the previous one, so a crash
+leaves the last complete checkpoint. A crash therefore loses at most the round in
+progress.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from common.config import ConfigValue, RunConfig
+from common.metrics import ScoreHistogram
+from server.strategy import CentreRecord, PooledFedAvg, RoundLog
+
+CHECKPOINT = "checkpoint.pt"
+#: Keys that may change when a run is resumed: how long to wait, where things are, the
+#: quorum (an operator may lower it to finish without a centre that left).
+RESUMABLE_CHANGES = frozenset(
+    {"resume", "round_timeout", "min_centres_wait", "min_centres", "run_dir", "data_dir"}
+)
+
+
+class ResumeError(Exception):
+    """The run cannot be resumed as asked. One sentence."""
+
+
+@dataclass
+class Checkpoint:
+    """The state of a run after its round ``round`` (0: nothing done yet)."""
+
+    round: int
+    run_name: str
+    weights: dict[str, torch.Tensor]
+    config: dict[str, ConfigValue]
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    centres: list[dict[str, Any]] = field(default_factory=list)
+    last_evaluation: dict[str, list[float]] = field(default_factory=dict)
+    saved_at: str = ""
+
+
+def _histogram_to_lists(h: ScoreHistogram | None) -> dict[str, Any] | None:
+    if h is None:
+        return None
+    return {"positives": h.positives.tolist(), "negatives": h.negatives.tolist(),
+            "probability_sum": h.probability_sum.tolist(),
+            "squared_error_sum": float(h.squared_error_sum)}
+
+
+def _histogram_from_lists(d: dict[str, Any] | None) -> ScoreHistogram | None:
+    if d is None:
+        return None
+    return ScoreHistogram(np.asarray(d["positives"], dtype=np.float64),
+                          np.asarray(d["negatives"], dtype=np.float64),
+                          np.asarray(d["probability_sum"], dtype=np.float64),
+                          float(d["squared_error_sum"]))
+
+
+def strategy_state(strategy: PooledFedAvg) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The strategy's accounting as plain lists (round logs, centre records)."""
+    logs = [asdict(entry) for _, entry in sorted(strategy.logs.items())]
+    centres = [
+        {"node": c.node, "num_train": c.num_train, "num_test": c.num_test,
+         "epsilon": c.epsilon, "histogram": _histogram_to_lists(c.histogram)}
+        for _, c in sorted(strategy.centres.items())
+    ]
+    return logs, centres
+
+
+def restore_strategy(strategy: PooledFedAvg, checkpoint: Checkpoint) -> None:
+    """Put the checkpoint's accounting back into a fresh strategy."""
+    strategy.logs = {entry["round"]: RoundLog(**entry) for entry in checkpoint.logs}
+    strategy.centres = {
+        c["node"]: CentreRecord(c["node"], c["num_train"], c["num_test"], c["epsilon"],
+                                _histogram_from_lists(c["histogram"]))
+        for c in checkpoint.centres
+    }
+
+
+def save(run_dir: Path, checkpoint: Checkpoint) -> Path:
+    """Write ``checkpoint.pt`` atomically (temporary file, fsync, rename)."""
+    path = run_dir / CHECKPOINT
+    tmp = path.with_suffix(".pt.tmp")
+    checkpoint.saved_at = datetime.now(UTC).isoformat(timespec="seconds")
+    payload = asdict(checkpoint)
+    payload["weights"] = {k: v.detach().cpu().clone() for k, v in checkpoint.weights.items()}
+    with tmp.open("wb") as handle:
+        torch.save(payload, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def load(run_dir: Path) -> Checkpoint | None:
+    """The run folder's checkpoint, or None when there is none."""
+    path = run_dir / CHECKPOINT
+    if not path.is_file():
+        return None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return Checkpoint(**payload)
+    except (RuntimeError, OSError, EOFError, TypeError, KeyError) as exc:
+        raise ResumeError(f"The checkpoint {path} cannot be read ({exc}).") from exc
+
+
+def check_compatible(checkpoint: Checkpoint, config: RunConfig) -> None:
+    """Refuse to resume with a configuration the checkpointed rounds did not use: the
+    centres' noise is calibrated for the whole run, the model's shape is fixed."""
+    current = config.to_flat()
+    changed = sorted(
+        key for key in set(current) | set(checkpoint.config)
+        if key not in RESUMABLE_CHANGES and current.get(key) != checkpoint.config.get(key)
+    )
+    if changed:
+        raise ResumeError(
+            f"The run in {config.run_dir} cannot be resumed with different values of "
+            f"{', '.join(changed)}; resume it with its own configuration (config.toml)."
+        )

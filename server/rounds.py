@@ -1,0 +1,179 @@
+"""One federated round at the ministry, robust to centres that are missing or die.
+
+Flower's ``Strategy.start`` runs every round from the first and waits for its minimum
+of nodes forever. Here each round waits for ``min_centres`` connected centres with a
+deadline (:func:`wait_for_centres`), samples among the centres connected at that
+moment (:class:`ConnectedCentres`, so that Flower's sampling never waits again), and
+tells a centre's own reply from the SuperLink's notice that the centre is gone
+(:func:`exchange`). A centre that sent nothing in time is left out of the round's
+evaluation and asked again next round.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from logging import WARNING
+
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.common.logger import log
+from flwr.serverapp import Grid
+from flwr.supercore.run import Run
+
+from server.audit_log import ServerAudit
+from server.strategy import PooledFedAvg
+
+POLL_SECONDS = 2.0
+EXIT_CENTRES_ABSENT = 8  # documented in docs/ROBUSTNESS.md
+
+
+class FederationStopped(Exception):
+    """The run stopped before its last round, cleanly (checkpoint kept). One sentence."""
+
+    exit_code = EXIT_CENTRES_ABSENT
+
+
+class CentresAbsent(FederationStopped):
+    """Fewer than ``min_centres`` centres stayed connected for ``min_centres_wait`` s."""
+
+
+def wait_for_centres(
+    grid: Grid,
+    minimum: int,
+    timeout: float,
+    *,
+    poll: float = POLL_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[int]:
+    """Return the connected node ids once at least ``minimum`` are connected; raise
+    :class:`CentresAbsent` after ``timeout`` seconds without them."""
+    deadline = clock() + timeout
+    waited = False
+    while True:
+        nodes = sorted(grid.get_node_ids())
+        if len(nodes) >= minimum:
+            return nodes
+        if clock() >= deadline:
+            raise CentresAbsent(
+                f"Only {len(nodes)} of the {minimum} centres needed (min_centres) were "
+                f"connected after waiting {timeout:.0f} s (min_centres_wait); the run stopped "
+                "and can be resumed from its last checkpoint."
+            )
+        if not waited:
+            log(WARNING, "Waiting up to %.0f s for %d centres (%d connected).", timeout, minimum,
+                len(nodes))
+            waited = True
+        sleep(poll)
+
+
+class ConnectedCentres(Grid):
+    """The run's grid, but whose node list is fixed to the centres chosen for a phase."""
+
+    def __init__(self, grid: Grid, nodes: list[int]) -> None:
+        self.grid = grid
+        self.nodes = list(nodes)
+
+    def set_run(self, run: Run) -> None:
+        self.grid.set_run(run)
+
+    @property
+    def run(self) -> Run:
+        return self.grid.run
+
+    def create_message(self, content: RecordDict, message_type: str, dst_node_id: int,
+                       group_id: str, ttl: float | None = None) -> Message:
+        return self.grid.create_message(content, message_type, dst_node_id, group_id, ttl)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return list(self.nodes)
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        return self.grid.push_messages(messages)
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        return self.grid.pull_messages(message_ids)
+
+    def send_and_receive(self, messages: Iterable[Message], *,
+                         timeout: float | None = None) -> Iterable[Message]:
+        return self.grid.send_and_receive(messages, timeout=timeout)
+
+
+@dataclass
+class PhaseOutcome:
+    """The centres' own replies (content or their error) and who sent nothing."""
+
+    replies: list[Message] = field(default_factory=list)
+    absent: dict[int, str] = field(default_factory=dict)
+
+
+def exchange(grid: Grid, messages: list[Message], timeout: float) -> PhaseOutcome:
+    """Send, wait up to ``timeout`` seconds, and sort the replies by destination."""
+    received = list(grid.send_and_receive(messages, timeout=timeout))
+    # Message ids are set when the grid pushes the messages.
+    destination = {m.metadata.message_id: m.metadata.dst_node_id for m in messages}
+    outcome = PhaseOutcome()
+    answered: set[int] = set()
+    for reply in received:
+        node = destination.get(reply.metadata.reply_to_message_id, reply.metadata.src_node_id)
+        answered.add(node)
+        if reply.has_error() and reply.metadata.src_node_id != node:
+            # Written by the SuperLink, not by the centre (e.g. its heartbeat stopped).
+            outcome.absent[node] = reply.error.reason or "unavailable"
+        else:
+            outcome.replies.append(reply)
+    for node in destination.values():
+        if node not in answered:
+            outcome.absent[node] = f"no reply within {timeout:.0f} s"
+    return outcome
+
+
+def _note_absent(strategy: PooledFedAvg, audit: ServerAudit, server_round: int, phase: str,
+                 absent: dict[int, str]) -> None:
+    entry = strategy.round_log(server_round)
+    for node, reason in sorted(absent.items()):
+        entry.absent.append(f"node {node} ({phase}): {reason}")
+        audit.absent(server_round, phase, node, reason)
+        log(WARNING, "round %s: centre %s sent no %s reply: %s", server_round, node, phase, reason)
+
+
+def run_round(
+    strategy: PooledFedAvg,
+    grid: Grid,
+    nodes: list[int],
+    server_round: int,
+    arrays: ArrayRecord,
+    run_config: ConfigRecord,
+    timeout: float,
+    audit: ServerAudit,
+) -> tuple[ArrayRecord, MetricRecord | None]:
+    """Train among ``nodes``, aggregate what is valid, evaluate the new model on the
+    centres that are still there. Returns the global model after the round (unchanged
+    if too few valid updates came) and the pooled evaluation."""
+    messages = list(strategy.configure_train(
+        server_round, arrays, ConfigRecord(dict(run_config)), ConnectedCentres(grid, nodes)
+    ))
+    version = strategy.logs[server_round].model_version
+    audit.sent(server_round, "train", [m.metadata.dst_node_id for m in messages], version)
+    trained = exchange(grid, messages, timeout)
+    _note_absent(strategy, audit, server_round, "train", trained.absent)
+    new_arrays, _ = strategy.aggregate_train(server_round, trained.replies)
+    entry = strategy.logs[server_round]
+    after = new_arrays if new_arrays is not None else arrays
+    audit.event("round_aggregated", round=server_round, updates=entry.updates,
+                model_changed=new_arrays is not None, rejected=len(entry.rejections))
+
+    # Evaluate where a centre is connected and did not just fail to answer.
+    present = [n for n in sorted(grid.get_node_ids()) if n not in trained.absent]
+    evaluated = PhaseOutcome()
+    if present:
+        messages = list(strategy.configure_evaluate(
+            server_round, after, ConfigRecord(dict(run_config)), ConnectedCentres(grid, present)
+        ))
+        audit.sent(server_round, "evaluate", [m.metadata.dst_node_id for m in messages],
+                   messages[0].metadata.group_id if messages else "")
+        evaluated = exchange(grid, messages, timeout)
+        _note_absent(strategy, audit, server_round, "evaluate", evaluated.absent)
+    metrics = strategy.aggregate_evaluate(server_round, evaluated.replies)
+    return after, metrics
