@@ -24,11 +24,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import torch
 
 from client.data import DataError, SitePolicy
-from common.encoding import ENCODING_VERSION, NUM_FEATURES, encode
-from common.model import ModelConfig, RiskModel, predict_proba
+from common.encoding import encode
+from common.model import CheckpointError, RiskModel, predict_proba, read_model
 from common.schema import IDENTIFIERS
 
 LEVELS = ("high", "moderate", "low")  # from the highest priority down
@@ -91,49 +90,14 @@ def support_priority(
 
 
 def load_model(path: Path) -> RiskModel:
-    """Rebuild the global model from a run folder's ``model.pt``.
+    """Rebuild the global model (with its calibration) from a run folder's ``model.pt``.
 
-    Only tensors and plain values are unpickled (``weights_only``): a model file is
-    data, never code. Raises ``ModelFileError`` when the file is not a usable model.
+    Raises ``ModelFileError`` (exit code 2) when the file is not a usable model.
     """
-    if not path.is_file():
-        raise ModelFileError(f"The model file {path} does not exist; give the model.pt of a run.")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many kinds for a file that is not a checkpoint
-        raise ModelFileError(
-            f"The model file {path} is not a Persévérance model ({type(exc).__name__}); "
-            "give the model.pt of a run."
-        ) from None
-    if not isinstance(checkpoint, dict) or not {"state_dict", "model_config"} <= set(checkpoint):
-        raise ModelFileError(
-            f"The model file {path} lacks the weights or the model configuration; "
-            "give the model.pt of a run."
-        )
-    raw = checkpoint["model_config"]
-    version = raw.get("encoding_version") if isinstance(raw, dict) else None
-    if version != ENCODING_VERSION:
-        raise ModelFileError(
-            f"The model file {path} was trained on feature encoding {version}, but this "
-            f"client encodes with {ENCODING_VERSION}; use a model trained with this version."
-        )
-    try:
-        config = ModelConfig(
-            num_features=int(raw["num_features"]),
-            hidden=tuple(int(h) for h in raw["hidden"]),
-            encoding_version=str(version),
-        )
-        if config.num_features != NUM_FEATURES:
-            raise ValueError(config.num_features)
-        model = RiskModel(config)
-        model.load_state_dict(checkpoint["state_dict"], strict=True)
-    except (KeyError, TypeError, ValueError, RuntimeError, AssertionError):
-        raise ModelFileError(
-            f"The model file {path} has weights that do not fit its configuration; "
-            "give an unmodified model.pt of a run."
-        ) from None
-    model.eval()
-    return model
+        return read_model(path)
+    except CheckpointError as exc:
+        raise ModelFileError(str(exc)) from None
 
 
 def score_frame(

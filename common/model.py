@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import torch
 from torch import nn
 
+from common.calibration import Calibration
 from common.encoding import ENCODING_VERSION, NUM_FEATURES
 
 
@@ -30,12 +32,17 @@ class ModelConfig:
 
 
 class RiskModel(nn.Module):
-    """MLP ``num_features -> hidden... -> 1`` with ReLU; outputs logits."""
+    """MLP ``num_features -> hidden... -> 1`` with ReLU; outputs logits.
+
+    ``calibration`` maps its probabilities to calibrated ones (identity until the
+    server fits it at the end of a run); it is not part of the federated weights.
+    """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         assert config.hidden, "the model needs at least one hidden layer"
         self.config = config
+        self.calibration = Calibration()
         layers: list[nn.Module] = []
         width = config.num_features
         for size in config.hidden:
@@ -79,4 +86,62 @@ def predict_proba(
     for start in range(0, len(x), batch_size):
         chunk = torch.from_numpy(x[start : start + batch_size])
         out[start : start + len(chunk)] = torch.sigmoid(model(chunk)).double().numpy()
+    calibration = getattr(model, "calibration", None)
+    if isinstance(calibration, Calibration) and calibration != Calibration():
+        return calibration.apply(out)
     return out
+
+
+class CheckpointError(ValueError):
+    """A model file is not a usable Persévérance model. One sentence."""
+
+
+def read_model(path: Path) -> RiskModel:
+    """Rebuild a model and its calibration from a checkpoint (``model.pt``).
+
+    Only tensors and plain values are unpickled (``weights_only``): a model file is
+    data, never code. Raises ``CheckpointError`` when the file is not a usable model.
+    """
+    if not path.is_file():
+        raise CheckpointError(f"The model file {path} does not exist; give the model.pt of a run.")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a file that is not a checkpoint
+        raise CheckpointError(
+            f"The model file {path} is not a Persévérance model ({type(exc).__name__}); "
+            "give the model.pt of a run."
+        ) from None
+    if not isinstance(checkpoint, dict) or not {"state_dict", "model_config"} <= set(checkpoint):
+        raise CheckpointError(
+            f"The model file {path} lacks the weights or the model configuration; "
+            "give the model.pt of a run."
+        )
+    raw = checkpoint["model_config"]
+    version = raw.get("encoding_version") if isinstance(raw, dict) else None
+    if version != ENCODING_VERSION:
+        raise CheckpointError(
+            f"The model file {path} was trained on feature encoding {version}, but this "
+            f"client encodes with {ENCODING_VERSION}; use a model trained with this version."
+        )
+    try:
+        config = ModelConfig(
+            num_features=int(raw["num_features"]),
+            hidden=tuple(int(h) for h in raw["hidden"]),
+            encoding_version=str(version),
+        )
+        if config.num_features != NUM_FEATURES:
+            raise ValueError(config.num_features)
+        model = RiskModel(config)
+        model.load_state_dict(checkpoint["state_dict"], strict=True)
+        calibration = checkpoint.get("calibration") or {}
+        model.calibration = Calibration(
+            slope=float(calibration.get("slope", 1.0)),
+            intercept=float(calibration.get("intercept", 0.0)),
+        )
+    except (KeyError, TypeError, ValueError, RuntimeError, AssertionError, AttributeError):
+        raise CheckpointError(
+            f"The model file {path} has weights that do not fit its configuration; "
+            "give an unmodified model.pt of a run."
+        ) from None
+    model.eval()
+    return model

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 from sklearn.metrics import roc_auc_score
 
 from common.config import ConfigError, RunConfig
+from common.model import read_model
 from common.workdirs import prepare_environment
 from server import run_folder
 from server.model_card import write_model_card
-from server.run_folder import load_model
 from simulations.baselines import environment_only_auc, local_only
 from simulations.inprocess import scores
 from simulations.membership import dp_advantage_bound, loss_threshold_advantage
@@ -183,7 +183,7 @@ def run_scenario(
             f"The federation stopped after {summary.get('rounds_completed', 0)} of "
             f"{config.rounds} rounds; see {run_dir}."
         )
-    final_model = load_model(run_dir / run_folder.MODEL)
+    final_model = read_model(run_dir / run_folder.MODEL)
     probabilities, labels = scores(final_model, centres)
     extras: dict[str, object] = {
         "mia_advantage": loss_threshold_advantage(final_model, centres),

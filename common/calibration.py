@@ -1,0 +1,53 @@
+"""Recalibration of the global model from the pooled evaluation histograms.
+
+DP-SGD's per-sample clipping biases a model against its rare class: the demo's model
+predicted 8 % on average where 19 % of students left without a diploma. Support levels
+are read from probabilities, so the probabilities must mean what they say. Platt
+scaling (a logistic regression of the label on the score's logit) is fitted to the
+pooled held-out histograms the centres already released: post-processing of released
+data, so it costs no privacy. It keeps the ranking (AUC) unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.linear_model import LogisticRegression
+
+from common.metrics import ScoreHistogram, bin_centres
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """``p' = sigmoid(slope * logit(p) + intercept)``; identity by default."""
+
+    slope: float = 1.0
+    intercept: float = 0.0
+
+    def apply(self, probabilities: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
+        p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-9, 1 - 1e-9)
+        logits = self.slope * np.log(p / (1 - p)) + self.intercept
+        return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
+
+    def to_dict(self) -> dict[str, float]:
+        return {"slope": self.slope, "intercept": self.intercept}
+
+
+def fit_calibration(histogram: ScoreHistogram) -> Calibration:
+    """Platt scaling fitted on a (possibly noisy) pooled histogram; identity when the
+    histogram cannot support a fit (too few records of either label)."""
+    centres = bin_centres(histogram.bins)
+    pos = np.clip(histogram.positives, 0.0, None)
+    neg = np.clip(histogram.negatives, 0.0, None)
+    if pos.sum() < 10 or neg.sum() < 10:
+        return Calibration()
+    logits = np.log(centres / (1 - centres))
+    x = np.concatenate([logits, logits]).reshape(-1, 1)
+    y = np.concatenate([np.ones_like(pos), np.zeros_like(neg)])
+    weights = np.concatenate([pos, neg])
+    keep = weights > 0
+    model = LogisticRegression(C=1e6)
+    model.fit(x[keep], y[keep], sample_weight=weights[keep])
+    return Calibration(slope=float(model.coef_[0, 0]), intercept=float(model.intercept_[0]))

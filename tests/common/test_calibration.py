@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from common.calibration import Calibration, fit_calibration
+from common.metrics import calibration_error, score_histogram
+
+
+def _biased_scores(n: int = 20_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    true_logit = rng.normal(-1.5, 1.2, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-true_logit))).astype(float)
+    # An overconfident, under-predicting model: logits stretched and shifted down.
+    p = 1 / (1 + np.exp(-(2.0 * true_logit - 1.0)))
+    return p, y
+
+
+def test_identity_by_default():
+    p = np.array([0.1, 0.5, 0.9])
+    np.testing.assert_allclose(Calibration().apply(p), p)
+
+
+def test_recovers_the_distortion_and_fixes_calibration():
+    p, y = _biased_scores()
+    h = score_histogram(p, y, 30)
+    calibration = fit_calibration(h)
+    assert calibration.slope == pytest.approx(0.5, abs=0.05)
+    assert calibration.intercept == pytest.approx(0.5, abs=0.1)
+    fixed = calibration.apply(p)
+    assert abs(fixed.mean() - y.mean()) < 0.01
+    assert calibration_error(score_histogram(fixed, y, 30)) < calibration_error(h) / 3
+
+
+def test_keeps_the_ranking():
+    p, y = _biased_scores(2000, 1)
+    fixed = fit_calibration(score_histogram(p, y, 30)).apply(p)
+    assert (np.argsort(fixed, kind="stable") == np.argsort(p, kind="stable")).all()
+
+
+def test_noisy_histograms_still_calibrate():
+    p, y = _biased_scores(20_000, 2)
+    h = score_histogram(p, y, 30)
+    rng = np.random.default_rng(3)
+    noisy = type(h)(h.positives + rng.normal(0, 3, 30), h.negatives + rng.normal(0, 3, 30),
+                    h.probability_sum, h.squared_error_sum)
+    fixed = fit_calibration(noisy).apply(p)
+    assert abs(fixed.mean() - y.mean()) < 0.02
