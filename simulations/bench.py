@@ -22,6 +22,7 @@ import math
 import os
 import platform
 import random
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,11 +38,11 @@ from client.federated import (
     CentreRefusal,
     centre_data,
     evaluate_round,
+    open_ledger,
     privacy_plan,
     train_round,
 )
 from common.config import RunConfig
-from common.metrics import ScoreHistogram, summarise
 from common.model import ModelConfig, build_model, predict_proba, set_weights
 from common.privacy import epsilon_spent
 from common.workdirs import prepare_environment
@@ -109,14 +110,13 @@ def fedavg(updates: list[tuple[Weights, int]]) -> Weights:
 
 
 def _pooled_auc(replies: list[dict[str, Any]]) -> float:
-    total: ScoreHistogram | None = None
-    for m in replies:
-        h = ScoreHistogram(np.asarray(m["hist_pos"], dtype=np.float64),
-                           np.asarray(m["hist_neg"], dtype=np.float64),
-                           np.asarray(m["prob_sum"], dtype=np.float64), float(m["sq_err_sum"]))
-        total = h if total is None else total + h
-    assert total is not None, "pooled evaluation needs at least one centre"
-    return float(summarise(total)["auc"])
+    """Pooled AUC from the centres' evaluation replies, by the server's own pooling."""
+    from flwr.app import MetricRecord, RecordDict
+
+    from server.strategy import aggregate_evaluation
+
+    records = [RecordDict({"metrics": MetricRecord(m)}) for m in replies]
+    return float(aggregate_evaluation(records, "num-examples")["auc"])  # type: ignore[arg-type]
 
 
 def content_bytes(record: Any) -> int:
@@ -153,19 +153,29 @@ def load_centres(config: RunConfig, num_centres: int) -> list[CentreData]:
     return [centre_data(config, {"partition-id": index}) for index in range(num_centres)]
 
 
+def _ledger(config: RunConfig, index: int) -> Any:
+    """The centre's privacy ledger, opened as the ClientApp opens it for each message
+    (in the run folder's ``state/`` in simulation); none without DP."""
+    return open_ledger(config, {"partition-id": index}) if config.privacy.dp else None
+
+
 def raw_federation(config: RunConfig, num_centres: int, threads: int = 1) -> RawResult:
     """The federation as a plain loop over centres: load, calibrate, then per round
     train every sampled centre, FedAvg, evaluate every centre on the pooled histogram.
+    Each centre does what the ClientApp's handlers do (``train_round`` and
+    ``evaluate_round`` with its privacy ledger), so the gap to the simulation engine is
+    the engine's own cost.
 
     Caches of data and noise calibration are cleared first: the simulated centres start
     cold too. ``breakdown`` splits the wall time into load, calibrate (noise and the
     accountant), train, aggregate and evaluate.
     """
-    from common.privacy import _rdp_per_step, calibrate_noise
+    from common import privacy
 
     load_centre.cache_clear()
-    calibrate_noise.cache_clear()
-    _rdp_per_step.cache_clear()
+    for cached in vars(privacy).values():  # calibrations and one-step RDP: start cold
+        if hasattr(cached, "cache_clear"):
+            cached.cache_clear()
     breakdown: dict[str, float] = {}
     started = time.perf_counter()
     with torch_threads(threads):
@@ -184,6 +194,7 @@ def raw_federation(config: RunConfig, num_centres: int, threads: int = 1) -> Raw
         per_round = max(config.min_centres, math.floor(len(centres) * config.fraction_train))
         epsilon_max, auc = 0.0, float("nan")
         sizes: dict[str, float] = {}
+        run_id = f"bench-{time.time_ns()}"
         for server_round in range(1, config.rounds + 1):
             chosen = sorted(sampler.sample(range(len(centres)), min(per_round, len(centres))))
             updates: list[tuple[Weights, int]] = []
@@ -191,9 +202,10 @@ def raw_federation(config: RunConfig, num_centres: int, threads: int = 1) -> Raw
             last_weights: Weights = {}
             with _timed(breakdown, "train"):
                 for index in chosen:
-                    try:
+                    try:  # what the ClientApp's train handler does, Flower aside
                         result = train_round(config, centres[index], weights,
-                                             steps_done[index], server_round)
+                                             steps_done[index], server_round,
+                                             ledger=_ledger(config, index), run_id=run_id)
                     except CentreRefusal:
                         continue
                     steps_done[index] = result.steps_total
@@ -206,8 +218,14 @@ def raw_federation(config: RunConfig, num_centres: int, threads: int = 1) -> Raw
                 with _timed(breakdown, "aggregate"):
                     weights = fedavg(updates)
             with _timed(breakdown, "evaluate"):
-                replies = [evaluate_round(config, data, weights) for data in centres]
-                auc = _pooled_auc(replies)
+                replies = []
+                for index, data in enumerate(centres):
+                    try:
+                        replies.append(evaluate_round(config, data, weights, server_round,
+                                                      _ledger(config, index), run_id))
+                    except CentreRefusal:
+                        continue
+                auc = _pooled_auc(replies) if replies else float("nan")
             if last_train and server_round == config.rounds:
                 sizes = message_bytes(weights, last_weights, last_train, replies[-1],
                                       server_round)
@@ -279,6 +297,8 @@ def run_bench(scenario: Scenario, out: Path,
     with TreeMemorySampler() as memory:
         for phase in PHASES:
             dp = phase.endswith("_dp") and not phase.endswith("no_dp")
+            # A fresh run folder: centres' ledgers from an earlier bench would count.
+            shutil.rmtree(out / phase, ignore_errors=True)
             config = replace(base, run_dir=str(out / phase),
                              privacy=replace(base.privacy, dp=dp))
             progress(f"{phase}: {'simulation engine' if phase.startswith('sim') else 'plain loop'}"
