@@ -21,8 +21,9 @@ from typing import Any
 import tomli_w
 import torch
 
+from common.calibration import Calibration
 from common.config import RunConfig
-from common.model import ModelConfig, RiskModel
+from common.model import ModelConfig
 
 SUMMARY = "summary.json"
 MODEL = "model.pt"
@@ -109,8 +110,10 @@ def save_model(
     state_dict: Mapping[str, torch.Tensor],
     model_config: ModelConfig,
     config: RunConfig,
+    calibration: Calibration | None = None,
 ) -> Path:
-    """Save the final weights with the configuration needed to rebuild and audit them."""
+    """Save the final weights with the configuration needed to rebuild and audit them,
+    and the calibration fitted on the final pooled evaluation."""
     path = run_dir / MODEL
     tmp = path.with_suffix(".pt.tmp")
     torch.save(
@@ -118,19 +121,9 @@ def save_model(
             "state_dict": dict(state_dict),
             "model_config": model_config.to_dict(),
             "run_config": config.to_flat(),
+            "calibration": (calibration or Calibration()).to_dict(),
         },
         tmp,
     )
     os.replace(tmp, path)
     return path
-
-
-def load_model(path: Path) -> RiskModel:
-    """Rebuild a saved model from its checkpoint (weights + model configuration)."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    config = dict(checkpoint["model_config"])
-    config["hidden"] = tuple(config["hidden"])
-    model = RiskModel(ModelConfig(**config))
-    model.load_state_dict(checkpoint["state_dict"])
-    model.eval()
-    return model
