@@ -158,6 +158,30 @@ def bench(
     console.print(f"Figures: {target}")
 
 
+@app.command()
+def sweep(
+    scenario: ScenarioOption = "demo",
+    epsilons: Annotated[str, typer.Option(
+        "--epsilons", help="Comma-separated epsilon targets; 'none' runs without DP.")
+    ] = "0.5,1,2,4,8,none",
+    set_: SetOption = None,
+    out: Annotated[Path, typer.Option("--out", help="Sweep folder.")] = Path("runs/sweep"),
+) -> None:
+    """Run the scenario at several epsilons; write sweep.json, sweep.md and sweep.png."""
+    from simulations.runner import SimulationError
+    from simulations.sweep import parse_epsilons, run_sweep, table
+
+    try:
+        values = parse_epsilons(epsilons)
+        load_scenario(scenario, set_)  # refuse bad input before the first run
+        points = run_sweep(scenario, values, list(set_ or []), out)
+    except (ConfigError, SimulationError) as exc:
+        _fail(str(exc), getattr(exc, "exit_code", 3))
+        return
+    console.print(table(points))
+    console.print(f"Figure and table: {out}")
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,121 @@
+"""Privacy-utility sweep: the same scenario at several epsilons (and without DP), the
+pooled AUC of each against the centralised reference, as a table and a figure."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from common.config import ConfigError
+from server.run_folder import SUMMARY, read_json, write_json
+from simulations.runner import run_scenario
+from simulations.scenario import load_scenario
+
+NO_DP = "none"
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One run of the sweep: its epsilon target (None: no DP) and its figures."""
+
+    epsilon: float | None
+    auc_pooled: float
+    auc_pooled_exact: float
+    auc_centralized: float
+    epsilon_max: float | None
+    run_dir: str
+
+
+def parse_epsilons(text: str) -> list[float | None]:
+    """``0.5,1,2,none`` -> [0.5, 1.0, 2.0, None]."""
+    values: list[float | None] = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        if part == NO_DP:
+            values.append(None)
+            continue
+        try:
+            value = float(part)
+        except ValueError:
+            raise ConfigError(f"'{part}' is neither an epsilon nor 'none'.") from None
+        if not (value > 0 and math.isfinite(value)):
+            raise ConfigError(f"Epsilon must be a positive number, got {part}.")
+        values.append(value)
+    if not values:
+        raise ConfigError("Give at least one epsilon, e.g. 0.5,1,2,4,8,none.")
+    return values
+
+
+def run_sweep(
+    scenario_name: str, epsilons: list[float | None], overrides: list[str], out: Path
+) -> list[SweepPoint]:
+    """Run the scenario once per epsilon (baselines off) and write the sweep folder."""
+    out.mkdir(parents=True, exist_ok=True)
+    points = []
+    for epsilon in epsilons:
+        privacy = ["privacy.dp=false"] if epsilon is None else [
+            "privacy.dp=true", f"privacy.epsilon={epsilon:g}"]
+        scenario = load_scenario(scenario_name, [*overrides, "baselines.enabled=false", *privacy])
+        label = "no-dp" if epsilon is None else f"eps-{epsilon:g}"
+        run_dir = run_scenario(scenario, out / label)
+        summary = read_json(run_dir / SUMMARY)
+        points.append(SweepPoint(epsilon, float(summary["auc_pooled"]),
+                                 float(summary["auc_pooled_exact"]),
+                                 float(summary["auc_centralized"]), summary.get("epsilon_max"),
+                                 str(run_dir)))
+    write_outputs(scenario_name, points, out)
+    return points
+
+
+def write_outputs(scenario_name: str, points: list[SweepPoint], out: Path) -> None:
+    write_json(out / "sweep.json", {"scenario": scenario_name,
+                                    "points": [p.__dict__ for p in points]})
+    (out / "sweep.md").write_text(table(points), encoding="utf-8")
+    plot(scenario_name, points, out / "sweep.png")
+
+
+def table(points: list[SweepPoint]) -> str:
+    rows = ["| epsilon target | epsilon spent (max) | pooled AUC (released) | pooled AUC (exact) "
+            "| centralised, no DP |", "|---|---|---|---|---|"]
+    for p in points:
+        target = "no DP" if p.epsilon is None else f"{p.epsilon:g}"
+        spent = "-" if p.epsilon_max is None else f"{p.epsilon_max:.2f}"
+        rows.append(f"| {target} | {spent} | {p.auc_pooled:.3f} | {p.auc_pooled_exact:.3f} "
+                    f"| {p.auc_centralized:.3f} |")
+    return "\n".join(rows) + "\n"
+
+
+def plot(scenario_name: str, points: list[SweepPoint], path: Path) -> None:
+    private = sorted((p for p in points if p.epsilon is not None), key=lambda p: p.epsilon or 0)
+    figure, axes = plt.subplots(figsize=(6, 4), dpi=120)
+    if private:
+        xs = [float(p.epsilon or 0.0) for p in private]
+        axes.plot(xs, [p.auc_pooled_exact for p in private], "o-", label="federated with DP")
+        axes.plot(xs, [p.auc_pooled for p in private], "x--", alpha=0.7,
+                  label="same, as released (noisy evaluation)")
+        axes.set_xscale("log")
+    reference = points[0].auc_centralized
+    axes.axhline(reference, color="black", linestyle=":", label="centralised, no DP")
+    for p in points:
+        if p.epsilon is None:
+            axes.axhline(p.auc_pooled_exact, color="grey", linestyle="--",
+                         label="federated, no DP")
+    axes.set_xlabel("epsilon per centre for the run (delta 1e-6)")
+    axes.set_ylabel("pooled held-out ROC AUC")
+    axes.set_title(f"Privacy and utility: {scenario_name}")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def load_points(out: Path) -> list[SweepPoint]:
+    raw = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
+    return [SweepPoint(**p) for p in raw["points"]]
