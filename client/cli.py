@@ -15,7 +15,7 @@ import importlib
 import typer
 
 # Modules with a ``register(app)`` function, in the order their commands are listed.
-COMMANDS = ("client.commands.validate", "client.commands.score")
+COMMANDS = ("client.commands.validate", "client.commands.score", "client.commands.ledger")
 
 app = typer.Typer(
     name="perseverance-client",

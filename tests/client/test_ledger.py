@@ -86,3 +86,25 @@ def test_a_release_of_several_mechanisms_is_booked_whole(tmp_path: Path) -> None
     assert [r.steps for r in ledger.releases()] == [100, 1]
     assert ledger.epsilon_spent(DELTA) == pytest.approx(after)
     assert after > epsilon_spent(1.0, 0.05, 100, DELTA)
+
+
+def test_ledger_command_shows_history_and_what_is_left(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from client.cli import app
+
+    spent = _book(PrivacyLedger(tmp_path), cap=10)
+    result = CliRunner().invoke(app, ["ledger", "--state", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert f"Lifetime epsilon spent: {spent:.3f}" in result.output
+    assert f"Left: {10 - spent:.3f}" in result.output
+
+
+def test_ledger_command_without_a_ledger_exits_2(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from client.cli import app
+
+    result = CliRunner().invoke(app, ["ledger", "--state", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2
+    assert "no privacy ledger" in result.output
