@@ -205,6 +205,8 @@ def cell_metrics(vector: npt.NDArray[np.float64]) -> dict[str, object]:
     positives, negatives = float(pos.sum()), float(neg.sum())
     n = positives + negatives
     auc = _auc(pos, neg)
+    if not math.isnan(auc):
+        auc = min(max(auc, 0.0), 1.0)  # noisy (DP) counts can push the estimate outside
     tpr, tpr_lo, tpr_hi = _rate_interval(tp, positives)
     fpr, fpr_lo, fpr_hi = _rate_interval(fp, negatives)
     mean_predicted = probability_sum / n if n else float("nan")

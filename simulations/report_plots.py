@@ -111,7 +111,7 @@ def equity_by_group(groups: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> by
     figure = Figure(figsize=(11, 0.42 * len(labels) + 1.4))
     left, right = figure.subplots(1, 2, sharey=True)
     y = np.arange(len(labels))
-    errors = np.nan_to_num(np.array([low, high]), nan=0.0)
+    errors = np.clip(np.nan_to_num(np.array([low, high]), nan=0.0), 0.0, None)
     left.errorbar(auc, y, xerr=errors, fmt="o", capsize=3)
     left.set(yticks=y, yticklabels=labels, xlabel="ROC AUC (95 % interval)",
              title="Discrimination by group")
