@@ -10,7 +10,9 @@ Four federations of the same scenario (same centres, data, model, rounds, epochs
 - ``raw_no_dp`` and ``sim_no_dp``: both again with ``privacy.dp=false``.
 
 Figures: wall seconds of each; ``overhead_ratio`` = sim_dp / raw_dp; ``dp_ratio`` =
-raw_dp / raw_no_dp (and the same ratio for local training alone); bytes a centre sends
+raw_dp / raw_no_dp, the same ratio for the loops' local training alone, and
+``dp_ratio_local_epoch`` from one epoch at every centre with and without DP, interleaved
+and repeated (the least disturbed figure on a shared machine); bytes a centre sends
 and receives per round (message content serialised by Flower, protobuf); the peak memory
 of the whole process tree (see ``simulations.bench_memory``); local scoring throughput.
 Ratios are measured side by side in one run because the machines are shared and noisy.
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-import platform
 import random
 import shutil
 import time
@@ -44,22 +45,16 @@ from client.federated import (
 )
 from common.config import RunConfig
 from common.model import ModelConfig, build_model, predict_proba, set_weights
-from common.privacy import epsilon_spent
+from common.privacy import choose_batch_size, epsilon_spent
+from common.training import DPSettings, train_local
 from common.workdirs import prepare_environment
 from server import run_folder
 from simulations.bench_memory import TreeMemorySampler
+from simulations.bench_report import machine, targets_met
 from simulations.runner import prepare_data, run_flower_simulation
 from simulations.scenario import Scenario
 
 PHASES = ("raw_dp", "sim_dp", "raw_no_dp", "sim_no_dp")
-# Targets of issue 8 for the full network (quebec-72, 20 rounds, DP), on 2 cores.
-TARGETS = {
-    "sim_dp_wall_seconds_max": 15 * 60.0,
-    "overhead_ratio_max": 1.5,
-    "dp_ratio_local_training_max": 2.0,
-    "scoring_students_per_second_min": 100_000.0,
-    "peak_rss_bytes_max": 4 * 1024**3,
-}
 SCORING_MIN_SECONDS = 1.0
 Weights = dict[str, torch.Tensor]
 
@@ -233,6 +228,27 @@ def raw_federation(config: RunConfig, num_centres: int, threads: int = 1) -> Raw
     return RawResult(wall, breakdown, auc, epsilon_max, weights, sizes)
 
 
+def local_epoch_seconds(centres: list[CentreData], config: RunConfig,
+                        repeats: int = 3) -> dict[str, float]:
+    """One local epoch at every centre (its own batch size), with DP-SGD and without,
+    interleaved ``repeats`` times; the fastest of each (the machine is shared: the
+    fastest repeat is the one least disturbed). Seconds for all centres together."""
+    best = {"dp": math.inf, "no_dp": math.inf}
+    model_config = ModelConfig(hidden=config.training.hidden_sizes)
+    dp = DPSettings(noise_multiplier=1.0, max_grad_norm=config.privacy.max_grad_norm)
+    for _ in range(repeats):
+        for mode, settings in (("no_dp", None), ("dp", dp)):
+            started = time.perf_counter()
+            for data in centres:
+                train_local(build_model(model_config, seed=config.seed), data.x_train,
+                            data.y_train, epochs=1,
+                            batch_size=choose_batch_size(data.num_train,
+                                                         config.training.batch_size),
+                            learning_rate=config.training.learning_rate, dp=settings)
+            best[mode] = min(best[mode], time.perf_counter() - started)
+    return best
+
+
 def simulated_federation(scenario: Scenario, config: RunConfig,
                          num_centres: int) -> tuple[float, dict[str, Any]]:
     """The federation through the simulation engine; (wall seconds, summary.json)."""
@@ -260,21 +276,6 @@ def scoring_throughput(centres: list[CentreData], weights: Weights, config: RunC
     seconds = time.perf_counter() - started
     return {"students": float(students), "passes": float(passes), "seconds": seconds,
             "students_per_second": scored / seconds}
-
-
-def machine() -> dict[str, Any]:
-    """The machine and the versions the figures were measured with."""
-    from importlib.metadata import version
-
-    return {
-        "cpus": os.cpu_count(),
-        "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        **{name: version(name) for name in ("torch", "flwr", "opacus", "ray")},
-        "load_average": [round(v, 2) for v in os.getloadavg()],
-    }
 
 
 def run_bench(scenario: Scenario, out: Path,
@@ -314,6 +315,8 @@ def run_bench(scenario: Scenario, out: Path,
         memory.phase("scoring")
         centres = load_centres(base, len(files))
         with torch_threads(threads):
+            progress("local epoch at every centre, with and without DP, 3 times")
+            epoch = local_epoch_seconds(centres, base)
             scoring = scoring_throughput(centres, raw["raw_dp"].weights, base)
     train_dp = raw["raw_dp"].breakdown.get("train", float("nan"))
     train_plain = raw["raw_no_dp"].breakdown.get("train", float("nan"))
@@ -333,6 +336,8 @@ def run_bench(scenario: Scenario, out: Path,
         "overhead_ratio_no_dp": walls["sim_no_dp"] / walls["raw_no_dp"],
         "dp_ratio": walls["raw_dp"] / walls["raw_no_dp"],
         "dp_ratio_local_training": train_dp / train_plain,
+        "local_epoch_seconds": {k: round(v, 3) for k, v in epoch.items()},
+        "dp_ratio_local_epoch": epoch["dp"] / epoch["no_dp"],
         "raw_breakdown_seconds": {k: {p: round(s, 3) for p, s in r.breakdown.items()}
                                   for k, r in raw.items()},
         "auc_pooled": aucs,
@@ -354,44 +359,3 @@ def run_bench(scenario: Scenario, out: Path,
     }
     report["targets"] = targets_met(report)
     return report
-
-
-def targets_met(report: dict[str, Any]) -> dict[str, bool]:
-    """Which of issue 8's targets this run meets (they are set for ``quebec-72``)."""
-    return {
-        "sim_dp_under_15_minutes":
-            report["wall_seconds"]["sim_dp"] <= TARGETS["sim_dp_wall_seconds_max"],
-        "overhead_ratio_at_most_1.5": report["overhead_ratio"] <= TARGETS["overhead_ratio_max"],
-        "dp_ratio_local_training_at_most_2":
-            report["dp_ratio_local_training"] <= TARGETS["dp_ratio_local_training_max"],
-        "scoring_at_least_100k_per_second":
-            report["scoring_students_per_second"] >= TARGETS["scoring_students_per_second_min"],
-        "peak_memory_under_4_gb":
-            report["peak_memory"]["rss_bytes"] < TARGETS["peak_rss_bytes_max"],
-    }
-
-
-def table_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
-    """(figure, value) pairs for the printed table and docs/BENCHMARKS.md."""
-    w, mem = report["wall_seconds"], report["peak_memory"]
-    gib = 1024**3
-    return [
-        ("centres / students / rounds",
-         f"{report['num_centres']} / {report['num_students']:,} / {report['rounds']}"),
-        ("raw loop, DP (s)", f"{w['raw_dp']:.1f}"),
-        ("simulation engine, DP (s)", f"{w['sim_dp']:.1f}"),
-        ("raw loop, no DP (s)", f"{w['raw_no_dp']:.1f}"),
-        ("simulation engine, no DP (s)", f"{w['sim_no_dp']:.1f}"),
-        ("overhead_ratio (sim / raw, DP)", f"{report['overhead_ratio']:.2f}"),
-        ("overhead_ratio without DP", f"{report['overhead_ratio_no_dp']:.2f}"),
-        ("dp_ratio (raw DP / raw no DP)", f"{report['dp_ratio']:.2f}"),
-        ("dp_ratio, local training only", f"{report['dp_ratio_local_training']:.2f}"),
-        ("bytes sent per centre per round", f"{report['bytes_sent_per_centre_per_round']:,.0f}"),
-        ("bytes received per centre per round",
-         f"{report['bytes_received_per_centre_per_round']:,.0f}"),
-        ("peak memory, process tree RSS (GiB)", f"{mem['rss_bytes'] / gib:.2f}"),
-        ("peak memory, process tree PSS (GiB)", f"{mem['pss_bytes'] / gib:.2f}"),
-        ("local scoring (students/s)", f"{report['scoring_students_per_second']:,.0f}"),
-        ("pooled AUC raw DP / sim DP",
-         f"{report['auc_pooled']['raw_dp']:.3f} / {report['auc_pooled']['sim_dp']:.3f}"),
-    ]

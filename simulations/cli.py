@@ -125,7 +125,8 @@ def bench(
     from rich.table import Table
 
     from server.run_folder import default_run_dir, write_json
-    from simulations.bench import run_bench, table_rows
+    from simulations.bench import run_bench
+    from simulations.bench_report import table_rows
     from simulations.runner import SimulationError
 
     try:

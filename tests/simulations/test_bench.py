@@ -102,7 +102,7 @@ def test_bench_writes_every_figure_with_sane_values(tiny_bench) -> None:
     assert set(walls) == set(PHASES) and all(walls[p] > 0 for p in PHASES)
     assert report["overhead_ratio"] == pytest.approx(walls["sim_dp"] / walls["raw_dp"], rel=1e-3)
     assert report["dp_ratio"] == pytest.approx(walls["raw_dp"] / walls["raw_no_dp"], rel=1e-3)
-    assert report["dp_ratio_local_training"] > 0
+    assert report["dp_ratio_local_training"] > 0 and report["dp_ratio_local_epoch"] > 0
     assert all(0.5 < auc <= 1.0 for auc in report["auc_pooled"].values())
     assert 16_000 < report["bytes_sent_per_centre_per_round"] < 1_000_000
     assert 16_000 < report["bytes_received_per_centre_per_round"] < 1_000_000
