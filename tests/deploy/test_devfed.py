@@ -57,6 +57,29 @@ def test_three_centres_complete_two_rounds_over_tls_and_authentication(
     assert len(inventory) == 3 and all(e["fingerprint"].startswith("SHA256:") for e in inventory)
     assert "round 2/2" in result.stdout
     _no_process_left(work)
+    _only_allowed_content_left_the_centres(work / "state" / "centres", model["state_dict"])
+
+
+def _only_allowed_content_left_the_centres(centres: Path, state_dict: dict) -> None:
+    """Every reply each centre sent, as its own audit log records it: the model's arrays
+    (names and shapes) and aggregate metrics only; and each release booked first."""
+    from client.ledger import PrivacyLedger
+    from common.equity import all_cell_keys
+
+    allowed = {"num-examples", "epsilon", "train_loss", "hist_pos", "hist_neg", "prob_sum",
+               "sq_err_sum", *all_cell_keys()}
+    shapes = {name: list(tensor.shape) for name, tensor in state_dict.items()}
+    folders = sorted(p for p in centres.iterdir() if p.is_dir())
+    assert len(folders) == 3
+    for folder in folders:
+        events = [json.loads(line) for line in (folder / "audit.jsonl").read_text().splitlines()]
+        sent = [e for e in events if e.get("event") == "reply_sent"]
+        assert len(sent) == 4  # 2 rounds x (train + evaluate)
+        for event in sent:
+            assert set(event["metrics"]) <= allowed
+            assert event["arrays"] in ({}, shapes)
+        kinds = [r.kind for r in PrivacyLedger(folder).releases()]
+        assert kinds.count("train") >= 2 and kinds.count("evaluate") >= 2
 
 
 def test_ctrl_c_during_the_run_stops_every_process(nginx: str, tmp_path: Path) -> None:
