@@ -66,8 +66,10 @@ def test_tiny_federation_learns_and_stays_within_its_privacy_budget(tiny_run) ->
     x = np.concatenate([c.x_test for c in centres])
     y = np.concatenate([c.y_test for c in centres])
     initial = roc_auc_score(y, predict_proba(build_model(ModelConfig(), seed=config.seed), x))
-    assert summary["auc_pooled"] > initial + 0.1
-    assert summary["auc_pooled"] > 0.65
+    assert summary["auc_pooled_exact"] > initial + 0.1
+    assert summary["auc_pooled_exact"] > 0.65
+    # What the ministry sees is the same figure through DP-noised histograms.
+    assert abs(summary["auc_pooled"] - summary["auc_pooled_exact"]) < 0.15
     assert 0.7 < summary["auc_centralized"] < 0.95
 
 
