@@ -22,6 +22,7 @@ from client.federated import (
 )
 from client.ledger import LedgerError
 from client.releases import ReplyCache
+from client.secure import is_secure_message, secure_app
 from common.config import ConfigError, RunConfig
 
 ERROR_DATA = 1001  # the centre's data are unusable
@@ -63,6 +64,8 @@ def _records(
 
 def train(msg: Message, context: Context) -> Message:
     """Train the global model locally with DP-SGD and reply with the new weights."""
+    if is_secure_message(msg):  # secure mode: Flower's SecAgg+ runs on the legacy path
+        return secure_app(msg, context)
     audit: CentreAudit | None = None
     try:
         config = RunConfig.from_flat(context.run_config)
@@ -108,6 +111,8 @@ def train(msg: Message, context: Context) -> Message:
 
 def evaluate(msg: Message, context: Context) -> Message:
     """Evaluate the global model on the held-out records; reply with histograms."""
+    if is_secure_message(msg):
+        return secure_app(msg, context)
     audit: CentreAudit | None = None
     try:
         config = RunConfig.from_flat(context.run_config)

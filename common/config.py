@@ -52,6 +52,15 @@ class PrivacyConfig:
     entropy, so that two runs can be compared (research only: replayable noise voids
     the guarantee). ``evaluation_noise`` adds Gaussian noise to what centres release
     when they evaluate (histograms, equity counts), within the same epsilon target.
+
+    ``secure_aggregation`` runs the training rounds through Flower's SecAgg+
+    (``server.secure``): the ministry learns only the weighted sum of the centres'
+    updates. Each centre shares its mask secrets with ``secagg_shares`` of the round's
+    centres (a fraction, itself included), and ``secagg_threshold`` of those shares (a
+    fraction above one half) are needed to unmask, so up to ``shares - threshold`` of a
+    centre's neighbours may drop out mid-round. ``secagg_max_weight`` is the largest
+    FedAvg weight (training records) a centre may bring: a bigger centre counts as this
+    many, since SecAgg+ would overflow silently past it.
     """
 
     dp: bool = True
@@ -61,6 +70,10 @@ class PrivacyConfig:
     accountant: str = "rdp"
     reproducible_noise: bool = False
     evaluation_noise: bool = True
+    secure_aggregation: bool = False
+    secagg_shares: float = 1.0
+    secagg_threshold: float = 0.67
+    secagg_max_weight: int = 30_000
 
 
 @dataclass(frozen=True)
@@ -145,6 +158,17 @@ class RunConfig:
         _check(0.0 < self.privacy.delta < 1e-2, "privacy.delta must be in (0, 0.01)")
         _check(self.privacy.max_grad_norm > 0, "privacy.max_grad_norm must be positive")
         _check(self.privacy.accountant in ("rdp", "prv"), "privacy.accountant must be rdp or prv")
+        _check(0.0 < self.privacy.secagg_shares <= 1.0, "privacy.secagg_shares must be in (0, 1]")
+        _check(
+            0.5 < self.privacy.secagg_threshold <= 1.0,
+            "privacy.secagg_threshold must be in (0.5, 1]",
+        )
+        _check(self.privacy.secagg_max_weight >= 1, "privacy.secagg_max_weight must be >= 1")
+        _check(
+            not self.privacy.secure_aggregation or self.strategy.aggregation == "fedavg",
+            "strategy.aggregation must be fedavg with privacy.secure_aggregation, because "
+            "the robust aggregators need the individual updates the server no longer sees",
+        )
         _check(2 <= self.evaluation.bins <= 10_000, "evaluation.bins must be in 2-10000")
         _check(0.0 < self.evaluation.threshold < 1.0, "evaluation.threshold must be in (0, 1)")
         _check(

@@ -12,6 +12,7 @@ from common.config import ConfigError, RunConfig
 from server.checkpoint import ResumeError
 from server.federation import run_federation
 from server.rounds import FederationStopped
+from server.secure import run_secure_federation
 
 app = ServerApp()
 
@@ -20,7 +21,11 @@ app = ServerApp()
 def main(grid: Grid, context: Context) -> None:
     """Run the federation described by the run configuration."""
     try:
-        run_federation(grid, RunConfig.from_flat(context.run_config))
+        config = RunConfig.from_flat(context.run_config)
+        if config.privacy.secure_aggregation:  # Flower's SecAgg+: the legacy path
+            run_secure_federation(grid, config)
+        else:
+            run_federation(grid, config)
     except (ConfigError, FederationStopped, ResumeError) as exc:
         # A clean stop: the sentence is the operator's message, the run folder's
         # summary.json says `stopped`, and the checkpoint allows resuming.
