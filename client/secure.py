@@ -181,10 +181,12 @@ def _refusals_mod(msg: Message, context: Context, call_next: ClientAppCallable) 
     return Message(Error(code=code, reason=reason), reply_to=msg)
 
 
-def build_secure_app(inner_mods: Sequence[Mod] = ()) -> ClientApp:
-    """The legacy ClientApp of secure mode. ``inner_mods`` run inside ``secaggplus_mod``
-    and see the unmasked reply (tests compare it with what the ministry aggregates)."""
-    return ClientApp(client_fn=_client_fn, mods=[_refusals_mod, secaggplus_mod, *inner_mods])
+def build_secure_app(outer_mods: Sequence[Mod] = (), inner_mods: Sequence[Mod] = ()) -> ClientApp:
+    """The legacy ClientApp of secure mode. ``outer_mods`` see what the ministry sees
+    (masked vectors); ``inner_mods`` run inside ``secaggplus_mod`` and see the update
+    before it is masked (tests compare the two with what the ministry aggregates)."""
+    mods = [*outer_mods, _refusals_mod, secaggplus_mod, *inner_mods]
+    return ClientApp(client_fn=_client_fn, mods=mods)
 
 
 secure_app = build_secure_app()

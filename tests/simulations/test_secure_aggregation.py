@@ -1,0 +1,198 @@
+"""Secure mode (``privacy.secure_aggregation``): Flower's SecAgg+ through the real apps.
+
+- through the simulation engine (Ray), a centre drops out at the masked-vector stage of
+  round 1 and the run still finishes every round with the others;
+- in one process (``simulations.direct_grid``), the ministry's aggregate equals the
+  weighted average of the surviving centres' unmasked updates within SecAgg+'s
+  quantization error, and a centre's masked vector has nothing of its update in it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
+from flwr.app.error import Error
+from flwr.common import (
+    FitIns,
+    bytes_to_ndarray,
+    ndarrays_to_parameters,
+    parameters_to_ndarrays,
+)
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key, Stage
+from flwr.compat.common.recorddict_compat import fitins_to_recorddict, recorddict_to_fitres
+
+from client.app import build_client_app
+from client.secure import build_secure_app, is_secure_message
+from common.config import ConfigError, RunConfig
+from common.model import ModelConfig, build_model, read_model
+from server import run_folder
+from server.secure import run_secure_federation
+from simulations.direct_grid import DirectGrid
+from simulations.network import generate_network, write_network
+from simulations.runner import run_scenario
+from simulations.scenario import load_scenario
+
+QUANTIZATION_RANGE = 2**22  # SecAggPlusWorkflow's default, kept by server.secure
+MODULUS = 2**32
+
+
+def _stage(msg: Message) -> str | None:
+    configs = msg.content.config_records.get(RECORD_KEY_CONFIGS)
+    return str(configs[Key.STAGE]) if configs is not None and Key.STAGE in configs else None
+
+
+class DropAtMaskedVectors:
+    """A Flower mod: centre ``partition`` dies at the masked-vector stage of round
+    ``server_round`` (after the key exchange, before its masked update leaves)."""
+
+    def __init__(self, partition: int = 0, server_round: int = 1) -> None:
+        self.partition = partition
+        self.server_round = server_round
+
+    def __call__(self, msg: Message, context: Context, call_next: Any) -> Message:
+        if (_stage(msg) == Stage.COLLECT_MASKED_VECTORS
+                and int(str(context.node_config["partition-id"])) == self.partition
+                and msg.metadata.group_id == str(self.server_round)):
+            return Message(Error(code=1, reason="planted dropout"), reply_to=msg)
+        return call_next(msg, context)
+
+
+class CaptureUnmasked:
+    """Inside ``secaggplus_mod``: each centre's update and weight before masking."""
+
+    def __init__(self) -> None:
+        self.updates: dict[int, tuple[list[npt.NDArray[Any]], int]] = {}
+
+    def __call__(self, msg: Message, context: Context, call_next: Any) -> Message:
+        reply = call_next(msg, context)
+        if "fitins.config" in msg.content.config_records and not reply.has_error():
+            fitres = recorddict_to_fitres(reply.content, keep_input=True)
+            partition = int(str(context.node_config["partition-id"]))
+            self.updates[partition] = (parameters_to_ndarrays(fitres.parameters),
+                                       fitres.num_examples)
+        return reply
+
+
+class CaptureMasked:
+    """Outside ``secaggplus_mod``: what the ministry receives at the masked stage."""
+
+    def __init__(self) -> None:
+        self.vectors: dict[int, list[npt.NDArray[Any]]] = {}
+
+    def __call__(self, msg: Message, context: Context, call_next: Any) -> Message:
+        masked_stage = _stage(msg) == Stage.COLLECT_MASKED_VECTORS
+        reply = call_next(msg, context)
+        if masked_stage and not reply.has_error():
+            configs = reply.content.config_records[RECORD_KEY_CONFIGS]
+            partition = int(str(context.node_config["partition-id"]))
+            self.vectors[partition] = [bytes_to_ndarray(b)
+                                       for b in configs[Key.MASKED_PARAMETERS]]  # type: ignore[union-attr]
+        return reply
+
+
+def test_robust_aggregators_are_refused_in_secure_mode() -> None:
+    with pytest.raises(ConfigError) as info:
+        RunConfig.from_flat({"privacy.secure_aggregation": True, "strategy.aggregation": "median"})
+    assert str(info.value).endswith(".") and str(info.value).count(".") <= 6
+    with pytest.raises(ConfigError):
+        RunConfig.from_flat({"privacy.secagg_threshold": 0.5})
+
+
+def test_legacy_messages_are_told_from_message_api_ones() -> None:
+    def message(content: RecordDict) -> Message:
+        return SimpleNamespace(content=content)  # type: ignore[return-value]
+
+    plain = RecordDict({"arrays": ArrayRecord(), "config": ConfigRecord()})
+    legacy = fitins_to_recorddict(FitIns(ndarrays_to_parameters([]), {}), True)
+    setup = RecordDict({RECORD_KEY_CONFIGS: ConfigRecord({Key.STAGE: Stage.SETUP})})
+    assert not is_secure_message(message(plain))
+    assert is_secure_message(message(legacy)) and is_secure_message(message(setup))
+
+
+@pytest.fixture(scope="module")
+def dropout_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("secure") / "run"
+    scenario = load_scenario("tiny", ["privacy.secure_aggregation=true",
+                                      "baselines.enabled=false"])
+    os.environ.setdefault("RAY_TMPDIR", f"/tmp/prs-ray-sec-{os.getpid()}")
+    return run_scenario(scenario, out, client_app=build_client_app([DropAtMaskedVectors(0, 1)]))
+
+
+@pytest.mark.slow
+def test_secure_mode_completes_with_a_centre_dropped_mid_round(dropout_run: Path) -> None:
+    summary = run_folder.read_json(dropout_run / run_folder.SUMMARY)
+    assert summary["secure_aggregation"] is True
+    assert summary["rounds_completed"] == summary["rounds"] == 2
+    assert summary["epsilon_max"] <= summary["epsilon_target"] + 1e-9
+    assert summary["auc_pooled_exact"] > 0.65
+    rounds = run_folder.read_rounds(dropout_run)
+    assert [r["updates"] for r in rounds] == [2, 3]  # one centre dropped in round 1 only
+    assert len(rounds[0]["absent"]) == 1 and rounds[1]["absent"] == []
+    assert [r["eval_centres"] for r in rounds] == [3, 3]
+    for name in ("model.pt", "evaluation.json", "equity.json", "checkpoint.pt"):
+        assert (dropout_run / name).is_file(), name
+
+
+@pytest.fixture(scope="module")
+def inprocess(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("secure-direct")
+    write_network(generate_network(centres=3, students=6000, seed=11), out / "data")
+    config = RunConfig.from_flat({"rounds": 1, "min_centres": 3, "scenario": "tiny",
+                                  "privacy.secure_aggregation": True, "run_dir": str(out),
+                                  "data_dir": str(out / "data")})
+    unmasked, masked = CaptureUnmasked(), CaptureMasked()
+    app = build_secure_app(outer_mods=[masked, DropAtMaskedVectors(0, 1)],
+                           inner_mods=[unmasked])
+    run_secure_federation(DirectGrid(app, 3, dict(config.to_flat())), config)
+    return {"out": out, "config": config, "updates": unmasked.updates,
+            "masked": masked.vectors}
+
+
+@pytest.mark.slow
+def test_aggregate_is_the_weighted_average_of_the_survivors_updates(inprocess) -> None:
+    config: RunConfig = inprocess["config"]
+    updates = inprocess["updates"]
+    assert sorted(updates) == [1, 2]  # centre 0 dropped before training
+    weights = np.array([float(updates[p][1]) for p in sorted(updates)])
+    expected = [sum(w * updates[p][0][i] for w, p in zip(weights, sorted(updates), strict=True))
+                / weights.sum() for i in range(len(updates[1][0]))]
+    initial = build_model(ModelConfig(hidden=config.training.hidden_sizes), seed=config.seed)
+    final = read_model(inprocess["out"] / "model.pt")
+    got = [(f.double() - i.double()).numpy() for f, i in
+           zip(final.state_dict().values(), initial.state_dict().values(), strict=True)]
+    error = max(float(np.abs(g - e).max()) for g, e in zip(got, expected, strict=True))
+    # Stochastic rounding errs by less than one step per centre on each weighted
+    # coordinate; the average divides by the sum of the weight factors.
+    step = 2 * config.training.max_update_norm / QUANTIZATION_RANGE
+    factors = weights / config.privacy.secagg_max_weight
+    bound = len(weights) * step / factors.sum() + 1e-6  # + float32 weights
+    largest = max(float(np.abs(e).max()) for e in expected)
+    assert error <= bound, (error, bound)
+    assert largest > 100 * bound  # the comparison is not trivially met
+    summary = json.loads((inprocess["out"] / "summary.json").read_text())
+    assert summary["secure_aggregation"] is True and summary["replies_missing"] == 1
+
+
+@pytest.mark.slow
+def test_a_masked_vector_tells_nothing_of_its_update(inprocess) -> None:
+    config: RunConfig = inprocess["config"]
+    step = 2 * config.training.max_update_norm / QUANTIZATION_RANGE
+    for partition, vector in inprocess["masked"].items():
+        update = np.concatenate([a.ravel() for a in inprocess["updates"][partition][0]])
+        masked = np.concatenate([a.ravel() for a in vector[1:]]).astype(np.float64)
+        assert masked.size == update.size
+        # A quantized update lies in [0, 2**22); masked values are spread over 2**32.
+        assert np.mean(masked < QUANTIZATION_RANGE) < 0.01
+        assert abs(np.corrcoef(masked, update)[0, 1]) < 0.1
+        # Read as if unmasked, it is off by far more than the quantization step.
+        as_if = masked * step - config.training.max_update_norm
+        assert np.median(np.abs(as_if - update)) > 1e6 * step
+        assert masked.max() < MODULUS
