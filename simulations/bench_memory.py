@@ -111,8 +111,8 @@ class TreeMemorySampler:
     """
 
     pid: int = field(default_factory=os.getpid)
-    interval: float = 0.25
-    pss_every: int = 8
+    interval: float = 0.5
+    pss_every: int = 20
     overall: MemoryPeak = field(default_factory=MemoryPeak)
     phases: dict[str, MemoryPeak] = field(default_factory=dict)
     samples: int = 0
