@@ -79,17 +79,29 @@ if TYPE_CHECKING:
     from server.strategy import PooledFedAvg
 
 Weights = OrderedDict[str, torch.Tensor]
+#: Flower seeds each SecAgg+ mask with 32 bits: with 4 centres or more, at least 3
+#: survive any tolerated dropout and each update hides behind 64 bits of masks or more.
+MIN_CENTRES_ADVISED = 4
 
 
 def _scalars(values: MetricRecord | dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in values.items() if isinstance(v, int | float)}
 
 
-def _reason(failure: BaseException | tuple[ClientProxy, Any]) -> str:
-    if isinstance(failure, tuple):
-        return f"node {failure[0].node_id}: {failure[1].status.message}"
-    error = failure.args[0] if failure.args else failure
-    return str(getattr(error, "reason", None) or error)
+def _reasons(failures: Iterable[BaseException | tuple[ClientProxy, Any]]) -> list[str]:
+    """One line per failed reply. SecAgg+'s masked-vector stage lists each error reply
+    twice (Flower 1.42), hence the de-duplication on the error object."""
+    seen: set[int] = set()
+    reasons = []
+    for failure in failures:
+        if isinstance(failure, tuple):
+            reasons.append(f"node {failure[0].node_id}: {failure[1].status.message}")
+            continue
+        error = failure.args[0] if failure.args else failure
+        if id(error) not in seen:
+            seen.add(id(error))
+            reasons.append(str(getattr(error, "reason", None) or error))
+    return reasons
 
 
 def decode_release(metrics: dict[str, Scalar]) -> RecordDict | None:
@@ -173,6 +185,10 @@ class SecureFedAvg(FedAvg):
         for _, fit_ins in instructions:
             fit_ins.config = dict(config)
         self.sampled[server_round] = sorted(proxy.node_id for proxy, _ in instructions)
+        if len(instructions) < MIN_CENTRES_ADVISED:
+            log(WARNING, "round %s: %s centres in secure aggregation; with fewer than %s, "
+                "one dropout leaves updates behind 32-bit masks (see docs/PRIVACY.md)",
+                server_round, len(instructions), MIN_CENTRES_ADVISED)
         self.audit.sent(server_round, "train", self.sampled[server_round],
                         str(config["model-version"]))
         return instructions
@@ -194,7 +210,7 @@ class SecureFedAvg(FedAvg):
         updates of the centres that sent masked vectors. Add it to the global model."""
         server_round += self.offset
         entry = self.round_log(server_round)
-        entry.refusals += [_reason(failure) for failure in failures]
+        entry.refusals += _reasons(failures)
         contributed = {proxy.node_id for proxy, _ in results}
         for node in self.sampled.get(server_round, []):
             if node not in contributed:
@@ -232,7 +248,7 @@ class SecureFedAvg(FedAvg):
             log(WARNING, "round %s: secure aggregation did not complete: the model is left "
                 "unchanged", server_round)
             entry.updates = 0
-        entry.refusals += [_reason(failure) for failure in failures]
+        entry.refusals += _reasons(failures)
         releases: list[tuple[int, RecordDict]] = []
         for proxy, res in results:
             record = decode_release(res.metrics)
@@ -258,7 +274,8 @@ class SecureFedAvg(FedAvg):
             for node, record in releases:
                 centre = self._centre(node)
                 centre.histogram = pooled_histogram([record])
-                centre.num_test = int(centre.histogram.count)
+                # A noisy count of a small centre can fall below zero.
+                centre.num_test = max(0, round(centre.histogram.count))
         self.on_round(entry)
         return loss, metrics
 
