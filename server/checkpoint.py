@@ -12,7 +12,10 @@ progress.
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +29,7 @@ from common.metrics import ScoreHistogram
 from server.strategy import CentreRecord, PooledFedAvg, RoundLog
 
 CHECKPOINT = "checkpoint.pt"
+LOCK = ".serverapp.lock"
 #: Keys that may change when a run is resumed: how long to wait, where things are, the
 #: quorum (an operator may lower it to finish without a centre that left).
 RESUMABLE_CHANGES = frozenset(
@@ -129,3 +133,22 @@ def check_compatible(checkpoint: Checkpoint, config: RunConfig) -> None:
             f"The run in {config.run_dir} cannot be resumed with different values of "
             f"{', '.join(changed)}; resume it with its own configuration (config.toml)."
         )
+
+
+@contextmanager
+def run_folder_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run folder for one ServerApp. A second ServerApp on the same folder (a
+    resumption submitted while the first still runs, e.g. after a SuperLink restart it
+    survived) is refused; the kernel frees the lock when its holder dies."""
+    with (run_dir / LOCK).open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ResumeError(
+                f"Another ServerApp is running the run in {run_dir}; let it finish, or stop "
+                "it before resuming."
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

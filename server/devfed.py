@@ -242,37 +242,15 @@ def run_dev_federation(
         if not paths.centre_private_key(centre).exists():
             pki.add_centre(paths.root, centre)
     # A fresh federation every time: new SuperLink database, inventory and ledgers.
-    state = _fresh(work / "state")
-    inventory = work / "inventory.json"
-    inventory.unlink(missing_ok=True)
     env = offline_environment({"FLWR_HOME": str(_fresh(work / "flwr-home"))})
-    ports = free_ports(3 + len(centres))
     echo(f"Loopback federation of {len(centres)} centres ({', '.join(centres)}), "
          f"{config.rounds} rounds; run folder {run_dir}")
 
     restore_sigterm = terminate_on_sigterm()
     try:
         with ProcessGroup(run_dir / "logs", env) as group:
-            ministry = Ministry(paths, state, ports[0], ports[1], ports[2], work / "nginx")
-            start_ministry(group, ministry)
-            enrolment.write_connection(
-                work / "flwr-home", deployment.OPERATOR_CONNECTION, ministry.operator_address,
-                paths.ca_certificate,
-            )
-            for centre in centres:
-                entry = enrolment.enrol(
-                    centre, paths.centre_public_key(centre), inventory,
-                    deployment.OPERATOR_CONNECTION, env,
-                )
-                echo(f"Enrolled {centre} as node {entry.node_id} ({entry.fingerprint}).")
+            start_federation(group, paths, work, files, env, echo)
             mapping = _optional(files[0].parent / "mapping.toml")
-            policy = _optional(files[0].parent / "policy.toml")
-            for centre, data_file, port in zip(centres, files, ports[3:], strict=True):
-                start_centre(group, ministry, paths, centre, data_file, port,
-                             _fresh(state / "centres" / centre), mapping, policy)
-            wait_until(lambda: nodes_online(env) >= len(centres), timeout=NODES_ONLINE_TIMEOUT,
-                       what=f"{len(centres)} SuperNodes to come online", group=group,
-                       interval=2.0)
             run_id = submit_run(config, env)
             echo(f"Submitted run {run_id}; following it to the end.")
             # The centralised reference (no DP, pooled data) is computed here, while the
@@ -282,6 +260,40 @@ def run_dev_federation(
     finally:
         restore_sigterm()
     return _complete_summary(run_dir, config, started, run_id, len(files), reference)
+
+
+def start_federation(
+    group: ProcessGroup, paths: pki.PkiPaths, work: Path, files: list[Path],
+    env: dict[str, str], echo: Callable[[str], None] = print,
+) -> Ministry:
+    """Start the ministry side, enrol every centre (one per data file, named after it),
+    start the centres and wait until every SuperNode is online. State (SuperLink
+    database, inventory, ledgers) is made fresh under ``work``."""
+    centres = [p.stem for p in files]
+    state = _fresh(work / "state")
+    inventory = work / "inventory.json"
+    inventory.unlink(missing_ok=True)
+    ports = free_ports(3 + len(centres))
+    ministry = Ministry(paths, state, ports[0], ports[1], ports[2], work / "nginx")
+    start_ministry(group, ministry)
+    enrolment.write_connection(
+        Path(env["FLWR_HOME"]), deployment.OPERATOR_CONNECTION, ministry.operator_address,
+        paths.ca_certificate,
+    )
+    for centre in centres:
+        entry = enrolment.enrol(
+            centre, paths.centre_public_key(centre), inventory,
+            deployment.OPERATOR_CONNECTION, env,
+        )
+        echo(f"Enrolled {centre} as node {entry.node_id} ({entry.fingerprint}).")
+    mapping = _optional(files[0].parent / "mapping.toml")
+    policy = _optional(files[0].parent / "policy.toml")
+    for centre, data_file, port in zip(centres, files, ports[3:], strict=True):
+        start_centre(group, ministry, paths, centre, data_file, port,
+                     _fresh(state / "centres" / centre), mapping, policy)
+    wait_until(lambda: nodes_online(env) >= len(centres), timeout=NODES_ONLINE_TIMEOUT,
+               what=f"{len(centres)} SuperNodes to come online", group=group, interval=2.0)
+    return ministry
 
 
 def _optional(path: Path) -> Path | None:
@@ -300,9 +312,10 @@ def _complete_summary(
         raise RunFailedError(f"The run finished without writing {summary_path}.")
     summary = run_folder.read_json(summary_path)
     if int(summary.get("rounds_completed", 0)) < config.rounds:
+        reason = str(summary.get("stopped") or "").rstrip(".")
         raise RunFailedError(
             f"The federation stopped after {summary.get('rounds_completed', 0)} of "
-            f"{config.rounds} rounds; see {run_dir}."
+            f"{config.rounds} rounds{f' ({reason})' if reason else ''}; see {run_dir}."
         )
     run_folder.update_summary(
         run_dir,

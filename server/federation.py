@@ -67,8 +67,13 @@ def run_federation(grid: Grid, config: RunConfig) -> Path:
     after each, and write the run folder. Returns the run folder. A stop before the last
     round (centres absent, resume refused) is written to ``summary.json`` as ``stopped``
     and re-raised as :class:`FederationStopped` or :class:`ResumeError`."""
-    started = time.monotonic()
     run_dir = run_folder.resolve_run_dir(config)
+    with checkpoint.run_folder_lock(run_dir):
+        return _run_locked(grid, config, run_dir)
+
+
+def _run_locked(grid: Grid, config: RunConfig, run_dir: Path) -> Path:
+    started = time.monotonic()
     audit = ServerAudit(run_dir)
     try:
         state, resumed = starting_point(run_dir, config)

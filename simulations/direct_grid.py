@@ -5,7 +5,8 @@ the ClientApp, one centre after the other.
 No Ray, no SuperLink: about five times faster than the simulation engine for small
 federations, which makes it the tool for experiments that need many runs (poisoning
 comparisons) and for tests that stop a run and resume it. Centres can be made absent
-(:meth:`DirectGrid.disconnect`) to test the ministry's waits.
+(:meth:`DirectGrid.disconnect`, :meth:`DirectGrid.silence`) to test the ministry's
+waits.
 """
 
 from __future__ import annotations
@@ -64,14 +65,21 @@ class DirectGrid(Grid):
             for i in range(num_centres)
         }
         self.disconnected: set[int] = set()
+        self.silent: set[int] = set()
         self.replies: dict[str, Message] = {}
 
     def disconnect(self, partition: int) -> None:
         """Centre number ``partition`` disappears: not listed, never answers."""
         self.disconnected.add(FIRST_NODE_ID + partition)
 
+    def silence(self, partition: int) -> None:
+        """Centre number ``partition`` dies unnoticed: still listed (as a SuperNode is
+        until its heartbeat times out), never answers."""
+        self.silent.add(FIRST_NODE_ID + partition)
+
     def reconnect(self, partition: int) -> None:
         self.disconnected.discard(FIRST_NODE_ID + partition)
+        self.silent.discard(FIRST_NODE_ID + partition)
 
     def set_run(self, run: Run) -> None:
         self._run = run
@@ -97,7 +105,7 @@ class DirectGrid(Grid):
             metadata["_src_node_id"] = SUPERLINK_NODE_ID
             ids.append(message_id)
             node = message.metadata.dst_node_id
-            if node in self.disconnected:
+            if node in self.disconnected or node in self.silent:
                 continue
             # Each centre gets its own copy, as over the network.
             reply = self._deliver(copy.deepcopy(message), self.contexts[node])

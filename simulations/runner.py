@@ -167,21 +167,31 @@ def run_scenario(
 ) -> Path:
     """Generate the data, run the federation, add the centralised reference; returns the
     run folder holding ``summary.json``."""
+    from simulations.attacks import attack_mods
+
     started = time.monotonic()
     prepare_environment()
     run_dir = (out or run_folder.default_run_dir(scenario.name)).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     files, num_students = prepare_data(scenario, run_dir / "data")
     config = replace(scenario.run, run_dir=str(run_dir), data_dir=str(run_dir / "data"))
+    mods, attackers = attack_mods(scenario.attack, files, run_dir)
+    if mods:
+        if client_app is not None:
+            raise ConfigError("An [attack] needs the default ClientApp; drop the attack.")
+        from client.app import build_client_app
+
+        client_app = build_client_app(mods)
     run_flower_simulation(scenario, config, len(files), quiet_flower, client_app)
     mapping = run_dir / "data" / "mapping.toml"
     centres = pooled_data(files, config, mapping if mapping.is_file() else None)
     reference = centralized_auc_of(centres, config)
     summary = run_folder.read_json(run_dir / run_folder.SUMMARY)
     if summary.get("rounds_completed", 0) < config.rounds:
+        reason = str(summary.get("stopped") or "").rstrip(".")
         raise SimulationError(
             f"The federation stopped after {summary.get('rounds_completed', 0)} of "
-            f"{config.rounds} rounds; see {run_dir}."
+            f"{config.rounds} rounds{f' ({reason})' if reason else ''}; see {run_dir}."
         )
     final_model = read_model(run_dir / run_folder.MODEL)
     probabilities, labels = scores(final_model, centres)
@@ -210,6 +220,10 @@ def run_scenario(
         wall_seconds=round(time.monotonic() - started, 2),
         scenario_file=scenario.source_file,
         overrides=scenario.overrides,
+        attack=(
+            {"kind": scenario.attack.kind, "fraction": scenario.attack.fraction,
+             "malicious_centres": attackers} if attackers else None
+        ),
     )
     write_model_card(run_dir)
     write_report(run_dir)

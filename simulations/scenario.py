@@ -2,7 +2,8 @@
 
 A scenario has a ``name``, a ``[network]`` table (the synthetic network to generate)
 or a ``[data]`` table (real files to federate), a ``[backend]`` table (the simulation
-engine's resources) and any run-configuration key (``rounds``, ``[privacy]``, ...: see
+engine's resources), an optional ``[attack]`` table (malicious centres, see
+``simulations.attacks``) and any run-configuration key (``rounds``, ``[privacy]``, ...: see
 ``common.config``). ``--set KEY=VALUE`` overrides any of them, e.g. ``rounds=3``,
 ``privacy.epsilon=1``, ``network.centres=20``, ``backend.num_cpus=1``.
 """
@@ -63,6 +64,35 @@ class BaselinesSpec:
     enabled: bool = True
 
 
+ATTACK_KINDS = ("none", "sign-flip", "scale", "random", "label-flip")
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """A scenario's ``[attack]`` table (see ``simulations.attacks``): ``kind`` (one of
+    ``ATTACK_KINDS``), ``fraction`` of the centres that are malicious (0-1), ``scale``
+    (the malicious update's size, in honest updates), ``seed`` that chooses the
+    malicious centres."""
+
+    kind: str = "none"
+    fraction: float = 0.0
+    scale: float = 10.0
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        if self.kind not in ATTACK_KINDS:
+            raise ConfigError(f"Invalid scenario: attack.kind must be one of "
+                              f"{', '.join(ATTACK_KINDS)}.")
+        if not 0.0 <= self.fraction <= 1.0:
+            raise ConfigError("Invalid scenario: attack.fraction must be in [0, 1].")
+        if self.scale <= 0:
+            raise ConfigError("Invalid scenario: attack.scale must be positive.")
+
+    @property
+    def active(self) -> bool:
+        return self.kind != "none" and self.fraction > 0
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -74,10 +104,12 @@ class Scenario:
     run: RunConfig
     source_file: str = ""
     overrides: dict[str, str] = field(default_factory=dict)
+    attack: AttackSpec = field(default_factory=AttackSpec)
 
 
 SECTIONS: dict[str, type] = {
-    "network": NetworkSpec, "data": DataSpec, "backend": BackendSpec, "baselines": BaselinesSpec
+    "network": NetworkSpec, "data": DataSpec, "backend": BackendSpec, "baselines": BaselinesSpec,
+    "attack": AttackSpec,
 }
 
 
@@ -164,6 +196,7 @@ def load_scenario(name_or_file: str, overrides: list[str] | None = None) -> Scen
         run=RunConfig.from_flat(run_flat),
         source_file=origin,
         overrides=assignments,
+        attack=_build_section(AttackSpec, sections["attack"]),
     )
 
 

@@ -1,0 +1,167 @@
+"""Restarts and absent centres, end to end in one process: the real ServerApp logic and
+the real ClientApp over ``simulations.direct_grid`` (no Ray, no SuperLink)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+from flwr.app import Message
+from flwr.supercore.logger import FLOWER_LOGGER
+
+from client.app import app as client_app
+from client.ledger import PrivacyLedger
+from common.audit_trail import read_trail, verify_trail
+from common.config import RunConfig
+from server import checkpoint
+from server.checkpoint import ResumeError
+from server.federation import run_federation
+from server.rounds import FederationStopped
+from simulations.direct_grid import DirectGrid
+from simulations.network import generate_network, write_network
+
+CENTRES = 3
+FLOWER_LOGGER.setLevel(logging.WARNING)
+
+
+class ServerCrash(Exception):
+    """The ServerApp process dies."""
+
+
+class CrashingGrid(DirectGrid):
+    """Dies right after the centres answered round ``crash_round``'s training."""
+
+    crash_round = 2
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        messages = list(messages)
+        ids = super().push_messages(messages)
+        first = messages[0]
+        round_ = int(first.content["config"]["server-round"])  # type: ignore[arg-type, index]
+        if first.metadata.message_type == "train" and round_ == self.crash_round:
+            raise ServerCrash
+        return ids
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("centres")
+    write_network(generate_network(centres=CENTRES, students=1800, seed=5), folder)
+    return folder
+
+
+def _config(run_dir: Path, data_dir: Path, **values: object) -> RunConfig:
+    flat = {"scenario": "resume-test", "rounds": 3, "local_epochs": 1, "min_centres": 2,
+            "training.hidden": "16", "run_dir": str(run_dir), "data_dir": str(data_dir),
+            "min_centres_wait": 0.3, **values}
+    return RunConfig.from_flat(flat)
+
+
+def _run(grid_type: type[DirectGrid], config: RunConfig, run_id: int) -> DirectGrid:
+    grid = grid_type(client_app, CENTRES, dict(config.to_flat()), run_id)
+    run_federation(grid, config)
+    return grid
+
+
+def _summary(run_dir: Path) -> dict[str, object]:
+    return dict(json.loads((run_dir / "summary.json").read_text()))
+
+
+def test_a_run_whose_server_died_resumes_and_spends_nothing_twice(tmp_path, data_dir) -> None:
+    run_dir = tmp_path / "run"
+    with pytest.raises(ServerCrash):
+        _run(CrashingGrid, _config(run_dir, data_dir), run_id=1)
+    assert checkpoint.load(run_dir).round == 1  # type: ignore[union-attr]
+
+    _run(DirectGrid, _config(run_dir, data_dir, resume=True), run_id=2)
+
+    summary = _summary(run_dir)
+    assert summary["rounds_completed"] == 3 and summary["stopped"] is None
+    assert summary["epsilon_train_max"] <= summary["epsilon_target"] + 1e-9  # type: ignore[operator]
+    rounds = [json.loads(line)["round"] for line in (run_dir / "rounds.jsonl").open()]
+    assert rounds == [1, 2, 3]
+    for centre in range(CENTRES):
+        state = run_dir / "state" / f"centre-{centre}"
+        booked = [r.server_round for r in PrivacyLedger(state).releases()
+                  if r.kind == "train" and r.sample_rate < 1]
+        assert booked == [1, 2, 3]  # round 2 was asked twice, trained and booked once
+        events = read_trail(state / "audit.jsonl")
+        resent = [e["round"] for e in events if e["event"] == "reply_sent" and e["resent"]]
+        assert resent == [2]
+        assert verify_trail(state / "audit.jsonl") == []
+    server_events = [e["event"] for e in read_trail(run_dir / "audit.jsonl")]
+    assert server_events[0] == "run_started" and "run_resumed" in server_events
+    assert server_events[-1] == "run_finished" and verify_trail(run_dir / "audit.jsonl") == []
+
+
+def test_resuming_with_another_configuration_is_refused_in_one_sentence(
+    tmp_path, data_dir
+) -> None:
+    run_dir = tmp_path / "run"
+    with pytest.raises(ServerCrash):
+        _run(CrashingGrid, _config(run_dir, data_dir), run_id=1)
+
+    with pytest.raises(ResumeError) as info:
+        _run(DirectGrid, _config(run_dir, data_dir, resume=True, **{"privacy.epsilon": 1.0}),
+             run_id=2)
+
+    message = str(info.value)
+    assert "privacy.epsilon" in message and message.endswith(".") and "\n" not in message
+    assert _summary(run_dir)["stopped"] == message
+
+
+def test_a_round_goes_on_without_a_centre_that_died_mid_run(tmp_path, data_dir) -> None:
+    run_dir = tmp_path / "run"
+
+    class DyingCentre(DirectGrid):
+        def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+            messages = list(messages)
+            if int(messages[0].content["config"]["server-round"]) == 2:  # type: ignore[arg-type, index]
+                self.silence(0)
+            return super().push_messages(messages)
+
+    _run(DyingCentre, _config(run_dir, data_dir), run_id=1)
+
+    summary = _summary(run_dir)
+    assert summary["rounds_completed"] == 3 and summary["rounds_unchanged"] == 0
+    lines = [json.loads(line) for line in (run_dir / "rounds.jsonl").open()]
+    assert [r["updates"] for r in lines] == [3, 2, 2]
+    assert lines[1]["absent"] == ["node 1001 (train): no reply within 3600 s"]
+    absences = [e for e in read_trail(run_dir / "audit.jsonl") if e["event"] == "centre_absent"]
+    assert {(e["round"], e["node"]) for e in absences} == {(2, 1001), (3, 1001)}
+
+
+def test_below_the_minimum_the_run_stops_cleanly_then_resumes(tmp_path, data_dir) -> None:
+    run_dir = tmp_path / "run"
+    config = _config(run_dir, data_dir, min_centres=3)
+
+    class CentreLeaves(DirectGrid):
+        def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+            ids = super().push_messages(messages)
+            self.disconnect(2)  # gone after round 1's first phase
+            return ids
+
+    with pytest.raises(FederationStopped) as info:
+        _run(CentreLeaves, config, run_id=1)
+
+    assert str(info.value).startswith("Only 2 of the 3 centres needed")
+    summary = _summary(run_dir)
+    assert summary["rounds_completed"] == 1 and summary["stopped"] == str(info.value)
+    assert checkpoint.load(run_dir).round == 1  # type: ignore[union-attr]
+
+    _run(DirectGrid, _config(run_dir, data_dir, min_centres=3, resume=True), run_id=2)
+
+    assert _summary(run_dir)["rounds_completed"] == 3
+
+
+def test_a_second_serverapp_on_the_same_run_folder_is_refused(tmp_path, data_dir) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+
+    with checkpoint.run_folder_lock(run_dir), pytest.raises(ResumeError) as info:
+        _run(DirectGrid, _config(run_dir, data_dir, resume=True), run_id=2)
+
+    assert str(info.value).startswith("Another ServerApp is running the run in")

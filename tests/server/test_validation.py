@@ -1,0 +1,101 @@
+"""Update validation: each kind of bad update is rejected with its centre and a reason,
+and the valid ones go on to aggregation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
+from flwr.app.error import Error
+
+from server.validation import ExpectedUpdate, check_update, model_version, screen_updates
+from tests.server.messages import SHAPES, arrays, instruction, reply
+
+VERSION = "r2-abc"
+BOUND = 4.0
+
+
+def _expected() -> ExpectedUpdate:
+    return ExpectedUpdate.of(VERSION, arrays(0.0), BOUND)
+
+
+def test_an_update_within_the_bound_is_accepted_with_its_norm() -> None:
+    update = reply(instruction(VERSION, 7), arrays(0.5))  # 9 weights of 0.5: norm 1.5
+
+    verdict = check_update(update, _expected())
+
+    assert verdict.reason is None and verdict.node == 7
+    assert verdict.norm == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize(
+    ("weights", "words"),
+    [
+        (arrays(0.1, {"w": (2, 3), "b": (3,)}), "shape"),
+        (arrays(0.1, {"w": (3, 2)}), "are not the model's"),
+        (ArrayRecord({"w": Array(np.full((3, 2), np.nan, np.float32)),
+                      "b": Array(np.zeros(3, np.float32))}), "NaN or infinite"),
+        (ArrayRecord({"w": Array(np.zeros((3, 2), np.float32)),
+                      "b": Array(np.array([0, np.inf, 0], np.float32))}), "NaN or infinite"),
+        (arrays(10.0), "beyond the bound 4 (x7.5)"),
+        (ArrayRecord({k: Array(np.zeros(s, np.int64)) for k, s in SHAPES.items()}),
+         "not floating-point"),
+    ],
+)
+def test_malformed_or_oversized_updates_are_rejected_with_a_reason(
+    weights: ArrayRecord, words: str
+) -> None:
+    verdict = check_update(reply(instruction(VERSION, 3), weights), _expected())
+
+    assert verdict.reason is not None and words in verdict.reason
+    assert verdict.node == 3
+
+
+def test_an_update_trained_from_another_model_version_is_stale() -> None:
+    old = reply(instruction("r1-old", 4), arrays(0.1))
+
+    verdict = check_update(old, _expected())
+
+    assert verdict.reason is not None and "stale" in verdict.reason and "r1-old" in verdict.reason
+
+
+@pytest.mark.parametrize(
+    "metrics",
+    [{"num-examples": 10, "epsilon": 1.0},
+     {"num-examples": 10, "epsilon": math.nan, "train_loss": 0.1},
+     {"num-examples": 0, "epsilon": 1.0, "train_loss": 0.1}],
+)
+def test_metrics_outside_the_protocol_are_rejected(metrics: dict[str, float]) -> None:
+    verdict = check_update(reply(instruction(VERSION, 2), arrays(0.1), metrics), _expected())
+
+    assert verdict.reason is not None
+
+
+def test_a_reply_with_two_array_records_is_rejected() -> None:
+    message = instruction(VERSION, 2)
+    content = RecordDict({"a": arrays(0.1), "b": arrays(0.1),
+                          "metrics": MetricRecord({"num-examples": 1, "epsilon": 0.0,
+                                                   "train_loss": 0.0})})
+
+    verdict = check_update(Message(content, reply_to=message), _expected())
+
+    assert verdict.reason is not None and "2 array records" in verdict.reason
+
+
+def test_screening_keeps_valid_updates_and_error_replies_and_drops_the_rest() -> None:
+    good = reply(instruction(VERSION, 1), arrays(0.2))
+    bad = reply(instruction(VERSION, 2), arrays(9.0))
+    declined = Message(Error(code=1002, reason="budget"), reply_to=instruction(VERSION, 3))
+
+    kept, verdicts = screen_updates([good, bad, declined], _expected())
+
+    assert kept == [good, declined]
+    assert [(v.node, v.reason is None) for v in verdicts] == [(1, True), (2, False)]
+
+
+def test_the_model_version_names_the_round_and_changes_with_the_weights() -> None:
+    assert model_version(3, arrays(0.0)).startswith("r3-")
+    assert model_version(3, arrays(0.0)) == model_version(3, arrays(0.0))
+    assert model_version(3, arrays(0.0)) != model_version(3, arrays(1.0))
