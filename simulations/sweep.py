@@ -101,6 +101,8 @@ def plot(scenario_name: str, points: list[SweepPoint], path: Path) -> None:
         axes.plot(xs, [p.auc_pooled for p in private], "x--", alpha=0.7,
                   label="same, as released (noisy evaluation)")
         axes.set_xscale("log")
+        axes.set_xticks(xs, [f"{x:g}" for x in xs])
+        axes.minorticks_off()
     reference = points[0].auc_centralized
     axes.axhline(reference, color="black", linestyle=":", label="centralised, no DP")
     for p in points:
