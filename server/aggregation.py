@@ -88,8 +88,8 @@ def build_strategy(
 ) -> PooledFedAvg:
     """The strategy of ``config.strategy.aggregation``, validating updates against
     ``training.max_update_norm`` and needing ``min_centres`` valid updates to change the
-    model. The node minimums are 1: the federation waits for ``min_centres`` centres
-    itself, with a deadline (Flower's own wait has none)."""
+    model. Flower's own wait for nodes has no deadline: the federation waits for
+    ``min_centres`` centres itself and hands the strategy only connected ones."""
     name = config.strategy.aggregation
     extra: dict[str, object] = {}
     if name == "trimmed-mean":
@@ -102,7 +102,8 @@ def build_strategy(
         audit=audit,
         fraction_train=config.fraction_train,
         fraction_evaluate=1.0,
-        min_train_nodes=1,
+        # At least min_centres are connected when a round starts (the federation's wait).
+        min_train_nodes=config.min_centres,
         min_evaluate_nodes=1,
         min_available_nodes=1,
         **extra,

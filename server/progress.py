@@ -20,4 +20,10 @@ def print_round(entry: RoundLog, rounds: int) -> None:
     ]
     if entry.refusals:
         parts.append(f"{len(entry.refusals)} declined")
+    if entry.rejections:
+        parts.append(f"{len(entry.rejections)} rejected")
+    if entry.absent:
+        parts.append(f"{len(entry.absent)} absent")
+    if entry.model_version and not entry.updates:
+        parts.append("model unchanged")
     console.print("  " + " | ".join(parts), soft_wrap=True)

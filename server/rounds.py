@@ -25,13 +25,13 @@ from server.audit_log import ServerAudit
 from server.strategy import PooledFedAvg
 
 POLL_SECONDS = 2.0
-EXIT_CENTRES_ABSENT = 8  # documented in docs/ROBUSTNESS.md
 
 
 class FederationStopped(Exception):
-    """The run stopped before its last round, cleanly (checkpoint kept). One sentence."""
-
-    exit_code = EXIT_CENTRES_ABSENT
+    """The run stopped before its last round, cleanly (checkpoint kept). One sentence.
+    The ServerApp logs it and writes it to ``summary.json`` (``stopped``); launchers end
+    with it and their "run failed" exit code (``perseverance-sim`` 3, ``dev-federation``
+    7)."""
 
 
 class CentresAbsent(FederationStopped):
