@@ -139,7 +139,7 @@ class SecureFedAvg(FedAvg):
     def __init__(self, config: RunConfig, state: Checkpoint, grid: Grid,
                  on_round: Callable[[RoundLog], None], audit: ServerAudit) -> None:
         self.weights: Weights = OrderedDict(
-            (k, v.detach().float()) for k, v in state.weights.items())
+            (k, v.detach().clone()) for k, v in state.weights.items())
         super().__init__(
             fraction_fit=config.fraction_train,
             fraction_evaluate=1.0,
@@ -253,7 +253,7 @@ class SecureFedAvg(FedAvg):
         for proxy, res in results:
             record = decode_release(res.metrics)
             if record is None:
-                entry.rejections.append(f"node {proxy.node_id}: malformed evaluation release")
+                entry.refusals.append(f"node {proxy.node_id}: malformed evaluation release")
                 continue
             releases.append((proxy.node_id, record))
         metrics: dict[str, Scalar] = {}
