@@ -137,9 +137,12 @@ def steps_booked(ledger: PrivacyLedger, run_key: str, config: RunConfig, data: C
 
 def privacy_plan(config: RunConfig, data: CentreData) -> tuple[SamplingPlan, float]:
     """Sampling plan and the noise multiplier that keeps the whole run (all rounds and
-    local epochs) within ``privacy.epsilon`` at ``privacy.delta`` for this centre."""
+    local epochs) within ``privacy.epsilon`` at ``privacy.delta`` for this centre (0
+    without DP: no calibration to pay for)."""
     plan = SamplingPlan(data.num_train, choose_batch_size(data.num_train,
                                                           config.training.batch_size))
+    if not config.privacy.dp:
+        return plan, 0.0
     total_steps = config.rounds * config.local_epochs * plan.steps_per_epoch
     sigma = calibrate_training_noise(
         config.privacy.epsilon,

@@ -74,12 +74,14 @@ SIZE_BANDS: tuple[tuple[str, int, int | None], ...] = (
 )
 
 
-def size_band(num_students: int) -> str:
-    """The size band of a centre with ``num_students`` usable records."""
+def size_band(num_students: float) -> str:
+    """The size band of a centre with ``num_students`` usable records. The count may be
+    a noisy (DP) one, even below zero for a tiny centre: it then counts as small."""
+    num_students = max(num_students, 0)
     for name, low, high in SIZE_BANDS:
         if num_students >= low and (high is None or num_students < high):
             return name
-    raise ValueError(f"A centre cannot have {num_students} students.")
+    raise AssertionError(num_students)  # the last band is open-ended
 
 
 def group_bin_edges(threshold: float) -> npt.NDArray[np.float64]:
