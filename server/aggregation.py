@@ -100,6 +100,7 @@ def build_strategy(
         max_update_norm=config.training.max_update_norm,
         min_updates=config.min_centres,
         audit=audit,
+        bins=config.evaluation.bins,
         fraction_train=config.fraction_train,
         fraction_evaluate=1.0,
         # At least min_centres are connected when a round starts (the federation's wait).

@@ -7,7 +7,7 @@
 - ``instructions_sent``: the round, the phase (train or evaluate), the nodes asked and
   the model version they were sent;
 - ``update_accepted`` / ``update_rejected``: a centre's training update, its norm, and
-  the reason of a rejection;
+  the reason of a rejection; ``evaluation_rejected``: a malformed evaluation reply;
 - ``centre_refused``: a centre declined (its own error reply: budget, data);
 - ``centre_absent``: a centre sent nothing in time, or the SuperLink reports it gone;
 - ``round_aggregated``: how many updates went into the new model version, or why the

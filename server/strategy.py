@@ -23,7 +23,12 @@ from flwr.serverapp.strategy import FedAvg
 from common.equity import MIN_CENTRES_PER_CELL, SIZE_BANDS, pooled_audit, size_band
 from common.metrics import ScoreHistogram, auc_from_histogram, summarise
 from server.audit_log import ServerAudit
-from server.validation import ExpectedUpdate, model_version, screen_updates
+from server.validation import (
+    ExpectedUpdate,
+    check_evaluation,
+    model_version,
+    screen_updates,
+)
 
 HISTOGRAM_KEYS = ("hist_pos", "hist_neg", "prob_sum")
 
@@ -180,6 +185,8 @@ class PooledFedAvg(FedAvg):
         model unchanged.
     audit : ServerAudit | None
         The ministry's audit log.
+    bins : int | None
+        Score-histogram bins of evaluation replies; None skips their validation.
     **kwargs
         Passed to the Flower strategy (fractions, minimum nodes, ``beta``, ...).
     """
@@ -192,6 +199,7 @@ class PooledFedAvg(FedAvg):
         max_update_norm: float | None = None,
         min_updates: int = 1,
         audit: ServerAudit | None = None,
+        bins: int | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(
@@ -204,6 +212,8 @@ class PooledFedAvg(FedAvg):
         self.max_update_norm = max_update_norm
         self.min_updates = min_updates
         self.audit = audit
+        self.bins = bins
+        self.evaluated_version = ""
         self.logs: dict[int, RoundLog] = {}
         self.centres: dict[int, CentreRecord] = {}
         self.expected: ExpectedUpdate | None = None
@@ -237,7 +247,28 @@ class PooledFedAvg(FedAvg):
         messages = list(super().configure_evaluate(server_round, arrays, config, grid))
         for message in messages:
             message.metadata.group_id = version
+        self.evaluated_version = version
         return messages
+
+    def _screen_evaluations(self, server_round: int, replies: list[Message]) -> list[Message]:
+        """Drop malformed evaluation replies, logging each with its centre and reason."""
+        if self.bins is None:
+            return replies
+        kept = []
+        for reply in replies:
+            verdict = (None if reply.has_error()
+                       else check_evaluation(reply, self.evaluated_version, self.bins))
+            if verdict is None or verdict.reason is None:
+                kept.append(reply)
+                continue
+            reason = f"evaluation {verdict.reason}"
+            self.round_log(server_round).rejections.append(f"node {verdict.node}: {reason}")
+            log(WARNING, "round %s: evaluation of node %s rejected: %s", server_round,
+                verdict.node, verdict.reason)
+            if self.audit is not None:
+                self.audit.event("evaluation_rejected", round=server_round, node=verdict.node,
+                                 reason=verdict.reason)
+        return kept
 
     def _screen(self, server_round: int, replies: list[Message]) -> list[Message]:
         """Drop invalid updates, logging each with its centre and reason."""
@@ -285,7 +316,7 @@ class PooledFedAvg(FedAvg):
     def aggregate_evaluate(
         self, server_round: int, replies: Iterable[Message]
     ) -> MetricRecord | None:
-        replies = list(replies)
+        replies = self._screen_evaluations(server_round, list(replies))
         metrics = super().aggregate_evaluate(server_round, replies)
         log_entry = self.round_log(server_round)
         log_entry.evaluation = _scalars(metrics)

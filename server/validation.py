@@ -7,6 +7,10 @@ the model farther than the centres' update bound allows. Centres bound their upd
 (``client.federated.bound_update``), so an honest update never exceeds
 ``training.max_update_norm``; the slack only covers float32 rounding. Rejected replies
 are left out and the round goes on with the others.
+
+Evaluation replies are checked the same way against their protocol (score histograms
+of ``evaluation.bins`` bins, every equity cell of ``common.equity``, finite numbers): a
+malformed one would otherwise stop the pooled evaluation of every centre.
 """
 
 from __future__ import annotations
@@ -19,8 +23,15 @@ import numpy as np
 import numpy.typing as npt
 from flwr.app import ArrayRecord, Message, MetricRecord
 
+from common.equity import CELL_LENGTH, all_cell_keys
+
 #: Metrics every training reply carries (``client.app.train``).
 TRAIN_METRIC_KEYS = frozenset({"num-examples", "epsilon", "train_loss"})
+#: Histogram vectors of an evaluation reply (``client.evaluation``), ``bins`` long each.
+HISTOGRAM_VECTORS = ("hist_pos", "hist_neg", "prob_sum")
+#: Every key of an evaluation reply: every centre sends every equity cell.
+EVALUATION_KEYS = frozenset({"num-examples", "sq_err_sum", *HISTOGRAM_VECTORS,
+                             *all_cell_keys()})
 #: Relative slack over the update bound: float32 rounding of weights, nothing more.
 NORM_SLACK = 1e-3
 
@@ -134,3 +145,30 @@ def screen_updates(
         if verdict.reason is None:
             kept.append(reply)
     return kept, verdicts
+
+
+def check_evaluation(reply: Message, version: str, bins: int) -> Verdict:
+    """Validate one evaluation reply (not an error reply) of the model ``version``."""
+    node = reply.metadata.src_node_id
+    if reply.metadata.group_id != version:
+        return Verdict(node, f"it evaluates model version {reply.metadata.group_id or 'none'}, "
+                             f"not the current {version} (stale)")
+    content = reply.content
+    if len(content.metric_records) != 1 or len(content.array_records) != 0:
+        return Verdict(node, "it does not carry exactly one metric record and no arrays")
+    metrics = next(iter(content.metric_records.values()))
+    if set(metrics.keys()) != EVALUATION_KEYS:
+        missing = sorted(EVALUATION_KEYS - set(metrics.keys()))
+        extra = sorted(set(metrics.keys()) - EVALUATION_KEYS)
+        return Verdict(node, f"its metrics lack {missing} or add {extra}")
+    for key, value in metrics.items():
+        length = bins if key in HISTOGRAM_VECTORS else CELL_LENGTH
+        values = np.asarray(value, dtype=np.float64)
+        if key.startswith("eq.") or key in HISTOGRAM_VECTORS:
+            if values.shape != (length,):
+                return Verdict(node, f"metric {key} has {values.size} values, not {length}")
+        elif values.shape != ():
+            return Verdict(node, f"metric {key} is not a single number")
+        if not np.isfinite(values).all():
+            return Verdict(node, f"metric {key} holds NaN or infinite values")
+    return Verdict(node, None)

@@ -10,7 +10,13 @@ import pytest
 from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.app.error import Error
 
-from server.validation import ExpectedUpdate, check_update, model_version, screen_updates
+from server.validation import (
+    ExpectedUpdate,
+    check_evaluation,
+    check_update,
+    model_version,
+    screen_updates,
+)
 from tests.server.messages import SHAPES, arrays, instruction, reply
 
 VERSION = "r2-abc"
@@ -99,3 +105,37 @@ def test_the_model_version_names_the_round_and_changes_with_the_weights() -> Non
     assert model_version(3, arrays(0.0)).startswith("r3-")
     assert model_version(3, arrays(0.0)) == model_version(3, arrays(0.0))
     assert model_version(3, arrays(0.0)) != model_version(3, arrays(1.0))
+
+
+def _evaluation(version: str, bins: int = 30, **changes: object) -> Message:
+    from common.equity import CELL_LENGTH, all_cell_keys
+
+    metrics: dict[str, object] = {"num-examples": 50, "sq_err_sum": 4.2,
+                                  "hist_pos": [1.0] * bins, "hist_neg": [-0.5] * bins,
+                                  "prob_sum": [0.3] * bins}
+    metrics.update({key: [0.0] * CELL_LENGTH for key in all_cell_keys()})
+    metrics.update(changes)
+    message = instruction(version, 9)
+    message.metadata.__dict__["_message_type"] = "evaluate"
+    return Message(RecordDict({"metrics": MetricRecord(metrics)}), reply_to=message)  # type: ignore[arg-type]
+
+
+def test_an_evaluation_of_the_protocol_is_accepted_even_with_negative_noisy_counts() -> None:
+    assert check_evaluation(_evaluation(VERSION), VERSION, 30).reason is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [({"hist_pos": [1.0] * 29}, "29 values, not 30"), ({"prob_sum": [math.inf] * 30}, "NaN"),
+     ({"sq_err_sum": [1.0, 2.0]}, "not a single number"), ({"extra": 1.0}, "add ['extra']")],
+)
+def test_a_malformed_evaluation_is_rejected_with_a_reason(changes, words) -> None:
+    verdict = check_evaluation(_evaluation(VERSION, **changes), VERSION, 30)
+
+    assert verdict.reason is not None and words in verdict.reason
+
+
+def test_an_evaluation_of_another_model_version_is_stale() -> None:
+    verdict = check_evaluation(_evaluation("r1-old"), VERSION, 30)
+
+    assert verdict.reason is not None and "stale" in verdict.reason
