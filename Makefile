@@ -43,7 +43,7 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install system-packages
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
 
 test: lint typecheck pytest
 
