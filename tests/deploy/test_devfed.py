@@ -4,7 +4,9 @@ whether it succeeds or is interrupted."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -25,6 +27,14 @@ def _cli() -> list[str]:
     if script.is_file():
         return [str(script)]
     return [sys.executable, "-c", "from server.cli import main; main()"]
+
+
+def _kill_what_the_launcher_started(work: Path) -> None:
+    """When the test fails, the programs the launcher started in ``work`` must not
+    outlive it: stop them by PID (the launcher itself no longer can)."""
+    for line in processes_mentioning(str(work)):
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
 
 
 def _no_process_left(marker: Path) -> None:
@@ -98,10 +108,11 @@ def test_ctrl_c_during_the_run_stops_every_process(nginx: str, tmp_path: Path) -
         assert processes_mentioning(str(work)), "the federation should be running"
 
         launcher.send_signal(signal.SIGINT)
-        code = launcher.wait(timeout=120)
+        code = launcher.wait(timeout=180)
     finally:
         if launcher.poll() is None:
             launcher.kill()
+            _kill_what_the_launcher_started(work)
 
     assert code == 130, output.read_text()
     assert "interrupted" in output.read_text()
