@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import pickle
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -93,12 +94,26 @@ def restore_strategy(strategy: PooledFedAvg, checkpoint: Checkpoint) -> None:
     }
 
 
+def _plain(value: Any) -> Any:
+    """Python's own types only (NumPy scalars and arrays, tuples become floats, ints and
+    lists): ``torch.load(weights_only=True)`` refuses anything else, rightly."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 def save(run_dir: Path, checkpoint: Checkpoint) -> Path:
     """Write ``checkpoint.pt`` atomically (temporary file, fsync, rename)."""
     path = run_dir / CHECKPOINT
     tmp = path.with_suffix(".pt.tmp")
     checkpoint.saved_at = datetime.now(UTC).isoformat(timespec="seconds")
-    payload = asdict(checkpoint)
+    payload = _plain({k: v for k, v in asdict(checkpoint).items() if k != "weights"})
     payload["weights"] = {k: v.detach().cpu().clone() for k, v in checkpoint.weights.items()}
     with tmp.open("wb") as handle:
         torch.save(payload, handle)
@@ -116,8 +131,12 @@ def load(run_dir: Path) -> Checkpoint | None:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         return Checkpoint(**payload)
-    except (RuntimeError, OSError, EOFError, TypeError, KeyError) as exc:
-        raise ResumeError(f"The checkpoint {path} cannot be read ({exc}).") from exc
+    except (RuntimeError, OSError, EOFError, TypeError, KeyError,
+            pickle.UnpicklingError) as exc:
+        raise ResumeError(
+            f"The checkpoint {path} cannot be read ({type(exc).__name__}); restore it from a "
+            "backup or start the run again without resume."
+        ) from exc
 
 
 def check_compatible(checkpoint: Checkpoint, config: RunConfig) -> None:
