@@ -18,6 +18,8 @@ from sklearn.linear_model import LogisticRegression
 
 from common.metrics import ScoreHistogram, bin_centres
 
+MIN_SLOPE, MAX_SLOPE = 0.1, 10.0
+
 
 @dataclass(frozen=True)
 class Calibration:
@@ -50,4 +52,9 @@ def fit_calibration(histogram: ScoreHistogram) -> Calibration:
     keep = weights > 0
     model = LogisticRegression(C=1e6)
     model.fit(x[keep], y[keep], sample_weight=weights[keep])
-    return Calibration(slope=float(model.coef_[0, 0]), intercept=float(model.intercept_[0]))
+    slope = float(model.coef_[0, 0])
+    if not MIN_SLOPE <= slope <= MAX_SLOPE:
+        # A noisy histogram of few students can suggest a flat or even reversed
+        # relation: recalibration must never reorder students, so keep the identity.
+        return Calibration()
+    return Calibration(slope=slope, intercept=float(model.intercept_[0]))

@@ -91,7 +91,8 @@ def auc_from_histogram(h: ScoreHistogram) -> float:
         return float("nan")
     negatives_below = np.cumsum(neg) - neg
     wins = float((pos * negatives_below).sum() + 0.5 * (pos * neg).sum())
-    return wins / float(total_pos * total_neg)
+    # With few students, noise can carry the estimate outside what an AUC can be.
+    return min(max(wins / float(total_pos * total_neg), 0.0), 1.0)
 
 
 def pr_auc_from_histogram(h: ScoreHistogram) -> float:

@@ -72,9 +72,12 @@ def run(
 
     summary = read_json(run_dir / SUMMARY)
     eps = summary.get("epsilon_max")
+    released = summary.get("auc_pooled")
     console.print(
-        f"Done in {summary['wall_seconds']:.0f} s: pooled AUC {summary['auc_pooled']:.3f} "
-        f"(centralised without DP {summary['auc_centralized']:.3f})"
+        f"Done in {summary['wall_seconds']:.0f} s: pooled AUC "
+        + (f"{released:.3f}" if released is not None else "not measurable (too few students "
+           "for the noise)")
+        + f" (centralised without DP {summary['auc_centralized']:.3f})"
         + (f", epsilon spent at most {eps:.2f} at delta {summary['delta']:g}" if eps else "")
         + "."
     )

@@ -44,3 +44,9 @@ def test_noisy_histograms_still_calibrate():
                     h.probability_sum, h.squared_error_sum)
     fixed = fit_calibration(noisy).apply(p)
     assert abs(fixed.mean() - y.mean()) < 0.02
+
+
+def test_a_reversed_fit_falls_back_to_the_identity():
+    p, y = _biased_scores(2000, 4)
+    h = score_histogram(1 - p, y, 30)  # scores that rank students backwards
+    assert fit_calibration(h) == Calibration()

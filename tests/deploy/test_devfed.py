@@ -99,6 +99,7 @@ def test_ctrl_c_during_the_run_stops_every_process(nginx: str, tmp_path: Path) -
             [*_cli(), "dev-federation", "--centres", "2", "--rounds", "5",
              "--out", str(run_dir), "--work", str(work)],
             stdout=sink, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},  # "Submitted run" as it happens
         )
     try:
         deadline = time.monotonic() + 180
