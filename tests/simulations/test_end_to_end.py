@@ -16,22 +16,9 @@ from sklearn.metrics import roc_auc_score
 from client.data import load_centre
 from common.config import RunConfig
 from common.model import ModelConfig, build_model, predict_proba
+from tests.processes import pids_mentioning
 
 SIM = Path(sys.executable).with_name("perseverance-sim")
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="ignore")
-        except OSError:
-            continue
-        if text in cmdline:
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +74,9 @@ def test_run_folder_holds_model_rounds_config_and_progress(tiny_run) -> None:
 def test_nothing_is_left_running(tiny_run) -> None:
     _, _, ray_tmp = tiny_run
     deadline = time.monotonic() + 20
-    while _processes_mentioning(str(ray_tmp)) and time.monotonic() < deadline:
+    while pids_mentioning(str(ray_tmp)) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert _processes_mentioning(str(ray_tmp)) == []
+    assert pids_mentioning(str(ray_tmp)) == []
 
 
 def test_bad_override_ends_with_one_sentence_and_exit_2(tmp_path: Path) -> None:

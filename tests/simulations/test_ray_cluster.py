@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.processes import pids_mentioning
+
 BIN = Path(sys.executable).parent
 SIM, RAY = BIN / "perseverance-sim", BIN / "ray"
 SAME_RUN = ["--scenario", "tiny", "--set", "privacy.reproducible_noise=true"]
@@ -25,20 +27,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="ignore")
-        except OSError:
-            continue
-        if text in cmdline:
-            found.append(int(entry.name))
-    return found
 
 
 def _wait_for_port(port: int, timeout: float) -> None:
@@ -62,7 +50,7 @@ def _stop(head: subprocess.Popen[bytes], temp_dir: Path) -> None:
         os.killpg(head.pid, signal.SIGKILL)
         head.wait(timeout=10)
     deadline = time.monotonic() + 20
-    while (left := _processes_mentioning(str(temp_dir))) and time.monotonic() < deadline:
+    while (left := pids_mentioning(str(temp_dir))) and time.monotonic() < deadline:
         late = time.monotonic() > deadline - 10
         for pid in left:  # workers the cluster's raylet started for this test
             with contextlib.suppress(ProcessLookupError):
@@ -93,10 +81,10 @@ def test_a_run_on_an_existing_ray_cluster_gives_the_in_process_result(tmp_path: 
     try:
         _wait_for_port(port, timeout=120)
         on_cluster = _run(tmp_path / "cluster", env, "--set", f"backend.address=127.0.0.1:{port}")
-        assert _processes_mentioning(str(temp_dir)), "the cluster should still be running"
+        assert pids_mentioning(str(temp_dir)), "the cluster should still be running"
     finally:
         _stop(head, temp_dir)
-    assert _processes_mentioning(str(temp_dir)) == []
+    assert pids_mentioning(str(temp_dir)) == []
     local_env = {**env, "RAY_TMPDIR": f"/tmp/prs-local-{os.getpid()}"}
     in_process = _run(tmp_path / "local", local_env)
 
