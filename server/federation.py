@@ -72,9 +72,11 @@ def run_federation(grid: Grid, config: RunConfig) -> Path:
         return _run_locked(grid, config, run_dir)
 
 
-def _run_locked(grid: Grid, config: RunConfig, run_dir: Path) -> Path:
-    started = time.monotonic()
-    audit = ServerAudit(run_dir)
+def open_run(
+    run_dir: Path, config: RunConfig, audit: ServerAudit
+) -> tuple[Checkpoint, bool]:
+    """The run's starting point (a fresh start or its checkpoint), with its configuration
+    written and, on resume, the completed rounds' lines kept in ``rounds.jsonl``."""
     try:
         state, resumed = starting_point(run_dir, config)
     except ResumeError as exc:
@@ -86,6 +88,13 @@ def _run_locked(grid: Grid, config: RunConfig, run_dir: Path) -> Path:
     (run_dir / run_folder.ROUNDS).unlink(missing_ok=True)
     for record in rounds if resumed else []:
         run_folder.append_round(run_dir, record)
+    return state, resumed
+
+
+def _run_locked(grid: Grid, config: RunConfig, run_dir: Path) -> Path:
+    started = time.monotonic()
+    audit = ServerAudit(run_dir)
+    state, resumed = open_run(run_dir, config, audit)
 
     def on_round(entry: RoundLog) -> None:
         run_folder.append_round(run_dir, round_record(entry))

@@ -61,8 +61,8 @@ from common.config import RunConfig
 from common.equity import pooled_audit
 from server import checkpoint, run_folder
 from server.audit_log import ServerAudit
-from server.checkpoint import Checkpoint, ResumeError
-from server.federation import round_record, starting_point, write_outputs
+from server.checkpoint import Checkpoint
+from server.federation import open_run, round_record, write_outputs
 from server.progress import print_round
 from server.rounds import FederationStopped, wait_for_centres
 from server.strategy import (
@@ -334,17 +334,7 @@ def run_secure_federation(grid: Grid, config: RunConfig) -> Path:
     run_dir = run_folder.resolve_run_dir(config)
     audit = ServerAudit(run_dir)
     run_folder.update_summary(run_dir, secure_aggregation=True)
-    try:
-        state, resumed = starting_point(run_dir, config)
-    except ResumeError as exc:
-        audit.event("run_stopped", reason=str(exc), rounds_completed=0)
-        run_folder.update_summary(run_dir, stopped=str(exc))
-        raise
-    run_folder.write_config(run_dir, config)
-    rounds = [r for r in run_folder.read_rounds(run_dir) if r["round"] <= state.round]
-    (run_dir / run_folder.ROUNDS).unlink(missing_ok=True)
-    for record in rounds if resumed else []:
-        run_folder.append_round(run_dir, record)
+    state, resumed = open_run(run_dir, config, audit)
 
     def on_round(entry: RoundLog) -> None:
         run_folder.append_round(run_dir, round_record(entry))
