@@ -9,7 +9,7 @@ from flwr.app.error import Error
 from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import Mod
 
-from client.audit_log import CentreAudit, centre_name
+from client.audit_log import CentreAudit, centre_name, declared_name
 from client.data import DataError
 from client.federated import (
     CentreRefusal,
@@ -24,6 +24,7 @@ from client.ledger import LedgerError
 from client.releases import ReplyCache
 from client.secure import is_secure_message, secure_app
 from common.config import ConfigError, RunConfig
+from common.equity import CENTRE_RECORD
 
 ERROR_DATA = 1001  # the centre's data are unusable
 ERROR_REFUSED = 1002  # the centre declines: privacy budget, too few records
@@ -135,7 +136,8 @@ def evaluate(msg: Message, context: Context) -> Message:
         return _error_reply(msg, ERROR_DATA, str(exc), audit)
     except CentreRefusal as exc:
         return _error_reply(msg, ERROR_REFUSED, str(exc), audit)
-    content = RecordDict({"metrics": MetricRecord(metrics)})  # type: ignore[arg-type]
+    content = RecordDict({"metrics": MetricRecord(metrics),  # type: ignore[arg-type]
+                          CENTRE_RECORD: ConfigRecord({"name": declared_name(node_config)})})
     if cache is not None:
         cache.put("evaluate", run_name, server_round, version, content)
     reply = Message(content=content, reply_to=msg)

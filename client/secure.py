@@ -38,7 +38,7 @@ from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import ClientAppCallable, Mod
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 
-from client.audit_log import AUDIT_FILE, centre_name
+from client.audit_log import AUDIT_FILE, centre_name, declared_name
 from client.data import DataError
 from client.federated import (
     CentreRefusal,
@@ -53,6 +53,7 @@ from client.federated import (
 from client.ledger import LedgerError
 from common.audit_trail import AuditTrail
 from common.config import ConfigError, RunConfig
+from common.equity import CENTRE_RECORD
 from common.model import build_model
 
 #: The one metric of a secure evaluation reply: the release, as JSON.
@@ -151,7 +152,8 @@ class SecureCentre(NumPyClient):
                     metrics=sorted(release))
         # The loss is the Brier score of the noisy histogram: post-processing, no cost.
         loss = float(release["sq_err_sum"]) / max(count, 1)  # type: ignore[arg-type]
-        return loss, count, {RELEASE_KEY: json.dumps(release)}
+        return loss, count, {RELEASE_KEY: json.dumps(release),
+                             CENTRE_RECORD: declared_name(self.node_config)}
 
 
 def _client_fn(context: Context) -> Any:

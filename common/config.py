@@ -81,11 +81,15 @@ class EvaluationConfig:
     """Federated evaluation: score histograms with ``bins`` fixed bins (equal on the
     logit scale, see ``common.metrics``), held-out
     share ``test_fraction``, operating ``threshold`` (probability 0-1) for the equity
-    audit's true- and false-positive rates."""
+    audit's true- and false-positive rates. ``centre_register`` is the ministry's file
+    placing centres in administrative regions for the audit's region rows (the inventory
+    of enrolled centres, or a simulated network's ``centres.json``; see
+    ``server.register``); empty: no region rows."""
 
     bins: int = 30
     test_fraction: float = 0.2
     threshold: float = 0.3
+    centre_register: str = ""
 
 
 AGGREGATIONS = ("fedavg", "trimmed-mean", "median", "krum", "multi-krum")

@@ -14,14 +14,21 @@ single centre, and in particular no Indigenous-governed board, is shown on its o
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from common.intervals import NAN, Interval, absolute, difference, wilson
+from common.intervals import hanley_mcneil as auc_interval
+
 MIN_CELL = 10
+#: The config record of an evaluation reply in which a centre names itself (its data
+#: file's name, ``client.audit_log.declared_name``): the ministry's register
+#: (``server.register``) places a simulated network's centres in their region by it.
+CENTRE_RECORD = "centre"
 MIN_CENTRES_PER_CELL = 3
 # Coarse score bins, fixed edges on the logit scale, 0.4 apart (about -5..3, i.e. 0.7 %
 # to 95 %: group sizes are small, so few bins, placed where dropout risks lie), one edge
@@ -175,33 +182,14 @@ def _auc(pos: npt.NDArray[np.float64], neg: npt.NDArray[np.float64]) -> float:
     return float(((pos * below).sum() + 0.5 * (pos * neg).sum()) / (p * n))
 
 
-def auc_interval(auc: float, positives: float, negatives: float) -> tuple[float, float]:
-    """95 % interval of an AUC (Hanley & McNeil 1982)."""
-    if math.isnan(auc) or positives < 1 or negatives < 1:
-        return (float("nan"), float("nan"))
-    auc = min(max(auc, 0.0), 1.0)  # noisy (DP) counts can push the estimate outside
-    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
-    variance = (
-        auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)
-    ) / (positives * negatives)
-    half = 1.96 * math.sqrt(max(variance, 0.0))
-    return (max(0.0, auc - half), min(1.0, auc + half))
-
-
-def _rate_interval(successes: float, trials: float) -> tuple[float, float, float]:
-    """Rate and 95 % Wilson interval."""
-    if trials < 1:
-        return (float("nan"), float("nan"), float("nan"))
-    rate, z = min(max(successes / trials, 0.0), 1.0), 1.96  # noisy counts: keep to 0-1
-    centre = (rate + z * z / (2 * trials)) / (1 + z * z / trials)
-    half = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials**2)) / (
-        1 + z * z / trials
-    )
-    return (rate, max(0.0, centre - half), min(1.0, centre + half))
-
-
 def cell_metrics(vector: npt.NDArray[np.float64]) -> dict[str, object]:
-    """Metrics of one pooled cell."""
+    """Metrics of one pooled cell, each with its 95 % interval (``common.intervals``).
+
+    ``calibration_error`` is the absolute calibration-in-the-large, |observed rate -
+    mean predicted probability|; its interval is that of the observed rate (Wilson),
+    shifted by the mean predicted probability (the model's own, not an estimate), then
+    taken in absolute value.
+    """
     pos, neg = vector[:GROUP_BINS], vector[GROUP_BINS : 2 * GROUP_BINS]
     tp, fp, probability_sum = vector[-3], vector[-2], vector[-1]
     positives, negatives = float(pos.sum()), float(neg.sum())
@@ -209,10 +197,14 @@ def cell_metrics(vector: npt.NDArray[np.float64]) -> dict[str, object]:
     auc = _auc(pos, neg)
     if not math.isnan(auc):
         auc = min(max(auc, 0.0), 1.0)  # noisy (DP) counts can push the estimate outside
-    tpr, tpr_lo, tpr_hi = _rate_interval(tp, positives)
-    fpr, fpr_lo, fpr_hi = _rate_interval(fp, negatives)
-    mean_predicted = probability_sum / n if n else float("nan")
-    observed = positives / n if n else float("nan")
+    tpr, tpr_lo, tpr_hi = wilson(tp, positives)
+    fpr, fpr_lo, fpr_hi = wilson(fp, negatives)
+    mean_predicted = probability_sum / n if n else NAN
+    observed = positives / n if n else NAN
+    _, observed_lo, observed_hi = wilson(positives, n)
+    calibration, calibration_ci = absolute(
+        observed - mean_predicted, (observed_lo - mean_predicted, observed_hi - mean_predicted)
+    )
     return {
         "n": round(n),
         "positives": round(positives),
@@ -224,47 +216,171 @@ def cell_metrics(vector: npt.NDArray[np.float64]) -> dict[str, object]:
         "fpr_ci": [fpr_lo, fpr_hi],
         "mean_predicted": mean_predicted,
         "observed_rate": observed,
-        "calibration_error": abs(mean_predicted - observed) if n else float("nan"),
+        "observed_rate_ci": [observed_lo, observed_hi],
+        "calibration_error": calibration,
+        "calibration_error_ci": list(calibration_ci),
     }
 
 
-def _gap(cells: Mapping[str, Mapping[str, object]], key: str) -> float:
-    values = [float(c[key]) for c in cells.values() if not math.isnan(float(c[key]))]  # type: ignore[arg-type]
-    return max(values) - min(values) if len(values) >= 2 else float("nan")
+# Gap name -> the group metric it compares (its interval is the metric's ``_ci``).
+GAPS: tuple[tuple[str, str], ...] = (
+    ("equal_opportunity_gap", "tpr"),
+    ("fpr_gap", "fpr"),
+    ("calibration_gap", "calibration_error"),
+    ("auc_gap", "auc"),
+)
+
+
+def gaps_of(reported: Mapping[str, Mapping[str, object]]) -> dict[str, object]:
+    """Each gap of one attribute: largest minus smallest value over its reported groups
+    (NaN with fewer than two), the two groups that define it (largest first), and the
+    95 % interval of their difference (Newcombe's hybrid score method from the groups'
+    own intervals, ``common.intervals.difference``). The interval is for those two
+    groups' difference: it does not allow for their being the extreme pair of three."""
+    out: dict[str, object] = {}
+    for name, key in GAPS:
+        values = {group: float(m[key]) for group, m in reported.items()  # type: ignore[arg-type]
+                  if not math.isnan(float(m[key]))}  # type: ignore[arg-type]
+        if len(values) < 2:
+            out |= {name: NAN, f"{name}_ci": [NAN, NAN], f"{name}_groups": []}
+            continue
+        high = max(values, key=lambda group: values[group])
+        low = min(values, key=lambda group: values[group])
+        high_ci, low_ci = (_interval(reported[g][f"{key}_ci"]) for g in (high, low))
+        out |= {name: values[high] - values[low],
+                f"{name}_ci": list(difference(values[high], high_ci, values[low], low_ci)),
+                f"{name}_groups": [high, low]}
+    return out
+
+
+def _interval(value: object) -> Interval:
+    bounds = [NAN if v is None else float(v) for v in value]  # type: ignore[attr-defined]
+    return (bounds[0], bounds[1])
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the ministry's centre register puts a centre: its administrative region and
+    whether it is an Indigenous-governed board."""
+
+    region: str
+    indigenous_governed: bool = False
+
+
+@dataclass(frozen=True)
+class PooledCell:
+    """One cell summed over centres: ``contributing`` centres reach ``MIN_CELL`` in it,
+    ``counted`` of them count towards ``MIN_CENTRES_PER_CELL``."""
+
+    total: npt.NDArray[np.float64]
+    contributing: int
+    counted: int
+
+    @property
+    def students(self) -> float:
+        return float(self.total[: 2 * GROUP_BINS].sum())
+
+    @property
+    def reportable(self) -> bool:
+        return self.students >= MIN_CELL and self.counted >= MIN_CENTRES_PER_CELL
+
+
+def _students(vector: npt.NDArray[np.float64]) -> float:
+    return float(vector[: 2 * GROUP_BINS].sum())
+
+
+def pool(vectors: Sequence[npt.NDArray[np.float64]],
+         counts: Sequence[bool] | None = None) -> PooledCell:
+    """Sum one cell's vectors; a centre contributes when its (possibly noisy) count
+    reaches ``MIN_CELL``, and counts towards the minimum of centres unless ``counts``
+    says it does not."""
+    counts = [True] * len(vectors) if counts is None else counts
+    reaching = [_students(v) >= MIN_CELL for v in vectors]
+    total = np.sum(vectors, axis=0) if len(vectors) else np.zeros(CELL_LENGTH)
+    return PooledCell(np.asarray(total, dtype=np.float64), sum(reaching),
+                      sum(r and c for r, c in zip(reaching, counts, strict=True)))
+
+
+#: Attributes a region total may be read from: never restricted by a centre's policy
+#: as audit attributes (a centre may still refuse one as a predictor, which drops it).
+REGION_SOURCES = tuple(g for g in AUDIT_GROUPS if g.name not in AUDIT_SENSITIVE)
+
+
+def centre_total(cells: Mapping[str, Sequence[float]]) -> npt.NDArray[np.float64]:
+    """One vector over a centre's held-out students, from what it already released: the
+    sum of the cells of the attribute of ``REGION_SOURCES`` whose cells hold the most
+    students (the first in that order on a tie). Students in a cell the centre suppressed
+    (fewer than ``MIN_CELL``), or without that attribute, are not in it."""
+    best, best_students = np.zeros(CELL_LENGTH), -math.inf
+    for group in REGION_SOURCES:
+        keys = [cell_key(group.name, value) for value in group.values]
+        if not all(key in cells for key in keys):
+            continue
+        total = np.sum([np.asarray(cells[key], dtype=np.float64) for key in keys], axis=0)
+        if _students(total) > best_students:
+            best, best_students = total, _students(total)
+    return np.asarray(best, dtype=np.float64)
+
+
+def region_cells(
+    centre_vectors: Sequence[Mapping[str, Sequence[float]]],
+    placements: Sequence[Placement | None],
+) -> dict[str, PooledCell]:
+    """Region cells, computed by the server from the centres' releases (post-processing:
+    nothing more leaves a centre, nothing more is spent): each centre's
+    :func:`centre_total`, summed over the centres the register places in the region.
+    A centre it does not place (None) is in no region. Indigenous-governed boards add
+    their students to their region but never count towards ``MIN_CENTRES_PER_CELL``."""
+    members: dict[str, list[tuple[npt.NDArray[np.float64], bool]]] = {}
+    for cells, placement in zip(centre_vectors, placements, strict=True):
+        if placement is not None and placement.region:
+            members.setdefault(placement.region, []).append(
+                (centre_total(cells), not placement.indigenous_governed))
+    return {region: pool([v for v, _ in entries], [c for _, c in entries])
+            for region, entries in sorted(members.items())}
+
+
+def _report(
+    attribute: str, cells: Mapping[str, PooledCell], suppressed: list[str]
+) -> tuple[dict[str, dict[str, object]], dict[str, object]]:
+    """The reported groups of one attribute and its gaps; the cells large enough to
+    show but from too few centres are added to ``suppressed``."""
+    reported: dict[str, dict[str, object]] = {}
+    for value, cell in cells.items():
+        if cell.reportable:
+            reported[value] = {**cell_metrics(cell.total), "centres": cell.contributing}
+        elif cell.students >= MIN_CELL:
+            suppressed.append(f"{attribute}={value}")
+    return reported, gaps_of(reported)
 
 
 def pooled_audit(
-    centre_vectors: list[Mapping[str, list[float]]], threshold: float
+    centre_vectors: Sequence[Mapping[str, Sequence[float]]],
+    threshold: float,
+    placements: Sequence[Placement | None] | None = None,
 ) -> dict[str, object]:
     """Sum the centres' cells and report pooled group metrics and gaps.
 
     Returns the ``equity.json`` structure: ``groups`` (attribute -> value -> metrics),
     ``gaps`` (attribute -> equal-opportunity gap (TPR), FPR gap, calibration gap, AUC
-    gap: largest minus smallest over the reported values) and ``suppressed`` cells.
+    gap, each with its interval and the two groups behind it, see :func:`gaps_of`) and
+    ``suppressed`` cells. With ``placements`` (the centre register's place of each
+    centre, in the order of ``centre_vectors``), ``region`` is one more attribute, from
+    :func:`region_cells`.
     """
     groups: dict[str, dict[str, dict[str, object]]] = {}
-    gaps: dict[str, dict[str, float]] = {}
+    gaps: dict[str, dict[str, object]] = {}
     suppressed: list[str] = []
     for group in AUDIT_GROUPS:
-        reported: dict[str, dict[str, object]] = {}
+        cells = {}
         for value in group.values:
             key = cell_key(group.name, value)
-            vectors = [np.asarray(c[key], dtype=np.float64) for c in centre_vectors if key in c]
-            # A centre contributes when its (possibly noisy) count reaches the minimum.
-            contributing = sum(1 for v in vectors if v[: 2 * GROUP_BINS].sum() >= MIN_CELL)
-            total = np.sum(vectors, axis=0) if vectors else np.zeros(CELL_LENGTH)
-            if total[: 2 * GROUP_BINS].sum() < MIN_CELL or contributing < MIN_CENTRES_PER_CELL:
-                if total[: 2 * GROUP_BINS].sum() >= MIN_CELL:
-                    suppressed.append(f"{group.name}={value}")
-                continue
-            reported[value] = {**cell_metrics(total), "centres": contributing}
-        groups[group.name] = reported
-        gaps[group.name] = {
-            "equal_opportunity_gap": _gap(reported, "tpr"),
-            "fpr_gap": _gap(reported, "fpr"),
-            "calibration_gap": _gap(reported, "calibration_error"),
-            "auc_gap": _gap(reported, "auc"),
-        }
+            cells[value] = pool([np.asarray(c[key], dtype=np.float64)
+                                 for c in centre_vectors if key in c])
+        groups[group.name], gaps[group.name] = _report(group.name, cells, suppressed)
+    if placements is not None:
+        regions = region_cells(centre_vectors, placements)
+        groups["region"], gaps["region"] = _report("region", regions, suppressed)
     return {
         "threshold": threshold,
         "min_cell": MIN_CELL,

@@ -11,6 +11,7 @@ from flwr.serverapp import Grid, ServerApp
 from common.config import ConfigError, RunConfig
 from server.checkpoint import ResumeError
 from server.federation import run_federation
+from server.register import RegisterError
 from server.rounds import FederationStopped
 from server.secure import run_secure_federation
 
@@ -26,7 +27,7 @@ def main(grid: Grid, context: Context) -> None:
             run_secure_federation(grid, config)
         else:
             run_federation(grid, config)
-    except (ConfigError, FederationStopped, ResumeError) as exc:
+    except (ConfigError, RegisterError, FederationStopped, ResumeError) as exc:
         # A clean stop: the sentence is the operator's message, the run folder's
         # summary.json says `stopped`, and the checkpoint allows resuming.
         log(ERROR, "%s", exc)

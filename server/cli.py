@@ -115,6 +115,14 @@ def enrol(
     address: Annotated[str | None, typer.Option(
         "--address", help="host:port of the operator listener: (re)writes the connection "
         "in $FLWR_HOME/config.toml with the PKI folder's CA.")] = None,
+    region: Annotated[str, typer.Option(
+        "--region", help="The centre's administrative region (e.g. Laval), for the equity "
+        "audit's region rows when the inventory is the run's evaluation.centre_register."
+    )] = "",
+    indigenous_governed: Annotated[bool, typer.Option(
+        "--indigenous-governed", help="The centre is an Indigenous-governed board: its "
+        "students count in its region, it never counts towards a region's three centres."
+    )] = False,
 ) -> None:
     """Register a centre's public key with the SuperLink and record it in the inventory."""
     from server import enrolment
@@ -127,7 +135,8 @@ def enrol(
             from flwr.supercore.utils import get_flwr_home
 
             enrolment.write_connection(get_flwr_home(), connection, address, paths.ca_certificate)
-        entry = enrolment.enrol(name, key, inventory or root / "inventory.json", connection)
+        entry = enrolment.enrol(name, key, inventory or root / "inventory.json", connection,
+                                region=region, indigenous_governed=indigenous_governed)
     except (enrolment.EnrolmentError, pki_lib.PkiError) as exc:
         _fail(str(exc), EXIT_ENROLMENT)
         return

@@ -37,13 +37,17 @@ class InventoryEntry:
     """One enrolled centre, as the ministry records it.
 
     ``enrolled_at`` is an ISO 8601 UTC timestamp; ``fingerprint`` the OpenSSH SHA-256
-    fingerprint of the registered public key.
+    fingerprint of the registered public key. ``region`` (Québec's administrative region,
+    "" if not given) and ``indigenous_governed`` place the centre in the equity audit's
+    region rows when the inventory is the run's centre register (``server.register``).
     """
 
     centre: str
     node_id: int
     fingerprint: str
     enrolled_at: str
+    region: str = ""
+    indigenous_governed: bool = False
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -158,6 +162,8 @@ def enrol(
     inventory: Path,
     connection: str,
     env: Mapping[str, str] | None = None,
+    region: str = "",
+    indigenous_governed: bool = False,
 ) -> InventoryEntry:
     """Register ``centre``'s public key and record it in the inventory.
 
@@ -176,6 +182,8 @@ def enrol(
         The ``flwr`` CLI connection of the proxy's operator listener.
     env : Mapping[str, str] | None
         Environment of the ``flwr`` process (``FLWR_HOME`` selects the profile).
+    region, indigenous_governed : str, bool
+        Where the register places the centre (see :class:`InventoryEntry`).
 
     Returns
     -------
@@ -203,6 +211,8 @@ def enrol(
         node_id=node_id,
         fingerprint=key_fingerprint,
         enrolled_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        region=region.strip(),
+        indigenous_governed=indigenous_governed,
     )
     write_inventory(inventory, [*entries, entry])
     return entry

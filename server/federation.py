@@ -31,6 +31,7 @@ from server.audit_log import ServerAudit
 from server.checkpoint import Checkpoint, ResumeError
 from server.model_card import write_model_card
 from server.progress import print_round
+from server.register import register_of
 from server.rounds import FederationStopped, run_round, wait_for_centres
 from server.strategy import HISTOGRAM_KEYS, PooledFedAvg, RoundLog, participation
 
@@ -93,6 +94,7 @@ def open_run(
 
 def _run_locked(grid: Grid, config: RunConfig, run_dir: Path) -> Path:
     started = time.monotonic()
+    register = register_of(config.evaluation.centre_register)  # before anything is written
     audit = ServerAudit(run_dir)
     state, resumed = open_run(run_dir, config, audit)
 
@@ -101,6 +103,7 @@ def _run_locked(grid: Grid, config: RunConfig, run_dir: Path) -> Path:
         print_round(entry, config.rounds)
 
     strategy = build_strategy(config, on_round, audit)
+    strategy.register = register
     if resumed:
         checkpoint.restore_strategy(strategy, state)
     audit.event("run_resumed" if resumed else "run_started", run_name=state.run_name,

@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from common.equity import GAPS
 from server.model_card import NOT_MEASURED
 
 CSS = """
@@ -134,6 +135,21 @@ EQUITY_COLUMNS = (("n", "students"), ("positives", "left without diploma"), ("au
                   ("mean_predicted", "mean predicted"), ("observed_rate", "observed rate"))
 
 
+def _gap_cell(values: Mapping[str, Any], name: str) -> str:
+    """A gap, its interval and the two groups behind it."""
+    gap, interval = values.get(name), values.get(f"{name}_ci")
+    if gap is None or (isinstance(gap, float) and math.isnan(gap)):
+        return fmt(gap)
+    text = fmt(gap)
+    if isinstance(interval, list) and len(interval) == 2 and all(
+            isinstance(v, int | float) and not math.isnan(v) for v in interval):
+        text += f" [{fmt(interval[0])}, {fmt(interval[1])}]"
+    groups = values.get(f"{name}_groups")
+    if isinstance(groups, list) and len(groups) == 2:
+        text += f'<br><span class="muted">{esc(groups[0])} − {esc(groups[1])}</span>'
+    return text
+
+
 def equity_html(equity: Any) -> str:
     """The equity table: one row per reported group, gaps per attribute, suppressed cells."""
     if not isinstance(equity, Mapping):
@@ -152,13 +168,16 @@ def equity_html(equity: Any) -> str:
             out.append(f"<tr><td>{esc(attribute)}</td><td>{esc(value)}</td>{cells}</tr>")
     out.append("</table>")
     gaps = equity.get("gaps", {})
-    names = list(dict.fromkeys(name for values in gaps.values() for name in values))
+    names = [name for name, _ in GAPS
+             if any(name in values for values in gaps.values())]
     if names:
         out.append("<p>Gaps: largest minus smallest over the reported groups of each "
-                   "attribute.</p><table><tr><th>attribute</th>"
+                   "attribute, with the 95 % interval of the difference between those two "
+                   "groups (Newcombe's hybrid score method; sampling only, not the DP noise) "
+                   "and the two groups.</p><table><tr><th>attribute</th>"
                    + "".join(f"<th>{esc(n.replace('_', ' '))}</th>" for n in names) + "</tr>")
         for attribute, values in gaps.items():
-            cells = "".join(f'<td class="num">{fmt(values.get(n))}</td>' for n in names)
+            cells = "".join(f'<td class="num">{_gap_cell(values, n)}</td>' for n in names)
             out.append(f"<tr><td>{esc(attribute)}</td>{cells}</tr>")
         out.append("</table>")
     suppressed = equity.get("suppressed", [])

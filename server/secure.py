@@ -58,12 +58,13 @@ from flwr.supercore.run import Run
 
 from client.secure import RELEASE_KEY
 from common.config import RunConfig
-from common.equity import pooled_audit
+from common.equity import CENTRE_RECORD, pooled_audit
 from server import checkpoint, run_folder
 from server.audit_log import ServerAudit
 from server.checkpoint import Checkpoint
 from server.federation import open_run, round_record, write_outputs
 from server.progress import print_round
+from server.register import CentreRegister, register_of
 from server.rounds import FederationStopped, wait_for_centres
 from server.strategy import (
     HISTOGRAM_KEYS,
@@ -156,6 +157,7 @@ class SecureFedAvg(FedAvg):
         self.grid = grid
         self.on_round = on_round
         self.audit = audit
+        self.register: CentreRegister | None = None  # the audit's region rows
         self.logs: dict[int, RoundLog] = {}
         self.centres: dict[int, CentreRecord] = {}
         self.sampled: dict[int, list[int]] = {}
@@ -250,12 +252,14 @@ class SecureFedAvg(FedAvg):
             entry.updates = 0
         entry.refusals += _reasons(failures)
         releases: list[tuple[int, RecordDict]] = []
+        names: list[str] = []
         for proxy, res in results:
             record = decode_release(res.metrics)
             if record is None:
                 entry.refusals.append(f"node {proxy.node_id}: malformed evaluation release")
                 continue
             releases.append((proxy.node_id, record))
+            names.append(str(res.metrics.get(CENTRE_RECORD, "")))
         metrics: dict[str, Scalar] = {}
         loss: float | None = None
         if releases:
@@ -270,7 +274,10 @@ class SecureFedAvg(FedAvg):
                  for key, value in next(iter(record.metric_records.values())).items()
                  if key.startswith("eq.")}
                 for _, record in releases]
-            entry.equity = pooled_audit(cells, self.config.evaluation.threshold)
+            placements = None if self.register is None else [
+                self.register.place(node, name)
+                for (node, _), name in zip(releases, names, strict=True)]
+            entry.equity = pooled_audit(cells, self.config.evaluation.threshold, placements)
             for node, record in releases:
                 centre = self._centre(node)
                 centre.histogram = pooled_histogram([record])
@@ -331,6 +338,7 @@ def run_secure_federation(grid: Grid, config: RunConfig) -> Path:
     ``secure_aggregation``). Returns the run folder; a stop is re-raised as
     :class:`FederationStopped` or :class:`ResumeError` after ``summary.json`` says so."""
     started = time.monotonic()
+    register = register_of(config.evaluation.centre_register)  # before anything is written
     run_dir = run_folder.resolve_run_dir(config)
     audit = ServerAudit(run_dir)
     run_folder.update_summary(run_dir, secure_aggregation=True)
@@ -348,6 +356,7 @@ def run_secure_federation(grid: Grid, config: RunConfig) -> Path:
 
     timed = _Deadline(grid, config.round_timeout)
     strategy = SecureFedAvg(config, state, timed, on_round, audit)
+    strategy.register = register
     if resumed:
         checkpoint.restore_strategy(as_pooled(strategy), state)
     audit.event("run_resumed" if resumed else "run_started", run_name=state.run_name,

@@ -20,9 +20,16 @@ from flwr.common.logger import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
-from common.equity import MIN_CENTRES_PER_CELL, SIZE_BANDS, pooled_audit, size_band
+from common.equity import (
+    CENTRE_RECORD,
+    MIN_CENTRES_PER_CELL,
+    SIZE_BANDS,
+    pooled_audit,
+    size_band,
+)
 from common.metrics import ScoreHistogram, auc_from_histogram, summarise
 from server.audit_log import ServerAudit
+from server.register import CentreRegister
 from server.validation import (
     ExpectedUpdate,
     check_evaluation,
@@ -135,6 +142,12 @@ def _equity_cells(record: MetricRecord) -> dict[str, list[float]]:
     }
 
 
+def _declared_name(content: RecordDict) -> str:
+    """The name a centre gives itself in an evaluation reply ("" when it gives none)."""
+    record = content.config_records.get(CENTRE_RECORD)
+    return str(record.get("name", "")) if record is not None else ""
+
+
 def participation(centres: list[CentreRecord]) -> dict[str, object]:
     """Per-centre sizes and epsilon, and pooled AUC by size band. A band is reported
     only when it holds at least ``MIN_CENTRES_PER_CELL`` centres (no centre, and no
@@ -217,6 +230,8 @@ class PooledFedAvg(FedAvg):
         self.logs: dict[int, RoundLog] = {}
         self.centres: dict[int, CentreRecord] = {}
         self.expected: ExpectedUpdate | None = None
+        # The ministry's centre register (``server.register``): the audit's region rows.
+        self.register: CentreRegister | None = None
 
     def _centre(self, node: int) -> CentreRecord:
         return self.centres.setdefault(node, CentreRecord(node))
@@ -331,9 +346,13 @@ class PooledFedAvg(FedAvg):
             centre.histogram = pooled_histogram([reply.content])
             centre.num_test = int(centre.histogram.count)
         if valid:
+            placements = None if self.register is None else [
+                self.register.place(reply.metadata.src_node_id, _declared_name(reply.content))
+                for reply in valid]
             log_entry.equity = pooled_audit(
                 [_equity_cells(_metric_record(reply.content)) for reply in valid],
                 self.threshold,
+                placements,
             )
         if self.on_round is not None:
             self.on_round(log_entry)

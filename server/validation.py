@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from flwr.app import ArrayRecord, Message, MetricRecord
 
-from common.equity import CELL_LENGTH, all_cell_keys
+from common.equity import CELL_LENGTH, CENTRE_RECORD, all_cell_keys
 
 #: Metrics every training reply carries (``client.app.train``).
 TRAIN_METRIC_KEYS = frozenset({"num-examples", "epsilon", "train_loss"})
@@ -156,6 +156,12 @@ def check_evaluation(reply: Message, version: str, bins: int) -> Verdict:
     content = reply.content
     if len(content.metric_records) != 1 or len(content.array_records) != 0:
         return Verdict(node, "it does not carry exactly one metric record and no arrays")
+    names = content.config_records
+    if set(names) - {CENTRE_RECORD} or (
+        CENTRE_RECORD in names and (set(names[CENTRE_RECORD]) != {"name"}
+                                    or not isinstance(names[CENTRE_RECORD]["name"], str))):
+        return Verdict(node, f"its only config record may be {CENTRE_RECORD!r}, holding the "
+                             "centre's name")
     metrics = next(iter(content.metric_records.values()))
     if set(metrics.keys()) != EVALUATION_KEYS:
         missing = sorted(EVALUATION_KEYS - set(metrics.keys()))

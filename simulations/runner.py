@@ -175,6 +175,13 @@ def run_scenario(
     run_dir.mkdir(parents=True, exist_ok=True)
     files, num_students = prepare_data(scenario, run_dir / "data")
     config = replace(scenario.run, run_dir=str(run_dir), data_dir=str(run_dir / "data"))
+    from simulations.network import MANIFEST
+
+    manifest = run_dir / "data" / MANIFEST
+    if not config.evaluation.centre_register and manifest.is_file():
+        # A generated network's centres.json places each centre in its region.
+        config = replace(config, evaluation=replace(config.evaluation,
+                                                    centre_register=str(manifest)))
     mods, attackers = attack_mods(scenario.attack, files, run_dir)
     if mods:
         if client_app is not None:

@@ -4,11 +4,14 @@ import pytest
 
 from common.equity import (
     CELL_LENGTH,
+    GROUP_BINS,
     MIN_CELL,
+    Placement,
     all_cell_keys,
     auc_interval,
     cell_key,
     centre_cells,
+    centre_total,
     pooled_audit,
 )
 
@@ -84,3 +87,57 @@ def test_auc_interval_narrows_with_more_students():
     small = auc_interval(0.8, 20, 80)
     large = auc_interval(0.8, 2000, 8000)
     assert small[0] < large[0] < 0.8 < large[1] < small[1]
+
+
+def test_a_gap_names_its_two_groups_and_its_interval_holds_it():
+    centres = [_centre(400, s) for s in range(3)]
+    vectors = [centre_cells(a, p, y, threshold=0.3, sensitive_allowed=True) for a, p, y in centres]
+    gaps = pooled_audit(vectors, threshold=0.3)["gaps"]["imse_band"]
+    groups = pooled_audit(vectors, threshold=0.3)["groups"]["imse_band"]
+    high, low = gaps["fpr_gap_groups"]
+    assert gaps["fpr_gap"] == pytest.approx(groups[high]["fpr"] - groups[low]["fpr"])
+    assert gaps["fpr_gap"] >= 0
+    for name in ("equal_opportunity_gap", "fpr_gap", "calibration_gap", "auc_gap"):
+        low_ci, high_ci = gaps[f"{name}_ci"]
+        assert low_ci <= gaps[name] <= high_ci
+
+
+def _vectors(centres: list[Centre]) -> list[dict[str, list[float]]]:
+    return [centre_cells(a, p, y, threshold=0.3, sensitive_allowed=True) for a, p, y in centres]
+
+
+def test_region_rows_sum_their_centres_students_and_need_three_centres():
+    centres = [_centre(300, s) for s in range(6)]
+    placements = [Placement("Laval"), Placement("Laval"), Placement("Laval"),
+                  Placement("Estrie"), Placement("Estrie"), None]
+    audit = pooled_audit(_vectors(centres), threshold=0.3, placements=placements)
+    laval = audit["groups"]["region"]["Laval"]
+    assert laval["n"] == 900 and laval["centres"] == 3
+    y = np.concatenate([c[2] for c in centres[:3]])
+    assert laval["positives"] == y.sum()
+    assert "Estrie" not in audit["groups"]["region"]
+    assert "region=Estrie" in audit["suppressed"]
+
+
+def test_indigenous_governed_boards_never_count_towards_a_region_minimum():
+    centres = [_centre(300, s) for s in range(5)]
+    north = [Placement("Nord-du-Québec", indigenous_governed=True)] * 2 + [
+        Placement("Nord-du-Québec")]
+    audit = pooled_audit(_vectors(centres[:3]), threshold=0.3, placements=north)
+    assert audit["groups"]["region"] == {}
+    assert "region=Nord-du-Québec" in audit["suppressed"]
+    # With three other centres the region is shown, the boards' students within it.
+    more = north + [Placement("Nord-du-Québec")] * 2
+    region = pooled_audit(_vectors(centres), threshold=0.3, placements=more)["groups"]["region"]
+    assert region["Nord-du-Québec"]["n"] == 1500
+
+
+def test_a_centre_total_leaves_out_the_cells_it_suppressed():
+    audit, p, y = _centre(200, 3)
+    audit.loc[: MIN_CELL - 2, "home_language"] = "other"
+    audit.loc[MIN_CELL - 1 :, "home_language"] = "fr"
+    audit["ehdaa"] = [True] * 5 + [False] * 195  # ehdaa=true is suppressed (5 < 10)
+    cells = centre_cells(audit, p, y, threshold=0.3, sensitive_allowed=True)
+    # The home-language and EHDAA cells miss the students they suppressed; immigrant
+    # generation and IMSE band hold all 200, so one of them gives the total.
+    assert centre_total(cells)[: 2 * GROUP_BINS].sum() == 200

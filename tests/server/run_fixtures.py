@@ -47,7 +47,9 @@ EQUITY: dict[str, Any] = {
         "indigenous": {},
     },
     "gaps": {"sex": {"equal_opportunity_gap": 0.05, "fpr_gap": 0.04, "calibration_gap": 0.01},
-             "ehdaa": {"equal_opportunity_gap": 0.2, "fpr_gap": 0.12, "calibration_gap": 0.03}},
+             "ehdaa": {"equal_opportunity_gap": 0.2, "equal_opportunity_gap_ci": [0.11, 0.28],
+                       "equal_opportunity_gap_groups": ["true", "false"],
+                       "fpr_gap": 0.12, "calibration_gap": 0.03}},
     "suppressed": ["indigenous=true"],
 }
 

@@ -103,6 +103,7 @@ def test_write_model_card_writes_json_and_html_into_the_run_folder(tmp_path: Pat
     page = html_path.read_text(encoding="utf-8")
     assert card["model_id"] in page
     assert "equal opportunity gap" in page and "indigenous=true" in page
+    assert "0.200 [0.110, 0.280]" in page and "true − false" in page
 
 
 def test_a_folder_without_weights_is_refused_in_one_sentence(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import pytest
 from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.app.error import Error
 
+from common.equity import CENTRE_RECORD
 from server.validation import (
     ExpectedUpdate,
     check_evaluation,
@@ -139,3 +140,18 @@ def test_an_evaluation_of_another_model_version_is_stale() -> None:
     verdict = check_evaluation(_evaluation("r1-old"), VERSION, 30)
 
     assert verdict.reason is not None and "stale" in verdict.reason
+
+
+def test_an_evaluation_may_carry_the_centre_name_and_nothing_else() -> None:
+    from flwr.app import ConfigRecord
+
+    named = _evaluation(VERSION)
+    named.content[CENTRE_RECORD] = ConfigRecord({"name": "css-02"})
+    assert check_evaluation(named, VERSION, 30).reason is None
+    extra = _evaluation(VERSION)
+    extra.content[CENTRE_RECORD] = ConfigRecord({"name": "css-02", "students": 12})
+    other = _evaluation(VERSION)
+    other.content["leak"] = ConfigRecord({"name": "css-02"})
+    for message in (extra, other):
+        reason = check_evaluation(message, VERSION, 30).reason
+        assert reason is not None and "config record" in reason

@@ -14,7 +14,7 @@ from flwr.app import Context, Message
 
 from client.app import build_client_app
 from common.config import RunConfig
-from common.equity import CELL_LENGTH, all_cell_keys
+from common.equity import CELL_LENGTH, CENTRE_RECORD, all_cell_keys
 from common.model import ModelConfig, build_model
 from simulations.runner import run_scenario
 from simulations.scenario import load_scenario
@@ -39,8 +39,7 @@ class CaptureReplies:
                                 for name, arr in rec.items()}
             record["metrics"] = {k: v for rec in content.metric_records.values()
                                  for k, v in rec.items()}
-            record["configs"] = {k: v for rec in content.config_records.values()
-                                 for k, v in rec.items()}
+            record["configs"] = {name: dict(rec) for name, rec in content.config_records.items()}
         path = self.folder / f"{uuid.uuid4().hex}.json"
         path.write_text(json.dumps(record))
         return reply
@@ -58,18 +57,22 @@ def captured(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], Path
 
 @pytest.mark.slow
 def test_every_reply_carries_only_model_arrays_and_allowed_aggregates(captured) -> None:
-    replies, _ = captured
+    replies, out = captured
     assert len(replies) == 3 * 2 * 2  # 3 centres x 2 rounds x (train + evaluate)
+    centres = {path.stem for path in (out / "data").glob("*.parquet")}
     model_shapes = {k: list(v.shape) for k, v in
                     build_model(ModelConfig(), seed=RunConfig().seed).state_dict().items()}
     for reply in replies:
         assert reply["error"] is None
-        assert reply["configs"] == {}
         assert set(reply["metrics"]) <= ALLOWED_METRICS
         if reply["type"] == "train":
             assert reply["arrays"] == model_shapes
+            assert reply["configs"] == {}
         else:
             assert reply["arrays"] == {}
+            # The centre's own name (its data file's), for the audit's region rows.
+            assert list(reply["configs"]) == [CENTRE_RECORD]
+            assert reply["configs"][CENTRE_RECORD]["name"] in centres
 
 
 @pytest.mark.slow
