@@ -9,11 +9,12 @@ from flwr.app.error import Error
 from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import Mod
 
-from client.audit_log import CentreAudit, centre_name, declared_name
+from client.audit_log import CentreAudit, centre_name
 from client.data import DataError
 from client.federated import (
     CentreRefusal,
     centre_data,
+    declared_name,
     evaluate_round,
     open_ledger,
     state_dir,
@@ -136,8 +137,9 @@ def evaluate(msg: Message, context: Context) -> Message:
         return _error_reply(msg, ERROR_DATA, str(exc), audit)
     except CentreRefusal as exc:
         return _error_reply(msg, ERROR_REFUSED, str(exc), audit)
+    name = ConfigRecord({"name": declared_name(config, node_config)})
     content = RecordDict({"metrics": MetricRecord(metrics),  # type: ignore[arg-type]
-                          CENTRE_RECORD: ConfigRecord({"name": declared_name(node_config)})})
+                          CENTRE_RECORD: name})
     if cache is not None:
         cache.put("evaluate", run_name, server_round, version, content)
     reply = Message(content=content, reply_to=msg)

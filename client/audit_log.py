@@ -57,12 +57,7 @@ class CentreAudit:
                           **scalars, **extra, **self.task)
 
 
-def declared_name(node_config: Mapping[str, object]) -> str:
-    """The name a centre declares in its evaluation replies: its data file's name."""
-    data_path = str(node_config.get("data-path", "") or "")
-    return Path(data_path).stem if data_path else ""
-
-
 def centre_name(node_config: Mapping[str, object], state_dir: Path) -> str:
     """How the centre names itself in its log: its data file's name, else its folder's."""
-    return declared_name(node_config) or state_dir.name
+    data_path = str(node_config.get("data-path", "") or "")
+    return Path(data_path).stem if data_path else state_dir.name

@@ -38,11 +38,12 @@ from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import ClientAppCallable, Mod
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 
-from client.audit_log import AUDIT_FILE, centre_name, declared_name
+from client.audit_log import AUDIT_FILE, centre_name
 from client.data import DataError
 from client.federated import (
     CentreRefusal,
     centre_data,
+    declared_name,
     evaluate_round,
     model_config,
     open_ledger,
@@ -153,7 +154,7 @@ class SecureCentre(NumPyClient):
         # The loss is the Brier score of the noisy histogram: post-processing, no cost.
         loss = float(release["sq_err_sum"]) / max(count, 1)  # type: ignore[arg-type]
         return loss, count, {RELEASE_KEY: json.dumps(release),
-                             CENTRE_RECORD: declared_name(self.node_config)}
+                             CENTRE_RECORD: declared_name(self.config, self.node_config)}
 
 
 def _client_fn(context: Context) -> Any:

@@ -155,7 +155,9 @@ def equity_html(equity: Any) -> str:
     if not isinstance(equity, Mapping):
         return f"<p>{fmt(equity)}</p>"
     out = [f"<p>Operating threshold {fmt(equity.get('threshold'))}; groups of fewer than "
-           f"{fmt(equity.get('min_cell'))} students are not reported.</p>",
+           f"{fmt(equity.get('min_cell'))} students, or from fewer than "
+           f"{fmt(equity.get('min_centres_per_cell'))} centres (for a region: centres that "
+           "are not Indigenous-governed boards), are not reported.</p>",
            "<table><tr><th>attribute</th><th>group</th>",
            *(f"<th>{esc(label)}</th>" for _, label in EQUITY_COLUMNS), "</tr>"]
     for attribute, groups in equity.get("groups", {}).items():
@@ -167,6 +169,15 @@ def equity_html(equity: Any) -> str:
                             for key, _ in EQUITY_COLUMNS)
             out.append(f"<tr><td>{esc(attribute)}</td><td>{esc(value)}</td>{cells}</tr>")
     out.append("</table>")
+    out.append(gaps_html(equity))
+    suppressed = equity.get("suppressed", [])
+    out.append(f"<p>Suppressed: {fmt(list(suppressed)) if suppressed else 'none'}.</p>")
+    return "".join(out)
+
+
+def gaps_html(equity: Mapping[str, Any]) -> str:
+    """The gaps table of ``equity.json`` (empty when it has none)."""
+    out: list[str] = []
     gaps = equity.get("gaps", {})
     names = [name for name, _ in GAPS
              if any(name in values for values in gaps.values())]
@@ -180,6 +191,4 @@ def equity_html(equity: Any) -> str:
             cells = "".join(f'<td class="num">{_gap_cell(values, n)}</td>' for n in names)
             out.append(f"<tr><td>{esc(attribute)}</td>{cells}</tr>")
         out.append("</table>")
-    suppressed = equity.get("suppressed", [])
-    out.append(f"<p>Suppressed: {fmt(list(suppressed)) if suppressed else 'none'}.</p>")
     return "".join(out)

@@ -19,6 +19,7 @@ import numpy as np
 
 from common.metrics import ScoreHistogram
 from server import run_folder
+from server.model_card_html import gaps_html
 from simulations import report_plots
 
 REPORT = "report.html"
@@ -104,7 +105,7 @@ def _equity(equity: dict[str, Any] | None) -> str:
     caption = (f"Pooled over centres; operating threshold {equity.get('threshold')}; groups "
                f"under {equity.get('min_cell')} students not shown. Suppressed: "
                f"{', '.join(map(str, suppressed)) or 'none'}.")
-    return _figure(report_plots.equity_by_group(groups), caption)
+    return _figure(report_plots.equity_by_group(groups), caption) + gaps_html(equity)
 
 
 def _epsilon(participation: dict[str, Any] | None, target: float | None) -> str:
