@@ -44,28 +44,28 @@ def _no_process_left(marker: Path) -> None:
     assert processes_mentioning(str(marker)) == []
 
 
-def test_three_centres_complete_two_rounds_over_tls_and_authentication(
+def test_three_centres_complete_a_round_over_tls_and_authentication(
     nginx: str, tmp_path: Path
 ) -> None:
     run_dir, work = tmp_path / "run", tmp_path / "work"
     started = time.monotonic()
 
     result = subprocess.run(
-        [*_cli(), "dev-federation", "--centres", "3", "--rounds", "2",
+        [*_cli(), "dev-federation", "--centres", "3", "--rounds", "1",
          "--out", str(run_dir), "--work", str(work)],
         capture_output=True, text=True, timeout=CLI_TIMEOUT, check=False,
     )
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["rounds_completed"] == 2 and summary["num_centres"] == 3
+    assert summary["rounds_completed"] == 1 and summary["num_centres"] == 3
     assert summary["deployment"] == "loopback" and 0.5 <= summary["auc_centralized"] <= 1.0
     assert 0 < summary["wall_seconds"] <= time.monotonic() - started
     model = torch.load(run_dir / "model.pt", weights_only=False)
-    assert model["state_dict"] and model["run_config"]["rounds"] == 2
+    assert model["state_dict"] and model["run_config"]["rounds"] == 1
     inventory = json.loads((work / "inventory.json").read_text())["centres"]
     assert len(inventory) == 3 and all(e["fingerprint"].startswith("SHA256:") for e in inventory)
-    assert "round 2/2" in result.stdout
+    assert "round 1/1" in result.stdout
     _no_process_left(work)
     _only_allowed_content_left_the_centres(work / "state" / "centres", model["state_dict"])
 
@@ -84,12 +84,12 @@ def _only_allowed_content_left_the_centres(centres: Path, state_dict: dict) -> N
     for folder in folders:
         events = [json.loads(line) for line in (folder / "audit.jsonl").read_text().splitlines()]
         sent = [e for e in events if e.get("event") == "reply_sent"]
-        assert len(sent) == 4  # 2 rounds x (train + evaluate)
+        assert len(sent) == 2  # 1 round x (train + evaluate)
         for event in sent:
             assert set(event["metrics"]) <= allowed
             assert event["arrays"] in ({}, shapes)
         kinds = [r.kind for r in PrivacyLedger(folder).releases()]
-        assert kinds.count("train") >= 2 and kinds.count("evaluate") >= 2
+        assert kinds.count("train") >= 1 and kinds.count("evaluate") >= 1
 
 
 def test_ctrl_c_during_the_run_stops_every_process(nginx: str, tmp_path: Path) -> None:

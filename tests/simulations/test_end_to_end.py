@@ -1,9 +1,9 @@
-"""A tiny federation through the real simulation engine (Ray), run as a user runs it."""
+"""A tiny federation through the real simulation engine (Ray), run as a user runs it
+(the ``tiny_run`` fixture of conftest.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -21,24 +21,9 @@ from tests.processes import pids_mentioning
 SIM = Path(sys.executable).with_name("perseverance-sim")
 
 
-@pytest.fixture(scope="module")
-def tiny_run(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[Path, subprocess.CompletedProcess[str], Path]:
-    base = tmp_path_factory.mktemp("sim")
-    ray_tmp = Path(f"/tmp/prs-ray-{os.getpid()}")
-    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "FLWR_HOME": str(base / "flwr")}
-    out = base / "run"
-    proc = subprocess.run(
-        [str(SIM), "run", "--scenario", "tiny", "--out", str(out)],
-        env=env, capture_output=True, text=True, timeout=400, check=False,
-    )
-    return out, proc, ray_tmp
-
-
 @pytest.mark.slow
 def test_tiny_federation_learns_and_stays_within_its_privacy_budget(tiny_run) -> None:
-    out, proc, _ = tiny_run
+    out, proc = tiny_run.out, tiny_run.proc
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     config = RunConfig()  # the tiny scenario keeps the default model, seed and split
@@ -62,7 +47,7 @@ def test_tiny_federation_learns_and_stays_within_its_privacy_budget(tiny_run) ->
 
 @pytest.mark.slow
 def test_run_folder_holds_model_rounds_config_and_progress(tiny_run) -> None:
-    out, proc, _ = tiny_run
+    out, proc = tiny_run.out, tiny_run.proc
     assert (out / "model.pt").is_file() and (out / "config.toml").is_file()
     rounds = [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()]
     assert [r["round"] for r in rounds] == [1, 2]
@@ -74,7 +59,7 @@ def test_run_folder_holds_model_rounds_config_and_progress(tiny_run) -> None:
 def test_the_equity_audit_places_each_centre_in_its_region(tiny_run) -> None:
     # The centres name themselves in their evaluation replies; the generated
     # centres.json places them. Each region is shown (three centres or more) or suppressed.
-    out, _, _ = tiny_run
+    out = tiny_run.out
     equity = json.loads((out / "equity.json").read_text(encoding="utf-8"))
     manifest = json.loads((out / "data" / "centres.json").read_text(encoding="utf-8"))
     regions = {centre["region"] for centre in manifest}
@@ -88,7 +73,7 @@ def test_the_equity_audit_places_each_centre_in_its_region(tiny_run) -> None:
 
 @pytest.mark.slow
 def test_nothing_is_left_running(tiny_run) -> None:
-    _, _, ray_tmp = tiny_run
+    ray_tmp = tiny_run.ray_tmp
     deadline = time.monotonic() + 20
     while pids_mentioning(str(ray_tmp)) and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from tests.processes import pids_mentioning
+from tests.simulations.conftest import TINY_RUN, TinyRun
 
 BIN = Path(sys.executable).parent
 SIM, RAY = BIN / "perseverance-sim", BIN / "ray"
-SAME_RUN = ["--scenario", "tiny", "--set", "privacy.reproducible_noise=true"]
 
 
 def _free_port() -> int:
@@ -59,14 +59,16 @@ def _stop(head: subprocess.Popen[bytes], temp_dir: Path) -> None:
 
 
 def _run(out: Path, env: dict[str, str], *extra: str) -> dict[str, object]:
-    proc = subprocess.run([str(SIM), "run", *SAME_RUN, *extra, "--out", str(out)], env=env,
+    proc = subprocess.run([str(SIM), "run", *TINY_RUN, *extra, "--out", str(out)], env=env,
                           capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return dict(json.loads((out / "summary.json").read_text()))
 
 
 @pytest.mark.slow
-def test_a_run_on_an_existing_ray_cluster_gives_the_in_process_result(tmp_path: Path) -> None:
+def test_a_run_on_an_existing_ray_cluster_gives_the_in_process_result(
+    tmp_path: Path, tiny_run: TinyRun
+) -> None:
     port = _free_port()
     temp_dir = Path(f"/tmp/prs-cluster-{os.getpid()}")  # short: Ray's socket paths
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "FLWR_TELEMETRY_ENABLED": "0",
@@ -85,14 +87,15 @@ def test_a_run_on_an_existing_ray_cluster_gives_the_in_process_result(tmp_path: 
     finally:
         _stop(head, temp_dir)
     assert pids_mentioning(str(temp_dir)) == []
-    local_env = {**env, "RAY_TMPDIR": f"/tmp/prs-local-{os.getpid()}"}
-    in_process = _run(tmp_path / "local", local_env)
+    # The same run in-process: the shared tiny run (conftest.py), same overrides.
+    assert tiny_run.proc.returncode == 0, tiny_run.proc.stderr[-3000:]
+    in_process = json.loads((tiny_run.out / "summary.json").read_text())
 
     assert on_cluster["rounds_completed"] == in_process["rounds_completed"] == 2
     assert on_cluster["auc_pooled"] == pytest.approx(in_process["auc_pooled"], abs=1e-6)
     assert on_cluster["epsilon_max"] == pytest.approx(in_process["epsilon_max"])
     cluster_model = torch.load(tmp_path / "cluster" / "model.pt", weights_only=True)
-    local_model = torch.load(tmp_path / "local" / "model.pt", weights_only=True)
+    local_model = torch.load(tiny_run.out / "model.pt", weights_only=True)
     for key, value in local_model["state_dict"].items():
         torch.testing.assert_close(cluster_model["state_dict"][key], value, rtol=1e-5,
                                    atol=1e-6)

@@ -1,0 +1,35 @@
+"""One tiny federation, run as a user runs it (``perseverance-sim run --scenario tiny``),
+shared by the tests that check its outcome (test_end_to_end) and the test that compares it
+with the same run on a Ray cluster (test_ray_cluster): the noise is drawn from the run's
+seed (``privacy.reproducible_noise``) so that a second run gives the same result."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SIM = Path(sys.executable).with_name("perseverance-sim")
+TINY_RUN = ["--scenario", "tiny", "--set", "privacy.reproducible_noise=true"]
+
+
+@dataclass(frozen=True)
+class TinyRun:
+    out: Path
+    proc: subprocess.CompletedProcess[str]
+    ray_tmp: Path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+    base = tmp_path_factory.mktemp("sim")
+    ray_tmp = Path(f"/tmp/prs-ray-{os.getpid()}")
+    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "FLWR_HOME": str(base / "flwr")}
+    out = base / "run"
+    proc = subprocess.run([str(SIM), "run", *TINY_RUN, "--out", str(out)], env=env,
+                          capture_output=True, text=True, timeout=400, check=False)
+    return TinyRun(out, proc, ray_tmp)
