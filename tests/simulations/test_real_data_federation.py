@@ -32,7 +32,7 @@ def test_student_performance_federates_across_its_two_schools(tmp_path: Path) ->
     # 649 students in two schools are too few for DP-SGD at epsilon 3 to learn reliably
     # (exact AUC 0.22-0.84 over runs): this test proves the real-data pipeline, the DP
     # figures are in docs/DATA-INGESTION.md.
-    summary = _run("uci-student-por", tmp_path / "run", "privacy.dp=false")
+    summary = _run("uci-student-por", tmp_path / "run", "privacy.dp=false", "rounds=3")
     assert summary["num_centres"] == 2
     assert summary["num_students"] == 649
     assert summary["epsilon_max"] is None  # no DP in this run
