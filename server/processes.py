@@ -252,16 +252,23 @@ def wait_until(
 
 
 def terminate_on_sigterm() -> Callable[[], None]:
-    """Turn SIGTERM into ``KeyboardInterrupt`` so ``finally`` blocks stop our servers;
-    returns a function that restores the previous handler."""
-    previous = signal.getsignal(signal.SIGTERM)
+    """Turn SIGTERM, and SIGINT (Ctrl-C) even when this process inherited it ignored,
+    into ``KeyboardInterrupt`` so ``finally`` blocks stop our servers; returns a function
+    that restores the previous handlers.
+
+    A shell starts a background job (``cmd &`` in a script, as CI runners do) with SIGINT
+    ignored, and Python then never installs its Ctrl-C handler: the launcher would run
+    on through every SIGINT and leave its servers to finish the run."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def restore() -> None:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
     return restore

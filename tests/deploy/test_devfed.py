@@ -100,6 +100,8 @@ def test_ctrl_c_during_the_run_stops_every_process(nginx: str, tmp_path: Path) -
              "--out", str(run_dir), "--work", str(work)],
             stdout=sink, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},  # "Submitted run" as it happens
+            # As a background job of a script (CI) starts it: SIGINT inherited ignored.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
         )
     try:
         deadline = time.monotonic() + 180

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -80,3 +83,30 @@ def test_programs_run_offline(tmp_path: Path) -> None:
     for line in ("FLWR_TELEMETRY_ENABLED=0", "FLWR_DISABLE_UPDATE_CHECK=1",
                  "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION=1"):
         assert line in text
+
+
+def test_ctrl_c_interrupts_even_when_sigint_was_inherited_ignored(tmp_path: Path) -> None:
+    # A shell script's background job starts with SIGINT ignored; the launcher must
+    # still stop its servers on Ctrl-C (KeyboardInterrupt reaches its finally blocks).
+    script = (
+        "import time\n"
+        "from server.processes import terminate_on_sigterm\n"
+        "restore = terminate_on_sigterm()\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    time.sleep(30)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        child.send_signal(signal.SIGINT)
+        out, _ = child.communicate(timeout=20)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert out.strip() == "interrupted"
