@@ -5,6 +5,7 @@ seed (``privacy.reproducible_noise``) so that a second run gives the same result
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -33,3 +34,18 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     proc = subprocess.run([str(SIM), "run", *TINY_RUN, "--out", str(out)], env=env,
                           capture_output=True, text=True, timeout=400, check=False)
     return TinyRun(out, proc, ray_tmp)
+
+
+def assert_every_region_placed(run_dir: Path) -> None:
+    """The equity audit placed each centre in its region (the centres name themselves in
+    their evaluation replies; the generated centres.json places them): each region is
+    shown (three centres or more) or suppressed, never both."""
+    equity = json.loads((run_dir / "equity.json").read_text(encoding="utf-8"))
+    manifest = json.loads((run_dir / "data" / "centres.json").read_text(encoding="utf-8"))
+    shown = set(equity["groups"]["region"])
+    hidden = {cell.split("=", 1)[1] for cell in equity["suppressed"]
+              if cell.startswith("region=")}
+    assert shown | hidden == {centre["region"] for centre in manifest}
+    assert not shown & hidden
+    for metrics in equity["groups"]["region"].values():
+        assert metrics["centres"] >= 3 and metrics["n"] >= 10

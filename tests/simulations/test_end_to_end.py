@@ -17,6 +17,7 @@ from client.data import load_centre
 from common.config import RunConfig
 from common.model import ModelConfig, build_model, predict_proba
 from tests.processes import pids_mentioning
+from tests.simulations.conftest import assert_every_region_placed
 
 SIM = Path(sys.executable).with_name("perseverance-sim")
 
@@ -57,18 +58,7 @@ def test_run_folder_holds_model_rounds_config_and_progress(tiny_run) -> None:
 
 @pytest.mark.slow
 def test_the_equity_audit_places_each_centre_in_its_region(tiny_run) -> None:
-    # The centres name themselves in their evaluation replies; the generated
-    # centres.json places them. Each region is shown (three centres or more) or suppressed.
-    out = tiny_run.out
-    equity = json.loads((out / "equity.json").read_text(encoding="utf-8"))
-    manifest = json.loads((out / "data" / "centres.json").read_text(encoding="utf-8"))
-    regions = {centre["region"] for centre in manifest}
-    shown = set(equity["groups"]["region"])
-    hidden = {cell.split("=", 1)[1] for cell in equity["suppressed"]
-              if cell.startswith("region=")}
-    assert shown | hidden == regions and not shown & hidden
-    for metrics in equity["groups"]["region"].values():
-        assert metrics["centres"] >= 3 and metrics["n"] >= 10
+    assert_every_region_placed(tiny_run.out)
 
 
 @pytest.mark.slow

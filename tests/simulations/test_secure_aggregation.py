@@ -40,6 +40,7 @@ from simulations.direct_grid import DirectGrid
 from simulations.network import generate_network, write_network
 from simulations.runner import run_scenario
 from simulations.scenario import load_scenario
+from tests.simulations.conftest import assert_every_region_placed
 
 QUANTIZATION_RANGE = 2**22  # SecAggPlusWorkflow's default, kept by server.secure
 MODULUS = 2**32
@@ -139,6 +140,7 @@ def test_secure_mode_completes_with_a_centre_dropped_mid_round(dropout_run: Path
     assert [r["eval_centres"] for r in rounds] == [3, 3]
     for name in ("model.pt", "evaluation.json", "equity.json", "checkpoint.pt"):
         assert (dropout_run / name).is_file(), name
+    assert_every_region_placed(dropout_run)  # the name travels in the legacy metrics
 
 
 @pytest.fixture(scope="module")
