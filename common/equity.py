@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +27,7 @@ from common.intervals import hanley_mcneil as auc_interval
 
 MIN_CELL = 10
 #: The config record of an evaluation reply in which a centre names itself (its data
-#: file's name, ``client.audit_log.declared_name``): the ministry's register
+#: file's name, ``client.federated.declared_name``): the ministry's register
 #: (``server.register``) places a simulated network's centres in their region by it.
 CENTRE_RECORD = "centre"
 MIN_CENTRES_PER_CELL = 3
@@ -246,16 +247,17 @@ def gaps_of(reported: Mapping[str, Mapping[str, object]]) -> dict[str, object]:
             continue
         high = max(values, key=lambda group: values[group])
         low = min(values, key=lambda group: values[group])
-        high_ci, low_ci = (_interval(reported[g][f"{key}_ci"]) for g in (high, low))
+        interval = difference(values[high], _ci(reported[high], key),
+                              values[low], _ci(reported[low], key))
         out |= {name: values[high] - values[low],
-                f"{name}_ci": list(difference(values[high], high_ci, values[low], low_ci)),
+                f"{name}_ci": list(interval),
                 f"{name}_groups": [high, low]}
     return out
 
 
-def _interval(value: object) -> Interval:
-    bounds = [NAN if v is None else float(v) for v in value]  # type: ignore[attr-defined]
-    return (bounds[0], bounds[1])
+def _ci(metrics: Mapping[str, object], key: str) -> Interval:
+    bounds = cast(Sequence[float], metrics[f"{key}_ci"])
+    return (float(bounds[0]), float(bounds[1]))
 
 
 @dataclass(frozen=True)
@@ -278,7 +280,7 @@ class PooledCell:
 
     @property
     def students(self) -> float:
-        return float(self.total[: 2 * GROUP_BINS].sum())
+        return _students(self.total)
 
     @property
     def reportable(self) -> bool:

@@ -92,8 +92,8 @@ def test_auc_interval_narrows_with_more_students():
 def test_a_gap_names_its_two_groups_and_its_interval_holds_it():
     centres = [_centre(400, s) for s in range(3)]
     vectors = [centre_cells(a, p, y, threshold=0.3, sensitive_allowed=True) for a, p, y in centres]
-    gaps = pooled_audit(vectors, threshold=0.3)["gaps"]["imse_band"]
-    groups = pooled_audit(vectors, threshold=0.3)["groups"]["imse_band"]
+    audit = pooled_audit(vectors, threshold=0.3)
+    gaps, groups = audit["gaps"]["imse_band"], audit["groups"]["imse_band"]
     high, low = gaps["fpr_gap_groups"]
     assert gaps["fpr_gap"] == pytest.approx(groups[high]["fpr"] - groups[low]["fpr"])
     assert gaps["fpr_gap"] >= 0
@@ -132,7 +132,7 @@ def test_indigenous_governed_boards_never_count_towards_a_region_minimum():
     assert region["Nord-du-Québec"]["n"] == 1500
 
 
-def test_a_centre_total_leaves_out_the_cells_it_suppressed():
+def test_a_centre_total_comes_from_an_attribute_none_of_whose_cells_it_suppressed():
     audit, p, y = _centre(200, 3)
     audit.loc[: MIN_CELL - 2, "home_language"] = "other"
     audit.loc[MIN_CELL - 1 :, "home_language"] = "fr"
