@@ -15,7 +15,7 @@ export RAY_TMPDIR := $(CURDIR)/.work/ray
 export RAY_USAGE_STATS_ENABLED := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install system-packages demo test lint typecheck pytest clean
+.PHONY: install system-packages demo test lint typecheck pytest fuzz clean
 
 install: $(STAMP)
 
@@ -46,6 +46,10 @@ pytest: install system-packages
 	$(BIN)/python -m pytest -q --durations=20
 
 test: lint typecheck pytest
+
+# Fresh random malformed extracts (many more than `make test` checks, which are fixed).
+fuzz: install
+	PERSEVERANCE_FUZZ=1 $(BIN)/python -m pytest -q tests/client/test_malformed.py
 
 clean:
 	rm -rf runs .work .pytest_cache .mypy_cache .ruff_cache
