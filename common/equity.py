@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from common.intervals import NAN, Interval, absolute, difference, wilson
+from common.intervals import NAN, Z95, Interval, absolute, difference, wilson, z_for_pairs
 from common.intervals import hanley_mcneil as auc_interval
 
 MIN_CELL = 10
@@ -183,8 +183,9 @@ def _auc(pos: npt.NDArray[np.float64], neg: npt.NDArray[np.float64]) -> float:
     return float(((pos * below).sum() + 0.5 * (pos * neg).sum()) / (p * n))
 
 
-def cell_metrics(vector: npt.NDArray[np.float64]) -> dict[str, object]:
-    """Metrics of one pooled cell, each with its 95 % interval (``common.intervals``).
+def cell_metrics(vector: npt.NDArray[np.float64], z: float = Z95) -> dict[str, object]:
+    """Metrics of one pooled cell, each with its interval (``common.intervals``; 95 %,
+    or the level of the normal quantile ``z``).
 
     ``calibration_error`` is the absolute calibration-in-the-large, |observed rate -
     mean predicted probability|; its interval is that of the observed rate (Wilson),
@@ -198,11 +199,11 @@ def cell_metrics(vector: npt.NDArray[np.float64]) -> dict[str, object]:
     auc = _auc(pos, neg)
     if not math.isnan(auc):
         auc = min(max(auc, 0.0), 1.0)  # noisy (DP) counts can push the estimate outside
-    tpr, tpr_lo, tpr_hi = wilson(tp, positives)
-    fpr, fpr_lo, fpr_hi = wilson(fp, negatives)
+    tpr, tpr_lo, tpr_hi = wilson(tp, positives, z)
+    fpr, fpr_lo, fpr_hi = wilson(fp, negatives, z)
     mean_predicted = probability_sum / n if n else NAN
     observed = positives / n if n else NAN
-    _, observed_lo, observed_hi = wilson(positives, n)
+    _, observed_lo, observed_hi = wilson(positives, n, z)
     calibration, calibration_ci = absolute(
         observed - mean_predicted, (observed_lo - mean_predicted, observed_hi - mean_predicted)
     )
@@ -210,7 +211,7 @@ def cell_metrics(vector: npt.NDArray[np.float64]) -> dict[str, object]:
         "n": round(n),
         "positives": round(positives),
         "auc": auc,
-        "auc_ci": list(auc_interval(auc, positives, negatives)),
+        "auc_ci": list(auc_interval(auc, positives, negatives, z)),
         "tpr": tpr,
         "tpr_ci": [tpr_lo, tpr_hi],
         "fpr": fpr,
@@ -232,12 +233,19 @@ GAPS: tuple[tuple[str, str], ...] = (
 )
 
 
-def gaps_of(reported: Mapping[str, Mapping[str, object]]) -> dict[str, object]:
+def gaps_of(
+    reported: Mapping[str, Mapping[str, object]],
+    totals: Mapping[str, npt.NDArray[np.float64]],
+) -> dict[str, object]:
     """Each gap of one attribute: largest minus smallest value over its reported groups
     (NaN with fewer than two), the two groups that define it (largest first), and the
-    95 % interval of their difference (Newcombe's hybrid score method from the groups'
-    own intervals, ``common.intervals.difference``). The interval is for those two
-    groups' difference: it does not allow for their being the extreme pair of three."""
+    95 % interval of their difference (Newcombe's hybrid score method from the two
+    groups' own intervals, ``common.intervals.difference``).
+
+    The data choose the pair (the extreme one), so its interval is one of a set that
+    holds for every pair of the k groups together (Bonferroni, ``z_for_pairs(k)``): the
+    two groups' intervals are recomputed from their pooled cells (``totals``) at that
+    level. With two groups it is the plain 95 % interval."""
     out: dict[str, object] = {}
     for name, key in GAPS:
         values = {group: float(m[key]) for group, m in reported.items()  # type: ignore[arg-type]
@@ -247,8 +255,9 @@ def gaps_of(reported: Mapping[str, Mapping[str, object]]) -> dict[str, object]:
             continue
         high = max(values, key=lambda group: values[group])
         low = min(values, key=lambda group: values[group])
-        interval = difference(values[high], _ci(reported[high], key),
-                              values[low], _ci(reported[low], key))
+        z = z_for_pairs(len(values))
+        interval = difference(values[high], _ci(cell_metrics(totals[high], z), key),
+                              values[low], _ci(cell_metrics(totals[low], z), key))
         out |= {name: values[high] - values[low],
                 f"{name}_ci": list(interval),
                 f"{name}_groups": [high, low]}
@@ -353,7 +362,7 @@ def _report(
             reported[value] = {**cell_metrics(cell.total), "centres": cell.contributing}
         elif cell.students >= MIN_CELL:
             suppressed.append(f"{attribute}={value}")
-    return reported, gaps_of(reported)
+    return reported, gaps_of(reported, {value: cells[value].total for value in reported})
 
 
 def pooled_audit(

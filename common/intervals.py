@@ -1,5 +1,5 @@
-"""95 % confidence intervals of the equity audit: of a rate, of an AUC, and of the
-difference between two groups' values.
+"""Confidence intervals of the equity audit (95 % unless a ``z`` says otherwise): of a
+rate, of an AUC, and of the difference between two groups' values.
 
 All of them are for sampling variation only: with DP (``privacy.evaluation_noise``) the
 counts also carry Gaussian noise, which the intervals do not include.
@@ -8,20 +8,30 @@ counts also carry Gaussian noise, which the intervals do not include.
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 Z95 = 1.96
 NAN = float("nan")
 Interval = tuple[float, float]
 
 
-def wilson(successes: float, trials: float) -> tuple[float, float, float]:
-    """A rate (0-1) and its 95 % Wilson score interval; NaNs with fewer than one trial.
+def z_for_pairs(groups: int, confidence: float = 0.95) -> float:
+    """The normal quantile that makes intervals of all ``groups * (groups - 1) / 2``
+    pairwise differences hold together with probability ``confidence`` (Bonferroni):
+    an interval for the pair a gap picks as the extreme one then keeps its level,
+    although the data chose the pair. 1.96 for two groups, 2.39 for three."""
+    pairs = max(groups * (groups - 1) // 2, 1)
+    return NormalDist().inv_cdf(1 - (1 - confidence) / (2 * pairs))
+
+
+def wilson(successes: float, trials: float, z: float = Z95) -> tuple[float, float, float]:
+    """A rate (0-1) and its Wilson score interval; NaNs with fewer than one trial.
 
     Noisy (DP) counts can make the rate fall outside 0-1: it is kept to 0-1.
     """
     if trials < 1:
         return (NAN, NAN, NAN)
-    rate, z = min(max(successes / trials, 0.0), 1.0), Z95
+    rate = min(max(successes / trials, 0.0), 1.0)
     centre = (rate + z * z / (2 * trials)) / (1 + z * z / trials)
     half = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials**2)) / (
         1 + z * z / trials
@@ -29,8 +39,8 @@ def wilson(successes: float, trials: float) -> tuple[float, float, float]:
     return (rate, max(0.0, centre - half), min(1.0, centre + half))
 
 
-def hanley_mcneil(auc: float, positives: float, negatives: float) -> Interval:
-    """95 % interval of an AUC (Hanley & McNeil 1982)."""
+def hanley_mcneil(auc: float, positives: float, negatives: float, z: float = Z95) -> Interval:
+    """Interval of an AUC (Hanley & McNeil 1982)."""
     if math.isnan(auc) or positives < 1 or negatives < 1:
         return (NAN, NAN)
     auc = min(max(auc, 0.0), 1.0)  # noisy (DP) counts can push the estimate outside
@@ -38,7 +48,7 @@ def hanley_mcneil(auc: float, positives: float, negatives: float) -> Interval:
     variance = (
         auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)
     ) / (positives * negatives)
-    half = Z95 * math.sqrt(max(variance, 0.0))
+    half = z * math.sqrt(max(variance, 0.0))
     return (max(0.0, auc - half), min(1.0, auc + half))
 
 
@@ -54,7 +64,7 @@ def absolute(value: float, interval: Interval) -> tuple[float, Interval]:
 
 
 def difference(first: float, first_ci: Interval, second: float, second_ci: Interval) -> Interval:
-    """95 % interval of ``first - second`` from each value's own interval.
+    """Interval of ``first - second`` from each value's own interval, at their level.
 
     Newcombe's hybrid score method (1998, method 10) when the intervals are Wilson
     intervals of two independent proportions; with other intervals (Hanley–McNeil for

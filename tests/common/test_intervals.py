@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from common.intervals import absolute, difference, hanley_mcneil, wilson
+from common.intervals import absolute, difference, hanley_mcneil, wilson, z_for_pairs
 
 
 def test_wilson_interval_of_newcombe_1998_example() -> None:
@@ -45,3 +45,14 @@ def test_too_few_trials_or_missing_values_give_nans() -> None:
     assert all(math.isnan(v) for v in wilson(0, 0))
     assert all(math.isnan(v) for v in hanley_mcneil(0.7, 0, 10))
     assert all(math.isnan(v) for v in difference(math.nan, (0.1, 0.2), 0.1, (0.0, 0.2)))
+
+
+def test_pair_adjusted_quantiles_are_bonferronis() -> None:
+    # One pair: the plain 95 % quantile; three groups, three pairs: 1 - 0.05 / 6;
+    # four groups, six pairs: 1 - 0.05 / 12 (normal tables: 1.960, 2.394, 2.638).
+    assert z_for_pairs(2) == pytest.approx(1.95996, abs=1e-5)
+    assert z_for_pairs(3) == pytest.approx(2.39398, abs=1e-5)
+    assert z_for_pairs(4) == pytest.approx(2.63826, abs=1e-5)
+    low95, high95 = wilson(81, 263)[1:]
+    low, high = wilson(81, 263, z_for_pairs(3))[1:]
+    assert low < low95 and high > high95
