@@ -17,7 +17,6 @@ this budget and training's compose in parallel (the run's guarantee is the large
 
 from __future__ import annotations
 
-import math
 import secrets
 
 import numpy as np
@@ -26,11 +25,14 @@ import numpy.typing as npt
 from client.data import CentreData, CentreRefusal
 from client.ledger import BudgetExceeded, PrivacyLedger
 from common.config import RunConfig
-from common.equity import AUDIT_GROUPS, centre_cells
+from common.equity import centre_cells
 from common.metrics import bin_centres, score_histogram
-from common.privacy import COUNT_NOISE_MULTIPLIER, EvaluationNoise, calibrate_evaluation_noise
-
-EQUITY_SENSITIVITY = math.sqrt(len(AUDIT_GROUPS))
+from common.privacy import (
+    COUNT_NOISE_MULTIPLIER,
+    EvaluationNoise,
+    audit_noise_std,
+    calibrate_evaluation_noise,
+)
 
 
 def noise_generator(config: RunConfig, salt: int) -> np.random.Generator:
@@ -96,7 +98,7 @@ def evaluation_release(
         data.y_test,
         threshold=config.evaluation.threshold,
         sensitive_allowed=data.policy.audit_attributes_allowed and audit_now,
-        noise_std=noise.final * EQUITY_SENSITIVITY if noise is not None else 0.0,
+        noise_std=audit_noise_std(config),
         rng=rng,
     )
     if not audit_now:  # the audit is released once, with the final model

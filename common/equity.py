@@ -14,7 +14,7 @@ single centre, and in particular no Indigenous-governed board, is shown on its o
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -22,7 +22,16 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from common.intervals import NAN, Z95, Interval, absolute, difference, wilson, z_for_pairs
+from common.intervals import (
+    NAN,
+    Z95,
+    Interval,
+    absolute,
+    difference,
+    widen,
+    wilson,
+    z_for_pairs,
+)
 from common.intervals import hanley_mcneil as auc_interval
 
 MIN_CELL = 10
@@ -39,6 +48,8 @@ _LOGIT_STEP = 0.4
 # Vector layout of one cell: pos[20], neg[20], tp, fp, probability sum.
 CELL_LENGTH = 2 * GROUP_BINS + 3
 AUDIT_SENSITIVE = ("sex", "indigenous")  # used only where the centre's policy allows
+# Noise replicates the server draws to estimate how far the DP noise moves a metric.
+NOISE_REPLICATES = 400
 
 
 @dataclass(frozen=True)
@@ -183,7 +194,9 @@ def _auc(pos: npt.NDArray[np.float64], neg: npt.NDArray[np.float64]) -> float:
     return float(((pos * below).sum() + 0.5 * (pos * neg).sum()) / (p * n))
 
 
-def cell_metrics(vector: npt.NDArray[np.float64], z: float = Z95) -> dict[str, object]:
+def cell_metrics(
+    vector: npt.NDArray[np.float64], z: float = Z95, noise: CellNoise | None = None
+) -> dict[str, object]:
     """Metrics of one pooled cell, each with its interval (``common.intervals``; 95 %,
     or the level of the normal quantile ``z``).
 
@@ -191,6 +204,10 @@ def cell_metrics(vector: npt.NDArray[np.float64], z: float = Z95) -> dict[str, o
     mean predicted probability|; its interval is that of the observed rate (Wilson),
     shifted by the mean predicted probability (the model's own, not an estimate), then
     taken in absolute value.
+
+    With ``noise`` (the cell's counts carry the centres' DP noise), each interval is
+    widened by the noise's own spread of that metric (:func:`noise_spread`), and
+    ``noise_sd`` gives those spreads.
     """
     pos, neg = vector[:GROUP_BINS], vector[GROUP_BINS : 2 * GROUP_BINS]
     tp, fp, probability_sum = vector[-3], vector[-2], vector[-1]
@@ -204,24 +221,92 @@ def cell_metrics(vector: npt.NDArray[np.float64], z: float = Z95) -> dict[str, o
     mean_predicted = probability_sum / n if n else NAN
     observed = positives / n if n else NAN
     _, observed_lo, observed_hi = wilson(positives, n, z)
-    calibration, calibration_ci = absolute(
-        observed - mean_predicted, (observed_lo - mean_predicted, observed_hi - mean_predicted)
-    )
-    return {
+    auc_ci = auc_interval(auc, positives, negatives, z)
+    signed = (observed_lo - mean_predicted, observed_hi - mean_predicted)
+    spread: dict[str, float] = {}
+    if noise is not None:
+        spread = noise_spread(vector, noise)
+        auc_ci = widen(auc, auc_ci, z * spread["auc"])
+        tpr_lo, tpr_hi = widen(tpr, (tpr_lo, tpr_hi), z * spread["tpr"])
+        fpr_lo, fpr_hi = widen(fpr, (fpr_lo, fpr_hi), z * spread["fpr"])
+        observed_lo, observed_hi = widen(observed, (observed_lo, observed_hi),
+                                         z * spread["observed_rate"])
+        signed = widen(observed - mean_predicted, signed, z * spread["calibration"])
+    calibration, calibration_ci = absolute(observed - mean_predicted, signed)
+    metrics: dict[str, object] = {
         "n": round(n),
         "positives": round(positives),
         "auc": auc,
-        "auc_ci": list(auc_interval(auc, positives, negatives, z)),
+        "auc_ci": _unit(auc_ci),
         "tpr": tpr,
-        "tpr_ci": [tpr_lo, tpr_hi],
+        "tpr_ci": _unit((tpr_lo, tpr_hi)),
         "fpr": fpr,
-        "fpr_ci": [fpr_lo, fpr_hi],
+        "fpr_ci": _unit((fpr_lo, fpr_hi)),
         "mean_predicted": mean_predicted,
         "observed_rate": observed,
-        "observed_rate_ci": [observed_lo, observed_hi],
+        "observed_rate_ci": _unit((observed_lo, observed_hi)),
         "calibration_error": calibration,
-        "calibration_error_ci": list(calibration_ci),
+        "calibration_error_ci": _unit(calibration_ci),
     }
+    if noise is not None:
+        metrics["noise_sd"] = spread
+    return metrics
+
+
+def _unit(interval: Interval) -> list[float]:
+    """An interval of a rate or an AUC, kept to 0-1."""
+    return [max(0.0, interval[0]), min(1.0, interval[1])]
+
+
+@dataclass(frozen=True)
+class CellNoise:
+    """The DP noise in a pooled cell: Gaussian of std ``per_count`` on every histogram
+    count from each of ``centres`` centres; true and false positives and the
+    probability sum derived from the noisy bins, as the centres derive them
+    (``centre_cells``), with the operating ``threshold``."""
+
+    per_count: float
+    centres: int
+    threshold: float
+
+
+def noise_spread(vector: npt.NDArray[np.float64], noise: CellNoise) -> dict[str, float]:
+    """How far the DP noise alone moves each metric of a pooled cell: the standard
+    deviation over ``NOISE_REPLICATES`` fresh draws of the same noise added to the cell
+    (a parametric bootstrap around the released, already noisy, counts; post-processing,
+    no privacy cost; a fixed seed, so a report is reproducible)."""
+    sd = noise.per_count * math.sqrt(max(noise.centres, 0))
+    keys = ("auc", "tpr", "fpr", "observed_rate", "calibration")
+    if sd <= 0.0:
+        return dict.fromkeys(keys, 0.0)
+    rng = np.random.default_rng(0)
+    shape = (NOISE_REPLICATES, GROUP_BINS)
+    pos = vector[:GROUP_BINS] + rng.normal(0.0, sd, shape)
+    neg = vector[GROUP_BINS : 2 * GROUP_BINS] + rng.normal(0.0, sd, shape)
+    edges = group_bin_edges(noise.threshold)
+    flagged = _flag_bin(edges, noise.threshold)
+    positives, negatives = pos.sum(axis=1), neg.sum(axis=1)
+    n = positives + negatives
+    below = np.cumsum(neg, axis=1) - neg
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = ((pos * below).sum(axis=1) + 0.5 * (pos * neg).sum(axis=1)) / (positives * negatives)
+        valid = (positives > 0) & (negatives > 0)
+        observed = np.where(n > 0, positives / n, np.nan)
+        predicted = np.where(n > 0, ((pos + neg) * _bin_centres(edges)).sum(axis=1) / n, np.nan)
+        # Not kept to 0-1: near a bound, clipping would shrink the spread the noise has.
+        draws = {
+            "auc": np.where(valid, auc, np.nan),
+            "tpr": np.where(positives >= 1, pos[:, flagged:].sum(axis=1) / positives, np.nan),
+            "fpr": np.where(negatives >= 1, neg[:, flagged:].sum(axis=1) / negatives, np.nan),
+            "observed_rate": observed,
+            "calibration": observed - predicted,
+        }
+    out = {}
+    for key in keys:
+        values = draws[key][np.isfinite(draws[key])]
+        # Mostly undefined under the noise: the metric cannot be told at all.
+        out[key] = float(values.std()) if values.size >= NOISE_REPLICATES // 2 else math.inf
+    return out
 
 
 # Gap name -> the group metric it compares (its interval is the metric's ``_ci``).
@@ -235,7 +320,7 @@ GAPS: tuple[tuple[str, str], ...] = (
 
 def gaps_of(
     reported: Mapping[str, Mapping[str, object]],
-    totals: Mapping[str, npt.NDArray[np.float64]],
+    metrics_at: Callable[[str, float], Mapping[str, object]],
 ) -> dict[str, object]:
     """Each gap of one attribute: largest minus smallest value over its reported groups
     (NaN with fewer than two), the two groups that define it (largest first), and the
@@ -244,8 +329,9 @@ def gaps_of(
 
     The data choose the pair (the extreme one), so its interval is one of a set that
     holds for every pair of the k groups together (Bonferroni, ``z_for_pairs(k)``): the
-    two groups' intervals are recomputed from their pooled cells (``totals``) at that
-    level. With two groups it is the plain 95 % interval."""
+    two groups' intervals are recomputed at that level by ``metrics_at(group, z)``
+    (:func:`cell_metrics` of the group's pooled cell). With two groups it is the plain
+    95 % interval."""
     out: dict[str, object] = {}
     for name, key in GAPS:
         values = {group: float(m[key]) for group, m in reported.items()  # type: ignore[arg-type]
@@ -256,8 +342,8 @@ def gaps_of(
         high = max(values, key=lambda group: values[group])
         low = min(values, key=lambda group: values[group])
         z = z_for_pairs(len(values))
-        interval = difference(values[high], _ci(cell_metrics(totals[high], z), key),
-                              values[low], _ci(cell_metrics(totals[low], z), key))
+        interval = difference(values[high], _ci(metrics_at(high, z), key),
+                              values[low], _ci(metrics_at(low, z), key))
         out |= {name: values[high] - values[low],
                 f"{name}_ci": list(interval),
                 f"{name}_groups": [high, low]}
@@ -286,6 +372,7 @@ class PooledCell:
     total: npt.NDArray[np.float64]
     contributing: int
     counted: int
+    senders: int = 0  # centres that sent anything in it (each added its noise, if any)
 
     @property
     def students(self) -> float:
@@ -309,7 +396,8 @@ def pool(vectors: Sequence[npt.NDArray[np.float64]],
     reaching = [_students(v) >= MIN_CELL for v in vectors]
     total = np.sum(vectors, axis=0) if len(vectors) else np.zeros(CELL_LENGTH)
     return PooledCell(np.asarray(total, dtype=np.float64), sum(reaching),
-                      sum(r and c for r, c in zip(reaching, counts, strict=True)))
+                      sum(r and c for r, c in zip(reaching, counts, strict=True)),
+                      sum(bool(np.any(v)) for v in vectors))
 
 
 #: Attributes a region total may be read from: never restricted by a centre's policy
@@ -352,23 +440,31 @@ def region_cells(
 
 
 def _report(
-    attribute: str, cells: Mapping[str, PooledCell], suppressed: list[str]
+    attribute: str, cells: Mapping[str, PooledCell], suppressed: list[str],
+    threshold: float, noise_std: float,
 ) -> tuple[dict[str, dict[str, object]], dict[str, object]]:
     """The reported groups of one attribute and its gaps; the cells large enough to
     show but from too few centres are added to ``suppressed``."""
+
+    def metrics_at(value: str, z: float = Z95) -> dict[str, object]:
+        cell = cells[value]
+        noise = CellNoise(noise_std, cell.senders, threshold) if noise_std > 0 else None
+        return cell_metrics(cell.total, z, noise)
+
     reported: dict[str, dict[str, object]] = {}
     for value, cell in cells.items():
         if cell.reportable:
-            reported[value] = {**cell_metrics(cell.total), "centres": cell.contributing}
+            reported[value] = {**metrics_at(value), "centres": cell.contributing}
         elif cell.students >= MIN_CELL:
             suppressed.append(f"{attribute}={value}")
-    return reported, gaps_of(reported, {value: cells[value].total for value in reported})
+    return reported, gaps_of(reported, metrics_at)
 
 
 def pooled_audit(
     centre_vectors: Sequence[Mapping[str, Sequence[float]]],
     threshold: float,
     placements: Sequence[Placement | None] | None = None,
+    noise_std: float = 0.0,
 ) -> dict[str, object]:
     """Sum the centres' cells and report pooled group metrics and gaps.
 
@@ -377,7 +473,9 @@ def pooled_audit(
     gap, each with its interval and the two groups behind it, see :func:`gaps_of`) and
     ``suppressed`` cells. With ``placements`` (the centre register's place of each
     centre, in the order of ``centre_vectors``), ``region`` is one more attribute, from
-    :func:`region_cells`.
+    :func:`region_cells`. ``noise_std`` is the std of the Gaussian noise each centre
+    added to each count of its cells (``common.privacy.audit_noise_std``): the intervals
+    then include it (:func:`cell_metrics`), and ``noise_std`` is in the result.
     """
     groups: dict[str, dict[str, dict[str, object]]] = {}
     gaps: dict[str, dict[str, object]] = {}
@@ -388,14 +486,17 @@ def pooled_audit(
             key = cell_key(group.name, value)
             cells[value] = pool([np.asarray(c[key], dtype=np.float64)
                                  for c in centre_vectors if key in c])
-        groups[group.name], gaps[group.name] = _report(group.name, cells, suppressed)
+        groups[group.name], gaps[group.name] = _report(group.name, cells, suppressed,
+                                                       threshold, noise_std)
     if placements is not None:
         regions = region_cells(centre_vectors, placements)
-        groups["region"], gaps["region"] = _report("region", regions, suppressed)
+        groups["region"], gaps["region"] = _report("region", regions, suppressed,
+                                                   threshold, noise_std)
     return {
         "threshold": threshold,
         "min_cell": MIN_CELL,
         "min_centres_per_cell": MIN_CENTRES_PER_CELL,
+        "noise_std": noise_std,
         "groups": groups,
         "gaps": gaps,
         "suppressed": suppressed,

@@ -1,8 +1,9 @@
 """Confidence intervals of the equity audit (95 % unless a ``z`` says otherwise): of a
 rate, of an AUC, and of the difference between two groups' values.
 
-All of them are for sampling variation only: with DP (``privacy.evaluation_noise``) the
-counts also carry Gaussian noise, which the intervals do not include.
+They are for sampling variation; with DP (``privacy.evaluation_noise``) the counts also
+carry Gaussian noise, which ``widen`` adds to an interval (``common.equity`` estimates
+its spread).
 """
 
 from __future__ import annotations
@@ -61,6 +62,15 @@ def absolute(value: float, interval: Interval) -> tuple[float, Interval]:
     if low <= 0.0 <= high:
         return (abs(value), (0.0, max(-low, high)))
     return (abs(value), (min(abs(low), abs(high)), max(abs(low), abs(high))))
+
+
+def widen(value: float, interval: Interval, extra: float) -> Interval:
+    """``interval`` around ``value`` widened by an independent error of half-width
+    ``extra`` on each side (half-widths added in quadrature, as in ``difference``)."""
+    low, high = interval
+    if math.isnan(extra) or extra <= 0.0:
+        return interval
+    return (value - math.hypot(value - low, extra), value + math.hypot(high - value, extra))
 
 
 def difference(first: float, first_ci: Interval, second: float, second_ci: Interval) -> Interval:

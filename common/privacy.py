@@ -12,12 +12,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.accountants.accountant import IAccountant
 from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
 from opacus.accountants.utils import get_noise_multiplier
+
+if TYPE_CHECKING:
+    from common.config import RunConfig
 
 # Opacus's default RDP orders stop at 63; few steps at a high sampling rate need
 # larger orders for a tight bound (else Opacus warns that the optimum is the largest).
@@ -167,6 +171,20 @@ def calibrate_evaluation_noise(epsilon: float, delta: float, rounds: int) -> Eva
         else:
             high = middle
     return EvaluationNoise(high, high * PROGRESS_NOISE_FACTOR, rounds)
+
+
+def audit_noise_std(config: RunConfig) -> float:
+    """Std of the Gaussian noise a centre adds to each count of its equity-audit cells
+    (0 without evaluation noise): the final multiplier times the cells' L2 sensitivity,
+    sqrt(number of audit attributes), as each student counts once per attribute. The
+    server uses it to put the noise into the audit's intervals."""
+    privacy = config.privacy
+    if not (privacy.dp and privacy.evaluation_noise):
+        return 0.0
+    from common.equity import AUDIT_GROUPS
+
+    noise = calibrate_evaluation_noise(privacy.epsilon, privacy.delta, config.rounds)
+    return noise.final * math.sqrt(len(AUDIT_GROUPS))
 
 
 # The number of training records a centre reports (FedAvg's weight) is a count: it gets

@@ -26,6 +26,7 @@ from flwr.app import ArrayRecord, Message, MetricRecord
 from flwr.serverapp.strategy import FedMedian, FedTrimmedAvg, Krum, MultiKrum
 
 from common.config import RunConfig
+from common.privacy import audit_noise_std
 from server.audit_log import ServerAudit
 from server.strategy import PooledFedAvg, RoundCallback
 
@@ -111,4 +112,5 @@ def build_strategy(
     )
     if isinstance(strategy, _KrumFraction):
         strategy.trim_fraction = config.strategy.trim_fraction
+    strategy.audit_noise = audit_noise_std(config)
     return strategy

@@ -185,7 +185,8 @@ def gaps_html(equity: Mapping[str, Any]) -> str:
         out.append("<p>Gaps: largest minus smallest over the reported groups of each "
                    "attribute, with the 95 % interval of the difference between those two "
                    "groups (Newcombe's hybrid score method, adjusted for the pair being the "
-                   "extreme one of the groups; sampling only, not the DP noise) "
+                   "extreme one of the groups; with the DP noise on the counts when the "
+                   "centres added it) "
                    "and the two groups.</p><table><tr><th>attribute</th>"
                    + "".join(f"<th>{esc(n.replace('_', ' '))}</th>" for n in names) + "</tr>")
         for attribute, values in gaps.items():

@@ -59,6 +59,7 @@ from flwr.supercore.run import Run
 from client.secure import RELEASE_KEY
 from common.config import RunConfig
 from common.equity import CENTRE_RECORD, pooled_audit
+from common.privacy import audit_noise_std
 from server import checkpoint, run_folder
 from server.audit_log import ServerAudit
 from server.checkpoint import Checkpoint
@@ -277,7 +278,8 @@ class SecureFedAvg(FedAvg):
             placements = None if self.register is None else [
                 self.register.place(node, name)
                 for (node, _), name in zip(releases, names, strict=True)]
-            entry.equity = pooled_audit(cells, self.config.evaluation.threshold, placements)
+            entry.equity = pooled_audit(cells, self.config.evaluation.threshold, placements,
+                                        audit_noise_std(self.config))
             for node, record in releases:
                 centre = self._centre(node)
                 centre.histogram = pooled_histogram([record])

@@ -232,6 +232,8 @@ class PooledFedAvg(FedAvg):
         self.expected: ExpectedUpdate | None = None
         # The ministry's centre register (``server.register``): the audit's region rows.
         self.register: CentreRegister | None = None
+        # Std of the DP noise on each equity count a centre sends: in the audit's intervals.
+        self.audit_noise = 0.0
 
     def _centre(self, node: int) -> CentreRecord:
         return self.centres.setdefault(node, CentreRecord(node))
@@ -353,6 +355,7 @@ class PooledFedAvg(FedAvg):
                 [_equity_cells(_metric_record(reply.content)) for reply in valid],
                 self.threshold,
                 placements,
+                self.audit_noise,
             )
         if self.on_round is not None:
             self.on_round(log_entry)

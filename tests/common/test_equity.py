@@ -6,12 +6,14 @@ from common.equity import (
     CELL_LENGTH,
     GROUP_BINS,
     MIN_CELL,
+    CellNoise,
     Placement,
     all_cell_keys,
     auc_interval,
     cell_key,
     centre_cells,
     centre_total,
+    noise_spread,
     pooled_audit,
 )
 
@@ -115,6 +117,44 @@ def test_the_extreme_pairs_interval_keeps_its_level_although_the_data_chose_the_
         assert len(gaps["fpr_gap_groups"]) == 2
         misses += gaps["fpr_gap_ci"][0] > 0
     assert misses / federations <= 0.05
+
+
+def test_the_noise_spread_of_a_rate_is_the_delta_methods():
+    # 1000 positives and 4000 negatives over 20 bins; noise of std 7 per count from each
+    # of 10 centres: each total has std 7 * sqrt(20 * 10) = 99, so the observed rate
+    # P / (P + N) has std 99 * sqrt(4000^2 + 1000^2) / 5000^2 = 0.0163 (delta method).
+    vector = np.zeros(CELL_LENGTH)
+    vector[:GROUP_BINS], vector[GROUP_BINS : 2 * GROUP_BINS] = 50.0, 200.0
+    spread = noise_spread(vector, CellNoise(per_count=7.0, centres=10, threshold=0.3))
+    expected = 7.0 * np.sqrt(200) * np.sqrt(4000**2 + 1000**2) / 5000**2
+    assert spread["observed_rate"] == pytest.approx(expected, rel=0.1)
+    assert noise_spread(vector, CellNoise(0.0, 10, 0.3))["auc"] == 0.0
+
+
+def test_with_dp_noise_the_intervals_hold_the_noise_free_value():
+    # Three centres release their cells with the audit's noise (std 7.26, the demo's);
+    # the intervals must hold what the same students give without noise, which
+    # sampling-only intervals around the noisy counts mostly miss.
+    noise_std, held, missed_plain, total = 7.26, 0, 0, 0
+    for r in range(60):
+        centres = [_centre(300, 5000 + 3 * r + k) for k in range(3)]
+        rng = np.random.default_rng(r)
+        exact = pooled_audit(_vectors(centres), threshold=0.3)["groups"]["sex"]
+        noisy = [centre_cells(a, p, y, threshold=0.3, sensitive_allowed=True,
+                              noise_std=noise_std, rng=rng) for a, p, y in centres]
+        widened = pooled_audit(noisy, threshold=0.3, noise_std=noise_std)["groups"]["sex"]
+        plain = pooled_audit(noisy, threshold=0.3)["groups"]["sex"]
+        for group in set(exact) & set(widened):
+            for key in ("auc", "tpr", "fpr", "observed_rate", "calibration_error"):
+                true = exact[group][key]
+                low, high = widened[group][f"{key}_ci"]
+                held += low <= true <= high
+                low, high = plain[group][f"{key}_ci"]
+                missed_plain += not low <= true <= high
+                total += 1
+    assert total >= 500
+    assert held / total >= 0.95
+    assert missed_plain / total >= 0.5
 
 
 def _vectors(centres: list[Centre]) -> list[dict[str, list[float]]]:
