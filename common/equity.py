@@ -388,12 +388,18 @@ def _students(vector: npt.NDArray[np.float64]) -> float:
 
 
 def pool(vectors: Sequence[npt.NDArray[np.float64]],
-         counts: Sequence[bool] | None = None) -> PooledCell:
-    """Sum one cell's vectors; a centre contributes when its (possibly noisy) count
-    reaches ``MIN_CELL``, and counts towards the minimum of centres unless ``counts``
-    says it does not."""
+         counts: Sequence[bool] | None = None, noise_std: float = 0.0) -> PooledCell:
+    """Sum one cell's vectors; a centre contributes when its count reaches ``MIN_CELL``,
+    and counts towards the minimum of centres unless ``counts`` says it does not.
+
+    With DP noise of std ``noise_std`` on each count, a centre's student count carries
+    noise of std ``noise_std * sqrt(2 * GROUP_BINS)`` (46 in the demo): a centre with no
+    student in the cell would pass ``MIN_CELL`` 4 times in 10. It contributes only when
+    its noisy count exceeds ``MIN_CELL`` by two of those standard deviations, so that a
+    centre without students in the cell passes 2 times in 100."""
     counts = [True] * len(vectors) if counts is None else counts
-    reaching = [_students(v) >= MIN_CELL for v in vectors]
+    floor = MIN_CELL + 2.0 * noise_std * math.sqrt(2 * GROUP_BINS)
+    reaching = [_students(v) >= floor for v in vectors]
     total = np.sum(vectors, axis=0) if len(vectors) else np.zeros(CELL_LENGTH)
     return PooledCell(np.asarray(total, dtype=np.float64), sum(reaching),
                       sum(r and c for r, c in zip(reaching, counts, strict=True)),
@@ -424,6 +430,7 @@ def centre_total(cells: Mapping[str, Sequence[float]]) -> npt.NDArray[np.float64
 def region_cells(
     centre_vectors: Sequence[Mapping[str, Sequence[float]]],
     placements: Sequence[Placement | None],
+    noise_std: float = 0.0,
 ) -> dict[str, PooledCell]:
     """Region cells, computed by the server from the centres' releases (post-processing:
     nothing more leaves a centre, nothing more is spent): each centre's
@@ -435,7 +442,7 @@ def region_cells(
         if placement is not None and placement.region:
             members.setdefault(placement.region, []).append(
                 (centre_total(cells), not placement.indigenous_governed))
-    return {region: pool([v for v, _ in entries], [c for _, c in entries])
+    return {region: pool([v for v, _ in entries], [c for _, c in entries], noise_std)
             for region, entries in sorted(members.items())}
 
 
@@ -485,11 +492,11 @@ def pooled_audit(
         for value in group.values:
             key = cell_key(group.name, value)
             cells[value] = pool([np.asarray(c[key], dtype=np.float64)
-                                 for c in centre_vectors if key in c])
+                                 for c in centre_vectors if key in c], noise_std=noise_std)
         groups[group.name], gaps[group.name] = _report(group.name, cells, suppressed,
                                                        threshold, noise_std)
     if placements is not None:
-        regions = region_cells(centre_vectors, placements)
+        regions = region_cells(centre_vectors, placements, noise_std)
         groups["region"], gaps["region"] = _report("region", regions, suppressed,
                                                    threshold, noise_std)
     return {

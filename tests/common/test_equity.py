@@ -137,7 +137,7 @@ def test_with_dp_noise_the_intervals_hold_the_noise_free_value():
     # sampling-only intervals around the noisy counts mostly miss.
     noise_std, held, missed_plain, total = 7.26, 0, 0, 0
     for r in range(60):
-        centres = [_centre(300, 5000 + 3 * r + k) for k in range(3)]
+        centres = [_centre(600, 5000 + 3 * r + k) for k in range(3)]
         rng = np.random.default_rng(r)
         exact = pooled_audit(_vectors(centres), threshold=0.3)["groups"]["sex"]
         noisy = [centre_cells(a, p, y, threshold=0.3, sensitive_allowed=True,
@@ -155,6 +155,20 @@ def test_with_dp_noise_the_intervals_hold_the_noise_free_value():
     assert total >= 500
     assert held / total >= 0.95
     assert missed_plain / total >= 0.5
+
+
+def test_under_noise_a_centre_without_students_in_a_cell_does_not_count_towards_three():
+    # Girls at two centres only; two more centres send the girls' cell as pure noise.
+    # Their noisy counts often pass 10 (std 46): they must not make the cell showable.
+    noise_std, shown = 7.26, 0
+    for r in range(50):
+        rng = np.random.default_rng(r)
+        centres = [_centre(400, 100 + 4 * r, sex="F"), _centre(400, 101 + 4 * r, sex="F"),
+                   _centre(400, 102 + 4 * r, sex="M"), _centre(400, 103 + 4 * r, sex="M")]
+        noisy = [centre_cells(a, p, y, threshold=0.3, sensitive_allowed=True,
+                              noise_std=noise_std, rng=rng) for a, p, y in centres]
+        shown += "F" in pooled_audit(noisy, threshold=0.3, noise_std=noise_std)["groups"]["sex"]
+    assert shown <= 1
 
 
 def _vectors(centres: list[Centre]) -> list[dict[str, list[float]]]:
