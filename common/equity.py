@@ -261,12 +261,13 @@ def _unit(interval: Interval) -> list[float]:
 @dataclass(frozen=True)
 class CellNoise:
     """The DP noise in a pooled cell: Gaussian of std ``per_count`` on every histogram
-    count from each of ``centres`` centres; true and false positives and the
+    count of each of the ``cells`` centres' cells summed in it (one per centre; several
+    for a region); true and false positives and the
     probability sum derived from the noisy bins, as the centres derive them
     (``centre_cells``), with the operating ``threshold``."""
 
     per_count: float
-    centres: int
+    cells: int
     threshold: float
 
 
@@ -275,7 +276,7 @@ def noise_spread(vector: npt.NDArray[np.float64], noise: CellNoise) -> dict[str,
     deviation over ``NOISE_REPLICATES`` fresh draws of the same noise added to the cell
     (a parametric bootstrap around the released, already noisy, counts; post-processing,
     no privacy cost; a fixed seed, so a report is reproducible)."""
-    sd = noise.per_count * math.sqrt(max(noise.centres, 0))
+    sd = noise.per_count * math.sqrt(max(noise.cells, 0))
     keys = ("auc", "tpr", "fpr", "observed_rate", "calibration")
     if sd <= 0.0:
         return dict.fromkeys(keys, 0.0)
@@ -372,7 +373,7 @@ class PooledCell:
     total: npt.NDArray[np.float64]
     contributing: int
     counted: int
-    senders: int = 0  # centres that sent anything in it (each added its noise, if any)
+    noisy_cells: int = 0  # centres' cells summed in it (each with its own noise, if any)
 
     @property
     def students(self) -> float:
@@ -388,7 +389,8 @@ def _students(vector: npt.NDArray[np.float64]) -> float:
 
 
 def pool(vectors: Sequence[npt.NDArray[np.float64]],
-         counts: Sequence[bool] | None = None, noise_std: float = 0.0) -> PooledCell:
+         counts: Sequence[bool] | None = None, noise_std: float = 0.0,
+         summed: Sequence[int] | None = None) -> PooledCell:
     """Sum one cell's vectors; a centre contributes when its count reaches ``MIN_CELL``,
     and counts towards the minimum of centres unless ``counts`` says it does not.
 
@@ -396,14 +398,17 @@ def pool(vectors: Sequence[npt.NDArray[np.float64]],
     noise of std ``noise_std * sqrt(2 * GROUP_BINS)`` (46 in the demo): a centre with no
     student in the cell would pass ``MIN_CELL`` 4 times in 10. It contributes only when
     its noisy count exceeds ``MIN_CELL`` by two of those standard deviations, so that a
-    centre without students in the cell passes 2 times in 100."""
+    centre without students in the cell passes 2 times in 100. ``summed``: how many
+    noisy cells each vector is the sum of (1 each by default; a region's centre totals
+    sum several, :func:`region_cells`)."""
     counts = [True] * len(vectors) if counts is None else counts
-    floor = MIN_CELL + 2.0 * noise_std * math.sqrt(2 * GROUP_BINS)
-    reaching = [_students(v) >= floor for v in vectors]
+    summed = [1] * len(vectors) if summed is None else summed
+    reaching = [_students(v) >= MIN_CELL + 2.0 * noise_std * math.sqrt(2 * GROUP_BINS * k)
+                for v, k in zip(vectors, summed, strict=True)]
     total = np.sum(vectors, axis=0) if len(vectors) else np.zeros(CELL_LENGTH)
     return PooledCell(np.asarray(total, dtype=np.float64), sum(reaching),
                       sum(r and c for r, c in zip(reaching, counts, strict=True)),
-                      sum(bool(np.any(v)) for v in vectors))
+                      sum(k for v, k in zip(vectors, summed, strict=True) if np.any(v)))
 
 
 #: Attributes a region total may be read from: never restricted by a centre's policy
@@ -416,15 +421,20 @@ def centre_total(cells: Mapping[str, Sequence[float]]) -> npt.NDArray[np.float64
     sum of the cells of the attribute of ``REGION_SOURCES`` whose cells hold the most
     students (the first in that order on a tie). Students in a cell the centre suppressed
     (fewer than ``MIN_CELL``), or without that attribute, are not in it."""
-    best, best_students = np.zeros(CELL_LENGTH), -math.inf
+    return _centre_total(cells)[0]
+
+
+def _centre_total(cells: Mapping[str, Sequence[float]]) -> tuple[npt.NDArray[np.float64], int]:
+    """:func:`centre_total` and how many cells it sums (each carries its own noise)."""
+    best, best_students, summed = np.zeros(CELL_LENGTH), -math.inf, 0
     for group in REGION_SOURCES:
         keys = [cell_key(group.name, value) for value in group.values]
         if not all(key in cells for key in keys):
             continue
         total = np.sum([np.asarray(cells[key], dtype=np.float64) for key in keys], axis=0)
         if _students(total) > best_students:
-            best, best_students = total, _students(total)
-    return np.asarray(best, dtype=np.float64)
+            best, best_students, summed = total, _students(total), len(keys)
+    return np.asarray(best, dtype=np.float64), summed
 
 
 def region_cells(
@@ -437,12 +447,14 @@ def region_cells(
     :func:`centre_total`, summed over the centres the register places in the region.
     A centre it does not place (None) is in no region. Indigenous-governed boards add
     their students to their region but never count towards ``MIN_CENTRES_PER_CELL``."""
-    members: dict[str, list[tuple[npt.NDArray[np.float64], bool]]] = {}
+    members: dict[str, list[tuple[npt.NDArray[np.float64], bool, int]]] = {}
     for cells, placement in zip(centre_vectors, placements, strict=True):
         if placement is not None and placement.region:
+            total, summed = _centre_total(cells)
             members.setdefault(placement.region, []).append(
-                (centre_total(cells), not placement.indigenous_governed))
-    return {region: pool([v for v, _ in entries], [c for _, c in entries], noise_std)
+                (total, not placement.indigenous_governed, summed))
+    return {region: pool([v for v, _, _ in entries], [c for _, c, _ in entries], noise_std,
+                         [k for _, _, k in entries])
             for region, entries in sorted(members.items())}
 
 
@@ -455,7 +467,7 @@ def _report(
 
     def metrics_at(value: str, z: float = Z95) -> dict[str, object]:
         cell = cells[value]
-        noise = CellNoise(noise_std, cell.senders, threshold) if noise_std > 0 else None
+        noise = CellNoise(noise_std, cell.noisy_cells, threshold) if noise_std > 0 else None
         return cell_metrics(cell.total, z, noise)
 
     reported: dict[str, dict[str, object]] = {}

@@ -15,6 +15,7 @@ from common.equity import (
     centre_total,
     noise_spread,
     pooled_audit,
+    region_cells,
 )
 
 Centre = tuple[pd.DataFrame, np.ndarray, np.ndarray]
@@ -125,7 +126,7 @@ def test_the_noise_spread_of_a_rate_is_the_delta_methods():
     # P / (P + N) has std 99 * sqrt(4000^2 + 1000^2) / 5000^2 = 0.0163 (delta method).
     vector = np.zeros(CELL_LENGTH)
     vector[:GROUP_BINS], vector[GROUP_BINS : 2 * GROUP_BINS] = 50.0, 200.0
-    spread = noise_spread(vector, CellNoise(per_count=7.0, centres=10, threshold=0.3))
+    spread = noise_spread(vector, CellNoise(per_count=7.0, cells=10, threshold=0.3))
     expected = 7.0 * np.sqrt(200) * np.sqrt(4000**2 + 1000**2) / 5000**2
     assert spread["observed_rate"] == pytest.approx(expected, rel=0.1)
     assert noise_spread(vector, CellNoise(0.0, 10, 0.3))["auc"] == 0.0
@@ -186,6 +187,19 @@ def test_region_rows_sum_their_centres_students_and_need_three_centres():
     assert laval["positives"] == y.sum()
     assert "Estrie" not in audit["groups"]["region"]
     assert "region=Estrie" in audit["suppressed"]
+
+
+def test_a_region_carries_the_noise_of_every_cell_its_centres_totals_sum():
+    # Each centre's total is the sum of one attribute's cells (2 or 3 of them), each
+    # with its own noise: the region's intervals must allow for all of them.
+    centres = [_centre(300, s) for s in range(3)]
+    rng = np.random.default_rng(0)
+    noisy = [centre_cells(a, p, y, threshold=0.3, sensitive_allowed=True, noise_std=7.26,
+                          rng=rng) for a, p, y in centres]
+    laval = region_cells(noisy, [Placement("Laval")] * 3, noise_std=7.26)["Laval"]
+    assert 6 <= laval.noisy_cells <= 9
+    # Without noise every attribute holds all students: EHDAA (two cells), first on a tie.
+    assert region_cells(_vectors(centres), [Placement("Laval")] * 3)["Laval"].noisy_cells == 6
 
 
 def test_indigenous_governed_boards_never_count_towards_a_region_minimum():
