@@ -275,7 +275,28 @@ def _limitations(
                      "not differentially private in this version; small cells are suppressed.")
     if equity is None:
         notes.append("Equity by group was not measured in this run.")
-    elif equity.get("suppressed"):
-        notes.append("Groups too small to report without exposing a centre are suppressed: "
-                     + ", ".join(map(str, equity["suppressed"])) + ".")
+    else:
+        if equity.get("suppressed"):
+            notes.append("Groups too small to report without exposing a centre are "
+                         "suppressed: " + ", ".join(map(str, equity["suppressed"])) + ".")
+        noise = equity.get("noise_std") or 0.0
+        if noise > 0:
+            vague = _too_noisy(equity)
+            notes.append(
+                f"The equity counts carry differential-privacy noise (std {noise:.2f} per "
+                "count from each centre); every equity interval includes it."
+                + (" At this budget the AUC of these groups cannot be told apart from "
+                   "chance or perfection (interval wider than 0.5): "
+                   + ", ".join(vague) + "." if vague else ""))
     return notes
+
+
+def _too_noisy(equity: dict[str, Any]) -> list[str]:
+    """Groups whose AUC interval is wider than 0.5: the noise leaves them unjudgeable."""
+    out = []
+    for attribute, groups in equity.get("groups", {}).items():
+        for value, metrics in groups.items():
+            low, high = metrics.get("auc_ci") or (None, None)
+            if low is None or high is None or high - low > 0.5:
+                out.append(f"{attribute}={value}")
+    return out

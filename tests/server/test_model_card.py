@@ -112,3 +112,20 @@ def test_a_folder_without_weights_is_refused_in_one_sentence(tmp_path: Path) -> 
 
     with pytest.raises(ModelCardError, match=r"has no model\.pt; give the folder of a finished"):
         build_model_card(run)
+
+
+def test_noisy_equity_counts_are_said_and_unjudgeable_groups_named(tmp_path: Path) -> None:
+    run = write_run_folder(tmp_path / "run")
+    equity = json.loads((run / "equity.json").read_text())
+    equity["noise_std"] = 7.26
+    equity["groups"]["ehdaa"]["true"]["auc_ci"] = [0.2, 1.0]
+    (run / "equity.json").write_text(json.dumps(equity))
+
+    limitations = build_model_card(run)["limitations"]
+
+    noisy = [note for note in limitations if "differential-privacy noise" in note]
+    assert len(noisy) == 1 and "7.26" in noisy[0]
+    assert "ehdaa=true" in noisy[0] and "ehdaa=false" not in noisy[0]
+    # Without noise the card says nothing of it.
+    plain = build_model_card(write_run_folder(tmp_path / "plain"))["limitations"]
+    assert not any("differential-privacy noise" in note for note in plain)
