@@ -285,8 +285,8 @@ def _limitations(
             notes.append(
                 f"The equity counts carry differential-privacy noise (std {noise:.2f} per "
                 "count from each centre); every equity interval includes it."
-                + (" At this budget the AUC of these groups cannot be told apart from "
-                   "chance or perfection (interval wider than 0.5): "
+                + (" At this budget the noise leaves the AUC of these groups undetermined "
+                   "(interval wider than 0.5): "
                    + ", ".join(vague) + "." if vague else ""))
     return notes
 
