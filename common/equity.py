@@ -254,8 +254,9 @@ def cell_metrics(
 
 
 def _unit(interval: Interval) -> list[float]:
-    """An interval of a rate or an AUC, kept to 0-1."""
-    return [max(0.0, interval[0]), min(1.0, interval[1])]
+    """An interval of a rate or an AUC, kept to 0-1 (NaN, "not measurable", stays)."""
+    low, high = interval
+    return [low if math.isnan(low) else max(0.0, low), high if math.isnan(high) else min(1.0, high)]
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from common.equity import (
     all_cell_keys,
     auc_interval,
     cell_key,
+    cell_metrics,
     centre_cells,
     centre_total,
     noise_spread,
@@ -224,3 +225,13 @@ def test_a_centre_total_comes_from_an_attribute_none_of_whose_cells_it_suppresse
     # The home-language and EHDAA cells miss the students they suppressed; immigrant
     # generation and IMSE band hold all 200, so one of them gives the total.
     assert centre_total(cells)[: 2 * GROUP_BINS].sum() == 200
+
+
+def test_a_metric_without_its_students_has_no_interval_not_the_whole_range():
+    vector = np.zeros(CELL_LENGTH)
+    vector[GROUP_BINS : 2 * GROUP_BINS] = 5.0  # 100 students, no dropout
+    for noise in (None, CellNoise(7.26, 3, 0.3)):
+        metrics = cell_metrics(vector, noise=noise)
+        assert np.isnan(metrics["auc"]) and all(np.isnan(metrics["auc_ci"]))
+        assert np.isnan(metrics["tpr"]) and all(np.isnan(metrics["tpr_ci"]))
+        assert metrics["fpr_ci"][0] <= metrics["fpr"] <= metrics["fpr_ci"][1]
