@@ -263,9 +263,9 @@ def _unit(interval: Interval) -> list[float]:
 class CellNoise:
     """The DP noise in a pooled cell: Gaussian of std ``per_count`` on every histogram
     count of each of the ``cells`` centres' cells summed in it (one per centre; several
-    for a region); true and false positives and the
-    probability sum derived from the noisy bins, as the centres derive them
-    (``centre_cells``), with the operating ``threshold``."""
+    for a region); true and false positives and the probability sum derived from the
+    noisy bins, as the centres derive them (``centre_cells``), with the operating
+    ``threshold``."""
 
     per_count: float
     cells: int
