@@ -209,7 +209,8 @@ def _predictors(summary: dict[str, Any]) -> dict[str, Any]:
 
 def _privacy(summary: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     dp = bool(summary.get("dp", config.get("privacy.dp", False)))
-    secure = summary.get("secure_aggregation", config.get("secure_aggregation", NOT_MEASURED))
+    secure = summary.get("secure_aggregation",
+                         config.get("privacy.secure_aggregation", NOT_MEASURED))
     return {
         "differential_privacy": dp,
         "epsilon_target": summary.get("epsilon_target") if dp else None,

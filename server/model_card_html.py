@@ -130,20 +130,33 @@ def _membership(mia: Any) -> str:
 
 
 EQUITY_COLUMNS = (("n", "students"), ("positives", "left without diploma"), ("auc", "ROC AUC"),
-                  ("auc_ci", "AUC 95 % interval"), ("tpr", "true-positive rate"),
-                  ("fpr", "false-positive rate"), ("calibration_error", "calibration error"),
+                  ("tpr", "true-positive rate"), ("fpr", "false-positive rate"),
+                  ("calibration_error", "calibration error"),
                   ("mean_predicted", "mean predicted"), ("observed_rate", "observed rate"))
+
+
+def _interval(values: Mapping[str, Any], key: str) -> str:
+    """`` [low, high]`` of ``key``'s 95 % interval when it has one, else nothing."""
+    interval = values.get(f"{key}_ci")
+    if isinstance(interval, list | tuple) and len(interval) == 2 and all(
+            isinstance(v, int | float) and not math.isnan(v) for v in interval):
+        return f" [{fmt(interval[0])},&nbsp;{fmt(interval[1])}]"
+    return ""
+
+
+def _metric_cell(metrics: Mapping[str, Any], key: str) -> str:
+    """A group's metric, its interval (when it has one) below it."""
+    interval = _interval(metrics, key)
+    return fmt(metrics.get(key), 3) + (f'<br><span class="muted">{interval.strip()}</span>'
+                                       if interval else "")
 
 
 def _gap_cell(values: Mapping[str, Any], name: str) -> str:
     """A gap, its interval and the two groups behind it."""
-    gap, interval = values.get(name), values.get(f"{name}_ci")
+    gap = values.get(name)
     if gap is None or (isinstance(gap, float) and math.isnan(gap)):
         return fmt(gap)
-    text = fmt(gap)
-    if isinstance(interval, list) and len(interval) == 2 and all(
-            isinstance(v, int | float) and not math.isnan(v) for v in interval):
-        text += f" [{fmt(interval[0])}, {fmt(interval[1])}]"
+    text = fmt(gap) + _interval(values, name)
     groups = values.get(f"{name}_groups")
     if isinstance(groups, list) and len(groups) == 2:
         text += f'<br><span class="muted">{esc(groups[0])} − {esc(groups[1])}</span>'
@@ -157,7 +170,9 @@ def equity_html(equity: Any) -> str:
     out = [f"<p>Operating threshold {fmt(equity.get('threshold'))}; groups of fewer than "
            f"{fmt(equity.get('min_cell'))} students, or from fewer than "
            f"{fmt(equity.get('min_centres_per_cell'))} centres (for a region: centres that "
-           "are not Indigenous-governed boards), are not reported.</p>",
+           "are not Indigenous-governed boards), are not reported. Under each figure, its "
+           "95 % interval" + (" (sampling and the DP noise on the counts)"
+                               if (equity.get("noise_std") or 0) > 0 else "") + ".</p>",
            "<table><tr><th>attribute</th><th>group</th>",
            *(f"<th>{esc(label)}</th>" for _, label in EQUITY_COLUMNS), "</tr>"]
     for attribute, groups in equity.get("groups", {}).items():
@@ -165,7 +180,7 @@ def equity_html(equity: Any) -> str:
             out.append(f"<tr><td>{esc(attribute)}</td><td colspan=\"{len(EQUITY_COLUMNS) + 1}\">"
                        '<span class="muted">no group large enough to report</span></td></tr>')
         for value, metrics in groups.items():
-            cells = "".join(f'<td class="num">{fmt(metrics.get(key), 3)}</td>'
+            cells = "".join(f'<td class="num">{_metric_cell(metrics, key)}</td>'
                             for key, _ in EQUITY_COLUMNS)
             out.append(f"<tr><td>{esc(attribute)}</td><td>{esc(value)}</td>{cells}</tr>")
     out.append("</table>")

@@ -60,7 +60,8 @@ def test_missing_optional_parts_are_said_not_measured(tmp_path: Path) -> None:
     assert card["membership_inference"] == NOT_MEASURED
     assert card["baselines"]["environment_only"] == NOT_MEASURED
     assert card["baselines"]["local_only"] == NOT_MEASURED
-    assert card["privacy"]["secure_aggregation"] == NOT_MEASURED
+    # Not in the summary of a plain run: the run's configuration says it was off.
+    assert card["privacy"]["secure_aggregation"] is False
 
 
 def test_baselines_and_membership_inference_come_from_the_summary(tmp_path: Path) -> None:
@@ -103,7 +104,9 @@ def test_write_model_card_writes_json_and_html_into_the_run_folder(tmp_path: Pat
     page = html_path.read_text(encoding="utf-8")
     assert card["model_id"] in page
     assert "equal opportunity gap" in page and "indigenous=true" in page
-    assert "0.200 [0.110, 0.280]" in page and "true − false" in page
+    assert "0.200 [0.110,&nbsp;0.280]" in page and "true − false" in page
+    # Each group's figure with its interval under it (EHDAA true: AUC 0.74 [0.68, 0.80]).
+    assert '0.740<br><span class="muted">[0.680,&nbsp;0.800]</span>' in page
 
 
 def test_a_folder_without_weights_is_refused_in_one_sentence(tmp_path: Path) -> None:
