@@ -102,9 +102,11 @@ def _equity(equity: dict[str, Any] | None) -> str:
     if not groups:
         return _note("No group was large enough to report.")
     suppressed = equity.get("suppressed") or []
+    noise = (" Intervals include the DP noise on the counts."
+             if (equity.get("noise_std") or 0) > 0 else "")
     caption = (f"Pooled over centres; operating threshold {equity.get('threshold')}; groups "
                f"under {equity.get('min_cell')} students not shown. Suppressed: "
-               f"{', '.join(map(str, suppressed)) or 'none'}.")
+               f"{', '.join(map(str, suppressed)) or 'none'}.{noise}")
     return _figure(report_plots.equity_by_group(groups), caption) + gaps_html(equity)
 
 

@@ -96,33 +96,43 @@ def calibration_curve(h: ScoreHistogram) -> bytes:
 
 
 def equity_by_group(groups: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> bytes:
-    """AUC with its 95 % interval, and true- and false-positive rates, per reported group."""
-    labels, auc, low, high, tpr, fpr = [], [], [], [], [], []
-    for attribute, values in groups.items():
-        for value, m in values.items():
+    """AUC, true- and false-positive rates per reported group, each with its 95 %
+    interval."""
+    labels: list[str] = []
+    values: dict[str, list[float]] = {"auc": [], "tpr": [], "fpr": []}
+    errors: dict[str, list[tuple[float, float]]] = {"auc": [], "tpr": [], "fpr": []}
+    for attribute, by_value in groups.items():
+        for value, m in by_value.items():
             labels.append(f"{attribute}={value}")
-            a = _number(m.get("auc"))
-            ci = m.get("auc_ci") or [None, None]
-            auc.append(a)
-            low.append(a - _number(ci[0]))
-            high.append(_number(ci[1]) - a)
-            tpr.append(_number(m.get("tpr")))
-            fpr.append(_number(m.get("fpr")))
+            for key in values:
+                v = _number(m.get(key))
+                ci = m.get(f"{key}_ci") or [None, None]
+                values[key].append(v)
+                errors[key].append((v - _number(ci[0]), _number(ci[1]) - v))
+    auc, tpr, fpr = values["auc"], values["tpr"], values["fpr"]
     figure = Figure(figsize=(11, 0.42 * len(labels) + 1.4))
     left, right = figure.subplots(1, 2, sharey=True)
     y = np.arange(len(labels))
-    errors = np.clip(np.nan_to_num(np.array([low, high]), nan=0.0), 0.0, None)
-    left.errorbar(auc, y, xerr=errors, fmt="o", capsize=3)
+    left.errorbar(auc, y, xerr=_bars(errors["auc"]), fmt="o", capsize=3)
     left.set(yticks=y, yticklabels=labels, xlabel="ROC AUC (95 % interval)",
              title="Discrimination by group")
     left.invert_yaxis()
     left.grid(alpha=0.3)
-    right.barh(y - 0.2, tpr, height=0.4, label="true-positive rate", color="#3a6ea5")
-    right.barh(y + 0.2, fpr, height=0.4, label="false-positive rate", color="#d9822b")
-    right.set(xlabel="rate at the operating threshold", title="Error rates by group", xlim=(0, 1))
+    right.barh(y - 0.2, tpr, height=0.4, label="true-positive rate", color="#3a6ea5",
+               xerr=_bars(errors["tpr"]), capsize=2)
+    right.barh(y + 0.2, fpr, height=0.4, label="false-positive rate", color="#d9822b",
+               xerr=_bars(errors["fpr"]), capsize=2)
+    right.set(xlabel="rate at the operating threshold (95 % interval)",
+              title="Error rates by group", xlim=(0, 1))
     right.legend(fontsize=8)
     right.grid(alpha=0.3)
     return png(figure)
+
+
+def _bars(errors: list[tuple[float, float]]) -> npt.NDArray[np.float64]:
+    """Matplotlib's 2 x N error lengths; a figure without an interval gets none."""
+    array = np.array(errors, dtype=np.float64).reshape(-1, 2).T
+    return np.clip(np.nan_to_num(array, nan=0.0), 0.0, None)
 
 
 def epsilon_by_centre(centres: Sequence[Mapping[str, Any]], target: float | None) -> bytes:
