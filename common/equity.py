@@ -195,7 +195,7 @@ def _auc(pos: npt.NDArray[np.float64], neg: npt.NDArray[np.float64]) -> float:
 
 
 def cell_metrics(
-    vector: npt.NDArray[np.float64], z: float = Z95, noise: CellNoise | None = None
+    vector: npt.NDArray[np.float64], z: float = Z95, spread: Mapping[str, float] | None = None
 ) -> dict[str, object]:
     """Metrics of one pooled cell, each with its interval (``common.intervals``; 95 %,
     or the level of the normal quantile ``z``).
@@ -205,9 +205,9 @@ def cell_metrics(
     shifted by the mean predicted probability (the model's own, not an estimate), then
     taken in absolute value.
 
-    With ``noise`` (the cell's counts carry the centres' DP noise), each interval is
-    widened by the noise's own spread of that metric (:func:`noise_spread`), and
-    ``noise_sd`` gives those spreads.
+    With ``spread`` (the cell's counts carry the centres' DP noise: how far it moves
+    each metric, :func:`noise_spread`), each interval is widened by it, and ``noise_sd``
+    gives those spreads.
     """
     pos, neg = vector[:GROUP_BINS], vector[GROUP_BINS : 2 * GROUP_BINS]
     tp, fp, probability_sum = vector[-3], vector[-2], vector[-1]
@@ -223,9 +223,7 @@ def cell_metrics(
     _, observed_lo, observed_hi = wilson(positives, n, z)
     auc_ci = auc_interval(auc, positives, negatives, z)
     signed = (observed_lo - mean_predicted, observed_hi - mean_predicted)
-    spread: dict[str, float] = {}
-    if noise is not None:
-        spread = noise_spread(vector, noise)
+    if spread is not None:
         auc_ci = widen(auc, auc_ci, z * spread["auc"])
         tpr_lo, tpr_hi = widen(tpr, (tpr_lo, tpr_hi), z * spread["tpr"])
         fpr_lo, fpr_hi = widen(fpr, (fpr_lo, fpr_hi), z * spread["fpr"])
@@ -248,8 +246,8 @@ def cell_metrics(
         "calibration_error": calibration,
         "calibration_error_ci": _unit(calibration_ci),
     }
-    if noise is not None:
-        metrics["noise_sd"] = spread
+    if spread is not None:
+        metrics["noise_sd"] = dict(spread)
     return metrics
 
 
@@ -466,10 +464,14 @@ def _report(
     """The reported groups of one attribute and its gaps; the cells large enough to
     show but from too few centres are added to ``suppressed``."""
 
+    spreads: dict[str, dict[str, float]] = {}  # the noise's spread does not depend on z
+
     def metrics_at(value: str, z: float = Z95) -> dict[str, object]:
         cell = cells[value]
-        noise = CellNoise(noise_std, cell.noisy_cells, threshold) if noise_std > 0 else None
-        return cell_metrics(cell.total, z, noise)
+        if noise_std > 0 and value not in spreads:
+            spreads[value] = noise_spread(cell.total,
+                                          CellNoise(noise_std, cell.noisy_cells, threshold))
+        return cell_metrics(cell.total, z, spreads.get(value))
 
     reported: dict[str, dict[str, object]] = {}
     for value, cell in cells.items():

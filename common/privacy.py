@@ -20,6 +20,8 @@ from opacus.accountants.accountant import IAccountant
 from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
 from opacus.accountants.utils import get_noise_multiplier
 
+from common.equity import AUDIT_GROUPS
+
 if TYPE_CHECKING:
     from common.config import RunConfig
 
@@ -181,8 +183,6 @@ def audit_noise_std(config: RunConfig) -> float:
     privacy = config.privacy
     if not (privacy.dp and privacy.evaluation_noise):
         return 0.0
-    from common.equity import AUDIT_GROUPS
-
     noise = calibrate_evaluation_noise(privacy.epsilon, privacy.delta, config.rounds)
     return noise.final * math.sqrt(len(AUDIT_GROUPS))
 

@@ -230,8 +230,8 @@ def test_a_centre_total_comes_from_an_attribute_none_of_whose_cells_it_suppresse
 def test_a_metric_without_its_students_has_no_interval_not_the_whole_range():
     vector = np.zeros(CELL_LENGTH)
     vector[GROUP_BINS : 2 * GROUP_BINS] = 5.0  # 100 students, no dropout
-    for noise in (None, CellNoise(7.26, 3, 0.3)):
-        metrics = cell_metrics(vector, noise=noise)
+    for spread in (None, noise_spread(vector, CellNoise(7.26, 3, 0.3))):
+        metrics = cell_metrics(vector, spread=spread)
         assert np.isnan(metrics["auc"]) and all(np.isnan(metrics["auc_ci"]))
         assert np.isnan(metrics["tpr"]) and all(np.isnan(metrics["tpr_ci"]))
         assert metrics["fpr_ci"][0] <= metrics["fpr"] <= metrics["fpr_ci"][1]
