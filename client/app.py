@@ -1,4 +1,5 @@
-"""The ClientApp: wiring only. The logic is in ``client.federated``."""
+"""The ClientApp: wiring only. The task is ``client.centre_task``'s, for both the plain
+Message-API handlers below and the SecAgg+ client (``client.secure``)."""
 
 from __future__ import annotations
 
@@ -9,143 +10,79 @@ from flwr.app.error import Error
 from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import Mod
 
-from client.audit_log import CentreAudit, centre_name
-from client.data import DataError
-from client.federated import (
-    CentreRefusal,
-    centre_data,
-    declared_name,
-    evaluate_round,
-    open_ledger,
-    state_dir,
-    steps_booked,
-    train_round,
-)
-from client.ledger import LedgerError
+from client.centre_task import Centre, evaluate_task, refuse, train_task
 from client.releases import ReplyCache
 from client.secure import is_secure_message, secure_app
-from common.config import ConfigError, RunConfig
-from common.equity import CENTRE_RECORD
-
-ERROR_DATA = 1001  # the centre's data are unusable
-ERROR_REFUSED = 1002  # the centre declines: privacy budget, too few records
-ERROR_CONFIG = 1003  # the run's configuration is invalid
+from common import protocol
+from common.protocol import Task, TrainRelease
 
 
-def _error_reply(msg: Message, code: int, reason: str, audit: CentreAudit | None) -> Message:
-    if audit is not None:
-        audit.refused(code, reason)
-    return Message(Error(code=code, reason=reason), reply_to=msg)
+def _task(msg: Message, context: Context) -> Task:
+    """The instruction's task; the run name is what the ledger books under: it outlives
+    Flower's run id when a run is resumed."""
+    config = msg.content.config_records.get(protocol.CONFIG, ConfigRecord())
+    return protocol.task_of(config, default_run=str(context.run_id))
 
 
-def _steps_done(context: Context) -> int:
-    record = context.state.config_records.get("privacy")
-    return int(record["steps"]) if record is not None else 0  # type: ignore[arg-type]
+def _handle(kind: str, msg: Message, context: Context) -> Message:
+    """Run the task ``kind`` (train or evaluate) and build its reply."""
+    task = _task(msg, context)
+    centre: Centre | None = None
+    try:
+        centre = Centre.of(context.run_config, context.node_config, context.run_id)
+        centre.audit("task_received", task, kind, message_id=msg.metadata.message_id)
+        folder = centre.state_dir
+        cache = ReplyCache(folder) if folder is not None else None
+        if cache is not None and (done := cache.get(kind, task.run_name, task.server_round,
+                                                    task.model_version)):
+            centre.audit("reply_sent", task, kind, resent=True)
+            return Message(content=done, reply_to=msg)  # the same release again: no cost
+        weights = msg.content.array_records[protocol.ARRAYS].to_torch_state_dict()
+        if kind == "train":
+            result = train_task(centre, task, weights)
+            metrics = TrainRelease(result.num_examples, result.epsilon).as_metrics()
+            content = RecordDict({protocol.ARRAYS: ArrayRecord(result.weights),
+                                  protocol.METRICS: MetricRecord(metrics)})  # type: ignore[arg-type]
+            extra = {"update_norm": result.update_norm,
+                     "update_bound": centre.config.training.max_update_norm}
+        else:
+            release = evaluate_task(centre, task, weights)
+            content = RecordDict({protocol.METRICS: MetricRecord(release)})  # type: ignore[arg-type]
+            extra = {}
+        content[protocol.CENTRE] = ConfigRecord({protocol.CENTRE_NAME: centre.name})
+        content[protocol.RECORDS_HEAD] = ConfigRecord(centre.head())  # type: ignore[arg-type]
+    except Exception as exc:
+        code, reason = refuse(centre, task, kind, exc)
+        return Message(Error(code=code, reason=reason), reply_to=msg)
+    if cache is not None:
+        cache.put(kind, task.run_name, task.server_round, task.model_version, content)
+    _sent(centre, task, kind, content, **extra)
+    return Message(content=content, reply_to=msg)
 
 
-def _task(msg: Message, context: Context) -> tuple[str, int, str]:
-    """(logical run name, round, model version) of an instruction. The run name is what
-    the ledger books under: it outlives Flower's run id when a run is resumed."""
-    config = msg.content["config"]
-    run_name = str(config.get("run-name", "") or context.run_id)
-    server_round = int(config.get("server-round", 0))  # type: ignore[arg-type]
-    return run_name, server_round, str(config.get("model-version", ""))
-
-
-def _records(
-    config: RunConfig, msg: Message, context: Context
-) -> tuple[CentreAudit | None, ReplyCache | None]:
-    """The centre's audit log and reply cache, in its state folder (none without one)."""
-    folder = state_dir(config, dict(context.node_config))
-    if folder is None:
-        return None, None
-    audit = CentreAudit(folder, centre_name(dict(context.node_config), folder), msg, context)
-    audit.received(msg.metadata.message_id)
-    return audit, ReplyCache(folder)
+def _sent(centre: Centre, task: Task, kind: str, content: RecordDict, **extra: object) -> None:
+    """What the reply carries, in the centre's audit log (names and shapes, not values)."""
+    arrays = {name: list(array.shape) for record in content.array_records.values()
+              for name, array in record.items()}
+    metrics = {key: value for record in content.metric_records.values()
+               for key, value in record.items()}
+    scalars = {k: v for k, v in metrics.items() if k in protocol.TRAIN_METRIC_KEYS}
+    centre.audit("reply_sent", task, kind, arrays=arrays, metrics=sorted(metrics),
+                 resent=False, **scalars, **extra)
 
 
 def train(msg: Message, context: Context) -> Message:
     """Train the global model locally with DP-SGD and reply with the new weights."""
     if is_secure_message(msg):  # secure mode: Flower's SecAgg+ runs on the legacy path
         return secure_app(msg, context)
-    audit: CentreAudit | None = None
-    try:
-        config = RunConfig.from_flat(context.run_config)
-        audit, cache = _records(config, msg, context)
-        run_name, server_round, version = _task(msg, context)
-        if cache is not None and (done := cache.get("train", run_name, server_round, version)):
-            reply = Message(content=done, reply_to=msg)  # the same release again: no cost
-            if audit is not None:
-                audit.sent(reply, resent=True)
-            return reply
-        data = centre_data(config, dict(context.node_config))
-        weights = msg.content["arrays"].to_torch_state_dict()  # type: ignore[union-attr]
-        ledger = open_ledger(config, dict(context.node_config)) if config.privacy.dp else None
-        steps = _steps_done(context)
-        if ledger is not None:  # a resumed run: Flower's state is new, the ledger is not
-            steps = max(steps, steps_booked(ledger, run_name, config, data))
-        result = train_round(config, data, weights, steps, server_round,
-                             ledger=ledger, run_id=run_name)
-    except ConfigError as exc:
-        return _error_reply(msg, ERROR_CONFIG, str(exc), audit)
-    except (DataError, LedgerError) as exc:
-        return _error_reply(msg, ERROR_DATA, str(exc), audit)
-    except CentreRefusal as exc:
-        return _error_reply(msg, ERROR_REFUSED, str(exc), audit)
-    # The accountant's history: steps taken so far in this run at this centre.
-    context.state.config_records["privacy"] = ConfigRecord({"steps": result.steps_total})
-    metrics = MetricRecord(
-        {
-            "num-examples": result.num_examples,
-            "epsilon": result.epsilon,
-            "train_loss": result.train_loss,
-        }
-    )
-    content = RecordDict({"arrays": ArrayRecord(result.weights), "metrics": metrics})
-    if cache is not None:
-        cache.put("train", run_name, server_round, version, content)
-    reply = Message(content=content, reply_to=msg)
-    if audit is not None:
-        audit.sent(reply, update_norm=result.update_norm,
-                   update_bound=config.training.max_update_norm)
-    return reply
+    return _handle("train", msg, context)
 
 
 def evaluate(msg: Message, context: Context) -> Message:
     """Evaluate the global model on the held-out records; reply with histograms."""
     if is_secure_message(msg):
         return secure_app(msg, context)
-    audit: CentreAudit | None = None
-    try:
-        config = RunConfig.from_flat(context.run_config)
-        audit, cache = _records(config, msg, context)
-        run_name, server_round, version = _task(msg, context)
-        if cache is not None and (done := cache.get("evaluate", run_name, server_round,
-                                                    version)):
-            reply = Message(content=done, reply_to=msg)
-            if audit is not None:
-                audit.sent(reply, resent=True)
-            return reply
-        data = centre_data(config, dict(context.node_config))
-        weights = msg.content["arrays"].to_torch_state_dict()  # type: ignore[union-attr]
-        node_config = dict(context.node_config)
-        ledger = open_ledger(config, node_config) if config.privacy.dp else None
-        metrics = evaluate_round(config, data, weights, server_round, ledger, run_name)
-    except ConfigError as exc:
-        return _error_reply(msg, ERROR_CONFIG, str(exc), audit)
-    except (DataError, LedgerError) as exc:
-        return _error_reply(msg, ERROR_DATA, str(exc), audit)
-    except CentreRefusal as exc:
-        return _error_reply(msg, ERROR_REFUSED, str(exc), audit)
-    name = ConfigRecord({"name": declared_name(config, node_config)})
-    content = RecordDict({"metrics": MetricRecord(metrics),  # type: ignore[arg-type]
-                          CENTRE_RECORD: name})
-    if cache is not None:
-        cache.put("evaluate", run_name, server_round, version, content)
-    reply = Message(content=content, reply_to=msg)
-    if audit is not None:
-        audit.sent(reply)
-    return reply
+    return _handle("evaluate", msg, context)
 
 
 def build_client_app(mods: Sequence[Mod] = ()) -> ClientApp:

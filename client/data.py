@@ -12,41 +12,13 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from client.errors import CentreRefusal as CentreRefusal  # re-exported for callers
+from client.errors import DataError as DataError
+from client.site_policy import SitePolicy as SitePolicy
 from common.encoding import encode, encode_labels
 from common.equity import AUDIT_COLUMNS
 from common.schema import CONSENT, LABEL, STUDENT_ID
 from common.split import held_out_mask
-
-
-class DataError(Exception):
-    """A centre's data cannot be used. The message is one sentence for the operator."""
-
-    exit_code = 2
-
-
-class CentreRefusal(Exception):
-    """The centre declines a task (privacy budget, too few records). One sentence."""
-
-    code = 1002
-
-
-@dataclass(frozen=True)
-class SitePolicy:
-    """What a centre allows. Owned by the centre (a TOML file next to its data).
-
-    ``refused_predictors`` are encoded as missing; ``min_records`` is the number of
-    usable labelled, consenting records needed to take part in training;
-    ``epsilon_cap`` is the centre's lifetime privacy cap (epsilon at the run's delta,
-    per student); ``audit_attributes_allowed`` lets sex/indigenous be used for equity
-    statistics.
-    """
-
-    refused_predictors: frozenset[str] = frozenset()
-    min_records: int = 50
-    epsilon_cap: float = 10.0
-    audit_attributes_allowed: bool = True
-    max_invalid_fraction: float = 0.05
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -100,6 +72,15 @@ def read_harmonised(path: Path) -> pd.DataFrame:
 
 
 @lru_cache(maxsize=128)
+def centre_policy(policy_path: str | None) -> SitePolicy:
+    """The centre's site policy (the defaults without a file); cached per process.
+    Raises ``DataError`` when the file cannot be used."""
+    from client.ingest import load_policy
+
+    return load_policy(Path(policy_path)) if policy_path else SitePolicy()
+
+
+@lru_cache(maxsize=128)
 def load_centre(
     data_path: str,
     mapping_path: str | None = None,
@@ -111,8 +92,8 @@ def load_centre(
 
     Raises ``DataError`` when the data are unusable.
     """
-    from client.ingest import load_policy, prepare_extract
+    from client.ingest import prepare_extract
 
-    policy = load_policy(Path(policy_path)) if policy_path else SitePolicy()
+    policy = centre_policy(policy_path)
     frame = prepare_extract(Path(data_path), Path(mapping_path) if mapping_path else None, policy)
     return split_and_encode(frame, policy, test_fraction)

@@ -22,17 +22,20 @@ import secrets
 import numpy as np
 import numpy.typing as npt
 
-from client.data import CentreData, CentreRefusal
+from client.data import CentreData
+from client.errors import CentreRefusal
 from client.ledger import BudgetExceeded, PrivacyLedger
+from client.run_plan import check_run_budget, run_history
+from client.site_policy import PrivacyFloor
 from common.config import RunConfig
 from common.equity import centre_cells
 from common.metrics import bin_centres, score_histogram
 from common.privacy import (
-    COUNT_NOISE_MULTIPLIER,
     EvaluationNoise,
     audit_noise_std,
     calibrate_evaluation_noise,
 )
+from common.protocol import Reason, Reply
 
 
 def noise_generator(config: RunConfig, salt: int) -> np.random.Generator:
@@ -42,15 +45,13 @@ def noise_generator(config: RunConfig, salt: int) -> np.random.Generator:
     return np.random.default_rng(secrets.randbits(128))
 
 
-def noisy_count(count: int, config: RunConfig) -> float:
-    """A count released with Gaussian noise of std ``COUNT_NOISE_MULTIPLIER``."""
-    return count + float(noise_generator(config, count).normal(0.0, COUNT_NOISE_MULTIPLIER))
-
-
-def evaluation_noise(config: RunConfig) -> EvaluationNoise | None:
+def evaluation_noise(config: RunConfig, floor: PrivacyFloor) -> EvaluationNoise | None:
+    """The run's evaluation noise, calibrated at the smaller of the run's and the
+    centre's delta (None without evaluation noise)."""
     if not (config.privacy.dp and config.privacy.evaluation_noise):
         return None
-    return calibrate_evaluation_noise(config.privacy.epsilon, config.privacy.delta, config.rounds)
+    return calibrate_evaluation_noise(config.privacy.epsilon, floor.delta_for(config),
+                                      config.rounds)
 
 
 def evaluation_release(
@@ -63,22 +64,27 @@ def evaluation_release(
 ) -> dict[str, int | float | list[float]]:
     """The metrics a centre sends for one evaluation round (see the module docstring)."""
     final = server_round >= config.rounds
-    noise = evaluation_noise(config)
+    floor = data.policy.privacy
+    noise = evaluation_noise(config, floor)
     bins = config.evaluation.bins
     histogram = score_histogram(probabilities, data.y_test, bins)
     pos, neg = histogram.positives.copy(), histogram.negatives.copy()
     probability_sum, squared_error = histogram.probability_sum, histogram.squared_error_sum
     rng = noise_generator(config, server_round)
+    epsilon = 0.0  # what the run's booked evaluation releases spent, at the run's delta
     if noise is not None:
         multiplier = noise.final if final else noise.progress
         mechanisms = [(multiplier, 1.0, 1)] + ([(noise.final, 1.0, 1)] if final else [])
         if ledger is not None:
+            history = [*run_history(ledger, run_id, "evaluate"), *mechanisms]
+            epsilon = check_run_budget(history, config, floor,
+                                       f"evaluation of round {server_round}")
             try:
                 ledger.book(run_id=run_id, server_round=server_round, kind="evaluate",
-                            mechanisms=mechanisms, delta=config.privacy.delta,
+                            mechanisms=mechanisms, delta=floor.delta,
                             cap=data.policy.epsilon_cap)
             except BudgetExceeded as exc:
-                raise CentreRefusal(str(exc)) from exc
+                raise CentreRefusal(str(exc), Reason.LIFETIME_CAP, Reply.REFUSED) from exc
         pos += rng.normal(0.0, multiplier, bins)
         neg += rng.normal(0.0, multiplier, bins)
         centres = bin_centres(bins)
@@ -86,6 +92,7 @@ def evaluation_release(
         squared_error = float((pos * (1 - centres) ** 2 + neg * centres**2).sum())
     metrics: dict[str, int | float | list[float]] = {
         "num-examples": max(0, round(float(pos.sum() + neg.sum()))),
+        "epsilon": epsilon,
         "hist_pos": pos.tolist(),
         "hist_neg": neg.tolist(),
         "prob_sum": np.asarray(probability_sum).tolist(),

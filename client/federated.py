@@ -15,18 +15,23 @@ from pathlib import Path
 import torch
 
 from client.data import CentreData, DataError, load_centre
-from client.data import CentreRefusal as CentreRefusal  # re-exported for callers
-from client.evaluation import evaluation_release, noisy_count
+from client.errors import CentreRefusal as CentreRefusal  # re-exported for callers
+from client.evaluation import evaluation_release, noise_generator
 from client.ledger import BudgetExceeded, PrivacyLedger
+from client.run_plan import (
+    RunPlan,
+    check_run_budget,
+    load_plan,
+    plan_for,
+    released_size,
+    run_history,
+    save_plan,
+    size_release,
+)
 from common.config import RunConfig
 from common.model import ModelConfig, build_model, get_weights, predict_proba, set_weights
-from common.privacy import (
-    SamplingPlan,
-    calibrate_training_noise,
-    choose_batch_size,
-    composed_epsilon,
-    training_history,
-)
+from common.privacy import composed_epsilon
+from common.protocol import Reason, Reply
 from common.training import DPSettings, train_local
 
 DATA_FILE_SUFFIXES = (".parquet", ".csv")
@@ -103,10 +108,8 @@ class RoundResult:
     """The release of one training round: weights and aggregate metrics."""
 
     weights: OrderedDict[str, torch.Tensor]
-    num_examples: int
-    epsilon: float
-    steps_total: int
-    train_loss: float
+    num_examples: int  # the run's released (noisy, booked) training-set size
+    epsilon: float  # this run's training epsilon at this centre, at the run's delta
     update_norm: float = 0.0  # L2 norm of the update before it was bounded
 
 
@@ -129,99 +132,96 @@ def bound_update(
     return bounded, norm
 
 
-def steps_booked(ledger: PrivacyLedger, run_key: str, config: RunConfig, data: CentreData) -> int:
-    """DP-SGD steps this centre booked in its ledger for the logical run ``run_key``.
-    Flower's per-run state is lost when a run is resumed as a new Flower run; the ledger
-    is not, so a resumed run continues the accountant's history from it."""
-    plan, sigma = privacy_plan(config, data)
-    return sum(
-        r.steps for r in ledger.releases()
-        if r.run_id == run_key and r.kind == "train"
-        and (r.noise_multiplier, r.sample_rate) == (sigma, plan.sample_rate)
-    )
+def require_training_records(data: CentreData) -> None:
+    """Refuse training when the centre has fewer training records (held-out students do
+    not count: they never train) than its policy's ``min_records``."""
+    if data.num_train < data.policy.min_records:
+        raise CentreRefusal(
+            f"The centre has {data.num_train} usable training records, fewer than the "
+            f"{data.policy.min_records} its policy requires to take part in training.",
+            Reason.TOO_FEW_RECORDS, Reply.REFUSED)
 
 
-def privacy_plan(config: RunConfig, data: CentreData) -> tuple[SamplingPlan, float]:
-    """Sampling plan and the noise multiplier that keeps the whole run (all rounds and
-    local epochs) within ``privacy.epsilon`` at ``privacy.delta`` for this centre (0
-    without DP: no calibration to pay for)."""
-    plan = SamplingPlan(data.num_train, choose_batch_size(data.num_train,
-                                                          config.training.batch_size))
+def centre_plan(config: RunConfig, data: CentreData, run_name: str,
+                state_dir: Path | None, ledger: PrivacyLedger | None) -> RunPlan:
+    """The centre's mechanism for ``run_name``: the one it fixed at its first training
+    task of the run (kept in ``state_dir``), or a new one from a size released now and
+    booked in ``ledger`` (``client.run_plan``). Without DP the plan uses the exact size:
+    such runs are references, with no guarantee to keep."""
+    floor = data.policy.privacy
+    require_training_records(data)  # before any release: a refusing centre books nothing
     if not config.privacy.dp:
-        return plan, 0.0
-    total_steps = config.rounds * config.local_epochs * plan.steps_per_epoch
-    sigma = calibrate_training_noise(
-        config.privacy.epsilon,
-        config.privacy.delta,
-        plan.sample_rate,
-        total_steps,
-        config.rounds,
-        config.privacy.accountant,
-    )
-    return plan, sigma
+        return plan_for(data.num_train, config, floor)
+    if state_dir is not None and (saved := load_plan(state_dir, run_name)) is not None:
+        return saved
+    size = released_size(data.num_train, noise_generator(config, data.num_train))
+    plan = plan_for(size, config, floor)
+    if ledger is not None:
+        history = [*run_history(ledger, run_name, "train"), size_release()]
+        check_run_budget(history, config, floor, "release of the training-set size")
+        _book(ledger, run_name, 0, "train", [size_release()], data)
+    if state_dir is not None:
+        save_plan(state_dir, run_name, plan)
+    return plan
+
+
+def _book(ledger: PrivacyLedger, run_name: str, server_round: int, kind: str,
+          mechanisms: list[tuple[float, float, int]], data: CentreData) -> None:
+    """Book at the centre's own delta against its lifetime cap."""
+    try:
+        ledger.book(run_id=run_name, server_round=server_round, kind=kind,
+                    mechanisms=mechanisms, delta=data.policy.privacy.delta,
+                    cap=data.policy.epsilon_cap)
+    except BudgetExceeded as exc:
+        raise CentreRefusal(str(exc), Reason.LIFETIME_CAP, Reply.REFUSED) from exc
 
 
 def train_round(
     config: RunConfig,
     data: CentreData,
     global_weights: dict[str, torch.Tensor],
-    steps_done: int,
     server_round: int,
+    plan: RunPlan,
     ledger: PrivacyLedger | None = None,
     run_id: str = "",
 ) -> RoundResult:
-    """Train the global model on the centre's records for ``local_epochs`` epochs.
+    """Train the global model on the centre's records for ``local_epochs`` epochs of the
+    run's public ``plan``.
 
-    ``steps_done`` is the number of DP-SGD steps this centre already took in this run;
-    the returned ``epsilon`` is cumulative over them and this round's. Refuses (before
-    any training) when the round would take the run past its epsilon target, or the
-    centre's lifetime spend in its ``ledger`` past its cap. The release is booked in the
-    ledger before training, so it is on record before the update can leave.
+    Refuses (before any training) when the centre has fewer training records than its
+    policy requires, when the round would take the run past its budget as the
+    ``ledger`` booked it (``client.run_plan.check_run_budget``), or the centre's
+    lifetime spend past its cap. The release is booked before training, so it is on
+    record before the update can leave. The returned ``epsilon`` is the composition of
+    this run's booked training rows (without a ledger: of the plan's releases through
+    ``server_round``), at the run's delta.
     """
-    if data.num_train + data.num_test < data.policy.min_records:
-        raise CentreRefusal(
-            f"The centre has {data.num_train + data.num_test} usable records, fewer than the "
-            f"{data.policy.min_records} its policy requires to take part in training."
-        )
+    require_training_records(data)
     model = build_model(model_config(config), seed=config.seed)
     set_weights(model, global_weights)
-    plan, sigma = privacy_plan(config, data)
-    steps_per_round = config.local_epochs * plan.steps_per_epoch
-    steps_total = steps_done + steps_per_round
     dp: DPSettings | None = None
     epsilon = 0.0
-    num_examples = float(data.num_train)
     if config.privacy.dp:
-        history = training_history(sigma, plan.sample_rate, steps_total,
-                                   steps_total // steps_per_round)
-        epsilon = composed_epsilon(history, config.privacy.delta, config.privacy.accountant)
-        if epsilon > config.privacy.epsilon * 1.001:
-            raise CentreRefusal(
-                f"Training round {server_round} would bring this run's epsilon at this centre "
-                f"to {epsilon:.3f} (delta {config.privacy.delta:g}), past the run's target of "
-                f"{config.privacy.epsilon:g}."
-            )
+        this_round = plan.round_mechanism()
         if ledger is not None:
-            try:
-                ledger.book(
-                    run_id=run_id,
-                    server_round=server_round,
-                    kind="train",
-                    mechanisms=training_history(sigma, plan.sample_rate, steps_per_round, 1),
-                    delta=config.privacy.delta,
-                    cap=data.policy.epsilon_cap,
-                )
-            except BudgetExceeded as exc:
-                raise CentreRefusal(str(exc)) from exc
-        # FedAvg's weight is a count of students: it leaves with noise too.
-        num_examples = noisy_count(data.num_train, config)
-        dp = DPSettings(noise_multiplier=sigma, max_grad_norm=config.privacy.max_grad_norm)
-    stats = train_local(
+            history = [*run_history(ledger, run_id, "train"), this_round]
+            epsilon = check_run_budget(history, config, data.policy.privacy,
+                                       f"training round {server_round}")
+            _book(ledger, run_id, server_round, "train", [this_round], data)
+        else:
+            history = [size_release(), (this_round[0], this_round[1],
+                                        this_round[2] * max(1, server_round))]
+            epsilon = composed_epsilon(history, config.privacy.delta,
+                                       config.privacy.accountant)
+        dp = DPSettings(noise_multiplier=plan.noise_multiplier,
+                        max_grad_norm=config.privacy.max_grad_norm)
+    train_local(
         model,
         data.x_train,
         data.y_train,
         epochs=config.local_epochs,
         batch_size=plan.batch_size,
+        steps_per_epoch=plan.steps_per_epoch,
         learning_rate=config.training.learning_rate,
         dp=dp,
         seed=config.seed + server_round,
@@ -230,8 +230,7 @@ def train_round(
     weights, update_norm = bound_update(
         get_weights(model), global_weights, config.training.max_update_norm
     )
-    return RoundResult(weights, max(1, round(num_examples)), epsilon, steps_total,
-                       stats.mean_loss, update_norm)
+    return RoundResult(weights, plan.public_size, epsilon, update_norm)
 
 
 def evaluate_round(

@@ -15,7 +15,9 @@ import os
 from pathlib import Path
 
 import torch
-from flwr.app import ArrayRecord, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+
+from common.protocol import ARRAYS, METRICS
 
 FOLDER = "last-replies"
 
@@ -41,10 +43,12 @@ class ReplyCache:
             return None  # unreadable: the work is redone (and booked) instead
         if saved.get("key") != _key(run_name, server_round, version):
             return None
-        content = RecordDict({"metrics": MetricRecord(saved["metrics"])})
+        content = RecordDict()
         if saved.get("arrays") is not None:
-            content = RecordDict({"arrays": ArrayRecord(saved["arrays"]),
-                                  "metrics": MetricRecord(saved["metrics"])})
+            content[ARRAYS] = ArrayRecord(saved["arrays"])
+        content[METRICS] = MetricRecord(saved["metrics"])
+        for name, values in saved.get("configs", {}).items():
+            content[name] = ConfigRecord(values)
         return content
 
     def put(self, kind: str, run_name: str, server_round: int, version: str,
@@ -59,6 +63,7 @@ class ReplyCache:
             "key": _key(run_name, server_round, version),
             "arrays": arrays.to_torch_state_dict() if arrays is not None else None,
             "metrics": dict(metrics),
+            "configs": {name: dict(record) for name, record in content.config_records.items()},
         }
         path = self.folder / f"{kind}.pt"
         tmp = path.with_suffix(".pt.tmp")

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
-from flwr.app import ConfigRecord, Context, Message
+from flwr.app import Context, Message
 from flwr.app.error import Error
 from flwr.client import NumPyClient
 from flwr.client.mod import secaggplus_mod
@@ -38,27 +38,14 @@ from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import ClientAppCallable, Mod
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 
-from client.audit_log import AUDIT_FILE, centre_name
-from client.data import DataError
-from client.federated import (
-    CentreRefusal,
-    centre_data,
-    declared_name,
-    evaluate_round,
-    model_config,
-    open_ledger,
-    state_dir,
-    steps_booked,
-    train_round,
-)
-from client.ledger import LedgerError
-from common.audit_trail import AuditTrail
-from common.config import ConfigError, RunConfig
-from common.equity import CENTRE_RECORD
+from client.centre_task import Centre, evaluate_task, refuse, train_task, update_of
+from client.errors import DataError
+from client.federated import model_config
+from common import protocol
+from common.config import RunConfig
 from common.model import build_model
+from common.protocol import Task
 
-#: The one metric of a secure evaluation reply: the release, as JSON.
-RELEASE_KEY = "release"
 #: Config records only legacy messages carry: SecAgg+ stages, legacy fit and evaluate.
 LEGACY_RECORDS = (RECORD_KEY_CONFIGS, "fitins.config", "evaluateins.config")
 
@@ -83,13 +70,8 @@ def _global_weights(parameters: NDArrays, config: RunConfig) -> OrderedDict[str,
                        for name, array in zip(names, parameters, strict=True))
 
 
-def _steps_done(context: Context) -> int:
-    record = context.state.config_records.get("privacy")
-    return int(record["steps"]) if record is not None else 0  # type: ignore[arg-type]
-
-
 class SecureCentre(NumPyClient):
-    """The centre's training and evaluation for the legacy path.
+    """The centre's training and evaluation for the legacy path (``client.centre_task``).
 
     Parameters
     ----------
@@ -98,63 +80,46 @@ class SecureCentre(NumPyClient):
     """
 
     def __init__(self, context: Context) -> None:
-        self.node = context
-        self.config = RunConfig.from_flat(context.run_config)
-        self.node_config = dict(context.node_config)
+        self.centre = Centre.of(context.run_config, context.node_config, context.run_id)
 
-    def _task(self, config: Scalars) -> tuple[str, int]:
-        run_name = str(config.get("run-name", "") or self.node.run_id)
-        return run_name, int(config.get("server-round", 0))
+    def _task(self, config: Scalars) -> Task:
+        return protocol.task_of(config, default_run=str(self.centre.flower_run_id))
 
-    def _audit(self, event: str, **fields: Any) -> None:
-        folder = state_dir(self.config, self.node_config)
-        if folder is not None:
-            trail = AuditTrail(folder / AUDIT_FILE, centre_name(self.node_config, folder))
-            trail.record(event, secure_aggregation=True, **fields)
+    def _identity(self) -> Scalars:
+        return {protocol.CENTRE: self.centre.name,
+                **protocol.head_metrics(self.centre.head())}
 
     def fit(self, parameters: NDArrays, config: Scalars) -> tuple[NDArrays, int, Scalars]:
         """Train with DP-SGD and return the bounded update (state_dict order), the
-        FedAvg weight (capped at ``privacy.secagg_max_weight``) and the metrics."""
-        run_name, server_round = self._task(config)
-        task = {"kind": "train", "run_name": run_name, "round": server_round,
-                "model_version": str(config.get("model-version", ""))}
-        self._audit("task_received", **task)
-        data = centre_data(self.config, self.node_config)
-        global_weights = _global_weights(parameters, self.config)
-        ledger = open_ledger(self.config, self.node_config) if self.config.privacy.dp else None
-        steps = _steps_done(self.node)
-        if ledger is not None:  # a resumed run: Flower's state is new, the ledger is not
-            steps = max(steps, steps_booked(ledger, run_name, self.config, data))
+        FedAvg weight (the released size, capped at ``privacy.secagg_max_weight``) and
+        the metrics."""
+        task = self._task(config)
+        self.centre.audit("task_received", task, "train", secure_aggregation=True)
+        global_weights = _global_weights(parameters, self.centre.config)
         # No reply cache here, unlike plain mode: the same update summed again with
         # other centres would let the ministry subtract sums. A repeated request is
         # new work, booked anew.
-        result = train_round(self.config, data, global_weights, steps, server_round,
-                             ledger=ledger, run_id=run_name)
-        self.node.state.config_records["privacy"] = ConfigRecord({"steps": result.steps_total})
-        update = [(result.weights[name].double() - weight.double()).numpy()
-                  for name, weight in global_weights.items()]
-        weight = min(result.num_examples, self.config.privacy.secagg_max_weight)
-        self._audit("reply_sent", **task, masked=True, num_examples=weight,
-                    epsilon=result.epsilon, update_norm=result.update_norm,
-                    update_bound=self.config.training.max_update_norm)
-        return update, weight, {"epsilon": result.epsilon, "train_loss": result.train_loss}
+        result = train_task(self.centre, task, dict(global_weights))
+        weight = min(result.num_examples, self.centre.config.privacy.secagg_max_weight)
+        self.centre.audit("reply_sent", task, "train", secure_aggregation=True, masked=True,
+                          num_examples=weight, epsilon=result.epsilon,
+                          update_norm=result.update_norm,
+                          update_bound=self.centre.config.training.max_update_norm)
+        return (update_of(result, global_weights), weight,
+                {protocol.EPSILON: result.epsilon, **self._identity()})
 
     def evaluate(self, parameters: NDArrays, config: Scalars) -> tuple[float, int, Scalars]:
         """The same evaluation release as plain mode, as one JSON metric."""
-        run_name, server_round = self._task(config)
-        self._audit("task_received", kind="evaluate", run_name=run_name, round=server_round)
-        data = centre_data(self.config, self.node_config)
-        global_weights = _global_weights(parameters, self.config)
-        ledger = open_ledger(self.config, self.node_config) if self.config.privacy.dp else None
-        release = evaluate_round(self.config, data, dict(global_weights), server_round,
-                                 ledger, run_name)
-        count = int(release["num-examples"])  # type: ignore[arg-type]
-        self._audit("reply_sent", kind="evaluate", run_name=run_name, round=server_round,
-                    metrics=sorted(release))
+        task = self._task(config)
+        self.centre.audit("task_received", task, "evaluate", secure_aggregation=True)
+        global_weights = _global_weights(parameters, self.centre.config)
+        release = evaluate_task(self.centre, task, dict(global_weights))
+        count = int(release[protocol.NUM_EXAMPLES])  # type: ignore[arg-type]
+        self.centre.audit("reply_sent", task, "evaluate", secure_aggregation=True,
+                          metrics=sorted(release))
         # The loss is the Brier score of the noisy histogram: post-processing, no cost.
-        loss = float(release["sq_err_sum"]) / max(count, 1)  # type: ignore[arg-type]
-        return loss, count, {RELEASE_KEY: json.dumps(release),
-                             CENTRE_RECORD: declared_name(self.config, self.node_config)}
+        loss = float(release[protocol.SQ_ERR_SUM]) / max(count, 1)  # type: ignore[arg-type]
+        return loss, count, {protocol.RELEASE: json.dumps(release), **self._identity()}
 
 
 def _client_fn(context: Context) -> Any:
@@ -162,25 +127,22 @@ def _client_fn(context: Context) -> Any:
 
 
 def _refusals_mod(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
-    """A centre that cannot or will not take part answers with an error reply and the
-    codes of the plain path; SecAgg+ counts it as dropped out."""
-    from client import app as plain  # imported here: client.app imports this module
-
+    """A centre that cannot or will not take part answers with an error reply of the
+    plain path's codes and fixed sentences; SecAgg+ counts it as dropped out."""
     try:
         return call_next(msg, context)
-    except ConfigError as exc:
-        code, reason = plain.ERROR_CONFIG, str(exc)
-    except (DataError, LedgerError) as exc:
-        code, reason = plain.ERROR_DATA, str(exc)
-    except CentreRefusal as exc:
-        code, reason = plain.ERROR_REFUSED, str(exc)
-    try:
-        folder = state_dir(RunConfig.from_flat(context.run_config), dict(context.node_config))
-    except ConfigError:
-        folder = None
-    if folder is not None:
-        AuditTrail(folder / AUDIT_FILE, centre_name(dict(context.node_config), folder)).record(
-            "task_refused", code=code, reason=reason, secure_aggregation=True)
+    except Exception as exc:
+        try:
+            centre: Centre | None = Centre.of(context.run_config, context.node_config,
+                                              context.run_id)
+        except Exception:
+            centre = None
+        records = msg.content.config_records
+        legacy: Mapping[str, object] = next(
+            (records[key] for key in LEGACY_RECORDS[1:] if key in records), {})
+        task = protocol.task_of(legacy, default_run=str(context.run_id))
+        code, reason = refuse(centre, task, msg.metadata.message_type, exc,
+                              secure_aggregation=True)
     return Message(Error(code=code, reason=reason), reply_to=msg)
 
 
@@ -193,4 +155,3 @@ def build_secure_app(outer_mods: Sequence[Mod] = (), inner_mods: Sequence[Mod] =
 
 
 secure_app = build_secure_app()
-

@@ -196,15 +196,21 @@ def train_local(
     dp: DPSettings | None,
     seed: int = 0,
     reproducible: bool = False,
+    steps_per_epoch: int | None = None,
 ) -> TrainStats:
-    """Train ``model`` in place for ``epochs`` epochs of ``ceil(n / batch_size)`` steps.
+    """Train ``model`` in place for ``epochs`` epochs of ``steps_per_epoch`` steps
+    (default ``ceil(n / batch_size)``).
 
     With ``dp``, each step draws a Poisson batch at rate ``1 / steps_per_epoch`` (the
-    rate the accountant is told), clips per-sample gradients and adds noise.
+    rate the accountant is told), clips per-sample gradients and adds noise; the noisy
+    sum is divided by ``batch_size``, the expected batch. A centre passes both from its
+    public plan (``client.run_plan``), never from its exact number of records.
     """
     n = len(y)
     assert n > 0 and len(x) == n, "training needs as many labels as rows"
-    steps_per_epoch = -(-n // batch_size)
+    if steps_per_epoch is None:
+        steps_per_epoch = -(-n // batch_size)
+    assert steps_per_epoch > 0, "an epoch needs at least one step"
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     generator = _generator(seed, reproducible)
     model.train()

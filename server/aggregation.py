@@ -26,9 +26,9 @@ from flwr.app import ArrayRecord, Message, MetricRecord
 from flwr.serverapp.strategy import FedMedian, FedTrimmedAvg, Krum, MultiKrum
 
 from common.config import RunConfig
-from common.privacy import audit_noise_std
 from server.audit_log import ServerAudit
-from server.strategy import PooledFedAvg, RoundCallback
+from server.bookkeeping import RoundCallback, RunBook
+from server.strategy import PooledFedAvg
 
 
 class PooledTrimmedAvg(PooledFedAvg, FedTrimmedAvg):
@@ -85,7 +85,8 @@ STRATEGIES: dict[str, type[PooledFedAvg]] = {
 
 
 def build_strategy(
-    config: RunConfig, on_round: RoundCallback | None = None, audit: ServerAudit | None = None
+    config: RunConfig, on_round: RoundCallback | None = None, audit: ServerAudit | None = None,
+    book: RunBook | None = None,
 ) -> PooledFedAvg:
     """The strategy of ``config.strategy.aggregation``, validating updates against
     ``training.max_update_norm`` and needing ``min_centres`` valid updates to change the
@@ -96,12 +97,10 @@ def build_strategy(
     if name == "trimmed-mean":
         extra["beta"] = config.strategy.trim_fraction
     strategy = STRATEGIES[name](
-        threshold=config.evaluation.threshold,
+        book if book is not None else RunBook(config, audit),
         on_round=on_round,
         max_update_norm=config.training.max_update_norm,
         min_updates=config.min_centres,
-        audit=audit,
-        bins=config.evaluation.bins,
         fraction_train=config.fraction_train,
         fraction_evaluate=1.0,
         # At least min_centres are connected when a round starts (the federation's wait).
@@ -112,5 +111,4 @@ def build_strategy(
     )
     if isinstance(strategy, _KrumFraction):
         strategy.trim_fraction = config.strategy.trim_fraction
-    strategy.audit_noise = audit_noise_std(config)
     return strategy

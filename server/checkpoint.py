@@ -27,7 +27,7 @@ import torch
 
 from common.config import ConfigValue, RunConfig
 from common.metrics import ScoreHistogram
-from server.strategy import CentreRecord, PooledFedAvg, RoundLog
+from server.bookkeeping import CentreRecord, RoundLog, RunBook
 
 CHECKPOINT = "checkpoint.pt"
 LOCK = ".serverapp.lock"
@@ -54,6 +54,9 @@ class Checkpoint:
     centres: list[dict[str, Any]] = field(default_factory=list)
     last_evaluation: dict[str, list[float]] = field(default_factory=dict)
     saved_at: str = ""
+    # Centres that refused the run for good (name -> fixed reason) and their nodes.
+    refused: dict[str, str] = field(default_factory=dict)
+    refusing_nodes: list[int] = field(default_factory=list)
 
 
 def _histogram_to_lists(h: ScoreHistogram | None) -> dict[str, Any] | None:
@@ -73,25 +76,36 @@ def _histogram_from_lists(d: dict[str, Any] | None) -> ScoreHistogram | None:
                           float(d["squared_error_sum"]))
 
 
-def strategy_state(strategy: PooledFedAvg) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The strategy's accounting as plain lists (round logs, centre records)."""
-    logs = [asdict(entry) for _, entry in sorted(strategy.logs.items())]
+def book_state(book: RunBook) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The run's accounting as plain lists (round logs, centre records)."""
+    logs = [asdict(entry) for _, entry in sorted(book.logs.items())]
     centres = [
         {"node": c.node, "num_train": c.num_train, "num_test": c.num_test,
-         "epsilon": c.epsilon, "histogram": _histogram_to_lists(c.histogram)}
-        for _, c in sorted(strategy.centres.items())
+         "epsilon": c.epsilon, "epsilon_evaluation": c.epsilon_evaluation,
+         "histogram": _histogram_to_lists(c.histogram)}
+        for _, c in sorted(book.centres.items())
     ]
     return logs, centres
 
 
-def restore_strategy(strategy: PooledFedAvg, checkpoint: Checkpoint) -> None:
-    """Put the checkpoint's accounting back into a fresh strategy."""
-    strategy.logs = {entry["round"]: RoundLog(**entry) for entry in checkpoint.logs}
-    strategy.centres = {
+def keep_book(state: Checkpoint, book: RunBook) -> None:
+    """Copy the book's accounting into the checkpoint about to be saved."""
+    state.logs, state.centres = book_state(book)
+    state.refused = dict(book.refused)
+    state.refusing_nodes = sorted(book.refusing_nodes)
+
+
+def restore_book(book: RunBook, checkpoint: Checkpoint) -> None:
+    """Put the checkpoint's accounting back into a fresh book."""
+    book.logs = {entry["round"]: RoundLog(**entry) for entry in checkpoint.logs}
+    book.centres = {
         c["node"]: CentreRecord(c["node"], c["num_train"], c["num_test"], c["epsilon"],
-                                _histogram_from_lists(c["histogram"]))
+                                _histogram_from_lists(c["histogram"]),
+                                c.get("epsilon_evaluation", 0.0))
         for c in checkpoint.centres
     }
+    book.refused = dict(checkpoint.refused)
+    book.refusing_nodes = set(checkpoint.refusing_nodes)
 
 
 def _plain(value: Any) -> Any:

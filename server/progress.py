@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from server.strategy import RoundLog
+from server.bookkeeping import RoundLog
 
 console = Console(highlight=False)
 

@@ -3,7 +3,7 @@
 Flower's ``Strategy.start`` runs every round from the first and waits for its minimum
 of nodes forever. Here each round waits for ``min_centres`` connected centres with a
 deadline (:func:`wait_for_centres`), samples among the centres connected at that
-moment (:class:`ConnectedCentres`, so that Flower's sampling never waits again), and
+moment (:class:`GridView`, so that Flower's sampling never waits again), and
 tells a centre's own reply from the SuperLink's notice that the centre is gone
 (:func:`exchange`). A centre that sent nothing in time is left out of the round's
 evaluation and asked again next round.
@@ -22,16 +22,13 @@ from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 
 from server.audit_log import ServerAudit
+from server.bookkeeping import CentresRefused, FederationStopped
 from server.strategy import PooledFedAvg
 
+__all__ = ["CentresAbsent", "CentresRefused", "FederationStopped", "GridView", "run_round",
+           "wait_for_centres"]
+
 POLL_SECONDS = 2.0
-
-
-class FederationStopped(Exception):
-    """The run stopped before its last round, cleanly (checkpoint kept). One sentence.
-    The ServerApp logs it and writes it to ``summary.json`` (``stopped``); launchers end
-    with it and their "run failed" exit code (``perseverance-sim`` 3, ``dev-federation``
-    7)."""
 
 
 class CentresAbsent(FederationStopped):
@@ -68,12 +65,16 @@ def wait_for_centres(
         sleep(poll)
 
 
-class ConnectedCentres(Grid):
-    """The run's grid, but whose node list is fixed to the centres chosen for a phase."""
+class GridView(Grid):
+    """The run's grid, seen through a phase: its node list fixed to the centres chosen
+    (``nodes``), and ``timeout`` the default wait of every exchange (Flower's legacy
+    evaluation would otherwise wait forever for a dead centre)."""
 
-    def __init__(self, grid: Grid, nodes: list[int]) -> None:
+    def __init__(self, grid: Grid, nodes: list[int] | None = None,
+                 timeout: float | None = None) -> None:
         self.grid = grid
-        self.nodes = list(nodes)
+        self.nodes = None if nodes is None else list(nodes)
+        self.timeout = timeout
 
     def set_run(self, run: Run) -> None:
         self.grid.set_run(run)
@@ -87,7 +88,7 @@ class ConnectedCentres(Grid):
         return self.grid.create_message(content, message_type, dst_node_id, group_id, ttl)
 
     def get_node_ids(self) -> Iterable[int]:
-        return list(self.nodes)
+        return self.grid.get_node_ids() if self.nodes is None else list(self.nodes)
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         return self.grid.push_messages(messages)
@@ -97,7 +98,8 @@ class ConnectedCentres(Grid):
 
     def send_and_receive(self, messages: Iterable[Message], *,
                          timeout: float | None = None) -> Iterable[Message]:
-        return self.grid.send_and_receive(messages, timeout=timeout)
+        return self.grid.send_and_receive(
+            messages, timeout=self.timeout if timeout is None else timeout)
 
 
 @dataclass
@@ -152,13 +154,14 @@ def run_round(
     centres that are still there. Returns the global model after the round (unchanged
     if too few valid updates came) and the pooled evaluation."""
     messages = list(strategy.configure_train(
-        server_round, arrays, ConfigRecord(dict(run_config)), ConnectedCentres(grid, nodes)
+        server_round, arrays, ConfigRecord(dict(run_config)), GridView(grid, nodes)
     ))
     version = strategy.logs[server_round].model_version
     audit.sent(server_round, "train", [m.metadata.dst_node_id for m in messages], version)
     trained = exchange(grid, messages, timeout)
     _note_absent(strategy, audit, server_round, "train", trained.absent)
     new_arrays, _ = strategy.aggregate_train(server_round, trained.replies)
+    strategy.book.check_quorum(server_round, nodes)
     entry = strategy.logs[server_round]
     after = new_arrays if new_arrays is not None else arrays
     audit.event("round_aggregated", round=server_round, updates=entry.updates,
@@ -169,7 +172,7 @@ def run_round(
     evaluated = PhaseOutcome()
     if present:
         messages = list(strategy.configure_evaluate(
-            server_round, after, ConfigRecord(dict(run_config)), ConnectedCentres(grid, present)
+            server_round, after, ConfigRecord(dict(run_config)), GridView(grid, present)
         ))
         audit.sent(server_round, "evaluate", [m.metadata.dst_node_id for m in messages],
                    messages[0].metadata.group_id if messages else "")

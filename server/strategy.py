@@ -1,184 +1,49 @@
 """FedAvg whose evaluation is POOLED over all centres' held-out students, and whose
 training updates are validated before they are aggregated.
 
-Centres reply to evaluation with score histograms by label (``client.federated``);
+Centres reply to evaluation with score histograms by label (``client.evaluation``);
 this strategy sums them and computes the metrics of the pooled scores, instead of
 Flower's default weighted mean of per-centre metrics. Training metrics keep the
-largest cumulative epsilon over centres, not an average of them. Every training reply
-goes through ``server.validation`` first; rejected ones are logged and left out.
+largest per-run epsilon over centres, not an average of them. Every training reply
+goes through ``server.validation`` first; rejected ones are logged and left out. The
+accounting is the run's book (``server.bookkeeping``), shared with secure mode.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from logging import INFO, WARNING
+from collections.abc import Iterable
+from logging import WARNING
 
-import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.common.logger import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
-from common.equity import (
-    CENTRE_RECORD,
-    MIN_CENTRES_PER_CELL,
-    SIZE_BANDS,
-    pooled_audit,
-    size_band,
-)
-from common.metrics import ScoreHistogram, auc_from_histogram, summarise
-from server.audit_log import ServerAudit
-from server.register import CentreRegister
-from server.validation import (
-    ExpectedUpdate,
-    check_evaluation,
-    model_version,
-    screen_updates,
-)
-
-HISTOGRAM_KEYS = ("hist_pos", "hist_neg", "prob_sum")
+from common import protocol
+from common.protocol import TrainRelease
+from server.bookkeeping import CentreRecord, RoundCallback, RoundLog, RunBook
+from server.validation import ExpectedUpdate, model_version, screen_updates
 
 
-def _metric_record(record: RecordDict) -> MetricRecord:
-    return next(iter(record.metric_records.values()))
+def _metrics(content: RecordDict) -> MetricRecord:
+    return next(iter(content.metric_records.values()))
+
+
+def _configs(content: RecordDict) -> dict[str, dict[str, object]]:
+    return {name: dict(record) for name, record in content.config_records.items()}
 
 
 def aggregate_train_metrics(records: list[RecordDict], weight_key: str) -> MetricRecord:
-    """Total examples, the largest epsilon over centres, the mean training loss."""
-    metrics = [_metric_record(r) for r in records]
-    weights = np.array([float(m[weight_key]) for m in metrics])  # type: ignore[arg-type]
-    losses = np.array([float(m["train_loss"]) for m in metrics])  # type: ignore[arg-type]
-    return MetricRecord(
-        {
-            weight_key: int(weights.sum()),
-            "epsilon_max": max(float(m["epsilon"]) for m in metrics),  # type: ignore[arg-type]
-            "train_loss": float((weights * losses).sum() / max(weights.sum(), 1.0)),
-            "centres": len(metrics),
-        }
-    )
-
-
-def pooled_histogram(records: list[RecordDict]) -> ScoreHistogram:
-    """Sum of the centres' score histograms."""
-    total: ScoreHistogram | None = None
-    for record in records:
-        m = _metric_record(record)
-        positives, negatives, probability_sum = (
-            np.asarray(m[key], dtype=np.float64) for key in HISTOGRAM_KEYS
-        )
-        h = ScoreHistogram(
-            positives, negatives, probability_sum, float(m["sq_err_sum"])  # type: ignore[arg-type]
-        )
-        total = h if total is None else total + h
-    assert total is not None, "pooling needs at least one evaluation reply"
-    return total
-
-
-def aggregate_evaluation(records: list[RecordDict], weight_key: str) -> MetricRecord:
-    """Pooled metrics (AUC, PR AUC, Brier, calibration) and the pooled histogram."""
-    histogram = pooled_histogram(records)
-    metrics: dict[str, int | float | list[float]] = {
-        k: float(v) for k, v in summarise(histogram).items()
-    }
-    metrics[weight_key] = int(histogram.count)
-    metrics["centres"] = len(records)
-    for key, values in zip(
-        HISTOGRAM_KEYS,
-        (histogram.positives, histogram.negatives, histogram.probability_sum),
-        strict=True,
-    ):
-        metrics[key] = values.tolist()
-    return MetricRecord(metrics)  # type: ignore[arg-type]
-
-
-@dataclass
-class RoundLog:
-    """What the strategy saw in a round, for progress and the run folder."""
-
-    round: int
-    train: dict[str, float] = field(default_factory=dict)
-    evaluation: dict[str, float] = field(default_factory=dict)
-    refusals: list[str] = field(default_factory=list)
-    equity: dict[str, object] = field(default_factory=dict)
-    rejections: list[str] = field(default_factory=list)  # invalid updates: node and reason
-    absent: list[str] = field(default_factory=list)  # no reply in time: node and phase
-    model_version: str = ""  # the global model sent for training this round
-    updates: int = 0  # updates aggregated into the new model (0: model unchanged)
-
-
-@dataclass
-class CentreRecord:
-    """What the ministry knows of one centre (by node id): sizes, epsilon, and its last
-    evaluation histogram (kept for size-band pooling, never reported alone)."""
-
-    node: int
-    num_train: int = 0
-    num_test: int = 0
-    epsilon: float = 0.0
-    histogram: ScoreHistogram | None = None
-
-
-RoundCallback = Callable[[RoundLog], None]
-
-
-def _scalars(record: MetricRecord | None) -> dict[str, float]:
-    if record is None:
-        return {}
-    return {k: float(v) for k, v in record.items() if isinstance(v, int | float)}
-
-
-def _refusals(replies: list[Message]) -> list[str]:
-    return [
-        f"node {m.metadata.src_node_id}: {m.error.reason}" for m in replies if m.has_error()
-    ]
-
-
-def _equity_cells(record: MetricRecord) -> dict[str, list[float]]:
-    return {
-        key: [float(v) for v in value]  # type: ignore[union-attr]
-        for key, value in record.items()
-        if key.startswith("eq.")
-    }
-
-
-def _declared_name(content: RecordDict) -> str:
-    """The name a centre gives itself in an evaluation reply ("" when it gives none)."""
-    record = content.config_records.get(CENTRE_RECORD)
-    return str(record.get("name", "")) if record is not None else ""
-
-
-def participation(centres: list[CentreRecord]) -> dict[str, object]:
-    """Per-centre sizes and epsilon, and pooled AUC by size band. A band is reported
-    only when it holds at least ``MIN_CENTRES_PER_CELL`` centres (no centre, and no
-    Indigenous-governed board, shown on its own)."""
-    bands: dict[str, list[CentreRecord]] = {}
-    rows = []
-    for centre in sorted(centres, key=lambda c: c.node):
-        band = size_band(centre.num_train + centre.num_test)
-        bands.setdefault(band, []).append(centre)
-        rows.append({"node": centre.node, "size_band": band, "num_train": centre.num_train,
-                     "num_test": centre.num_test, "epsilon": centre.epsilon})
-    auc_by_band: dict[str, float | None] = {}
-    for name, _, _ in SIZE_BANDS:
-        members = [c.histogram for c in bands.get(name, []) if c.histogram is not None]
-        if len(members) >= MIN_CENTRES_PER_CELL:
-            total = members[0]
-            for h in members[1:]:
-                total = total + h
-            auc_by_band[name] = auc_from_histogram(total)
-        else:
-            auc_by_band[name] = None
-    return {
-        "centres": rows,
-        "auc_by_size_band": auc_by_band,
-        "centres_by_size_band": {name: len(bands.get(name, [])) for name, _, _ in SIZE_BANDS},
-        "size_bands": {name: [low, high] for name, low, high in SIZE_BANDS},
-    }
+    """Total released size, the largest per-run epsilon over centres, the number of
+    centres (Flower's hook; the book keeps the same figures)."""
+    releases = [TrainRelease.of(_metrics(r)) for r in records]
+    return MetricRecord({weight_key: sum(r.num_examples for r in releases),
+                         "epsilon_max": max(r.epsilon for r in releases),
+                         "centres": len(releases)})
 
 
 class PooledFedAvg(FedAvg):
-    """FedAvg (weighted by examples) with update validation, a quorum, pooled
+    """FedAvg (weighted by released sizes) with update validation, a quorum, pooled
     evaluation and a per-round callback.
 
     The robust strategies (``server.aggregation``) put this class before Flower's
@@ -187,8 +52,8 @@ class PooledFedAvg(FedAvg):
 
     Parameters
     ----------
-    threshold : float
-        Operating threshold (probability 0-1) of the equity audit.
+    book : RunBook
+        The run's accounting (``server.bookkeeping``), shared with secure mode.
     on_round : RoundCallback | None
         Called with the round's log once its evaluation is aggregated.
     max_update_norm : float | None
@@ -196,50 +61,48 @@ class PooledFedAvg(FedAvg):
     min_updates : int
         Accepted updates needed to change the model; with fewer the round leaves the
         model unchanged.
-    audit : ServerAudit | None
-        The ministry's audit log.
-    bins : int | None
-        Score-histogram bins of evaluation replies; None skips their validation.
     **kwargs
         Passed to the Flower strategy (fractions, minimum nodes, ``beta``, ...).
     """
 
     def __init__(
         self,
+        book: RunBook,
         *,
-        threshold: float = 0.3,
         on_round: RoundCallback | None = None,
         max_update_norm: float | None = None,
         min_updates: int = 1,
-        audit: ServerAudit | None = None,
-        bins: int | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(
             train_metrics_aggr_fn=aggregate_train_metrics,
-            evaluate_metrics_aggr_fn=aggregate_evaluation,
             **kwargs,  # type: ignore[arg-type]
         )
-        self.threshold = threshold
+        self.book = book
         self.on_round = on_round
         self.max_update_norm = max_update_norm
         self.min_updates = min_updates
-        self.audit = audit
-        self.bins = bins
         self.evaluated_version = ""
-        self.logs: dict[int, RoundLog] = {}
-        self.centres: dict[int, CentreRecord] = {}
         self.expected: ExpectedUpdate | None = None
-        # The ministry's centre register (``server.register``): the audit's region rows.
-        self.register: CentreRegister | None = None
-        # Std of the DP noise on each equity count a centre sends: in the audit's intervals.
-        self.audit_noise = 0.0
 
-    def _centre(self, node: int) -> CentreRecord:
-        return self.centres.setdefault(node, CentreRecord(node))
+    @property
+    def logs(self) -> dict[int, RoundLog]:
+        return self.book.logs
+
+    @logs.setter
+    def logs(self, logs: dict[int, RoundLog]) -> None:
+        self.book.logs = logs
+
+    @property
+    def centres(self) -> dict[int, CentreRecord]:
+        return self.book.centres
+
+    @centres.setter
+    def centres(self, centres: dict[int, CentreRecord]) -> None:
+        self.book.centres = centres
 
     def round_log(self, server_round: int) -> RoundLog:
-        return self.logs.setdefault(server_round, RoundLog(server_round))
+        return self.book.round_log(server_round)
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -247,7 +110,8 @@ class PooledFedAvg(FedAvg):
         """Flower's sampling, plus the model version on the config and on every message
         (replies inherit it), and what valid replies must look like."""
         version = model_version(server_round, arrays)
-        config["model-version"] = version
+        config[protocol.MODEL_VERSION] = version
+        config[protocol.SERVER_ROUND] = server_round
         messages = list(super().configure_train(server_round, arrays, config, grid))
         for message in messages:
             message.metadata.group_id = version
@@ -260,32 +124,13 @@ class PooledFedAvg(FedAvg):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         version = model_version(server_round, arrays)
-        config["model-version"] = version
+        config[protocol.MODEL_VERSION] = version
+        config[protocol.SERVER_ROUND] = server_round
         messages = list(super().configure_evaluate(server_round, arrays, config, grid))
         for message in messages:
             message.metadata.group_id = version
         self.evaluated_version = version
         return messages
-
-    def _screen_evaluations(self, server_round: int, replies: list[Message]) -> list[Message]:
-        """Drop malformed evaluation replies, logging each with its centre and reason."""
-        if self.bins is None:
-            return replies
-        kept = []
-        for reply in replies:
-            verdict = (None if reply.has_error()
-                       else check_evaluation(reply, self.evaluated_version, self.bins))
-            if verdict is None or verdict.reason is None:
-                kept.append(reply)
-                continue
-            reason = f"evaluation {verdict.reason}"
-            self.round_log(server_round).rejections.append(f"node {verdict.node}: {reason}")
-            log(WARNING, "round %s: evaluation of node %s rejected: %s", server_round,
-                verdict.node, verdict.reason)
-            if self.audit is not None:
-                self.audit.event("evaluation_rejected", round=server_round, node=verdict.node,
-                                 reason=verdict.reason)
-        return kept
 
     def _screen(self, server_round: int, replies: list[Message]) -> list[Message]:
         """Drop invalid updates, logging each with its centre and reason."""
@@ -294,69 +139,61 @@ class PooledFedAvg(FedAvg):
         kept, verdicts = screen_updates(replies, self.expected)
         entry = self.round_log(server_round)
         for verdict in verdicts:
-            if self.audit is not None:
-                self.audit.update(server_round, verdict.node, verdict.reason, verdict.norm)
+            if self.book.audit is not None:
+                self.book.audit.update(server_round, verdict.node, verdict.reason, verdict.norm)
             if verdict.reason is not None:
                 entry.rejections.append(f"node {verdict.node}: {verdict.reason}")
                 log(WARNING, "round %s: update of node %s rejected: %s", server_round,
                     verdict.node, verdict.reason)
         return kept
 
+    def _refusals(self, server_round: int, phase: str, replies: list[Message]) -> None:
+        for reply in replies:
+            if reply.has_error():
+                self.book.refusal(server_round, phase, reply.metadata.src_node_id,
+                                  reply.error.code, reply.error.reason or "")
+
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        replies = self._screen(server_round, list(replies))
+        replies = list(replies)
+        for reply in replies:
+            if not reply.has_error():
+                self.book.identify(server_round, "train", reply.metadata.src_node_id,
+                                   _configs(reply.content), _metrics(reply.content))
+        replies = self._screen(server_round, replies)
         accepted = [reply for reply in replies if not reply.has_error()]
         arrays, metrics = super().aggregate_train(server_round, replies)
-        log_entry = self.round_log(server_round)
         if len(accepted) < self.min_updates:
             log(WARNING, "round %s: %s valid updates, fewer than the %s required: the model "
                 "is left unchanged", server_round, len(accepted), self.min_updates)
             arrays = None
-        log_entry.updates = len(accepted) if arrays is not None else 0
-        log_entry.train = _scalars(metrics)
-        log_entry.refusals += _refusals(replies)
-        for reply in accepted:
-            m = _metric_record(reply.content)
-            centre = self._centre(reply.metadata.src_node_id)
-            centre.num_train = int(m["num-examples"])  # type: ignore[arg-type]
-            centre.epsilon = float(m["epsilon"])  # type: ignore[arg-type]
-        for reply in replies:
-            if reply.has_error():
-                log(INFO, "round %s: a centre declined training: %s", server_round,
-                    reply.error.reason)
-                if self.audit is not None:
-                    self.audit.refused(server_round, "train", reply.metadata.src_node_id,
-                                       reply.error.reason or "")
+        self.book.trained(
+            server_round,
+            [(r.metadata.src_node_id, TrainRelease.of(_metrics(r.content))) for r in accepted],
+            len(accepted) if arrays is not None else 0)
+        self._refusals(server_round, "train", replies)
         return arrays, metrics
 
     def aggregate_evaluate(
         self, server_round: int, replies: Iterable[Message]
     ) -> MetricRecord | None:
-        replies = self._screen_evaluations(server_round, list(replies))
-        metrics = super().aggregate_evaluate(server_round, replies)
-        log_entry = self.round_log(server_round)
-        log_entry.evaluation = _scalars(metrics)
-        log_entry.refusals += _refusals(replies)
-        valid = [reply for reply in replies if not reply.has_error()]
+        replies = list(replies)
+        self._refusals(server_round, "evaluate", replies)
+        releases = []
         for reply in replies:
-            if reply.has_error() and self.audit is not None:
-                self.audit.refused(server_round, "evaluate", reply.metadata.src_node_id,
-                                   reply.error.reason or "")
-        for reply in valid:
-            centre = self._centre(reply.metadata.src_node_id)
-            centre.histogram = pooled_histogram([reply.content])
-            centre.num_test = int(centre.histogram.count)
-        if valid:
-            placements = None if self.register is None else [
-                self.register.place(reply.metadata.src_node_id, _declared_name(reply.content))
-                for reply in valid]
-            log_entry.equity = pooled_audit(
-                [_equity_cells(_metric_record(reply.content)) for reply in valid],
-                self.threshold,
-                placements,
-                self.audit_noise,
-            )
+            if reply.has_error():
+                continue
+            node, content = reply.metadata.src_node_id, reply.content
+            if len(content.metric_records) != 1 or content.array_records:
+                self.book.screen_evaluation(server_round, node, {}, {}, None, None)
+                continue
+            configs, metrics = _configs(content), _metrics(content)
+            if self.book.screen_evaluation(server_round, node, metrics, configs,
+                                           reply.metadata.group_id, self.evaluated_version):
+                self.book.identify(server_round, "evaluate", node, configs, metrics)
+                releases.append((node, dict(metrics)))
+        pooled = self.book.evaluated(server_round, releases)
         if self.on_round is not None:
-            self.on_round(log_entry)
-        return metrics
+            self.on_round(self.round_log(server_round))
+        return MetricRecord(pooled) if pooled else None  # type: ignore[arg-type]

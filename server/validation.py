@@ -17,21 +17,26 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 from flwr.app import ArrayRecord, Message, MetricRecord
 
-from common.equity import CELL_LENGTH, CENTRE_RECORD, all_cell_keys
+from common import protocol
+from common.equity import CELL_LENGTH, all_cell_keys
 
-#: Metrics every training reply carries (``client.app.train``).
-TRAIN_METRIC_KEYS = frozenset({"num-examples", "epsilon", "train_loss"})
+#: Metrics every training reply carries (``common.protocol``).
+TRAIN_METRIC_KEYS = protocol.TRAIN_METRIC_KEYS
 #: Histogram vectors of an evaluation reply (``client.evaluation``), ``bins`` long each.
-HISTOGRAM_VECTORS = ("hist_pos", "hist_neg", "prob_sum")
-#: Every key of an evaluation reply: every centre sends every equity cell.
-EVALUATION_KEYS = frozenset({"num-examples", "sq_err_sum", *HISTOGRAM_VECTORS,
-                             *all_cell_keys()})
+HISTOGRAM_VECTORS = protocol.HISTOGRAM_KEYS
+#: Every key of an evaluation reply: every centre sends every equity cell, and the
+#: per-run evaluation epsilon it booked.
+EVALUATION_KEYS = frozenset({*protocol.EVALUATION_SCALAR_KEYS, protocol.EPSILON,
+                             *HISTOGRAM_VECTORS, *all_cell_keys()})
+#: Config records a reply may carry: the centre's name and the head of its records.
+REPLY_CONFIG_RECORDS = frozenset({protocol.CENTRE, protocol.RECORDS_HEAD})
 #: Relative slack over the update bound: float32 rounding of weights, nothing more.
 NORM_SLACK = 1e-3
 
@@ -87,8 +92,25 @@ def _structure_problem(reply: Message, expected: ExpectedUpdate) -> str | None:
             return f"array {name} has shape {shape} instead of {wanted_shape}"
         if not np.issubdtype(np.dtype(array.dtype), np.floating):
             return f"array {name} holds {array.dtype}, not floating-point numbers"
+    problem = _configs_problem({k: dict(v) for k, v in content.config_records.items()})
+    if problem is not None:
+        return problem
     metrics = next(iter(content.metric_records.values()))
     return _metrics_problem(metrics)
+
+
+def _configs_problem(configs: Mapping[str, Mapping[str, object]]) -> str | None:
+    """A reply's config records may name the centre and give its records' head only."""
+    if set(configs) - REPLY_CONFIG_RECORDS:
+        return f"its config records {sorted(configs)} are not among {sorted(REPLY_CONFIG_RECORDS)}"
+    name = configs.get(protocol.CENTRE)
+    if name is not None and (set(name) != {protocol.CENTRE_NAME}
+                             or not isinstance(name[protocol.CENTRE_NAME], str)):
+        return f"its {protocol.CENTRE!r} record must hold the centre's name only"
+    head = configs.get(protocol.RECORDS_HEAD)
+    if head is not None and set(head) - set(protocol.HEAD_KEYS):
+        return f"its {protocol.RECORDS_HEAD!r} record holds keys beyond {protocol.HEAD_KEYS}"
+    return None
 
 
 def _metrics_problem(metrics: MetricRecord) -> str | None:
@@ -156,25 +178,32 @@ def check_evaluation(reply: Message, version: str, bins: int) -> Verdict:
     content = reply.content
     if len(content.metric_records) != 1 or len(content.array_records) != 0:
         return Verdict(node, "it does not carry exactly one metric record and no arrays")
-    names = content.config_records
-    if set(names) - {CENTRE_RECORD} or (
-        CENTRE_RECORD in names and (set(names[CENTRE_RECORD]) != {"name"}
-                                    or not isinstance(names[CENTRE_RECORD]["name"], str))):
-        return Verdict(node, f"its only config record may be {CENTRE_RECORD!r}, holding the "
-                             "centre's name")
     metrics = next(iter(content.metric_records.values()))
+    configs = {name: dict(record) for name, record in content.config_records.items()}
+    return Verdict(node, evaluation_problem(metrics, configs, bins))
+
+
+def evaluation_problem(metrics: Mapping[str, object],
+                       configs: Mapping[str, Mapping[str, object]], bins: int) -> str | None:
+    """What is wrong with an evaluation release (plain or secure), or None."""
+    problem = _configs_problem(configs)
+    if problem is not None:
+        return problem
     if set(metrics.keys()) != EVALUATION_KEYS:
         missing = sorted(EVALUATION_KEYS - set(metrics.keys()))
         extra = sorted(set(metrics.keys()) - EVALUATION_KEYS)
-        return Verdict(node, f"its metrics lack {missing} or add {extra}")
+        return f"its metrics lack {missing} or add {extra}"
     for key, value in metrics.items():
         length = bins if key in HISTOGRAM_VECTORS else CELL_LENGTH
-        values = np.asarray(value, dtype=np.float64)
-        if key.startswith("eq.") or key in HISTOGRAM_VECTORS:
+        try:
+            values = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            return f"metric {key} is not numeric"
+        if key.startswith(protocol.EQUITY_PREFIX) or key in HISTOGRAM_VECTORS:
             if values.shape != (length,):
-                return Verdict(node, f"metric {key} has {values.size} values, not {length}")
+                return f"metric {key} has {values.size} values, not {length}"
         elif values.shape != ():
-            return Verdict(node, f"metric {key} is not a single number")
+            return f"metric {key} is not a single number"
         if not np.isfinite(values).all():
-            return Verdict(node, f"metric {key} holds NaN or infinite values")
-    return Verdict(node, None)
+            return f"metric {key} holds NaN or infinite values"
+    return None

@@ -38,14 +38,16 @@ from client.data import CentreData, load_centre
 from client.federated import (
     CentreRefusal,
     centre_data,
+    centre_plan,
     evaluate_round,
     open_ledger,
-    privacy_plan,
+    state_dir,
     train_round,
 )
+from client.run_plan import RunPlan
 from common.config import RunConfig
 from common.model import ModelConfig, build_model, predict_proba, set_weights
-from common.privacy import choose_batch_size, epsilon_spent
+from common.privacy import choose_batch_size
 from common.training import DPSettings, train_local
 from common.workdirs import prepare_environment
 from server import run_folder
@@ -106,12 +108,9 @@ def fedavg(updates: list[tuple[Weights, int]]) -> Weights:
 
 def _pooled_auc(replies: list[dict[str, Any]]) -> float:
     """Pooled AUC from the centres' evaluation replies, by the server's own pooling."""
-    from flwr.app import MetricRecord, RecordDict
+    from server.bookkeeping import aggregate_evaluation
 
-    from server.strategy import aggregate_evaluation
-
-    records = [RecordDict({"metrics": MetricRecord(m)}) for m in replies]
-    return float(aggregate_evaluation(records, "num-examples")["auc"])  # type: ignore[arg-type]
+    return float(aggregate_evaluation(replies)["auc"])  # type: ignore[arg-type]
 
 
 def content_bytes(record: Any) -> int:
@@ -176,39 +175,41 @@ def raw_federation(config: RunConfig, num_centres: int, threads: int = 1) -> Raw
     with torch_threads(threads):
         with _timed(breakdown, "load"):
             centres = load_centres(config, num_centres)
-        # ``train_round`` plans the noise even without DP: time it apart in both cases.
+        run_id = f"bench-{time.time_ns()}"
+        # Each centre fixes its run's plan (noise calibration) once: timed apart.
         with _timed(breakdown, "calibrate"):
-            for data in centres:
-                plan, sigma = privacy_plan(config, data)
-                epsilon_spent(sigma, plan.sample_rate, 1, config.privacy.delta,
-                              config.privacy.accountant)
+            plans: dict[int, RunPlan] = {}
+            for i, data in enumerate(centres):
+                try:  # a centre below its min_records takes no part
+                    plans[i] = centre_plan(config, data, run_id,
+                                           state_dir(config, {"partition-id": i}),
+                                           _ledger(config, i))
+                except CentreRefusal:
+                    continue
         model_config = ModelConfig(hidden=config.training.hidden_sizes)
         weights: Weights = dict(build_model(model_config, seed=config.seed).state_dict())
-        steps_done = [0] * len(centres)
         sampler = random.Random(config.seed)
         per_round = max(config.min_centres, math.floor(len(centres) * config.fraction_train))
         epsilon_max, auc = 0.0, float("nan")
         sizes: dict[str, float] = {}
-        run_id = f"bench-{time.time_ns()}"
         for server_round in range(1, config.rounds + 1):
             chosen = sorted(sampler.sample(range(len(centres)), min(per_round, len(centres))))
             updates: list[tuple[Weights, int]] = []
             last_train: dict[str, Any] = {}
             last_weights: Weights = {}
             with _timed(breakdown, "train"):
-                for index in chosen:
+                for index in (i for i in chosen if i in plans):
                     try:  # what the ClientApp's train handler does, Flower aside
-                        result = train_round(config, centres[index], weights,
-                                             steps_done[index], server_round,
-                                             ledger=_ledger(config, index), run_id=run_id)
+                        result = train_round(config, centres[index], weights, server_round,
+                                             plans[index], ledger=_ledger(config, index),
+                                             run_id=run_id)
                     except CentreRefusal:
                         continue
-                    steps_done[index] = result.steps_total
                     epsilon_max = max(epsilon_max, result.epsilon)
                     updates.append((result.weights, result.num_examples))
                     last_weights = result.weights
                     last_train = {"num-examples": result.num_examples,
-                                  "epsilon": result.epsilon, "train_loss": result.train_loss}
+                                  "epsilon": result.epsilon}
             if updates:
                 with _timed(breakdown, "aggregate"):
                     weights = fedavg(updates)
@@ -288,6 +289,9 @@ def run_bench(scenario: Scenario, out: Path,
     prepare_environment()
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
+    # The no-DP phases are references: the bench's centres lower their floor for them,
+    # explicitly (centre_policy.require_dp=false), as a research run must.
+    scenario = replace(scenario, centre_policy=replace(scenario.centre_policy, require_dp=False))
     files, num_students = prepare_data(scenario, out / "data")
     base = replace(scenario.run, data_dir=str(out / "data"))
     threads = max(1, math.floor(scenario.backend.num_cpus))

@@ -13,7 +13,7 @@ import numpy.typing as npt
 import torch
 
 from client.data import CentreData
-from client.federated import CentreRefusal, model_config, train_round
+from client.federated import CentreRefusal, centre_plan, model_config, train_round
 from common.config import RunConfig
 from common.model import RiskModel, build_model, predict_proba, set_weights
 
@@ -22,15 +22,19 @@ def federate(config: RunConfig, centres: list[CentreData]) -> RiskModel:
     """``config.rounds`` rounds of FedAvg (weighted by training records) over ``centres``."""
     model = build_model(model_config(config), seed=config.seed)
     weights: OrderedDict[str, torch.Tensor] = OrderedDict(model.state_dict())
-    steps = [0] * len(centres)
+    plans = []
+    for centre in centres:
+        try:  # a centre below its min_records takes no part, as in the federation
+            plans.append((centre, centre_plan(config, centre, "in-process", None, None)))
+        except CentreRefusal:
+            continue
     for server_round in range(1, config.rounds + 1):
         results = []
-        for index, centre in enumerate(centres):
+        for centre, plan in plans:
             try:
-                result = train_round(config, centre, weights, steps[index], server_round)
+                result = train_round(config, centre, weights, server_round, plan)
             except CentreRefusal:
                 continue
-            steps[index] = result.steps_total
             results.append(result)
         if not results:
             break

@@ -11,12 +11,14 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import tomli_w
 from sklearn.metrics import roc_auc_score
 
+from client.site_policy import PrivacyFloor
 from common.config import ConfigError, RunConfig
 from common.model import read_model
 from common.workdirs import prepare_environment
@@ -49,9 +51,22 @@ def project_path(text: str) -> Path:
     return PROJECT_ROOT / path
 
 
+def write_centre_policy(scenario: Scenario, data_dir: Path) -> None:
+    """The simulated centres' ``policy.toml``, when the scenario lowers or raises their
+    privacy floor (``centre_policy.*``); without it they keep the defaults."""
+    floor = scenario.centre_policy
+    if floor == PrivacyFloor():
+        return
+    text = "# Written by perseverance-sim from the scenario's centre_policy keys.\n"
+    (data_dir / "policy.toml").write_text(text + tomli_w.dumps({"privacy": asdict(floor)}),
+                                          encoding="utf-8")
+
+
 def prepare_data(scenario: Scenario, data_dir: Path) -> tuple[list[Path], int]:
-    """Write one file per centre into ``data_dir``; returns the files and the student count."""
+    """Write one file per centre into ``data_dir`` (and the centres' policy, when the
+    scenario sets one); returns the files and the student count."""
     data_dir.mkdir(parents=True, exist_ok=True)
+    write_centre_policy(scenario, data_dir)
     if scenario.data.source:
         from client.ingest import split_by_centre
 

@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from client.site_policy import PrivacyFloor
 from common.config import ConfigError, RunConfig, parse_assignment
 
 SCENARIO_FOLDER = "scenarios"  # inside the simulations package
@@ -105,11 +106,14 @@ class Scenario:
     source_file: str = ""
     overrides: dict[str, str] = field(default_factory=dict)
     attack: AttackSpec = field(default_factory=AttackSpec)
+    # The simulated centres' privacy floor (their policy.toml's [privacy] table): a
+    # research run that lowers it says so (``centre_policy.require_dp=false``, ...).
+    centre_policy: PrivacyFloor = field(default_factory=PrivacyFloor)
 
 
 SECTIONS: dict[str, type] = {
     "network": NetworkSpec, "data": DataSpec, "backend": BackendSpec, "baselines": BaselinesSpec,
-    "attack": AttackSpec,
+    "attack": AttackSpec, "centre_policy": PrivacyFloor,
 }
 
 
@@ -152,7 +156,10 @@ def _build_section(cls: type, values: dict[str, Any]) -> Any:
     typed: dict[str, Any] = {}
     for key, value in values.items():
         if key not in known:
-            raise ConfigError(f"Unknown scenario key '{cls.__name__}.{key}'.")
+            section = next((name for name, kind in SECTIONS.items() if kind is cls),
+                           cls.__name__)
+            raise ConfigError(f"Unknown scenario key '{section}.{key}' (known: "
+                              f"{', '.join(known)}).")
         default = getattr(cls(), key)
         try:
             if isinstance(default, bool):
@@ -197,6 +204,7 @@ def load_scenario(name_or_file: str, overrides: list[str] | None = None) -> Scen
         source_file=origin,
         overrides=assignments,
         attack=_build_section(AttackSpec, sections["attack"]),
+        centre_policy=_build_section(PrivacyFloor, sections["centre_policy"]),
     )
 
 

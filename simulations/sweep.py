@@ -59,9 +59,15 @@ def run_sweep(
     """Run the scenario once per epsilon (baselines off) and write the sweep folder."""
     out.mkdir(parents=True, exist_ok=True)
     points = []
+    # A sweep is research: its centres accept every budget it tries, and say so.
+    largest = max((e for e in epsilons if e is not None), default=None)
+    floor = ["centre_policy.require_dp=false"] if None in epsilons else []
+    if largest is not None:
+        floor.append(f"centre_policy.max_epsilon_per_run={largest:g}")
     for epsilon in epsilons:
         privacy = ["privacy.dp=false"] if epsilon is None else [
             "privacy.dp=true", f"privacy.epsilon={epsilon:g}"]
+        privacy += floor
         scenario = load_scenario(scenario_name, [*overrides, "baselines.enabled=false", *privacy])
         label = "no-dp" if epsilon is None else f"eps-{epsilon:g}"
         run_dir = run_scenario(scenario, out / label)

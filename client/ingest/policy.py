@@ -16,14 +16,17 @@ import pandas as pd
 
 from client.data import SitePolicy
 from client.ingest.errors import IngestError, quote
+from client.site_policy import PrivacyFloor
 from common.schema import AUDIT_ATTRIBUTES, PREDICTORS, is_forbidden
 
 # Keys a policy file may set: the SitePolicy fields a centre owns, and the tables that
 # other parts of the client read from the same file (kept whole in SitePolicy.extra,
 # checked by their readers). A key in neither is refused, so typos never pass silently.
-POLICY_FIELDS = tuple(f.name for f in dataclasses.fields(SitePolicy) if f.name != "extra")
+POLICY_FIELDS = tuple(f.name for f in dataclasses.fields(SitePolicy)
+                      if f.name not in ("extra", "privacy"))
 POLICY_SECTIONS = ("support",)  # [support]: support-priority thresholds, client.scoring
-POLICY_KEYS = POLICY_FIELDS + POLICY_SECTIONS
+PRIVACY_KEYS = tuple(f.name for f in dataclasses.fields(PrivacyFloor))
+POLICY_KEYS = (*POLICY_FIELDS, "privacy", *POLICY_SECTIONS)
 
 
 def load_policy(path: Path) -> SitePolicy:
@@ -64,6 +67,10 @@ def load_policy(path: Path) -> SitePolicy:
             fields["audit_attributes_allowed"] = raw["audit_attributes_allowed"]
         else:
             problems.append("audit_attributes_allowed must be true or false")
+    if "privacy" in raw:
+        floor = _privacy_floor(raw["privacy"], problems)
+        if floor is not None:
+            fields["privacy"] = floor
     extra: dict[str, object] = {}
     for section in POLICY_SECTIONS:
         if section in raw and not isinstance(raw[section], dict):
@@ -78,6 +85,33 @@ def load_policy(path: Path) -> SitePolicy:
             details=problems,
         )
     return SitePolicy(**fields)
+
+
+def _privacy_floor(table: object, problems: list[str]) -> PrivacyFloor | None:
+    """The ``[privacy]`` table: the centre's privacy floor (``client.site_policy``)."""
+    if not isinstance(table, dict):
+        problems.append("privacy must be a table ([privacy])")
+        return None
+    found = len(problems)
+    problems.extend(
+        f"unknown key privacy.{key} (known keys: {', '.join(PRIVACY_KEYS)})"
+        for key in sorted(set(table) - set(PRIVACY_KEYS))
+    )
+    values: dict[str, Any] = {}
+    for key in ("require_dp", "allow_replayable_noise", "allow_unnoised_evaluation"):
+        if key in table:
+            if isinstance(table[key], bool):
+                values[key] = table[key]
+            else:
+                problems.append(f"privacy.{key} must be true or false")
+    numbers: dict[str, Any] = {}
+    _number(table, "delta", numbers, problems, float, low=0, high=0.01, strict=True)
+    _number(table, "max_epsilon_per_run", numbers, problems, float, low=0, strict=True)
+    values.update(numbers)
+    for index in range(found, len(problems)):
+        if problems[index].startswith(("delta ", "max_epsilon_per_run ")):
+            problems[index] = f"privacy.{problems[index]}"
+    return PrivacyFloor(**values) if len(problems) == found else None
 
 
 def _number(

@@ -35,7 +35,7 @@ def reply(
     metrics: dict[str, float] | None = None,
 ) -> Message:
     """A centre's reply carrying ``weights`` and the protocol's training metrics."""
-    values = {"num-examples": 100, "epsilon": 1.0, "train_loss": 0.5} if metrics is None \
+    values = {"num-examples": 100, "epsilon": 1.0} if metrics is None \
         else metrics
     content = RecordDict({"arrays": weights, "metrics": MetricRecord(values)})  # type: ignore[arg-type]
     return Message(content, reply_to=to)

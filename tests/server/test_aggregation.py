@@ -11,7 +11,7 @@ from flwr.serverapp.strategy import FedMedian, FedTrimmedAvg, Krum, MultiKrum
 from common.config import RunConfig
 from server.aggregation import STRATEGIES, build_strategy
 from server.audit_log import AUDIT_FILE, ServerAudit
-from server.rounds import ConnectedCentres
+from server.rounds import GridView
 from server.strategy import PooledFedAvg
 from tests.server.messages import arrays, reply
 
@@ -22,7 +22,7 @@ def _round(strategy: PooledFedAvg, updates: list[float]) -> ArrayRecord | None:
     """Configure round 1 from a zero model, then aggregate one reply per update value."""
     nodes = list(range(1, len(updates) + 1))
     messages = list(strategy.configure_train(1, arrays(0.0), ConfigRecord(),
-                                             ConnectedCentres(_NoGrid(), nodes)))
+                                             GridView(_NoGrid(), nodes)))
     by_node = {m.metadata.dst_node_id: m for m in messages}
     replies = [reply(by_node[node], arrays(value)) for node, value in zip(nodes, updates,
                                                                           strict=True)]

@@ -11,8 +11,8 @@ from common.config import RunConfig
 from common.metrics import ScoreHistogram
 from server import checkpoint
 from server.aggregation import build_strategy
+from server.bookkeeping import CentreRecord, RoundLog
 from server.checkpoint import Checkpoint, ResumeError
-from server.strategy import CentreRecord, RoundLog
 
 
 def _strategy_with_history():  # type: ignore[no-untyped-def]
@@ -30,7 +30,7 @@ def _strategy_with_history():  # type: ignore[no-untyped-def]
 
 def test_a_checkpoint_with_numpy_values_loads_back_with_weights_only(tmp_path) -> None:
     strategy = _strategy_with_history()
-    logs, centres = checkpoint.strategy_state(strategy)
+    logs, centres = checkpoint.book_state(strategy.book)
     saved = Checkpoint(1, "run-x", {"w": torch.ones(2, 3)}, RunConfig().to_flat(), logs,
                        centres, {"hist_pos": [1.0, 2.0]})
 
@@ -40,7 +40,7 @@ def test_a_checkpoint_with_numpy_values_loads_back_with_weights_only(tmp_path) -
     assert loaded is not None and loaded.round == 1 and loaded.run_name == "run-x"
     assert torch.equal(loaded.weights["w"], torch.ones(2, 3))
     fresh = build_strategy(RunConfig())
-    checkpoint.restore_strategy(fresh, loaded)
+    checkpoint.restore_book(fresh.book, loaded)
     assert fresh.logs[1].rejections == ["node 3: stale"] and fresh.logs[1].updates == 2
     assert fresh.logs[1].equity["groups"]["sex"]["F"]["auc"] == pytest.approx(0.79)  # type: ignore[index]
     centre = fresh.centres[7]

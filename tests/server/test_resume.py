@@ -50,6 +50,8 @@ class CrashingGrid(DirectGrid):
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("centres")
     write_network(generate_network(centres=CENTRES, students=1800, seed=5), folder)
+    # The smallest centre has 46 training students: its policy lets it take part.
+    (folder / "policy.toml").write_text("min_records = 20\n", encoding="utf-8")
     return folder
 
 

@@ -70,9 +70,10 @@ def test_an_update_trained_from_another_model_version_is_stale() -> None:
 
 @pytest.mark.parametrize(
     "metrics",
-    [{"num-examples": 10, "epsilon": 1.0},
-     {"num-examples": 10, "epsilon": math.nan, "train_loss": 0.1},
-     {"num-examples": 0, "epsilon": 1.0, "train_loss": 0.1}],
+    [{"num-examples": 10, "epsilon": 1.0, "train_loss": 0.4},  # an unnoised loss: refused
+     {"num-examples": 10},
+     {"num-examples": 10, "epsilon": math.nan},
+     {"num-examples": 0, "epsilon": 1.0}],
 )
 def test_metrics_outside_the_protocol_are_rejected(metrics: dict[str, float]) -> None:
     verdict = check_update(reply(instruction(VERSION, 2), arrays(0.1), metrics), _expected())
@@ -83,8 +84,7 @@ def test_metrics_outside_the_protocol_are_rejected(metrics: dict[str, float]) ->
 def test_a_reply_with_two_array_records_is_rejected() -> None:
     message = instruction(VERSION, 2)
     content = RecordDict({"a": arrays(0.1), "b": arrays(0.1),
-                          "metrics": MetricRecord({"num-examples": 1, "epsilon": 0.0,
-                                                   "train_loss": 0.0})})
+                          "metrics": MetricRecord({"num-examples": 1, "epsilon": 0.0})})
 
     verdict = check_update(Message(content, reply_to=message), _expected())
 
@@ -111,7 +111,7 @@ def test_the_model_version_names_the_round_and_changes_with_the_weights() -> Non
 def _evaluation(version: str, bins: int = 30, **changes: object) -> Message:
     from common.equity import CELL_LENGTH, all_cell_keys
 
-    metrics: dict[str, object] = {"num-examples": 50, "sq_err_sum": 4.2,
+    metrics: dict[str, object] = {"num-examples": 50, "sq_err_sum": 4.2, "epsilon": 1.2,
                                   "hist_pos": [1.0] * bins, "hist_neg": [-0.5] * bins,
                                   "prob_sum": [0.3] * bins}
     metrics.update({key: [0.0] * CELL_LENGTH for key in all_cell_keys()})
@@ -154,4 +154,15 @@ def test_an_evaluation_may_carry_the_centre_name_and_nothing_else() -> None:
     other.content["leak"] = ConfigRecord({"name": "css-02"})
     for message in (extra, other):
         reason = check_evaluation(message, VERSION, 30).reason
-        assert reason is not None and "config record" in reason
+        assert reason is not None and "record" in reason
+
+
+def test_a_reply_may_carry_its_records_head_and_nothing_beyond_its_keys() -> None:
+    from flwr.app import ConfigRecord
+
+    headed = _evaluation(VERSION)
+    headed.content["records-head"] = ConfigRecord({"actor": "css-02", "audit_lines": 4})
+    assert check_evaluation(headed, VERSION, 30).reason is None
+    headed.content["records-head"] = ConfigRecord({"actor": "css-02", "students": 4})
+    reason = check_evaluation(headed, VERSION, 30).reason
+    assert reason is not None and "records-head" in reason

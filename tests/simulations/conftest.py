@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 SIM = Path(sys.executable).with_name("perseverance-sim")
-TINY_RUN = ["--scenario", "tiny", "--set", "privacy.reproducible_noise=true"]
+TINY_RUN = ["--scenario", "tiny", "--set", "privacy.reproducible_noise=true",
+            "--set", "centre_policy.allow_replayable_noise=true"]
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,8 @@ def test_raw_loop_does_what_centres_do_and_says_where_its_time_went(tmp_path: Pa
     # histogram to keep a positive count of dropouts every time (then the AUC is
     # undefined, as it should be). The noisy release is tested in tests/common.
     scenario = load_scenario("tiny", ["network.students=600", "rounds=2", "local_epochs=1",
-                                      "privacy.evaluation_noise=false"])
+                                      "privacy.evaluation_noise=false",
+                                      "centre_policy.allow_unnoised_evaluation=true"])
     files, _ = prepare_data(scenario, tmp_path / "data")
     config = replace(scenario.run, data_dir=str(tmp_path / "data"),
                      run_dir=str(tmp_path / "run"))
@@ -92,6 +93,7 @@ def tiny_bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, obje
     proc = subprocess.run(
         [str(SIM), "bench", "--scenario", "tiny", "--set", "rounds=1",
          "--set", "privacy.reproducible_noise=true",  # the AUC bound below, every run
+         "--set", "centre_policy.allow_replayable_noise=true",
          "--out", str(base / "out"), "--json", str(base / "bench.json")],
         env={**os.environ, **env}, capture_output=True, text=True, timeout=900,
         check=False,

@@ -32,7 +32,8 @@ def test_student_performance_federates_across_its_two_schools(tmp_path: Path) ->
     # 649 students in two schools are too few for DP-SGD at epsilon 3 to learn reliably
     # (exact AUC 0.22-0.84 over runs): this test proves the real-data pipeline, the DP
     # figures are in docs/DATA-INGESTION.md.
-    summary = _run("uci-student-por", tmp_path / "run", "privacy.dp=false", "rounds=3")
+    summary = _run("uci-student-por", tmp_path / "run", "privacy.dp=false",
+                   "centre_policy.require_dp=false", "rounds=3")
     assert summary["num_centres"] == 2
     assert summary["num_students"] == 649
     assert summary["epsilon_max"] is None  # no DP in this run
@@ -46,7 +47,8 @@ def test_realinho_federates_across_its_programmes(tmp_path: Path) -> None:
     # Noise drawn from the run's seed: the same federation every run, so the bounds
     # below judge the pipeline, not one draw of DP noise on 890 held-out students.
     summary = _run("uci-dropout-realinho", tmp_path / "run", "rounds=2",
-                   "privacy.reproducible_noise=true")
+                   "privacy.reproducible_noise=true",
+                   "centre_policy.allow_replayable_noise=true")
     assert summary["num_centres"] == 17
     assert summary["num_students"] == 4424
     assert summary["epsilon_max"] <= 3.0

@@ -123,7 +123,8 @@ def dropout_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("secure") / "run"
     scenario = load_scenario("tiny", ["privacy.secure_aggregation=true",
                                       "baselines.enabled=false",
-                                      "privacy.reproducible_noise=true"])
+                                      "privacy.reproducible_noise=true",
+                                      "centre_policy.allow_replayable_noise=true"])
     os.environ.setdefault("RAY_TMPDIR", f"/tmp/prs-ray-sec-{os.getpid()}")
     return run_scenario(scenario, out, client_app=build_client_app([DropAtMaskedVectors(0, 1)]))
 

@@ -1,0 +1,34 @@
+"""The centre's own errors: what cannot be used, and what it declines. Both carry a
+sentence for the centre's operators; what the ministry is told is a code and a fixed
+sentence of ``common.protocol`` (``client.centre_task.refusal_of``), never the detail."""
+
+from __future__ import annotations
+
+from common.protocol import Reason, Reply
+
+
+class DataError(Exception):
+    """A centre's data cannot be used. The message is one sentence for the operator."""
+
+    exit_code = 2
+
+
+class CentreRefusal(Exception):
+    """The centre declines a task (its privacy floor or budget, too few records).
+
+    Parameters
+    ----------
+    detail : str
+        The sentence for the centre's operators and its own log (may give numbers).
+    reason : str
+        The fixed sentence the ministry receives (``common.protocol.Reason``).
+    code : Reply
+        The reply code the ministry receives.
+    """
+
+    def __init__(self, detail: str, reason: str = Reason.LIFETIME_CAP,
+                 code: Reply = Reply.REFUSED) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.reason = reason
+        self.code = code

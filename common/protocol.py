@@ -1,0 +1,156 @@
+"""The wire protocol between the ministry and the centres: record and key names, reply
+codes and the fixed reasons of refusals, with typed accessors both sides use.
+
+Flower-free (records are read as mappings): the ClientApp (``client.centre_task``) and
+the ServerApp (``server.federation``) import it; neither imports the other.
+
+What a centre sends is exactly what the privacy guarantee covers (docs/PRIVACY.md,
+"What leaves a centre"): the keys below are the whole list, and
+``TRAIN_METRIC_KEYS`` / ``EVALUATION_SCALAR_KEYS`` are checked by the ministry and by
+the capture test of every reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+
+# ---------------------------------------------------------------- records of a message
+ARRAYS = "arrays"  # the global model (instruction) or the centre's weights (reply)
+METRICS = "metrics"  # the centre's aggregate, DP-noised release
+CONFIG = "config"  # the instruction's task (run name, round, model version)
+CENTRE = "centre"  # the centre's declared name (its data file's), in every reply
+RECORDS_HEAD = "records-head"  # the head of the centre's audit log and ledger
+
+# ---------------------------------------------------------------- keys of the task
+RUN_NAME = "run-name"  # the logical run: what the centres' ledgers book under
+SERVER_ROUND = "server-round"
+MODEL_VERSION = "model-version"  # round and digest of the global model sent
+CENTRE_NAME = "name"  # the only key of the CENTRE record
+
+# ---------------------------------------------------------------- keys of the release
+NUM_EXAMPLES = "num-examples"  # Flower's FedAvg weight: a noisy, booked count
+EPSILON = "epsilon"  # this run's training epsilon at the centre, from its public plan
+HIST_POS = "hist_pos"
+HIST_NEG = "hist_neg"
+PROB_SUM = "prob_sum"
+SQ_ERR_SUM = "sq_err_sum"
+HISTOGRAM_KEYS = (HIST_POS, HIST_NEG, PROB_SUM)
+EQUITY_PREFIX = "eq."
+#: The one metric of a secure (legacy path) evaluation reply: the release, as JSON.
+RELEASE = "release"
+#: Prefix of the records head's keys in a secure reply (legacy metrics are flat).
+HEAD_PREFIX = "head."
+
+#: Every metric of a training reply: nothing else leaves with the weights.
+TRAIN_METRIC_KEYS = frozenset({NUM_EXAMPLES, EPSILON})
+#: Scalar metrics of an evaluation reply (the rest are histograms and equity cells).
+EVALUATION_SCALAR_KEYS = frozenset({NUM_EXAMPLES, SQ_ERR_SUM})
+
+#: Keys of the records head (``client.records.records_head``).
+HEAD_KEYS = ("actor", "audit_head", "audit_lines", "ledger_head", "ledger_rows",
+             "epsilon_lifetime")
+
+
+class Reply(IntEnum):
+    """Codes of a centre's error replies (Flower ``Error.code``)."""
+
+    DATA = 1001  # the centre's data cannot be used
+    REFUSED = 1002  # the centre declines: its budget, too few records
+    CONFIG = 1003  # the run's configuration is invalid
+    FLOOR = 1004  # the run asks for less privacy than the centre's floor
+    NOT_APPROVED = 1005  # the app is not one the centre approved
+
+
+#: Codes that will not change within a run: a centre that answers one is out of it.
+LASTING_REFUSALS = frozenset({Reply.CONFIG, Reply.FLOOR, Reply.NOT_APPROVED})
+
+
+class Reason:
+    """The fixed sentences a centre sends with a refusal. They carry no count and no
+    value of the centre's data: the numbers stay in the centre's own log."""
+
+    DATA_UNUSABLE = ("The centre's data cannot be used for this task; its operators have "
+                     "the details.")
+    TOO_FEW_RECORDS = "The centre has fewer training records than its policy requires."
+    LIFETIME_CAP = "This release would take the centre past its lifetime privacy cap."
+    RUN_BUDGET = "This release would take the run past its privacy budget at this centre."
+    CONFIG_INVALID = "The run's configuration is invalid."
+    FLOOR_NO_DP = "The centre's privacy floor requires DP, and this run trains without it."
+    FLOOR_EPSILON = ("The run's epsilon target is above the largest the centre's privacy "
+                     "floor accepts per run.")
+    FLOOR_REPLAYABLE = "The centre's privacy floor refuses replayable (seeded) noise."
+    FLOOR_EVALUATION = "The centre's privacy floor refuses unnoised evaluation releases."
+    NOT_APPROVED = "The centre has not approved this app."
+
+
+def refusal_text(centre: str, reason: str) -> str:
+    """The ``Error.reason`` of a refusal: the centre's declared name, then the sentence."""
+    return f"{centre}: {reason}" if centre else reason
+
+
+def refusing_centre(text: str, fallback: str) -> tuple[str, str]:
+    """(centre name, sentence) of a refusal's text; ``fallback`` names a centre that gave
+    no name (an older client, or a node the SuperLink answered for)."""
+    name, sep, sentence = text.partition(": ")
+    if sep and name and " " not in name and sentence:
+        return name, sentence
+    return fallback, text
+
+
+@dataclass(frozen=True)
+class Task:
+    """What an instruction asks: the logical run, the round, the model version."""
+
+    run_name: str
+    server_round: int
+    model_version: str
+
+    def as_config(self) -> dict[str, str | int]:
+        return {RUN_NAME: self.run_name, SERVER_ROUND: self.server_round,
+                MODEL_VERSION: self.model_version}
+
+
+def task_of(config: Mapping[str, object], default_run: str = "") -> Task:
+    """The task of an instruction's config (``default_run`` when it names no run)."""
+    run_name = str(config.get(RUN_NAME, "") or default_run)
+    raw_round = config.get(SERVER_ROUND, 0)
+    server_round = int(raw_round) if isinstance(raw_round, int | float | str) else 0
+    return Task(run_name, server_round, str(config.get(MODEL_VERSION, "") or ""))
+
+
+@dataclass(frozen=True)
+class TrainRelease:
+    """The metrics of a training reply."""
+
+    num_examples: int
+    epsilon: float
+
+    def as_metrics(self) -> dict[str, int | float]:
+        return {NUM_EXAMPLES: self.num_examples, EPSILON: self.epsilon}
+
+    @classmethod
+    def of(cls, metrics: Mapping[str, object]) -> TrainRelease:
+        return cls(int(_number(metrics, NUM_EXAMPLES)), _number(metrics, EPSILON))
+
+
+def _number(metrics: Mapping[str, object], key: str) -> float:
+    value = metrics[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"metric {key} is {value!r}, not a number")
+    return float(value)
+
+
+def head_metrics(head: Mapping[str, str | int | float]) -> dict[str, str | int | float]:
+    """The records head as flat metrics of a secure (legacy) reply."""
+    return {f"{HEAD_PREFIX}{key}": value for key, value in head.items()}
+
+
+def head_of(values: Mapping[str, object]) -> dict[str, object]:
+    """The records head of a reply: from its RECORDS_HEAD record, or from the prefixed
+    metrics of a secure reply; empty when the reply carries none."""
+    if any(key.startswith(HEAD_PREFIX) for key in values):
+        return {key[len(HEAD_PREFIX):]: value for key, value in values.items()
+                if key.startswith(HEAD_PREFIX)}
+    return {key: values[key] for key in HEAD_KEYS if key in values}

@@ -1,0 +1,96 @@
+"""The run folder's outputs, written the same way by the plain and the secure
+federation from the run's book (``server.bookkeeping``): the model, ``summary.json``,
+the equity audit, participation, the last pooled evaluation and the model card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from common.calibration import Calibration, fit_calibration
+from common.config import RunConfig
+from common.metrics import ScoreHistogram
+from common.model import ModelConfig
+from server import run_folder
+from server.bookkeeping import HISTOGRAM_KEYS, RunBook, participation
+from server.checkpoint import Checkpoint
+from server.model_card import write_model_card
+
+
+def _calibration(evaluation: dict[str, list[float]] | None) -> Calibration | None:
+    """Platt scaling fitted on the final pooled (released) histogram: post-processing."""
+    if not evaluation:
+        return None
+    pos, neg, probability_sum = (np.asarray(evaluation[key]) for key in HISTOGRAM_KEYS)
+    return fit_calibration(ScoreHistogram(pos, neg, probability_sum, 0.0))
+
+
+def write_outputs(
+    run_dir: Path,
+    config: RunConfig,
+    book: RunBook,
+    state: Checkpoint,
+    seconds: float,
+    stopped: str | None,
+) -> None:
+    """The model, summary, equity audit, participation and evaluation files of the run
+    as it stands after round ``state.round``."""
+    model_config = ModelConfig(hidden=config.training.hidden_sizes)
+    if state.round > 0:
+        run_folder.save_model(run_dir, state.weights, model_config, config,
+                              _calibration(state.last_evaluation))
+    completed = [entry for entry in book.logs.values() if entry.evaluation]
+    last = max(completed, key=lambda entry: entry.round, default=None)
+    evaluation = last.evaluation if last else {}
+    # The per-run epsilons the centres reported from their own ledgers (training and
+    # evaluation apart: held-out students never train, the two compose in parallel).
+    centres = list(book.centres.values())
+    epsilon_train = max((c.epsilon for c in centres), default=0.0)
+    epsilon_evaluation = max((c.epsilon_evaluation for c in centres), default=0.0)
+    num_train = max((entry.train.get("num-examples", 0.0) for entry in completed), default=0.0)
+    nan = float("nan")
+    logs = list(book.logs.values())
+    summary: dict[str, object] = {
+        "scenario": config.scenario,
+        "run_name": state.run_name,
+        "rounds": config.rounds,
+        "rounds_completed": state.round,
+        "stopped": stopped,
+        "aggregation": config.strategy.aggregation,
+        "updates_rejected": sum(len(entry.rejections) for entry in logs),
+        "replies_missing": sum(len(entry.absent) for entry in logs),
+        "rounds_unchanged": sum(1 for entry in logs if entry.updates == 0),
+        "num_centres": int(evaluation.get("centres", 0)),
+        "num_train": int(num_train),
+        "num_test": int(evaluation.get("num-examples", 0)),
+        "num_students": int(num_train + evaluation.get("num-examples", 0)),
+        "auc_pooled": evaluation.get("auc", nan),
+        "pr_auc_pooled": evaluation.get("pr_auc", nan),
+        "brier_pooled": evaluation.get("brier", nan),
+        "calibration_error_pooled": evaluation.get("calibration_error", nan),
+        "dp": config.privacy.dp,
+        "epsilon_target": config.privacy.epsilon if config.privacy.dp else None,
+        "epsilon_train_max": epsilon_train if config.privacy.dp else None,
+        "epsilon_evaluation": (epsilon_evaluation if config.privacy.dp
+                               and config.privacy.evaluation_noise else None),
+        # Held-out students never train: the two compose in parallel, the larger holds.
+        "epsilon_max": max(epsilon_train, epsilon_evaluation) if config.privacy.dp else None,
+        "delta": config.privacy.delta,
+        "accountant": config.privacy.accountant,
+        "privacy_unit": "one student's record, per centre, over the whole run",
+        "centres_refused": dict(sorted(book.refused.items())),
+        "server_seconds": round(seconds, 2),
+    }
+    if last is not None:
+        run_folder.write_json(run_dir / run_folder.EQUITY, last.equity)
+        run_folder.write_json(
+            run_dir / run_folder.PARTICIPATION, participation(centres)
+        )
+    if state.last_evaluation:
+        run_folder.write_json(run_dir / run_folder.EVALUATION, state.last_evaluation)
+    run_folder.update_summary(run_dir, **summary)
+    # Every trained model gets its card, also in deployment (launchers rewrite it after
+    # adding their references and baselines).
+    if state.round > 0:
+        write_model_card(run_dir)
