@@ -8,7 +8,14 @@ import os
 import stat
 from pathlib import Path
 
-from common.audit_trail import GENESIS, AuditTrail, check_trail, read_trail, trail_head, verify_trail
+from common.audit_trail import (
+    GENESIS,
+    AuditTrail,
+    check_trail,
+    read_trail,
+    trail_head,
+    verify_trail,
+)
 from common.records_key import KEY_FILE, read_key
 
 
