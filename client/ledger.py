@@ -215,7 +215,6 @@ class LedgerCheck:
 
     path: Path
     links: list[str] = field(default_factory=list)
-    epsilons: list[float] = field(default_factory=list)
     unkeyed: int = 0
     problems: list[Tampering] = field(default_factory=list)
 
@@ -251,7 +250,6 @@ def check_ledger(path: Path, key: bytes | None) -> LedgerCheck:
         row, where = tuple(fields), f"row {position}"
         previous = check.links[-1] if check.links else GENESIS
         check.links.append(_link(row, row_mac))
-        check.epsilons.append(float(row[-1]))  # type: ignore[arg-type]
         if row[0] != position:
             check.problems.append(Tampering(path, where, f"its id is {row[0]}: rows before it "
                                             "were deleted."))
