@@ -26,7 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common.records_key import GENESIS, KEY_FILE, chain_mac, load_or_create_key, same
+from common.records_key import GENESIS as GENESIS  # re-exported: the chain's first `prev`
+from common.records_key import KEY_FILE, chain_mac, load_or_create_key, same
 
 # Enough to hold the longest line we write (events are small); the last line is all we
 # need to read before appending.
@@ -133,7 +134,7 @@ class AuditTrail:
                     "prev": head.link or GENESIS,
                 }
                 # What a reader will parse back, so that its MAC is computed on the same text.
-                entry = json.loads(_canonical(entry))
+                entry = dict(json.loads(_canonical(entry)))
                 entry["mac"] = chain_mac(self._key, entry["prev"], _canonical(entry))
                 handle.seek(0, os.SEEK_END)
                 handle.write((_canonical(entry) + "\n").encode("utf-8"))

@@ -40,7 +40,7 @@ def _rewrite(path: Path, number: int, **changes: object) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def test_each_line_is_numbered_keyed_and_chained_to_the_one_before(tmp_path) -> None:
+def test_each_line_is_numbered_keyed_and_chained_to_the_one_before(tmp_path: Path) -> None:
     events = read_trail(_trail(tmp_path))
 
     assert [e["round"] for e in events] == [0, 1, 2]
@@ -52,12 +52,12 @@ def test_each_line_is_numbered_keyed_and_chained_to_the_one_before(tmp_path) -> 
     assert trail_head(tmp_path / "audit.jsonl").lines == 3
 
 
-def test_the_key_is_created_owner_only(tmp_path) -> None:
+def test_the_key_is_created_owner_only(tmp_path: Path) -> None:
     _trail(tmp_path, events=1)
     assert stat.S_IMODE(os.stat(tmp_path / KEY_FILE).st_mode) == 0o600
 
 
-def test_an_edited_line_is_named_by_its_mac(tmp_path) -> None:
+def test_an_edited_line_is_named_by_its_mac(tmp_path: Path) -> None:
     path = _trail(tmp_path)
     _rewrite(path, 2, round=99)
 
@@ -67,7 +67,7 @@ def test_an_edited_line_is_named_by_its_mac(tmp_path) -> None:
     ]
 
 
-def test_a_removed_line_breaks_the_chain(tmp_path) -> None:
+def test_a_removed_line_breaks_the_chain(tmp_path: Path) -> None:
     path = _trail(tmp_path)
     lines = path.read_text().splitlines()
     path.write_text("\n".join([lines[0], lines[2]]) + "\n")
@@ -76,7 +76,7 @@ def test_a_removed_line_breaks_the_chain(tmp_path) -> None:
     assert [p.entry for p in problems] == ["line 2"]
 
 
-def test_lines_written_before_keying_are_read_and_counted_as_unkeyed(tmp_path) -> None:
+def test_lines_written_before_keying_are_read_and_counted_as_unkeyed(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     first = json.dumps({"actor": "css-test", "at": "x", "event": "old", "prev": GENESIS})
     second = json.dumps({"actor": "css-test", "at": "y", "event": "old",
