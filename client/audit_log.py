@@ -8,7 +8,11 @@ ledger), append-only and chained (``common.audit_trail``). One line per event:
   after the centre's bound, and whether it was a re-send of an earlier reply;
 - ``task_refused``: the centre declined, with its reason.
 
-Never a student's data: names, counts, norms and versions only.
+- ``ledger_booked``: written by the privacy ledger after each booking: its number of
+  rows and the MAC of its last row (``client.ledger``).
+
+Never a student's data: names, counts, norms and versions only. Lines are keyed with the
+centre's records key (:func:`records_key_path`; ``common.audit_trail``).
 """
 
 from __future__ import annotations
@@ -20,8 +24,18 @@ from typing import Any
 from flwr.app import Context, Message
 
 from common.audit_trail import AuditTrail
+from common.records_key import KEY_FILE
 
 AUDIT_FILE = "audit.jsonl"
+KEY_PATH_OPTION = "records-key-path"
+
+
+def records_key_path(state_dir: Path, node_config: Mapping[str, object]) -> Path:
+    """The centre's records key: ``records-key-path`` of its node config, else
+    ``records.key`` in its state folder. Every writer of the centre's audit log and
+    ledger must use the same one (pass it as ``key_path``)."""
+    configured = str(node_config.get(KEY_PATH_OPTION, "") or "")
+    return Path(configured) if configured else state_dir / KEY_FILE
 
 
 class CentreAudit:
@@ -29,7 +43,8 @@ class CentreAudit:
     message: the chain is kept by the file, not by this object)."""
 
     def __init__(self, state_dir: Path, centre: str, msg: Message, context: Context) -> None:
-        self.trail = AuditTrail(state_dir / AUDIT_FILE, centre)
+        key_path = records_key_path(state_dir, dict(context.node_config))
+        self.trail = AuditTrail(state_dir / AUDIT_FILE, centre, key_path)
         config = msg.content.config_records.get("config")
         self.task: dict[str, Any] = {
             "kind": msg.metadata.message_type,

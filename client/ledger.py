@@ -7,18 +7,30 @@ booked release with Opacus's RDP accountant, at the centre's delta, per student.
 lifetime figure composes training and evaluation releases as if they touched the same
 students, which over-counts (held-out students never enter training) but stays safe if
 pseudonyms change between years.
+
+Every row carries ``mac``: HMAC-SHA256, with the centre's records key
+(``common.records_key``), of the row's fields and of the MAC of the row before, so that
+a row edited or deleted (triggers dropped first) breaks the chain at that row. A deleted
+tail leaves the chain intact: after each booking the ledger writes its head (rows, MAC)
+to the centre's audit log (``ledger_booked``), and the ministry records the heads it
+receives, so that :func:`client.records.verify_centre` finds missing rows. Rows booked
+before keying (``mac`` NULL) are reported as unkeyed; they may only precede keyed rows.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common.audit_trail import AuditTrail, Tampering, trail_head
 from common.privacy import composed_epsilon
+from common.records_key import GENESIS, KEY_FILE, chain_mac, load_or_create_key, same
 
 LEDGER_FILE = "privacy-ledger.sqlite"
 _SCHEMA = """
@@ -32,13 +44,28 @@ CREATE TABLE IF NOT EXISTS releases (
     sample_rate REAL NOT NULL CHECK (sample_rate > 0 AND sample_rate <= 1),
     steps INTEGER NOT NULL CHECK (steps > 0),
     delta REAL NOT NULL,
-    epsilon_after REAL NOT NULL
+    epsilon_after REAL NOT NULL,
+    mac TEXT
 );
 CREATE TRIGGER IF NOT EXISTS releases_no_update BEFORE UPDATE ON releases
 BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS releases_no_delete BEFORE DELETE ON releases
 BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END;
 """
+TRIGGERS = ("releases_no_update", "releases_no_delete")
+AUDIT_FILE = "audit.jsonl"  # the centre's audit log, beside the ledger (client.audit_log)
+_FIELDS = ("id, booked_at, run_id, server_round, kind, noise_multiplier, sample_rate, steps, "
+           "delta, epsilon_after")
+
+
+def _content(row: tuple[object, ...]) -> str:
+    """The text a row's MAC covers: its fields (id first) in a fixed order and form."""
+    return json.dumps(list(row), allow_nan=False)
+
+
+def _link(row: tuple[object, ...], mac: str | None) -> str:
+    """What the next row's MAC chains to: this row's MAC, or the digest of an unkeyed row."""
+    return mac if mac else hashlib.sha256(_content(row).encode()).hexdigest()
 
 
 class BudgetExceeded(Exception):
@@ -68,14 +95,31 @@ class Release:
 
 
 class PrivacyLedger:
-    """Append-only record of a centre's releases, stored in ``state_dir``."""
+    """Append-only, keyed record of a centre's releases, stored in ``state_dir``.
 
-    def __init__(self, state_dir: Path) -> None:
+    Parameters
+    ----------
+    state_dir : Path
+        The centre's state folder (ledger and audit log).
+    key_path : Path | None
+        The centre's records key (node config ``records-key-path``), created on first
+        booking; default ``records.key`` in ``state_dir``.
+    actor : str | None
+        The centre's name in its audit log; default the actor of its last line.
+    """
+
+    def __init__(self, state_dir: Path, key_path: Path | None = None,
+                 actor: str | None = None) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / LEDGER_FILE
+        self.key_path = key_path or state_dir / KEY_FILE
+        self.actor = actor
         try:
             with self._connect() as db:
                 db.executescript(_SCHEMA)
+                columns = [row[1] for row in db.execute("PRAGMA table_info(releases)")]
+                if "mac" not in columns:  # a ledger from before keying: its rows stay unkeyed
+                    db.execute("ALTER TABLE releases ADD COLUMN mac TEXT")
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"The privacy ledger {self.path} cannot be used: {exc}.") from exc
 
@@ -120,6 +164,7 @@ class PrivacyLedger:
         The check and the inserts happen in one exclusive transaction, so two processes
         of the same centre cannot both pass the check with the last of the budget.
         """
+        key = load_or_create_key(self.key_path)
         with self._connect() as db:
             db.execute("BEGIN EXCLUSIVE")
             try:
@@ -133,15 +178,109 @@ class PrivacyLedger:
                         f"{after:.3f} (delta {delta:g}), past its cap of {cap:g}."
                     )
                 booked_at = datetime.now(UTC).isoformat(timespec="seconds")
-                db.executemany(
-                    "INSERT INTO releases (booked_at, run_id, server_round, kind, "
-                    "noise_multiplier, sample_rate, steps, delta, epsilon_after) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(booked_at, run_id, server_round, kind, z, q, t, delta, after)
-                     for z, q, t in mechanisms],
-                )
+                last = db.execute(f"SELECT {_FIELDS}, mac FROM releases "
+                                  "ORDER BY id DESC LIMIT 1").fetchone()
+                # Ids are given, not left to AUTOINCREMENT: the MAC covers the id.
+                sequence = db.execute("SELECT max(seq) FROM sqlite_sequence "
+                                      "WHERE name = 'releases'").fetchone()[0]
+                next_id = 1 + max(last[0] if last else 0, sequence or 0)
+                previous = _link(tuple(last[:-1]), last[-1]) if last else GENESIS
+                rows = []
+                for offset, (z, q, t) in enumerate(mechanisms):
+                    row = (next_id + offset, booked_at, run_id, int(server_round), kind,
+                           float(z), float(q), int(t), float(delta), float(after))
+                    previous = chain_mac(key, previous, _content(row))
+                    rows.append((*row, previous))
+                db.executemany(f"INSERT INTO releases ({_FIELDS}, mac) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                count = db.execute("SELECT count(*) FROM releases").fetchone()[0]
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+        # The head, in the audit log: a deleted tail of rows is then seen locally too.
+        # (A crash just before this line leaves rows the log does not mention: harmless,
+        # the check is that every head the log mentions is still in the ledger.)
+        audit = self.path.parent / AUDIT_FILE
+        actor = self.actor or trail_head(audit).actor or self.path.parent.name
+        AuditTrail(audit, actor, self.key_path).record(
+            "ledger_booked", ledger_rows=count, ledger_head=previous, run_id=run_id,
+            round=server_round, kind=kind, delta=delta, epsilon_after=after)
         return after
+
+
+@dataclass
+class LedgerCheck:
+    """What :func:`check_ledger` found: every row's link in order, unkeyed rows, problems."""
+
+    path: Path
+    links: list[str] = field(default_factory=list)
+    unkeyed: int = 0
+    problems: list[Tampering] = field(default_factory=list)
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+
+
+def check_ledger(path: Path, key: bytes | None) -> LedgerCheck:
+    """Check a ledger row by row, without writing to it. Without ``key`` the MACs are not
+    checked (only ids and triggers)."""
+    check = LedgerCheck(path)
+    if not path.is_file():
+        return check
+    try:
+        db = _read_only(path)
+        try:
+            triggers = {row[0] for row in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+            columns = [row[1] for row in db.execute("PRAGMA table_info(releases)")]
+            mac = "mac" if "mac" in columns else "NULL"
+            rows = db.execute(f"SELECT {_FIELDS}, {mac} FROM releases ORDER BY id").fetchall()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        check.problems.append(Tampering(path, "file", f"it cannot be read as a ledger ({exc})."))
+        return check
+    if missing := [name for name in TRIGGERS if name not in triggers]:
+        check.problems.append(Tampering(path, "triggers", f"{', '.join(missing)} were dropped: "
+                                        "rows could be deleted or rewritten."))
+    keyed = False
+    for position, (*fields, row_mac) in enumerate(rows, start=1):
+        row, where = tuple(fields), f"row {position}"
+        previous = check.links[-1] if check.links else GENESIS
+        check.links.append(_link(row, row_mac))
+        if row[0] != position:
+            check.problems.append(Tampering(path, where, f"its id is {row[0]}: rows before it "
+                                            "were deleted."))
+        elif row_mac is None:
+            check.unkeyed += 1
+            if keyed:
+                check.problems.append(Tampering(path, where, "it carries no MAC after keyed "
+                                                "rows: it was written without the key."))
+        elif key is not None and not same(row_mac, chain_mac(key, previous, _content(row))):
+            check.problems.append(Tampering(path, where, "its MAC does not match its fields: "
+                                            "the row was edited, or the one before it deleted."))
+        keyed = keyed or row_mac is not None
+    return check
+
+
+def ledger_head(path: Path) -> tuple[str, int, float, float]:
+    """(link of the last row, number of rows, its delta, its lifetime epsilon after), read
+    from the last row only; ``("", 0, 0.0, 0.0)`` without a ledger."""
+    if not path.is_file():
+        return "", 0, 0.0, 0.0
+    db = _read_only(path)
+    try:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(releases)")]
+        if not columns:
+            return "", 0, 0.0, 0.0
+        mac = "mac" if "mac" in columns else "NULL"
+        last = db.execute(f"SELECT {_FIELDS}, {mac} FROM releases "
+                          "ORDER BY id DESC LIMIT 1").fetchone()
+        count = db.execute("SELECT count(*) FROM releases").fetchone()[0]
+    finally:
+        db.close()
+    if last is None:
+        return "", 0, 0.0, 0.0
+    return _link(tuple(last[:-1]), last[-1]), int(count), float(last[8]), float(last[9])

@@ -12,13 +12,20 @@
 - ``centre_absent``: a centre sent nothing in time, or the SuperLink reports it gone;
 - ``round_aggregated``: how many updates went into the new model version, or why the
   model was left unchanged;
-- ``checkpoint_saved``.
+- ``checkpoint_saved``;
+- ``centre_records``: the heads of a centre's records carried by its reply (``node``,
+  ``round``, ``phase`` and the keys of ``client.records.records_head``): the anchors
+  against which ``audit verify`` finds a centre's rewritten or cut-off records.
 
-Nothing about a student is ever written here: node ids, counts, norms, versions.
+Nothing about a student is ever written here: node ids, counts, norms, versions. The
+lines are keyed with the ministry's records key (:func:`ministry_key_path`), which is
+never kept in the run folder (a run folder is published; its key would let anyone
+rewrite it).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +33,26 @@ from common.audit_trail import AuditTrail
 
 AUDIT_FILE = "audit.jsonl"
 ACTOR = "ministry"
+KEY_ENV = "PERSEVERANCE_MINISTRY_KEY"
+KEY_NAME = "ministry-records.key"
+
+
+def ministry_key_path() -> Path:
+    """The ministry's records key: ``$PERSEVERANCE_MINISTRY_KEY``, else
+    ``$FLWR_HOME/perseverance/ministry-records.key`` (``~/.flwr`` without FLWR_HOME):
+    beside the SuperLink's own state, outside every run folder."""
+    configured = os.environ.get(KEY_ENV, "")
+    if configured:
+        return Path(configured)
+    home = os.environ.get("FLWR_HOME", "") or str(Path.home() / ".flwr")
+    return Path(home) / "perseverance" / KEY_NAME
 
 
 class ServerAudit:
     """The ministry's audit log of one run folder (shared by a run and its resumptions)."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.trail = AuditTrail(run_dir / AUDIT_FILE, ACTOR)
+        self.trail = AuditTrail(run_dir / AUDIT_FILE, ACTOR, ministry_key_path())
 
     def event(self, event: str, **fields: Any) -> None:
         """Append any event (the names above)."""

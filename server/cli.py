@@ -22,6 +22,7 @@ from rich.console import Console
 
 from common.workdirs import work_root
 from server import pki as pki_lib
+from server.audit_verify import audit_app
 from server.registry_cli import registry_app
 
 EXIT_USAGE = 2
@@ -42,6 +43,7 @@ pki_app = typer.Typer(no_args_is_help=True, help="The federation's CA, server ce
                       "and centres' SuperNode keys.")
 app.add_typer(pki_app, name="pki")
 app.add_typer(registry_app, name="registry")
+app.add_typer(audit_app, name="audit")
 
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)

@@ -1,0 +1,83 @@
+"""``perseverance-server audit verify RUN_DIR``: is a run folder's record as written?
+
+It checks the ministry's audit log against the ministry's records key, and, in a
+simulation run folder, every centre's records (``state/centre-*``, each with its own
+key beside it) against their keys and against the heads the ministry recorded from the
+centres' replies (``centre_records`` events, matched by the centre's name). A centre
+whose records the ministry anchored but whose folder is gone is reported too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from client.records import (
+    EXIT_UNVERIFIABLE,
+    RecordsUnverifiable,
+    read_anchors,
+    report,
+    verify_centre,
+)
+from common.audit_trail import Tampering, check_trail
+from common.records_key import RecordsKeyError, read_key
+from server.audit_log import AUDIT_FILE, KEY_ENV, ministry_key_path
+
+STATE = "state"
+HELP = (
+    "Check a run folder's records: the ministry's audit.jsonl against the ministry's "
+    f"records key (${KEY_ENV}), and in a simulation run folder every state/centre-* "
+    "audit log and privacy ledger against its key and the heads the ministry recorded. "
+    "Reads only.\n\nExit codes: 0 intact; 4 altered (the first bad entry is named on "
+    "stderr, then the others); 2 no such run folder, or a key missing for keyed records."
+)
+
+audit_app = typer.Typer(no_args_is_help=True, help="A run folder's records: check them.")
+
+
+def verify_run(run_dir: Path) -> tuple[list[Tampering], list[str]]:
+    """Every problem (ministry first, then the centres by folder name) and the notes."""
+    log = run_dir / AUDIT_FILE
+    key_file = ministry_key_path()
+    key = read_key(key_file)
+    ministry = check_trail(log, key)
+    if key is None and len(ministry.links) > ministry.unkeyed:
+        raise RecordsUnverifiable(f"The ministry's log {log} is keyed but there is no key at "
+                                  f"{key_file}: set {KEY_ENV} to the ministry's records key.")
+    anchors = read_anchors(log) if log.is_file() else []
+    problems, notes = list(ministry.problems), [
+        f"ministry: audit log {len(ministry.links)} lines ({ministry.unkeyed} unkeyed), "
+        f"{len(anchors)} centre anchors."]
+    seen: set[str] = set()
+    for folder in sorted((run_dir / STATE).glob("centre-*")):
+        if folder.is_dir():
+            check = verify_centre(folder, anchors=anchors)
+            seen.add(check.actor)
+            problems += check.problems
+            notes += check.notes
+    if (run_dir / STATE).is_dir():
+        for actor in sorted({str(a.event.get("actor")) for a in anchors} - seen):
+            first = next(a for a in anchors if a.event.get("actor") == actor)
+            problems.append(Tampering(run_dir / STATE, actor, f"no centre folder holds its "
+                                      f"records, but the ministry recorded them "
+                                      f"({first.where()}): they were deleted."))
+    return problems, notes
+
+
+@audit_app.command("verify", help=HELP)
+def verify(
+    run_dir: Annotated[Path, typer.Argument(help="The run folder.", show_default=False)],
+) -> None:
+    out, err = Console(highlight=False), Console(stderr=True, highlight=False)
+    if not run_dir.is_dir():
+        err.print(f"error: there is no run folder {run_dir}.")
+        raise typer.Exit(EXIT_UNVERIFIABLE)
+    try:
+        problems, notes = verify_run(run_dir)
+    except (RecordsUnverifiable, RecordsKeyError) as exc:
+        err.print(f"error: {exc}", soft_wrap=True, markup=False)
+        raise typer.Exit(EXIT_UNVERIFIABLE) from None
+    raise typer.Exit(report(problems, notes, out, err))

@@ -1,0 +1,131 @@
+"""``perseverance-server audit verify RUN_DIR``: the ministry's log against its key, and in
+a simulation run folder every centre's records against theirs and the ministry's anchors.
+The first test runs a real federation (real ClientApp and ServerApp over
+``simulations.direct_grid``) and checks its records as written."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from flwr.supercore.logger import FLOWER_LOGGER
+from typer.testing import CliRunner
+
+from client.app import app as client_app
+from client.ledger import LEDGER_FILE
+from client.records import records_head
+from common.config import RunConfig
+from server.audit_log import KEY_ENV, ServerAudit
+from server.cli import app
+from server.federation import run_federation
+from simulations.direct_grid import DirectGrid
+from simulations.network import generate_network, write_network
+from tests.client.test_records import serve_rounds
+
+FLOWER_LOGGER.setLevel(logging.WARNING)
+DELTA = 1e-6
+
+
+@pytest.fixture(autouse=True)
+def _ministry_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    key = tmp_path / "ministry-secrets" / "ministry.key"
+    monkeypatch.setenv(KEY_ENV, str(key))
+    return key
+
+
+def verify(run_dir: Path) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, ["audit", "verify", str(run_dir)])
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    """A simulation run folder: two centres, three rounds, their heads in the ministry's log."""
+    run = tmp_path / "run"
+    for node, centre in enumerate(("centre-0", "centre-1")):
+        serve_rounds(run / "state" / centre, run, rounds=3, node=node)
+    return run
+
+
+def test_a_real_federation_s_records_verify_then_a_cut_tail_is_named(tmp_path: Path) -> None:
+    data = tmp_path / "centres"
+    write_network(generate_network(centres=3, students=1500, seed=5), data)
+    run = tmp_path / "run"
+    config = RunConfig.from_flat({"scenario": "records-test", "rounds": 2, "local_epochs": 1,
+                                  "min_centres": 2, "training.hidden": "16",
+                                  "run_dir": str(run), "data_dir": str(data),
+                                  "min_centres_wait": 0.3})
+    run_federation(DirectGrid(client_app, 3, dict(config.to_flat()), 1), config)
+    # What every reply will carry once replies are wired (client.records.records_head).
+    for node in range(3):
+        ServerAudit(run).event("centre_records", node=node, round=2, phase="evaluate",
+                               **records_head(run / "state" / f"centre-{node}", DELTA))
+
+    code, out, err = verify(run)
+    assert (code, err) == (0, ""), err
+    assert "1 ministry anchors checked" in out and "Records intact" in out
+    log = run / "state" / "centre-1" / "audit.jsonl"
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join(lines[:-3]) + "\n")
+    code, _, err = verify(run)
+    assert code == 4 and f"{log}, line {len(lines)}: missing" in err
+
+
+def test_intact_run_folder_exits_0(run_dir: Path) -> None:
+    code, out, err = verify(run_dir)
+    assert (code, err) == (0, "")
+    assert "6 centre anchors" in out and out.count("3 ministry anchors checked") == 2
+
+
+def test_an_edited_ministry_line_exits_4_naming_it(run_dir: Path) -> None:
+    log = run_dir / "audit.jsonl"
+    lines = log.read_text().splitlines()
+    lines[1] = lines[1].replace('"round": 2', '"round": 1')
+    log.write_text("\n".join(lines) + "\n")
+
+    code, _, err = verify(run_dir)
+    assert code == 4 and err.startswith(f"error: the records were altered: {log}, line 2: its "
+                                        "MAC does not match")
+
+
+def test_a_centre_s_deleted_rows_exit_4(run_dir: Path) -> None:
+    ledger = run_dir / "state" / "centre-1" / LEDGER_FILE
+    db = sqlite3.connect(ledger)
+    db.executescript("DROP TRIGGER releases_no_delete; DELETE FROM releases;")
+    db.close()
+
+    code, _, err = verify(run_dir)
+    assert code == 4 and f"{ledger}, row 1: missing" in err
+
+
+def test_a_deleted_centre_folder_exits_4(run_dir: Path) -> None:
+    for path in sorted((run_dir / "state" / "centre-0").iterdir()):
+        path.unlink()
+    (run_dir / "state" / "centre-0").rmdir()
+
+    code, _, err = verify(run_dir)
+    assert code == 4 and "centre-0: no centre folder holds its records" in err
+
+
+def test_bad_input_exits_2(run_dir: Path, _ministry_key: Path) -> None:
+    assert verify(run_dir.parent / "nowhere")[0] == 2
+    _ministry_key.unlink()
+    code, _, err = verify(run_dir)
+    assert code == 2 and f"set {KEY_ENV}" in err
+
+
+def test_the_console_script_exits_4_on_tampering(run_dir: Path) -> None:
+    command = [sys.executable, "-c", "from server.cli import main; main()", "audit", "verify",
+               str(run_dir)]
+    assert subprocess.run(command, capture_output=True, env=os.environ, check=False,
+                          timeout=120).returncode == 0
+    log = run_dir / "state" / "centre-0" / "audit.jsonl"
+    log.write_text(log.read_text().replace('"round": 1', '"round": 4', 1))
+    done = subprocess.run(command, capture_output=True, text=True, env=os.environ,
+                          check=False, timeout=120)
+    assert done.returncode == 4 and f"{log}, line 1: its MAC does not match" in done.stderr
