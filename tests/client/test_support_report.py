@@ -141,3 +141,18 @@ def _policy(tmp_path: Path, high: float, moderate: float) -> Path:
     path = tmp_path / "policy.toml"
     path.write_text(f"[support]\nhigh = {high}\nmoderate = {moderate}\n", encoding="utf-8")
     return path
+
+
+def test_a_value_holding_markup_is_escaped_in_the_page(tmp_path: Path) -> None:
+    model = save_checkpoint(tmp_path / "model.pt", random_model())
+    frame = harmonised_frame(30)
+    frame.loc[0, "student_id"] = "<script>alert(1)</script>"
+    frame.loc[1, "school_id"] = '"><img src=x onerror=alert(2)>'
+    data = write_csv(tmp_path / "extract.csv", frame)
+
+    _score(model, data, tmp_path / "out")
+
+    page = (tmp_path / "out" / HTML_NAME).read_text(encoding="utf-8")
+    assert "<script" not in page and "<img" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&#34;&gt;&lt;img src=x onerror=alert(2)&gt;" in page
