@@ -2,16 +2,15 @@
 for the school team, in French by default (English with ``lang="en"``).
 
 Both stay at the centre: they hold the students' local pseudonyms and are written with
-owner-only permissions into the folder the centre gives. The page has its CSS inline and
-loads nothing from anywhere. It lists students one by one (no per-class, per-staff or
+owner-only permissions into the folder the centre gives. The page is the template
+``common/templates/support_report.html``: the project's one stylesheet inline, nothing
+loaded from anywhere. It lists students one by one (no per-class, per-staff or
 per-school aggregates: principle 6), sorted from the highest priority down.
 """
 
 from __future__ import annotations
 
-import html
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +20,7 @@ import pandas as pd
 
 from client.scoring import LEVELS, ScoredStudents
 from client.support_wording import TEXT, describe_factor
+from common import pages
 from common.schema import PREDICTORS
 
 CSV_NAME = "support-priorities.csv"
@@ -91,21 +91,15 @@ def _write_private(path: Path, text: str) -> None:
     os.chmod(path, FILE_MODE)  # an existing file keeps its mode through O_CREAT
 
 
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;
-max-width:72rem;color:#1d2733;line-height:1.45;padding:0 1rem}
-h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem}
-.note{background:#eef4fb;border-left:4px solid #3a6ea5;padding:.6rem 1rem;margin:.8rem 0}
-.counts{display:flex;gap:1rem;flex-wrap:wrap}
-.count{border-radius:.4rem;padding:.6rem 1rem;min-width:12rem}
-.count b{display:block;font-size:1.6rem}
-.high{background:#fde8d7}.moderate{background:#fff5cc}.low{background:#e6f2e6}
-table{border-collapse:collapse;width:100%;font-size:.92rem;margin-top:.6rem}
-th,td{border-bottom:1px solid #d8dee6;padding:.35rem .5rem;text-align:left;vertical-align:top}
-th{background:#f4f6f8}td ul{margin:0;padding-left:1.1rem}
-.badge{border-radius:.3rem;padding:.1rem .4rem;white-space:nowrap}
-.muted{color:#5b6775}footer{margin-top:2rem;font-size:.85rem;color:#5b6775}
-"""
+@dataclass(frozen=True)
+class Section:
+    """The students of one level, as the page shows them."""
+
+    level: str
+    count: int
+    rows: list[dict[str, object]]
+    folded: bool = False  # low priority: behind a <details> the team opens
+    in_csv_only: bool = False  # too many low-priority students for one page
 
 
 def render_html(
@@ -113,85 +107,51 @@ def render_html(
 ) -> str:
     """The standalone page: purpose, levels and thresholds, how to read the factors,
     then the students by level (low priority folded)."""
-    words = TEXT[lang]
-    e = _text
-    counts = scored.counts()
-    thresholds = scored.thresholds
     explained = "factors" in table.columns
-    parts = [
-        f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{e(words['title'])}</title><style>{CSS}</style></head><body>",
-        f"<h1>{e(words['title'])}</h1>",
-        f'<p>{e(words["intro"])}</p><p class="note">{e(words["local"])}</p>',
-        f"<h2>{e(words['levels_heading'])}</h2><div class=\"counts\">",
-    ]
-    for level in LEVELS:
-        parts.append(
-            f'<div class="count {level}"><b>{counts[level]}</b>{e(words[level])}</div>'
-        )
-    parts.append("</div>")
-    parts.append(
-        "<p>"
-        + e(words["thresholds"].format(high=_share(thresholds.high, lang),
-                                       moderate=_share(thresholds.moderate, lang)))
-        + "</p>"
-    )
-    parts.append(f"<h2>{e(words['how_heading'])}</h2>")
-    parts.append(f"<p>{e(words['how'] if explained else words['no_explain'])}</p>")
+    sections = []
     for level in LEVELS:
         rows = table[table["support_priority"] == level]
         if rows.empty:
             continue
-        heading = f"{e(words[level])} ({len(rows)} {e(words['students'])})"
-        if level == "low" and len(rows) > LOW_LISTED_MAX:
-            parts.append(f"<h2>{heading}</h2><p>{e(words['low_in_csv'].format(csv=CSV_NAME))}"
-                         "</p>")
-        elif level == "low":
-            summary = e(words["show_low"].format(count=len(rows)))
-            parts.append(f"<h2>{heading}</h2><details><summary>{summary}</summary>"
-                         f"{_students_table(rows, words, explained)}</details>")
-        else:
-            parts.append(f"<h2>{heading}</h2>{_students_table(rows, words, explained)}")
-    date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    parts.append(
-        f"<footer>{e(words['generated'].format(date=date, model=model_fingerprint or '—'))}"
-        "</footer></body></html>"
+        in_csv_only = level == "low" and len(rows) > LOW_LISTED_MAX
+        sections.append(Section(
+            level, len(rows), [] if in_csv_only else _student_rows(rows, explained),
+            folded=level == "low", in_csv_only=in_csv_only))
+    return pages.render(
+        "support_report.html",
+        lang=lang,
+        words=TEXT[lang],
+        counts=scored.counts(),
+        high=_share(scored.thresholds.high, lang),
+        moderate=_share(scored.thresholds.moderate, lang),
+        explained=explained,
+        sections=sections,
+        csv_name=CSV_NAME,
+        date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        model=model_fingerprint,
     )
-    return "\n".join(parts)
 
 
-def _students_table(rows: pd.DataFrame, words: dict[str, str], explained: bool) -> str:
-    e = _text
-    head = [words["student"], words["school"], words["year"], words["level"]]
-    if explained:
-        head += [words["raising"], words["protective"]]
-    out = ["<table><thead><tr>", *(f"<th>{e(h)}</th>" for h in head), "</tr></thead><tbody>"]
+def _student_rows(rows: pd.DataFrame, explained: bool) -> list[dict[str, object]]:
+    """Identifiers, level and (when computed) the factors in words, one dict a student."""
+    out: list[dict[str, object]] = []
     for row in rows.itertuples(index=False):
-        level = str(row.support_priority)
-        cells = [
-            e(str(getattr(row, "student_id", ""))),
-            e(str(getattr(row, "school_id", ""))),
-            e(str(getattr(row, "school_year", ""))),
-            f'<span class="badge {level}">{e(words[level])}</span>',
-        ]
+        student: dict[str, object] = {
+            "student_id": str(getattr(row, "student_id", "")),
+            "school_id": str(getattr(row, "school_id", "")),
+            "school_year": str(getattr(row, "school_year", "")),
+            "level": str(row.support_priority),
+        }
         if explained:
-            cells += [_factor_list(row.factors, words), _factor_list(row.protective_factors, words)]
-        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    out.append("</tbody></table>")
-    return "".join(out)
+            student["raising"] = _factors(row.factors)
+            student["protective"] = _factors(row.protective_factors)
+        out.append(student)
+    return out
 
 
-def _factor_list(text: object, words: dict[str, str]) -> str:
-    items: Sequence[str] = [t for t in str(text).split(" | ") if t] if isinstance(text, str) else []
-    if not items:
-        return f'<span class="muted">{_text(words["none"])}</span>'
-    return "<ul>" + "".join(f"<li>{_text(item)}</li>" for item in items) + "</ul>"
-
-
-def _text(value: str) -> str:
-    """Escape for an element's text (quotes may stay: never inside an attribute)."""
-    return html.escape(value, quote=False)
+def _factors(text: object) -> list[str]:
+    """The factors of a cell (`` | ``-separated words); none for an empty cell."""
+    return [t for t in text.split(" | ") if t] if isinstance(text, str) else []
 
 
 def _share(value: float, lang: str) -> str:

@@ -2,10 +2,11 @@
 
 Reads ``summary.json`` and ``model.pt`` (required), ``config.toml`` and ``rounds.jsonl``,
 and when present ``equity.json``, ``participation.json``, the baselines in the summary
-(``auc_environment_only``, ``auc_local_only``, ``auc_local_only_by_size_band``) and the
-membership-inference figure (``mia_advantage``). A part the run did not produce is
-written as ``NOT_MEASURED``, never estimated. Only aggregate figures appear: the card is
-public (see ``server.registry``).
+(``auc_environment_only``, ``auc_local_only``, ``auc_local_only_by_size_band``), the
+membership-inference figure (``mia_advantage``) and the centres that refused the run
+(``centres_refused``). A part the run did not produce is written as ``NOT_MEASURED``,
+never estimated. Only aggregate figures appear: the card is public (see
+``server.registry``). The page is the template ``common/templates/model_card.html``.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from common import pages
 from common.encoding import ENCODING_VERSION, NUM_FEATURES
 from common.schema import AUDIT_ATTRIBUTES, COLUMN_BY_NAME, PREDICTORS, SCHEMA_VERSION
 from server import run_folder
 
-NOT_MEASURED = "not measured in this run"
+NOT_MEASURED = pages.NOT_MEASURED
 CARD_JSON = "model_card.json"
 CARD_HTML = "model_card.html"
 CARD_FORMAT = 1
@@ -107,6 +109,7 @@ def build_model_card(run_dir: Path) -> dict[str, Any]:
         "intended_use": INTENDED_USE,
         "out_of_scope_uses": list(OUT_OF_SCOPE),
         "data": _data(run_dir, summary, scenario),
+        "centres_refused": centres_refused(summary),
         "predictors": _predictors(summary),
         "privacy": _privacy(summary, config),
         "training": _training(summary, config, rounds),
@@ -133,13 +136,26 @@ def build_model_card(run_dir: Path) -> dict[str, Any]:
 def write_model_card(run_dir: Path) -> tuple[Path, Path]:
     """Write ``model_card.json`` and ``model_card.html`` into the run folder (atomic
     writes); returns both paths. Call it once the run folder is complete."""
-    from server.model_card_html import render_model_card
-
     card = build_model_card(run_dir)
     json_path, html_path = run_dir / CARD_JSON, run_dir / CARD_HTML
     run_folder.write_json(json_path, card)
     run_folder.atomic_write_bytes(html_path, render_model_card(card).encode("utf-8"))
     return json_path, html_path
+
+
+def render_model_card(card: dict[str, Any]) -> str:
+    """The card as a standalone HTML page (English, the refusals section bilingual)."""
+    return pages.render("model_card.html", card=card)
+
+
+def centres_refused(summary: dict[str, Any]) -> dict[str, str] | str:
+    """``centres_refused`` of the summary (centre name -> the fixed reason), sorted by
+    name; ``NOT_MEASURED`` when the run did not record it (older runs) or it is not an
+    object."""
+    refused = summary.get("centres_refused")
+    if not isinstance(refused, dict):
+        return NOT_MEASURED
+    return {str(name): str(refused[name]) for name in sorted(refused, key=str)}
 
 
 def _read_config(run_dir: Path) -> dict[str, Any]:

@@ -27,9 +27,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from common import pages
 from server import run_folder
-from server.model_card import CARD_HTML, CARD_JSON, build_model_card
-from server.model_card_html import esc, fmt, page
+from server.model_card import CARD_HTML, CARD_JSON, build_model_card, render_model_card
 
 INDEX_JSON = "index.json"
 INDEX_HTML = "index.html"
@@ -55,8 +55,6 @@ def publish(run_dir: Path, registry_dir: Path, now: datetime | None = None) -> P
     Raises ``AlreadyPublishedError`` when its id exists, ``ModelCardError`` when the run
     folder cannot give a card, ``RegistryError`` when the registry cannot be written.
     """
-    from server.model_card_html import render_model_card
-
     card = build_model_card(run_dir)
     model_id = str(card["model_id"])
     published = (now or datetime.now(UTC)).isoformat(timespec="seconds")
@@ -134,29 +132,7 @@ def _entry(card: dict[str, Any], publication: dict[str, Any]) -> dict[str, Any]:
 
 def render_index(models: list[dict[str, Any]]) -> str:
     """The registry's public page: one row per model, linking to its card."""
-    body = [
-        "<h1>Persévérance: public registry of models</h1>",
-        '<p class="note">Every model trained by the federation and put in use is listed '
-        "here with its model card: intended use, data, privacy, performance, equity and "
-        "limitations. Models advise school teams on support priorities; they are never "
-        "used to evaluate staff or schools, nor to decide about a student.</p>",
-        f"<p>{len(models)} model{'s' if len(models) != 1 else ''} published.</p>",
-        "<table><tr><th>model</th><th>published</th><th>origin</th><th>ROC AUC</th>"
-        "<th>epsilon (largest)</th><th>delta</th><th>secure aggregation</th>"
-        "<th>weights SHA-256</th></tr>",
-    ]
-    for m in models:
-        epsilon = fmt(m["epsilon_spent_max"], 2) if m["differential_privacy"] else "no DP"
-        body.append(
-            f'<tr><td><a href="{esc(m["card"])}">{esc(m["model_id"])}</a></td>'
-            f"<td>{esc(m['published'])}</td><td>{esc(m['origin'])}</td>"
-            f'<td class="num">{fmt(m["auc_pooled"])}</td>'
-            f'<td class="num">{epsilon}</td>'
-            f'<td class="num">{fmt(m["delta"])}</td><td>{fmt(m["secure_aggregation"])}</td>'
-            f"<td><code>{esc(m['weights_sha256'][:16])}…</code></td></tr>"
-        )
-    body.append("</table>")
-    return page("Persévérance: registry of models", body)
+    return pages.render("registry_index.html", models=models)
 
 
 @contextmanager

@@ -3,38 +3,47 @@
 Reads only the run folder's aggregate files (``summary.json``, ``rounds.jsonl``,
 ``evaluation.json`` and, when present, ``equity.json`` and ``participation.json``):
 learning curves, ROC and calibration curves from the pooled score histograms, equity by
-group, epsilon spent by centre and AUC by centre size. A part the run did not produce is
-replaced by a note. Images are embedded as base64 PNG, so the file stands alone.
+group, epsilon spent by centre and AUC by centre size, and the centres that refused the
+run (``centres_refused`` in the summary). A part the run did not produce is replaced by a
+note. Images are embedded as base64 PNG, so the file stands alone; the page is the
+template ``common/templates/run_report.html``.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from common import pages
 from common.metrics import ScoreHistogram
 from server import run_folder
-from server.model_card_html import gaps_html
+from server.model_card import centres_refused
 from simulations import report_plots
 
 REPORT = "report.html"
-NOT_MEASURED = "not measured in this run"
+NOT_MEASURED = pages.NOT_MEASURED
 
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;
-max-width:72rem;color:#1d2733;line-height:1.45;padding:0 1rem}
-h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #d8dee6}
-figure{margin:1rem 0}figure img{max-width:100%;height:auto}
-figcaption{font-size:.88rem;color:#5b6775}.note{color:#8a5a00;font-style:italic}
-table{border-collapse:collapse}th,td{border-bottom:1px solid #e3e7ec;padding:.3rem .7rem;
-text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f6f8}
-.row{display:flex;flex-wrap:wrap;gap:1.5rem}
-"""
+
+@dataclass(frozen=True)
+class Plot:
+    """One embedded figure: its PNG (base64) and the caption, also its alt text."""
+
+    png_base64: str
+    caption: str
+
+
+@dataclass(frozen=True)
+class Part:
+    """A section of the page: its plot, or the note saying why there is none."""
+
+    plot: Plot | None = None
+    note: str = ""
+    data: dict[str, Any] | None = None
 
 
 def histogram_of(evaluation: dict[str, Any]) -> ScoreHistogram:
@@ -55,83 +64,79 @@ def write_report(run_dir: Path) -> Path:
 
 
 def render_report(run_dir: Path) -> str:
+    """The page (template ``common/templates/run_report.html``) of a run folder."""
     summary = _optional(run_dir / run_folder.SUMMARY) or {}
     rounds = run_folder.read_rounds(run_dir)
     evaluation = _optional(run_dir / run_folder.EVALUATION)
     equity = _optional(run_dir / "equity.json")
     participation = _optional(run_dir / "participation.json")
     target = summary.get("epsilon_target") if summary.get("dp", True) else None
-    body = [
-        f"<h1>Run report: {_esc(summary.get('scenario', run_dir.name))}</h1>",
-        f"<p>Run folder <code>{_esc(run_dir.name)}</code>. Every figure here comes from "
-        "aggregates only: pooled score histograms, per-round metrics and per-group counts.</p>",
-        "<h2>Summary</h2>", _summary_table(summary),
-        "<h2>Learning curves</h2>",
-        _figure(report_plots.learning_curves(rounds, target),
-                "Pooled metrics of the global model on all centres' held-out records, and "
-                "the largest epsilon spent by any centre, after each round.")
-        if rounds else _note("No round was recorded (rounds.jsonl)."),
-        "<h2>ROC and calibration</h2>",
-    ]
+    learning = Part(
+        _plot(report_plots.learning_curves(rounds, target),
+              "Pooled metrics of the global model on all centres' held-out records, and "
+              "the largest epsilon spent by any centre, after each round.")
+        if rounds else None, note="No round was recorded (rounds.jsonl).")
+    roc_calibration: list[Plot] = []
     if evaluation:
         h = histogram_of(evaluation)
-        body += ['<div class="row">',
-                 _figure(report_plots.roc_curve(h), "ROC curve of the final model, thresholds "
-                         f"at the {h.bins} histogram bin edges."),
-                 _figure(report_plots.calibration_curve(h), "Observed rate against mean "
-                         "predicted probability in 10 equal groups; below, the scores by label."),
-                 "</div>"]
-    else:
-        body.append(_note("The pooled score histograms (evaluation.json) are " + NOT_MEASURED
-                          + "."))
-    body += ["<h2>Equity by group</h2>", _equity(equity),
-             "<h2>Privacy spent by centre</h2>", _epsilon(participation, target),
-             "<h2>AUC by centre size</h2>", _auc_by_size(participation, summary)]
-    return "\n".join([
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>Run report {_esc(run_dir.name)}</title><style>{CSS}</style></head><body>",
-        *body, "</body></html>",
-    ])
+        roc_calibration = [
+            _plot(report_plots.roc_curve(h), "ROC curve of the final model, thresholds at "
+                  f"the {h.bins} histogram bin edges."),
+            _plot(report_plots.calibration_curve(h), "Observed rate against mean predicted "
+                  "probability in 10 equal groups; below, the scores by label."),
+        ]
+    return pages.render(
+        "run_report.html",
+        lang="en",
+        scenario=summary.get("scenario", run_dir.name),
+        run_name=run_dir.name,
+        summary_rows=_summary_rows(summary),
+        centres_refused=centres_refused(summary),
+        learning=learning,
+        roc_calibration=roc_calibration,
+        equity=_equity(equity),
+        epsilon=_epsilon(participation, target),
+        auc_by_size=_auc_by_size(participation, summary),
+    )
 
 
-def _equity(equity: dict[str, Any] | None) -> str:
+def _equity(equity: dict[str, Any] | None) -> Part:
     if equity is None:
-        return _note(f"Equity by group was {NOT_MEASURED} (no equity.json).")
+        return Part(note=f"Equity by group was {NOT_MEASURED} (no equity.json).")
     groups = {k: v for k, v in equity.get("groups", {}).items() if v}
     if not groups:
-        return _note("No group was large enough to report.")
+        return Part(note="No group was large enough to report.")
     suppressed = equity.get("suppressed") or []
     noise = (" Intervals include the DP noise on the counts."
              if (equity.get("noise_std") or 0) > 0 else "")
     caption = (f"Pooled over centres; operating threshold {equity.get('threshold')}; groups "
                f"under {equity.get('min_cell')} students not shown. Suppressed: "
                f"{', '.join(map(str, suppressed)) or 'none'}.{noise}")
-    return _figure(report_plots.equity_by_group(groups), caption) + gaps_html(equity)
+    return Part(_plot(report_plots.equity_by_group(groups), caption), data=equity)
 
 
-def _epsilon(participation: dict[str, Any] | None, target: float | None) -> str:
+def _epsilon(participation: dict[str, Any] | None, target: float | None) -> Part:
     centres = (participation or {}).get("centres") or []
     if not centres:
-        return _note(f"Epsilon by centre was {NOT_MEASURED} (no participation.json).")
-    return _figure(report_plots.epsilon_by_centre(centres, target),
-                   "Each bar is one centre (no names); the dashed line is the target.")
+        return Part(note=f"Epsilon by centre was {NOT_MEASURED} (no participation.json).")
+    return Part(_plot(report_plots.epsilon_by_centre(centres, target),
+                      "Each bar is one centre (no names); the dashed line is the target."))
 
 
-def _auc_by_size(participation: dict[str, Any] | None, summary: dict[str, Any]) -> str:
+def _auc_by_size(participation: dict[str, Any] | None, summary: dict[str, Any]) -> Part:
     if participation is None:
-        return _note(f"AUC by centre size was {NOT_MEASURED} (no participation.json).")
+        return Part(note=f"AUC by centre size was {NOT_MEASURED} (no participation.json).")
     federated = participation.get("auc_by_size_band") or {}
     if all(value is None for value in federated.values()):
-        return _note("No centre-size band holds enough centres to be shown on its own.")
+        return Part(note="No centre-size band holds enough centres to be shown on its own.")
     local = summary.get("auc_local_only_by_size_band")
     pooled = summary.get("auc_pooled")
-    return _figure(
+    return Part(_plot(
         report_plots.auc_by_size(federated, local if isinstance(local, dict) else None,
                                  float(pooled) if isinstance(pooled, int | float) else math.nan),
         "Pooled AUC of the centres of each size band; a band with fewer than three centres "
         "is not shown." + ("" if isinstance(local, dict) else " Local-only baseline " +
-                           NOT_MEASURED + "."))
+                           NOT_MEASURED + ".")))
 
 
 SUMMARY_ROWS = (
@@ -147,7 +152,8 @@ SUMMARY_ROWS = (
 )
 
 
-def _summary_table(summary: dict[str, Any]) -> str:
+def _summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, figure as text) of each summary row."""
     rows = []
     for key, label in SUMMARY_ROWS:
         value = summary.get(key, NOT_MEASURED)
@@ -157,22 +163,12 @@ def _summary_table(summary: dict[str, Any]) -> str:
             text = "not measurable" if key != "epsilon_max" else "no DP"
         else:
             text = str(value)
-        rows.append(f'<tr><th>{_esc(label)}</th><td class="num">{_esc(text)}</td></tr>')
-    return "<table>" + "".join(rows) + "</table>"
+        rows.append((label, text))
+    return rows
 
 
-def _figure(png: bytes, caption: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{_esc(caption)}</figcaption></figure>")
-
-
-def _note(text: str) -> str:
-    return f'<p class="note">{_esc(text)}</p>'
-
-
-def _esc(value: object) -> str:
-    return html.escape(str(value), quote=False)
+def _plot(png: bytes, caption: str) -> Plot:
+    return Plot(base64.b64encode(png).decode("ascii"), caption)
 
 
 def _optional(path: Path) -> dict[str, Any] | None:

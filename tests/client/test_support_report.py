@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 from pathlib import Path
 
@@ -37,8 +38,9 @@ def test_the_report_is_in_french_by_default(inputs: tuple[Path, Path], tmp_path:
 
     page = (tmp_path / "out" / HTML_NAME).read_text(encoding="utf-8")
     assert '<html lang="fr">' in page
-    assert "Priorités de soutien : rapport local" in page
-    assert "Points d'appui (facteurs de protection)" in page
+    text = html.unescape(page)  # what the reader sees: the apostrophe is escaped as &#39;
+    assert "Priorités de soutien : rapport local" in text
+    assert "Points d'appui (facteurs de protection)" in text
 
 
 def test_the_report_is_in_english_with_lang_en(inputs: tuple[Path, Path], tmp_path: Path) -> None:
@@ -57,7 +59,7 @@ def test_no_forbidden_word_appears_in_the_outputs(
     _score(*inputs, tmp_path / "out", "--lang", lang)
 
     for name in (HTML_NAME, CSV_NAME):
-        text = (tmp_path / "out" / name).read_text(encoding="utf-8").lower()
+        text = html.unescape((tmp_path / "out" / name).read_text(encoding="utf-8")).lower()
         assert [word for word in FORBIDDEN_WORDS if word in text] == []
 
 
@@ -139,3 +141,18 @@ def _policy(tmp_path: Path, high: float, moderate: float) -> Path:
     path = tmp_path / "policy.toml"
     path.write_text(f"[support]\nhigh = {high}\nmoderate = {moderate}\n", encoding="utf-8")
     return path
+
+
+def test_a_value_holding_markup_is_escaped_in_the_page(tmp_path: Path) -> None:
+    model = save_checkpoint(tmp_path / "model.pt", random_model())
+    frame = harmonised_frame(30)
+    frame.loc[0, "student_id"] = "<script>alert(1)</script>"
+    frame.loc[1, "school_id"] = '"><img src=x onerror=alert(2)>'
+    data = write_csv(tmp_path / "extract.csv", frame)
+
+    _score(model, data, tmp_path / "out")
+
+    page = (tmp_path / "out" / HTML_NAME).read_text(encoding="utf-8")
+    assert "<script" not in page and "<img" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&#34;&gt;&lt;img src=x onerror=alert(2)&gt;" in page

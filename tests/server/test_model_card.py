@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 from pathlib import Path
 
@@ -132,3 +133,56 @@ def test_noisy_equity_counts_are_said_and_unjudgeable_groups_named(tmp_path: Pat
     # Without noise the card says nothing of it.
     plain = build_model_card(write_run_folder(tmp_path / "plain"))["limitations"]
     assert not any("differential-privacy noise" in note for note in plain)
+
+
+REFUSED = {
+    "CSS des Trois-Lacs": "The run asks for less privacy than this centre's policy allows.",
+    "CSS de la Capitale": "The run's code is not the code this centre approved.",
+}
+
+
+def test_the_centres_that_refused_are_on_the_card_with_their_reason(tmp_path: Path) -> None:
+    run = write_run_folder(tmp_path / "run", summary_extra={"centres_refused": REFUSED})
+
+    json_path, html_path = write_model_card(run)
+
+    card = json.loads(json_path.read_text(encoding="utf-8"))
+    assert card["centres_refused"] == dict(sorted(REFUSED.items()))
+    page = html.unescape(html_path.read_text(encoding="utf-8"))
+    refusals = page.split("<h2>Centres that refused / Centres ayant refusé</h2>")[1]
+    refusals = refusals.split("<h2>")[0]
+    for name, reason in REFUSED.items():
+        assert f"<tr><td>{name}</td><td>{reason}</td></tr>" in refusals
+    assert "No centre refused" not in refusals
+
+
+def test_a_run_nobody_refused_says_so_and_an_older_run_says_not_measured(
+    tmp_path: Path,
+) -> None:
+    none_refused = write_run_folder(tmp_path / "none", summary_extra={"centres_refused": {}})
+    older = write_run_folder(tmp_path / "older")
+
+    _, none_page = write_model_card(none_refused)
+    _, older_page = write_model_card(older)
+
+    assert build_model_card(none_refused)["centres_refused"] == {}
+    assert "No centre refused this run. / Aucun centre n'a refusé cette exécution." in (
+        html.unescape(none_page.read_text(encoding="utf-8")))
+    assert build_model_card(older)["centres_refused"] == NOT_MEASURED
+    older_text = older_page.read_text(encoding="utf-8")
+    section = older_text.split("Centres ayant refusé</h2>")[1].split("<h2>")[0]
+    assert NOT_MEASURED in section and "No centre refused" not in section
+
+
+def test_a_value_holding_markup_is_escaped_on_the_card(tmp_path: Path) -> None:
+    run = write_run_folder(tmp_path / "run", summary_extra={
+        "school_years": "<script>alert(1)</script>",
+        "centres_refused": {"<script>alert(2)</script>": "<b onmouseover=alert(3)>x</b>"}})
+
+    _, html_path = write_model_card(run)
+
+    page = html_path.read_text(encoding="utf-8")
+    assert "<script" not in page and "<b " not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in page
+    assert "&lt;b onmouseover=alert(3)&gt;x&lt;/b&gt;" in page

@@ -103,3 +103,15 @@ def test_the_cli_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "has no summary.json" in result.output
     assert not (tmp_path / "registry").exists()
+
+
+def test_a_value_holding_markup_is_escaped_in_the_index_and_the_card(tmp_path: Path) -> None:
+    run = write_run_folder(tmp_path / "run", summary_extra={
+        "deployment": "<script>alert(1)</script>"})
+
+    folder = publish(run, tmp_path / "registry")
+
+    for page in (tmp_path / "registry" / "index.html", folder / "model_card.html"):
+        text = page.read_text(encoding="utf-8")
+        assert "<script" not in text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt; deployment" in text

@@ -4,6 +4,7 @@ and (slow) the images really load in headless Chromium."""
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 import shutil
@@ -76,6 +77,50 @@ def test_the_report_module_does_not_import_the_client_side() -> None:
                          cwd=REPO, check=True, timeout=120).stdout
 
     assert out.strip() == "[]"
+
+
+REFUSED = {"CSS des Navigateurs": "The run asks for less privacy than this centre's policy "
+                                     "allows."}
+
+
+def _refusals(page: str) -> str:
+    """The text of the refusals section (up to the next heading)."""
+    section = page.split("<h2>Centres that refused / Centres ayant refusé</h2>")[1]
+    return html.unescape(section.split("<h2>")[0])
+
+
+def test_the_centres_that_refused_are_listed_with_their_reason(tmp_path: Path) -> None:
+    run = write_run_folder(tmp_path / "run", summary_extra={"centres_refused": REFUSED})
+
+    section = _refusals(write_report(run).read_text(encoding="utf-8"))
+
+    name, reason = next(iter(REFUSED.items()))
+    assert f"<tr><td>{name}</td><td>{reason}</td></tr>" in section
+    assert "No centre refused" not in section
+
+
+def test_a_run_nobody_refused_says_so(tmp_path: Path) -> None:
+    run = write_run_folder(tmp_path / "run", summary_extra={"centres_refused": {}})
+    older = write_run_folder(tmp_path / "older")
+
+    section = _refusals(write_report(run).read_text(encoding="utf-8"))
+    older_section = _refusals(write_report(older).read_text(encoding="utf-8"))
+
+    assert "No centre refused this run. / Aucun centre n'a refusé cette exécution." in section
+    assert NOT_MEASURED in older_section and "No centre refused" not in older_section
+
+
+def test_a_value_holding_markup_is_escaped_in_the_report(tmp_path: Path) -> None:
+    run = write_run_folder(tmp_path / "run", summary_extra={
+        "scenario": "<script>alert(1)</script>",
+        "centres_refused": {"<img src=x onerror=alert(2)>": "<script>alert(3)</script>"}})
+
+    page = write_report(run).read_text(encoding="utf-8")
+
+    assert "<script" not in page and "<img src=x" not in page
+    assert "<h1>Run report: &lt;script&gt;alert(1)&lt;/script&gt;</h1>" in page
+    assert "&lt;img src=x onerror=alert(2)&gt;" in page
+    assert "&lt;script&gt;alert(3)&lt;/script&gt;" in page
 
 
 # -- headless Chromium ---------------------------------------------------------------

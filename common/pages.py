@@ -1,0 +1,81 @@
+"""The one HTML path of the project: Jinja2 templates in ``common/templates``.
+
+Every page (the centre's support report, the model card, the registry index, the run
+report) is a template extending ``base.html``, which inlines the one stylesheet
+``style.css``: a page is a single file that loads nothing from anywhere. The
+environment escapes every value (``autoescape=True``) and refuses a name the template
+does not receive (``StrictUndefined``), so a missing figure is an error in tests, not a
+blank cell in a published card.
+
+This module knows no Flower, client or server code: the callers pass plain data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+import jinja2
+
+from common.equity import GAPS
+
+# A part the run did not produce, in every JSON file and page (never estimated).
+NOT_MEASURED = "not measured in this run"
+
+
+def figure(value: Any, digits: int = 3) -> str:
+    """A scalar figure as text: booleans as on/off, floats to ``digits`` places (small
+    ones to ``digits`` significant digits), anything else as it is."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
+    return str(value)
+
+
+def is_unreported(value: Any) -> bool:
+    """JSON ``null`` or NaN: a figure that could not be computed or may not be shown."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def is_not_measured(value: Any) -> bool:
+    return isinstance(value, str) and value == NOT_MEASURED
+
+
+def is_interval(value: Any) -> bool:
+    """A ``[low, high]`` pair of finite numbers (a 95 % interval that was computed)."""
+    return (isinstance(value, list | tuple) and len(value) == 2
+            and all(isinstance(v, int | float) and not is_unreported(v) for v in value))
+
+
+def gap_names(gaps: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The gaps (in ``common.equity.GAPS`` order) that at least one attribute reports."""
+    return [name for name, _ in GAPS if any(name in values for values in gaps.values())]
+
+
+@cache
+def environment() -> jinja2.Environment:
+    """The project's Jinja2 environment (built once): package templates, every value
+    escaped, unknown names refused."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("common", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["figure"] = figure
+    env.tests["unreported"] = is_unreported
+    env.tests["not_measured"] = is_not_measured
+    env.tests["interval"] = is_interval
+    env.globals["NOT_MEASURED"] = NOT_MEASURED
+    env.globals["gap_names"] = gap_names
+    return env
+
+
+def render(template: str, **context: Any) -> str:
+    """The page ``template`` (a file name in ``common/templates``) with ``context``."""
+    return environment().get_template(template).render(**context)
