@@ -6,8 +6,8 @@ ledger), append-only and chained (``common.audit_trail``). One line per event:
 - ``reply_sent``: what left the centre: the names and sizes of the arrays, the metric
   names, the number of examples and the epsilon reported, the update's norm before and
   after the centre's bound, and whether it was a re-send of an earlier reply;
-- ``task_refused``: the centre declined, with its reason.
-
+- ``task_refused``: the centre declined: the reply code, the fixed sentence the ministry
+  received and, for the centre's operators only, the detail (with its numbers);
 - ``ledger_booked``: written by the privacy ledger after each booking: its number of
   rows and the MAC of its last row (``client.ledger``).
 
@@ -19,9 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-from flwr.app import Context, Message
 
 from common.audit_trail import AuditTrail
 from common.records_key import KEY_FILE
@@ -38,38 +35,10 @@ def records_key_path(state_dir: Path, node_config: Mapping[str, object]) -> Path
     return Path(configured) if configured else state_dir / KEY_FILE
 
 
-class CentreAudit:
-    """The audit log of one centre, for one message (Flower starts a process per
-    message: the chain is kept by the file, not by this object)."""
-
-    def __init__(self, state_dir: Path, centre: str, msg: Message, context: Context) -> None:
-        key_path = records_key_path(state_dir, dict(context.node_config))
-        self.trail = AuditTrail(state_dir / AUDIT_FILE, centre, key_path)
-        config = msg.content.config_records.get("config")
-        self.task: dict[str, Any] = {
-            "kind": msg.metadata.message_type,
-            "flower_run_id": context.run_id,
-            "run_name": str(config.get("run-name", "")) if config else "",
-            "round": int(config.get("server-round", 0)) if config else 0,  # type: ignore[arg-type]
-            "model_version": str(config.get("model-version", "")) if config else "",
-        }
-
-    def received(self, message_id: str) -> None:
-        self.trail.record("task_received", message_id=message_id, **self.task)
-
-    def refused(self, code: int, reason: str) -> None:
-        self.trail.record("task_refused", code=code, reason=reason, **self.task)
-
-    def sent(self, reply: Message, resent: bool = False, **extra: Any) -> None:
-        """What the reply carries (names and shapes, not values)."""
-        content = reply.content
-        arrays = {name: list(array.shape) for record in content.array_records.values()
-                  for name, array in record.items()}
-        metrics = {key: value for record in content.metric_records.values()
-                   for key, value in record.items()}
-        scalars = {k: v for k, v in metrics.items() if k in ("num-examples", "epsilon")}
-        self.trail.record("reply_sent", arrays=arrays, metrics=sorted(metrics), resent=resent,
-                          **scalars, **extra, **self.task)
+def centre_trail(state_dir: Path, node_config: Mapping[str, object]) -> AuditTrail:
+    """The centre's audit log, keyed with its records key, under its own name."""
+    return AuditTrail(state_dir / AUDIT_FILE, centre_name(node_config, state_dir),
+                      records_key_path(state_dir, node_config))
 
 
 def centre_name(node_config: Mapping[str, object], state_dir: Path) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from client.audit_log import AUDIT_FILE, centre_name
+from client.audit_log import centre_trail
 from client.data import CentreData, centre_policy, load_centre
 from client.errors import CentreRefusal, DataError
 from client.federated import (
@@ -32,7 +32,6 @@ from client.federated import (
 from client.ledger import LedgerError
 from client.records import records_head
 from client.site_policy import SitePolicy
-from common.audit_trail import AuditTrail
 from common.config import ConfigError, RunConfig
 from common.protocol import Reason, Reply, Task, refusal_text
 
@@ -94,10 +93,9 @@ class Centre:
         folder = self.state_dir
         if folder is None:
             return
-        trail = AuditTrail(folder / AUDIT_FILE, centre_name(self.node_config, folder))
-        trail.record(event, kind=kind, flower_run_id=self.flower_run_id,
-                     run_name=task.run_name, round=task.server_round,
-                     model_version=task.model_version, **fields)
+        centre_trail(folder, self.node_config).record(
+            event, kind=kind, flower_run_id=self.flower_run_id, run_name=task.run_name,
+            round=task.server_round, model_version=task.model_version, **fields)
 
 
 def train_task(centre: Centre, task: Task, global_weights: Weights) -> RoundResult:

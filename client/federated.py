@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from client.audit_log import centre_name, records_key_path
 from client.data import CentreData, DataError, load_centre
 from client.errors import CentreRefusal as CentreRefusal  # re-exported for callers
 from client.evaluation import evaluation_release, noise_generator
@@ -88,7 +89,8 @@ def open_ledger(config: RunConfig, node_config: Mapping[str, object]) -> Privacy
     if folder is None:
         raise DataError("This node has no state-dir for its privacy ledger: set state-dir "
                         "in the SuperNode's node config.")
-    return PrivacyLedger(folder)
+    return PrivacyLedger(folder, key_path=records_key_path(folder, node_config),
+                         actor=centre_name(node_config, folder))
 
 
 def declared_name(config: RunConfig, node_config: Mapping[str, object]) -> str:

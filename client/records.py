@@ -23,8 +23,6 @@ from common.audit_trail import Tampering, check_trail, trail_head
 from common.records_key import KEY_FILE, read_key
 
 ANCHOR_EVENT = "centre_records"
-HEAD_KEYS = ("actor", "audit_head", "audit_lines", "ledger_head", "ledger_rows",
-             "epsilon_lifetime")
 
 
 class RecordsUnverifiable(Exception):
