@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from server import deployment, enrolment
 from server.devfed import _flwr, nodes_online
@@ -234,8 +235,9 @@ def _node_status(running: RunningMinistry, node_id: int) -> str:
 
 
 def test_a_revoked_centre_is_refused(running: RunningMinistry) -> None:
-    from server.cli import app
     from typer.testing import CliRunner
+
+    from server.cli import app
 
     inventory = running.flwr_home.parent / "inventory.json"
     entry = enrolment.enrol("css-revoked", running.paths.centre_public_key("css-revoked"),
@@ -267,3 +269,30 @@ def test_a_revoked_centre_is_refused(running: RunningMinistry) -> None:
     with pytest.raises(enrolment.EnrolmentError, match="revoked"):
         enrolment.enrol("css-revoked", running.paths.centre_public_key("css-revoked"),
                         inventory, deployment.OPERATOR_CONNECTION, running.env)
+
+
+def test_a_renewed_proxy_certificate_is_served_after_a_reload(running: RunningMinistry) -> None:
+    """Last in this module: it replaces the servers' keys of the module's PKI."""
+    import os
+    import signal
+
+    from cryptography import x509
+
+    from server import pki
+
+    host, port = running.ministry.fleet_address.rsplit(":", 1)
+
+    def served() -> bytes:
+        return ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate((host, int(port))))
+
+    before = served()
+    pki.renew_server(running.paths.root)
+    renewed = x509.load_pem_x509_certificate(running.paths.proxy_certificate.read_bytes())
+    nginx = next(p for p in running.group.processes if p.name == "proxy")
+    os.kill(nginx.pid, signal.SIGHUP)  # nginx re-reads its keys; the SuperLink restarts
+
+    wait_until(lambda: served() != before, timeout=30, what="nginx serving the renewed key",
+               group=running.group, interval=0.5)
+    assert served() == renewed.public_bytes(serialization.Encoding.DER)
+    assert _https(running, running.ministry.fleet_address, "GET", "/health") == 200
+    assert _flwr(["ls", deployment.OPERATOR_CONNECTION], running.env).get("success") is True
