@@ -226,6 +226,26 @@ def test_the_flwr_cli_is_refused_straight_and_accepted_through_the_tunnel(
                   client=_operator(running)) == 200
 
 
+def test_the_tunnel_runs_one_command_and_passes_its_exit_code(running: RunningMinistry) -> None:
+    import subprocess
+    import sys
+
+    from server.devfed_sides import operator_tunnel_argv
+
+    argv = operator_tunnel_argv(running.ministry)
+    argv[argv.index("--listen") + 1] = f"{HOST}:{free_ports(1)[0]}"
+    argv[argv.index("--connection") + 1] = "one-shot"
+    flwr = enrolment.flower_executable("flwr")
+
+    listed = subprocess.run([*argv, "--", flwr, "ls", "one-shot", "--format", "json"],
+                            capture_output=True, text=True, env=running.env, timeout=120)
+    failed = subprocess.run([*argv, "--", sys.executable, "-c", "raise SystemExit(9)"],
+                            capture_output=True, text=True, env=running.env, timeout=120)
+
+    assert listed.returncode == 0 and '"success": true' in listed.stdout, listed.stderr
+    assert failed.returncode == 9
+
+
 def _node_status(running: RunningMinistry, node_id: int) -> str:
     answer = _flwr(["supernode", "list", deployment.OPERATOR_CONNECTION], running.env)
     nodes = answer.get("nodes", [])
