@@ -4,10 +4,11 @@ Subcommands are grouped by task; add a group with ``app.add_typer(group, name=..
 (``pki`` below is the pattern, e.g. a later ``registry publish``).
 
 Exit codes: 0 success; 2 bad command line or run configuration; 3 PKI error (missing
-CA, existing key without --force, bad name); 4 enrolment refused (by the inventory or
-the SuperLink); 5 unusable launcher input (data folder, centres); 6 the deployment did
-not start or a server died (nginx missing, a port, a crash); 7 the federated run failed
-or timed out; 130 interrupted (every process started has been stopped).
+CA, existing key without --force, bad name); 4 enrolment or revocation refused (by the
+inventory or the SuperLink); 5 unusable launcher input (data folder, centres); 6 the
+deployment did not start or a server died (nginx missing, a port, a crash, the operator
+tunnel); 7 the federated run failed or timed out; 130 interrupted (every process started
+has been stopped). ``operator-tunnel ... -- COMMAND`` exits with COMMAND's code.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ app = typer.Typer(
     "Exit codes: 0 ok, 2 usage, 3 PKI, 4 enrolment, 5 launcher input, 6 deployment, "
     "7 run failed, 130 interrupted.",
 )
-pki_app = typer.Typer(no_args_is_help=True, help="The federation's CA, server certificate "
-                      "and centres' SuperNode keys.")
+pki_app = typer.Typer(no_args_is_help=True, help="The federation's and operators' CAs, the "
+                      "SuperLink's and proxy's certificates, operators' certificates and "
+                      "centres' SuperNode keys.")
 app.add_typer(pki_app, name="pki")
 app.add_typer(registry_app, name="registry")
 app.add_typer(audit_app, name="audit")
@@ -78,8 +80,77 @@ def pki_init(
     except pki_lib.PkiError as exc:
         _fail(str(exc), EXIT_PKI)
         return
+    _print_servers(paths)
+    console.print(f"Operator CA certificate: {paths.operator_ca_certificate}")
+
+
+def _print_servers(paths: pki_lib.PkiPaths) -> None:
     console.print(f"CA certificate: {paths.ca_certificate}")
-    console.print(f"Server certificate: {paths.server_certificate} (key {paths.server_key})")
+    console.print(f"SuperLink: {paths.superlink_certificate} (key {paths.superlink_key})")
+    console.print(f"Proxy: {paths.proxy_certificate} (key {paths.proxy_key})")
+
+
+@pki_app.command("renew-server")
+def pki_renew_server(
+    directory: PkiDir = None,
+    names: Annotated[list[str] | None, typer.Option(
+        "--name", help="Extra DNS name or IP of the proxy's certificate (repeatable); the "
+        "names of the current one are kept.")] = None,
+) -> None:
+    """Issue new key pairs and certificates for the SuperLink and the proxy (then restart
+    the SuperLink and reload nginx)."""
+    root = directory or _default_pki_dir()
+    try:
+        paths = pki_lib.renew_server(root, names or [])
+    except pki_lib.PkiError as exc:
+        _fail(str(exc), EXIT_PKI)
+        return
+    _print_servers(paths)
+
+
+@pki_app.command("add-operator")
+def pki_add_operator(
+    name: Annotated[str, typer.Argument(help="The operator's name, e.g. jdoe.")],
+    directory: PkiDir = None,
+    force: Force = False,
+) -> None:
+    """Issue an operator's client certificate (signed by the operator CA), which the
+    proxy's operator listener demands; never replaces a key unless --force."""
+    root = directory or _default_pki_dir()
+    try:
+        paths = pki_lib.add_operator(root, name, force=force)
+    except pki_lib.PkiError as exc:
+        _fail(str(exc), EXIT_PKI)
+        return
+    console.print(f"Certificate: {paths.operator_certificate(name)}")
+    console.print(f"Private key (to the operator only): {paths.operator_key(name)}")
+
+
+Inventory = Annotated[Path | None, typer.Option(
+    "--inventory", help="The ministry's inventory (default: <PKI folder>/inventory.json).")]
+Connection = Annotated[str, typer.Option(
+    "--connection", help="flwr CLI connection of the operator tunnel (see operator-tunnel).")]
+
+
+@pki_app.command("revoke-centre")
+def pki_revoke_centre(
+    name: Annotated[str, typer.Argument(help="The centre's name.")],
+    directory: PkiDir = None,
+    inventory: Inventory = None,
+    connection: Connection = "perseverance-operator",
+) -> None:
+    """Unregister a centre's SuperNode key at the SuperLink (it is refused from then on;
+    the key is burnt) and mark it revoked in the inventory."""
+    from server import enrolment
+
+    root = directory or _default_pki_dir()
+    try:
+        entry = enrolment.revoke_centre(name, inventory or root / "inventory.json", connection)
+    except enrolment.EnrolmentError as exc:
+        _fail(str(exc), EXIT_ENROLMENT)
+        return
+    console.print(f"Revoked {entry.centre}: node {entry.node_id} (key {entry.fingerprint}) "
+                  f"on {entry.revoked_at}.")
 
 
 @pki_app.command("add-centre")
@@ -108,15 +179,8 @@ def enrol(
         "--public-key", help="The centre's OpenSSH public key (default: from the PKI "
         "folder).")] = None,
     directory: PkiDir = None,
-    inventory: Annotated[Path | None, typer.Option(
-        "--inventory", help="The ministry's inventory (default: <PKI folder>/inventory.json)."
-    )] = None,
-    connection: Annotated[str, typer.Option(
-        "--connection", help="flwr CLI connection of the proxy's operator listener.")] =
-        "perseverance-operator",
-    address: Annotated[str | None, typer.Option(
-        "--address", help="host:port of the operator listener: (re)writes the connection "
-        "in $FLWR_HOME/config.toml with the PKI folder's CA.")] = None,
+    inventory: Inventory = None,
+    connection: Connection = "perseverance-operator",
     region: Annotated[str, typer.Option(
         "--region", help="The centre's administrative region (e.g. Laval), for the equity "
         "audit's region rows when the inventory is the run's evaluation.centre_register."
@@ -133,16 +197,73 @@ def enrol(
     paths = pki_lib.PkiPaths(root)
     key = public_key or paths.centre_public_key(name)
     try:
-        if address is not None:
-            from flwr.supercore.utils import get_flwr_home
-
-            enrolment.write_connection(get_flwr_home(), connection, address, paths.ca_certificate)
         entry = enrolment.enrol(name, key, inventory or root / "inventory.json", connection,
                                 region=region, indigenous_governed=indigenous_governed)
     except (enrolment.EnrolmentError, pki_lib.PkiError) as exc:
         _fail(str(exc), EXIT_ENROLMENT)
         return
     console.print(f"Enrolled {entry.centre}: node {entry.node_id}, key {entry.fingerprint}.")
+
+
+@app.command(
+    "operator-tunnel",
+    context_settings={"allow_interspersed_args": False},
+)
+def operator_tunnel(
+    proxy_address: Annotated[str, typer.Option(
+        "--proxy", help="host:port of the proxy's operator listener.")],
+    command: Annotated[list[str] | None, typer.Argument(
+        help="A command to run while the tunnel is open (after --), e.g. -- flwr ls; "
+        "without one, the tunnel stays open until Ctrl-C.")] = None,
+    operator: Annotated[str | None, typer.Option(
+        "--operator", help="The operator's name: certificate and key from "
+        "<PKI folder>/operators/NAME/.")] = None,
+    directory: PkiDir = None,
+    certificate: Annotated[Path | None, typer.Option(
+        "--cert", help="The operator's certificate (instead of --operator).")] = None,
+    key: Annotated[Path | None, typer.Option(
+        "--key", help="The operator's private key (instead of --operator).")] = None,
+    ca: Annotated[Path | None, typer.Option(
+        "--ca", help="The federation's CA certificate (default: <PKI folder>/ca.crt).")] = None,
+    server_name: Annotated[str | None, typer.Option(
+        "--server-name", help="Name checked in the proxy's certificate (default: the "
+        "--proxy host).")] = None,
+    listen: Annotated[str, typer.Option(
+        "--listen", help="Where the flwr CLI connects (this machine's loopback).")] =
+        "127.0.0.1:9444",
+    connection: Connection = "perseverance-operator",
+) -> None:
+    """Open the operator's mutual-TLS tunnel to the Control API for the flwr CLI: writes
+    the flwr connection (insecure, to --listen on this machine) and forwards it to the
+    proxy's operator listener with the operator's client certificate."""
+    from flwr.supercore.utils import get_flwr_home
+
+    from server import enrolment
+    from server import operator_tunnel as tunnel
+
+    paths = pki_lib.PkiPaths(directory or _default_pki_dir())
+    if (certificate is None or key is None) and operator is None:
+        _fail("Give --operator NAME, or --cert and --key.", EXIT_USAGE)
+        return
+    try:
+        listen_host, listen_port = tunnel.split_address(listen, "--listen address")
+        proxy_host, proxy_port = tunnel.split_address(proxy_address, "--proxy address")
+        if listen_host not in ("127.0.0.1", "localhost", "::1"):
+            raise tunnel.TunnelError("The tunnel listens on a loopback address only.")
+        settings = tunnel.TunnelSettings(
+            listen_host, listen_port, proxy_host, proxy_port,
+            certificate or paths.operator_certificate(str(operator)),
+            key or paths.operator_key(str(operator)),
+            ca or paths.ca_certificate, server_name,
+        )
+        enrolment.write_connection(get_flwr_home(), connection, listen, None)
+        if command:
+            raise typer.Exit(tunnel.run_command(settings, command))
+        err.print(f"Operator tunnel: {listen} -> {proxy_address} (connection {connection}); "
+                  "Ctrl-C to close.")
+        tunnel.serve_forever(settings)
+    except tunnel.TunnelError as exc:
+        _fail(str(exc), EXIT_DEPLOYMENT)
 
 
 @app.command("dev-federation")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from server.pki import PkiPaths
 
-#: The ``flwr`` CLI connection (in ``$FLWR_HOME/config.toml``) of the operator listener.
+#: The ``flwr`` CLI connection (in ``$FLWR_HOME/config.toml``) of the operator tunnel.
 OPERATOR_CONNECTION = "perseverance-operator"
 #: Keys of a SuperNode's node config, read by ``client.federated.resolve_data_source``.
 NODE_CONFIG_KEYS = ("data-path", "mapping-path", "policy-path", "state-dir")
@@ -61,8 +61,8 @@ def superlink_argv(program: str, pki: PkiPaths, database: Path, host: str, port:
     return [
         program,
         "--ssl-ca-certfile", str(pki.ca_certificate),
-        "--ssl-certfile", str(pki.server_certificate),
-        "--ssl-keyfile", str(pki.server_key),
+        "--ssl-certfile", str(pki.superlink_certificate),
+        "--ssl-keyfile", str(pki.superlink_key),
         "--enable-supernode-auth",
         "--database", str(database),
         "--isolation", "process",

@@ -2,9 +2,10 @@
 SuperNode authentication) on 127.0.0.1, for demonstrations and end-to-end tests.
 
 ``run_dev_federation`` prepares the PKI and one data file per centre, starts the
-ministry side (SuperLink, ServerApp executor, nginx) and the centres (SuperNode and
-ClientApp executor each), enrols every centre through the operator listener, submits
-the app with ``flwr run``, follows it with ``flwr log`` to the end, completes the run
+ministry side (SuperLink, ServerApp executor, nginx, the operator's tunnel) and the
+centres (SuperNode and ClientApp executor each), enrols every centre through the
+operator tunnel (mutual TLS to the proxy's operator listener), submits the app with
+``flwr run``, follows it with ``flwr log`` to the end, completes the run
 folder's ``summary.json`` and stops every process it started, whatever happens.
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 from common.config import ConfigError, RunConfig, parse_assignment
 from common.workdirs import work_root
 from server import deployment, enrolment, pki
-from server.devfed_sides import Ministry, start_centre, start_ministry
+from server.devfed_sides import LOOPBACK_OPERATOR, Ministry, start_centre, start_ministry
 from server.processes import (
     ProcessError,
     ProcessGroup,
@@ -237,10 +238,7 @@ def run_dev_federation(
     centres = [p.stem for p in files]
     config = run_config(options, run_dir, len(centres))
 
-    paths = pki.init_pki(work / "pki")
-    for centre in centres:
-        if not paths.centre_private_key(centre).exists():
-            pki.add_centre(paths.root, centre)
+    paths = prepare_pki(work / "pki", centres)
     # A fresh federation every time: new SuperLink database, inventory and ledgers.
     env = offline_environment({"FLWR_HOME": str(_fresh(work / "flwr-home"))})
     echo(f"Loopback federation of {len(centres)} centres ({', '.join(centres)}), "
@@ -262,6 +260,18 @@ def run_dev_federation(
     return _complete_summary(run_dir, config, started, run_id, len(files), reference)
 
 
+def prepare_pki(root: Path, centres: list[str]) -> pki.PkiPaths:
+    """The launcher's PKI: CAs and servers' certificates, the launcher's operator
+    certificate and every centre's key (existing ones are kept)."""
+    paths = pki.init_pki(root)
+    if not paths.operator_key(LOOPBACK_OPERATOR).exists():
+        pki.add_operator(root, LOOPBACK_OPERATOR)
+    for centre in centres:
+        if not paths.centre_private_key(centre).exists():
+            pki.add_centre(root, centre)
+    return paths
+
+
 def start_federation(
     group: ProcessGroup, paths: pki.PkiPaths, work: Path, files: list[Path],
     env: dict[str, str], echo: Callable[[str], None] = print,
@@ -273,13 +283,9 @@ def start_federation(
     state = _fresh(work / "state")
     inventory = work / "inventory.json"
     inventory.unlink(missing_ok=True)
-    ports = free_ports(3 + len(centres))
-    ministry = Ministry(paths, state, ports[0], ports[1], ports[2], work / "nginx")
-    start_ministry(group, ministry)
-    enrolment.write_connection(
-        Path(env["FLWR_HOME"]), deployment.OPERATOR_CONNECTION, ministry.operator_address,
-        paths.ca_certificate,
-    )
+    ports = free_ports(4 + len(centres))
+    ministry = Ministry(paths, state, ports[0], ports[1], ports[2], work / "nginx", ports[3])
+    start_ministry(group, ministry)  # its operator tunnel writes the flwr connection
     for centre in centres:
         entry = enrolment.enrol(
             centre, paths.centre_public_key(centre), inventory,
@@ -288,7 +294,7 @@ def start_federation(
         echo(f"Enrolled {centre} as node {entry.node_id} ({entry.fingerprint}).")
     mapping = _optional(files[0].parent / "mapping.toml")
     policy = _optional(files[0].parent / "policy.toml")
-    for centre, data_file, port in zip(centres, files, ports[3:], strict=True):
+    for centre, data_file, port in zip(centres, files, ports[4:], strict=True):
         start_centre(group, ministry, paths, centre, data_file, port,
                      _fresh(state / "centres" / centre), mapping, policy)
     wait_until(lambda: nodes_online(env) >= len(centres), timeout=NODES_ONLINE_TIMEOUT,

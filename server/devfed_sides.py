@@ -1,13 +1,16 @@
 """Start the two sides of the loopback federation, as the containers in ``deploy/`` do.
 
-Ministry: SuperLink, its ServerApp executor and the reverse proxy (nginx, two
-listeners). Centre: SuperNode (through the proxy's centres' listener) and its ClientApp
+Ministry: SuperLink, its ServerApp executor, the reverse proxy (nginx, two listeners)
+and the operator's tunnel (``perseverance-server operator-tunnel``: the launcher's own
+``flwr`` commands reach the Control API with an operator certificate, as an operator's
+would). Centre: SuperNode (through the proxy's centres' listener) and its ClientApp
 executor. Each start waits until the program answers, or fails with its log's tail.
 """
 
 from __future__ import annotations
 
 import ssl
+import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -22,6 +25,8 @@ HOST = "127.0.0.1"
 #: DNS name the proxy checks in the SuperLink's certificate (nginx does not check IPs).
 SUPERLINK_TLS_NAME = "localhost"
 START_TIMEOUT = 60.0
+#: The operator whose certificate the launcher's tunnel presents (``pki add-operator``).
+LOOPBACK_OPERATOR = "loopback-operator"
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,8 @@ class Ministry:
     centres_port: int
     operator_port: int
     nginx_prefix: Path
+    tunnel_port: int
+    operator: str = LOOPBACK_OPERATOR
 
     @property
     def superlink_address(self) -> str:
@@ -47,13 +54,18 @@ class Ministry:
 
     @property
     def operator_address(self) -> str:
-        """The proxy's operator listener, where the ``flwr`` CLI connects."""
+        """The proxy's operator listener (mutual TLS), where the tunnel connects."""
         return f"{HOST}:{self.operator_port}"
 
+    @property
+    def tunnel_address(self) -> str:
+        """The operator's tunnel, where the ``flwr`` CLI connects."""
+        return f"{HOST}:{self.tunnel_port}"
 
-def https_ok(url: str, ca_certificate: Path, timeout: float = 2.0) -> bool:
-    """Return whether ``GET url`` answers 200 over TLS verified with the CA."""
-    context = ssl.create_default_context(cafile=str(ca_certificate))
+
+def https_ok(url: str, ca_certificate: Path | None, timeout: float = 2.0) -> bool:
+    """Return whether ``GET url`` answers 200 (over TLS verified with the CA if given)."""
+    context = ssl.create_default_context(cafile=str(ca_certificate)) if ca_certificate else None
     try:
         with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
             return int(response.status) == 200
@@ -62,7 +74,9 @@ def https_ok(url: str, ca_certificate: Path, timeout: float = 2.0) -> bool:
 
 
 def start_ministry(group: ProcessGroup, ministry: Ministry) -> None:
-    """Start the SuperLink, the ServerApp executor and nginx; wait until they answer."""
+    """Start the SuperLink, the ServerApp executor, nginx and the operator's tunnel (which
+    writes the ``flwr`` connection ``deployment.OPERATOR_CONNECTION`` in the group's
+    ``FLWR_HOME``); wait until they answer."""
     paths = ministry.pki
     group.start(
         "superlink",
@@ -89,18 +103,40 @@ def start_ministry(group: ProcessGroup, ministry: Ministry) -> None:
         operator_listen=ministry.operator_address,
         superlink_address=ministry.superlink_address,
         superlink_tls_name=SUPERLINK_TLS_NAME,
-        certificate=paths.server_certificate,
-        certificate_key=paths.server_key,
+        certificate=paths.proxy_certificate,
+        certificate_key=paths.proxy_key,
         ca_certificate=paths.ca_certificate,
+        operator_ca_certificate=paths.operator_ca_certificate,
     )
     main_config = proxy.write_config(ministry.nginx_prefix, settings)
     proxy.check_config(ministry.nginx_prefix, main_config)
     group.start("proxy", proxy.nginx_command(ministry.nginx_prefix, main_config))
-    for address in (ministry.fleet_address, ministry.operator_address):
-        wait_until(
-            lambda a=address: https_ok(f"https://{a}/health", paths.ca_certificate),  # type: ignore[misc]
-            timeout=START_TIMEOUT, what=f"the proxy on {address}", group=group,
-        )
+    wait_until(
+        lambda: https_ok(f"https://{ministry.fleet_address}/health", paths.ca_certificate),
+        timeout=START_TIMEOUT, what=f"the proxy on {ministry.fleet_address}", group=group,
+    )
+    group.start("operator-tunnel", operator_tunnel_argv(ministry))
+    # The operator listener answers only through the tunnel (client certificate).
+    wait_until(
+        lambda: https_ok(f"http://{ministry.tunnel_address}/health", None),
+        timeout=START_TIMEOUT, what=f"the operator tunnel to {ministry.operator_address}",
+        group=group,
+    )
+
+
+def operator_tunnel_argv(ministry: Ministry) -> list[str]:
+    """``perseverance-server operator-tunnel`` from the launcher's operator to the proxy's
+    operator listener, for the ``flwr`` connection ``deployment.OPERATOR_CONNECTION``."""
+    paths = ministry.pki
+    return [
+        sys.executable, "-m", "server.cli", "operator-tunnel",
+        "--proxy", ministry.operator_address, "--server-name", SUPERLINK_TLS_NAME,
+        "--cert", str(paths.operator_certificate(ministry.operator)),
+        "--key", str(paths.operator_key(ministry.operator)),
+        "--ca", str(paths.ca_certificate),
+        "--listen", ministry.tunnel_address,
+        "--connection", deployment.OPERATOR_CONNECTION,
+    ]
 
 
 def start_centre(

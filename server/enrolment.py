@@ -2,10 +2,12 @@
 ministry's inventory of enrolled centres.
 
 Registration goes through the ``flwr`` CLI (``flwr supernode register``) and its
-connection profile in ``$FLWR_HOME/config.toml``, which must point at the operator
-listener of the reverse proxy. The inventory is a JSON file (centre, node id, key
-fingerprint, date): unregistering burns a key for good, so the ministry must know which
-key each centre uses before it ever revokes one.
+connection profile in ``$FLWR_HOME/config.toml``, which points at the operator's tunnel
+to the proxy's operator listener (:mod:`server.operator_tunnel`). The inventory is a
+JSON file (centre, node id, key fingerprint, date, revocation date): unregistering burns
+a key for good, so the ministry must know which key each centre uses before it ever
+revokes one. :func:`revoke_centre` unregisters a centre's key (``flwr supernode
+unregister``): its SuperNode is refused from then on.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import tomli_w
 
-from server import pki
+from server import keyfiles, pki
 
 REGISTER_TIMEOUT_SECONDS = 60.0
 
@@ -37,7 +39,8 @@ class InventoryEntry:
     """One enrolled centre, as the ministry records it.
 
     ``enrolled_at`` is an ISO 8601 UTC timestamp; ``fingerprint`` the OpenSSH SHA-256
-    fingerprint of the registered public key. ``region`` (Québec's administrative region,
+    fingerprint of the registered public key; ``revoked_at`` the date its key was
+    unregistered ("" while the centre is enrolled). ``region`` (Québec's administrative region,
     "" if not given) and ``indigenous_governed`` place the centre in the equity audit's
     region rows when the inventory is the run's centre register (``server.register``).
     """
@@ -48,13 +51,13 @@ class InventoryEntry:
     enrolled_at: str
     region: str = ""
     indigenous_governed: bool = False
+    revoked_at: str = ""
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """Write ``data`` to a temporary file beside ``path`` (flushed to disk), then rename
+    it over ``path``."""
+    keyfiles.write_atomic(path, data, 0o644)
 
 
 def read_inventory(path: Path) -> list[InventoryEntry]:
@@ -87,7 +90,8 @@ def flower_executable(name: str) -> str:
 
 
 def write_connection(
-    flwr_home: Path, name: str, address: str, root_certificates: Path, *, default: bool = True
+    flwr_home: Path, name: str, address: str, root_certificates: Path | None,
+    *, default: bool = True,
 ) -> Path:
     """Add or replace the ``flwr`` CLI connection ``name`` in ``flwr_home/config.toml``.
 
@@ -98,9 +102,10 @@ def write_connection(
     name : str
         The connection's name, e.g. ``perseverance-operator``.
     address : str
-        ``host:port`` of the proxy's operator listener.
-    root_certificates : Path
-        The federation's CA certificate.
+        ``host:port`` of the SuperLink's Control API as the CLI reaches it.
+    root_certificates : Path | None
+        The CA that signed the server's certificate; ``None`` for the operator tunnel on
+        the operator's own loopback address (``insecure = true``: the tunnel does TLS).
     default : bool
         Make it the default connection.
 
@@ -112,7 +117,11 @@ def write_connection(
     path = flwr_home / "config.toml"
     config = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     superlink = config.setdefault("superlink", {})
-    superlink[name] = {"address": address, "root-certificates": str(root_certificates.resolve())}
+    if root_certificates is None:
+        superlink[name] = {"address": address, "insecure": True}
+    else:
+        superlink[name] = {"address": address,
+                           "root-certificates": str(root_certificates.resolve())}
     if default or "default" not in superlink:
         superlink["default"] = name
     flwr_home.mkdir(parents=True, exist_ok=True)
@@ -130,15 +139,12 @@ def _json_payload(stdout: str) -> dict[str, object]:
         return {}
 
 
-def register_public_key(
-    public_key: Path, connection: str, centre: str, env: Mapping[str, str] | None = None
-) -> int:
-    """Register a SuperNode public key with ``flwr supernode register``; return the node id.
-
-    Raises :class:`EnrolmentError` with the SuperLink's reason if it refuses.
-    """
-    argv = [flower_executable("flwr"), "supernode", "register", str(public_key), connection,
-            "--name", centre, "--format", "json"]
+def _flwr_supernode(
+    args: list[str], env: Mapping[str, str] | None, refused: str
+) -> dict[str, object]:
+    """Run ``flwr supernode ARGS --format json``; return its answer if it succeeded, else
+    raise :class:`EnrolmentError` starting with ``refused`` and the SuperLink's reason."""
+    argv = [flower_executable("flwr"), "supernode", *args, "--format", "json"]
     try:
         result = subprocess.run(
             argv, capture_output=True, text=True, env=dict(env) if env is not None else None,
@@ -150,10 +156,30 @@ def register_public_key(
         ) from err
     payload = _json_payload(result.stdout)
     if payload.get("success") is True and "node-id" in payload:
-        return int(str(payload["node-id"]))
+        return payload
     reason = str(payload.get("error-message") or result.stderr or result.stdout).strip()
     last = reason.splitlines()[-1] if reason else f"flwr exited with code {result.returncode}"
-    raise EnrolmentError(f"The SuperLink refused to register {centre}'s key: {last}")
+    raise EnrolmentError(f"{refused}: {last}")
+
+
+def register_public_key(
+    public_key: Path, connection: str, centre: str, env: Mapping[str, str] | None = None
+) -> int:
+    """Register a SuperNode public key with ``flwr supernode register``; return the node id.
+
+    Raises :class:`EnrolmentError` with the SuperLink's reason if it refuses.
+    """
+    payload = _flwr_supernode(
+        ["register", str(public_key), connection, "--name", centre], env,
+        f"The SuperLink refused to register {centre}'s key",
+    )
+    return int(str(payload["node-id"]))
+
+
+def unregister_node(node_id: int, connection: str, env: Mapping[str, str] | None = None) -> None:
+    """Unregister a SuperNode with ``flwr supernode unregister`` (its key is burnt)."""
+    _flwr_supernode(["unregister", str(node_id), connection], env,
+                    f"The SuperLink refused to unregister node {node_id}")
 
 
 def enrol(
@@ -167,8 +193,8 @@ def enrol(
 ) -> InventoryEntry:
     """Register ``centre``'s public key and record it in the inventory.
 
-    A centre already in the inventory, or a key already used by another centre, is
-    refused before the SuperLink is asked (re-enrolling needs a new key).
+    A centre already enrolled, or a key already used (or revoked), is refused before the
+    SuperLink is asked; a revoked centre may enrol again with a new key.
 
     Parameters
     ----------
@@ -199,7 +225,12 @@ def enrol(
         raise EnrolmentError(f"{public_key}: {err}") from err
     entries = read_inventory(inventory)
     for entry in entries:
-        if entry.centre == centre:
+        if entry.fingerprint == key_fingerprint and entry.revoked_at:
+            raise EnrolmentError(
+                f"This key was revoked for {entry.centre} on {entry.revoked_at}; the "
+                "SuperLink never accepts it again: make a new key pair."
+            )
+        if entry.centre == centre and not entry.revoked_at:
             raise EnrolmentError(
                 f"{centre} is already enrolled as node {entry.node_id} (key {entry.fingerprint})."
             )
@@ -216,3 +247,30 @@ def enrol(
     )
     write_inventory(inventory, [*entries, entry])
     return entry
+
+
+def revoke_centre(
+    centre: str, inventory: Path, connection: str, env: Mapping[str, str] | None = None
+) -> InventoryEntry:
+    """Unregister ``centre``'s key at the SuperLink and mark it revoked in the inventory.
+
+    From then on the SuperLink refuses the centre's SuperNode (Flower burns the key: it
+    is never accepted again). The inventory keeps the entry, with ``revoked_at`` set, so
+    the key can never be enrolled again by mistake.
+
+    Returns
+    -------
+    InventoryEntry
+        The updated entry.
+    """
+    entries = read_inventory(inventory)
+    index = next((i for i, e in enumerate(entries)
+                  if e.centre == centre and not e.revoked_at), None)
+    if index is None:
+        raise EnrolmentError(f"{centre} is not enrolled in {inventory}; nothing to revoke.")
+    unregister_node(entries[index].node_id, connection, env)
+    revoked = replace(entries[index],
+                      revoked_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    entries[index] = revoked
+    write_inventory(inventory, entries)
+    return revoked

@@ -17,11 +17,12 @@ from pathlib import Path
 from types import TracebackType
 
 from common.config import RunConfig
-from server import deployment, pki
+from server import deployment
 from server.devfed import (
     _fresh,
     follow_run,
     nodes_online,
+    prepare_pki,
     run_status,
     start_federation,
     submit_run,
@@ -62,10 +63,7 @@ class LoopbackFederation:
         self.run_dir = run_dir
         self.work = work
         self.echo = echo
-        self.paths = pki.init_pki(work / "pki")
-        for centre in self.centres:
-            if not self.paths.centre_private_key(centre).exists():
-                pki.add_centre(self.paths.root, centre)
+        self.paths = prepare_pki(work / "pki", self.centres)
         self.env = offline_environment({"FLWR_HOME": str(_fresh(work / "flwr-home"))})
         self.group = ProcessGroup(run_dir / "logs", self.env)
         self.ministry: Ministry | None = None

@@ -1,15 +1,21 @@
-"""The ministry's small PKI: a CA, the server certificate and the centres' key pairs.
+"""The ministry's small PKI: two CAs, the servers' certificates, operators' and centres' keys.
 
 Flower 1.42 uses TLS on the server side only (the SuperLink and the reverse proxy show a
-certificate signed by our CA; SuperNodes and the ``flwr`` CLI check it) and authenticates
+certificate signed by the federation's CA; SuperNodes check it) and authenticates
 SuperNodes with an EC key pair in OpenSSH format: the private key stays at the centre,
-the public key is registered with the SuperLink (see :mod:`server.enrolment`).
+the public key is registered with the SuperLink (see :mod:`server.enrolment`). Operators
+are authenticated by nginx with a client certificate signed by a separate operator CA
+(``ssl_verify_client``), presented by :mod:`server.operator_tunnel` for the ``flwr`` CLI.
 
-Layout of a PKI folder (private keys are written with mode 0600 and never overwritten
-unless asked)::
+Layout of a PKI folder (private keys are written with mode 0600 from their first byte,
+atomically, and never overwritten unless asked; the two CA keys stay on the ministry's
+administration machine, never in a container)::
 
-    ca.crt  ca.key                      # the federation's certificate authority
-    server.crt  server.key              # the SuperLink's and the proxy's certificate
+    ca.crt  ca.key                      # the federation's CA (centres trust it)
+    superlink.crt  superlink.key        # the SuperLink's own certificate and key
+    proxy.crt  proxy.key                # the reverse proxy's own certificate and key
+    operator-ca.crt  operator-ca.key    # signs operators' client certificates only
+    operators/<name>/<name>.crt .key    # an operator's client certificate and key
     centres/<name>/<name>.key           # a centre's private key (OpenSSH, ECDSA P-384)
     centres/<name>/<name>.pub           # its public key (OpenSSH), sent to the ministry
 """
@@ -17,10 +23,7 @@ unless asked)::
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
-import ipaddress
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,14 +32,32 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-#: Names the server certificate always covers: loopback for the launcher and the tests,
-#: and the compose service names of the ministry side (see ``deploy/ministry``).
-DEFAULT_SERVER_NAMES: tuple[str, ...] = ("localhost", "127.0.0.1", "superlink", "proxy")
-CA_VALID_DAYS = 3650
-SERVER_VALID_DAYS = 825
-_CURVE = ec.SECP384R1
+from server import keyfiles
+from server.certificates import (
+    CURVE,
+    CertificateError,
+    certificate_names,
+    generate_ca,
+    is_signed_by,
+    issue_client_certificate,
+    issue_server_certificate,
+)
+
+#: Names the servers' certificates always cover: loopback for the launcher and the
+#: tests, and the compose service name of each (see ``deploy/ministry``).
+SUPERLINK_NAMES: tuple[str, ...] = ("superlink", "localhost", "127.0.0.1")
+PROXY_NAMES: tuple[str, ...] = ("proxy", "localhost", "127.0.0.1")
+_CURVE = CURVE
+#: The certificate helpers live in :mod:`server.certificates`; callers use them from here.
+__all__ = [
+    "PkiError", "PkiPaths", "add_centre", "add_operator", "certificate_names",
+    "check_centre_name", "fingerprint", "generate_ca", "generate_centre_key", "init_pki",
+    "is_signed_by", "issue_client_certificate", "issue_server_certificate",
+    "key_pair_matches", "load_ca", "load_operator_ca", "load_public_key",
+    "private_key_to_openssh", "public_key_to_openssh", "renew_server", "write_public",
+    "write_secret",
+]
 _CENTRE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -61,14 +82,42 @@ class PkiPaths:
         return self.root / "ca.key"
 
     @property
-    def server_certificate(self) -> Path:
-        """The server certificate (PEM) of the SuperLink and the reverse proxy."""
-        return self.root / "server.crt"
+    def superlink_certificate(self) -> Path:
+        """The SuperLink's certificate (PEM), signed by the federation's CA."""
+        return self.root / "superlink.crt"
 
     @property
-    def server_key(self) -> Path:
-        """The server private key (PEM)."""
-        return self.root / "server.key"
+    def superlink_key(self) -> Path:
+        """The SuperLink's private key (PEM); mounted into the SuperLink only."""
+        return self.root / "superlink.key"
+
+    @property
+    def proxy_certificate(self) -> Path:
+        """The reverse proxy's certificate (PEM), shown on both listeners."""
+        return self.root / "proxy.crt"
+
+    @property
+    def proxy_key(self) -> Path:
+        """The reverse proxy's private key (PEM); mounted into the proxy only."""
+        return self.root / "proxy.key"
+
+    @property
+    def operator_ca_certificate(self) -> Path:
+        """The operator CA's certificate: nginx accepts client certificates it signed."""
+        return self.root / "operator-ca.crt"
+
+    @property
+    def operator_ca_key(self) -> Path:
+        """The operator CA's private key (PEM); keep offline in production."""
+        return self.root / "operator-ca.key"
+
+    def operator_certificate(self, name: str) -> Path:
+        """An operator's client certificate (PEM)."""
+        return self.root / "operators" / name / f"{name}.crt"
+
+    def operator_key(self, name: str) -> Path:
+        """An operator's private key (PEM), on the operator's machine only."""
+        return self.root / "operators" / name / f"{name}.key"
 
     def centre_private_key(self, name: str) -> Path:
         """A centre's private key (OpenSSH), used by its SuperNode only."""
@@ -90,90 +139,6 @@ def check_centre_name(name: str) -> str:
             "starting with a letter or a digit."
         )
     return name
-
-
-def generate_ca(common_name: str = "Perseverance federation CA") -> tuple[
-    ec.EllipticCurvePrivateKey, x509.Certificate
-]:
-    """Create a self-signed CA key and certificate valid for ``CA_VALID_DAYS`` days."""
-    key = ec.generate_private_key(_CURVE())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=CA_VALID_DAYS))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .sign(key, hashes.SHA384())
-    )
-    return key, cert
-
-
-def _subject_alternative_names(names: list[str]) -> list[x509.GeneralName]:
-    general: list[x509.GeneralName] = []
-    for name in names:
-        try:
-            general.append(x509.IPAddress(ipaddress.ip_address(name)))
-        except ValueError:
-            general.append(x509.DNSName(name))
-    return general
-
-
-def issue_server_certificate(
-    ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, names: list[str]
-) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """Issue a TLS server certificate for ``names`` (DNS names or IP addresses)."""
-    if not names:
-        raise PkiError("The server certificate needs at least one name.")
-    key = ec.generate_private_key(_CURVE())
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=SERVER_VALID_DAYS))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(_subject_alternative_names(names)), False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .sign(ca_key, hashes.SHA384())
-    )
-    return key, cert
-
-
-def certificate_names(cert: x509.Certificate) -> list[str]:
-    """Return the DNS names and IP addresses a certificate covers, as strings."""
-    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    return [str(v) for v in san.get_values_for_type(x509.DNSName)] + [
-        str(v) for v in san.get_values_for_type(x509.IPAddress)
-    ]
-
-
-def is_signed_by(cert: x509.Certificate, ca_cert: x509.Certificate) -> bool:
-    """Return whether ``cert`` carries a valid signature of the CA ``ca_cert``."""
-    try:
-        cert.verify_directly_issued_by(ca_cert)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
 
 
 def generate_centre_key() -> ec.EllipticCurvePrivateKey:
@@ -231,26 +196,18 @@ def key_pair_matches(
 
 
 def write_secret(path: Path, data: bytes, *, overwrite: bool = False) -> None:
-    """Write a private key readable by its owner only (mode 0600).
-
-    Raises :class:`PkiError` if the file exists and ``overwrite`` is false.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+    """Write a private key: mode 0600 from its first byte, atomically (see
+    :mod:`server.keyfiles`). Raises :class:`PkiError` if it exists and ``overwrite`` is
+    false."""
     try:
-        fd = os.open(path, flags, 0o600)
-    except FileExistsError as err:
+        keyfiles.write_private(path, data, overwrite=overwrite)
+    except keyfiles.KeyFileExistsError as err:
         raise PkiError(f"{path} exists already; pass --force to replace it.") from err
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(path, 0o600)  # O_CREAT's mode is masked by the umask; an existing file keeps its own
 
 
 def write_public(path: Path, data: bytes) -> None:
-    """Write a certificate or public key (mode 0644)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    os.chmod(path, 0o644)
+    """Write a certificate or public key (mode 0644), atomically."""
+    keyfiles.write_public(path, data)
 
 
 def _pem(cert: x509.Certificate) -> bytes:
@@ -265,20 +222,67 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def load_ca(paths: PkiPaths) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """Read the CA of a PKI folder, or raise :class:`PkiError` if it is missing."""
-    if not (paths.ca_key.is_file() and paths.ca_certificate.is_file()):
-        raise PkiError(f"No CA in {paths.root}; run `perseverance-server pki init` first.")
-    key = serialization.load_pem_private_key(paths.ca_key.read_bytes(), password=None)
+def _load_ca(certificate: Path, key_path: Path, what: str) -> tuple[
+    ec.EllipticCurvePrivateKey, x509.Certificate
+]:
+    if not (key_path.is_file() and certificate.is_file()):
+        raise PkiError(f"No {what} key in {key_path.parent} ({key_path.name}); run "
+                       "`perseverance-server pki init` where the CA keys are kept.")
+    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise PkiError(f"{paths.ca_key} is not an EC private key.")
-    return key, x509.load_pem_x509_certificate(paths.ca_certificate.read_bytes())
+        raise PkiError(f"{key_path} is not an EC private key.")
+    return key, x509.load_pem_x509_certificate(certificate.read_bytes())
+
+
+def load_ca(paths: PkiPaths) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """Read the federation's CA of a PKI folder, or raise :class:`PkiError`."""
+    return _load_ca(paths.ca_certificate, paths.ca_key, "CA")
+
+
+def load_operator_ca(paths: PkiPaths) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """Read the operator CA of a PKI folder, or raise :class:`PkiError`."""
+    return _load_ca(paths.operator_ca_certificate, paths.operator_ca_key, "operator CA")
+
+
+def _new_ca(certificate: Path, key_path: Path, common_name: str, *, force: bool) -> None:
+    if not force and certificate.exists() and not key_path.exists():
+        raise PkiError(
+            f"{certificate} exists but its key {key_path} is not here (kept offline?); put "
+            "the key back, or pass --force to create a new CA."
+        )
+    key, cert = generate_ca(common_name)
+    write_secret(key_path, _key_pem(key), overwrite=force)
+    write_public(certificate, _pem(cert))
+
+
+def _server_pair(paths: PkiPaths, which: str) -> tuple[Path, Path]:
+    if which == "superlink":
+        return paths.superlink_certificate, paths.superlink_key
+    return paths.proxy_certificate, paths.proxy_key
+
+
+def _issue_server(paths: PkiPaths, which: str, names: list[str]) -> None:
+    """Issue a new key pair and certificate for ``which`` (``superlink`` or ``proxy``);
+    the key is written first, so a crash in between leaves a pair that fails loudly."""
+    ca_key, ca_cert = load_ca(paths)
+    certificate, key_path = _server_pair(paths, which)
+    try:
+        key, cert = issue_server_certificate(ca_key, ca_cert, names)
+    except CertificateError as err:
+        raise PkiError(str(err)) from err
+    write_secret(key_path, _key_pem(key), overwrite=True)
+    write_public(certificate, _pem(cert))
+
+
+def _names(which: str, extra: list[str] | None) -> list[str]:
+    base = SUPERLINK_NAMES if which == "superlink" else PROXY_NAMES
+    return list(dict.fromkeys([*base, *(extra or [])]))
 
 
 def init_pki(root: Path, extra_names: list[str] | None = None, *, force: bool = False) -> PkiPaths:
-    """Create the CA and the server certificate in ``root``.
+    """Create the two CAs and the SuperLink's and proxy's certificates in ``root``.
 
-    Existing material is kept: with ``force`` false, an existing CA is reused and an
+    Existing material is kept: with ``force`` false, existing CAs are reused and an
     existing server certificate is kept if it already covers every requested name.
 
     Parameters
@@ -286,10 +290,10 @@ def init_pki(root: Path, extra_names: list[str] | None = None, *, force: bool = 
     root : Path
         The PKI folder (created if needed).
     extra_names : list[str] | None
-        DNS names or IP addresses the server certificate must cover on top of
-        ``DEFAULT_SERVER_NAMES`` (e.g. the public name of the ministry's proxy).
+        DNS names or IP addresses the proxy's certificate must cover on top of
+        ``PROXY_NAMES`` (e.g. the public name of the ministry's proxy).
     force : bool
-        Replace the CA and the server key and certificate.
+        Replace both CAs and the servers' keys and certificates.
 
     Returns
     -------
@@ -297,29 +301,43 @@ def init_pki(root: Path, extra_names: list[str] | None = None, *, force: bool = 
         The paths of the PKI folder.
     """
     paths = PkiPaths(root)
-    names = list(dict.fromkeys([*DEFAULT_SERVER_NAMES, *(extra_names or [])]))
-    if not force and paths.ca_certificate.exists() and not paths.ca_key.exists():
-        raise PkiError(
-            f"{paths.ca_certificate} exists but its key {paths.ca_key} is not here (kept "
-            "offline?); put the key back, or pass --force to create a new CA."
-        )
     if force or not paths.ca_key.exists():
-        ca_key, ca_cert = generate_ca()
-        write_secret(paths.ca_key, _key_pem(ca_key), overwrite=force)
-        write_public(paths.ca_certificate, _pem(ca_cert))
-        force = True  # a new CA invalidates the old server certificate
-    ca_key, ca_cert = load_ca(paths)
-    if not force and paths.server_certificate.exists() and paths.server_key.exists():
-        current = x509.load_pem_x509_certificate(paths.server_certificate.read_bytes())
-        if set(names) <= set(certificate_names(current)) and is_signed_by(current, ca_cert):
-            return paths
-        raise PkiError(
-            f"{paths.server_certificate} does not cover {sorted(set(names))} or is not signed "
-            "by this CA; pass --force to issue a new one."
-        )
-    server_key, server_cert = issue_server_certificate(ca_key, ca_cert, names)
-    write_secret(paths.server_key, _key_pem(server_key), overwrite=True)
-    write_public(paths.server_certificate, _pem(server_cert))
+        _new_ca(paths.ca_certificate, paths.ca_key, "Perseverance federation CA", force=force)
+        force = True  # a new CA invalidates the old server certificates
+    if force or not paths.operator_ca_certificate.exists():
+        _new_ca(paths.operator_ca_certificate, paths.operator_ca_key,
+                "Perseverance operator CA", force=True)
+    _, ca_cert = load_ca(paths)
+    for which, extra in (("superlink", None), ("proxy", extra_names)):
+        certificate, key_path = _server_pair(paths, which)
+        names = _names(which, extra)
+        if not force and certificate.exists() and key_path.exists():
+            current = x509.load_pem_x509_certificate(certificate.read_bytes())
+            if set(names) <= set(certificate_names(current)) and is_signed_by(current, ca_cert):
+                continue
+            raise PkiError(
+                f"{certificate} does not cover {sorted(set(names))} or is not signed by this "
+                "CA; pass --force to issue a new one, or run `pki renew-server --name ...`."
+            )
+        _issue_server(paths, which, names)
+    return paths
+
+
+def renew_server(root: Path, extra_names: list[str] | None = None) -> PkiPaths:
+    """Issue new key pairs and certificates for the SuperLink and the proxy.
+
+    The proxy's certificate keeps the names of the one it replaces, plus
+    ``extra_names``. The running programs read their keys at start: restart the
+    SuperLink and reload nginx afterwards.
+    """
+    paths = PkiPaths(root)
+    load_ca(paths)  # fail before touching anything if the CA key is not here
+    proxy_names = list(extra_names or [])
+    if paths.proxy_certificate.is_file():
+        current = x509.load_pem_x509_certificate(paths.proxy_certificate.read_bytes())
+        proxy_names = [*certificate_names(current), *proxy_names]
+    _issue_server(paths, "superlink", _names("superlink", None))
+    _issue_server(paths, "proxy", _names("proxy", proxy_names))
     return paths
 
 
@@ -333,4 +351,19 @@ def add_centre(root: Path, name: str, *, force: bool = False) -> PkiPaths:
     key = generate_centre_key()
     write_secret(paths.centre_private_key(name), private_key_to_openssh(key), overwrite=force)
     write_public(paths.centre_public_key(name), public_key_to_openssh(key.public_key(), name))
+    return paths
+
+
+def add_operator(root: Path, name: str, *, force: bool = False) -> PkiPaths:
+    """Issue an operator's client certificate and key in ``root/operators/<name>/``.
+
+    The certificate is signed by the operator CA: nginx's operator listener accepts it.
+    An existing key is never replaced unless ``force`` is true; raises :class:`PkiError`.
+    """
+    check_centre_name(name)  # same rule: it is a file name and a certificate's name
+    paths = PkiPaths(root)
+    ca_key, ca_cert = load_operator_ca(paths)
+    key, cert = issue_client_certificate(ca_key, ca_cert, name)
+    write_secret(paths.operator_key(name), _key_pem(key), overwrite=force)
+    write_public(paths.operator_certificate(name), _pem(cert))
     return paths

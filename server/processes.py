@@ -183,7 +183,9 @@ class ProcessGroup:
         return [p.pid for p in self.processes]
 
     def stop(self, process: ManagedProcess, grace: float = STOP_GRACE_SECONDS) -> None:
-        """Stop one program and its children: SIGTERM to its group, SIGKILL after ``grace``."""
+        """Stop one program and its children: SIGTERM to its group, SIGKILL after ``grace``.
+        Its end is then expected (:meth:`check_alive` does not report it)."""
+        process.expect_exit = True
         _stop_groups([process], grace)
 
     def stop_all(self, grace: float = STOP_GRACE_SECONDS) -> None:

@@ -28,6 +28,7 @@ TEMPLATE_VARIABLES: tuple[str, ...] = (
     "TLS_CERTIFICATE",
     "TLS_CERTIFICATE_KEY",
     "TLS_CA_CERTIFICATE",
+    "OPERATOR_CA_CERTIFICATE",
 )
 _PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
@@ -49,8 +50,10 @@ class ProxySettings:
     superlink_tls_name : str
         DNS name the proxy checks in the SuperLink's certificate (not an IP address).
     certificate, certificate_key, ca_certificate : Path
-        The server certificate and key the proxy presents, and the CA that signed the
-        SuperLink's certificate.
+        The proxy's own certificate and key, and the CA that signed the SuperLink's
+        certificate.
+    operator_ca_certificate : Path
+        The operator CA: the operator listener accepts only client certificates it signed.
     """
 
     centres_listen: str
@@ -60,6 +63,7 @@ class ProxySettings:
     certificate: Path
     certificate_key: Path
     ca_certificate: Path
+    operator_ca_certificate: Path
 
     def as_variables(self) -> dict[str, str]:
         """Return the values keyed by the template's placeholder names."""
@@ -71,6 +75,7 @@ class ProxySettings:
             "TLS_CERTIFICATE": str(self.certificate),
             "TLS_CERTIFICATE_KEY": str(self.certificate_key),
             "TLS_CA_CERTIFICATE": str(self.ca_certificate),
+            "OPERATOR_CA_CERTIFICATE": str(self.operator_ca_certificate),
         }
 
 

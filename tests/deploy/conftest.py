@@ -24,12 +24,12 @@ def nginx() -> str:
 
 @pytest.fixture(scope="module")
 def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> pki.PkiPaths:
-    """A PKI with a CA, the server certificate and two centres' key pairs."""
-    root = tmp_path_factory.mktemp("pki")
-    paths = pki.init_pki(root)
-    for centre in ("css-registered", "css-stranger"):
-        pki.add_centre(root, centre)
-    return paths
+    """A PKI with both CAs, the servers' certificates, the loopback operator's
+    certificate and three centres' key pairs."""
+    from server.devfed import prepare_pki
+
+    return prepare_pki(tmp_path_factory.mktemp("pki"),
+                       ["css-registered", "css-stranger", "css-revoked"])
 
 
 def processes_mentioning(marker: str) -> list[str]:

@@ -70,3 +70,23 @@ def test_help_documents_the_exit_codes() -> None:
     result = runner.invoke(app, ["--help"])
 
     assert "3 PKI" in result.output and "130 interrupted" in result.output
+
+
+def test_pki_add_operator_renew_server_and_revoke_an_unknown_centre(tmp_path: Path) -> None:
+    runner.invoke(app, ["pki", "init", "--dir", str(tmp_path)])
+    proxy_key = (tmp_path / "proxy.key").read_bytes()
+
+    added = runner.invoke(app, ["pki", "add-operator", "jdoe", "--dir", str(tmp_path)])
+    renewed = runner.invoke(app, ["pki", "renew-server", "--dir", str(tmp_path)])
+    revoked = runner.invoke(app, ["pki", "revoke-centre", "css-x", "--dir", str(tmp_path)])
+
+    assert added.exit_code == 0 and (tmp_path / "operators" / "jdoe" / "jdoe.crt").is_file()
+    assert renewed.exit_code == 0 and (tmp_path / "proxy.key").read_bytes() != proxy_key
+    assert revoked.exit_code == EXIT_ENROLMENT and "not enrolled" in revoked.output
+
+
+def test_operator_tunnel_without_credentials_exits_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["operator-tunnel", "--proxy", "127.0.0.1:1",
+                                 "--dir", str(tmp_path)])
+
+    assert result.exit_code == 2 and "--operator" in result.output

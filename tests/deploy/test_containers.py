@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from server import deployment, proxy
-from server.pki import DEFAULT_SERVER_NAMES, PkiPaths
+from server.pki import SUPERLINK_NAMES, PkiPaths
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 OFFLINE = {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1",
@@ -108,6 +108,43 @@ def test_centre_data_are_read_only_and_the_ledger_is_a_volume() -> None:
     assert not any("/data" in v for v in centre["services"]["supernode"]["volumes"])
 
 
+def _mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
+    """(host side, container side) of a service's bind mounts (named volumes left out)."""
+    pairs = [re.fullmatch(r"(.*):(/[^:]*)(?::ro)?", v) for v in service.get("volumes", [])]
+    found = [(m.group(1), m.group(2)) for m in pairs if m is not None]
+    return [(host, inside) for host, inside in found if "/" in host or host.startswith("$")]
+
+
+def test_no_container_gets_a_ca_key_the_pki_folder_or_another_service_s_key() -> None:
+    own_key = {"superlink": "/superlink.key", "proxy": "/proxy.key",
+               "operator": "/operator.key"}
+    for side in ("ministry", "centre"):
+        for name, service in _services(side).items():
+            for host, _inside in _mounts(service):
+                assert "ca.key" not in host and "operator-ca.key" not in host, (name, host)
+                assert not host.rstrip("/").endswith(("pki", "PKI_DIR:-./pki}")), (name, host)
+                if host.endswith(".key"):
+                    expected = own_key.get(name, "/centre.key")
+                    assert host.endswith(expected) or name == "operator", (name, host)
+    ministry = _services("ministry")
+    superlink_keys = [h for h, _ in _mounts(ministry["superlink"]) if h.endswith(".key")]
+    proxy_keys = [h for h, _ in _mounts(ministry["proxy"]) if h.endswith(".key")]
+    assert superlink_keys == ["${PKI_DIR:-./pki}/superlink.key"]
+    assert proxy_keys == ["${PKI_DIR:-./pki}/proxy.key"]
+    assert ministry["proxy"]["environment"]["TLS_CERTIFICATE_KEY"] == "/pki/proxy.key"
+
+
+def test_the_operator_tools_reach_the_control_api_through_the_tunnel() -> None:
+    operator = _services("ministry")["operator"]
+    entrypoint = operator["entrypoint"]
+
+    assert entrypoint[:2] == ["perseverance-server", "operator-tunnel"]
+    assert entrypoint[entrypoint.index("--proxy") + 1] == "proxy:9443"
+    assert entrypoint[-1] == "--"
+    inside = dict((b, a) for a, b in _mounts(operator))
+    assert {"/credentials/operator.crt", "/credentials/operator.key", "/pki/ca.crt"} <= set(inside)
+
+
 def test_the_operator_listener_is_not_published_on_every_interface() -> None:
     ministry = _compose("ministry")
     ports = ministry["services"]["proxy"]["ports"]
@@ -126,7 +163,7 @@ def test_proxy_container_and_launcher_fill_the_same_placeholders() -> None:
     assert listed is not None
     assert re.findall(r"\$\{(\w+)\}", listed.group(1)) == list(proxy.TEMPLATE_VARIABLES)
     assert set(environment) == set(proxy.TEMPLATE_VARIABLES)
-    assert environment["SUPERLINK_TLS_NAME"] in DEFAULT_SERVER_NAMES
+    assert environment["SUPERLINK_TLS_NAME"] in SUPERLINK_NAMES
     assert environment["SUPERLINK_ADDRESS"] == "superlink:8000"
     assert "COPY deploy/nginx/perseverance.conf.template" in (
         DEPLOY / "ministry" / "proxy.Dockerfile").read_text()
@@ -135,8 +172,8 @@ def test_proxy_container_and_launcher_fill_the_same_placeholders() -> None:
 @pytest.mark.skipif(shutil.which("envsubst") is None, reason="envsubst (gettext-base) missing")
 def test_envsubst_renders_the_template_like_the_launcher() -> None:
     settings = proxy.ProxySettings("8443", "9443", "superlink:8000", "superlink",
-                                   Path("/pki/server.crt"), Path("/pki/server.key"),
-                                   Path("/pki/ca.crt"))
+                                   Path("/pki/proxy.crt"), Path("/pki/proxy.key"),
+                                   Path("/pki/ca.crt"), Path("/pki/operator-ca.crt"))
     entrypoint = (DEPLOY / "ministry" / "proxy-entrypoint.sh").read_text()
     listed = re.search(r"VARIABLES='([^']*)'", entrypoint)
     assert listed is not None

@@ -78,10 +78,115 @@ def test_init_writes_private_keys_owner_only_and_reuses_the_ca(tmp_path: Path) -
 
     pki.init_pki(tmp_path, ["fl.meq.example"])
 
-    assert _mode(paths.ca_key) == 0o600 and _mode(paths.server_key) == 0o600
+    for key in (paths.ca_key, paths.operator_ca_key, paths.superlink_key, paths.proxy_key):
+        assert _mode(key) == 0o600, key
     assert paths.ca_certificate.read_bytes() == ca_before
-    cert = x509.load_pem_x509_certificate(paths.server_certificate.read_bytes())
-    assert {"localhost", "127.0.0.1", "fl.meq.example"} <= set(pki.certificate_names(cert))
+    cert = x509.load_pem_x509_certificate(paths.proxy_certificate.read_bytes())
+    assert {"proxy", "localhost", "127.0.0.1", "fl.meq.example"} <= set(
+        pki.certificate_names(cert))
+
+
+def test_superlink_and_proxy_have_their_own_key_pairs(tmp_path: Path) -> None:
+    paths = pki.init_pki(tmp_path, ["fl.meq.example"])
+    superlink = x509.load_pem_x509_certificate(paths.superlink_certificate.read_bytes())
+    proxy = x509.load_pem_x509_certificate(paths.proxy_certificate.read_bytes())
+    _, ca = pki.load_ca(paths)
+
+    assert superlink.public_key() != proxy.public_key()
+    assert paths.superlink_key.read_bytes() != paths.proxy_key.read_bytes()
+    assert pki.is_signed_by(superlink, ca) and pki.is_signed_by(proxy, ca)
+    assert "superlink" in pki.certificate_names(superlink)
+    assert "fl.meq.example" not in pki.certificate_names(superlink)
+
+
+def test_private_keys_are_created_owner_only_before_any_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    opened: list[tuple[str, int, int]] = []
+    real_open = os.open
+
+    def recording_open(path, flags, mode=0o777, *args, **kwargs):  # type: ignore[no-untyped-def]
+        opened.append((str(path), flags, mode))
+        return real_open(path, flags, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", recording_open)
+    old_umask = os.umask(0)  # the most permissive umask: the mode must still be 0600
+    try:
+        paths = pki.add_centre(tmp_path, "css-a")
+    finally:
+        os.umask(old_umask)
+
+    key_opens = [(f, m) for path, f, m in opened if path.endswith(".tmp") and "css-a.key" in path]
+    assert key_opens, opened
+    flags, mode = key_opens[0]
+    assert flags & os.O_CREAT and flags & os.O_EXCL and mode == 0o600
+    assert _mode(paths.centre_private_key("css-a")) == 0o600
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_replaced_keys_are_0600_whatever_the_old_file_was(tmp_path: Path) -> None:
+    paths = pki.init_pki(tmp_path)
+    pki.add_centre(tmp_path, "css-a")
+    for key in (paths.superlink_key, paths.proxy_key, paths.centre_private_key("css-a")):
+        key.chmod(0o644)
+
+    pki.init_pki(tmp_path, force=True)
+    pki.add_centre(tmp_path, "css-a", force=True)
+    assert _mode(paths.superlink_key) == _mode(paths.proxy_key) == 0o600
+    assert _mode(paths.centre_private_key("css-a")) == 0o600
+    paths.proxy_key.chmod(0o644)
+    pki.renew_server(tmp_path)
+    assert _mode(paths.proxy_key) == 0o600
+
+
+def test_renew_server_issues_new_keys_and_keeps_the_names_and_the_ca(tmp_path: Path) -> None:
+    paths = pki.init_pki(tmp_path, ["fl.meq.example"])
+    ca, old_proxy = paths.ca_certificate.read_bytes(), paths.proxy_key.read_bytes()
+    old_superlink = paths.superlink_key.read_bytes()
+
+    pki.renew_server(tmp_path, ["10.20.30.40"])
+
+    proxy = x509.load_pem_x509_certificate(paths.proxy_certificate.read_bytes())
+    assert paths.ca_certificate.read_bytes() == ca
+    assert paths.proxy_key.read_bytes() != old_proxy
+    assert paths.superlink_key.read_bytes() != old_superlink
+    assert {"proxy", "fl.meq.example", "10.20.30.40"} <= set(pki.certificate_names(proxy))
+    assert pki.is_signed_by(proxy, pki.load_ca(paths)[1])
+    paths.ca_key.unlink()
+    with pytest.raises(pki.PkiError, match="No CA key"):
+        pki.renew_server(tmp_path)
+
+
+def test_an_operator_certificate_is_a_client_certificate_of_the_operator_ca(
+    tmp_path: Path,
+) -> None:
+    paths = pki.init_pki(tmp_path)
+    pki.add_operator(tmp_path, "jdoe")
+    cert = x509.load_pem_x509_certificate(paths.operator_certificate("jdoe").read_bytes())
+
+    usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert pki.is_signed_by(cert, pki.load_operator_ca(paths)[1])
+    assert not pki.is_signed_by(cert, pki.load_ca(paths)[1])
+    assert _mode(paths.operator_key("jdoe")) == 0o600
+    with pytest.raises(pki.PkiError, match="exists already"):
+        pki.add_operator(tmp_path, "jdoe")
+
+
+def test_the_operator_ca_kept_offline_is_kept_and_needed_to_add_an_operator(
+    tmp_path: Path,
+) -> None:
+    paths = pki.init_pki(tmp_path)
+    operator_ca = paths.operator_ca_certificate.read_bytes()
+    paths.operator_ca_key.rename(tmp_path / "offline.key")
+
+    pki.init_pki(tmp_path)
+
+    assert paths.operator_ca_certificate.read_bytes() == operator_ca
+    with pytest.raises(pki.PkiError, match="No operator CA key"):
+        pki.add_operator(tmp_path, "jdoe")
 
 
 def test_init_refuses_a_new_name_without_force(tmp_path: Path) -> None:
@@ -90,7 +195,7 @@ def test_init_refuses_a_new_name_without_force(tmp_path: Path) -> None:
     with pytest.raises(pki.PkiError, match="--force"):
         pki.init_pki(tmp_path, ["new.example"])
     paths = pki.init_pki(tmp_path, ["new.example"], force=True)
-    cert = x509.load_pem_x509_certificate(paths.server_certificate.read_bytes())
+    cert = x509.load_pem_x509_certificate(paths.proxy_certificate.read_bytes())
     assert "new.example" in pki.certificate_names(cert)
 
 

@@ -18,9 +18,10 @@ def _settings(pki_dir: PkiPaths) -> proxy.ProxySettings:
         operator_listen="127.0.0.1:18444",
         superlink_address="127.0.0.1:18000",
         superlink_tls_name="localhost",
-        certificate=pki_dir.server_certificate,
-        certificate_key=pki_dir.server_key,
+        certificate=pki_dir.proxy_certificate,
+        certificate_key=pki_dir.proxy_key,
         ca_certificate=pki_dir.ca_certificate,
+        operator_ca_certificate=pki_dir.operator_ca_certificate,
     )
 
 
@@ -51,6 +52,17 @@ def test_centres_listener_routes_only_fleet_and_health(pki_dir: PkiPaths) -> Non
     assert "/v1/control" not in centres.split("location /v1/fleet/")[1]
     assert "/v1/runtime" not in proxy.render_site(_settings(pki_dir)).split("upstream")[1]
     assert "/v1/control/" in operator and "/v1/fleet" not in operator
+
+
+def test_only_the_operator_listener_demands_an_operator_certificate(pki_dir: PkiPaths) -> None:
+    centres, operator = _server_blocks(proxy.render_site(_settings(pki_dir)))
+
+    assert "ssl_verify_client on;" in operator
+    assert f"ssl_client_certificate {pki_dir.operator_ca_certificate};" in operator
+    assert "ssl_verify_client" not in centres and "ssl_client_certificate" not in centres
+    # Each listener shows the proxy's own certificate, never the SuperLink's.
+    assert str(pki_dir.superlink_key) not in centres + operator
+    assert centres.count(f"ssl_certificate_key {pki_dir.proxy_key};") == 1
 
 
 def test_unknown_placeholders_are_refused(pki_dir: PkiPaths) -> None:
