@@ -43,6 +43,8 @@ from common.protocol import Reason, Reply
 PLAN_FOLDER = "run-plans"
 #: The released size is rounded to this many records: one more student rarely moves it.
 SIZE_GRID = 10
+#: Fewest DP-SGD steps per epoch: a sampling rate of 1/2 at most.
+MIN_STEPS_PER_EPOCH = 2
 #: Relative slack over a budget: the calibration's own tolerance, nothing more.
 BUDGET_SLACK = 1e-3
 
@@ -90,15 +92,18 @@ def plan_for(public_size: int, config: RunConfig, floor: PrivacyFloor) -> RunPla
     configuration and the centre's floor."""
     sampling = SamplingPlan(public_size, choose_batch_size(public_size,
                                                            config.training.batch_size))
-    steps_per_round = config.local_epochs * sampling.steps_per_epoch
+    # Never one step per epoch (every record in every batch, no amplification), also
+    # when the released size of a small centre came out low.
+    steps_per_epoch = max(MIN_STEPS_PER_EPOCH, sampling.steps_per_epoch)
+    batch_size = max(1, round(public_size / steps_per_epoch))
+    steps_per_round = config.local_epochs * steps_per_epoch
     delta = floor.delta_for(config)
     sigma = 0.0
     if config.privacy.dp:
-        sigma = calibrate_training_noise(config.privacy.epsilon, delta, sampling.sample_rate,
+        sigma = calibrate_training_noise(config.privacy.epsilon, delta, 1.0 / steps_per_epoch,
                                          config.rounds * steps_per_round, 1,
                                          config.privacy.accountant)
-    return RunPlan(public_size, sampling.batch_size, sampling.steps_per_epoch,
-                   steps_per_round, sigma, delta)
+    return RunPlan(public_size, batch_size, steps_per_epoch, steps_per_round, sigma, delta)
 
 
 def _plan_path(state_dir: Path, run_name: str) -> Path:

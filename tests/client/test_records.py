@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 
 from client.cli import app
 from client.ledger import LEDGER_FILE, PrivacyLedger
-from client.records import HEAD_KEYS, records_head
+from client.records import records_head
 from common.audit_trail import AuditTrail, read_trail
+from common.protocol import HEAD_KEYS
 from server.audit_log import KEY_ENV, ServerAudit
 
 DELTA = 1e-6

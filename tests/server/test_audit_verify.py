@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 
 from client.app import app as client_app
 from client.ledger import LEDGER_FILE
-from client.records import records_head
+from common.audit_trail import read_trail
 from common.config import RunConfig
-from server.audit_log import KEY_ENV, ServerAudit
+from server.audit_log import KEY_ENV
 from server.cli import app
 from server.federation import run_federation
 from simulations.direct_grid import DirectGrid
@@ -61,19 +61,19 @@ def test_a_real_federation_s_records_verify_then_a_cut_tail_is_named(tmp_path: P
                                   "run_dir": str(run), "data_dir": str(data),
                                   "min_centres_wait": 0.3})
     run_federation(DirectGrid(client_app, 3, dict(config.to_flat()), 1), config)
-    # What every reply will carry once replies are wired (client.records.records_head).
-    for node in range(3):
-        ServerAudit(run).event("centre_records", node=node, round=2, phase="evaluate",
-                               **records_head(run / "state" / f"centre-{node}", DELTA))
+    # Every reply carried its centre's records head; the ministry wrote it down.
+    anchors = [e for e in read_trail(run / "audit.jsonl") if e["event"] == "centre_records"]
+    assert {e["phase"] for e in anchors} == {"train", "evaluate"}
+    assert {e["round"] for e in anchors} == {1, 2}
 
     code, out, err = verify(run)
     assert (code, err) == (0, ""), err
-    assert "1 ministry anchors checked" in out and "Records intact" in out
+    assert f"{len(anchors)} centre anchors" in out and "Records intact" in out
     log = run / "state" / "centre-1" / "audit.jsonl"
     lines = log.read_text().splitlines()
     log.write_text("\n".join(lines[:-3]) + "\n")
     code, _, err = verify(run)
-    assert code == 4 and f"{log}, line {len(lines)}: missing" in err
+    assert code == 4 and str(log) in err and "lines were deleted" in err
 
 
 def test_intact_run_folder_exits_0(run_dir: Path) -> None:
