@@ -21,6 +21,7 @@ import pandas as pd
 from client.scoring import LEVELS, ScoredStudents
 from client.support_wording import TEXT, describe_factor
 from common import pages
+from common.csv_output import write_csv
 from common.schema import PREDICTORS
 
 CSV_NAME = "support-priorities.csv"
@@ -79,7 +80,7 @@ def write_support_report(
     """Write the CSV and the HTML page into ``out_dir``; returns both paths."""
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     csv_path, html_path = out_dir / CSV_NAME, out_dir / HTML_NAME
-    _write_private(csv_path, table.to_csv(index=False))
+    write_csv(csv_path, table, mode=FILE_MODE)  # formula cells neutralised, atomic
     _write_private(html_path, render_html(table, scored, lang, model_fingerprint))
     return csv_path, html_path
 

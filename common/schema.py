@@ -9,6 +9,7 @@ else may define a column. Change ``SCHEMA_VERSION`` with any change here.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -151,13 +152,87 @@ CONSENT = "consent"
 STUDENT_ID = "student_id"
 
 # Teacher and class data never enter the pipeline, whatever a policy says
-# (principle 6: never a tool to watch teachers).
-FORBIDDEN_PATTERN = re.compile(
-    r"^(teacher|enseignant|prof|class|classe|groupe|group)(_|$)|(^|_)(teacher|enseignant|class_id|classe|groupe_id)$",
-    re.IGNORECASE,
+# (principle 6: never a tool to watch teachers). The rule works on the *words* of a
+# column name, so that any spelling of it is caught: see ``column_words`` and
+# docs/DATA-INGESTION.md ("Teacher and class columns") for the rule and its exceptions.
+TEACHER_WORDS = frozenset({
+    "teacher", "teachers", "instructor", "instructors", "homeroom",
+    "enseignant", "enseignante", "enseignants", "enseignantes",
+    "prof", "profs", "professeur", "professeure", "professeurs", "professeures",
+    "titulaire", "titulaires", "instructeur", "instructrice", "maitre", "maitresse",
+})
+_GROUP_WORDS = frozenset({"group", "groups", "groupe", "groupes", "grp"})
+CLASS_WORDS = frozenset({"class", "classes", "classroom", "classrooms", "classe"}) | _GROUP_WORDS
+# A word that names teacher or class data is refused unless the name also holds one of
+# these qualifiers, which give it another, legitimate meaning: 'classe sociale' (social
+# class), 'classe d'accueil' (the welcoming programme, a student attribute), 'groupe
+# d'age', 'titulaire de l'autorite parentale' (the legal guardian), 'titulaire d'un
+# diplome'. Kept short on purpose: an unknown compound is refused (principle 6 first),
+# and a qualified name that also holds an identifier word ('classe_accueil_no': which
+# welcoming class) is refused too.
+LEGITIMATE_QUALIFIERS: dict[str, frozenset[str]] = {
+    "class": frozenset({"social", "sociale", "accueil", "welcome"}),
+    "group": frozenset({"age", "ages", "ethnic", "ethnique", "linguistique", "linguistic",
+                        "language", "langue", "income", "revenu", "sanguin", "blood"}),
+    "titulaire": frozenset({"autorite", "parentale", "parental", "parent", "parents",
+                            "diplome", "permis"}),
+}
+# Short words glued to a teacher or class word in names written without separators
+# ('teacherid', 'noclasse', 'nomprof'); any other glued text makes another word
+# ('classement', 'profil', 'professionnel', 'groupage' stay allowed).
+_AFFIXES = ("id", "no", "num", "numero", "nom", "name", "code", "cd", "nb")
+_FAMILY = {
+    **dict.fromkeys(CLASS_WORDS - _GROUP_WORDS, "class"),
+    **dict.fromkeys(_GROUP_WORDS, "group"),
+    **dict.fromkeys({"titulaire", "titulaires"}, "titulaire"),
+}
+_CAMEL = re.compile(  # between aB, at AbC's B, and between letters and digits
+    r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])"
 )
+_NOT_ALNUM = re.compile(r"[^0-9a-z]+")
+_ELISIONS = frozenset({"l", "d", "de", "du", "des", "la", "le", "les", "of", "the"})
+
+
+def column_words(column_name: str) -> tuple[str, ...]:
+    """The words of a column name: accents removed, camelCase and digits split, lower
+    case, any other character a separator, French elisions and articles dropped.
+
+    ``"Nom de l'enseignant"`` -> ``("nom", "enseignant")``; ``"TeacherID"`` ->
+    ``("teacher", "id")``; ``"Groupe-repère"`` -> ``("groupe", "repere")``.
+    """
+    text = unicodedata.normalize("NFKD", str(column_name))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = _CAMEL.sub(" ", text).lower()
+    return tuple(w for w in _NOT_ALNUM.split(text) if w and w not in _ELISIONS)
+
+
+def _forbidden_word(word: str) -> str | None:
+    """The teacher or class word ``word`` is, or is glued to an identifier affix of."""
+    words = TEACHER_WORDS | CLASS_WORDS
+    if word in words:
+        return word
+    for affix in _AFFIXES:
+        for stem in (word.removeprefix(affix), word.removesuffix(affix)):
+            if stem != word and stem in words:
+                return stem
+    return None
 
 
 def is_forbidden(column_name: str) -> bool:
-    """True for teacher or class columns, which are refused everywhere."""
-    return bool(FORBIDDEN_PATTERN.search(column_name.strip()))
+    """True for teacher or class columns, which are refused everywhere, in any spelling.
+
+    A name is refused when one of its words (``column_words``) is a teacher or class
+    word (``TEACHER_WORDS``, ``CLASS_WORDS``), alone or glued to an identifier affix
+    ('TeacherID', 'noclasse'), unless the name also holds one of that word's
+    ``LEGITIMATE_QUALIFIERS`` ('classe sociale', 'groupe d'age') and no identifier
+    word ('id', 'no', 'code', 'nom', ...).
+    """
+    words = column_words(column_name)
+    for word in words:
+        found = _forbidden_word(word)
+        if found is None:
+            continue
+        qualifiers = LEGITIMATE_QUALIFIERS.get(_FAMILY.get(found, ""), frozenset())
+        if found != word or set(_AFFIXES) & set(words) or not qualifiers & set(words):
+            return True
+    return False

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.csv_output import write_csv
 from simulations.centres import PROFILES, allocate_students, select_centres
 from simulations.students import centre_frame
 
@@ -117,7 +118,7 @@ def write_network(network: Network, out_dir: Path, fmt: str = "parquet") -> list
         if fmt == "parquet":
             frame.to_parquet(path, index=False)
         else:
-            frame.to_csv(path, index=False)
+            write_csv(path, frame)  # formula cells neutralised (common.csv_output)
         files.append(path)
     manifest = [asdict(info) for info in network.centres]
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",

@@ -20,6 +20,7 @@ from sklearn.metrics import roc_auc_score
 
 from client.site_policy import PrivacyFloor
 from common.config import ConfigError, RunConfig
+from common.csv_output import write_csv
 from common.model import read_model
 from common.workdirs import prepare_environment
 from server import run_folder
@@ -77,7 +78,7 @@ def prepare_data(scenario: Scenario, data_dir: Path) -> tuple[list[Path], int]:
         files = []
         for centre, frame in sorted(per_centre.items()):
             path = data_dir / f"{centre}.csv"
-            frame.to_csv(path, index=False)
+            write_csv(path, frame)  # formula cells neutralised (common.csv_output)
             files.append(path)
         shutil.copyfile(mapping, data_dir / "mapping.toml")
         return files, sum(len(f) for f in per_centre.values())

@@ -17,7 +17,10 @@ from client.ingest.report import QualityReport
 def render_error(console: Console, error: DataError, max_problems: int) -> None:
     """The one sentence first, then the details and the report when there is one."""
     console.print(str(error), style="bold red", soft_wrap=True)
-    for detail in getattr(error, "details", ()):
+    details = tuple(getattr(error, "details", ()))
+    if len(details) == 1 and details[0] in str(error):
+        details = ()  # the one problem is already the sentence: say it once
+    for detail in details:
         console.print(f"  - {detail}", soft_wrap=True)
     report = getattr(error, "report", None)
     if report is not None:

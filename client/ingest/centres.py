@@ -24,7 +24,7 @@ def split_by_centre(
     ``centre_column`` overrides the mapping's. Each frame is what that centre would
     export itself (index 0..n-1, so ``row_number()`` in the mapping restarts at 1);
     teacher and class columns are left out. Write a frame with
-    ``frame.to_csv(path, index=False)`` and validate it with the same mapping.
+    ``common.csv_output.write_csv(path, frame)`` and validate it with the same mapping.
     """
     mapping = load_mapping(Path(mapping_path))
     extract = read_extract(Path(path), mapping.hints)

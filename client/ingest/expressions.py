@@ -12,6 +12,7 @@ comparison with a missing grade gives a missing label, not false).
 from __future__ import annotations
 
 import ast
+import math
 import operator
 import re
 from collections.abc import Callable
@@ -25,6 +26,13 @@ from client.ingest.report import RowProblem
 from client.ingest.values import as_boolean, as_number, as_text, is_textual, text_of
 
 MAX_LENGTH = 1000
+# Bounds that keep parsing and evaluation finite and recursion-free for any text: a
+# real derived field nests a few levels (where(...) inside where(...)) and uses numbers
+# of a few digits. Deeper or larger is refused when the mapping is loaded.
+MAX_DEPTH = 100  # nodes inside each other (each unary minus, operator, call is one;
+# a + b + c nests one level per term, so a sum of 90 columns still passes)
+MAX_NODES = 400  # nodes in all
+MAX_MAGNITUDE = 1e15  # largest number literal (above it floats lose whole-number precision)
 # name: (min args, max args or None for any), what it does (for the docs and errors)
 FUNCTIONS: dict[str, tuple[int, int | None, str]] = {
     "where": (3, 3, "where(condition, a, b): a where the condition holds, else b"),
@@ -86,8 +94,34 @@ def parse_expression(text: str) -> Expression:
         tree = ast.parse(_BACKTICKS.sub(alias, text).strip(), mode="eval").body
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         raise ExpressionError("is not a valid expression") from exc
+    _check_size(tree)
     columns = frozenset(_check(tree, aliases))
     return Expression(text, tree, aliases, columns)
+
+
+def _check_size(tree: ast.expr) -> None:
+    """Refuse trees too deep or too large to evaluate, and out-of-range numbers; walked
+    iteratively, so that the check itself cannot exhaust the stack."""
+    stack: list[tuple[ast.AST, int]] = [(tree, 1)]
+    nodes = 0
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if depth > MAX_DEPTH:
+            raise ExpressionError(f"nests operations more than {MAX_DEPTH} deep")
+        if nodes > MAX_NODES:
+            raise ExpressionError(f"has more than {MAX_NODES} parts; split it or simplify it")
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+            value = node.value  # abs() first: math.isfinite overflows on a huge int
+            if abs(value) > MAX_MAGNITUDE or not math.isfinite(value):
+                raise ExpressionError(
+                    f"uses a number beyond {MAX_MAGNITUDE:.0e} in size, which no column needs"
+                )
+        stack.extend(
+            (child, depth + 1)
+            for child in ast.iter_child_nodes(node)
+            if not isinstance(child, ast.expr_context)
+        )
 
 
 def _check(node: ast.AST, aliases: dict[str, str]) -> set[str]:
@@ -158,8 +192,11 @@ def evaluate(
     if missing:
         raise ExpressionError(f"reads the column {missing[0]!r}, which the file does not have")
     evaluator = _Evaluator(frame, expression, decimal)
-    with np.errstate(all="ignore"):
-        value = evaluator.visit(expression.tree)
+    try:
+        with np.errstate(all="ignore"):
+            value = evaluator.visit(expression.tree)
+    except (RecursionError, OverflowError, MemoryError) as exc:  # bounded by parse_expression
+        raise ExpressionError("is too large to evaluate; simplify it") from exc
     return evaluator.series(value), evaluator.problems
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import codecs
 import difflib
-import tomllib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from client.ingest.errors import IngestError, quote
 from client.ingest.expressions import Expression, ExpressionError, evaluate, parse_expression
 from client.ingest.reading import DELIMITER_NAMES, Extract, SourceHints
 from client.ingest.report import RowProblem
+from client.ingest.toml_files import read_toml
 from client.ingest.values import as_number, as_text
 from common.schema import COLUMN_BY_NAME, COLUMNS, LABEL, Kind, Role, is_forbidden
 
@@ -78,22 +79,18 @@ class MappedExtract:
 
 def load_mapping(path: Path) -> Mapping:
     """Read and check a mapping; every problem is listed before ``IngestError`` is raised."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError as exc:
-        raise IngestError(f"The mapping file {path} does not exist; check the path given.") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise IngestError(f"The mapping file {path} cannot be read; check the path.") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise IngestError(
-            f"The mapping file {path} is not valid TOML ({exc}); correct it and validate again."
-        ) from exc
+    raw = read_toml(path, "The mapping file", "correct it and validate again")
     problems: list[str] = []
     problems += [f"unknown key {quote(k)}" for k in sorted(set(raw) - _TOP_KEYS)]
     hints = _hints(raw.get("source", {}), problems)
     centre_column = raw.get("centre_column")
     if centre_column is not None and not isinstance(centre_column, str):
         problems.append("centre_column must be the name of a column")
+    elif centre_column is not None and is_forbidden(centre_column):
+        problems.append(
+            f"centre_column names the teacher or class column {quote(centre_column)}, "
+            "which is refused whatever the policy says"
+        )
     passthrough = raw.get("passthrough", True)
     if not isinstance(passthrough, bool):
         problems.append("passthrough must be true or false")
@@ -200,8 +197,11 @@ def _rule(target: str, spec: Any, problems: list[str]) -> ColumnRule | None:
     if "scale" in spec or "offset" in spec:
         if column.kind is not Kind.NUMERIC:
             problems.append(f"{where}: scale and offset apply to numeric columns only")
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (scale, offset)):
-            problems.append(f"{where}: scale and offset must be numbers")
+        if not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in (scale, offset)
+        ):
+            problems.append(f"{where}: scale and offset must be finite numbers")
             scale, offset = 1.0, 0.0
     if "value" in spec and (missing or recode or "scale" in spec or "offset" in spec):
         problems.append(f"{where}: a constant value takes no missing, recode, scale or offset")
@@ -271,8 +271,9 @@ def _require_columns(
     column, target = absent[0]
     close = difflib.get_close_matches(column, [str(c) for c in raw.columns], n=1)
     hint = f" (closest: {quote(close[0])})" if close else ""
-    if len(raw.columns) == 1 and extract.file_format == "csv":
-        single = quote(raw.columns[0])
+    if len(extract.frame.columns) == 1 and extract.file_format == "csv":
+        # the file's own header: its one column may have been dropped as teacher/class data
+        single = quote(extract.frame.columns[0])
         hint = f" (the file was read as a single column {single}: check its delimiter)"
     raise IngestError(
         f"The file {extract.source} has no column {quote(column)}, which the mapping "

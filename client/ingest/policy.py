@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import pandas as pd
 
 from client.data import SitePolicy
 from client.ingest.errors import IngestError, quote
+from client.ingest.toml_files import read_toml
 from client.site_policy import PrivacyFloor
 from common.schema import AUDIT_ATTRIBUTES, PREDICTORS, is_forbidden
 
@@ -31,16 +31,7 @@ POLICY_KEYS = (*POLICY_FIELDS, "privacy", *POLICY_SECTIONS)
 
 def load_policy(path: Path) -> SitePolicy:
     """Read and check a site policy TOML file; raise ``IngestError`` listing every problem."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError as exc:
-        raise IngestError(f"The site policy {path} does not exist; check the path given.") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise IngestError(f"The site policy {path} cannot be read; check the path.") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise IngestError(
-            f"The site policy {path} is not valid TOML ({exc}); correct it and run again."
-        ) from exc
+    raw = read_toml(path, "The site policy", "correct it and run again")
     problems = [
         f"unknown key {quote(key)} (known keys: {', '.join(POLICY_KEYS)})"
         for key in sorted(set(raw) - set(POLICY_KEYS))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,11 @@ DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 # Cells read as missing (case as written); anything else is a value to validate.
 NA_SPELLINGS = ("", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "#N/A")
 _SNIFF_CHARS = 65_536
+_SCAN_CHUNK = 1_048_576
+# Largest extract read: about four times a 10-school-year extract of the largest centre
+# (CSS de Montreal, about 29,000 secondary students, 40 columns). Reading peaks at about
+# 2.5 times the file's size (docs/BENCHMARKS.md), validating at about 7 times.
+MAX_EXTRACT_BYTES = 500_000_000
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8-sig"),
@@ -55,25 +59,35 @@ class Extract:
 
 
 def read_extract(path: Path, hints: SourceHints | None = None) -> Extract:
-    """Read a CSV or Parquet extract; raise ``IngestError`` for anything unreadable."""
+    """Read a CSV or Parquet extract; raise ``IngestError`` for anything unreadable.
+
+    Memory: the file is never held whole in memory as bytes or text; a CSV is checked
+    (encoding, emptiness) in one streaming pass and parsed by pandas from the file, so
+    reading peaks at a small multiple of the file's size (docs/BENCHMARKS.md). Files
+    above ``MAX_EXTRACT_BYTES`` are refused.
+    """
     hints = hints or SourceHints()
     if not path.exists():
         raise IngestError(f"The data file {path} does not exist; check the path given.")
     if not path.is_file():
         raise IngestError(f"The data path {path} is not a file; give the extract file itself.")
     try:
-        data = path.read_bytes()
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(_SNIFF_CHARS)
     except OSError as exc:
         raise IngestError(
             f"The data file {path} cannot be opened ({exc.strerror}); check its permissions."
         ) from exc
-    if not data.strip():
-        raise _empty(path)
+    if size > MAX_EXTRACT_BYTES:
+        raise _too_large(path, size)
+    if not head.strip():
+        raise _empty(path)  # a longer file of blanks is caught by the streaming pass
     is_parquet = hints.file_format == "parquet" or (
         hints.file_format is None
-        and (path.suffix.lower() in _PARQUET_SUFFIXES or data[:4] == b"PAR1")
+        and (path.suffix.lower() in _PARQUET_SUFFIXES or head[:4] == b"PAR1")
     )
-    extract = _read_parquet(path, hints) if is_parquet else _read_csv(path, data, hints)
+    extract = _read_parquet(path, hints) if is_parquet else _read_csv(path, head, hints)
     if extract.frame.empty:
         raise IngestError(
             f"The data file {path} has a header but no student rows; "
@@ -82,10 +96,24 @@ def read_extract(path: Path, hints: SourceHints | None = None) -> Extract:
     return extract
 
 
+def _too_large(path: Path, size: int) -> IngestError:
+    return IngestError(
+        f"The data file {path} is {size / 1e6:,.0f} MB, more than the "
+        f"{MAX_EXTRACT_BYTES / 1e6:,.0f} MB an extract may be; export one school year "
+        "(or one part of the centre) per file."
+    )
+
+
 def _read_parquet(path: Path, hints: SourceHints) -> Extract:
     import pyarrow
+    import pyarrow.parquet
 
     try:
+        metadata = pyarrow.parquet.ParquetFile(path).metadata
+        groups = range(metadata.num_row_groups)
+        unpacked = sum(metadata.row_group(i).total_byte_size for i in groups)
+        if unpacked > MAX_EXTRACT_BYTES:  # compressed files: bound what they unpack to
+            raise _too_large(path, unpacked)
         frame = pd.read_parquet(path)
     except (OSError, ValueError, pyarrow.ArrowException) as exc:
         raise IngestError(
@@ -99,23 +127,24 @@ def _read_parquet(path: Path, hints: SourceHints) -> Extract:
     return Extract(frame.reset_index(drop=True), str(path), "parquet", decimal=decimal)
 
 
-def _read_csv(path: Path, data: bytes, hints: SourceHints) -> Extract:
-    if data[:4] == b"PK\x03\x04":
+def _read_csv(path: Path, head: bytes, hints: SourceHints) -> Extract:
+    if head[:4] == b"PK\x03\x04":
         raise IngestError(
             f"The file {path} is a spreadsheet or archive, not CSV; "
             "save it as 'CSV UTF-8' or Parquet and validate that file."
         )
-    text, encoding = _decode(path, data, hints.encoding)
-    text = text.removeprefix("\ufeff")
-    if not text.strip():
-        raise _empty(path)
+    encoding = _encoding(path, head, hints.encoding)
+    text = head.decode(encoding, errors="ignore").removeprefix("\ufeff")
+    if not hints.encoding and _looks_binary(text):
+        raise _binary(path)
     delimiter = hints.delimiter or _sniff_delimiter(text)
     header = _header(text, delimiter)
     _refuse_duplicate_columns(path, header)
     try:
         frame = pd.read_csv(
-            io.StringIO(text),
+            path,
             sep=delimiter,
+            encoding=encoding,
             dtype=str,
             keep_default_na=False,
             na_values=list(NA_SPELLINGS),
@@ -129,39 +158,66 @@ def _read_csv(path: Path, data: bytes, hints: SourceHints) -> Extract:
             "and that every row has as many fields as the header.",
             details=[f"reader said: {detail}"],
         ) from exc
-    frame.columns = [str(name).strip() for name in frame.columns]
+    frame.columns = [str(name).strip().removeprefix("\ufeff") for name in frame.columns]
     decimal = hints.decimal or ("." if delimiter == "," else ",")
     return Extract(frame, str(path), "csv", encoding, delimiter, decimal)
 
 
-def _decode(path: Path, data: bytes, declared: str | None) -> tuple[str, str]:
-    """Text and the encoding it was read with."""
+def _encoding(path: Path, head: bytes, declared: str | None) -> str:
+    """The encoding the whole file decodes in, checked in one streaming pass."""
     if declared:
-        try:
-            return data.decode(declared), declared
-        except UnicodeDecodeError as exc:
+        failure = _scan(path, declared)
+        if failure == "empty":
+            raise _empty(path)
+        if failure is not None:
             raise IngestError(
                 f"The file {path} is not in the {declared} encoding that the mapping declares "
-                f"(byte {exc.start} does not decode); export it in {declared} or correct "
+                f"(byte {failure} does not decode); export it in {declared} or correct "
                 "[source] encoding in the mapping."
-            ) from exc
+            )
+        return declared
     for bom, encoding in _BOMS:
-        if data.startswith(bom):
-            try:
-                return data.decode(encoding), encoding
-            except UnicodeDecodeError as exc:
-                raise _binary(path) from exc
-    if b"\x00" in data[:_SNIFF_CHARS]:
+        if head.startswith(bom):
+            failure = _scan(path, encoding)
+            if failure == "empty":
+                raise _empty(path)
+            if failure is not None:
+                raise _binary(path)
+            return encoding
+    if b"\x00" in head:
         raise _binary(path)
     for encoding in ("utf-8", "cp1252", "latin-1"):
-        try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        if _looks_binary(text):
-            raise _binary(path)
-        return text, encoding
+        failure = _scan(path, encoding)
+        if failure == "empty":
+            raise _empty(path)
+        if failure is None:
+            return encoding
     raise _binary(path)  # pragma: no cover - latin-1 decodes every byte
+
+
+def _scan(path: Path, encoding: str) -> int | str | None:
+    """Decode the file chunk by chunk: None when it decodes and holds text, "empty"
+    when it decodes to blanks only, else the offset of the first byte that fails."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset, seen_text = 0, False
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(_SCAN_CHUNK):
+                try:
+                    text = decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    return offset + max(exc.start, 0)
+                seen_text = seen_text or bool(text.strip().removeprefix("\ufeff").strip())
+                offset += len(chunk)
+            try:
+                seen_text = seen_text or bool(decoder.decode(b"", final=True).strip())
+            except UnicodeDecodeError:
+                return offset
+    except OSError as exc:
+        raise IngestError(
+            f"The data file {path} cannot be read ({exc.strerror}); check its permissions."
+        ) from exc
+    return None if seen_text else "empty"
 
 
 def _looks_binary(text: str) -> bool:
