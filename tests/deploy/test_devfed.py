@@ -76,7 +76,7 @@ def _only_allowed_content_left_the_centres(centres: Path, state_dict: dict) -> N
     from client.ledger import PrivacyLedger
     from common.equity import all_cell_keys
 
-    allowed = {"num-examples", "epsilon", "train_loss", "hist_pos", "hist_neg", "prob_sum",
+    allowed = {"num-examples", "epsilon", "hist_pos", "hist_neg", "prob_sum",
                "sq_err_sum", *all_cell_keys()}
     shapes = {name: list(tensor.shape) for name, tensor in state_dict.items()}
     folders = sorted(p for p in centres.iterdir() if p.is_dir())

@@ -27,7 +27,11 @@ from flwr.common import (
     parameters_to_ndarrays,
 )
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key, Stage
-from flwr.compat.common.recorddict_compat import fitins_to_recorddict, recorddict_to_fitres
+from flwr.compat.common.recorddict_compat import (
+    fitins_to_recorddict,
+    recorddict_to_evaluateres,
+    recorddict_to_fitres,
+)
 
 from client.app import build_client_app
 from client.secure import build_secure_app, is_secure_message
@@ -79,6 +83,25 @@ class CaptureUnmasked:
             fitres = recorddict_to_fitres(reply.content, keep_input=True)
             key = (int(msg.metadata.group_id), int(str(context.node_config["partition-id"])))
             self.updates[key] = (parameters_to_ndarrays(fitres.parameters), fitres.num_examples)
+        return reply
+
+
+class CaptureReplies:
+    """Inside ``secaggplus_mod``: the metric keys of every fit and evaluate reply (the
+    scalars that travel beside the masked vectors, and the evaluation release)."""
+
+    def __init__(self) -> None:
+        self.metrics: dict[str, list[dict[str, Any]]] = {"fit": [], "evaluate": []}
+
+    def __call__(self, msg: Message, context: Context, call_next: Any) -> Message:
+        reply = call_next(msg, context)
+        records = msg.content.config_records
+        if reply.has_error():
+            return reply
+        if "fitins.config" in records:
+            self.metrics["fit"].append(dict(recorddict_to_fitres(reply.content, True).metrics))
+        elif "evaluateins.config" in records:
+            self.metrics["evaluate"].append(dict(recorddict_to_evaluateres(reply.content).metrics))
         return reply
 
 
@@ -163,12 +186,31 @@ def _flat(network: Path, run_dir: Path, **extra: object) -> dict[str, object]:
 def inprocess(network: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("secure-direct")
     config = RunConfig.from_flat(_flat(network, out))
-    unmasked, masked = CaptureUnmasked(), CaptureMasked()
+    unmasked, masked, replies = CaptureUnmasked(), CaptureMasked(), CaptureReplies()
     app = build_secure_app(outer_mods=[masked, DropAtMaskedVectors(0, 1)],
-                           inner_mods=[unmasked])
+                           inner_mods=[unmasked, replies])
     run_secure_federation(DirectGrid(app, 3, dict(config.to_flat())), config)
     return {"out": out, "config": config, "updates": unmasked.updates,
-            "masked": masked.vectors}
+            "masked": masked.vectors, "replies": replies.metrics}
+
+
+HEAD = {f"head.{key}" for key in ("actor", "audit_head", "audit_lines", "ledger_head",
+                                  "ledger_rows", "epsilon_lifetime")}
+
+
+@pytest.mark.slow
+def test_secure_replies_carry_only_the_allowed_keys(inprocess) -> None:
+    from common.equity import all_cell_keys
+
+    fits, evaluations = inprocess["replies"]["fit"], inprocess["replies"]["evaluate"]
+    assert len(fits) == 5 and len(evaluations) == 6  # one centre dropped out of round 1
+    for metrics in fits:  # beside the masked update: no training loss, nothing unnoised
+        assert set(metrics) == {"epsilon", "centre", *HEAD}
+    for metrics in evaluations:
+        assert set(metrics) == {"release", "centre", *HEAD}
+        assert set(json.loads(metrics["release"])) == {
+            "num-examples", "epsilon", "hist_pos", "hist_neg", "prob_sum", "sq_err_sum",
+            *all_cell_keys()}
 
 
 def _round_average(updates: dict[tuple[int, int], Any], server_round: int,
