@@ -15,7 +15,8 @@ import importlib
 import typer
 
 # Modules with a ``register(app)`` function, in the order their commands are listed.
-COMMANDS = ("client.commands.validate", "client.commands.score", "client.commands.ledger")
+COMMANDS = ("client.commands.validate", "client.commands.score", "client.commands.ledger",
+            "client.commands.app")
 
 app = typer.Typer(
     name="perseverance-client",
