@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from logging import DEBUG, ERROR, INFO
+from logging import ERROR, INFO
 from pathlib import Path
 
 from flwr.app import Context, Message
@@ -150,7 +150,6 @@ def run_task(
             log(INFO, "[perseverance-clientapp] Run %s: app %s is approved.", run.run_id,
                 fab.hash_str)
             client_app = _load_app(fab, run.fab_id, run.fab_version)
-            log(DEBUG, "[perseverance-clientapp] ClientApp loaded.")
             reply = client_app(message=message, context=context)
             sub_status, details = SubStatus.COMPLETED, ""
     except Exception as ex:  # the reply says what went wrong, as Flower's does
