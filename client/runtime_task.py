@@ -54,6 +54,16 @@ APP_NOT_APPROVED = 1005
 #: The project's packages: a FAB of this project ships its own copies (see _load_app).
 OWN_PACKAGES = frozenset({"client", "common", "server", "simulations"})
 
+# What the ministry reads (the error reply's reason) and the centre's log line.
+NOT_APPROVED = ("App not approved: this centre runs only apps it approved, and the FAB "
+                "{digest} is not on its list.")
+NOT_AS_ANNOUNCED = ("App not approved: the FAB's content hashes to {digest}, not to the "
+                    "{announced} it was announced as.")
+LIST_UNREADABLE = ("App not approved: the centre's approved-apps list cannot be read, so the "
+                   "FAB {digest} is refused.")
+REFUSED_LOG = ("[perseverance-clientapp] Refused run %s (%s %s): %s Review the app, then "
+               "approve it with `perseverance-client app approve` (list: %s).")
+
 
 def refusal(fab: Fab, state_dir: Path) -> str | None:
     """Why the centre refuses to run ``fab`` (one sentence sent to the ministry), or
@@ -65,17 +75,12 @@ def refusal(fab: Fab, state_dir: Path) -> str | None:
     """
     digest = fab_hash(fab.content)
     if fab.hash_str != digest:
-        return (f"App not approved: the FAB's content hashes to {digest}, not to the "
-                f"{fab.hash_str} it was announced as.")
+        return NOT_AS_ANNOUNCED.format(digest=digest, announced=fab.hash_str)
     try:
         approved = is_approved(state_dir, digest)
     except ApprovalError:
-        return (f"App not approved: the centre's approved-apps list cannot be read, so the "
-                f"FAB {digest} is refused.")
-    if not approved:
-        return (f"App not approved: this centre runs only apps it approved, and the FAB "
-                f"{digest} is not on its list.")
-    return None
+        return LIST_UNREADABLE.format(digest=digest)
+    return None if approved else NOT_APPROVED.format(digest=digest)
 
 
 def _load_app(fab: Fab, fab_id: str, fab_version: str) -> ClientApp:
@@ -140,10 +145,8 @@ def run_task(
         message, context, run, fab = pull_task_input(client)
         reason = refusal(fab, state_dir)
         if reason is not None:
-            log(ERROR, "[perseverance-clientapp] Refused run %s (%s %s): %s Review the app, "
-                "then approve it with `perseverance-client app approve` (list: %s).",
-                run.run_id, run.fab_id or "unnamed app", run.fab_version,
-                reason, approved_apps_path(state_dir))
+            log(ERROR, REFUSED_LOG, run.run_id, run.fab_id or "unnamed app",
+                run.fab_version, reason, approved_apps_path(state_dir))
             reply = Message(Error(code=APP_NOT_APPROVED, reason=reason), reply_to=message)
             details = reason
         else:

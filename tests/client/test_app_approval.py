@@ -4,6 +4,8 @@ Flower's own ``flwr build`` code."""
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from flwr.supercore.fab import Fab
 from typer.testing import CliRunner
 
 from client.cli import app
+from client.runtime import task_argv
 from client.runtime_task import refusal
 from common.app_approval import approve, read_approved
 
@@ -65,7 +68,7 @@ def test_a_one_byte_change_of_an_approved_app_is_refused(app_folder: Path, tmp_p
 
     reason = refusal(modified, tmp_path)
 
-    assert reason == (f"App not approved: this centre runs only apps it approved, and the FAB "
+    assert reason == ("App not approved: this centre runs only apps it approved, and the FAB "
                       f"{modified.hash_str} is not on its list.")
 
 
@@ -122,3 +125,22 @@ def test_unusable_input_exits_2_with_one_sentence(
 
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ") and "Traceback" not in result.output
+
+
+def test_the_runtime_without_its_state_folder_exits_2_in_one_sentence(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "client.runtime", "--runtime-api-address", "127.0.0.1:9",
+         "--insecure", "--state", str(tmp_path / "absent")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"error: the state folder {tmp_path / 'absent'} does not "
+                                     "exist; give the centre's state-dir.")
+
+
+def test_a_task_process_gets_its_token_on_stdin_not_its_command_line(tmp_path: Path) -> None:
+    argv = task_argv("127.0.0.1:9094", tmp_path, insecure=True, root_certificates=None)
+
+    assert argv[:4] == [sys.executable, "-P", "-m", "client.runtime_task"]
+    assert "--token" not in argv and argv[argv.index("--state") + 1] == str(tmp_path)
