@@ -1,8 +1,9 @@
 """Code approval on loopback, with the real SuperLink, nginx, SuperNodes and the centres'
 own ClientApp runtime: an app a centre did not approve is refused with a clear log line
 and an error reply, and none of its code runs there; once the centre approves it, it
-runs there (and still not at the other centre). That the app the launcher pre-approves
-trains is ``test_devfed.py``'s (same launcher, same runtime), not repeated here."""
+runs there (and still not at the other centre); modified by one line, it is refused
+there again. That the app the launcher pre-approves trains is ``test_devfed.py``'s (same
+launcher, same runtime), not repeated here."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ PROBE_CLIENT = """\
 from pathlib import Path
 
 # Runs at import: the centre's runtime must refuse before this line can.
-(Path({markers!r}) / Path.cwd().name).write_text("imported")
+(Path({markers!r}) / Path.cwd().name).write_text({version!r})
 
 from flwr.app import Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -83,10 +84,11 @@ def main(grid: Grid, context) -> None:
 """
 
 
-def _probe_app(folder: Path, markers: Path) -> Path:
-    folder.mkdir(parents=True)
+def _probe_app(folder: Path, markers: Path, version: str = "original") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "pyproject.toml").write_text(PROBE_PYPROJECT)
-    (folder / "probe_client.py").write_text(PROBE_CLIENT.format(markers=str(markers)))
+    (folder / "probe_client.py").write_text(
+        PROBE_CLIENT.format(markers=str(markers), version=version))
     (folder / "probe_server.py").write_text(PROBE_SERVER)
     return folder
 
@@ -141,8 +143,19 @@ def test_a_centre_runs_only_the_apps_it_approved(nginx: str, tmp_path: Path) -> 
         assert approval.returncode == 0 and digest in approval.stdout, approval.stderr
         mixed = _run_probe(federation, probe, tmp_path / "mixed.json")
 
+        inventory = json.loads((work / "inventory.json").read_text())["centres"]
+        node = {e["centre"]: int(e["node_id"]) for e in inventory}
         by_node = {r["node"]: r["error"] for r in mixed}
-        assert sorted(e[0] if e else 0 for e in by_node.values()) == [0, APP_NOT_APPROVED]
+        assert by_node[node[first]] is None, mixed  # a plain reply: it ran
+        assert by_node[node[second]][0] == APP_NOT_APPROVED, mixed
         # It ran at the approving centre only.
         assert [p.name for p in markers.iterdir()] == [first]
-        assert second not in [p.name for p in markers.iterdir()]
+
+        _probe_app(probe, markers, version="modified")  # one changed line, a new hash
+        modified_digest = project_fab_hash(probe)
+        modified = _run_probe(federation, probe, tmp_path / "modified.json")
+
+        assert [r["error"][0] for r in modified] == [APP_NOT_APPROVED] * 2, modified
+        assert all(modified_digest in r["error"][1] for r in modified)
+        assert (markers / first).read_text() == "original"  # the modified code never ran
+        assert [p.name for p in markers.iterdir()] == [first]
