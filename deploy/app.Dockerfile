@@ -7,7 +7,8 @@
 #               service `clientapp`): runs only the apps the centre approved.
 # Build from the repository root:
 #   docker build -f deploy/app.Dockerfile -t perseverance/app:0.1.0 .
-# Runtime dependency installation is off everywhere: what runs is what is baked in here.
+# Runtime dependency installation is off everywhere: no package is installed at run time;
+# at a centre, perseverance-clientapp runs only the app versions the centre approved.
 
 # Pinned to the flwr version of pyproject.toml (tests/deploy/test_containers.py checks it).
 FROM flwr/superexec:1.42.0
