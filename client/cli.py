@@ -16,7 +16,7 @@ import typer
 
 # Modules with a ``register(app)`` function, in the order their commands are listed.
 COMMANDS = ("client.commands.validate", "client.commands.score", "client.commands.ledger",
-            "client.commands.audit")
+            "client.commands.audit", "client.commands.app")
 
 app = typer.Typer(
     name="perseverance-client",

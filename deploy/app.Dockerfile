@@ -3,10 +3,12 @@
 # One image, two roles (the same Flower app runs on both sides):
 #   - ministry: ServerApp executor  (deploy/ministry/compose.yaml, service `serverapp`),
 #               and the operators' tools (`perseverance-server`, `flwr`; service `operator`);
-#   - centre:   ClientApp executor  (deploy/centre/compose.yaml, service `clientapp`).
+#   - centre:   ClientApp runtime `perseverance-clientapp` (deploy/centre/compose.yaml,
+#               service `clientapp`): runs only the apps the centre approved.
 # Build from the repository root:
 #   docker build -f deploy/app.Dockerfile -t perseverance/app:0.1.0 .
-# Runtime dependency installation is off everywhere: what runs is what is baked in here.
+# Runtime dependency installation is off everywhere: no package is installed at run time;
+# at a centre, perseverance-clientapp runs only the app versions the centre approved.
 
 # Pinned to the flwr version of pyproject.toml (tests/deploy/test_containers.py checks it).
 FROM flwr/superexec:1.42.0
@@ -39,7 +41,8 @@ COPY --chown=app:app simulations ./simulations
 RUN sed -i 's/"flwr\[simulation\]==/"flwr==/' pyproject.toml \
     && python -m pip install --no-cache-dir . \
     && rm -rf build ./*.egg-info \
-    && python -c 'import flwr, client.app, server.app; print("flwr", flwr.__version__)'
+    && python -c 'import flwr, client.app, client.runtime, server.app; print("flwr", flwr.__version__)' \
+    && command -v perseverance-clientapp
 
 # ServerApps write their run folders under /app/work/runs (a volume on the ministry side).
 WORKDIR /app/work

@@ -6,13 +6,14 @@ programs with the same flags (``tests/deploy/test_containers.py`` keeps them in 
 Ministry side: ``flower-superlink`` (TLS, SuperNode authentication, state in a SQLite
 file, no runtime dependency installation, ServerApps in a separate process) and one
 ``flower-superexec`` that runs the ServerApp against the SuperLink's Runtime API.
-Centre side: ``flower-supernode`` (the centre's private key, the CA certificate) and one
-``flower-superexec`` that runs the ClientApp next to the data.
+Centre side: ``flower-supernode`` (the centre's private key, the CA certificate) and the
+centre's own ClientApp runtime ``perseverance-clientapp`` (``client/runtime.py``), which
+runs next to the data only the apps the centre approved.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from server.pki import PkiPaths
@@ -106,10 +107,15 @@ def supernode_argv(
     ]
 
 
-def clientapp_executor_argv(program: str, runtime_address: str) -> list[str]:
-    """``flower-superexec`` running ClientApps against the SuperNode's Runtime API.
+def clientapp_runtime_argv(
+    program: Sequence[str], runtime_address: str, state_dir: Path
+) -> list[str]:
+    """``perseverance-clientapp`` running the SuperNode's ClientApp tasks, only those whose
+    FAB the centre approved in ``state_dir`` (its ``approved-apps.json``).
 
-    The SuperNode's Runtime API stays inside the centre (loopback, or the centre's
-    private container network), hence ``--insecure``.
+    ``program`` is the command (one word in the container, ``python -P -m client.runtime``
+    on loopback). The SuperNode's Runtime API stays inside the centre (loopback, or the
+    centre's private container network), hence ``--insecure``.
     """
-    return [program, "--runtime-api-address", runtime_address, "--insecure"]
+    return [*program, "--runtime-api-address", runtime_address, "--insecure",
+            "--state", str(state_dir)]

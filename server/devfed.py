@@ -3,10 +3,10 @@ SuperNode authentication) on 127.0.0.1, for demonstrations and end-to-end tests.
 
 ``run_dev_federation`` prepares the PKI and one data file per centre, starts the
 ministry side (SuperLink, ServerApp executor, nginx, the operator's tunnel) and the
-centres (SuperNode and ClientApp executor each), enrols every centre through the
-operator tunnel (mutual TLS to the proxy's operator listener), submits the app with
-``flwr run``, follows it with ``flwr log`` to the end, completes the run
-folder's ``summary.json`` and stops every process it started, whatever happens.
+centres (SuperNode and ClientApp runtime each, with the app it ships approved), enrols
+every centre through the operator tunnel (mutual TLS to the proxy's operator listener),
+submits the app with ``flwr run``, follows it with ``flwr log`` to the end, completes
+the run folder's ``summary.json`` and stops every process it started, whatever happens.
 """
 
 from __future__ import annotations
@@ -23,7 +23,13 @@ from pathlib import Path
 from common.config import ConfigError, RunConfig, parse_assignment
 from common.workdirs import work_root
 from server import deployment, enrolment, pki
-from server.devfed_sides import LOOPBACK_OPERATOR, Ministry, start_centre, start_ministry
+from server.devfed_sides import (
+    LOOPBACK_OPERATOR,
+    Ministry,
+    project_fab_hash,
+    start_centre,
+    start_ministry,
+)
 from server.processes import (
     ProcessError,
     ProcessGroup,
@@ -294,9 +300,12 @@ def start_federation(
         echo(f"Enrolled {centre} as node {entry.node_id} ({entry.fingerprint}).")
     mapping = _optional(files[0].parent / "mapping.toml")
     policy = _optional(files[0].parent / "policy.toml")
+    # Each centre runs only the apps it approved: here, the one this launcher ships.
+    app_hash = project_fab_hash(PROJECT_ROOT)
+    echo(f"Every centre approves the app {app_hash[:12]} (its FAB's SHA-256).")
     for centre, data_file, port in zip(centres, files, ports[4:], strict=True):
         start_centre(group, ministry, paths, centre, data_file, port,
-                     _fresh(state / "centres" / centre), mapping, policy)
+                     _fresh(state / "centres" / centre), mapping, policy, (app_hash,))
     wait_until(lambda: nodes_online(env) >= len(centres), timeout=NODES_ONLINE_TIMEOUT,
                what=f"{len(centres)} SuperNodes to come online", group=group, interval=2.0)
     return ministry

@@ -3,19 +3,23 @@
 Ministry: SuperLink, its ServerApp executor, the reverse proxy (nginx, two listeners)
 and the operator's tunnel (``perseverance-server operator-tunnel``: the launcher's own
 ``flwr`` commands reach the Control API with an operator certificate, as an operator's
-would). Centre: SuperNode (through the proxy's centres' listener) and its ClientApp
-executor. Each start waits until the program answers, or fails with its log's tail.
+would). Centre: SuperNode (through the proxy's centres' listener) and the centre's own
+ClientApp runtime, which runs only the apps approved in the centre's state folder. Each
+start waits until the program answers, or fails with its log's tail.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ssl
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.app_approval import approve
 from server import deployment, proxy
 from server.enrolment import flower_executable
 from server.pki import PkiPaths
@@ -27,6 +31,9 @@ SUPERLINK_TLS_NAME = "localhost"
 START_TIMEOUT = 60.0
 #: The operator whose certificate the launcher's tunnel presents (``pki add-operator``).
 LOOPBACK_OPERATOR = "loopback-operator"
+#: The centre's ClientApp runtime (``perseverance-clientapp``) from this environment's
+#: code; ``-P``: its working folder (the centre's state) is not on its import path.
+CLIENTAPP_RUNTIME = (sys.executable, "-P", "-m", "client.runtime")
 
 
 @dataclass(frozen=True)
@@ -149,9 +156,18 @@ def start_centre(
     state_dir: Path,
     mapping: Path | None = None,
     policy: Path | None = None,
+    approved_apps: Sequence[str] = (),
 ) -> None:
-    """Start a centre's SuperNode and ClientApp executor (the SuperNode's activation is
-    checked by the caller, through the SuperLink's list of online nodes)."""
+    """Start a centre's SuperNode and ClientApp runtime (the SuperNode's activation is
+    checked by the caller, through the SuperLink's list of online nodes).
+
+    ``approved_apps`` (FAB SHA-256s) are added to the centre's approved list first, as
+    the centre's operator would with ``perseverance-client app approve``; the runtime
+    refuses every other app. It installs the apps it runs under
+    ``state_dir/flwr-home``: the centre's own Flower home, not the ministry's.
+    """
+    for digest in approved_apps:
+        approve(state_dir, digest, note="pre-approved by the loopback launcher")
     group.start(
         f"supernode-{centre}",
         deployment.supernode_argv(
@@ -167,8 +183,16 @@ def start_centre(
     )
     group.start(
         f"clientapp-executor-{centre}",
-        deployment.clientapp_executor_argv(
-            flower_executable("flower-superexec"), f"{HOST}:{runtime_port}"
-        ),
+        deployment.clientapp_runtime_argv(CLIENTAPP_RUNTIME, f"{HOST}:{runtime_port}",
+                                          state_dir),
         cwd=state_dir,
+        env={"FLWR_HOME": str(state_dir / "flwr-home")},
     )
+
+
+def project_fab_hash(project: Path) -> str:
+    """The SHA-256 of ``project`` packaged as ``flwr build`` and ``flwr run`` do (Flower's
+    own function): the hash of the FAB a run of it ships."""
+    from flwr.cli.build import build_fab_from_disk
+
+    return hashlib.sha256(build_fab_from_disk(project)).hexdigest()

@@ -82,10 +82,15 @@ def test_supernode_runs_with_the_launchers_flags() -> None:
     assert "state-dir='/state'" in node_config and "data-path='/data/" in node_config
 
 
-def test_clientapp_executor_runs_with_the_launchers_flags() -> None:
-    expected = deployment.clientapp_executor_argv("flower-superexec", "supernode:9094")
+def test_the_centres_own_clientapp_runtime_runs_with_the_launchers_flags() -> None:
+    expected = deployment.clientapp_runtime_argv(
+        ("perseverance-clientapp",), "supernode:9094", Path("/state"))
+    clientapp = _services("centre")["clientapp"]
+    scripts = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())["project"]["scripts"]
 
-    assert _services("centre")["clientapp"]["command"] == expected[1:]
+    assert clientapp["entrypoint"] == expected[:1] and clientapp["command"] == expected[1:]
+    assert scripts["perseverance-clientapp"] == "client.runtime:main"
+    assert "ledger:/state" in clientapp["volumes"]  # the approved list outlives the container
 
 
 @pytest.mark.parametrize("side,service", [

@@ -66,8 +66,19 @@ def test_three_centres_complete_a_round_over_tls_and_authentication(
     inventory = json.loads((work / "inventory.json").read_text())["centres"]
     assert len(inventory) == 3 and all(e["fingerprint"].startswith("SHA256:") for e in inventory)
     assert "round 1/1" in result.stdout
+    _every_centre_ran_the_app_it_approved(run_dir / "logs", work / "state" / "centres")
     _no_process_left(work)
     _only_allowed_content_left_the_centres(work / "state" / "centres", model["state_dict"])
+
+
+def _every_centre_ran_the_app_it_approved(logs: Path, centres: Path) -> None:
+    """The centres' own runtime ran the project's app because it was on their list."""
+    from common.app_approval import read_approved
+
+    for folder in sorted(p for p in centres.iterdir() if p.is_dir()):
+        (approved,) = read_approved(folder)
+        log = (logs / f"clientapp-executor-{folder.name}.log").read_text()
+        assert f"app {approved.fab_hash} is approved" in log and "Refused" not in log
 
 
 def _only_allowed_content_left_the_centres(centres: Path, state_dict: dict) -> None:

@@ -1,0 +1,152 @@
+"""The apps a centre approved: the SHA-256 of every FAB it agreed to run.
+
+A run ships its code to the centres as a FAB (Flower App Bundle, the zip that
+``flwr build`` and ``flwr run`` make); Flower names a FAB by the SHA-256 of its bytes.
+A centre's own ClientApp runtime (``client/runtime_task.py``) computes that hash from
+the bytes it received and installs, imports and runs the FAB only if the hash is in
+``<state-dir>/approved-apps.json``; anything else is refused before one file of it is
+unpacked. ``perseverance-client app approve|list|revoke`` edit the list, and the
+loopback launcher pre-approves the app it ships. Flower-free, so both sides can use it.
+
+The file (written atomically, under a lock, never half written)::
+
+    {"version": 1, "apps": [{"fab_hash": "<64 hex>", "approved_at": "<ISO 8601 UTC>",
+                             "note": "<free text: who reviewed what>"}]}
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from common.files import atomic_write_bytes
+
+APPROVED_APPS_FILE = "approved-apps.json"
+FORMAT_VERSION = 1
+_HASH = re.compile(r"[0-9a-f]{64}")
+_PREFIX = re.compile(r"[0-9a-f]{8,64}")
+
+
+class ApprovalError(Exception):
+    """The approved list cannot be read or changed as asked (one sentence)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class ApprovedApp:
+    """One approved FAB: its SHA-256 (64 lowercase hex digits), when, and why."""
+
+    fab_hash: str
+    approved_at: str
+    note: str = ""
+
+
+def fab_hash(content: bytes) -> str:
+    """The SHA-256 of a FAB's bytes, as Flower names the FAB (hex)."""
+    return hashlib.sha256(content).hexdigest()
+
+
+def is_fab_hash(text: str) -> bool:
+    """Whether ``text`` is a full SHA-256 in hex (either case)."""
+    return _HASH.fullmatch(text.strip().lower()) is not None
+
+
+def approved_apps_path(state_dir: Path) -> Path:
+    """Where the centre keeps its list (its state folder: the SuperNode's state-dir)."""
+    return state_dir / APPROVED_APPS_FILE
+
+
+def read_approved(state_dir: Path) -> list[ApprovedApp]:
+    """The approved apps, oldest first; none if the centre never approved one.
+
+    Raises
+    ------
+    ApprovalError
+        The file exists but is not a list this module wrote.
+    """
+    path = approved_apps_path(state_dir)
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as err:
+        raise ApprovalError(f"The approved-apps list {path} cannot be read ({err}).") from err
+    try:
+        if payload["version"] != FORMAT_VERSION:
+            raise ValueError(f"format version {payload['version']}")
+        apps = [ApprovedApp(**entry) for entry in payload["apps"]]
+    except (KeyError, TypeError, ValueError) as err:
+        raise ApprovalError(f"The approved-apps list {path} is not valid ({err}).") from err
+    if not all(_HASH.fullmatch(app.fab_hash) for app in apps):
+        raise ApprovalError(f"The approved-apps list {path} holds a malformed hash.")
+    return apps
+
+
+def is_approved(state_dir: Path, digest: str) -> bool:
+    """Whether the FAB with SHA-256 ``digest`` is on the centre's list."""
+    return any(app.fab_hash == digest for app in read_approved(state_dir))
+
+
+def approve(state_dir: Path, digest: str, note: str = "") -> tuple[ApprovedApp, bool]:
+    """Add a FAB's hash to the list; returns the entry and whether it is new (approving
+    an approved app again keeps the first entry and its note)."""
+    digest = digest.strip().lower()
+    if not _HASH.fullmatch(digest):
+        raise ApprovalError(f"{digest!r} is not a SHA-256 (64 hexadecimal digits).")
+    with _locked(state_dir):
+        apps = read_approved(state_dir)
+        for app in apps:
+            if app.fab_hash == digest:
+                return app, False
+        entry = ApprovedApp(digest, datetime.now(UTC).isoformat(timespec="seconds"), note)
+        _write(state_dir, [*apps, entry])
+    return entry, True
+
+
+def revoke(state_dir: Path, digest_or_prefix: str) -> ApprovedApp:
+    """Remove one app from the list, named by its hash or a unique prefix of at least 8
+    hex digits; returns the entry removed."""
+    wanted = digest_or_prefix.strip().lower()
+    if not _PREFIX.fullmatch(wanted):
+        raise ApprovalError(f"{digest_or_prefix!r} is not a hash or a prefix of at least "
+                            "8 hexadecimal digits.")
+    with _locked(state_dir):
+        apps = read_approved(state_dir)
+        matches = [app for app in apps if app.fab_hash.startswith(wanted)]
+        if len(matches) != 1:
+            raise ApprovalError(
+                f"No approved app has a hash starting with {wanted}." if not matches else
+                f"{len(matches)} approved apps have a hash starting with {wanted}; give more "
+                "digits.")
+        _write(state_dir, [app for app in apps if app is not matches[0]])
+    return matches[0]
+
+
+def _write(state_dir: Path, apps: list[ApprovedApp]) -> None:
+    payload = {"version": FORMAT_VERSION, "apps": [asdict(app) for app in apps]}
+    text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+    atomic_write_bytes(approved_apps_path(state_dir), text.encode("utf-8"))
+
+
+@contextmanager
+def _locked(state_dir: Path) -> Iterator[None]:
+    """One writer at a time (two operators, or the launcher and an operator): a change
+    read before another one was written would undo it."""
+    if not state_dir.is_dir():
+        raise ApprovalError(f"The state folder {state_dir} does not exist; give the "
+                            "centre's state-dir.")
+    lock_path = state_dir / f".{APPROVED_APPS_FILE}.lock"
+    with lock_path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
