@@ -47,10 +47,11 @@ from flwr.supernode.runtime.run_clientapp import (
 )
 
 from common.app_approval import ApprovalError, approved_apps_path, fab_hash, is_approved
+from common.protocol import Reply
 
 #: Error code of the reply to a task whose app the centre did not approve (Flower's own
-#: codes are 0-8; 1000 and up are the project's).
-APP_NOT_APPROVED = 1005
+#: codes are 0-8; 1000 and up are the project's: ``common.protocol.Reply``).
+APP_NOT_APPROVED = int(Reply.NOT_APPROVED)
 #: The project's packages: a FAB of this project ships its own copies (see _load_app).
 OWN_PACKAGES = frozenset({"client", "common", "server", "simulations"})
 

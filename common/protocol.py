@@ -82,7 +82,6 @@ class Reason:
                      "floor accepts per run.")
     FLOOR_REPLAYABLE = "The centre's privacy floor refuses replayable (seeded) noise."
     FLOOR_EVALUATION = "The centre's privacy floor refuses unnoised evaluation releases."
-    NOT_APPROVED = "The centre has not approved this app."
 
 
 def refusal_text(centre: str, reason: str) -> str:
