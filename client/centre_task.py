@@ -31,6 +31,7 @@ from client.federated import (
 )
 from client.ledger import LedgerError
 from client.records import records_head
+from client.run_plan import held_out_share
 from client.site_policy import SitePolicy
 from common.config import ConfigError, RunConfig
 from common.protocol import Reason, Reply, Task, refusal_text
@@ -74,10 +75,13 @@ class Centre:
         policy.privacy.check(self.config)
         return policy
 
-    def data(self) -> CentreData:
+    def data(self, run_name: str = "") -> CentreData:
+        """The centre's records, split with the held-out share fixed for ``run_name``."""
         self.policy()
         data_path, mapping, policy = resolve_data_source(self.config, self.node_config)
-        return load_centre(data_path, mapping, policy, self.config.evaluation.test_fraction)
+        share = held_out_share(self.state_dir, run_name, self.config) if run_name else \
+            self.config.evaluation.test_fraction
+        return load_centre(data_path, mapping, policy, share)
 
     def head(self, data: CentreData | None = None) -> dict[str, str | int | float]:
         """The head of the centre's records (audit log, ledger), sent with every reply
@@ -101,7 +105,7 @@ class Centre:
 def train_task(centre: Centre, task: Task, global_weights: Weights) -> RoundResult:
     """Train the global model on the centre's records (the release booked first)."""
     config = centre.config
-    data = centre.data()
+    data = centre.data(task.run_name)
     ledger = open_ledger(config, centre.node_config) if config.privacy.dp else None
     plan = centre_plan(config, data, task.run_name, centre.state_dir, ledger)
     return train_round(config, data, global_weights, task.server_round, plan,
@@ -112,7 +116,7 @@ def evaluate_task(centre: Centre, task: Task,
                   global_weights: Weights) -> dict[str, int | float | list[float]]:
     """Evaluate the global model on the centre's held-out records (noised, booked)."""
     config = centre.config
-    data = centre.data()
+    data = centre.data(task.run_name)
     ledger = open_ledger(config, centre.node_config) if config.privacy.dp else None
     return evaluate_round(config, data, global_weights, task.server_round or None, ledger,
                           task.run_name)

@@ -136,6 +136,30 @@ def save_plan(state_dir: Path, run_name: str, plan: RunPlan) -> None:
     os.replace(tmp, path)
 
 
+def held_out_share(state_dir: Path | None, run_name: str, config: RunConfig) -> float:
+    """The held-out share of the run, fixed at the centre's first task of the run: a
+    later instruction with another ``evaluation.test_fraction`` would move students
+    between training and evaluation, and the two would no longer compose in parallel."""
+    if state_dir is None:
+        return config.evaluation.test_fraction
+    path = _plan_path(state_dir, run_name).with_suffix(".split.json")
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved.get("run_name") == run_name:
+            return float(saved["test_fraction"])
+    except (OSError, ValueError, TypeError, KeyError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        json.dump({"run_name": run_name, "test_fraction": config.evaluation.test_fraction},
+                  handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return config.evaluation.test_fraction
+
+
 def run_history(ledger: PrivacyLedger, run_name: str, kind: str) -> list[Mechanism]:
     """What the ledger booked for ``run_name`` of ``kind`` (train or evaluate), each row
     with the noise and rate it was released with."""

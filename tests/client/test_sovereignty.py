@@ -273,3 +273,19 @@ def test_the_centre_task_reads_its_name_and_floor_from_its_own_files(
     assert centre.name == data.stem and centre.policy().privacy == PrivacyFloor()
     head = centre.head()
     assert tuple(head) == protocol.HEAD_KEYS and head["ledger_rows"] == 0
+
+
+def test_the_held_out_share_is_fixed_for_the_run_at_its_first_task(
+        network: Path, tmp_path: Path) -> None:
+    config = _config(network, tmp_path / "run")
+    assert not _ask(config, "train", 1, "r1-a").has_error()
+    # A later instruction naming another share would move students between training
+    # and evaluation: the centre keeps the run's.
+    moved = replace(config, evaluation=replace(config.evaluation, test_fraction=0.5))
+    centre = Centre.of(moved.to_flat(), {"partition-id": 0})
+
+    kept = centre.data("hostile-run")
+    fresh = centre.data("another-run")
+
+    first = load_centre(str(sorted(network.glob("*.parquet"))[0]))
+    assert kept.num_test == first.num_test < fresh.num_test
