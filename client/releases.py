@@ -11,12 +11,13 @@ Only the last reply of each kind (train, evaluate) is kept, in the state folder.
 from __future__ import annotations
 
 import hashlib
-import os
+import io
 from pathlib import Path
 
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
+from common.files import atomic_write_bytes
 from common.protocol import ARRAYS, METRICS
 
 FOLDER = "last-replies"
@@ -65,10 +66,6 @@ class ReplyCache:
             "metrics": dict(metrics),
             "configs": {name: dict(record) for name, record in content.config_records.items()},
         }
-        path = self.folder / f"{kind}.pt"
-        tmp = path.with_suffix(".pt.tmp")
-        with tmp.open("wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        atomic_write_bytes(self.folder / f"{kind}.pt", buffer.getvalue(), 0o600)

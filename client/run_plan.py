@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from client.errors import CentreRefusal
 from client.ledger import PrivacyLedger
 from client.site_policy import PrivacyFloor
 from common.config import RunConfig
+from common.files import atomic_write_bytes
 from common.privacy import (
     COUNT_NOISE_MULTIPLIER,
     SamplingPlan,
@@ -126,14 +126,8 @@ def load_plan(state_dir: Path, run_name: str) -> RunPlan | None:
 
 def save_plan(state_dir: Path, run_name: str, plan: RunPlan) -> None:
     """Keep the plan for the rest of the run (atomic replace, fsync)."""
-    path = _plan_path(state_dir, run_name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        json.dump({"run_name": run_name, **asdict(plan)}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    text = json.dumps({"run_name": run_name, **asdict(plan)})
+    atomic_write_bytes(_plan_path(state_dir, run_name), text.encode("utf-8"), 0o600)
 
 
 def held_out_share(state_dir: Path | None, run_name: str, config: RunConfig) -> float:
@@ -149,14 +143,8 @@ def held_out_share(state_dir: Path | None, run_name: str, config: RunConfig) -> 
             return float(saved["test_fraction"])
     except (OSError, ValueError, TypeError, KeyError):
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        json.dump({"run_name": run_name, "test_fraction": config.evaluation.test_fraction},
-                  handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    text = json.dumps({"run_name": run_name, "test_fraction": config.evaluation.test_fraction})
+    atomic_write_bytes(path, text.encode("utf-8"), 0o600)
     return config.evaluation.test_fraction
 
 

@@ -10,7 +10,6 @@ per-school aggregates: principle 6), sorted from the highest priority down.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ from client.scoring import LEVELS, ScoredStudents
 from client.support_wording import TEXT, describe_factor
 from common import pages
 from common.csv_output import write_csv
+from common.files import atomic_write_bytes
 from common.schema import PREDICTORS
 
 CSV_NAME = "support-priorities.csv"
@@ -81,15 +81,9 @@ def write_support_report(
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     csv_path, html_path = out_dir / CSV_NAME, out_dir / HTML_NAME
     write_csv(csv_path, table, mode=FILE_MODE)  # formula cells neutralised, atomic
-    _write_private(html_path, render_html(table, scored, lang, model_fingerprint))
+    atomic_write_bytes(html_path, render_html(table, scored, lang, model_fingerprint)
+                       .encode("utf-8"), FILE_MODE)
     return csv_path, html_path
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-        handle.write(text)
-    os.chmod(path, FILE_MODE)  # an existing file keeps its mode through O_CREAT
 
 
 @dataclass(frozen=True)

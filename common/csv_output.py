@@ -15,13 +15,13 @@ plain number (``-0.5``, ``+3``, ``-1,5``, ``-2e-3``), nor a lone ``-`` (the usua
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from common.files import atomic_write_bytes
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?")
@@ -70,15 +70,5 @@ def write_csv(path: Path, frame: pd.DataFrame, *, mode: int = 0o644, **to_csv: A
     to_csv.setdefault("lineterminator", "\r\n")
     text = neutralise_frame(frame).to_csv(**to_csv)
     path = Path(path)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, text.encode("utf-8"), mode)
     return path

@@ -1,32 +1,75 @@
-"""Writing files so that a reader never sees them half written."""
+"""Writing files so that a reader never sees them half written: the project's one
+atomic write (every writer of a state, run, key or report file calls it).
+
+The content goes to a fresh temporary file beside the target, opened with
+``O_CREAT | O_EXCL`` and its final permission bits from the first byte (then ``fchmod``,
+since the umask may only remove bits), is flushed to disk (fsync), and is renamed over
+the target; the folder is then synced so that the rename itself is durable. Replacing a
+file therefore never reuses the old file's inode or mode, and a crash leaves the old
+content or the new one, never half of either.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` all at once: a temporary file in the same folder,
-    flushed to disk (fsync), then renamed over ``path``; on failure ``path`` is untouched.
+class FileExists(FileExistsError):
+    """The file exists and replacing it was not asked for."""
 
-    ``mode`` is the file's permission bits (``mkstemp`` would leave 0600).
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+
+def fsync_folder(folder: Path) -> None:
+    """Make a rename or a new file in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    # The rename itself is durable only once the folder is synced.
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
+        os.fsync(fd)
     finally:
-        os.close(folder)
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644, *,
+                       overwrite: bool = True) -> None:
+    """Write ``data`` to ``path`` with permission bits ``mode``, atomically.
+
+    Parameters
+    ----------
+    path : Path
+        The file to write (its folder is created, mode 0700 if new).
+    data : bytes
+        The whole content.
+    mode : int
+        Permission bits the file has from its creation (``0o600`` for a private key).
+    overwrite : bool
+        Replace an existing file; if false and ``path`` exists, raise
+        :class:`FileExists` and leave it untouched.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not overwrite and path.exists():
+        raise FileExists(str(path))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.fchmod(fd, mode)  # before the first byte: the umask cannot widen or narrow it
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    try:
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # fails if a file appeared meanwhile: never replaced
+    except FileExistsError as err:
+        raise FileExists(str(path)) from err
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()  # after os.link (or a failed rename) the temporary name remains
+    fsync_folder(path.parent)

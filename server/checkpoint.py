@@ -13,7 +13,7 @@ progress.
 from __future__ import annotations
 
 import fcntl
-import os
+import io
 import pickle
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from common.config import ConfigValue, RunConfig
+from common.files import atomic_write_bytes
 from common.metrics import ScoreHistogram
 from server.bookkeeping import CentreRecord, RoundLog, RunBook
 
@@ -125,15 +126,12 @@ def _plain(value: Any) -> Any:
 def save(run_dir: Path, checkpoint: Checkpoint) -> Path:
     """Write ``checkpoint.pt`` atomically (temporary file, fsync, rename)."""
     path = run_dir / CHECKPOINT
-    tmp = path.with_suffix(".pt.tmp")
     checkpoint.saved_at = datetime.now(UTC).isoformat(timespec="seconds")
     payload = _plain({k: v for k, v in asdict(checkpoint).items() if k != "weights"})
     payload["weights"] = {k: v.detach().cpu().clone() for k, v in checkpoint.weights.items()}
-    with tmp.open("wb") as handle:
-        torch.save(payload, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 

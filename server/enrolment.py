@@ -25,7 +25,8 @@ from pathlib import Path
 
 import tomli_w
 
-from server import keyfiles, pki
+from common.files import atomic_write_bytes
+from server import pki
 
 REGISTER_TIMEOUT_SECONDS = 60.0
 
@@ -52,12 +53,6 @@ class InventoryEntry:
     region: str = ""
     indigenous_governed: bool = False
     revoked_at: str = ""
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` (flushed to disk), then rename
-    it over ``path``."""
-    keyfiles.write_atomic(path, data, 0o644)
 
 
 def read_inventory(path: Path) -> list[InventoryEntry]:

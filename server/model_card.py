@@ -21,6 +21,7 @@ from typing import Any
 
 from common import pages
 from common.encoding import ENCODING_VERSION, NUM_FEATURES
+from common.files import atomic_write_bytes
 from common.schema import AUDIT_ATTRIBUTES, COLUMN_BY_NAME, PREDICTORS, SCHEMA_VERSION
 from server import run_folder
 
@@ -139,7 +140,7 @@ def write_model_card(run_dir: Path) -> tuple[Path, Path]:
     card = build_model_card(run_dir)
     json_path, html_path = run_dir / CARD_JSON, run_dir / CARD_HTML
     run_folder.write_json(json_path, card)
-    run_folder.atomic_write_bytes(html_path, render_model_card(card).encode("utf-8"))
+    atomic_write_bytes(html_path, render_model_card(card).encode("utf-8"))
     return json_path, html_path
 
 

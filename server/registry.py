@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from common import pages
+from common.files import atomic_write_bytes
 from server import run_folder
 from server.model_card import CARD_HTML, CARD_JSON, build_model_card, render_model_card
 
@@ -108,7 +109,7 @@ def write_index(registry_dir: Path) -> None:
     """Rebuild ``index.json`` and ``index.html`` from the model folders (atomic writes)."""
     models = list_models(registry_dir)
     run_folder.write_json(registry_dir / INDEX_JSON, {"format": 1, "models": models})
-    run_folder.atomic_write_bytes(registry_dir / INDEX_HTML, render_index(models).encode())
+    atomic_write_bytes(registry_dir / INDEX_HTML, render_index(models).encode())
     for name in (INDEX_JSON, INDEX_HTML):
         (registry_dir / name).chmod(PUBLIC_FILE)
 

@@ -9,10 +9,9 @@ size band), ``summary.json``.
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 
 from common.calibration import Calibration
 from common.config import RunConfig
+from common.files import atomic_write_bytes
 from common.model import ModelConfig
 
 SUMMARY = "summary.json"
@@ -43,21 +43,6 @@ def resolve_run_dir(config: RunConfig) -> Path:
     run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config.scenario)
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o644)  # run outputs are meant to be read (mkstemp makes them 0600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _finite(value: Any) -> Any:
@@ -115,7 +100,7 @@ def save_model(
     """Save the final weights with the configuration needed to rebuild and audit them,
     and the calibration fitted on the final pooled evaluation."""
     path = run_dir / MODEL
-    tmp = path.with_suffix(".pt.tmp")
+    buffer = io.BytesIO()
     torch.save(
         {
             "state_dict": dict(state_dict),
@@ -123,7 +108,7 @@ def save_model(
             "run_config": config.to_flat(),
             "calibration": (calibration or Calibration()).to_dict(),
         },
-        tmp,
+        buffer,
     )
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buffer.getvalue())
     return path

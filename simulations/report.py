@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from common import pages
+from common.files import atomic_write_bytes
 from common.metrics import ScoreHistogram
 from server import run_folder
 from server.model_card import centres_refused
@@ -59,7 +60,7 @@ def histogram_of(evaluation: dict[str, Any]) -> ScoreHistogram:
 def write_report(run_dir: Path) -> Path:
     """Write ``report.html`` into the run folder (atomically); returns its path."""
     path = run_dir / REPORT
-    run_folder.atomic_write_bytes(path, render_report(run_dir).encode("utf-8"))
+    atomic_write_bytes(path, render_report(run_dir).encode("utf-8"))
     return path
 
 
