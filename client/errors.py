@@ -4,13 +4,14 @@ sentence of ``common.protocol`` (``client.centre_task.refusal_of``), never the d
 
 from __future__ import annotations
 
+from common.errors import ExitCode, PerseveranceError
 from common.protocol import Reason, Reply
 
 
-class DataError(Exception):
+class DataError(PerseveranceError):
     """A centre's data cannot be used. The message is one sentence for the operator."""
 
-    exit_code = 2
+    exit_code = ExitCode.UNUSABLE
 
 
 class CentreRefusal(Exception):

@@ -19,20 +19,25 @@ before keying (``mac`` NULL) are reported as unkeyed; they may only precede keye
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common.audit_trail import AuditTrail, Tampering, trail_head
+from common.audit_trail import AuditTrail, trail_head
+from common.errors import ExitCode, PerseveranceError
 from common.privacy import composed_epsilon
-from common.records_key import GENESIS, KEY_FILE, chain_mac, load_or_create_key, same
+from common.records import (
+    AUDIT_FILE,
+    LEDGER_FIELDS,
+    LEDGER_FILE,
+    row_content,
+    row_link,
+)
+from common.records_key import GENESIS, KEY_FILE, chain_mac, load_or_create_key
 
-LEDGER_FILE = "privacy-ledger.sqlite"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS releases (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -52,30 +57,16 @@ BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS releases_no_delete BEFORE DELETE ON releases
 BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END;
 """
-TRIGGERS = ("releases_no_update", "releases_no_delete")
-AUDIT_FILE = "audit.jsonl"  # the centre's audit log, beside the ledger (client.audit_log)
-_FIELDS = ("id, booked_at, run_id, server_round, kind, noise_multiplier, sample_rate, steps, "
-           "delta, epsilon_after")
-
-
-def _content(row: tuple[object, ...]) -> str:
-    """The text a row's MAC covers: its fields (id first) in a fixed order and form."""
-    return json.dumps(list(row), allow_nan=False)
-
-
-def _link(row: tuple[object, ...], mac: str | None) -> str:
-    """What the next row's MAC chains to: this row's MAC, or the digest of an unkeyed row."""
-    return mac if mac else hashlib.sha256(_content(row).encode()).hexdigest()
 
 
 class BudgetExceeded(Exception):
     """The release would take the centre past its cap. One sentence."""
 
 
-class LedgerError(Exception):
+class LedgerError(PerseveranceError):
     """The ledger file cannot be used (corrupt, unreadable). One sentence."""
 
-    exit_code = 2
+    exit_code = ExitCode.UNUSABLE
 
 
 @dataclass(frozen=True)
@@ -178,20 +169,20 @@ class PrivacyLedger:
                         f"{after:.3f} (delta {delta:g}), past its cap of {cap:g}."
                     )
                 booked_at = datetime.now(UTC).isoformat(timespec="seconds")
-                last = db.execute(f"SELECT {_FIELDS}, mac FROM releases "
+                last = db.execute(f"SELECT {LEDGER_FIELDS}, mac FROM releases "
                                   "ORDER BY id DESC LIMIT 1").fetchone()
                 # Ids are given, not left to AUTOINCREMENT: the MAC covers the id.
                 sequence = db.execute("SELECT max(seq) FROM sqlite_sequence "
                                       "WHERE name = 'releases'").fetchone()[0]
                 next_id = 1 + max(last[0] if last else 0, sequence or 0)
-                previous = _link(tuple(last[:-1]), last[-1]) if last else GENESIS
+                previous = row_link(tuple(last[:-1]), last[-1]) if last else GENESIS
                 rows = []
                 for offset, (z, q, t) in enumerate(mechanisms):
                     row = (next_id + offset, booked_at, run_id, int(server_round), kind,
                            float(z), float(q), int(t), float(delta), float(after))
-                    previous = chain_mac(key, previous, _content(row))
+                    previous = chain_mac(key, previous, row_content(row))
                     rows.append((*row, previous))
-                db.executemany(f"INSERT INTO releases ({_FIELDS}, mac) "
+                db.executemany(f"INSERT INTO releases ({LEDGER_FIELDS}, mac) "
                                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
                 count = db.execute("SELECT count(*) FROM releases").fetchone()[0]
                 db.execute("COMMIT")
@@ -207,80 +198,3 @@ class PrivacyLedger:
             "ledger_booked", ledger_rows=count, ledger_head=previous, run_id=run_id,
             round=server_round, kind=kind, delta=delta, epsilon_after=after)
         return after
-
-
-@dataclass
-class LedgerCheck:
-    """What :func:`check_ledger` found: every row's link in order, unkeyed rows, problems."""
-
-    path: Path
-    links: list[str] = field(default_factory=list)
-    unkeyed: int = 0
-    problems: list[Tampering] = field(default_factory=list)
-
-
-def _read_only(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-
-
-def check_ledger(path: Path, key: bytes | None) -> LedgerCheck:
-    """Check a ledger row by row, without writing to it. Without ``key`` the MACs are not
-    checked (only ids and triggers)."""
-    check = LedgerCheck(path)
-    if not path.is_file():
-        return check
-    try:
-        db = _read_only(path)
-        try:
-            triggers = {row[0] for row in db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'trigger'")}
-            columns = [row[1] for row in db.execute("PRAGMA table_info(releases)")]
-            mac = "mac" if "mac" in columns else "NULL"
-            rows = db.execute(f"SELECT {_FIELDS}, {mac} FROM releases ORDER BY id").fetchall()
-        finally:
-            db.close()
-    except sqlite3.DatabaseError as exc:
-        check.problems.append(Tampering(path, "file", f"it cannot be read as a ledger ({exc})."))
-        return check
-    if missing := [name for name in TRIGGERS if name not in triggers]:
-        check.problems.append(Tampering(path, "triggers", f"{', '.join(missing)} were dropped: "
-                                        "rows could be deleted or rewritten."))
-    keyed = False
-    for position, (*fields, row_mac) in enumerate(rows, start=1):
-        row, where = tuple(fields), f"row {position}"
-        previous = check.links[-1] if check.links else GENESIS
-        check.links.append(_link(row, row_mac))
-        if row[0] != position:
-            check.problems.append(Tampering(path, where, f"its id is {row[0]}: rows before it "
-                                            "were deleted."))
-        elif row_mac is None:
-            check.unkeyed += 1
-            if keyed:
-                check.problems.append(Tampering(path, where, "it carries no MAC after keyed "
-                                                "rows: it was written without the key."))
-        elif key is not None and not same(row_mac, chain_mac(key, previous, _content(row))):
-            check.problems.append(Tampering(path, where, "its MAC does not match its fields: "
-                                            "the row was edited, or the one before it deleted."))
-        keyed = keyed or row_mac is not None
-    return check
-
-
-def ledger_head(path: Path) -> tuple[str, int, float, float]:
-    """(link of the last row, number of rows, its delta, its lifetime epsilon after), read
-    from the last row only; ``("", 0, 0.0, 0.0)`` without a ledger."""
-    if not path.is_file():
-        return "", 0, 0.0, 0.0
-    db = _read_only(path)
-    try:
-        columns = [row[1] for row in db.execute("PRAGMA table_info(releases)")]
-        if not columns:
-            return "", 0, 0.0, 0.0
-        mac = "mac" if "mac" in columns else "NULL"
-        last = db.execute(f"SELECT {_FIELDS}, {mac} FROM releases "
-                          "ORDER BY id DESC LIMIT 1").fetchone()
-        count = db.execute("SELECT count(*) FROM releases").fetchone()[0]
-    finally:
-        db.close()
-    if last is None:
-        return "", 0, 0.0, 0.0
-    return _link(tuple(last[:-1]), last[-1]), int(count), float(last[8]), float(last[9])

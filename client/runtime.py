@@ -34,8 +34,8 @@ from flwr.supercore.telemetry import EventType
 from flwr.supercore.tls import validate_and_resolve_root_certificates
 
 from common.app_approval import ApprovalError, approved_apps_path, read_approved
+from common.errors import ExitCode
 
-EXIT_UNUSABLE = 2
 POLL_SECONDS = 1.0
 #: ``-P``: the task process's working folder (the centre's state) is not on its path.
 TASK_COMMAND = (sys.executable, "-P", "-m", "client.runtime_task")
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.state.is_dir():
         print(f"error: the state folder {args.state} does not exist; give the centre's "
               "state-dir.", file=sys.stderr)
-        sys.exit(EXIT_UNUSABLE)
+        sys.exit(ExitCode.UNUSABLE)
     serve(args.runtime_api_address, args.state.resolve(), args.insecure,
           args.root_certificates)
 

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common.errors import ExitCode, PerseveranceError
 from common.files import atomic_write_bytes
 
 APPROVED_APPS_FILE = "approved-apps.json"
@@ -34,10 +35,10 @@ _HASH = re.compile(r"[0-9a-f]{64}")
 _PREFIX = re.compile(r"[0-9a-f]{8,64}")
 
 
-class ApprovalError(Exception):
+class ApprovalError(PerseveranceError):
     """The approved list cannot be read or changed as asked (one sentence)."""
 
-    exit_code = 2
+    exit_code = ExitCode.UNUSABLE
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
+from common.errors import ExitCode, PerseveranceError
+
 ConfigValue = bool | int | float | str
 
 
-class ConfigError(ValueError):
+class ConfigError(PerseveranceError, ValueError):
     """A configuration value a user gave is wrong. The message is one sentence."""
 
-    exit_code = 2
+    exit_code = ExitCode.UNUSABLE
 
 
 @dataclass(frozen=True)

@@ -20,15 +20,17 @@ import os
 import secrets
 from pathlib import Path
 
+from common.errors import ExitCode, PerseveranceError
+
 KEY_FILE = "records.key"
 KEY_BYTES = 32
 GENESIS = "0" * 64  # what the first record of a chain follows
 
 
-class RecordsKeyError(Exception):
+class RecordsKeyError(PerseveranceError):
     """The key file exists but cannot be used (unreadable, wrong length). One sentence."""
 
-    exit_code = 2
+    exit_code = ExitCode.UNUSABLE
 
 
 def read_key(path: Path) -> bytes | None:

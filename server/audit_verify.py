@@ -15,14 +15,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from client.records import (
-    EXIT_UNVERIFIABLE,
+from common.audit_trail import Tampering, check_trail
+from common.errors import ExitCode
+from common.records import (
     RecordsUnverifiable,
     read_anchors,
     report,
     verify_centre,
 )
-from common.audit_trail import Tampering, check_trail
 from common.records_key import RecordsKeyError, read_key
 from server.audit_log import AUDIT_FILE, KEY_ENV, ministry_key_path
 
@@ -74,10 +74,10 @@ def verify(
     out, err = Console(highlight=False), Console(stderr=True, highlight=False)
     if not run_dir.is_dir():
         err.print(f"error: there is no run folder {run_dir}.")
-        raise typer.Exit(EXIT_UNVERIFIABLE)
+        raise typer.Exit(ExitCode.UNUSABLE)
     try:
         problems, notes = verify_run(run_dir)
     except (RecordsUnverifiable, RecordsKeyError) as exc:
         err.print(f"error: {exc}", soft_wrap=True, markup=False)
-        raise typer.Exit(EXIT_UNVERIFIABLE) from None
+        raise typer.Exit(ExitCode.UNUSABLE) from None
     raise typer.Exit(report(problems, notes, out, err))

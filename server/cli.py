@@ -21,18 +21,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from common.errors import ExitCode
 from common.workdirs import work_root
 from server import pki as pki_lib
 from server.audit_verify import audit_app
 from server.registry_cli import registry_app
-
-EXIT_USAGE = 2
-EXIT_PKI = 3
-EXIT_ENROLMENT = 4
-EXIT_LAUNCHER_INPUT = 5
-EXIT_DEPLOYMENT = 6
-EXIT_RUN = 7
-EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -78,7 +71,7 @@ def pki_init(
     try:
         paths = pki_lib.init_pki(root, names or [], force=force)
     except pki_lib.PkiError as exc:
-        _fail(str(exc), EXIT_PKI)
+        _fail(str(exc), ExitCode.PKI)
         return
     _print_servers(paths)
     console.print(f"Operator CA certificate: {paths.operator_ca_certificate}")
@@ -103,7 +96,7 @@ def pki_renew_server(
     try:
         paths = pki_lib.renew_server(root, names or [])
     except pki_lib.PkiError as exc:
-        _fail(str(exc), EXIT_PKI)
+        _fail(str(exc), ExitCode.PKI)
         return
     _print_servers(paths)
 
@@ -120,7 +113,7 @@ def pki_add_operator(
     try:
         paths = pki_lib.add_operator(root, name, force=force)
     except pki_lib.PkiError as exc:
-        _fail(str(exc), EXIT_PKI)
+        _fail(str(exc), ExitCode.PKI)
         return
     console.print(f"Certificate: {paths.operator_certificate(name)}")
     console.print(f"Private key (to the operator only): {paths.operator_key(name)}")
@@ -147,7 +140,7 @@ def pki_revoke_centre(
     try:
         entry = enrolment.revoke_centre(name, inventory or root / "inventory.json", connection)
     except enrolment.EnrolmentError as exc:
-        _fail(str(exc), EXIT_ENROLMENT)
+        _fail(str(exc), ExitCode.ENROLMENT)
         return
     console.print(f"Revoked {entry.centre}: node {entry.node_id} (key {entry.fingerprint}) "
                   f"on {entry.revoked_at}.")
@@ -166,7 +159,7 @@ def pki_add_centre(
         paths = pki_lib.add_centre(root, name, force=force)
         public = pki_lib.load_public_key(paths.centre_public_key(name).read_bytes())
     except pki_lib.PkiError as exc:
-        _fail(str(exc), EXIT_PKI)
+        _fail(str(exc), ExitCode.PKI)
         return
     console.print(f"Private key (to the centre only): {paths.centre_private_key(name)}")
     console.print(f"Public key: {paths.centre_public_key(name)} ({pki_lib.fingerprint(public)})")
@@ -200,7 +193,7 @@ def enrol(
         entry = enrolment.enrol(name, key, inventory or root / "inventory.json", connection,
                                 region=region, indigenous_governed=indigenous_governed)
     except (enrolment.EnrolmentError, pki_lib.PkiError) as exc:
-        _fail(str(exc), EXIT_ENROLMENT)
+        _fail(str(exc), ExitCode.ENROLMENT)
         return
     console.print(f"Enrolled {entry.centre}: node {entry.node_id}, key {entry.fingerprint}.")
 
@@ -243,7 +236,7 @@ def operator_tunnel(
 
     paths = pki_lib.PkiPaths(directory or _default_pki_dir())
     if (certificate is None or key is None) and operator is None:
-        _fail("Give --operator NAME, or --cert and --key.", EXIT_USAGE)
+        _fail("Give --operator NAME, or --cert and --key.", ExitCode.UNUSABLE)
         return
     try:
         listen_host, listen_port = tunnel.split_address(listen, "--listen address")
@@ -263,7 +256,7 @@ def operator_tunnel(
                   "Ctrl-C to close.")
         tunnel.serve_forever(settings)
     except tunnel.TunnelError as exc:
-        _fail(str(exc), EXIT_DEPLOYMENT)
+        _fail(str(exc), ExitCode.DEPLOYMENT)
 
 
 @app.command("dev-federation")
@@ -302,9 +295,9 @@ def dev_federation(
         overrides=set_ or [], timeout=timeout, work=work,
     )
     codes: list[tuple[type[Exception], int]] = [
-        (LauncherInputError, EXIT_LAUNCHER_INPUT), (pki_lib.PkiError, EXIT_PKI),
-        (EnrolmentError, EXIT_ENROLMENT), (ProcessError, EXIT_DEPLOYMENT),
-        (ProxyError, EXIT_DEPLOYMENT), (RunFailedError, EXIT_RUN),
+        (LauncherInputError, ExitCode.LAUNCHER_INPUT), (pki_lib.PkiError, ExitCode.PKI),
+        (EnrolmentError, ExitCode.ENROLMENT), (ProcessError, ExitCode.DEPLOYMENT),
+        (ProxyError, ExitCode.DEPLOYMENT), (RunFailedError, ExitCode.RUN_FAILED),
     ]
     try:
         run_dir = run_dev_federation(
@@ -312,11 +305,11 @@ def dev_federation(
         )
     except tuple(kind for kind, _ in codes) as exc:
         code = next(c for kind, c in codes if isinstance(exc, kind))
-        stopped = " Every process started has been stopped." if code >= EXIT_DEPLOYMENT else ""
+        stopped = " Every process started has been stopped." if code >= ExitCode.DEPLOYMENT else ""
         _fail(f"{exc}{stopped}", code)
         return
     except KeyboardInterrupt:
-        _fail("interrupted; every process started has been stopped.", EXIT_INTERRUPTED)
+        _fail("interrupted; every process started has been stopped.", ExitCode.INTERRUPTED)
         return
     from server.run_folder import SUMMARY, read_json
 
@@ -334,7 +327,7 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         err.print("interrupted; every process started has been stopped.")
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(ExitCode.INTERRUPTED)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from common.config import ConfigError, RunConfig, parse_assignment
+from common.errors import ExitCode, PerseveranceError
 from common.workdirs import work_root
 from server import deployment, enrolment, pki
 from server.devfed_sides import (
@@ -47,16 +48,16 @@ CLI_TIMEOUT = 120.0
 STATUS_POLL_SECONDS = 3.0
 
 
-class LauncherInputError(Exception):
+class LauncherInputError(PerseveranceError):
     """The launcher's input (centres, data folder, overrides) is unusable."""
 
-    exit_code = 5
+    exit_code = ExitCode.LAUNCHER_INPUT
 
 
-class RunFailedError(Exception):
+class RunFailedError(PerseveranceError):
     """The federated run did not complete (failed, stopped, timed out, no summary)."""
 
-    exit_code = 7
+    exit_code = ExitCode.RUN_FAILED
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Any
 
 from common import pages
 from common.encoding import ENCODING_VERSION, NUM_FEATURES
+from common.errors import ExitCode, PerseveranceError
 from common.files import atomic_write_bytes
 from common.schema import AUDIT_ATTRIBUTES, COLUMN_BY_NAME, PREDICTORS, SCHEMA_VERSION
 from server import run_folder
@@ -51,10 +52,10 @@ OUT_OF_SCOPE = (
 FORBIDDEN_DATA = "teacher and class data (teacher_*, class_id, classe, groupe, ...)"
 
 
-class ModelCardError(ValueError):
+class ModelCardError(PerseveranceError, ValueError):
     """The run folder cannot give a model card (one sentence; exit code 2)."""
 
-    exit_code = 2
+    exit_code = ExitCode.UNUSABLE
 
 
 def weights_sha256(path: Path) -> str:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from common import pages
+from common.errors import ExitCode, PerseveranceError
 from common.files import atomic_write_bytes
 from server import run_folder
 from server.model_card import CARD_HTML, CARD_JSON, build_model_card, render_model_card
@@ -40,10 +41,10 @@ LOCK = ".lock"
 PUBLIC_FILE, PUBLIC_DIR = 0o644, 0o755  # the registry is served as static files
 
 
-class RegistryError(ValueError):
+class RegistryError(PerseveranceError, ValueError):
     """The registry cannot take this model (one sentence; exit code 2)."""
 
-    exit_code = 2
+    exit_code = ExitCode.UNUSABLE
 
 
 class AlreadyPublishedError(RegistryError):

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-EXIT_UNUSABLE = 2
+from common.errors import ExitCode
 
 registry_app = typer.Typer(
     no_args_is_help=True,
@@ -42,7 +42,7 @@ def publish_command(
         target = publish(run_dir, registry)
     except (ModelCardError, RegistryError) as exc:
         err.print(f"[bold red]error:[/] {exc}", soft_wrap=True, markup=True)
-        raise typer.Exit(EXIT_UNUSABLE) from None
+        raise typer.Exit(ExitCode.UNUSABLE) from None
     console.print(f"Published {target.name}: {target}. Index: {registry / 'index.html'}",
                   markup=False, soft_wrap=True)
 

@@ -21,6 +21,7 @@ from sklearn.metrics import roc_auc_score
 from client.site_policy import PrivacyFloor
 from common.config import ConfigError, RunConfig
 from common.csv_output import write_csv
+from common.errors import ExitCode, PerseveranceError
 from common.model import read_model
 from common.workdirs import prepare_environment
 from server import run_folder
@@ -38,10 +39,10 @@ if TYPE_CHECKING:
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-class SimulationError(Exception):
+class SimulationError(PerseveranceError):
     """The simulation could not run to the end. One sentence."""
 
-    exit_code = 3
+    exit_code = ExitCode.SIMULATION_FAILED
 
 
 def project_path(text: str) -> Path:

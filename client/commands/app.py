@@ -26,8 +26,8 @@ from common.app_approval import (
     read_approved,
     revoke,
 )
+from common.errors import ExitCode
 
-EXIT_UNUSABLE = 2
 HELP = (
     "The apps this centre runs: a run's code (its FAB) runs next to the data only if its "
     "SHA-256 was approved here; any other is refused before it is unpacked.\n\n"
@@ -62,7 +62,7 @@ def app_hash(target: str) -> str:
 
 def _fail(err: ApprovalError) -> typer.Exit:
     _err.print(f"error: {err}")
-    return typer.Exit(EXIT_UNUSABLE)
+    return typer.Exit(ExitCode.UNUSABLE)
 
 
 @group.command("approve")

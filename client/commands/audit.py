@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from client.records import (
-    EXIT_UNVERIFIABLE,
+from common.errors import ExitCode
+from common.records import (
     RecordsUnverifiable,
     read_anchors,
     report,
@@ -46,13 +46,13 @@ def verify(
     out, err = Console(highlight=False), Console(stderr=True, highlight=False)
     if not state.is_dir():
         err.print(f"error: there is no state folder {state}; give the centre's state-dir.")
-        raise typer.Exit(EXIT_UNVERIFIABLE)
+        raise typer.Exit(ExitCode.UNUSABLE)
     try:
         found = read_anchors(anchors) if anchors is not None else []
         check = verify_centre(state, key, found, actor)
     except (RecordsUnverifiable, RecordsKeyError) as exc:
         err.print(f"error: {exc}", soft_wrap=True, markup=False)
-        raise typer.Exit(EXIT_UNVERIFIABLE) from None
+        raise typer.Exit(ExitCode.UNUSABLE) from None
     raise typer.Exit(report(check.problems, check.notes, out, err))
 
 

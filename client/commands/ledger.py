@@ -9,9 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from client.ledger import LEDGER_FILE, LedgerError, PrivacyLedger
+from client.ledger import LedgerError, PrivacyLedger
+from common.errors import ExitCode
+from common.records import LEDGER_FILE
 
-EXIT_UNUSABLE = 2
 HELP = (
     "Show the centre's privacy ledger: every release booked (training rounds, "
     "evaluations), the lifetime epsilon spent at the given delta, and what is left under "
@@ -30,7 +31,7 @@ def ledger(
     console, err = Console(highlight=False), Console(stderr=True, highlight=False)
     if not (state / LEDGER_FILE).is_file():
         err.print(f"error: there is no privacy ledger in {state}; give the centre's state-dir.")
-        raise typer.Exit(EXIT_UNUSABLE)
+        raise typer.Exit(ExitCode.UNUSABLE)
     try:
         from client.data import DataError, SitePolicy
         from client.ingest import load_policy
@@ -41,7 +42,7 @@ def ledger(
         spent = book.epsilon_spent(delta)
     except (LedgerError, DataError) as exc:
         err.print(f"error: {exc}")
-        raise typer.Exit(EXIT_UNUSABLE) from None
+        raise typer.Exit(ExitCode.UNUSABLE) from None
     table = Table(title=f"Privacy ledger {state / LEDGER_FILE}")
     for column in ("booked at", "run", "round", "kind", "noise mult.", "sample rate", "steps",
                    "lifetime epsilon after"):

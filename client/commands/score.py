@@ -12,9 +12,8 @@ import typer
 from rich.console import Console
 
 from client.data import DataError
+from common.errors import ExitCode
 
-EXIT_OK = 0
-EXIT_UNUSABLE = 2
 HELP = (
     "Score a centre's students with the global model: a support priority per student "
     "(high / moderate / low, from the thresholds of the site policy's [support] table), "
@@ -91,7 +90,7 @@ def score(
         frame = prepare_extract(data, mapping, site_policy)
     except DataError as exc:
         err.print(str(exc), style="bold red", soft_wrap=True)
-        raise typer.Exit(EXIT_UNUSABLE) from None
+        raise typer.Exit(ExitCode.UNUSABLE) from None
 
     # The model is tiny: one intra-op thread is as fast on an idle machine and many
     # times faster on a busy one (measured: IG 0.06 s instead of 1-2.6 s per 1,000
@@ -118,7 +117,7 @@ def score(
             style="bold red",
             soft_wrap=True,
         )
-        raise typer.Exit(EXIT_UNUSABLE) from None
+        raise typer.Exit(ExitCode.UNUSABLE) from None
 
     counts = scored.counts()
     rate = len(scored) / scoring_seconds if scoring_seconds > 0 else float("inf")
@@ -133,7 +132,7 @@ def score(
     out_console.print(
         f"Kept at the centre, never uploaded: {csv_path} and {html_path}", soft_wrap=True
     )
-    raise typer.Exit(EXIT_OK)
+    raise typer.Exit(ExitCode.SUCCESS)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,9 +10,8 @@ from rich.console import Console
 
 from client.commands.quality_view import render_error, render_report
 from client.data import DataError, SitePolicy
+from common.errors import ExitCode
 
-EXIT_OK = 0
-EXIT_UNUSABLE = 2
 HELP = (
     "Map and validate a centre's extract and print its data-quality report, exactly as "
     "the ClientApp will read it. Nothing is written anywhere.\n\n"
@@ -61,9 +60,9 @@ def validate(
         ensure_usable(result.report)
     except DataError as exc:
         render_error(err, exc, max_problems)
-        raise typer.Exit(EXIT_UNUSABLE) from None
+        raise typer.Exit(ExitCode.UNUSABLE) from None
     render_report(out, result.report, max_problems)
-    raise typer.Exit(EXIT_OK)
+    raise typer.Exit(ExitCode.SUCCESS)
 
 
 def register(app: typer.Typer) -> None:

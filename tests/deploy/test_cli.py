@@ -6,7 +6,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from server.cli import EXIT_ENROLMENT, EXIT_LAUNCHER_INPUT, EXIT_PKI, app
+from common.errors import ExitCode
+from server.cli import app
 
 runner = CliRunner()
 
@@ -28,7 +29,7 @@ def test_add_centre_twice_exits_3_and_keeps_the_key(tmp_path: Path) -> None:
     again = runner.invoke(app, ["pki", "add-centre", "css-a", "--dir", str(tmp_path)])
     forced = runner.invoke(app, ["pki", "add-centre", "css-a", "--dir", str(tmp_path), "--force"])
 
-    assert again.exit_code == EXIT_PKI and "--force" in again.output
+    assert again.exit_code == ExitCode.PKI and "--force" in again.output
     assert forced.exit_code == 0
     assert (tmp_path / "centres" / "css-a" / "css-a.key").read_bytes() != key
 
@@ -36,13 +37,13 @@ def test_add_centre_twice_exits_3_and_keeps_the_key(tmp_path: Path) -> None:
 def test_a_bad_centre_name_exits_3(tmp_path: Path) -> None:
     result = runner.invoke(app, ["pki", "add-centre", "../x", "--dir", str(tmp_path)])
 
-    assert result.exit_code == EXIT_PKI
+    assert result.exit_code == ExitCode.PKI
 
 
 def test_enrol_without_a_key_exits_4(tmp_path: Path) -> None:
     result = runner.invoke(app, ["enrol", "css-a", "--dir", str(tmp_path)])
 
-    assert result.exit_code == EXIT_ENROLMENT
+    assert result.exit_code == ExitCode.ENROLMENT
     assert "does not exist" in result.output
 
 
@@ -50,7 +51,7 @@ def test_dev_federation_with_an_empty_data_folder_exits_5(tmp_path: Path) -> Non
     result = runner.invoke(app, ["dev-federation", "--data", str(tmp_path),
                                  "--out", str(tmp_path / "run"), "--work", str(tmp_path / "w")])
 
-    assert result.exit_code == EXIT_LAUNCHER_INPUT
+    assert result.exit_code == ExitCode.LAUNCHER_INPUT
     assert "no *.parquet or *.csv" in result.output
 
 
@@ -62,7 +63,7 @@ def test_dev_federation_refuses_an_unknown_run_config_key(tmp_path: Path) -> Non
     result = runner.invoke(app, ["dev-federation", "--data", str(data), "--set", "nope=1",
                                  "--out", str(tmp_path / "run"), "--work", str(tmp_path / "w")])
 
-    assert result.exit_code == EXIT_LAUNCHER_INPUT
+    assert result.exit_code == ExitCode.LAUNCHER_INPUT
     assert "Unknown configuration key 'nope'" in result.output
 
 
@@ -82,7 +83,7 @@ def test_pki_add_operator_renew_server_and_revoke_an_unknown_centre(tmp_path: Pa
 
     assert added.exit_code == 0 and (tmp_path / "operators" / "jdoe" / "jdoe.crt").is_file()
     assert renewed.exit_code == 0 and (tmp_path / "proxy.key").read_bytes() != proxy_key
-    assert revoked.exit_code == EXIT_ENROLMENT and "not enrolled" in revoked.output
+    assert revoked.exit_code == ExitCode.ENROLMENT and "not enrolled" in revoked.output
 
 
 def test_operator_tunnel_without_credentials_exits_2(tmp_path: Path) -> None:
