@@ -14,6 +14,7 @@ import pandas as pd
 
 from client.errors import CentreRefusal as CentreRefusal  # re-exported for callers
 from client.errors import DataError as DataError
+from client.ingest import load_policy, prepare_extract
 from client.site_policy import SitePolicy as SitePolicy
 from common.encoding import encode, encode_labels
 from common.equity import AUDIT_COLUMNS
@@ -75,8 +76,6 @@ def read_harmonised(path: Path) -> pd.DataFrame:
 def centre_policy(policy_path: str | None) -> SitePolicy:
     """The centre's site policy (the defaults without a file); cached per process.
     Raises ``DataError`` when the file cannot be used."""
-    from client.ingest import load_policy
-
     return load_policy(Path(policy_path)) if policy_path else SitePolicy()
 
 
@@ -92,8 +91,6 @@ def load_centre(
 
     Raises ``DataError`` when the data are unusable.
     """
-    from client.ingest import prepare_extract
-
     policy = centre_policy(policy_path)
     frame = prepare_extract(Path(data_path), Path(mapping_path) if mapping_path else None, policy)
     return split_and_encode(frame, policy, test_fraction)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from client.data import SitePolicy
 from client.ingest.errors import IngestError, quote
 from client.ingest.extract import IngestResult, ensure_usable, ingest
 from client.ingest.mapping import load_mapping
 from client.ingest.reading import Extract, read_extract
 from client.ingest.values import as_text
+from client.site_policy import SitePolicy
 from common.schema import is_forbidden
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from client.data import DataError
+from client.errors import DataError
 
 if TYPE_CHECKING:
     from client.ingest.report import QualityReport

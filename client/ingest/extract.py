@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from client.data import SitePolicy
 from client.ingest.errors import IngestError, quote
 from client.ingest.mapping import Mapping, apply_mapping, identity_mapping, load_mapping
 from client.ingest.policy import apply_policy, withheld_columns
 from client.ingest.reading import Extract, read_extract
 from client.ingest.report import CentreCount, ColumnReport, QualityReport
 from client.ingest.validation import validate_rows
+from client.site_policy import SitePolicy
 from common.schema import COLUMNS, CONSENT, LABEL
 
 

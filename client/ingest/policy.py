@@ -13,10 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from client.data import SitePolicy
 from client.ingest.errors import IngestError, quote
 from client.ingest.toml_files import read_toml
-from client.site_policy import PrivacyFloor
+from client.site_policy import PrivacyFloor, SitePolicy
 from common.schema import AUDIT_ATTRIBUTES, PREDICTORS, is_forbidden
 
 # Keys a policy file may set: the SitePolicy fields a centre owns, and the tables that

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from client.data import SitePolicy
+from client.site_policy import SitePolicy
 
 
 @dataclass(frozen=True)
