@@ -7,9 +7,10 @@ retentions, suspensions and extracurricular activity are noisy views of them, so
 are correlated as in administrative data. The dropout log-odds are linear in the
 observed predictors (on the scale the model sees, away from the schema's reference
 student) plus an unobserved part (sex, family, chance), and each centre's intercept is
-solved so that its mean rate equals its base rate. Types, vocabularies, bounds and
-reference values come from ``common.schema``; this module holds only distributions. The unobserved part keeps the signal realistic: a centralised model
-reaches an AUC of about 0.8, not 0.95.
+solved so that its mean rate equals its base rate. The unobserved part keeps the signal
+realistic: a centralised model reaches an AUC of about 0.8, not 0.95. Types,
+vocabularies, bounds and reference values come from ``common.schema``; this module
+holds only distributions.
 """
 
 from __future__ import annotations
