@@ -7,9 +7,10 @@ encoded features (``common.encoding.FEATURE_SLICES``: value and missing indicato
 the one-hot slots), so a factor is a predictor as the school team knows it.
 
 The reference (IG's baseline) is a fixed *reference student* (``REFERENCE_STUDENT``):
-typical, documented values from the schema's ranges and Québec's public figures, the
-same at every centre and in every run. A factor therefore reads "compared with a
-typical student, this raises / lowers the priority". Why not the alternatives:
+typical, documented values (``Column.reference`` in ``common.schema``, within its ranges,
+from Québec's public figures), the same at every centre and in every run. A factor
+therefore reads "compared with a typical student, this raises / lowers the priority".
+Why not the alternatives:
 
 - all-missing: the model never sees such a record (centres send known values), so its
   output there is arbitrary and so would be every attribution measured from it;
@@ -34,30 +35,11 @@ from captum.attr import IntegratedGradients
 
 from common.encoding import FEATURE_SLICES, encode
 from common.model import RiskModel
-from common.schema import PREDICTORS
+from common.schema import COLUMN_BY_NAME, PREDICTORS
 
-# A typical secondary student: middle of secondary, no lag, no plan, no suspension,
-# grades near the Québec averages, no trend. Schema values, encoded like any record.
-REFERENCE_STUDENT: dict[str, object] = {
-    "grade_level": 3,
-    "age_grade_lag": 0,
-    "ehdaa": False,
-    "home_language": "fr",
-    "immigrant_generation": "0",
-    "imse_decile": 5,
-    "sfr_decile": 5,
-    "absence_rate": 0.05,
-    "suspensions": 0,
-    "school_changes": 0,
-    "grade_french": 74.0,
-    "grade_math": 72.0,
-    "grade_average": 74.0,
-    "grade_trend": 0.0,
-    "failed_courses": 0,
-    "grade_retentions": 0,
-    "extracurricular": False,
-    "qualification_path": False,
-}
+# A typical secondary student: each predictor's ``reference`` in the schema (middle of
+# secondary, no lag, no plan, no suspension, grades near the Québec averages, no trend).
+REFERENCE_STUDENT: dict[str, object] = {p: COLUMN_BY_NAME[p].reference for p in PREDICTORS}
 
 DEFAULT_STEPS = 32  # Gauss-Legendre points: completeness error < 1e-3 logit on our MLPs
 MIN_EFFECT = 0.05  # log-odds; smaller attributions are not shown as factors

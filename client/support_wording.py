@@ -4,11 +4,17 @@ Principle 5: the output is a support priority, never a label. No word here names
 student by an outcome ("décrocheur", "dropout", "at risk"), and nothing refers to
 staff or to groups of students: the report is about supporting one student at a time.
 A test checks the rendered report against a list of forbidden words.
+
+What a predictor is called and how its values are written belong to its column in
+``common.schema`` (``label``, ``unit``, ``value_labels``); this module holds the
+report's own sentences and the languages' typography (decimal comma, plurals).
 """
 
 from __future__ import annotations
 
 import math
+
+from common.schema import COLUMN_BY_NAME, Kind
 
 LANGUAGES = ("fr", "en")
 
@@ -99,69 +105,6 @@ TEXT: dict[str, dict[str, str]] = {
     },
 }
 
-# Predictor names as the school team knows them.
-PREDICTOR_NAMES: dict[str, dict[str, str]] = {
-    "fr": {
-        "grade_level": "Niveau",
-        "age_grade_lag": "Retard scolaire",
-        "ehdaa": "Plan d'intervention (EHDAA)",
-        "home_language": "Langue parlée à la maison",
-        "immigrant_generation": "Génération d'immigration",
-        "imse_decile": "Milieu socio-économique de l'école (IMSE)",
-        "sfr_decile": "Faible revenu, milieu de l'école (SFR)",
-        "absence_rate": "Absences",
-        "suspensions": "Suspensions cette année",
-        "school_changes": "Changements d'école depuis la 1re secondaire",
-        "grade_french": "Résultat en français",
-        "grade_math": "Résultat en mathématiques",
-        "grade_average": "Moyenne générale",
-        "grade_trend": "Évolution de la moyenne",
-        "failed_courses": "Cours non réussis l'an dernier",
-        "grade_retentions": "Années reprises",
-        "extracurricular": "Activité parascolaire",
-        "qualification_path": "Parcours de formation axée sur l'emploi (FMS/FPT)",
-    },
-    "en": {
-        "grade_level": "Level",
-        "age_grade_lag": "Years behind the expected age",
-        "ehdaa": "Intervention plan (EHDAA)",
-        "home_language": "Language spoken at home",
-        "immigrant_generation": "Immigration generation",
-        "imse_decile": "School socio-economic setting (IMSE)",
-        "sfr_decile": "School low-income setting (SFR)",
-        "absence_rate": "Absences",
-        "suspensions": "Suspensions this year",
-        "school_changes": "School changes since secondary 1",
-        "grade_french": "Language of instruction grade",
-        "grade_math": "Mathematics grade",
-        "grade_average": "Overall average",
-        "grade_trend": "Change of the average",
-        "failed_courses": "Courses not passed last year",
-        "grade_retentions": "Grades repeated",
-        "extracurricular": "Extracurricular activity",
-        "qualification_path": "Work-oriented training path (FMS/FPT)",
-    },
-}
-
-CATEGORY_VALUES: dict[str, dict[str, dict[str, str]]] = {
-    "fr": {
-        "home_language": {"fr": "français", "en": "anglais", "other": "autre langue"},
-        "immigrant_generation": {
-            "0": "troisième génération ou plus",
-            "1": "première génération",
-            "2": "deuxième génération",
-        },
-    },
-    "en": {
-        "home_language": {"fr": "French", "en": "English", "other": "another language"},
-        "immigrant_generation": {
-            "0": "third generation or more",
-            "1": "first generation",
-            "2": "second generation",
-        },
-    },
-}
-
 FORBIDDEN_WORDS = (
     "décrocheur",
     "décrocheuse",
@@ -180,38 +123,38 @@ def _number(value: float, lang: str, decimals: int = 0) -> str:
     return text.replace(".", ",") if lang == "fr" else text
 
 
+def _plural(number: float, lang: str) -> bool:
+    """French writes 0 and 1 in the singular ("0 an", "1 an"), English only 1."""
+    return abs(number) >= 2 if lang == "fr" else number != 1
+
+
 def describe_value(predictor: str, value: object, lang: str) -> str:
-    """A student's value of a predictor in words, with its unit."""
-    words = TEXT[lang]
+    """A student's value of a predictor in words, as the schema's column says to write
+    it (``Column.unit``, ``Column.value_labels``; a boolean is yes or no)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
-    if predictor in CATEGORY_VALUES[lang]:
-        return CATEGORY_VALUES[lang][predictor].get(str(value), str(value))
-    if predictor in ("ehdaa", "extracurricular", "qualification_path"):
-        return words["yes"] if bool(value) else words["no"]
-    number = float(value)  # type: ignore[arg-type]
-    fr = lang == "fr"
-    if predictor == "absence_rate":
-        days = "des jours d'école" if fr else "of school days"
-        return f"{_number(100 * number, lang)} % {days}"
-    if predictor.startswith("grade_") and predictor not in ("grade_level", "grade_trend",
-                                                          "grade_retentions"):
-        return f"{_number(number, lang)}/100"
-    if predictor == "grade_trend":
-        sign = "+" if number > 0 else ""
-        per_year = "points par année" if fr else "points a year"
-        return f"{sign}{_number(number, lang, 1)} {per_year}"
-    if predictor == "grade_level":
-        return f"secondaire {int(number)}" if fr else f"secondary {int(number)}"
-    if predictor == "age_grade_lag":
-        unit = ("an" if number <= 1 else "ans") if fr else ("year" if number == 1 else "years")
-        return f"{int(number)} {unit}"
-    if predictor in ("imse_decile", "sfr_decile"):
-        return f"rang décile {int(number)} sur 10" if fr else f"decile {int(number)} of 10"
-    return _number(number, lang)
+    column = COLUMN_BY_NAME[predictor]
+    if column.kind is Kind.CATEGORICAL:
+        words = column.value_label(value)
+        return words.of(lang) if words is not None else str(value)
+    if column.kind is Kind.BOOLEAN:
+        return TEXT[lang]["yes"] if bool(value) else TEXT[lang]["no"]
+    assert column.unit is not None, f"{predictor} has no unit (common.schema.reader_gaps)"
+    unit, number = column.unit, float(value)  # type: ignore[arg-type]
+    shown = 100 * number if unit.percent else number
+    sign = "+" if unit.signed and number > 0 else ""
+    text = sign + _number(shown, lang, unit.decimals)
+    return unit.template(lang, _plural(number, lang)).format(n=text)
+
+
+def predictor_name(predictor: str, lang: str) -> str:
+    """The predictor's name as the school team knows it (``Column.label``)."""
+    label = COLUMN_BY_NAME[predictor].label
+    assert label is not None, f"{predictor} has no label (common.schema.reader_gaps)"
+    return label.of(lang)
 
 
 def describe_factor(predictor: str, value: object, lang: str) -> str:
     """``Name: value`` of one factor (French typography puts a space before the colon)."""
     separator = " : " if lang == "fr" else ": "
-    return f"{PREDICTOR_NAMES[lang][predictor]}{separator}{describe_value(predictor, value, lang)}"
+    return f"{predictor_name(predictor, lang)}{separator}{describe_value(predictor, value, lang)}"

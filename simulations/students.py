@@ -5,10 +5,12 @@ generation, EHDAA status, family circumstances) shapes a latent academic engagem
 and a latent momentum (how this year is going). Grades, absences, failed courses,
 retentions, suspensions and extracurricular activity are noisy views of them, so they
 are correlated as in administrative data. The dropout log-odds are linear in the
-observed predictors (on the scale the model sees) plus an unobserved part (sex,
-family, chance), and each centre's intercept is solved so that its mean rate equals
-its base rate. The unobserved part keeps the signal realistic: a centralised model
-reaches an AUC of about 0.8, not 0.95.
+observed predictors (on the scale the model sees, away from the schema's reference
+student) plus an unobserved part (sex, family, chance), and each centre's intercept is
+solved so that its mean rate equals its base rate. The unobserved part keeps the signal
+realistic: a centralised model reaches an AUC of about 0.8, not 0.95. Types,
+vocabularies, bounds and reference values come from ``common.schema``; this module
+holds only distributions.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from simulations.centres import PROFILES, CentreProfile
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+Values = dict[str, npt.NDArray[np.generic]]  # one array a predictor, schema types
 
 SCHOOL_YEAR = "2024-2025"
 STUDENTS_PER_SCHOOL = 900  # a typical urban public secondary school
@@ -46,8 +49,10 @@ DISADVANTAGE_SD = math.sqrt(
 )
 
 # Dropout log-odds per unit of each observed predictor (grade points, absence share
-# 0-1, counts, years, deciles). Counts are capped where the encoding caps them, so the
-# log-odds stay linear in what the model sees.
+# 0-1, counts, years, deciles) away from the schema's reference student
+# (``Column.reference``); a categorical value by its encoded name ("name=value"). Values
+# are clipped where the encoding clips them (``Column.scaling``), so the log-odds stay
+# linear in what the model sees.
 DROPOUT_LOG_ODDS: dict[str, float] = {
     "grade_average": -0.045,
     "grade_french": -0.01,
@@ -64,8 +69,8 @@ DROPOUT_LOG_ODDS: dict[str, float] = {
     "extracurricular": -0.3,
     "qualification_path": -0.6,
     "grade_level": -0.05,
-    "first_generation": 0.25,
-    "second_generation": -0.2,
+    "immigrant_generation=1": 0.25,
+    "immigrant_generation=2": -0.2,
 }
 # Log-odds of what no model sees: being a boy and Indigenous identity (audit only),
 # family disadvantage (per standard unit) and the rest (standard deviation).
@@ -203,23 +208,43 @@ def draw_record(background: Background, rng: np.random.Generator) -> dict[str, F
     }
 
 
+def background_predictors(background: Background) -> Values:
+    """The predictors a student's background sets, keyed by schema column name, in their
+    schema types (categorical values from the vocabularies)."""
+    b = background
+    return {
+        "grade_level": b.level,
+        "ehdaa": b.ehdaa,
+        "home_language": _vocabulary_values("home_language", b.language),
+        "immigrant_generation": _vocabulary_values("immigrant_generation", b.generation),
+        "imse_decile": b.imse,
+        "sfr_decile": b.sfr,
+    }
+
+
+def observed_from_reference(feature: str, values: Values) -> FloatArray:
+    """One observed predictor (or categorical value, "name=value") as the log-odds read
+    it: its value minus the reference student's, on the scale the model sees."""
+    name, _, category = feature.partition("=")
+    column, raw = COLUMN_BY_NAME[name], values[name]
+    if column.kind is Kind.CATEGORICAL:
+        shifted = (raw == category).astype(np.float64) - float(column.reference == category)
+    elif column.kind is Kind.BOOLEAN:
+        shifted = raw.astype(np.float64) - float(bool(column.reference))
+    else:
+        low, high = column.scaling
+        reference = float(column.reference)  # type: ignore[arg-type]
+        shifted = np.clip(raw.astype(np.float64), low, high) - reference
+    return np.asarray(shifted, dtype=np.float64)
+
+
 def dropout_log_odds(background: Background, record: dict[str, FloatArray],
                      rng: np.random.Generator) -> FloatArray:
     """Dropout log-odds of each student, without the centre's intercept."""
     b = background
-    observed = {
-        **record,
-        "ehdaa": b.ehdaa.astype(np.float64),
-        "imse_decile": b.imse - 5.5,
-        "grade_level": b.level - 3.0,
-        "first_generation": (b.generation == 1).astype(np.float64),
-        "second_generation": (b.generation == 2).astype(np.float64),
-    }
-    for name in ("grade_average", "grade_french", "grade_math"):
-        observed[name] = record[name] - 70.0
-    for name in ("suspensions", "school_changes", "failed_courses", "grade_retentions"):
-        observed[name] = np.minimum(record[name], COLUMN_BY_NAME[name].scaling[1])
-    log_odds = sum(weight * observed[name] for name, weight in DROPOUT_LOG_ODDS.items())
+    values: Values = {**background_predictors(b), **record}
+    log_odds = sum(weight * observed_from_reference(feature, values)
+                   for feature, weight in DROPOUT_LOG_ODDS.items())
     unobserved = (BOY_LOG_ODDS * b.boy + INDIGENOUS_LOG_ODDS * b.indigenous
                   + FAMILY_LOG_ODDS * b.family + UNOBSERVED_SD * rng.standard_normal(len(b.sex)))
     return np.asarray(log_odds + unobserved, dtype=np.float64)
@@ -267,16 +292,15 @@ def _nullable_boolean(values: BoolArray, missing: BoolArray) -> pd.arrays.Boolea
     return pd.arrays.BooleanArray(values.astype(np.bool_), missing.astype(np.bool_))
 
 
-def _record_columns(record: dict[str, FloatArray],
-                    missing: dict[str, BoolArray]) -> dict[str, object]:
-    """The record's columns in their schema types; missing values as NaN or NA."""
+def _record_columns(record: Values, missing: dict[str, BoolArray]) -> dict[str, object]:
+    """The predictors' columns in their schema types; missing values as NaN or NA."""
     columns: dict[str, object] = {}
     for name, values in record.items():
         column = COLUMN_BY_NAME[name]
         if column.kind is Kind.BOOLEAN and name in missing:
-            columns[name] = _nullable_boolean(values > 0.5, missing[name])
+            columns[name] = _nullable_boolean(values.astype(np.float64) > 0.5, missing[name])
         elif column.kind is Kind.BOOLEAN:
-            columns[name] = values > 0.5
+            columns[name] = values.astype(np.float64) > 0.5
         elif name in missing:
             columns[name] = np.where(missing[name], np.nan, values)
         else:
@@ -298,6 +322,7 @@ def centre_frame(profile: CentreProfile, n: int, rng: np.random.Generator, *,
     intercept = solve_intercept(log_odds, profile.base_rate)
     dropout = rng.random(n) < sigmoid(intercept + log_odds)
     missing = _missing_masks(background, record, rng)
+    predictors: Values = {**background_predictors(background), **record}
     consent = rng.random(n) >= consent_refusal_rate
     unlabelled = rng.random(n) < unlabelled_rate
 
@@ -309,14 +334,8 @@ def centre_frame(profile: CentreProfile, n: int, rng: np.random.Generator, *,
         "school_year": SCHOOL_YEAR,
         "consent": consent,
         LABEL: _nullable_boolean(dropout, unlabelled),
-        "grade_level": background.level,
-        "ehdaa": background.ehdaa,
-        "home_language": _vocabulary_values("home_language", background.language),
-        "immigrant_generation": _vocabulary_values("immigrant_generation", background.generation),
-        "imse_decile": background.imse,
-        "sfr_decile": background.sfr,
         "sex": _vocabulary_values("sex", background.sex),
         "indigenous": background.indigenous,
-        **_record_columns(record, missing),
+        **_record_columns(predictors, missing),
     }
     return pd.DataFrame(columns)[[column.name for column in COLUMNS]]

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from client.cli import app
 from client.support_report import CSV_NAME, HTML_NAME
-from client.support_wording import FORBIDDEN_WORDS, describe_factor
+from client.support_wording import FORBIDDEN_WORDS, describe_factor, describe_value
+from common.schema import COLUMN_BY_NAME, PREDICTORS, Column, Kind, Role, Unit, Words
 from tests.client.conftest import harmonised_frame, write_csv
 from tests.client.model_files import random_model, save_checkpoint
 
@@ -115,12 +116,45 @@ def test_no_explain_leaves_the_factors_out(inputs: tuple[Path, Path], tmp_path: 
         ("grade_math", 48.0, "en", "Mathematics grade: 48/100"),
         ("home_language", "other", "fr", "Langue parlée à la maison : autre langue"),
         ("extracurricular", True, "en", "Extracurricular activity: yes"),
+        ("grade_level", 3, "fr", "Niveau : secondaire 3"),
+        ("age_grade_lag", 1, "fr", "Retard scolaire : 1 an"),
+        ("age_grade_lag", 2, "fr", "Retard scolaire : 2 ans"),
+        ("age_grade_lag", 0, "en", "Years behind the expected age: 0 years"),
+        ("age_grade_lag", 1, "en", "Years behind the expected age: 1 year"),
+        ("sfr_decile", 8, "en", "School low-income setting (SFR): decile 8 of 10"),
+        ("grade_trend", 3.25, "en", "Change of the average: +3.2 points a year"),
+        ("suspensions", 2, "fr", "Suspensions cette année : 2"),
     ],
 )
 def test_factors_are_worded_with_their_unit(
     predictor: str, value: object, lang: str, expected: str
 ) -> None:
     assert describe_factor(predictor, value, lang) == expected
+
+
+@pytest.mark.parametrize("predictor", [p for p in PREDICTORS
+                                       if COLUMN_BY_NAME[p].kind is Kind.BOOLEAN])
+def test_a_yes_no_predictor_reads_oui_non_and_yes_no(predictor: str) -> None:
+    said = [describe_value(predictor, value, lang)
+            for lang in ("fr", "en") for value in (True, False, 1, 0, 1.0)]
+
+    assert said == ["oui", "non", "oui", "non", "oui", "yes", "no", "yes", "no", "yes"]
+
+
+def test_a_new_predictor_is_worded_from_its_schema_column_alone(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(COLUMN_BY_NAME, "tutoring", Column(
+        "tutoring", Kind.BOOLEAN, Role.PREDICTOR, "tutoring this year",
+        label=Words("Tutorat", "Tutoring"), reference=False))
+    monkeypatch.setitem(COLUMN_BY_NAME, "homework_done", Column(
+        "homework_done", Kind.NUMERIC, Role.PREDICTOR, "share of homework done", low=0, high=1,
+        label=Words("Devoirs faits", "Homework done"),
+        unit=Unit("{n} % des devoirs", "{n} % of homework", percent=True), reference=0.9))
+
+    assert describe_factor("tutoring", 1, "fr") == "Tutorat : oui"
+    assert describe_factor("tutoring", 0.0, "en") == "Tutoring: no"
+    assert describe_factor("homework_done", 0.62, "fr") == "Devoirs faits : 62 % des devoirs"
 
 
 def test_many_low_priority_students_are_left_to_the_csv(

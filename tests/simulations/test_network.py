@@ -12,11 +12,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from common import split
-from common.encoding import encode, encode_labels
-from common.schema import COLUMNS, LABEL, Kind
+from common.encoding import FEATURE_NAMES, encode, encode_labels
+from common.schema import COLUMN_BY_NAME, COLUMNS, LABEL, PREDICTORS, Kind
 from simulations.centres import MONTREAL_CENTRE_ID, allocate_students, select_centres
 from simulations.network import Network, generate_network, read_manifest, write_network
-from simulations.students import solve_intercept
+from simulations.students import DROPOUT_LOG_ODDS, observed_from_reference, solve_intercept
 
 
 @pytest.fixture(scope="module")
@@ -176,6 +176,36 @@ def test_large_centres_match_their_base_rate(full: Network) -> None:
 def test_solve_intercept_gives_the_logit_when_every_student_is_alike() -> None:
     intercept = solve_intercept(np.zeros(10), 0.2)
     assert intercept == pytest.approx(math.log(0.2 / 0.8), abs=1e-9)
+
+
+def _reference_student(**values: object) -> dict[str, np.ndarray]:
+    student = {p: COLUMN_BY_NAME[p].reference for p in PREDICTORS} | values
+    return {name: np.array([value]) for name, value in student.items()}
+
+
+def test_every_dropout_weight_names_a_predictor_or_an_encoded_value() -> None:
+    assert [f for f in DROPOUT_LOG_ODDS if f not in PREDICTORS and f not in FEATURE_NAMES] == []
+
+
+def test_dropout_log_odds_are_measured_from_the_schemas_reference_student() -> None:
+    student = _reference_student()
+
+    observed = {f: observed_from_reference(f, student)[0] for f in DROPOUT_LOG_ODDS}
+
+    assert observed == dict.fromkeys(DROPOUT_LOG_ODDS, 0.0)
+
+
+def test_dropout_log_odds_read_values_as_the_encoding_clips_them() -> None:
+    student = _reference_student(suspensions=40, grade_average=84.0, ehdaa=True,
+                                 immigrant_generation="1")
+
+    def observed(feature: str) -> float:
+        return float(observed_from_reference(feature, student)[0])
+
+    assert observed("suspensions") == 10.0  # the encoding's fixed bound, not 40
+    assert observed("grade_average") == pytest.approx(10.0)
+    assert (observed("ehdaa"), observed("immigrant_generation=1")) == (1.0, 1.0)
+    assert observed("immigrant_generation=2") == 0.0
 
 
 def test_boys_leave_about_1_6_times_as_often_as_girls(full: Network) -> None:
