@@ -25,9 +25,9 @@ class ExitCode(IntEnum):
     PKI = 3  # perseverance-server: missing CA, CA key offline, existing key, bad name
     TAMPERED = 4  # audit verify (both sides): a record is not what was written
     ENROLMENT = 4  # perseverance-server: enrolment or revocation refused
-    LAUNCHER_INPUT = 5  # perseverance-server dev-federation: unusable input
+    LAUNCHER_INPUT = 5  # perseverance-sim dev-federation: unusable input
     DEPLOYMENT = 6  # perseverance-server: a server did not start or died
-    RUN_FAILED = 7  # perseverance-server dev-federation: the federated run failed
+    RUN_FAILED = 7  # perseverance-sim dev-federation: the federated run failed
     INTERRUPTED = 130  # Ctrl-C; every process started has been stopped
 
 

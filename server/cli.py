@@ -3,12 +3,11 @@
 Subcommands are grouped by task; add a group with ``app.add_typer(group, name=...)``
 (``pki`` below is the pattern, e.g. a later ``registry publish``).
 
-Exit codes: 0 success; 2 bad command line or run configuration; 3 PKI error (missing
-CA, existing key without --force, bad name); 4 enrolment or revocation refused (by the
-inventory or the SuperLink); 5 unusable launcher input (data folder, centres); 6 the
-deployment did not start or a server died (nginx missing, a port, a crash, the operator
-tunnel); 7 the federated run failed or timed out; 130 interrupted (every process started
-has been stopped). ``operator-tunnel ... -- COMMAND`` exits with COMMAND's code.
+Exit codes (``common.errors.ExitCode``): 0 success; 2 bad command line or input; 3 PKI
+error (missing CA, existing key without --force, bad name); 4 enrolment or revocation
+refused (by the inventory or the SuperLink), or for ``audit verify`` tampered records; 6
+the operator tunnel cannot start; 130 interrupted. ``operator-tunnel ... -- COMMAND``
+exits with COMMAND's code. The loopback launcher is ``perseverance-sim dev-federation``.
 """
 
 from __future__ import annotations
@@ -30,8 +29,8 @@ from server.registry_cli import registry_app
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="The ministry's side of Persévérance: PKI, enrolment of centres, deployment. "
-    "Exit codes: 0 ok, 2 usage, 3 PKI, 4 enrolment, 5 launcher input, 6 deployment, "
-    "7 run failed, 130 interrupted.",
+    "Exit codes: 0 ok, 2 usage, 3 PKI, 4 enrolment (audit verify: tampered), 6 tunnel, "
+    "130 interrupted.",
 )
 pki_app = typer.Typer(no_args_is_help=True, help="The federation's and operators' CAs, the "
                       "SuperLink's and proxy's certificates, operators' certificates and "
@@ -257,68 +256,6 @@ def operator_tunnel(
         tunnel.serve_forever(settings)
     except tunnel.TunnelError as exc:
         _fail(str(exc), ExitCode.DEPLOYMENT)
-
-
-@app.command("dev-federation")
-def dev_federation(
-    centres: Annotated[int | None, typer.Option(
-        "--centres", help="Number of centres (default 3; with --data, the files).")] = None,
-    rounds: Annotated[int, typer.Option("--rounds", help="Federated rounds.")] = 2,
-    data: Annotated[Path | None, typer.Option(
-        "--data", help="Folder with one *.parquet or *.csv file per centre.")] = None,
-    out: Annotated[Path | None, typer.Option(
-        "--out", help="Run folder (default: runs/loopback-<time>).")] = None,
-    students: Annotated[int | None, typer.Option(
-        "--students", help="Synthetic students over all centres (default 2000 each).")] = None,
-    set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="Run-config override KEY=VALUE (repeatable).")] = None,
-    timeout: Annotated[float, typer.Option(
-        "--timeout", help="Longest run allowed, in seconds.")] = 1800.0,
-    work: Annotated[Path | None, typer.Option(
-        "--work", help="Folder for the launcher's keys, state and proxy files "
-        "(default: .work/devfed/<run folder name>).")] = None,
-) -> None:
-    """Run the real deployment on 127.0.0.1 (TLS, SuperNode authentication, reverse
-    proxy) and one federated training; stop every process afterwards."""
-    from server.devfed import (
-        DevFederationOptions,
-        LauncherInputError,
-        RunFailedError,
-        run_dev_federation,
-    )
-    from server.enrolment import EnrolmentError
-    from server.processes import ProcessError
-    from server.proxy import ProxyError
-
-    options = DevFederationOptions(
-        centres=centres, rounds=rounds, data=data, out=out, students=students,
-        overrides=set_ or [], timeout=timeout, work=work,
-    )
-    codes: list[tuple[type[Exception], int]] = [
-        (LauncherInputError, ExitCode.LAUNCHER_INPUT), (pki_lib.PkiError, ExitCode.PKI),
-        (EnrolmentError, ExitCode.ENROLMENT), (ProcessError, ExitCode.DEPLOYMENT),
-        (ProxyError, ExitCode.DEPLOYMENT), (RunFailedError, ExitCode.RUN_FAILED),
-    ]
-    try:
-        run_dir = run_dev_federation(
-            options, echo=lambda line: console.print(line, markup=False, soft_wrap=True)
-        )
-    except tuple(kind for kind, _ in codes) as exc:
-        code = next(c for kind, c in codes if isinstance(exc, kind))
-        stopped = " Every process started has been stopped." if code >= ExitCode.DEPLOYMENT else ""
-        _fail(f"{exc}{stopped}", code)
-        return
-    except KeyboardInterrupt:
-        _fail("interrupted; every process started has been stopped.", ExitCode.INTERRUPTED)
-        return
-    from server.run_folder import SUMMARY, read_json
-
-    summary = read_json(run_dir / SUMMARY)
-    console.print(
-        f"Done in {summary['wall_seconds']:.0f} s: pooled AUC {summary['auc_pooled']:.3f} "
-        f"(centralised without DP {summary['auc_centralized']:.3f}). Results: {run_dir}",
-        soft_wrap=True,
-    )
 
 
 def main() -> None:

@@ -1,7 +1,9 @@
 """``perseverance-sim``: run, generate and compare simulated federations.
 
 Exit codes: 0 success; 2 bad input (scenario, key, value, file); 3 the simulation
-failed while running; 130 interrupted.
+failed while running; 130 interrupted. ``dev-federation`` (the real deployment on
+loopback) has the deployment's codes: 3 PKI, 4 enrolment, 5 unusable input, 6 a server
+did not start or died, 7 the run failed.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from common.config import ConfigError
+from common.errors import ExitCode
 from simulations.scenario import available_scenarios, load_scenario
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -27,7 +31,7 @@ SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override: KE
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -184,6 +188,71 @@ def sweep(
         return
     console.print(table(points))
     console.print(f"Figure and table: {out}")
+
+
+@app.command("dev-federation")
+def dev_federation(
+    centres: Annotated[int | None, typer.Option(
+        "--centres", help="Number of centres (default 3; with --data, the files).")] = None,
+    rounds: Annotated[int, typer.Option("--rounds", help="Federated rounds.")] = 2,
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="Folder with one *.parquet or *.csv file per centre.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Run folder (default: runs/loopback-<time>).")] = None,
+    students: Annotated[int | None, typer.Option(
+        "--students", help="Synthetic students over all centres (default 2000 each).")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Run-config override KEY=VALUE (repeatable).")] = None,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", help="Longest run allowed, in seconds.")] = 1800.0,
+    work: Annotated[Path | None, typer.Option(
+        "--work", help="Folder for the launcher's keys, state and proxy files "
+        "(default: .work/devfed/<run folder name>).")] = None,
+) -> None:
+    """Run the real deployment on 127.0.0.1 (TLS, SuperNode authentication, reverse
+    proxy, the centres' own ClientApp runtimes) and one federated training; stop every
+    process afterwards. Exit codes: 3 PKI, 4 enrolment, 5 unusable input, 6 a server did
+    not start or died, 7 the run failed, 130 interrupted."""
+    from server import pki as pki_lib
+    from server.enrolment import EnrolmentError
+    from server.processes import ProcessError
+    from server.proxy import ProxyError
+    from simulations.loopback.launcher import (
+        DevFederationOptions,
+        LauncherInputError,
+        RunFailedError,
+        run_dev_federation,
+    )
+
+    options = DevFederationOptions(
+        centres=centres, rounds=rounds, data=data, out=out, students=students,
+        overrides=set_ or [], timeout=timeout, work=work,
+    )
+    codes: list[tuple[type[Exception], int]] = [
+        (LauncherInputError, ExitCode.LAUNCHER_INPUT), (pki_lib.PkiError, ExitCode.PKI),
+        (EnrolmentError, ExitCode.ENROLMENT), (ProcessError, ExitCode.DEPLOYMENT),
+        (ProxyError, ExitCode.DEPLOYMENT), (RunFailedError, ExitCode.RUN_FAILED),
+    ]
+    try:
+        run_dir = run_dev_federation(
+            options, echo=lambda line: console.print(line, markup=False, soft_wrap=True)
+        )
+    except tuple(kind for kind, _ in codes) as exc:
+        code = next(c for kind, c in codes if isinstance(exc, kind))
+        stopped = " Every process started has been stopped." if code >= ExitCode.DEPLOYMENT else ""
+        _fail(f"{exc}{stopped}", code)
+        return
+    except KeyboardInterrupt:
+        _fail("interrupted; every process started has been stopped.", ExitCode.INTERRUPTED)
+        return
+    from server.run_folder import SUMMARY, read_json
+
+    summary = read_json(run_dir / SUMMARY)
+    console.print(
+        f"Done in {summary['wall_seconds']:.0f} s: pooled AUC {summary['auc_pooled']:.3f} "
+        f"(centralised without DP {summary['auc_centralized']:.3f}). Results: {run_dir}",
+        soft_wrap=True,
+    )
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ def nginx() -> str:
 def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> pki.PkiPaths:
     """A PKI with both CAs, the servers' certificates, the loopback operator's
     certificate and three centres' key pairs."""
-    from server.devfed import prepare_pki
+    from simulations.loopback.launcher import prepare_pki
 
     return prepare_pki(tmp_path_factory.mktemp("pki"),
                        ["css-registered", "css-stranger", "css-revoked"])

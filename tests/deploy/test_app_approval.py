@@ -17,9 +17,9 @@ import pytest
 
 from client.runtime_task import APP_NOT_APPROVED
 from server import deployment
-from server.devfed import _flwr
-from server.devfed_sides import project_fab_hash
-from server.loopback import LoopbackFederation
+from simulations.loopback.launcher import _flwr
+from simulations.loopback.restart import LoopbackFederation
+from simulations.loopback.sides import project_fab_hash
 from simulations.network import generate_network, write_network
 
 pytestmark = pytest.mark.slow

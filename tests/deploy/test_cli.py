@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from common.errors import ExitCode
 from server.cli import app
+from simulations.cli import app as sim_app
 
 runner = CliRunner()
 
@@ -48,7 +49,7 @@ def test_enrol_without_a_key_exits_4(tmp_path: Path) -> None:
 
 
 def test_dev_federation_with_an_empty_data_folder_exits_5(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["dev-federation", "--data", str(tmp_path),
+    result = runner.invoke(sim_app, ["dev-federation", "--data", str(tmp_path),
                                  "--out", str(tmp_path / "run"), "--work", str(tmp_path / "w")])
 
     assert result.exit_code == ExitCode.LAUNCHER_INPUT
@@ -60,7 +61,7 @@ def test_dev_federation_refuses_an_unknown_run_config_key(tmp_path: Path) -> Non
     data.mkdir()
     (data / "css-a.csv").write_text("x\n")
 
-    result = runner.invoke(app, ["dev-federation", "--data", str(data), "--set", "nope=1",
+    result = runner.invoke(sim_app, ["dev-federation", "--data", str(data), "--set", "nope=1",
                                  "--out", str(tmp_path / "run"), "--work", str(tmp_path / "w")])
 
     assert result.exit_code == ExitCode.LAUNCHER_INPUT

@@ -1,4 +1,4 @@
-"""End to end on loopback: `perseverance-server dev-federation` with the real SuperLink,
+"""End to end on loopback: `perseverance-sim dev-federation` with the real SuperLink,
 SuperNodes, TLS, SuperNode authentication and nginx; and nothing left running after it,
 whether it succeeds or is interrupted."""
 
@@ -23,10 +23,10 @@ CLI_TIMEOUT = 480.0
 
 
 def _cli() -> list[str]:
-    script = Path(sys.executable).parent / "perseverance-server"
+    script = Path(sys.executable).parent / "perseverance-sim"
     if script.is_file():
         return [str(script)]
-    return [sys.executable, "-c", "from server.cli import main; main()"]
+    return [sys.executable, "-c", "from simulations.cli import main; main()"]
 
 
 def _kill_what_the_launcher_started(work: Path) -> None:

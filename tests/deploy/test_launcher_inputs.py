@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from server.devfed import (
+from simulations.loopback.launcher import (
     DevFederationOptions,
     LauncherInputError,
     _worth_showing,

@@ -14,8 +14,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from server import deployment, enrolment
-from server.devfed import _flwr, nodes_online
-from server.devfed_sides import HOST, Ministry, start_ministry
 from server.pki import PkiPaths
 from server.processes import (
     ManagedProcess,
@@ -25,6 +23,8 @@ from server.processes import (
     offline_environment,
     wait_until,
 )
+from simulations.loopback.launcher import _flwr, nodes_online
+from simulations.loopback.sides import HOST, Ministry, start_ministry
 
 pytestmark = pytest.mark.slow
 REFUSAL_TIMEOUT = 60.0
@@ -230,7 +230,7 @@ def test_the_tunnel_runs_one_command_and_passes_its_exit_code(running: RunningMi
     import subprocess
     import sys
 
-    from server.devfed_sides import operator_tunnel_argv
+    from simulations.loopback.sides import operator_tunnel_argv
 
     argv = operator_tunnel_argv(running.ministry)
     argv[argv.index("--listen") + 1] = f"{HOST}:{free_ports(1)[0]}"

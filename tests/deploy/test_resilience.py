@@ -16,7 +16,7 @@ import pytest
 from client.ledger import PrivacyLedger
 from common.audit_trail import read_trail, verify_trail
 from common.config import RunConfig
-from server.loopback import LoopbackFederation
+from simulations.loopback.restart import LoopbackFederation
 from simulations.network import generate_network, write_network
 from tests.deploy.conftest import processes_mentioning
 

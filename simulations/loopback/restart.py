@@ -1,11 +1,11 @@
 """The loopback deployment as an object whose parts can be killed and restarted.
 
-``perseverance-server dev-federation`` runs one federation from start to end; the
+``perseverance-sim dev-federation`` runs one federation from start to end; the
 restart tests need more: submit a run, kill a SuperNode, the ServerApp or the SuperLink
 in the middle of it, restart what the ministry would restart, and submit the same run
 again with ``resume``. :class:`LoopbackFederation` starts the same programs with the
-same flags (``server.devfed.start_federation``) and stops every process it started at
-the end, by process group, never by name.
+same flags (``simulations.loopback.launcher.start_federation``) and stops every
+process it started at the end, by process group, never by name.
 """
 
 from __future__ import annotations
@@ -18,16 +18,6 @@ from types import TracebackType
 
 from common.config import RunConfig
 from server import deployment
-from server.devfed import (
-    _fresh,
-    follow_run,
-    nodes_online,
-    prepare_pki,
-    run_status,
-    start_federation,
-    submit_run,
-)
-from server.devfed_sides import Ministry, https_ok
 from server.enrolment import flower_executable
 from server.processes import (
     ManagedProcess,
@@ -36,6 +26,16 @@ from server.processes import (
     offline_environment,
     wait_until,
 )
+from simulations.loopback.launcher import (
+    _fresh,
+    follow_run,
+    nodes_online,
+    prepare_pki,
+    run_status,
+    start_federation,
+    submit_run,
+)
+from simulations.loopback.sides import Ministry, https_ok
 
 RESTART_TIMEOUT = 90.0
 

@@ -24,13 +24,6 @@ from common.config import ConfigError, RunConfig, parse_assignment
 from common.errors import ExitCode, PerseveranceError
 from common.workdirs import work_root
 from server import deployment, enrolment, pki
-from server.devfed_sides import (
-    LOOPBACK_OPERATOR,
-    Ministry,
-    project_fab_hash,
-    start_centre,
-    start_ministry,
-)
 from server.processes import (
     ProcessError,
     ProcessGroup,
@@ -38,6 +31,13 @@ from server.processes import (
     offline_environment,
     terminate_on_sigterm,
     wait_until,
+)
+from simulations.loopback.sides import (
+    LOOPBACK_OPERATOR,
+    Ministry,
+    project_fab_hash,
+    start_centre,
+    start_ministry,
 )
 from simulations.reference import centralized_auc
 
@@ -62,7 +62,7 @@ class RunFailedError(PerseveranceError):
 
 @dataclass(frozen=True)
 class DevFederationOptions:
-    """What ``perseverance-server dev-federation`` was asked to do.
+    """What ``perseverance-sim dev-federation`` was asked to do.
 
     ``students`` is the total number of synthetic students over all centres (used when
     ``data`` is not given); ``overrides`` are extra run-config ``KEY=VALUE`` pairs;
