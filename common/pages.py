@@ -12,9 +12,12 @@ This module knows no Flower, client or server code: the callers pass plain data.
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import math
 from collections.abc import Mapping
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -55,12 +58,41 @@ def gap_names(gaps: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return [name for name, _ in GAPS if any(name in values for values in gaps.values())]
 
 
+TEMPLATES = "templates"
+DISTRIBUTION = "perseverance"
+
+
+def template_folder() -> Path:
+    """Where the templates are: beside this module, or, when this module runs from a
+    Flower app bundle (a FAB carries only Python, TOML, Markdown, YAML and JSON files:
+    the ServerApp writing a model card runs from one), in the installed distribution's
+    copy of ``common`` (a regular install, or the source folder of an editable one)."""
+    here = Path(__file__).parent / TEMPLATES
+    if here.is_dir():
+        return here
+    try:
+        dist = importlib.metadata.distribution(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        dist = None
+    candidates = []
+    if dist is not None:
+        candidates.append(Path(str(dist.locate_file(f"common/{TEMPLATES}"))))
+        origin = json.loads(dist.read_text("direct_url.json") or "{}")
+        if str(origin.get("url", "")).startswith("file://"):
+            candidates.append(Path(origin["url"][len("file://"):]) / "common" / TEMPLATES)
+    for folder in candidates:
+        if folder.is_dir():
+            return folder
+    raise FileNotFoundError(f"The page templates are neither in {here} nor in the installed "
+                            f"{DISTRIBUTION} package: reinstall it.")
+
+
 @cache
 def environment() -> jinja2.Environment:
-    """The project's Jinja2 environment (built once): package templates, every value
-    escaped, unknown names refused."""
+    """The project's Jinja2 environment (built once): the project's templates, every
+    value escaped, unknown names refused."""
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("common", "templates"),
+        loader=jinja2.FileSystemLoader(template_folder()),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -83,3 +83,25 @@ def test_null_and_nan_are_unreported_and_intervals_need_two_finite_bounds() -> N
     assert not pages.is_unreported(0.0)
     assert pages.is_interval([0.1, 0.2]) and not pages.is_interval([0.1, math.nan])
     assert not pages.is_interval([0.1]) and not pages.is_interval(None)
+
+
+def test_pages_render_from_a_flower_app_bundle_without_the_template_files(tmp_path) -> None:
+    # A FAB carries Python files but no .html or .css: the ServerApp that writes the
+    # model card runs from one. The installed distribution's templates are used then.
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import common
+
+    bundle = tmp_path / "fab"
+    shutil.copytree(Path(common.__file__).parent, bundle / "common",
+                    ignore=shutil.ignore_patterns("templates", "__pycache__"))
+    code = ("import common.pages as p; assert 'fab' in p.__file__, p.__file__; "
+            "print(p.template_folder())")
+    result = subprocess.run([sys.executable, "-c", code], cwd=bundle, capture_output=True,
+                            text=True, check=False, env={"PYTHONPATH": str(bundle)})
+
+    assert result.returncode == 0, result.stderr
+    assert (Path(result.stdout.strip()) / "base.html").is_file()
