@@ -10,7 +10,7 @@ weights it received), never its weights: ``client.federated.train_round`` has al
 booked the round in the ledger, trained with DP-SGD and bounded the update's L2 norm to
 ``training.max_update_norm`` when ``fit`` returns; only then does ``secaggplus_mod``
 weight, quantize and mask it. The ministry sets SecAgg+'s clipping range to that same
-bound (``server.secure``): a coordinate is never larger than the vector's L2 norm and
+bound (``server.federation.secure``): a coordinate is never larger than the vector's L2 norm and
 the weight factor is at most 1 (the weight is capped at ``privacy.secagg_max_weight``
 here), so SecAgg+'s clipping never cuts an honest update and the quantized integers
 stay in range (no silent overflow).

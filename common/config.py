@@ -56,7 +56,7 @@ class PrivacyConfig:
     when they evaluate (histograms, equity counts), within the same epsilon target.
 
     ``secure_aggregation`` runs the training rounds through Flower's SecAgg+
-    (``server.secure``): the ministry learns only the weighted sum of the centres'
+    (``server.federation.secure``): the ministry learns only the weighted sum of the centres'
     updates. Each centre shares its mask secrets with ``secagg_shares`` of the round's
     centres (a fraction, itself included), and ``secagg_threshold`` of those shares (a
     fraction above one half) are needed to unmask, so up to ``shares - threshold`` of a
@@ -86,7 +86,7 @@ class EvaluationConfig:
     audit's true- and false-positive rates. ``centre_register`` is the ministry's file
     placing centres in administrative regions for the audit's region rows (the inventory
     of enrolled centres, or a simulated network's ``centres.json``; see
-    ``server.register``); empty: no region rows."""
+    ``server.federation.regions``); empty: no region rows."""
 
     bins: int = 30
     test_fraction: float = 0.2

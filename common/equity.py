@@ -37,7 +37,7 @@ from common.intervals import hanley_mcneil as auc_interval
 MIN_CELL = 10
 #: The config record of an evaluation reply in which a centre names itself (its data
 #: file's name, ``client.federated.declared_name``): the ministry's register
-#: (``server.register``) places a simulated network's centres in their region by it.
+#: (``server.federation.regions``) places a simulated network's centres in their region by it.
 CENTRE_RECORD = "centre"
 MIN_CENTRES_PER_CELL = 3
 # Coarse score bins, fixed edges on the logit scale, 0.4 apart (about -5..3, i.e. 0.7 %

@@ -2,7 +2,7 @@
 codes and the fixed reasons of refusals, with typed accessors both sides use.
 
 Flower-free (records are read as mappings): the ClientApp (``client.centre_task``) and
-the ServerApp (``server.federation``) import it; neither imports the other.
+the ServerApp (``server.federation.run``) import it; neither imports the other.
 
 What a centre sends is exactly what the privacy guarantee covers (docs/PRIVACY.md,
 "What leaves a centre"): the keys below are the whole list, and

@@ -1,4 +1,4 @@
-"""The ServerApp: wiring only. The logic is in ``server.federation``."""
+"""The ServerApp: wiring only. The logic is in ``server.federation.run``."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from flwr.common.logger import log
 from flwr.serverapp import Grid, ServerApp
 
 from common.config import ConfigError, RunConfig
-from server.checkpoint import ResumeError
-from server.federation import run_federation
-from server.register import RegisterError
-from server.rounds import FederationStopped
-from server.secure import run_secure_federation
+from server.federation.checkpoint import ResumeError
+from server.federation.regions import RegisterError
+from server.federation.rounds import FederationStopped
+from server.federation.run import run_federation
+from server.federation.secure import run_secure_federation
 
 app = ServerApp()
 

@@ -24,7 +24,7 @@ from common.records import (
     verify_centre,
 )
 from common.records_key import RecordsKeyError, read_key
-from server.audit_log import AUDIT_FILE, KEY_ENV, ministry_key_path
+from server.federation.audit_log import AUDIT_FILE, KEY_ENV, ministry_key_path
 
 STATE = "state"
 HELP = (

@@ -22,9 +22,9 @@ from rich.console import Console
 
 from common.errors import ExitCode
 from common.workdirs import work_root
-from server import pki as pki_lib
 from server.audit_verify import audit_app
-from server.registry_cli import registry_app
+from server.deployment import pki as pki_lib
+from server.publication.registry_cli import registry_app
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -133,7 +133,7 @@ def pki_revoke_centre(
 ) -> None:
     """Unregister a centre's SuperNode key at the SuperLink (it is refused from then on;
     the key is burnt) and mark it revoked in the inventory."""
-    from server import enrolment
+    from server.deployment import enrolment
 
     root = directory or _default_pki_dir()
     try:
@@ -183,7 +183,7 @@ def enrol(
     )] = False,
 ) -> None:
     """Register a centre's public key with the SuperLink and record it in the inventory."""
-    from server import enrolment
+    from server.deployment import enrolment
 
     root = directory or _default_pki_dir()
     paths = pki_lib.PkiPaths(root)
@@ -230,8 +230,8 @@ def operator_tunnel(
     proxy's operator listener with the operator's client certificate."""
     from flwr.supercore.utils import get_flwr_home
 
-    from server import enrolment
-    from server import operator_tunnel as tunnel
+    from server.deployment import enrolment
+    from server.deployment import operator_tunnel as tunnel
 
     paths = pki_lib.PkiPaths(directory or _default_pki_dir())
     if (certificate is None or key is None) and operator is None:

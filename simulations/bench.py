@@ -50,7 +50,7 @@ from common.model import ModelConfig, build_model, predict_proba, set_weights
 from common.privacy import choose_batch_size
 from common.training import DPSettings, train_local
 from common.workdirs import prepare_environment
-from server import run_folder
+from server.federation import run_folder
 from simulations.bench_memory import TreeMemorySampler
 from simulations.bench_report import machine, targets_met
 from simulations.runner import prepare_data, run_flower_simulation
@@ -108,7 +108,7 @@ def fedavg(updates: list[tuple[Weights, int]]) -> Weights:
 
 def _pooled_auc(replies: list[dict[str, Any]]) -> float:
     """Pooled AUC from the centres' evaluation replies, by the server's own pooling."""
-    from server.bookkeeping import aggregate_evaluation
+    from server.federation.bookkeeping import aggregate_evaluation
 
     return float(aggregate_evaluation(replies)["auc"])  # type: ignore[arg-type]
 

@@ -72,7 +72,7 @@ def run(
     except KeyboardInterrupt:
         _fail("interrupted; the run folder may be incomplete.", 130)
         return
-    from server.run_folder import SUMMARY, read_json
+    from server.federation.run_folder import SUMMARY, read_json
 
     summary = read_json(run_dir / SUMMARY)
     eps = summary.get("epsilon_max")
@@ -131,7 +131,7 @@ def bench(
 
     from rich.table import Table
 
-    from server.run_folder import default_run_dir, write_json
+    from server.federation.run_folder import default_run_dir, write_json
     from simulations.bench import run_bench
     from simulations.bench_report import table_rows
     from simulations.runner import SimulationError
@@ -213,10 +213,10 @@ def dev_federation(
     proxy, the centres' own ClientApp runtimes) and one federated training; stop every
     process afterwards. Exit codes: 3 PKI, 4 enrolment, 5 unusable input, 6 a server did
     not start or died, 7 the run failed, 130 interrupted."""
-    from server import pki as pki_lib
-    from server.enrolment import EnrolmentError
-    from server.processes import ProcessError
-    from server.proxy import ProxyError
+    from server.deployment import pki as pki_lib
+    from server.deployment.enrolment import EnrolmentError
+    from server.deployment.processes import ProcessError
+    from server.deployment.proxy import ProxyError
     from simulations.loopback.launcher import (
         DevFederationOptions,
         LauncherInputError,
@@ -245,7 +245,7 @@ def dev_federation(
     except KeyboardInterrupt:
         _fail("interrupted; every process started has been stopped.", ExitCode.INTERRUPTED)
         return
-    from server.run_folder import SUMMARY, read_json
+    from server.federation.run_folder import SUMMARY, read_json
 
     summary = read_json(run_dir / SUMMARY)
     console.print(

@@ -1,4 +1,4 @@
-"""A federation in one process: the real ServerApp logic (``server.federation``) and the
+"""A federation in one process: the real ServerApp logic (``server.federation.run``) and the
 real ClientApp (with its mods), joined by a Grid that hands each message straight to
 the ClientApp, one centre after the other.
 
@@ -25,7 +25,7 @@ from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 
 from common.config import RunConfig
-from server.federation import run_federation
+from server.federation.run import run_federation
 
 if TYPE_CHECKING:
     from flwr.clientapp import ClientApp
@@ -131,7 +131,7 @@ class DirectGrid(Grid):
 def run_direct(
     config: RunConfig, num_centres: int, client_app: ClientApp | None = None, run_id: int = 1
 ) -> Path:
-    """Run ``server.federation.run_federation`` over ``num_centres`` in-process centres;
+    """Run ``server.federation.run.run_federation`` over ``num_centres`` in-process centres;
     returns the run folder."""
     if client_app is None:
         from client.app import app as default_app

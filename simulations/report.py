@@ -22,8 +22,8 @@ import numpy as np
 from common import pages
 from common.files import atomic_write_bytes
 from common.metrics import ScoreHistogram
-from server import run_folder
-from server.model_card import centres_refused
+from server.federation import run_folder
+from server.publication.model_card import centres_refused
 from simulations import report_plots
 
 REPORT = "report.html"

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Render the proxy's site from the template with exactly these variables (the list in
-# server/proxy.py TEMPLATE_VARIABLES; nginx's own $variables are left alone), check it,
+# server/deployment/proxy.py TEMPLATE_VARIABLES; nginx's own $variables are left alone), check it,
 # and run nginx in the foreground.
 set -eu
 VARIABLES='${PROXY_CENTRES_LISTEN} ${PROXY_OPERATOR_LISTEN} ${SUPERLINK_ADDRESS} ${SUPERLINK_TLS_NAME} ${TLS_CERTIFICATE} ${TLS_CERTIFICATE_KEY} ${TLS_CA_CERTIFICATE} ${OPERATOR_CA_CERTIFICATE}'

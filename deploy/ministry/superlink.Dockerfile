@@ -1,6 +1,6 @@
 # The ministry's SuperLink: Flower's official image, pinned to the Python package's
 # version. Its flags are in deploy/ministry/compose.yaml (the same as the loopback
-# launcher's, see server/deployment.py: TLS, SuperNode authentication, state in
+# launcher's, see server/deployment/programs.py: TLS, SuperNode authentication, state in
 # /state/superlink.db, ServerApps in a separate container, no runtime installs).
 FROM flwr/superlink:1.42.0
 

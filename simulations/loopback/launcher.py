@@ -23,8 +23,9 @@ from pathlib import Path
 from common.config import ConfigError, RunConfig, parse_assignment
 from common.errors import ExitCode, PerseveranceError
 from common.workdirs import work_root
-from server import deployment, enrolment, pki
-from server.processes import (
+from server.deployment import enrolment, pki
+from server.deployment import programs as deployment
+from server.deployment.processes import (
     ProcessError,
     ProcessGroup,
     free_ports,
@@ -41,7 +42,7 @@ from simulations.loopback.sides import (
 )
 from simulations.reference import centralized_auc
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATA_SUFFIXES = (".parquet", ".csv")
 NODES_ONLINE_TIMEOUT = 120.0
 CLI_TIMEOUT = 120.0
@@ -321,7 +322,7 @@ def _complete_summary(
     auc_centralized: float,
 ) -> Path:
     """Check the ServerApp's summary and add what only the launcher knows."""
-    from server import run_folder
+    from server.federation import run_folder
 
     summary_path = run_dir / run_folder.SUMMARY
     if not summary_path.is_file():
@@ -341,7 +342,7 @@ def _complete_summary(
         flower_run_id=run_id,
         wall_seconds=round(time.monotonic() - started, 2),
     )
-    from server.model_card import write_model_card
+    from server.publication.model_card import write_model_card
     from simulations.report import write_report
 
     write_model_card(run_dir)

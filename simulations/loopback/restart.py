@@ -17,9 +17,9 @@ from pathlib import Path
 from types import TracebackType
 
 from common.config import RunConfig
-from server import deployment
-from server.enrolment import flower_executable
-from server.processes import (
+from server.deployment import programs as deployment
+from server.deployment.enrolment import flower_executable
+from server.deployment.processes import (
     ManagedProcess,
     ProcessGroup,
     group_members,

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.app_approval import approve
-from server import deployment, proxy
-from server.enrolment import flower_executable
-from server.pki import PkiPaths
-from server.processes import ProcessGroup, wait_until
+from server.deployment import programs as deployment
+from server.deployment import proxy
+from server.deployment.enrolment import flower_executable
+from server.deployment.pki import PkiPaths
+from server.deployment.processes import ProcessGroup, wait_until
 
 HOST = "127.0.0.1"
 #: DNS name the proxy checks in the SuperLink's certificate (nginx does not check IPs).

@@ -17,7 +17,7 @@ from client.ledger import LEDGER_FILE, PrivacyLedger
 from client.records import records_head
 from common.audit_trail import AuditTrail, read_trail
 from common.protocol import HEAD_KEYS
-from server.audit_log import KEY_ENV, ServerAudit
+from server.federation.audit_log import KEY_ENV, ServerAudit
 
 DELTA = 1e-6
 ACTOR = "css-des-laurentides"

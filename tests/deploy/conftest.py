@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from server import pki, proxy
-from server.processes import group_alive
+from server.deployment import pki, proxy
+from server.deployment.processes import group_alive
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from client.runtime_task import APP_NOT_APPROVED
-from server import deployment
+from server.deployment import programs as deployment
 from simulations.loopback.launcher import _flwr
 from simulations.loopback.restart import LoopbackFederation
 from simulations.loopback.sides import project_fab_hash

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from server import deployment, proxy
-from server.pki import SUPERLINK_NAMES, PkiPaths
+from server.deployment import programs as deployment
+from server.deployment import proxy
+from server.deployment.pki import SUPERLINK_NAMES, PkiPaths
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 OFFLINE = {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1",

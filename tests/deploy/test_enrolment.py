@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from server import deployment, enrolment, pki
+from server.deployment import enrolment, pki
+from server.deployment import programs as deployment
 
 
 @pytest.fixture

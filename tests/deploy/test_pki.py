@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key
 
-from server import pki
+from server.deployment import pki
 
 # A key line and its fingerprint as `ssh-keygen -lf` prints it (known answer).
 KNOWN_PUBLIC_KEY = (

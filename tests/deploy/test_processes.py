@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from server.processes import (
+from server.deployment.processes import (
     ProcessError,
     ProcessGroup,
     free_ports,
@@ -90,10 +90,10 @@ def test_ctrl_c_interrupts_even_when_sigint_was_inherited_ignored(tmp_path: Path
     # still stop its servers on Ctrl-C (KeyboardInterrupt reaches its finally blocks).
     script = (
         "import time\n"
-        "from server.processes import terminate_on_sigterm\n"
+        "from server.deployment.processes import terminate_on_sigterm\n"
         "restore = terminate_on_sigterm()\n"
-        "print('ready', flush=True)\n"
-        "try:\n"
+        "try:\n"  # the signal may land as soon as 'ready' is out: inside the try
+        "    print('ready', flush=True)\n"
         "    time.sleep(30)\n"
         "except KeyboardInterrupt:\n"
         "    print('interrupted', flush=True)\n"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from server import proxy
-from server.pki import PkiPaths
+from server.deployment import proxy
+from server.deployment.pki import PkiPaths
 
 
 def _settings(pki_dir: PkiPaths) -> proxy.ProxySettings:

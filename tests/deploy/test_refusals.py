@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from server import deployment, enrolment
-from server.pki import PkiPaths
-from server.processes import (
+from server.deployment import enrolment
+from server.deployment import programs as deployment
+from server.deployment.pki import PkiPaths
+from server.deployment.processes import (
     ManagedProcess,
     ProcessGroup,
     free_ports,
@@ -189,7 +190,7 @@ def test_refused_requests_never_reached_the_superlink(running: RunningMinistry) 
 def _foreign_operator(tmp: Path, signer: str, running: RunningMinistry) -> tuple[Path, Path]:
     """A well-formed client certificate the operator listener must refuse: signed by
     another CA, or by the federation's CA (which signs servers, not operators)."""
-    from server import pki
+    from server.deployment import pki
 
     if signer == "federation-ca":
         ca_key, ca_cert = pki.load_ca(running.paths)
@@ -298,7 +299,7 @@ def test_a_renewed_proxy_certificate_is_served_after_a_reload(running: RunningMi
 
     from cryptography import x509
 
-    from server import pki
+    from server.deployment import pki
 
     host, port = running.ministry.fleet_address.rsplit(":", 1)
 

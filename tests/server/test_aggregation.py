@@ -9,10 +9,10 @@ from flwr.app import ArrayRecord, ConfigRecord
 from flwr.serverapp.strategy import FedMedian, FedTrimmedAvg, Krum, MultiKrum
 
 from common.config import RunConfig
-from server.aggregation import STRATEGIES, build_strategy
-from server.audit_log import AUDIT_FILE, ServerAudit
-from server.rounds import GridView
-from server.strategy import PooledFedAvg
+from server.federation.aggregation import STRATEGIES, build_strategy
+from server.federation.audit_log import AUDIT_FILE, ServerAudit
+from server.federation.rounds import GridView
+from server.federation.strategy import PooledFedAvg
 from tests.server.messages import arrays, reply
 
 HONEST, ATTACKER = 1.0, -1.0  # five honest updates of +1 per weight, one sign-flipped

@@ -20,9 +20,9 @@ from client.app import app as client_app
 from client.ledger import LEDGER_FILE
 from common.audit_trail import read_trail
 from common.config import RunConfig
-from server.audit_log import KEY_ENV
 from server.cli import app
-from server.federation import run_federation
+from server.federation.audit_log import KEY_ENV
+from server.federation.run import run_federation
 from simulations.direct_grid import DirectGrid
 from simulations.network import generate_network, write_network
 from tests.client.test_records import serve_rounds

@@ -9,10 +9,10 @@ import torch
 
 from common.config import RunConfig
 from common.metrics import ScoreHistogram
-from server import checkpoint
-from server.aggregation import build_strategy
-from server.bookkeeping import CentreRecord, RoundLog
-from server.checkpoint import Checkpoint, ResumeError
+from server.federation import checkpoint
+from server.federation.aggregation import build_strategy
+from server.federation.bookkeeping import CentreRecord, RoundLog
+from server.federation.checkpoint import Checkpoint, ResumeError
 
 
 def _strategy_with_history():  # type: ignore[no-untyped-def]

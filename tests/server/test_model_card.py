@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from server.model_card import (
+from server.publication.model_card import (
     NOT_MEASURED,
     ModelCardError,
     build_model_card,

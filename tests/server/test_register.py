@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from common.equity import Placement
-from server.enrolment import InventoryEntry, write_inventory
-from server.register import RegisterError, read_register, register_of
+from server.deployment.enrolment import InventoryEntry, write_inventory
+from server.federation.regions import RegisterError, read_register, register_of
 
 
 def test_a_network_manifest_places_centres_by_their_declared_name(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from server.cli import app
-from server.registry import AlreadyPublishedError, list_models, publish, read_index
+from server.publication.registry import AlreadyPublishedError, list_models, publish, read_index
 from tests.server.run_fixtures import write_run_folder
 
 runner = CliRunner()

@@ -16,10 +16,10 @@ from client.app import app as client_app
 from client.ledger import PrivacyLedger
 from common.audit_trail import read_trail, verify_trail
 from common.config import RunConfig
-from server import checkpoint
-from server.checkpoint import ResumeError
-from server.federation import run_federation
-from server.rounds import FederationStopped
+from server.federation import checkpoint
+from server.federation.checkpoint import ResumeError
+from server.federation.rounds import FederationStopped
+from server.federation.run import run_federation
 from simulations.direct_grid import DirectGrid
 from simulations.network import generate_network, write_network
 

@@ -8,7 +8,7 @@ from flwr.app import Message
 from flwr.app.error import Error
 from flwr.common.constant import SUPERLINK_NODE_ID
 
-from server.rounds import CentresAbsent, exchange, wait_for_centres
+from server.federation.rounds import CentresAbsent, exchange, wait_for_centres
 from tests.server.messages import arrays, instruction, reply
 
 

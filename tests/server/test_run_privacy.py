@@ -20,9 +20,9 @@ from client.secure import build_secure_app
 from common.config import RunConfig
 from common.privacy import composed_epsilon
 from common.protocol import Reason
-from server.federation import run_federation
-from server.rounds import CentresRefused
-from server.secure import run_secure_federation
+from server.federation.rounds import CentresRefused
+from server.federation.run import run_federation
+from server.federation.secure import run_secure_federation
 from simulations.direct_grid import DirectGrid
 from simulations.network import generate_network, write_network
 

@@ -2,7 +2,7 @@ import numpy as np
 
 from common.equity import size_band
 from common.metrics import score_histogram
-from server.bookkeeping import CentreRecord, participation
+from server.federation.bookkeeping import CentreRecord, participation
 
 
 def _record(node: int, n_train: int, n_test: int) -> CentreRecord:

@@ -11,7 +11,7 @@ from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.app.error import Error
 
 from common.equity import CENTRE_RECORD
-from server.validation import (
+from server.federation.validation import (
     ExpectedUpdate,
     check_evaluation,
     check_update,

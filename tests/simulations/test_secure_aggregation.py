@@ -37,16 +37,16 @@ from client.app import build_client_app
 from client.secure import build_secure_app, is_secure_message
 from common.config import ConfigError, RunConfig
 from common.model import ModelConfig, build_model, read_model
-from server import run_folder
-from server.rounds import FederationStopped
-from server.secure import run_secure_federation
+from server.federation import run_folder
+from server.federation.rounds import FederationStopped
+from server.federation.secure import run_secure_federation
 from simulations.direct_grid import DirectGrid
 from simulations.network import generate_network, write_network
 from simulations.runner import run_scenario
 from simulations.scenario import load_scenario
 from tests.simulations.conftest import assert_every_region_placed
 
-QUANTIZATION_RANGE = 2**22  # SecAggPlusWorkflow's default, kept by server.secure
+QUANTIZATION_RANGE = 2**22  # SecAggPlusWorkflow's default, kept by server.federation.secure
 MODULUS = 2**32
 
 

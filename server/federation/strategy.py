@@ -5,8 +5,8 @@ Centres reply to evaluation with score histograms by label (``client.evaluation`
 this strategy sums them and computes the metrics of the pooled scores, instead of
 Flower's default weighted mean of per-centre metrics. Training metrics keep the
 largest per-run epsilon over centres, not an average of them. Every training reply
-goes through ``server.validation`` first; rejected ones are logged and left out. The
-accounting is the run's book (``server.bookkeeping``), shared with secure mode.
+goes through ``server.federation.validation`` first; rejected ones are logged and left out. The
+accounting is the run's book (``server.federation.bookkeeping``), shared with secure mode.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from flwr.serverapp.strategy import FedAvg
 
 from common import protocol
 from common.protocol import TrainRelease
-from server.bookkeeping import CentreRecord, RoundCallback, RoundLog, RunBook
-from server.validation import ExpectedUpdate, model_version, screen_updates
+from server.federation.bookkeeping import CentreRecord, RoundCallback, RoundLog, RunBook
+from server.federation.validation import ExpectedUpdate, model_version, screen_updates
 
 
 def _metrics(content: RecordDict) -> MetricRecord:
@@ -46,14 +46,14 @@ class PooledFedAvg(FedAvg):
     """FedAvg (weighted by released sizes) with update validation, a quorum, pooled
     evaluation and a per-round callback.
 
-    The robust strategies (``server.aggregation``) put this class before Flower's
+    The robust strategies (``server.federation.aggregation``) put this class before Flower's
     FedTrimmedAvg, FedMedian or (Multi)Krum in their bases: validation, the quorum and
     pooled evaluation stay here, and ``super().aggregate_train`` is theirs.
 
     Parameters
     ----------
     book : RunBook
-        The run's accounting (``server.bookkeeping``), shared with secure mode.
+        The run's accounting (``server.federation.bookkeeping``), shared with secure mode.
     on_round : RoundCallback | None
         Called with the round's log once its evaluation is aggregated.
     max_update_norm : float | None

@@ -28,7 +28,7 @@ import torch
 from common.config import ConfigValue, RunConfig
 from common.files import atomic_write_bytes
 from common.metrics import ScoreHistogram
-from server.bookkeeping import CentreRecord, RoundLog, RunBook
+from server.federation.bookkeeping import CentreRecord, RoundLog, RunBook
 
 CHECKPOINT = "checkpoint.pt"
 LOCK = ".serverapp.lock"

@@ -20,7 +20,8 @@ Choices (see docs/PRIVACY.md, "Secure aggregation"):
 
 Evaluation keeps the Message-API path's semantics: pooled metrics from the sum of the
 centres' noisy histograms, the pooled equity audit, the largest epsilon over centres.
-The run lifecycle (``server.lifecycle``) and the book (``server.bookkeeping``) are the
+The run lifecycle (``server.federation.lifecycle``) and the book
+(``server.federation.bookkeeping``) are the
 plain federation's: only how the sum of the updates is formed differs.
 """
 
@@ -58,10 +59,10 @@ from flwr.serverapp import Grid
 from common import protocol
 from common.config import RunConfig
 from common.protocol import TrainRelease
-from server.bookkeeping import FederationStopped, RunBook
-from server.lifecycle import RunLifecycle
-from server.rounds import GridView, wait_for_centres
-from server.validation import model_version
+from server.federation.bookkeeping import FederationStopped, RunBook
+from server.federation.lifecycle import RunLifecycle
+from server.federation.rounds import GridView, wait_for_centres
+from server.federation.validation import model_version
 
 Weights = OrderedDict[str, torch.Tensor]
 #: Flower seeds each SecAgg+ mask with 32 bits: with 4 centres or more, at least 3
@@ -248,7 +249,7 @@ def secagg_workflow(config: RunConfig) -> SecAggPlusWorkflow:
 
 def run_secure_federation(grid: Grid, config: RunConfig) -> Path:
     """Train the remaining rounds of the run with SecAgg+, checkpointing after each,
-    and write the run folder (as ``server.federation.run_federation`` does, plus
+    and write the run folder (as ``server.federation.run.run_federation`` does, plus
     ``secure_aggregation``). Returns the run folder; a stop is re-raised as
     :class:`FederationStopped` or :class:`ResumeError` after ``summary.json`` says so."""
     with RunLifecycle(grid, config, secure=True) as run:

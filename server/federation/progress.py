@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from server.bookkeeping import RoundLog
+from server.federation.bookkeeping import RoundLog
 
 console = Console(highlight=False)
 

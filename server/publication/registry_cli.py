@@ -35,8 +35,8 @@ def publish_command(
 ) -> None:
     """Append the run's model card and the weights' SHA-256 to the registry; refuses a
     model id that is already there. Rewrites index.html and index.json."""
-    from server.model_card import ModelCardError
-    from server.registry import RegistryError, publish
+    from server.publication.model_card import ModelCardError
+    from server.publication.registry import RegistryError, publish
 
     try:
         target = publish(run_dir, registry)
@@ -50,7 +50,7 @@ def publish_command(
 @registry_app.command("list")
 def list_command(registry: RegistryDir) -> None:
     """List the published models, newest first."""
-    from server.registry import list_models
+    from server.publication.registry import list_models
 
     models = list_models(registry)
     if not models:

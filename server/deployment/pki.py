@@ -3,9 +3,9 @@
 Flower 1.42 uses TLS on the server side only (the SuperLink and the reverse proxy show a
 certificate signed by the federation's CA; SuperNodes check it) and authenticates
 SuperNodes with an EC key pair in OpenSSH format: the private key stays at the centre,
-the public key is registered with the SuperLink (see :mod:`server.enrolment`). Operators
+the public key is registered with the SuperLink (see :mod:`server.deployment.enrolment`). Operators
 are authenticated by nginx with a client certificate signed by a separate operator CA
-(``ssl_verify_client``), presented by :mod:`server.operator_tunnel` for the ``flwr`` CLI.
+(``ssl_verify_client``), presented by :mod:`server.deployment.operator_tunnel` for the ``flwr`` CLI.
 
 Layout of a PKI folder (private keys are written with mode 0600 from their first byte,
 atomically, and never overwritten unless asked; the two CA keys stay on the ministry's
@@ -33,8 +33,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from server import keyfiles
-from server.certificates import (
+from server.deployment import keyfiles
+from server.deployment.certificates import (
     CURVE,
     CertificateError,
     certificate_names,
@@ -49,7 +49,8 @@ from server.certificates import (
 SUPERLINK_NAMES: tuple[str, ...] = ("superlink", "localhost", "127.0.0.1")
 PROXY_NAMES: tuple[str, ...] = ("proxy", "localhost", "127.0.0.1")
 _CURVE = CURVE
-#: The certificate helpers live in :mod:`server.certificates`; callers use them from here.
+#: The certificate helpers live in :mod:`server.deployment.certificates`; callers use
+#: them from here.
 __all__ = [
     "PkiError", "PkiPaths", "add_centre", "add_operator", "certificate_names",
     "check_centre_name", "fingerprint", "generate_ca", "generate_centre_key", "init_pki",
@@ -197,7 +198,7 @@ def key_pair_matches(
 
 def write_secret(path: Path, data: bytes, *, overwrite: bool = False) -> None:
     """Write a private key: mode 0600 from its first byte, atomically (see
-    :mod:`server.keyfiles`). Raises :class:`PkiError` if it exists and ``overwrite`` is
+    :mod:`server.deployment.keyfiles`). Raises :class:`PkiError` if it exists and ``overwrite`` is
     false."""
     try:
         keyfiles.write_private(path, data, overwrite=overwrite)

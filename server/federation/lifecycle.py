@@ -22,13 +22,13 @@ from flwr.serverapp import Grid
 
 from common.config import RunConfig
 from common.model import ModelConfig, build_model
-from server import checkpoint, run_folder
-from server.audit_log import ServerAudit
-from server.bookkeeping import FederationStopped, RoundLog, RunBook
-from server.checkpoint import Checkpoint, ResumeError
-from server.outputs import write_outputs
-from server.progress import print_round
-from server.register import register_of
+from server.federation import checkpoint, run_folder
+from server.federation.audit_log import ServerAudit
+from server.federation.bookkeeping import FederationStopped, RoundLog, RunBook
+from server.federation.checkpoint import Checkpoint, ResumeError
+from server.federation.outputs import write_outputs
+from server.federation.progress import print_round
+from server.federation.regions import register_of
 
 
 def new_run_name(config: RunConfig) -> str:

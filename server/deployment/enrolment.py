@@ -3,7 +3,7 @@ ministry's inventory of enrolled centres.
 
 Registration goes through the ``flwr`` CLI (``flwr supernode register``) and its
 connection profile in ``$FLWR_HOME/config.toml``, which points at the operator's tunnel
-to the proxy's operator listener (:mod:`server.operator_tunnel`). The inventory is a
+to the proxy's operator listener (:mod:`server.deployment.operator_tunnel`). The inventory is a
 JSON file (centre, node id, key fingerprint, date, revocation date): unregistering burns
 a key for good, so the ministry must know which key each centre uses before it ever
 revokes one. :func:`revoke_centre` unregisters a centre's key (``flwr supernode
@@ -26,7 +26,7 @@ from pathlib import Path
 import tomli_w
 
 from common.files import atomic_write_bytes
-from server import pki
+from server.deployment import pki
 
 REGISTER_TIMEOUT_SECONDS = 60.0
 
@@ -43,7 +43,7 @@ class InventoryEntry:
     fingerprint of the registered public key; ``revoked_at`` the date its key was
     unregistered ("" while the centre is enrolled). ``region`` (Québec's administrative region,
     "" if not given) and ``indigenous_governed`` place the centre in the equity audit's
-    region rows when the inventory is the run's centre register (``server.register``).
+    region rows when the inventory is the run's centre register (``server.federation.regions``).
     """
 
     centre: str
@@ -194,7 +194,7 @@ def enrol(
     Parameters
     ----------
     centre : str
-        The centre's name (see :func:`server.pki.check_centre_name`).
+        The centre's name (see :func:`server.deployment.pki.check_centre_name`).
     public_key : Path
         The centre's OpenSSH EC public key.
     inventory : Path

@@ -3,7 +3,8 @@
 Each round: wait (with a deadline) for ``min_centres`` connected centres, train among
 them, validate and aggregate the updates (``strategy.aggregation``), evaluate, then
 save a checkpoint. Opening, resuming, checkpointing and the outputs are the run
-lifecycle's (``server.lifecycle``), shared with secure mode (``server.secure``).
+lifecycle's (``server.federation.lifecycle``), shared with secure mode
+(``server.federation.secure``).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from flwr.serverapp import Grid
 
 from common import protocol
 from common.config import RunConfig
-from server.aggregation import build_strategy
-from server.bookkeeping import HISTOGRAM_KEYS, FederationStopped
-from server.lifecycle import RunLifecycle
-from server.rounds import run_round, wait_for_centres
+from server.federation.aggregation import build_strategy
+from server.federation.bookkeeping import HISTOGRAM_KEYS, FederationStopped
+from server.federation.lifecycle import RunLifecycle
+from server.federation.rounds import run_round, wait_for_centres
 
 
 def run_federation(grid: Grid, config: RunConfig) -> Path:

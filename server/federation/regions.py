@@ -4,7 +4,7 @@ it is an Indigenous-governed board, for the region rows of the equity audit
 
 Two files serve as a register (``evaluation.centre_register`` in the run configuration):
 
-- the ministry's inventory of enrolled centres (``server.enrolment``, written by
+- the ministry's inventory of enrolled centres (``server.deployment.enrolment``, written by
   ``perseverance-server enrol --region R [--indigenous-governed]``): centres are found by
   their SuperNode's node id, which their enrolled key authenticates. Entries without a
   region are in no region;

@@ -1,6 +1,6 @@
 """The aggregation modes (``strategy.aggregation``), built from Flower's strategies.
 
-``fedavg`` is :class:`server.strategy.PooledFedAvg`. The robust modes put
+``fedavg`` is :class:`server.federation.strategy.PooledFedAvg`. The robust modes put
 ``PooledFedAvg`` first in their bases and Flower's robust strategy second, so that
 validation, the quorum and pooled evaluation stay ours and only the combination of
 the updates is Flower's:
@@ -26,9 +26,9 @@ from flwr.app import ArrayRecord, Message, MetricRecord
 from flwr.serverapp.strategy import FedMedian, FedTrimmedAvg, Krum, MultiKrum
 
 from common.config import RunConfig
-from server.audit_log import ServerAudit
-from server.bookkeeping import RoundCallback, RunBook
-from server.strategy import PooledFedAvg
+from server.federation.audit_log import ServerAudit
+from server.federation.bookkeeping import RoundCallback, RunBook
+from server.federation.strategy import PooledFedAvg
 
 
 class PooledTrimmedAvg(PooledFedAvg, FedTrimmedAvg):

@@ -1,5 +1,5 @@
 """The run folder's outputs, written the same way by the plain and the secure
-federation from the run's book (``server.bookkeeping``): the model, ``summary.json``,
+federation from the run's book (``server.federation.bookkeeping``): the model, ``summary.json``,
 the equity audit, participation, the last pooled evaluation and the model card."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from common.calibration import Calibration, fit_calibration
 from common.config import RunConfig
 from common.metrics import ScoreHistogram
 from common.model import ModelConfig
-from server import run_folder
-from server.bookkeeping import HISTOGRAM_KEYS, RunBook, participation
-from server.checkpoint import Checkpoint
-from server.model_card import write_model_card
+from server.federation import run_folder
+from server.federation.bookkeeping import HISTOGRAM_KEYS, RunBook, participation
+from server.federation.checkpoint import Checkpoint
+from server.publication.model_card import write_model_card
 
 
 def _calibration(evaluation: dict[str, list[float]] | None) -> Calibration | None:

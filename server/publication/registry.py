@@ -30,8 +30,8 @@ from typing import Any
 from common import pages
 from common.errors import ExitCode, PerseveranceError
 from common.files import atomic_write_bytes
-from server import run_folder
-from server.model_card import CARD_HTML, CARD_JSON, build_model_card, render_model_card
+from server.federation import run_folder
+from server.publication.model_card import CARD_HTML, CARD_JSON, build_model_card, render_model_card
 
 INDEX_JSON = "index.json"
 INDEX_HTML = "index.html"

@@ -6,7 +6,7 @@ and when present ``equity.json``, ``participation.json``, the baselines in the s
 membership-inference figure (``mia_advantage``) and the centres that refused the run
 (``centres_refused``). A part the run did not produce is written as ``NOT_MEASURED``,
 never estimated. Only aggregate figures appear: the card is public (see
-``server.registry``). The page is the template ``common/templates/model_card.html``.
+``server.publication.registry``). The page is the template ``common/templates/model_card.html``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from common.encoding import ENCODING_VERSION, NUM_FEATURES
 from common.errors import ExitCode, PerseveranceError
 from common.files import atomic_write_bytes
 from common.schema import AUDIT_ATTRIBUTES, COLUMN_BY_NAME, PREDICTORS, SCHEMA_VERSION
-from server import run_folder
+from server.federation import run_folder
 
 NOT_MEASURED = pages.NOT_MEASURED
 CARD_JSON = "model_card.json"

@@ -1,6 +1,6 @@
 """X.509 certificates of the federation: the CAs, the servers' and operators' certificates.
 
-Pure functions over ``cryptography`` (no files); :mod:`server.pki` writes the results.
+Pure functions over ``cryptography`` (no files); :mod:`server.deployment.pki` writes the results.
 """
 
 from __future__ import annotations

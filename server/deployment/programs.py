@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from server.pki import PkiPaths
+from server.deployment.pki import PkiPaths
 
 #: The ``flwr`` CLI connection (in ``$FLWR_HOME/config.toml``) of the operator tunnel.
 OPERATOR_CONNECTION = "perseverance-operator"

@@ -21,9 +21,9 @@ from flwr.common.logger import log
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 
-from server.audit_log import ServerAudit
-from server.bookkeeping import CentresRefused, FederationStopped
-from server.strategy import PooledFedAvg
+from server.federation.audit_log import ServerAudit
+from server.federation.bookkeeping import CentresRefused, FederationStopped
+from server.federation.strategy import PooledFedAvg
 
 __all__ = ["CentresAbsent", "CentresRefused", "FederationStopped", "GridView", "run_round",
            "wait_for_centres"]

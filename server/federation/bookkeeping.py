@@ -26,9 +26,9 @@ from common.equity import MIN_CENTRES_PER_CELL, SIZE_BANDS, pooled_audit, size_b
 from common.metrics import ScoreHistogram, auc_from_histogram, summarise
 from common.privacy import audit_noise_std
 from common.protocol import LASTING_REFUSALS, TrainRelease
-from server.audit_log import ServerAudit
-from server.register import CentreRegister
-from server.validation import evaluation_problem
+from server.federation.audit_log import ServerAudit
+from server.federation.regions import CentreRegister
+from server.federation.validation import evaluation_problem
 
 HISTOGRAM_KEYS = protocol.HISTOGRAM_KEYS
 Metrics = Mapping[str, object]
@@ -165,7 +165,7 @@ class RunBook:
         self.audit = audit
         self.logs: dict[int, RoundLog] = {}
         self.centres: dict[int, CentreRecord] = {}
-        # The ministry's centre register (``server.register``): the audit's region rows.
+        # The ministry's centre register (``server.federation.regions``): the audit's region rows.
         self.register: CentreRegister | None = None
         # Std of the DP noise on each equity count a centre sends: in the audit's intervals.
         self.audit_noise = audit_noise_std(config)
