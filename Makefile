@@ -38,6 +38,7 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check common client server simulations tests
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy

@@ -50,7 +50,7 @@ from common.model import ModelConfig, build_model, predict_proba, set_weights
 from common.privacy import choose_batch_size
 from common.training import DPSettings, train_local
 from common.workdirs import prepare_environment
-from server.federation import run_folder
+from server import run_folder
 from simulations.bench_memory import TreeMemorySampler
 from simulations.bench_report import machine, targets_met
 from simulations.runner import prepare_data, run_flower_simulation

@@ -72,7 +72,7 @@ def run(
     except KeyboardInterrupt:
         _fail("interrupted; the run folder may be incomplete.", 130)
         return
-    from server.federation.run_folder import SUMMARY, read_json
+    from server.run_folder import SUMMARY, read_json
 
     summary = read_json(run_dir / SUMMARY)
     eps = summary.get("epsilon_max")
@@ -131,7 +131,7 @@ def bench(
 
     from rich.table import Table
 
-    from server.federation.run_folder import default_run_dir, write_json
+    from server.run_folder import default_run_dir, write_json
     from simulations.bench import run_bench
     from simulations.bench_report import table_rows
     from simulations.runner import SimulationError
@@ -245,7 +245,7 @@ def dev_federation(
     except KeyboardInterrupt:
         _fail("interrupted; every process started has been stopped.", ExitCode.INTERRUPTED)
         return
-    from server.federation.run_folder import SUMMARY, read_json
+    from server.run_folder import SUMMARY, read_json
 
     summary = read_json(run_dir / SUMMARY)
     console.print(

@@ -22,7 +22,7 @@ import numpy as np
 from common import pages
 from common.files import atomic_write_bytes
 from common.metrics import ScoreHistogram
-from server.federation import run_folder
+from server import run_folder
 from server.publication.model_card import centres_refused
 from simulations import report_plots
 

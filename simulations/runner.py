@@ -24,7 +24,7 @@ from common.csv_output import write_csv
 from common.errors import ExitCode, PerseveranceError
 from common.model import read_model
 from common.workdirs import prepare_environment
-from server.federation import run_folder
+from server import run_folder
 from server.publication.model_card import write_model_card
 from simulations.baselines import environment_only_auc, local_only
 from simulations.inprocess import scores

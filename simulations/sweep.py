@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from common.config import ConfigError
-from server.federation.run_folder import SUMMARY, read_json, write_json
+from server.run_folder import SUMMARY, read_json, write_json
 from simulations.runner import run_scenario
 from simulations.scenario import load_scenario
 

@@ -22,7 +22,8 @@ from flwr.serverapp import Grid
 
 from common.config import RunConfig
 from common.model import ModelConfig, build_model
-from server.federation import checkpoint, run_folder
+from server import run_folder
+from server.federation import checkpoint
 from server.federation.audit_log import ServerAudit
 from server.federation.bookkeeping import FederationStopped, RoundLog, RunBook
 from server.federation.checkpoint import Checkpoint, ResumeError

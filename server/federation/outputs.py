@@ -12,7 +12,7 @@ from common.calibration import Calibration, fit_calibration
 from common.config import RunConfig
 from common.metrics import ScoreHistogram
 from common.model import ModelConfig
-from server.federation import run_folder
+from server import run_folder
 from server.federation.bookkeeping import HISTOGRAM_KEYS, RunBook, participation
 from server.federation.checkpoint import Checkpoint
 from server.publication.model_card import write_model_card

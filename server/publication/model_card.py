@@ -24,7 +24,7 @@ from common.encoding import ENCODING_VERSION, NUM_FEATURES
 from common.errors import ExitCode, PerseveranceError
 from common.files import atomic_write_bytes
 from common.schema import AUDIT_ATTRIBUTES, COLUMN_BY_NAME, PREDICTORS, SCHEMA_VERSION
-from server.federation import run_folder
+from server import run_folder
 
 NOT_MEASURED = pages.NOT_MEASURED
 CARD_JSON = "model_card.json"

@@ -30,7 +30,7 @@ from typing import Any
 from common import pages
 from common.errors import ExitCode, PerseveranceError
 from common.files import atomic_write_bytes
-from server.federation import run_folder
+from server import run_folder
 from server.publication.model_card import CARD_HTML, CARD_JSON, build_model_card, render_model_card
 
 INDEX_JSON = "index.json"

@@ -322,7 +322,7 @@ def _complete_summary(
     auc_centralized: float,
 ) -> Path:
     """Check the ServerApp's summary and add what only the launcher knows."""
-    from server.federation import run_folder
+    from server import run_folder
 
     summary_path = run_dir / run_folder.SUMMARY
     if not summary_path.is_file():

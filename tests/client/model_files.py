@@ -12,7 +12,7 @@ from common.model import ModelConfig, RiskModel, build_model
 
 
 def save_checkpoint(path: Path, model: RiskModel) -> Path:
-    """Save as ``server.federation.run_folder.save_model`` does: weights beside their
+    """Save as ``server.run_folder.save_model`` does: weights beside their
     configuration."""
     torch.save(
         {"state_dict": model.state_dict(), "model_config": model.config.to_dict(),

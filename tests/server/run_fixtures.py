@@ -12,7 +12,7 @@ import numpy as np
 from common.config import RunConfig
 from common.metrics import score_histogram
 from common.model import ModelConfig, build_model
-from server.federation import run_folder
+from server import run_folder
 
 SUMMARY: dict[str, Any] = {
     "scenario": "fixture", "rounds": 3, "rounds_completed": 3, "num_centres": 4,

@@ -37,7 +37,7 @@ from client.app import build_client_app
 from client.secure import build_secure_app, is_secure_message
 from common.config import ConfigError, RunConfig
 from common.model import ModelConfig, build_model, read_model
-from server.federation import run_folder
+from server import run_folder
 from server.federation.rounds import FederationStopped
 from server.federation.secure import run_secure_federation
 from simulations.direct_grid import DirectGrid
