@@ -19,6 +19,7 @@ from typing import Any
 
 import jinja2
 
+from common import i18n
 from common.equity import GAPS
 
 # A part the run did not produce, in every JSON file and page (never estimated).
@@ -55,18 +56,27 @@ def gap_names(gaps: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return [name for name, _ in GAPS if any(name in values for values in gaps.values())]
 
 
-@cache
-def environment() -> jinja2.Environment:
-    """The project's Jinja2 environment (built once): package templates, every value
-    escaped, unknown names refused."""
+def build_environment(loader: jinja2.BaseLoader, lang: str = "en") -> jinja2.Environment:
+    """A Jinja2 environment with the project's rules (every value escaped, unknown names
+    refused), filters and tests, and the translation catalogue (``common.i18n``) of
+    ``lang`` for ``{% trans %}`` and ``_()``; ``number`` formats in that language.
+    Other HTML surfaces (the operations console) pass their own loader."""
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("common", "templates"),
+        loader=loader,
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    env.install_gettext_translations(i18n.translations(lang), newstyle=True)  # type: ignore[attr-defined]
+
+    def number(value: Any, digits: int = 3) -> str:
+        return "—" if is_unreported(value) else i18n.number(value, digits, lang)
+
+    env.filters["number"] = number
+    env.globals["lang"] = lang
     env.filters["figure"] = figure
     env.tests["unreported"] = is_unreported
     env.tests["not_measured"] = is_not_measured
@@ -74,6 +84,13 @@ def environment() -> jinja2.Environment:
     env.globals["NOT_MEASURED"] = NOT_MEASURED
     env.globals["gap_names"] = gap_names
     return env
+
+
+@cache
+def environment() -> jinja2.Environment:
+    """The environment of the published pages (built once): package templates, in
+    English until their strings move to the catalogue."""
+    return build_environment(jinja2.PackageLoader("common", "templates"), "en")
 
 
 def render(template: str, **context: Any) -> str:
