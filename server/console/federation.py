@@ -82,9 +82,9 @@ class SuperLinkNodes:
                                   "FLWR_DISABLE_UPDATE_CHECK": "1"})
         except (EnrolmentError, subprocess.TimeoutExpired, OSError) as exc:
             return SuperLinkView(error=f"{self.address}: {exc}", asked_at=now)
-        try:
-            payload = json.loads(result.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
+        try:  # flwr prints one JSON object, possibly over several lines
+            payload = json.loads(result.stdout[max(result.stdout.find("{"), 0):])
+        except ValueError:
             payload = {}
         if not isinstance(payload, dict) or not payload.get("success"):
             reason = str(payload.get("error-message", "")) if isinstance(payload, dict) else ""

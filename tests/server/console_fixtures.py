@@ -132,10 +132,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def console_server(*args: str, log: Path) -> Iterator[str]:
-    """``perseverance-server console ARGS`` on a free port of 127.0.0.1 (the default
-    host); yields its base URL; stops it by its PID."""
-    port = free_port()
+def console_server(*args: str, log: Path, port: int | None = None) -> Iterator[str]:
+    """``perseverance-server console ARGS`` on ``port`` (default: a free one) of
+    127.0.0.1 (the default host); yields its base URL; stops it by its PID."""
+    port = port or free_port()
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "server.cli", "console", *args, "--port", str(port)],
