@@ -29,6 +29,7 @@ from server import registry as registry_lib
 from server.console import charts, words
 from server.console.federation import SuperLinkNodes, federation
 from server.console.runs import RUNNING, RunDetail, RunFolders
+from server.model_card import CARD_HTML
 
 LANG_COOKIE = "lang"
 POLL_SECONDS = 2
@@ -157,7 +158,7 @@ class Console:
     def registry_card(self, request: Request) -> Response:
         model_id = request.path_params["model_id"]
         folder = self.settings.registry
-        card = folder / model_id / registry_lib.CARD_HTML if folder else None
+        card = folder / model_id / CARD_HTML if folder else None
         if (card is None or model_id.startswith(".") or "/" in model_id
                 or not card.is_file()):
             return not_found(request, model_id)

@@ -4,7 +4,7 @@ for the catalogue here (``N_``), translated where a page shows them (``_()``).""
 from __future__ import annotations
 
 
-def N_(message: str) -> str:  # noqa: N802 (gettext's name for a marker)
+def N_(message: str) -> str:
     """Mark ``message`` for the catalogue without translating it now."""
     return message
 

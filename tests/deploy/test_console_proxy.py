@@ -83,7 +83,8 @@ def test_the_console_is_served_on_the_operator_listener(deployed: dict[str, Any]
     assert status == 200
     assert 'href="/console/runs"' in page  # links carry the proxy's prefix
     row = page.split(f'data-centre="{CENTRE}"')[1].split("</tr>")[0]
-    assert "connecté" in row, page.split("<h1>")[1][:600]  # the SuperLink's view, through the operator tunnel
+    # The SuperLink's view, through the console's operator tunnel.
+    assert "connecté" in row, page.split("<h1>")[1][:600]
     status, runs = _get(deployed, operator, "/console/runs")
     assert status == 200 and "terminé" in runs
 

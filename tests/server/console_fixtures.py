@@ -148,7 +148,7 @@ def console_server(*args: str, log: Path, port: int | None = None) -> Iterator[s
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"the console did not start: {log.read_text()}")
+                    raise AssertionError(f"the console did not start: {log.read_text()}") from None
                 time.sleep(0.2)
         yield f"http://127.0.0.1:{port}"
     finally:
