@@ -72,12 +72,22 @@ def build_environment(loader: jinja2.BaseLoader, lang: str = "en") -> jinja2.Env
     )
     env.install_gettext_translations(i18n.translations(lang), newstyle=True)  # type: ignore[attr-defined]
 
+    gettext = i18n.gettext(lang)
+
     def number(value: Any, digits: int = 3) -> str:
+        if isinstance(value, str):
+            return value
         return "—" if is_unreported(value) else i18n.number(value, digits, lang)
 
+    def localised_figure(value: Any, digits: int = 3) -> str:
+        if isinstance(value, bool):
+            return gettext("on") if value else gettext("off")
+        text = figure(value, digits)
+        return text.replace(".", ",") if isinstance(value, float) and lang == "fr" else text
+
     env.filters["number"] = number
+    env.filters["figure"] = localised_figure
     env.globals["lang"] = lang
-    env.filters["figure"] = figure
     env.tests["unreported"] = is_unreported
     env.tests["not_measured"] = is_not_measured
     env.tests["interval"] = is_interval
@@ -87,12 +97,13 @@ def build_environment(loader: jinja2.BaseLoader, lang: str = "en") -> jinja2.Env
 
 
 @cache
-def environment() -> jinja2.Environment:
-    """The environment of the published pages (built once): package templates, in
-    English until their strings move to the catalogue."""
-    return build_environment(jinja2.PackageLoader("common", "templates"), "en")
+def environment(lang: str = "en") -> jinja2.Environment:
+    """The environment of the published pages in ``lang`` (built once per language):
+    package templates. Pages whose strings are not in the catalogue yet stay English."""
+    return build_environment(jinja2.PackageLoader("common", "templates"), lang)
 
 
-def render(template: str, **context: Any) -> str:
-    """The page ``template`` (a file name in ``common/templates``) with ``context``."""
-    return environment().get_template(template).render(**context)
+def render(template: str, lang: str = "en", **context: Any) -> str:
+    """The page ``template`` (a file name in ``common/templates``) in ``lang`` with
+    ``context``."""
+    return environment(lang).get_template(template).render(**context)

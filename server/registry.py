@@ -2,7 +2,8 @@
 
 Layout of a registry folder::
 
-    index.html, index.json        every published model, newest first (rewritten atomically)
+    index.html, index.json        every published model, newest first (rewritten atomically);
+    index.en.html                 index.html is in French, this one in English
     <model-id>/model_card.json    the card, as built from the run folder
     <model-id>/model_card.html
     <model-id>/weights.sha256     "<hex>  model.pt", checkable with ``sha256sum -c``
@@ -32,7 +33,8 @@ from server import run_folder
 from server.model_card import CARD_HTML, CARD_JSON, build_model_card, render_model_card
 
 INDEX_JSON = "index.json"
-INDEX_HTML = "index.html"
+INDEX_HTML = "index.html"  # French, Québec's language of public administration
+INDEX_HTML_EN = "index.en.html"
 WEIGHTS_SHA = "weights.sha256"
 PUBLICATION = "publication.json"
 LOCK = ".lock"
@@ -108,8 +110,9 @@ def write_index(registry_dir: Path) -> None:
     """Rebuild ``index.json`` and ``index.html`` from the model folders (atomic writes)."""
     models = list_models(registry_dir)
     run_folder.write_json(registry_dir / INDEX_JSON, {"format": 1, "models": models})
-    run_folder.atomic_write_bytes(registry_dir / INDEX_HTML, render_index(models).encode())
-    for name in (INDEX_JSON, INDEX_HTML):
+    for name, lang in ((INDEX_HTML, "fr"), (INDEX_HTML_EN, "en")):
+        run_folder.atomic_write_bytes(registry_dir / name, render_index(models, lang).encode())
+    for name in (INDEX_JSON, INDEX_HTML, INDEX_HTML_EN):
         (registry_dir / name).chmod(PUBLIC_FILE)
 
 
@@ -130,9 +133,12 @@ def _entry(card: dict[str, Any], publication: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def render_index(models: list[dict[str, Any]]) -> str:
-    """The registry's public page: one row per model, linking to its card."""
-    return pages.render("registry_index.html", models=models)
+def render_index(models: list[dict[str, Any]], lang: str = "fr") -> str:
+    """The registry's public page in ``lang``: one row per model, linking to its card,
+    and to the same page in the other language."""
+    other = "en" if lang == "fr" else "fr"
+    return pages.render("registry_index.html", lang, models=models, other_lang=other,
+                        other_page=INDEX_HTML_EN if other == "en" else INDEX_HTML)
 
 
 @contextmanager
