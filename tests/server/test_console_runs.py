@@ -66,3 +66,14 @@ def test_the_audit_log_verifies_and_an_edit_is_found(runs: RunFolders) -> None:
     assert found is not None and found[1].keyed and found[1].problems == []
     tampered = runs.audit("tampered-run")
     assert tampered is not None and "line 3" in tampered[1].problems[0]
+
+
+def test_the_command_refuses_a_missing_folder_in_one_sentence(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from server.cli import app
+
+    result = CliRunner().invoke(app, ["console", "--runs", str(tmp_path / "none")])
+
+    assert result.exit_code == 2
+    assert "is not a folder" in result.output and "Traceback" not in result.output
