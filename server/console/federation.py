@@ -139,7 +139,9 @@ def refusals_by_centre(runs: RunFolders,
 def federation(inventory: Path | None, runs: RunFolders,
                superlink: SuperLinkNodes | None) -> tuple[list[CentreRow], str | None,
                                                           SuperLinkView | None]:
-    """The centres of the inventory with their state; the inventory's error, if any."""
+    """The centres of the inventory with their state; the inventory's error, if any.
+    A node the SuperLink knows but the inventory does not gets a row of its own (a key
+    registered outside ``enrol``: the ministry should know whose it is)."""
     try:
         entries = read_inventory(inventory) if inventory is not None else []
     except EnrolmentError as exc:
@@ -153,4 +155,8 @@ def federation(inventory: Path | None, runs: RunFolders,
         if entry.centre in refusals:
             row.refused_in, row.refusal = refusals[entry.centre]
         rows.append(row)
+    known = {e.node_id for e in entries}
+    for node_id, state in sorted(view.nodes.items()) if view else []:
+        if node_id not in known and state.status != "unregistered":
+            rows.append(CentreRow(InventoryEntry("", node_id, "", ""), state))
     return rows, None, view

@@ -21,6 +21,7 @@ from tests.server.console_fixtures import console_server, write_runs
 
 pytestmark = pytest.mark.slow
 CENTRE = "css-registered"
+STRANGER = "css-stranger"
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,10 @@ def deployed(nginx: str, pki_dir: PkiPaths,
             inventory = tmp / "inventory.json"
             enrolment.enrol(CENTRE, pki_dir.centre_public_key(CENTRE), inventory,
                             deployment.OPERATOR_CONNECTION, env)
+            # A key registered at the SuperLink without the inventory (never connected).
+            stranger = enrolment.register_public_key(
+                pki_dir.centre_public_key(STRANGER), deployment.OPERATOR_CONNECTION, STRANGER,
+                env)
             group.start("supernode", deployment.supernode_argv(
                 enrolment.flower_executable("flower-supernode"), ministry.fleet_address,
                 pki_dir.ca_certificate, pki_dir.centre_private_key(CENTRE), HOST,
@@ -53,7 +58,7 @@ def deployed(nginx: str, pki_dir: PkiPaths,
                                 "--superlink", ministry.tunnel_address,
                                 "--root-path", "/console",
                                 log=tmp / "console.log", port=console):
-                yield {"ministry": ministry, "paths": pki_dir}
+                yield {"ministry": ministry, "paths": pki_dir, "stranger": stranger}
         finally:
             group.stop_all()
 
@@ -85,6 +90,8 @@ def test_the_console_is_served_on_the_operator_listener(deployed: dict[str, Any]
     row = page.split(f'data-centre="{CENTRE}"')[1].split("</tr>")[0]
     # The SuperLink's view, through the console's operator tunnel.
     assert "connecté" in row, page.split("<h1>")[1][:600]
+    unknown = page.split(f'data-node="{deployed["stranger"]}"')[1].split("</tr>")[0]
+    assert "absent de l'inventaire" in unknown and "inscrit, jamais connecté" in unknown
     status, runs = _get(deployed, operator, "/console/runs")
     assert status == 200 and "terminé" in runs
 
