@@ -10,7 +10,9 @@ events, newest run first).
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -60,6 +62,7 @@ class SuperLinkNodes:
     def __init__(self, address: str) -> None:
         self.address = address
         self._home = Path(tempfile.mkdtemp(prefix="perseverance-console-flwr-"))
+        atexit.register(shutil.rmtree, self._home, ignore_errors=True)
         write_connection(self._home, CONNECTION, address, None)
         self._view = SuperLinkView()
         self._lock = threading.Lock()

@@ -8,8 +8,10 @@ reads it. Its status:
   lock itself, not even for a moment (a run starting then would be refused);
 - ``finished``: the final summary is written and every planned round was done;
 - ``stopped``: the final summary says why the run stopped early (``stopped``);
-- ``failed``: neither: the process ended without its final summary (or the run stopped
-  before its first round).
+- ``failed``: neither: the process ended without its final summary, or its audit log's
+  last word is that it started (or resumed) and nothing says it ended (the process
+  died; a summary left by an earlier attempt does not count), or the run stopped before
+  its first round.
 """
 
 from __future__ import annotations
@@ -54,11 +56,18 @@ def lock_held(lock_file: Path, proc_locks: Path = PROC_LOCKS) -> bool:
                for fields in (line.split() for line in table.splitlines()))
 
 
-def run_status(run_dir: Path, summary: Mapping[str, Any]) -> str:
-    """``running``, ``finished``, ``stopped`` or ``failed`` (see the module's text)."""
+LIFECYCLE = ("run_started", "run_resumed", "run_finished", "run_stopped")
+
+
+def run_status(run_dir: Path, summary: Mapping[str, Any],
+               events: list[dict[str, Any]] | None = None) -> str:
+    """``running``, ``finished``, ``stopped`` or ``failed`` (see the module's text);
+    ``events`` the run's audit log, if it has one."""
     if lock_held(run_dir / LOCK):
         return RUNNING
-    if "rounds_completed" not in summary:
+    last = next((e.get("event") for e in reversed(events or [])
+                 if e.get("event") in LIFECYCLE), None)
+    if "rounds_completed" not in summary or last in ("run_started", "run_resumed"):
         return FAILED
     if summary.get("stopped"):
         return STOPPED if summary.get("rounds_completed", 0) > 0 else FAILED
@@ -139,11 +148,11 @@ class RunFolders:
             return None
         summary = read_json_file(run_dir / SUMMARY)
         rounds = self.followers.get(run_dir / ROUNDS).lines()
-        status = run_status(run_dir, summary)
+        events = self.followers.get(run_dir / AUDIT_FILE).lines()
+        status = run_status(run_dir, summary, events)
         planned = summary.get("rounds")
         if not isinstance(planned, int):
-            started = [e for e in self.followers.get(run_dir / AUDIT_FILE).lines()
-                       if e.get("event") in ("run_started", "run_resumed")]
+            started = [e for e in events if e.get("event") in ("run_started", "run_resumed")]
             planned = started[-1].get("rounds") if started else None
         epsilons = [finite(r.get("train_epsilon_max")) for r in rounds]
         live_auc = next((finite(r.get("eval_auc")) for r in reversed(rounds)

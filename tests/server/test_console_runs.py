@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from server.audit_log import ServerAudit
 from server.checkpoint import LOCK, run_folder_lock
 from server.console.follow import JsonLinesFollower
 from server.console.runs import FAILED, FINISHED, RUNNING, STOPPED, RunFolders, lock_held
@@ -37,6 +38,16 @@ def test_each_status_is_told_from_the_folder(runs: RunFolders, tmp_path: Path) -
         overview = runs.overview(fixtures.FAILED)
         assert overview is not None and overview.status == RUNNING
         assert (overview.rounds_done, overview.rounds_planned) == (1, 5)
+
+
+def test_a_run_that_died_after_resuming_is_failed_not_stopped(runs: RunFolders,
+                                                               tmp_path: Path) -> None:
+    stopped = tmp_path / "runs" / fixtures.STOPPED
+    ServerAudit(stopped).event("run_resumed", run_name="fixture", rounds=3)  # then killed
+
+    overview = runs.overview(fixtures.STOPPED)
+
+    assert overview is not None and overview.status == FAILED
 
 
 def test_a_half_written_line_waits_for_its_end(tmp_path: Path) -> None:
