@@ -26,6 +26,20 @@ from common.equity import GAPS
 NOT_MEASURED = "not measured in this run"
 
 
+def N_(message: str) -> str:
+    """Mark ``message`` for the translation catalogue; pages translate it when shown."""
+    return message
+
+
+# The equity gaps (``common.equity.GAPS``) as the pages name them.
+GAP_LABELS = {
+    "equal_opportunity_gap": N_("equal opportunity gap"),
+    "fpr_gap": N_("fpr gap"),
+    "calibration_gap": N_("calibration gap"),
+    "auc_gap": N_("auc gap"),
+}
+
+
 def figure(value: Any, digits: int = 3) -> str:
     """A scalar figure as text: booleans as on/off, floats to ``digits`` places (small
     ones to ``digits`` significant digits), anything else as it is."""
@@ -88,11 +102,14 @@ def build_environment(loader: jinja2.BaseLoader, lang: str = "en") -> jinja2.Env
     env.filters["number"] = number
     env.filters["figure"] = localised_figure
     env.globals["lang"] = lang
+    # Between two numbers: French writes decimals with a comma, so lists take ";".
+    env.globals["SEP"] = ";" if lang == "fr" else ","
     env.tests["unreported"] = is_unreported
     env.tests["not_measured"] = is_not_measured
     env.tests["interval"] = is_interval
     env.globals["NOT_MEASURED"] = NOT_MEASURED
     env.globals["gap_names"] = gap_names
+    env.globals["GAP_LABELS"] = GAP_LABELS
     return env
 
 

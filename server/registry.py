@@ -5,7 +5,7 @@ Layout of a registry folder::
     index.html, index.json        every published model, newest first (rewritten atomically);
     index.en.html                 index.html is in French, this one in English
     <model-id>/model_card.json    the card, as built from the run folder
-    <model-id>/model_card.html
+    <model-id>/model_card.html    in French; model_card.en.html in English
     <model-id>/weights.sha256     "<hex>  model.pt", checkable with ``sha256sum -c``
     <model-id>/publication.json   when and from which run folder it was published
 
@@ -30,7 +30,14 @@ from typing import Any
 
 from common import pages
 from server import run_folder
-from server.model_card import CARD_HTML, CARD_JSON, build_model_card, render_model_card
+from server.model_card import (
+    CARD_HTML,
+    CARD_HTML_EN,
+    CARD_JSON,
+    CARD_PAGES,
+    build_model_card,
+    render_model_card,
+)
 
 INDEX_JSON = "index.json"
 INDEX_HTML = "index.html"  # French, Québec's language of public administration
@@ -72,7 +79,8 @@ def publish(run_dir: Path, registry_dir: Path, now: datetime | None = None) -> P
             staging = Path(tempfile.mkdtemp(dir=registry_dir, prefix=".staging-"))
             try:
                 run_folder.write_json(staging / CARD_JSON, card)
-                (staging / CARD_HTML).write_text(render_model_card(card), encoding="utf-8")
+                for name, lang in CARD_PAGES:
+                    (staging / name).write_text(render_model_card(card, lang), encoding="utf-8")
                 (staging / WEIGHTS_SHA).write_text(
                     f"{card['version']['weights_sha256']}  {run_folder.MODEL}\n", encoding="utf-8")
                 run_folder.write_json(staging / PUBLICATION, {
@@ -130,6 +138,7 @@ def _entry(card: dict[str, Any], publication: dict[str, Any]) -> dict[str, Any]:
         "secure_aggregation": privacy["secure_aggregation"],
         "weights_sha256": card["version"]["weights_sha256"],
         "card": f"{card['model_id']}/{CARD_HTML}",
+        "card_en": f"{card['model_id']}/{CARD_HTML_EN}",
     }
 
 

@@ -29,12 +29,12 @@ from server import registry as registry_lib
 from server.console import charts, words
 from server.console.federation import SuperLinkNodes, federation
 from server.console.runs import RUNNING, RunDetail, RunFolders
-from server.model_card import CARD_HTML
+from server.model_card import CARD_HTML, CARD_HTML_EN
 
 LANG_COOKIE = "lang"
 POLL_SECONDS = 2
 # Files of a run folder (and of a registry entry) the console serves as they are.
-RUN_FILES = ("report.html", "model_card.html")
+RUN_FILES = ("report.html", "model_card.html", "model_card.en.html")
 STATIC = Path(__file__).resolve().parent / "static"
 SECURITY_HEADERS = {
     # The pages inline their one stylesheet and load one script of their own.
@@ -158,7 +158,10 @@ class Console:
     def registry_card(self, request: Request) -> Response:
         model_id = request.path_params["model_id"]
         folder = self.settings.registry
-        card = folder / model_id / CARD_HTML if folder else None
+        name = CARD_HTML_EN if language(request) == "en" else CARD_HTML
+        card = folder / model_id / name if folder else None
+        if card is not None and not card.is_file():  # published before the English page
+            card = folder / model_id / CARD_HTML if folder else None
         if (card is None or model_id.startswith(".") or "/" in model_id
                 or not card.is_file()):
             return not_found(request, model_id)

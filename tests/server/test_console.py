@@ -140,7 +140,7 @@ def test_a_finished_run_shows_equity_baselines_and_links(site: dict[str, Any],
     assert "css-de-laval" in page.inner_text("#participation")
     assert REFUSAL in page.inner_text("#refusals")
     page.click("text=fiche du modèle")
-    assert page.inner_text("h1").startswith("Model card: fixture-")
+    assert page.inner_text("h1").startswith("Fiche du modèle : fixture-")
 
 
 def test_the_run_page_follows_a_growing_run_live(site: dict[str, Any],
@@ -183,7 +183,7 @@ def test_the_registry_lists_published_models_and_their_cards(site: dict[str, Any
     link = page.locator("#models a").first
     model_id = link.inner_text()
     link.click()
-    assert model_id in page.content()
+    assert page.inner_text("h1") == f"Model card: {model_id}"  # the English card
 
 
 def test_the_console_reads_only_and_listens_on_loopback(site: dict[str, Any]) -> None:
