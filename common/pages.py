@@ -22,13 +22,15 @@ import jinja2
 from common import i18n
 from common.equity import GAPS
 
-# A part the run did not produce, in every JSON file and page (never estimated).
-NOT_MEASURED = "not measured in this run"
-
 
 def N_(message: str) -> str:
     """Mark ``message`` for the translation catalogue; pages translate it when shown."""
     return message
+
+
+# A part the run did not produce, in every JSON file and page (never estimated; the
+# files keep these words, the pages show them in their language).
+NOT_MEASURED = N_("not measured in this run")
 
 
 # The equity gaps (``common.equity.GAPS``) as the pages name them.
