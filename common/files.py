@@ -12,9 +12,13 @@ content or the new one, never half of either.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
+import json
 import os
 import secrets
 from pathlib import Path
+
+DISTRIBUTION = "perseverance"
 
 
 class FileExists(FileExistsError):
@@ -73,3 +77,29 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644, *,
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()  # after os.link (or a failed rename) the temporary name remains
     fsync_folder(path.parent)
+
+
+def package_data(name: str) -> Path:
+    """The folder ``name`` of ``common``'s package data (page templates, the translation
+    catalogue): beside this module, or, when ``common`` runs from a Flower app bundle (a
+    FAB carries only Python, TOML, Markdown, YAML and JSON files, and the ServerApp that
+    writes a model card runs from one), in the installed distribution's copy (a regular
+    install, or the source folder of an editable one)."""
+    here = Path(__file__).parent / name
+    if here.is_dir():
+        return here
+    try:
+        dist = importlib.metadata.distribution(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        dist = None
+    candidates = []
+    if dist is not None:
+        candidates.append(Path(str(dist.locate_file(f"common/{name}"))))
+        origin = json.loads(dist.read_text("direct_url.json") or "{}")
+        if str(origin.get("url", "")).startswith("file://"):
+            candidates.append(Path(origin["url"][len("file://"):]) / "common" / name)
+    for folder in candidates:
+        if folder.is_dir():
+            return folder
+    raise FileNotFoundError(f"The folder {name} is neither in {here} nor in the installed "
+                            f"{DISTRIBUTION} package: reinstall it.")

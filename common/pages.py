@@ -12,20 +12,35 @@ This module knows no Flower, client or server code: the callers pass plain data.
 
 from __future__ import annotations
 
-import importlib.metadata
-import json
 import math
 from collections.abc import Mapping
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from common import i18n
 from common.equity import GAPS
+from common.files import package_data
 
-# A part the run did not produce, in every JSON file and page (never estimated).
-NOT_MEASURED = "not measured in this run"
+
+def N_(message: str) -> str:
+    """Mark ``message`` for the translation catalogue; pages translate it when shown."""
+    return message
+
+
+# A part the run did not produce, in every JSON file and page (never estimated; the
+# files keep these words, the pages show them in their language).
+NOT_MEASURED = N_("not measured in this run")
+
+
+# The equity gaps (``common.equity.GAPS``) as the pages name them.
+GAP_LABELS = {
+    "equal_opportunity_gap": N_("equal opportunity gap"),
+    "fpr_gap": N_("fpr gap"),
+    "calibration_gap": N_("calibration gap"),
+    "auc_gap": N_("auc gap"),
+}
 
 
 def figure(value: Any, digits: int = 3) -> str:
@@ -58,56 +73,57 @@ def gap_names(gaps: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return [name for name, _ in GAPS if any(name in values for values in gaps.values())]
 
 
-TEMPLATES = "templates"
-DISTRIBUTION = "perseverance"
-
-
-def template_folder() -> Path:
-    """Where the templates are: beside this module, or, when this module runs from a
-    Flower app bundle (a FAB carries only Python, TOML, Markdown, YAML and JSON files:
-    the ServerApp writing a model card runs from one), in the installed distribution's
-    copy of ``common`` (a regular install, or the source folder of an editable one)."""
-    here = Path(__file__).parent / TEMPLATES
-    if here.is_dir():
-        return here
-    try:
-        dist = importlib.metadata.distribution(DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
-        dist = None
-    candidates = []
-    if dist is not None:
-        candidates.append(Path(str(dist.locate_file(f"common/{TEMPLATES}"))))
-        origin = json.loads(dist.read_text("direct_url.json") or "{}")
-        if str(origin.get("url", "")).startswith("file://"):
-            candidates.append(Path(origin["url"][len("file://"):]) / "common" / TEMPLATES)
-    for folder in candidates:
-        if folder.is_dir():
-            return folder
-    raise FileNotFoundError(f"The page templates are neither in {here} nor in the installed "
-                            f"{DISTRIBUTION} package: reinstall it.")
-
-
-@cache
-def environment() -> jinja2.Environment:
-    """The project's Jinja2 environment (built once): the project's templates, every
-    value escaped, unknown names refused."""
+def build_environment(loader: jinja2.BaseLoader, lang: str = "en") -> jinja2.Environment:
+    """A Jinja2 environment with the project's rules (every value escaped, unknown names
+    refused), filters and tests, and the translation catalogue (``common.i18n``) of
+    ``lang`` for ``{% trans %}`` and ``_()``; ``number`` formats in that language.
+    Other HTML surfaces (the operations console) pass their own loader."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(template_folder()),
+        loader=loader,
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
     )
-    env.filters["figure"] = figure
+    env.install_gettext_translations(i18n.translations(lang), newstyle=True)  # type: ignore[attr-defined]
+
+    gettext = i18n.gettext(lang)
+
+    def number(value: Any, digits: int = 3) -> str:
+        if isinstance(value, str):
+            return value
+        return "—" if is_unreported(value) else i18n.number(value, digits, lang)
+
+    def localised_figure(value: Any, digits: int = 3) -> str:
+        if isinstance(value, bool):
+            return gettext("on") if value else gettext("off")
+        text = figure(value, digits)
+        return text.replace(".", ",") if isinstance(value, float) and lang == "fr" else text
+
+    env.filters["number"] = number
+    env.filters["figure"] = localised_figure
+    env.globals["lang"] = lang
+    # Between two numbers: French writes decimals with a comma, so lists take ";".
+    env.globals["SEP"] = ";" if lang == "fr" else ","
     env.tests["unreported"] = is_unreported
     env.tests["not_measured"] = is_not_measured
     env.tests["interval"] = is_interval
     env.globals["NOT_MEASURED"] = NOT_MEASURED
     env.globals["gap_names"] = gap_names
+    env.globals["GAP_LABELS"] = GAP_LABELS
     return env
 
 
-def render(template: str, **context: Any) -> str:
-    """The page ``template`` (a file name in ``common/templates``) with ``context``."""
-    return environment().get_template(template).render(**context)
+@cache
+def environment(lang: str = "en") -> jinja2.Environment:
+    """The environment of the published pages in ``lang`` (built once per language):
+    package templates. Pages whose strings are not in the catalogue yet stay English."""
+    return build_environment(jinja2.FileSystemLoader(package_data("templates")), lang)
+
+
+def render(template: str, lang: str = "en", **context: Any) -> str:
+    """The page ``template`` (a file name in ``common/templates``) in ``lang`` with
+    ``context``."""
+    return environment(lang).get_template(template).render(**context)

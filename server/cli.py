@@ -258,6 +258,43 @@ def operator_tunnel(
         _fail(str(exc), ExitCode.DEPLOYMENT)
 
 
+@app.command("console")
+def console_command(
+    runs: Annotated[Path, typer.Option(
+        "--runs", help="The folder holding the run folders.", show_default=False)],
+    registry: Annotated[Path | None, typer.Option(
+        "--registry", help="The public registry of models (registry publish).")] = None,
+    inventory: Annotated[Path | None, typer.Option(
+        "--inventory", help="The ministry's inventory of enrolled centres.")] = None,
+    superlink: Annotated[str | None, typer.Option(
+        "--superlink", help="host:port of the SuperLink's Control API as this machine "
+        "reaches it without TLS: the operator tunnel's loopback end, e.g. "
+        "127.0.0.1:9444 (connection states on the federation page).")] = None,
+    host: Annotated[str, typer.Option(
+        "--host", help="Address to listen on (behind the proxy's operator listener "
+        "only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8080,
+    root_path: Annotated[str, typer.Option(
+        "--root-path", help="The prefix the proxy serves the console under, e.g. "
+        "/console.")] = "",
+) -> None:
+    """The ministry's operations console: a read-only web application (French first,
+    English by its switch) over the run folders, the registry, the inventory and the
+    SuperLink. Exit codes: 0 stopped by Ctrl-C, 2 a folder or file given does not exist."""
+    from server.console import ConsoleSettings, serve
+
+    for label, path in (("--runs", runs), ("--registry", registry)):
+        if path is not None and not path.is_dir():
+            _fail(f"{label} {path} is not a folder.", ExitCode.UNUSABLE)
+    if inventory is not None and not inventory.is_file():
+        _fail(f"--inventory {inventory} is not a file.", ExitCode.UNUSABLE)
+    if not 0 < port < 65536:
+        _fail(f"--port {port} is not a port number (1-65535).", ExitCode.UNUSABLE)
+    err.print(f"Console: http://{host}:{port}{root_path}/ (Ctrl-C to stop).")
+    serve(ConsoleSettings(runs.resolve(), registry, inventory, superlink), host, port,
+          root_path.rstrip("/"))
+
+
 def main() -> None:
     """Entry point of ``perseverance-server``."""
     try:

@@ -29,6 +29,7 @@ TEMPLATE_VARIABLES: tuple[str, ...] = (
     "TLS_CERTIFICATE_KEY",
     "TLS_CA_CERTIFICATE",
     "OPERATOR_CA_CERTIFICATE",
+    "CONSOLE_ADDRESS",
 )
 _PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
@@ -54,6 +55,9 @@ class ProxySettings:
         certificate.
     operator_ca_certificate : Path
         The operator CA: the operator listener accepts only client certificates it signed.
+    console_address : str
+        ``host:port`` of the operations console (``perseverance-server console``), served
+        under ``/console/`` on the operator listener only.
     """
 
     centres_listen: str
@@ -64,6 +68,7 @@ class ProxySettings:
     certificate_key: Path
     ca_certificate: Path
     operator_ca_certificate: Path
+    console_address: str = "127.0.0.1:8080"
 
     def as_variables(self) -> dict[str, str]:
         """Return the values keyed by the template's placeholder names."""
@@ -76,6 +81,7 @@ class ProxySettings:
             "TLS_CERTIFICATE_KEY": str(self.certificate_key),
             "TLS_CA_CERTIFICATE": str(self.ca_certificate),
             "OPERATOR_CA_CERTIFICATE": str(self.operator_ca_certificate),
+            "CONSOLE_ADDRESS": self.console_address,
         }
 
 

@@ -23,32 +23,37 @@ from common import pages
 from common.encoding import ENCODING_VERSION, NUM_FEATURES
 from common.errors import ExitCode, PerseveranceError
 from common.files import atomic_write_bytes
+from common.pages import N_
 from common.schema import AUDIT_ATTRIBUTES, COLUMN_BY_NAME, PREDICTORS, SCHEMA_VERSION
 from server import run_folder
 
 NOT_MEASURED = pages.NOT_MEASURED
 CARD_JSON = "model_card.json"
-CARD_HTML = "model_card.html"
+CARD_HTML = "model_card.html"  # French, Québec's language of public administration
+CARD_HTML_EN = "model_card.en.html"
+CARD_PAGES = ((CARD_HTML, "fr"), (CARD_HTML_EN, "en"))
 CARD_FORMAT = 1
 # Local paths of the machine that ran it say nothing about the model.
 PRIVATE_CONFIG_KEYS = ("run_dir", "data_dir")
 
-INTENDED_USE = (
+INTENDED_USE = N_(
     "Estimate, for each current secondary student at a participating school service "
     "centre, a support priority (high / moderate / low) with the factors behind it, "
     "computed locally at the centre, so that the school team can offer support earlier. "
     "The priority advises the team's professional judgement."
 )
 OUT_OF_SCOPE = (
-    "Evaluating, ranking or paying teachers, other staff, classes or schools.",
-    "Any automated decision about a student (admission, placement, orientation, "
-    "discipline, funding): a person decides, with the student and family.",
-    "Labelling a student: the output is a support priority, never a prediction of who "
-    "will leave school.",
+    N_("Evaluating, ranking or paying teachers, other staff, classes or schools."),
+    N_("Any automated decision about a student (admission, placement, orientation, "
+       "discipline, funding): a person decides, with the student and family."),
+    N_("Labelling a student: the output is a support priority, never a prediction of who "
+       "will leave school."),
     "Use outside Québec public secondary schools, or on records of another schema "
     f"version than {SCHEMA_VERSION}.",
-    "Sending student-level scores or factors outside the centre.",
+    N_("Sending student-level scores or factors outside the centre."),
 )
+# summary.json's ``privacy_unit`` (written by the ServerApp), for the catalogue.
+PRIVACY_UNIT = N_("one student's record, per centre, over the whole run")
 FORBIDDEN_DATA = "teacher and class data (teacher_*, class_id, classe, groupe, ...)"
 
 
@@ -136,18 +141,24 @@ def build_model_card(run_dir: Path) -> dict[str, Any]:
 
 
 def write_model_card(run_dir: Path) -> tuple[Path, Path]:
-    """Write ``model_card.json`` and ``model_card.html`` into the run folder (atomic
-    writes); returns both paths. Call it once the run folder is complete."""
+    """Write ``model_card.json``, ``model_card.html`` (French) and ``model_card.en.html``
+    (English) into the run folder (atomic writes); returns the JSON and the French
+    page. Call it once the run folder is complete."""
     card = build_model_card(run_dir)
-    json_path, html_path = run_dir / CARD_JSON, run_dir / CARD_HTML
+    json_path = run_dir / CARD_JSON
     run_folder.write_json(json_path, card)
-    atomic_write_bytes(html_path, render_model_card(card).encode("utf-8"))
-    return json_path, html_path
+    for name, lang in CARD_PAGES:
+        atomic_write_bytes(run_dir / name, render_model_card(card, lang).encode())
+    return json_path, run_dir / CARD_HTML
 
 
-def render_model_card(card: dict[str, Any]) -> str:
-    """The card as a standalone HTML page (English, the refusals section bilingual)."""
-    return pages.render("model_card.html", card=card)
+def render_model_card(card: dict[str, Any], lang: str = "fr") -> str:
+    """The card as a standalone HTML page in ``lang``, linking to the other language.
+    Its words come from the catalogue; sentences computed from the run's figures (some
+    limitations) are still English in both (the refusals section is bilingual)."""
+    other = "en" if lang == "fr" else "fr"
+    return pages.render("model_card.html", lang, card=card, other_lang=other,
+                        other_page=CARD_HTML_EN if other == "en" else CARD_HTML)
 
 
 def centres_refused(summary: dict[str, Any]) -> dict[str, str] | str:
@@ -277,23 +288,24 @@ def _limitations(
 ) -> list[str]:
     notes = []
     if (run_dir / "data" / "centres.json").is_file():
-        notes.append("Trained and evaluated on synthetic records: its figures describe the "
-                     "method, not real Québec students.")
+        notes.append(N_("Trained and evaluated on synthetic records: its figures describe "
+                        "the method, not real Québec students."))
     notes += [
-        "A probability describes students with similar records, not a certainty about one "
-        "student; it is one input to the school team's judgement.",
-        "Only administrative records are used: family, health, motivation and what the "
-        "school team knows are outside the model.",
-        "Differential privacy costs accuracy, most at small centres; see the local-only "
-        "baseline and the performance by centre size.",
-        "Performance can drift as practices and populations change: re-evaluate every "
-        "school year before use.",
+        N_("A probability describes students with similar records, not a certainty about "
+           "one student; it is one input to the school team's judgement."),
+        N_("Only administrative records are used: family, health, motivation and what the "
+           "school team knows are outside the model."),
+        N_("Differential privacy costs accuracy, most at small centres; see the local-only "
+           "baseline and the performance by centre size."),
+        N_("Performance can drift as practices and populations change: re-evaluate every "
+           "school year before use."),
     ]
     if "evaluation_epsilon" not in summary:
-        notes.append("The pooled evaluation statistics (score histograms, equity counts) are "
-                     "not differentially private in this version; small cells are suppressed.")
+        notes.append(N_("The pooled evaluation statistics (score histograms, equity counts) "
+                        "are not differentially private in this version; small cells are "
+                        "suppressed."))
     if equity is None:
-        notes.append("Equity by group was not measured in this run.")
+        notes.append(N_("Equity by group was not measured in this run."))
     else:
         if equity.get("suppressed"):
             notes.append("Groups too small to report without exposing a centre are "

@@ -2,9 +2,10 @@
 
 Layout of a registry folder::
 
-    index.html, index.json        every published model, newest first (rewritten atomically)
+    index.html, index.json        every published model, newest first (rewritten atomically);
+    index.en.html                 index.html is in French, this one in English
     <model-id>/model_card.json    the card, as built from the run folder
-    <model-id>/model_card.html
+    <model-id>/model_card.html    in French; model_card.en.html in English
     <model-id>/weights.sha256     "<hex>  model.pt", checkable with ``sha256sum -c``
     <model-id>/publication.json   when and from which run folder it was published
 
@@ -31,10 +32,18 @@ from common import pages
 from common.errors import ExitCode, PerseveranceError
 from common.files import atomic_write_bytes
 from server import run_folder
-from server.publication.model_card import CARD_HTML, CARD_JSON, build_model_card, render_model_card
+from server.publication.model_card import (
+    CARD_HTML,
+    CARD_HTML_EN,
+    CARD_JSON,
+    CARD_PAGES,
+    build_model_card,
+    render_model_card,
+)
 
 INDEX_JSON = "index.json"
-INDEX_HTML = "index.html"
+INDEX_HTML = "index.html"  # French, Québec's language of public administration
+INDEX_HTML_EN = "index.en.html"
 WEIGHTS_SHA = "weights.sha256"
 PUBLICATION = "publication.json"
 LOCK = ".lock"
@@ -72,7 +81,8 @@ def publish(run_dir: Path, registry_dir: Path, now: datetime | None = None) -> P
             staging = Path(tempfile.mkdtemp(dir=registry_dir, prefix=".staging-"))
             try:
                 run_folder.write_json(staging / CARD_JSON, card)
-                (staging / CARD_HTML).write_text(render_model_card(card), encoding="utf-8")
+                for name, lang in CARD_PAGES:
+                    (staging / name).write_text(render_model_card(card, lang), encoding="utf-8")
                 (staging / WEIGHTS_SHA).write_text(
                     f"{card['version']['weights_sha256']}  {run_folder.MODEL}\n", encoding="utf-8")
                 run_folder.write_json(staging / PUBLICATION, {
@@ -110,8 +120,9 @@ def write_index(registry_dir: Path) -> None:
     """Rebuild ``index.json`` and ``index.html`` from the model folders (atomic writes)."""
     models = list_models(registry_dir)
     run_folder.write_json(registry_dir / INDEX_JSON, {"format": 1, "models": models})
-    atomic_write_bytes(registry_dir / INDEX_HTML, render_index(models).encode())
-    for name in (INDEX_JSON, INDEX_HTML):
+    for name, lang in ((INDEX_HTML, "fr"), (INDEX_HTML_EN, "en")):
+        atomic_write_bytes(registry_dir / name, render_index(models, lang).encode())
+    for name in (INDEX_JSON, INDEX_HTML, INDEX_HTML_EN):
         (registry_dir / name).chmod(PUBLIC_FILE)
 
 
@@ -129,12 +140,16 @@ def _entry(card: dict[str, Any], publication: dict[str, Any]) -> dict[str, Any]:
         "secure_aggregation": privacy["secure_aggregation"],
         "weights_sha256": card["version"]["weights_sha256"],
         "card": f"{card['model_id']}/{CARD_HTML}",
+        "card_en": f"{card['model_id']}/{CARD_HTML_EN}",
     }
 
 
-def render_index(models: list[dict[str, Any]]) -> str:
-    """The registry's public page: one row per model, linking to its card."""
-    return pages.render("registry_index.html", models=models)
+def render_index(models: list[dict[str, Any]], lang: str = "fr") -> str:
+    """The registry's public page in ``lang``: one row per model, linking to its card,
+    and to the same page in the other language."""
+    other = "en" if lang == "fr" else "fr"
+    return pages.render("registry_index.html", lang, models=models, other_lang=other,
+                        other_page=INDEX_HTML_EN if other == "en" else INDEX_HTML)
 
 
 @contextmanager

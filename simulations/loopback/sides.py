@@ -49,6 +49,7 @@ class Ministry:
     nginx_prefix: Path
     tunnel_port: int
     operator: str = LOOPBACK_OPERATOR
+    console_port: int = 8080  # where the proxy's /console/ goes (if a console runs)
 
     @property
     def superlink_address(self) -> str:
@@ -115,6 +116,7 @@ def start_ministry(group: ProcessGroup, ministry: Ministry) -> None:
         certificate_key=paths.proxy_key,
         ca_certificate=paths.ca_certificate,
         operator_ca_certificate=paths.operator_ca_certificate,
+        console_address=f"{HOST}:{ministry.console_port}",
     )
     main_config = proxy.write_config(ministry.nginx_prefix, settings)
     proxy.check_config(ministry.nginx_prefix, main_config)

@@ -97,11 +97,12 @@ def test_pages_render_from_a_flower_app_bundle_without_the_template_files(tmp_pa
 
     bundle = tmp_path / "fab"
     shutil.copytree(Path(common.__file__).parent, bundle / "common",
-                    ignore=shutil.ignore_patterns("templates", "__pycache__"))
+                    ignore=shutil.ignore_patterns("templates", "locale", "__pycache__"))
     code = ("import common.pages as p; assert 'fab' in p.__file__, p.__file__; "
-            "print(p.template_folder())")
+            "from common.files import package_data; print(package_data('templates')); "
+            "from common import i18n; assert i18n.gettext('fr')('on') == 'oui'")
     result = subprocess.run([sys.executable, "-c", code], cwd=bundle, capture_output=True,
                             text=True, check=False, env={"PYTHONPATH": str(bundle)})
 
     assert result.returncode == 0, result.stderr
-    assert (Path(result.stdout.strip()) / "base.html").is_file()
+    assert (Path(result.stdout.strip().splitlines()[0]) / "base.html").is_file()

@@ -123,7 +123,7 @@ def _mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
 
 def test_no_container_gets_a_ca_key_the_pki_folder_or_another_service_s_key() -> None:
     own_key = {"superlink": "/superlink.key", "proxy": "/proxy.key",
-               "operator": "/operator.key"}
+               "operator": "/operator.key", "console": "/console.key"}
     for side in ("ministry", "centre"):
         for name, service in _services(side).items():
             for host, _inside in _mounts(service):
@@ -131,7 +131,8 @@ def test_no_container_gets_a_ca_key_the_pki_folder_or_another_service_s_key() ->
                 assert not host.rstrip("/").endswith(("pki", "PKI_DIR:-./pki}")), (name, host)
                 if host.endswith(".key"):
                     expected = own_key.get(name, "/centre.key")
-                    assert host.endswith(expected) or name == "operator", (name, host)
+                    assert host.endswith(expected) or name in ("operator", "console"), (
+                        name, host)
     ministry = _services("ministry")
     superlink_keys = [h for h, _ in _mounts(ministry["superlink"]) if h.endswith(".key")]
     proxy_keys = [h for h, _ in _mounts(ministry["proxy"]) if h.endswith(".key")]

@@ -102,12 +102,19 @@ def test_write_model_card_writes_json_and_html_into_the_run_folder(tmp_path: Pat
     json_path, html_path = write_model_card(run)
 
     card = json.loads(json_path.read_text(encoding="utf-8"))
-    page = html_path.read_text(encoding="utf-8")
+    page = (run / "model_card.en.html").read_text(encoding="utf-8")
     assert card["model_id"] in page
     assert "equal opportunity gap" in page and "indigenous=true" in page
     assert "0.200 [0.110,&nbsp;0.280]" in page and "true − false" in page
     # Each group's figure with its interval under it (EHDAA true: AUC 0.74 [0.68, 0.80]).
     assert '0.740<br><span class="muted">[0.680,&nbsp;0.800]</span>' in page
+    # The French page (the default): the same figures with decimal commas, lists with ";".
+    french = html_path.read_text(encoding="utf-8")
+    assert html_path.name == "model_card.html" and '<html lang="fr">' in french
+    assert "Fiche du modèle : " in french and "écart d'égalité des chances" in french
+    assert '0,740<br><span class="muted">[0,680;&nbsp;0,800]</span>' in french
+    assert "Usage prévu" in french and "Estimer, pour chaque élève" in french
+    assert 'href="model_card.en.html"' in french and 'href="model_card.html"' in page
 
 
 def test_a_folder_without_weights_is_refused_in_one_sentence(tmp_path: Path) -> None:

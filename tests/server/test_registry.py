@@ -115,3 +115,15 @@ def test_a_value_holding_markup_is_escaped_in_the_index_and_the_card(tmp_path: P
         text = page.read_text(encoding="utf-8")
         assert "<script" not in text
         assert "&lt;script&gt;alert(1)&lt;/script&gt; deployment" in text
+
+
+def test_the_index_is_french_with_its_english_beside_it(tmp_path: Path) -> None:
+    publish(write_run_folder(tmp_path / "run"), tmp_path / "registry")
+
+    french = (tmp_path / "registry" / "index.html").read_text(encoding="utf-8")
+    english = (tmp_path / "registry" / "index.en.html").read_text(encoding="utf-8")
+
+    assert '<html lang="fr">' in french and "registre public des modèles" in french
+    assert ">0,780<" in french and 'href="index.en.html"' in french
+    assert '<html lang="en">' in english and "public registry of models" in english
+    assert ">0.780<" in english and 'href="index.html"' in english

@@ -1,0 +1,110 @@
+"""The project's one translation catalogue: French first, English available.
+
+Every sentence a person reads is written once, in English, in the code or a template
+(``_("...")``, ``{% trans %}``), and translated by the catalogue
+``common/locale/<lang>/LC_MESSAGES/perseverance.po`` (gettext's format, kept with
+Babel's tools: ``pybabel extract -F babel.cfg``). English needs no catalogue: its
+messages are the ids. The ``.po`` file is compiled in memory when first used, so no
+compiled ``.mo`` file is kept beside it to drift.
+
+The language is chosen once per report or request: ``--lang`` (or a page's switch), else
+the locale (``LC_ALL``, ``LC_MESSAGES``, ``LANG``), else French, Québec's language of
+public administration. Numbers follow the language (French: ``0,784``; ``12 345``).
+"""
+
+from __future__ import annotations
+
+import gettext as gettext_module
+import io
+import os
+from collections.abc import Callable, Mapping
+from functools import cache
+from pathlib import Path
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+
+from common.files import package_data
+
+DOMAIN = "perseverance"
+LANGUAGES: tuple[str, ...] = ("fr", "en")
+DEFAULT = "fr"
+LOCALE = "locale"
+# Babel's locale of each language: Québec's French and Canada's English.
+BABEL_LOCALES: Mapping[str, str] = {"fr": "fr_CA", "en": "en_CA"}
+LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")
+
+
+def catalogue_path(lang: str) -> Path:
+    """The ``.po`` file of ``lang`` (English has none: its messages are the ids)."""
+    return package_data(LOCALE) / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+def normalise(lang: str | None) -> str | None:
+    """``"fr_CA.UTF-8"``, ``"fr-CA"`` or ``"FR"`` -> ``"fr"``; None if not one of ours."""
+    if not lang:
+        return None
+    code = lang.strip().replace("-", "_").split(".")[0].split("_")[0].lower()
+    return code if code in LANGUAGES else None
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> str | None:
+    """The language the locale variables ask for (the first one set), if it is ours."""
+    env = os.environ if environ is None else environ
+    for name in LOCALE_VARIABLES:
+        value = env.get(name, "")
+        if value:
+            return normalise(value)
+    return None
+
+
+def choose(option: str | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """The language of a command: ``--lang``, else the locale, else French."""
+    return normalise(option) or from_environment(environ) or DEFAULT
+
+
+def negotiate(accept_language: str | None) -> str | None:
+    """The best of our languages in an HTTP ``Accept-Language`` header, if any."""
+    best: tuple[float, int, str] | None = None
+    for position, part in enumerate((accept_language or "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        lang = normalise(tag)
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        if lang is not None and quality > 0:
+            rank = (quality, -position, lang)
+            if best is None or rank > best:
+                best = rank
+    return best[2] if best else None
+
+
+@cache
+def translations(lang: str) -> gettext_module.NullTranslations:
+    """The translations of ``lang`` (compiled from its ``.po`` once per process)."""
+    if normalise(lang) != lang:
+        raise ValueError(f"{lang!r} is not one of the languages {LANGUAGES}.")
+    path = catalogue_path(lang)
+    if not path.is_file():
+        return gettext_module.NullTranslations()
+    with path.open("rb") as handle:
+        catalogue = read_po(handle, locale=BABEL_LOCALES[lang], domain=DOMAIN)
+    compiled = io.BytesIO()
+    write_mo(compiled, catalogue)
+    compiled.seek(0)
+    return gettext_module.GNUTranslations(compiled)
+
+
+def gettext(lang: str) -> Callable[[str], str]:
+    """The function that translates one message into ``lang``."""
+    return translations(lang).gettext
+
+
+def number(value: float | int, digits: int = 3, lang: str = DEFAULT) -> str:
+    """``value`` with ``digits`` decimals in the language's notation (``0,784``)."""
+    pattern = "#,##0" + ("." + "0" * digits if digits > 0 else "")
+    return str(format_decimal(value, format=pattern, locale=BABEL_LOCALES[lang]))

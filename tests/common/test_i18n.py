@@ -1,0 +1,56 @@
+"""The one translation catalogue: French first, English the ids, every message translated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from babel.messages.extract import extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
+from babel.messages.pofile import read_po
+
+from common import i18n
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_french_is_the_default_and_the_locale_or_option_can_say_english() -> None:
+    assert i18n.choose(None, {}) == "fr"
+    assert i18n.choose(None, {"LANG": "C.UTF-8"}) == "fr"
+    assert i18n.choose(None, {"LANG": "en_CA.UTF-8"}) == "en"
+    assert i18n.choose(None, {"LC_ALL": "fr_CA.UTF-8", "LANG": "en_CA.UTF-8"}) == "fr"
+    assert i18n.choose("en", {"LANG": "fr_CA.UTF-8"}) == "en"
+    assert i18n.choose("de", {}) == "fr"
+
+
+def test_accept_language_picks_the_best_of_ours() -> None:
+    assert i18n.negotiate("en-CA,en;q=0.9,fr;q=0.8") == "en"
+    assert i18n.negotiate("de-DE, fr-CA;q=0.5, en;q=0.4") == "fr"
+    assert i18n.negotiate("en;q=0, fr;q=0.1") == "fr"
+    assert i18n.negotiate("de, es") is None
+    assert i18n.negotiate(None) is None
+
+
+def test_numbers_follow_the_language() -> None:
+    assert i18n.number(0.7843, 3, "fr") == "0,784"
+    assert i18n.number(0.7843, 3, "en") == "0.784"
+    assert i18n.number(12345.5, 1, "fr").replace("\u202f", " ").replace("\xa0", " ") == (
+        "12 345,5")
+    assert i18n.number(3, 0, "fr") == "3"
+
+
+def test_french_translates_and_english_is_the_message_itself() -> None:
+    assert i18n.gettext("fr")("Federation") == "Fédération"
+    assert i18n.gettext("en")("Federation") == "Federation"
+
+
+def test_every_message_of_the_code_and_templates_has_its_french() -> None:
+    with (ROOT / "babel.cfg").open(encoding="utf-8") as config:
+        method_map, options = parse_mapping_cfg(config)
+    used = {message for _, _, message, *_ in extract_from_dir(
+        str(ROOT), method_map, options) if isinstance(message, str)}
+    with i18n.catalogue_path("fr").open("rb") as handle:
+        catalogue = read_po(handle)
+    translated = {m.id for m in catalogue if m.id and m.string}
+
+    assert len(used) > 150 and {"on", "none", "Models published: %(num)s."} <= used
+    assert used - translated == set(), "run pybabel update and translate these"
