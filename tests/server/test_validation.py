@@ -108,7 +108,7 @@ def test_the_model_version_names_the_round_and_changes_with_the_weights() -> Non
     assert model_version(3, arrays(0.0)) != model_version(3, arrays(1.0))
 
 
-def _evaluation(version: str, bins: int = 20, **changes: object) -> Message:
+def _evaluation(version: str, bins: int = 30, **changes: object) -> Message:
     from common.equity import CELL_LENGTH, all_cell_keys
 
     metrics: dict[str, object] = {"num-examples": 50, "sq_err_sum": 4.2, "epsilon": 1.2,
