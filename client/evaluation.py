@@ -7,7 +7,8 @@ the release is booked in the centre's ledger before it leaves:
 - every round, the score histogram (each held-out student adds 1 to one bin: L2
   sensitivity 1) with noise multiplier ``progress`` (intermediate rounds) or ``final``;
 - at the final round, also the equity counts (one count per audit attribute: L2
-  sensitivity sqrt(6)) with multiplier ``final``.
+  sensitivity sqrt(6)) with multiplier ``audit``, the smallest: the budget is spent
+  where it buys the most precision (``common.privacy.FINAL_HISTOGRAM_NOISE_FACTOR``).
 Probability sums and squared errors are then derived from the noisy bins (bin centres),
 so they cost nothing more. The multipliers come from
 ``common.privacy.calibrate_evaluation_noise``: the run's evaluation releases together
@@ -17,6 +18,7 @@ this budget and training's compose in parallel (the run's guarantee is the large
 
 from __future__ import annotations
 
+import math
 import secrets
 
 import numpy as np
@@ -28,11 +30,10 @@ from client.ledger import BudgetExceeded, PrivacyLedger
 from client.run_plan import check_run_budget, run_history
 from client.site_policy import PrivacyFloor
 from common.config import RunConfig
-from common.equity import centre_cells
+from common.equity import AUDIT_GROUPS, centre_cells
 from common.metrics import bin_centres, score_histogram
 from common.privacy import (
     EvaluationNoise,
-    audit_noise_std,
     calibrate_evaluation_noise,
 )
 from common.protocol import Reason, Reply
@@ -74,7 +75,7 @@ def evaluation_release(
     epsilon = 0.0  # what the run's booked evaluation releases spent, at the run's delta
     if noise is not None:
         multiplier = noise.final if final else noise.progress
-        mechanisms = [(multiplier, 1.0, 1)] + ([(noise.final, 1.0, 1)] if final else [])
+        mechanisms = noise.round_mechanisms(server_round)
         if ledger is not None:
             history = [*run_history(ledger, run_id, "evaluate"), *mechanisms]
             epsilon = check_run_budget(history, config, floor,
@@ -105,7 +106,8 @@ def evaluation_release(
         data.y_test,
         threshold=config.evaluation.threshold,
         sensitive_allowed=data.policy.audit_attributes_allowed and audit_now,
-        noise_std=audit_noise_std(config),
+        # The noise the centre books: calibrated at its own delta when that is smaller.
+        noise_std=0.0 if noise is None else noise.audit * math.sqrt(len(AUDIT_GROUPS)),
         rng=rng,
     )
     if not audit_now:  # the audit is released once, with the final model

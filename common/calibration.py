@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.linear_model import LogisticRegression
 
-from common.metrics import ScoreHistogram, bin_centres
+from common.metrics import ScoreHistogram, bin_centres, calibration_error
 
 MIN_SLOPE, MAX_SLOPE = 0.1, 10.0
 
@@ -58,3 +58,15 @@ def fit_calibration(histogram: ScoreHistogram) -> Calibration:
         # relation: recalibration must never reorder students, so keep the identity.
         return Calibration()
     return Calibration(slope=slope, intercept=float(model.intercept_[0]))
+
+
+def calibrated_error(histogram: ScoreHistogram, calibration: Calibration) -> float:
+    """Pooled calibration error (``common.metrics.calibration_error``) of the
+    probabilities once recalibrated: each bin's students at its recalibrated centre.
+    From a noisy (DP) histogram it errs high (the noise adds to every group's distance),
+    so it is a conservative figure."""
+    centres = calibration.apply(bin_centres(histogram.bins))
+    recalibrated = ScoreHistogram(histogram.positives, histogram.negatives,
+                                  (histogram.positives + histogram.negatives) * centres,
+                                  histogram.squared_error_sum)
+    return calibration_error(recalibrated)

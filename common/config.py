@@ -88,7 +88,7 @@ class EvaluationConfig:
     of enrolled centres, or a simulated network's ``centres.json``; see
     ``server.federation.regions``); empty: no region rows."""
 
-    bins: int = 30
+    bins: int = 20
     test_fraction: float = 0.2
     threshold: float = 0.3
     centre_register: str = ""

@@ -40,12 +40,17 @@ MIN_CELL = 10
 #: (``server.federation.regions``) places a simulated network's centres in their region by it.
 CENTRE_RECORD = "centre"
 MIN_CENTRES_PER_CELL = 3
-# Coarse score bins, fixed edges on the logit scale, 0.4 apart (about -5..3, i.e. 0.7 %
-# to 95 %: group sizes are small, so few bins, placed where dropout risks lie), one edge
-# on the operating threshold so that true and false positives follow from the bins.
-GROUP_BINS = 20
-_LOGIT_STEP = 0.4
-# Vector layout of one cell: pos[20], neg[20], tp, fp, probability sum.
+# Coarse score bands, fixed edges on the logit scale, 2 apart below the operating
+# threshold, whose logit is the top edge: all flagged students in one band, so true and
+# false positives are single counts. With DP noise on every count, few bands buy
+# precision: the noise of a group's totals grows with the square root of the number of
+# bands (docs/PRIVACY.md "Spending the evaluation budget": 20 bands of 0.4 gave the
+# demo's sex=F an AUC interval 0.19 wide, these 5 give 0.12 at the same noise). The
+# group AUC is then that of 5 ordered bands (ties count half): compare groups with one
+# another, not with the pooled AUC of the finer pooled histogram.
+GROUP_BINS = 5
+_LOGIT_STEP = 2.0
+# Vector layout of one cell: pos[5], neg[5], tp, fp, probability sum.
 CELL_LENGTH = 2 * GROUP_BINS + 3
 AUDIT_SENSITIVE = ("sex", "indigenous")  # used only where the centre's policy allows
 # Noise replicates the server draws to estimate how far the DP noise moves a metric.
@@ -104,10 +109,10 @@ def size_band(num_students: float) -> str:
 
 
 def group_bin_edges(threshold: float) -> npt.NDArray[np.float64]:
-    """Interior bin edges (probabilities) of the group histograms, one on ``threshold``."""
+    """Interior bin edges (probabilities) of the group histograms, the last on
+    ``threshold``."""
     anchor = math.log(threshold / (1 - threshold))
-    below = math.floor((anchor + 5.0) / _LOGIT_STEP)
-    logits = anchor + _LOGIT_STEP * (np.arange(1, GROUP_BINS) - below)
+    logits = anchor - _LOGIT_STEP * np.arange(GROUP_BINS - 2, -1, -1)
     return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
 
 
@@ -147,7 +152,7 @@ def centre_cells(
     y = np.asarray(labels, dtype=np.float64)
     edges = group_bin_edges(threshold)
     first_flagged = _flag_bin(edges, threshold)
-    centres = _bin_centres(edges)
+    centres = band_midpoints(edges)
     bins = np.searchsorted(edges, probabilities, side="right")
     noisy = noise_std > 0
     if noisy and rng is None:
@@ -178,7 +183,7 @@ def centre_cells(
     return cells
 
 
-def _bin_centres(edges: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+def band_midpoints(edges: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """A representative probability per bin (midpoint in logit), for noisy sums."""
     logits = np.log(edges / (1 - edges))
     mids = np.concatenate(([logits[0] - _LOGIT_STEP / 2], (logits[:-1] + logits[1:]) / 2,
@@ -194,8 +199,19 @@ def _auc(pos: npt.NDArray[np.float64], neg: npt.NDArray[np.float64]) -> float:
     return float(((pos * below).sum() + 0.5 * (pos * neg).sum()) / (p * n))
 
 
+@dataclass(frozen=True)
+class BandProbabilities:
+    """A representative probability for each of the ``GROUP_BINS`` score bands, before
+    (``raw``) and after (``calibrated``) the run's recalibration, read by the server
+    from the final pooled histogram (``common.audit_reading.band_probabilities``)."""
+
+    raw: npt.NDArray[np.float64]
+    calibrated: npt.NDArray[np.float64]
+
+
 def cell_metrics(
-    vector: npt.NDArray[np.float64], z: float = Z95, spread: Mapping[str, float] | None = None
+    vector: npt.NDArray[np.float64], z: float = Z95, spread: Mapping[str, float] | None = None,
+    bands: BandProbabilities | None = None,
 ) -> dict[str, object]:
     """Metrics of one pooled cell, each with its interval (``common.intervals``; 95 %,
     or the level of the normal quantile ``z``).
@@ -208,6 +224,12 @@ def cell_metrics(
     With ``spread`` (the cell's counts carry the centres' DP noise: how far it moves
     each metric, :func:`noise_spread`), each interval is widened by it, and ``noise_sd``
     gives those spreads.
+
+    With ``bands``, ``mean_predicted_calibrated`` is the mean of the probabilities the
+    centres' school teams read (recalibrated), from the cell's band counts, and
+    ``calibration_error_calibrated`` its distance to the observed rate; with noisy
+    counts, whose probability sums come from the bands' midpoints, ``mean_predicted``
+    too is read from the bands' representatives (closer to the students' own scores).
     """
     pos, neg = vector[:GROUP_BINS], vector[GROUP_BINS : 2 * GROUP_BINS]
     tp, fp, probability_sum = vector[-3], vector[-2], vector[-1]
@@ -218,6 +240,8 @@ def cell_metrics(
         auc = min(max(auc, 0.0), 1.0)  # noisy (DP) counts can push the estimate outside
     tpr, tpr_lo, tpr_hi = wilson(tp, positives, z)
     fpr, fpr_lo, fpr_hi = wilson(fp, negatives, z)
+    if bands is not None and spread is not None:
+        probability_sum = float(((pos + neg) * bands.raw).sum())
     mean_predicted = probability_sum / n if n else NAN
     observed = positives / n if n else NAN
     _, observed_lo, observed_hi = wilson(positives, n, z)
@@ -246,6 +270,10 @@ def cell_metrics(
         "calibration_error": calibration,
         "calibration_error_ci": _unit(calibration_ci),
     }
+    if bands is not None:
+        calibrated = float(((pos + neg) * bands.calibrated).sum()) / n if n else NAN
+        metrics["mean_predicted_calibrated"] = calibrated
+        metrics["calibration_error_calibrated"] = abs(observed - calibrated)
     if spread is not None:
         metrics["noise_sd"] = dict(spread)
     return metrics
@@ -292,7 +320,7 @@ def noise_spread(vector: npt.NDArray[np.float64], noise: CellNoise) -> dict[str,
         auc = ((pos * below).sum(axis=1) + 0.5 * (pos * neg).sum(axis=1)) / (positives * negatives)
         valid = (positives > 0) & (negatives > 0)
         observed = np.where(n > 0, positives / n, np.nan)
-        predicted = np.where(n > 0, ((pos + neg) * _bin_centres(edges)).sum(axis=1) / n, np.nan)
+        predicted = np.where(n > 0, ((pos + neg) * band_midpoints(edges)).sum(axis=1) / n, np.nan)
         # Not kept to 0-1: near a bound, clipping would shrink the spread the noise has.
         draws = {
             "auc": np.where(valid, auc, np.nan),
@@ -459,7 +487,7 @@ def region_cells(
 
 def _report(
     attribute: str, cells: Mapping[str, PooledCell], suppressed: list[str],
-    threshold: float, noise_std: float,
+    threshold: float, noise_std: float, bands: BandProbabilities | None = None,
 ) -> tuple[dict[str, dict[str, object]], dict[str, object]]:
     """The reported groups of one attribute and its gaps; the cells large enough to
     show but from too few centres are added to ``suppressed``."""
@@ -471,7 +499,7 @@ def _report(
         if noise_std > 0 and value not in spreads:
             spreads[value] = noise_spread(cell.total,
                                           CellNoise(noise_std, cell.noisy_cells, threshold))
-        return cell_metrics(cell.total, z, spreads.get(value))
+        return cell_metrics(cell.total, z, spreads.get(value), bands)
 
     reported: dict[str, dict[str, object]] = {}
     for value, cell in cells.items():
@@ -487,6 +515,7 @@ def pooled_audit(
     threshold: float,
     placements: Sequence[Placement | None] | None = None,
     noise_std: float = 0.0,
+    bands: BandProbabilities | None = None,
 ) -> dict[str, object]:
     """Sum the centres' cells and report pooled group metrics and gaps.
 
@@ -498,6 +527,8 @@ def pooled_audit(
     :func:`region_cells`. ``noise_std`` is the std of the Gaussian noise each centre
     added to each count of its cells (``common.privacy.audit_noise_std``): the intervals
     then include it (:func:`cell_metrics`), and ``noise_std`` is in the result.
+    ``bands``: the score bands' representative probabilities, raw and recalibrated
+    (:class:`BandProbabilities`), for the calibrated mean predicted of each group.
     """
     groups: dict[str, dict[str, dict[str, object]]] = {}
     gaps: dict[str, dict[str, object]] = {}
@@ -509,11 +540,11 @@ def pooled_audit(
             cells[value] = pool([np.asarray(c[key], dtype=np.float64)
                                  for c in centre_vectors if key in c], noise_std=noise_std)
         groups[group.name], gaps[group.name] = _report(group.name, cells, suppressed,
-                                                       threshold, noise_std)
+                                                       threshold, noise_std, bands)
     if placements is not None:
         regions = region_cells(centre_vectors, placements, noise_std)
         groups["region"], gaps["region"] = _report("region", regions, suppressed,
-                                                   threshold, noise_std)
+                                                   threshold, noise_std, bands)
     return {
         "threshold": threshold,
         "min_cell": MIN_CELL,

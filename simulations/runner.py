@@ -22,6 +22,7 @@ from client.site_policy import PrivacyFloor
 from common.config import ConfigError, RunConfig
 from common.csv_output import write_csv
 from common.errors import ExitCode, PerseveranceError
+from common.metrics import calibration_error, score_histogram
 from common.model import read_model
 from common.workdirs import prepare_environment
 from server import run_folder
@@ -224,6 +225,10 @@ def run_scenario(
         # The exact pooled AUC, which only a harness holding every centre's data can
         # compute; auc_pooled is what the ministry gets from the centres' releases.
         "auc_pooled_exact": float(roc_auc_score(labels, probabilities)),
+        # The same for calibration: ``scores`` applies the model's recalibration, as
+        # ``perseverance-client score`` does.
+        "calibration_error_pooled_calibrated_exact": calibration_error(
+            score_histogram(probabilities, labels, config.evaluation.bins)),
     }
     if config.privacy.dp and summary.get("epsilon_max"):
         extras["mia_advantage_bound"] = dp_advantage_bound(

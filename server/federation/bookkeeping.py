@@ -21,6 +21,8 @@ import numpy as np
 from flwr.common.logger import log
 
 from common import protocol
+from common.audit_reading import band_probabilities, conclusions
+from common.calibration import calibrated_error, fit_calibration
 from common.config import RunConfig
 from common.equity import MIN_CENTRES_PER_CELL, SIZE_BANDS, pooled_audit, size_band
 from common.metrics import ScoreHistogram, auc_from_histogram, summarise
@@ -93,11 +95,15 @@ def pooled_histogram(releases: Sequence[Metrics]) -> ScoreHistogram:
 
 
 def aggregate_evaluation(releases: Sequence[Metrics]) -> dict[str, int | float | list[float]]:
-    """Pooled metrics (AUC, PR AUC, Brier, calibration) and the pooled histogram."""
+    """Pooled metrics (AUC, PR AUC, Brier, calibration) and the pooled histogram;
+    ``calibration_error_calibrated``: the calibration error of the probabilities the
+    centres will read, once recalibrated on this histogram (``common.calibration``)."""
     histogram = pooled_histogram(releases)
     metrics: dict[str, int | float | list[float]] = {
         k: float(v) for k, v in summarise(histogram).items()
     }
+    metrics["calibration_error_calibrated"] = calibrated_error(histogram,
+                                                               fit_calibration(histogram))
     metrics[protocol.NUM_EXAMPLES] = max(0, round(histogram.count))
     metrics["centres"] = len(releases)
     for key, values in zip(
@@ -270,9 +276,12 @@ class RunBook:
         entry.evaluation = _scalars(pooled)
         placements = None if self.register is None else [
             self.register.place(node, self.names.get(node, "")) for node, _ in releases]
-        entry.equity = pooled_audit([_equity_cells(m) for _, m in releases],
-                                    self.config.evaluation.threshold, placements,
-                                    self.audit_noise)
+        threshold = self.config.evaluation.threshold
+        histogram = pooled_histogram([metrics for _, metrics in releases])
+        bands = band_probabilities(histogram, threshold, fit_calibration(histogram))
+        entry.equity = pooled_audit([_equity_cells(m) for _, m in releases], threshold,
+                                    placements, self.audit_noise, bands)
+        entry.equity["conclusions"] = conclusions(entry.equity)
         for node, metrics in releases:
             centre = self.centre(node)
             centre.histogram = pooled_histogram([metrics])

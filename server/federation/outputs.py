@@ -69,6 +69,10 @@ def write_outputs(
         "pr_auc_pooled": evaluation.get("pr_auc", nan),
         "brier_pooled": evaluation.get("brier", nan),
         "calibration_error_pooled": evaluation.get("calibration_error", nan),
+        # What the school teams read: the probabilities after the recalibration saved
+        # in model.pt (``perseverance-client score`` applies it).
+        "calibration_error_pooled_calibrated": evaluation.get("calibration_error_calibrated",
+                                                              nan),
         "dp": config.privacy.dp,
         "epsilon_target": config.privacy.epsilon if config.privacy.dp else None,
         "epsilon_train_max": epsilon_train if config.privacy.dp else None,

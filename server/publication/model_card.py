@@ -274,6 +274,9 @@ def _performance(
             "pr_auc": summary.get("pr_auc_pooled", NOT_MEASURED),
             "brier": summary.get("brier_pooled", NOT_MEASURED),
             "calibration_error": summary.get("calibration_error_pooled", NOT_MEASURED),
+            # The probabilities the school teams read: after the saved recalibration.
+            "calibration_error_calibrated": summary.get("calibration_error_pooled_calibrated",
+                                                        NOT_MEASURED),
         },
         "by_centre_size_band": (
             participation.get("auc_by_size_band", NOT_MEASURED) if participation

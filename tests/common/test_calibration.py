@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from common.calibration import Calibration, fit_calibration
+from common.calibration import Calibration, calibrated_error, fit_calibration
 from common.metrics import calibration_error, score_histogram
 
 
@@ -50,3 +50,15 @@ def test_a_reversed_fit_falls_back_to_the_identity():
     p, y = _biased_scores(2000, 4)
     h = score_histogram(1 - p, y, 30)  # scores that rank students backwards
     assert fit_calibration(h) == Calibration()
+
+
+def test_the_calibrated_error_read_from_the_histogram_is_that_of_the_scores():
+    # What summary.json reports as calibration_error_pooled_calibrated, read from the
+    # released histogram alone, against the error of the recalibrated scores themselves.
+    p, y = _biased_scores()
+    h = score_histogram(p, y, 20)
+    calibration = fit_calibration(h)
+    exact = calibration_error(score_histogram(calibration.apply(p), y, 20))
+    assert calibrated_error(h, calibration) == pytest.approx(exact, abs=0.01)
+    assert calibrated_error(h, calibration) < calibration_error(h) / 3
+    assert calibrated_error(h, Calibration()) == pytest.approx(calibration_error(h), abs=0.01)

@@ -50,7 +50,8 @@ def test_groups_under_the_minimum_are_sent_as_zeros():
     audit.loc[MIN_CELL - 1 :, "immigrant_generation"] = "0"
     cells = centre_cells(audit, p, y, threshold=0.3, sensitive_allowed=True)
     assert sum(cells[cell_key("immigrant_generation", "2")]) == 0.0
-    assert sum(cells[cell_key("immigrant_generation", "0")][:40]) == 200 - (MIN_CELL - 1)
+    students = cells[cell_key("immigrant_generation", "0")][: 2 * GROUP_BINS]
+    assert sum(students) == 200 - (MIN_CELL - 1)
 
 
 def test_sex_and_indigenous_are_not_sent_when_the_policy_refuses():
@@ -122,13 +123,15 @@ def test_the_extreme_pairs_interval_keeps_its_level_although_the_data_chose_the_
 
 
 def test_the_noise_spread_of_a_rate_is_the_delta_methods():
-    # 1000 positives and 4000 negatives over 20 bins; noise of std 7 per count from each
-    # of 10 centres: each total has std 7 * sqrt(20 * 10) = 99, so the observed rate
-    # P / (P + N) has std 99 * sqrt(4000^2 + 1000^2) / 5000^2 = 0.0163 (delta method).
+    # 1000 positives and 4000 negatives over the bins; noise of std 7 per count from
+    # each of 10 centres: each total has std 7 * sqrt(GROUP_BINS * 10) (50 for 5 bins),
+    # so the observed rate P / (P + N) has std 50 * sqrt(4000^2 + 1000^2) / 5000^2 =
+    # 0.0082 (delta method).
     vector = np.zeros(CELL_LENGTH)
-    vector[:GROUP_BINS], vector[GROUP_BINS : 2 * GROUP_BINS] = 50.0, 200.0
+    vector[:GROUP_BINS] = 1000.0 / GROUP_BINS
+    vector[GROUP_BINS : 2 * GROUP_BINS] = 4000.0 / GROUP_BINS
     spread = noise_spread(vector, CellNoise(per_count=7.0, cells=10, threshold=0.3))
-    expected = 7.0 * np.sqrt(200) * np.sqrt(4000**2 + 1000**2) / 5000**2
+    expected = 7.0 * np.sqrt(GROUP_BINS * 10) * np.sqrt(4000**2 + 1000**2) / 5000**2
     assert spread["observed_rate"] == pytest.approx(expected, rel=0.1)
     assert noise_spread(vector, CellNoise(0.0, 10, 0.3))["auc"] == 0.0
 
@@ -229,7 +232,7 @@ def test_a_centre_total_comes_from_an_attribute_none_of_whose_cells_it_suppresse
 
 def test_a_metric_without_its_students_has_no_interval_not_the_whole_range():
     vector = np.zeros(CELL_LENGTH)
-    vector[GROUP_BINS : 2 * GROUP_BINS] = 5.0  # 100 students, no dropout
+    vector[GROUP_BINS : 2 * GROUP_BINS] = 100.0 / GROUP_BINS  # 100 students, no dropout
     for spread in (None, noise_spread(vector, CellNoise(7.26, 3, 0.3))):
         metrics = cell_metrics(vector, spread=spread)
         assert np.isnan(metrics["auc"]) and all(np.isnan(metrics["auc_ci"]))

@@ -3,9 +3,12 @@ import pytest
 from common.privacy import (
     MAX_BATCH,
     MIN_BATCH,
+    EvaluationNoise,
     SamplingPlan,
+    calibrate_evaluation_noise,
     calibrate_noise,
     choose_batch_size,
+    composed_epsilon,
     epsilon_spent,
 )
 
@@ -40,3 +43,17 @@ def test_epsilon_grows_with_steps_and_is_zero_before_any():
 def test_known_answer_from_the_rdp_accountant():
     # Pinned value (Opacus 1.6 RDP accountant): sigma 1.0, q 0.01, 1000 steps, delta 1e-5.
     assert epsilon_spent(1.0, 0.01, 1000, 1e-5) == pytest.approx(2.06, abs=0.05)
+
+
+@pytest.mark.parametrize("epsilon", [1.0, 3.0])
+def test_the_evaluation_budget_is_met_with_the_audit_getting_the_least_noise(epsilon):
+    noise = calibrate_evaluation_noise(epsilon, 1e-6, 6)
+    assert noise.audit < noise.final < noise.progress
+    spent = composed_epsilon(noise.history(6), 1e-6)
+    assert epsilon * 0.98 <= spent <= epsilon * 1.001
+    # What the centres book round by round is the history the calibration priced.
+    booked = [m for r in range(1, 7) for m in noise.round_mechanisms(r)]
+    assert composed_epsilon(booked, 1e-6) == pytest.approx(spent, rel=1e-9)
+    # 10 % less noise everywhere would overspend.
+    tighter = EvaluationNoise(noise.final * 0.9, noise.progress * 0.9, 6, noise.audit * 0.9)
+    assert composed_epsilon(tighter.history(6), 1e-6) > epsilon
