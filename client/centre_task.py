@@ -10,6 +10,8 @@ A refusal or error becomes a reply code and a fixed sentence for the ministry
 
 from __future__ import annotations
 
+import logging
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,7 @@ from common.config import ConfigError, RunConfig
 from common.protocol import Reason, Reply, Task, refusal_text
 
 Weights = dict[str, torch.Tensor]
+LOG = logging.getLogger("perseverance.centre")
 
 
 @dataclass(frozen=True)
@@ -137,10 +140,16 @@ def refusal_of(exc: BaseException) -> tuple[Reply, str, str] | None:
 def refuse(centre: Centre | None, task: Task, kind: str, exc: BaseException,
            **fields: Any) -> tuple[int, str]:
     """Log a refusal in the centre's audit log (with its detail) and return the reply's
-    (code, reason) for the ministry; re-raises a programming error."""
+    (code, reason) for the ministry. A programming error is logged with its traceback at
+    the centre and answered with a fixed sentence: an exception's text may quote a
+    student's data, and only fixed words leave the centre."""
     refusal = refusal_of(exc)
     if refusal is None:
-        raise exc
+        if not isinstance(exc, Exception):
+            raise exc  # KeyboardInterrupt, SystemExit: not ours to answer
+        detail = "".join(traceback.format_exception(exc))
+        LOG.error("The centre's task failed: %s", detail)
+        refusal = (Reply.INTERNAL, Reason.INTERNAL, detail)
     code, reason, detail = refusal
     name = ""
     if centre is not None:

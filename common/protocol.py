@@ -61,6 +61,7 @@ class Reply(IntEnum):
     CONFIG = 1003  # the run's configuration is invalid
     FLOOR = 1004  # the run asks for less privacy than the centre's floor
     NOT_APPROVED = 1005  # the app is not one the centre approved
+    INTERNAL = 1006  # the centre's own code failed (a programming error, logged there)
 
 
 #: Codes that will not change within a run: a centre that answers one is out of it.
@@ -77,6 +78,8 @@ class Reason:
     LIFETIME_CAP = "This release would take the centre past its lifetime privacy cap."
     RUN_BUDGET = "This release would take the run past its privacy budget at this centre."
     CONFIG_INVALID = "The run's configuration is invalid."
+    INTERNAL = ("The centre could not complete the task because of an error in its own "
+                "software; its operators have the details.")
     FLOOR_NO_DP = "The centre's privacy floor requires DP, and this run trains without it."
     FLOOR_EPSILON = ("The run's epsilon target is above the largest the centre's privacy "
                      "floor accepts per run.")

@@ -289,3 +289,19 @@ def test_the_held_out_share_is_fixed_for_the_run_at_its_first_task(
 
     first = load_centre(str(sorted(network.glob("*.parquet"))[0]))
     assert kept.num_test == first.num_test < fresh.num_test
+
+
+def test_a_programming_error_leaves_the_centre_as_a_fixed_sentence_only(
+        network: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import client.centre_task as task
+
+    def broken(*_: object, **__: object) -> object:
+        raise KeyError("student S-123456 has no grade")  # an error that quotes data
+
+    monkeypatch.setattr(task, "train_round", broken)
+    reply = _ask(_config(network, tmp_path / "run"))
+
+    assert reply.has_error() and reply.error.code == Reply.INTERNAL
+    assert reply.error.reason.endswith(Reason.INTERNAL) and "S-123456" not in reply.error.reason
+    log = (tmp_path / "run" / "state" / "centre-0" / "audit.jsonl").read_text()
+    assert "S-123456" in log  # the detail stays at the centre, for its operators
