@@ -54,10 +54,10 @@ def project_path(text: str) -> Path:
     return PROJECT_ROOT / path
 
 
-def write_centre_policy(scenario: Scenario, data_dir: Path) -> None:
-    """The simulated centres' ``policy.toml``, when the scenario lowers or raises their
-    privacy floor (``centre_policy.*``); without it they keep the defaults."""
-    floor = scenario.centre_policy
+def write_centre_policy(floor: PrivacyFloor, data_dir: Path) -> None:
+    """The simulated centres' ``policy.toml``, when a scenario (or ``dev-federation``)
+    lowers or raises their privacy floor (``centre_policy.*``); without it they keep the
+    defaults."""
     if floor == PrivacyFloor():
         return
     text = "# Written by perseverance-sim from the scenario's centre_policy keys.\n"
@@ -69,7 +69,7 @@ def prepare_data(scenario: Scenario, data_dir: Path) -> tuple[list[Path], int]:
     """Write one file per centre into ``data_dir`` (and the centres' policy, when the
     scenario sets one); returns the files and the student count."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    write_centre_policy(scenario, data_dir)
+    write_centre_policy(scenario.centre_policy, data_dir)
     if scenario.data.source:
         from client.ingest import split_by_centre
 

@@ -151,7 +151,7 @@ def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _build_section(cls: type, values: dict[str, Any]) -> Any:
+def build_section(cls: type, values: dict[str, Any]) -> Any:
     known = {f.name: f for f in fields(cls)}
     typed: dict[str, Any] = {}
     for key, value in values.items():
@@ -196,15 +196,15 @@ def load_scenario(name_or_file: str, overrides: list[str] | None = None) -> Scen
     return Scenario(
         name=name,
         description=description,
-        network=_build_section(NetworkSpec, sections["network"]),
-        data=_build_section(DataSpec, sections["data"]),
-        backend=_build_section(BackendSpec, sections["backend"]),
-        baselines=_build_section(BaselinesSpec, sections["baselines"]),
+        network=build_section(NetworkSpec, sections["network"]),
+        data=build_section(DataSpec, sections["data"]),
+        backend=build_section(BackendSpec, sections["backend"]),
+        baselines=build_section(BaselinesSpec, sections["baselines"]),
         run=RunConfig.from_flat(run_flat),
         source_file=origin,
         overrides=assignments,
-        attack=_build_section(AttackSpec, sections["attack"]),
-        centre_policy=_build_section(PrivacyFloor, sections["centre_policy"]),
+        attack=build_section(AttackSpec, sections["attack"]),
+        centre_policy=build_section(PrivacyFloor, sections["centre_policy"]),
     )
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from client.site_policy import PrivacyFloor
 from common.config import ConfigError, RunConfig, parse_assignment
 from common.errors import ExitCode, PerseveranceError
 from common.workdirs import work_root
@@ -41,6 +42,8 @@ from simulations.loopback.sides import (
     start_ministry,
 )
 from simulations.reference import centralized_auc
+from simulations.runner import write_centre_policy
+from simulations.scenario import build_section
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATA_SUFFIXES = (".parquet", ".csv")
@@ -59,6 +62,9 @@ class RunFailedError(PerseveranceError):
     """The federated run did not complete (failed, stopped, timed out, no summary)."""
 
     exit_code = ExitCode.RUN_FAILED
+
+
+POLICY_PREFIX = "centre_policy."
 
 
 @dataclass(frozen=True)
@@ -112,8 +118,29 @@ def centre_files(options: DevFederationOptions, data_dir: Path) -> list[Path]:
     return files
 
 
+def centre_floor(options: DevFederationOptions) -> PrivacyFloor:
+    """The generated centres' privacy floor: the defaults, lowered or raised by the
+    ``centre_policy.<key>`` overrides (written to their ``policy.toml``)."""
+    values: dict[str, object] = {}
+    try:
+        for text in options.overrides:
+            key, value = parse_assignment(text)
+            if key.startswith(POLICY_PREFIX):
+                values[key.removeprefix(POLICY_PREFIX)] = value
+        floor = build_section(PrivacyFloor, values)
+    except ConfigError as err:
+        raise LauncherInputError(str(err)) from err
+    if values and options.data is not None:
+        raise LauncherInputError(
+            "centre_policy keys set the generated centres' policy; with --data, write "
+            f"{options.data / 'policy.toml'} instead.")
+    assert isinstance(floor, PrivacyFloor)
+    return floor
+
+
 def run_config(options: DevFederationOptions, run_dir: Path, centres: int) -> RunConfig:
-    """The run configuration: loopback defaults, then the user's overrides."""
+    """The run configuration: loopback defaults, then the user's overrides (the
+    ``centre_policy.*`` ones are the centres', not the run's: :func:`centre_floor`)."""
     flat: dict[str, object] = {
         "scenario": "loopback",
         "rounds": options.rounds,
@@ -123,7 +150,8 @@ def run_config(options: DevFederationOptions, run_dir: Path, centres: int) -> Ru
     try:
         for text in options.overrides:
             key, value = parse_assignment(text)
-            flat[key] = value
+            if not key.startswith(POLICY_PREFIX):
+                flat[key] = value
         config = RunConfig.from_flat(flat)
     except ConfigError as err:
         raise LauncherInputError(str(err)) from err
@@ -242,7 +270,10 @@ def run_dev_federation(
     # A summary left by an earlier run would pass for this run's.
     (run_dir / "summary.json").unlink(missing_ok=True)
     work = (options.work or work_root() / "devfed" / run_dir.name).resolve()
+    floor = centre_floor(options)
     files = centre_files(options, run_dir / "data")
+    if options.data is None:
+        write_centre_policy(floor, run_dir / "data")
     centres = [p.stem for p in files]
     config = run_config(options, run_dir, len(centres))
 

@@ -12,6 +12,7 @@ from simulations.loopback.launcher import (
     LauncherInputError,
     _worth_showing,
     centre_files,
+    centre_floor,
     run_config,
 )
 
@@ -80,3 +81,19 @@ def test_the_run_folder_is_set_with_out_only(tmp_path: Path) -> None:
 ])
 def test_the_console_shows_progress_and_problems_only(line: str, shown: bool) -> None:
     assert _worth_showing(line) is shown
+
+
+def test_centre_policy_keys_lower_the_generated_centres_floor_not_the_run(tmp_path) -> None:
+    options = DevFederationOptions(overrides=["privacy.dp=false",
+                                              "centre_policy.require_dp=false"])
+
+    floor = centre_floor(options)
+    config = run_config(options, tmp_path / "run", 2)
+
+    assert floor.require_dp is False and floor.max_epsilon_per_run == 3.0
+    assert config.privacy.dp is False
+    with pytest.raises(LauncherInputError, match="policy.toml"):
+        centre_floor(DevFederationOptions(data=_data_dir(tmp_path, "css-a.csv"),
+                                          overrides=["centre_policy.require_dp=false"]))
+    with pytest.raises(LauncherInputError, match="centre_policy.nope"):
+        centre_floor(DevFederationOptions(overrides=["centre_policy.nope=1"]))
