@@ -47,7 +47,7 @@ from flwr.supernode.runtime.run_clientapp import (
 )
 
 from common.app_approval import ApprovalError, approved_apps_path, fab_hash, is_approved
-from common.protocol import Reply
+from common.protocol import Reply, refusal_text
 
 #: Error code of the reply to a task whose app the centre did not approve (Flower's own
 #: codes are 0-8; 1000 and up are the project's: ``common.protocol.Reply``).
@@ -148,7 +148,11 @@ def run_task(
         if reason is not None:
             log(ERROR, REFUSED_LOG, run.run_id, run.fab_id or "unnamed app",
                 run.fab_version, reason, approved_apps_path(state_dir))
-            reply = Message(Error(code=APP_NOT_APPROVED, reason=reason), reply_to=message)
+            # After the centre's declared name (its data file's), as its other refusals.
+            data_path = str(context.node_config.get("data-path", "") or "")
+            reply = Message(Error(code=APP_NOT_APPROVED,
+                                  reason=refusal_text(Path(data_path).stem, reason)),
+                            reply_to=message)
             details = reason
         else:
             log(INFO, "[perseverance-clientapp] Run %s: app %s is approved.", run.run_id,

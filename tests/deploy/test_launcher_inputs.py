@@ -92,8 +92,8 @@ def test_centre_policy_keys_lower_the_generated_centres_floor_not_the_run(tmp_pa
 
     assert floor.require_dp is False and floor.max_epsilon_per_run == 3.0
     assert config.privacy.dp is False
-    with pytest.raises(LauncherInputError, match="policy.toml"):
+    with pytest.raises(LauncherInputError, match=r"policy\.toml"):
         centre_floor(DevFederationOptions(data=_data_dir(tmp_path, "css-a.csv"),
                                           overrides=["centre_policy.require_dp=false"]))
-    with pytest.raises(LauncherInputError, match="centre_policy.nope"):
+    with pytest.raises(LauncherInputError, match=r"centre_policy\.nope"):
         centre_floor(DevFederationOptions(overrides=["centre_policy.nope=1"]))
