@@ -26,7 +26,9 @@ import numpy as np
 import numpy.typing as npt
 import torch
 from opacus import GradSampleModule
-from opacus.optimizers import DPOptimizer
+from opacus.grad_sample import GradSampleModuleFastGradientClipping
+from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
+from opacus.utils.fast_gradient_clipping_utils import DPLossFastGradientClipping
 from torch import nn
 
 # Opacus's per-sample hooks fire on module outputs because inputs need no gradient:
@@ -174,6 +176,54 @@ class _OpacusDPStep:
         self.module._close()
 
 
+class _OpacusGhostClippingStep:
+    """DP-SGD step through Opacus's own fast gradient clipping (ghost clipping: per-sample
+    norms without per-sample gradients, then a second backward pass of the clipped loss).
+    Measured against the hand-written fast path in docs/BENCHMARKS.md; selected by
+    ``engine="opacus-ghost"``."""
+
+    def __init__(self, model: nn.Module, dp: DPSettings, expected_batch_size: int,
+                 learning_rate: float, generator: torch.Generator) -> None:
+        self.module = GradSampleModuleFastGradientClipping(
+            model, loss_reduction="mean", max_grad_norm=dp.max_grad_norm,
+            use_ghost_clipping=True)
+        self.optimizer = DPOptimizerFastGradientClipping(
+            torch.optim.Adam(self.module.parameters(), lr=learning_rate),
+            noise_multiplier=dp.noise_multiplier,
+            max_grad_norm=dp.max_grad_norm,
+            expected_batch_size=expected_batch_size,
+            loss_reduction="mean",
+            generator=generator,
+        )
+        self.module.train()
+        self.loss = DPLossFastGradientClipping(self.module, self.optimizer,
+                                               nn.BCEWithLogitsLoss(), "mean")
+
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> float:
+        self.optimizer.zero_grad(set_to_none=True)
+        mean_loss = 0.0
+        if len(yb) > 0:
+            loss = self.loss(self.module(xb), yb)
+            loss.backward()
+            mean_loss = float(loss.detach().mean())
+        else:  # an empty Poisson batch still takes a noise-only step
+            for p in self.module.parameters():
+                if p.requires_grad:
+                    p.grad = torch.zeros_like(p)
+        self.optimizer.step()
+        return mean_loss
+
+    def close(self) -> None:
+        self.module.train(False)
+        self.module._close()
+
+
+#: The DP-SGD engines: ``auto`` (the hand-written fast path for linear models, Opacus's
+#: GradSampleModule otherwise), ``opacus`` and ``opacus-ghost`` (Opacus's fast gradient
+#: clipping), the latter two for comparison.
+ENGINES = ("auto", "opacus", "opacus-ghost")
+
+
 def linear_layers(model: nn.Module) -> list[nn.Linear] | None:
     """The model's ``nn.Linear`` layers in forward order if every trainable parameter
     belongs to one of them (the fast DP path applies), else ``None``."""
@@ -197,6 +247,7 @@ def train_local(
     seed: int = 0,
     reproducible: bool = False,
     steps_per_epoch: int | None = None,
+    engine: str = "auto",
 ) -> TrainStats:
     """Train ``model`` in place for ``epochs`` epochs of ``steps_per_epoch`` steps
     (default ``ceil(n / batch_size)``).
@@ -214,11 +265,14 @@ def train_local(
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     generator = _generator(seed, reproducible)
     model.train()
-    step: _PlainStep | _LinearDPStep | _OpacusDPStep
     layers = linear_layers(model) if dp else None
+    assert engine in ENGINES, f"unknown DP-SGD engine {engine!r}"
+    step: _PlainStep | _LinearDPStep | _OpacusDPStep | _OpacusGhostClippingStep
     if dp is None:
         step = _PlainStep(model, learning_rate)
-    elif layers is not None and x.ndim == 2:
+    elif engine == "opacus-ghost":
+        step = _OpacusGhostClippingStep(model, dp, batch_size, learning_rate, generator)
+    elif layers is not None and x.ndim == 2 and engine == "auto":
         step = _LinearDPStep(model, layers, dp, batch_size, learning_rate, generator)
     else:
         step = _OpacusDPStep(model, dp, batch_size, learning_rate, generator)

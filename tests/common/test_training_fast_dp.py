@@ -52,3 +52,26 @@ def test_only_models_made_of_linear_layers_take_the_fast_path():
     assert linear_layers(build_model(ModelConfig(), seed=0)) is not None
     with_norm = nn.Sequential(nn.Linear(4, 3), nn.LayerNorm(3), nn.Linear(3, 1))
     assert linear_layers(with_norm) is None
+
+
+@pytest.mark.parametrize(
+    ("n", "batch_size", "dp"),
+    [
+        (600, 50, DPSettings(noise_multiplier=1.0, max_grad_norm=1.0)),
+        (600, 50, DPSettings(noise_multiplier=0.7, max_grad_norm=0.05)),
+        (6, 1, DPSettings(noise_multiplier=1.0, max_grad_norm=1.0)),  # empty Poisson batches
+    ],
+)
+def test_opacus_fast_gradient_clipping_gives_the_same_weights(n, batch_size, dp):
+    # Opacus 1.6's own ghost clipping, measured against ours (docs/BENCHMARKS.md).
+    x, y = _data(n)
+    weights = {}
+    for engine in ("auto", "opacus-ghost"):
+        model = build_model(ModelConfig(), seed=2)
+        train_local(model, x, y, epochs=2, batch_size=batch_size, learning_rate=0.02, dp=dp,
+                    seed=9, reproducible=True, engine=engine)
+        weights[engine] = get_weights(model)
+    for key in weights["auto"]:
+        torch.testing.assert_close(weights["opacus-ghost"][key], weights["auto"][key],
+                                   rtol=1e-4, atol=1e-5, msg=key)
+
