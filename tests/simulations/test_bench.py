@@ -123,6 +123,23 @@ def test_bench_writes_every_figure_with_sane_values(tiny_bench) -> None:
 
 
 @pytest.mark.slow
+def test_bench_sets_the_engine_against_the_pure_training_of_the_same_run(tiny_bench) -> None:
+    report, _ = tiny_bench
+    walls, compute = report["wall_seconds"], report["raw_compute_seconds"]
+    # Every centre trains (fraction_train 1) in each round: at least one DP epoch at each,
+    # and no more than the wall time of the runs that contain that training.
+    epochs = report["local_epochs"] * report["rounds"]
+    epoch = report["local_epoch_seconds"]["dp"]  # rounded to the millisecond
+    assert 0 < compute <= walls["raw_dp"] and compute <= walls["sim_dp"]
+    assert compute == pytest.approx(epoch * epochs, abs=5e-4 * epochs)
+    assert report["compute_ratio"] == pytest.approx(walls["sim_dp"] / compute, rel=1e-9)
+    assert report["compute_ratio"] > 1 and report["raw_compute_ratio"] > 1
+    for moment in ("before", "after"):
+        averages = report["load_average"][moment]
+        assert len(averages) == 3 and all(v >= 0 for v in averages)
+
+
+@pytest.mark.slow
 def test_bench_memory_includes_the_ray_workers(tiny_bench) -> None:
     memory = tiny_bench[0]["peak_memory"]
     raw, sim = memory["by_phase"]["raw_dp"], memory["by_phase"]["sim_dp"]
@@ -138,6 +155,8 @@ def test_bench_memory_includes_the_ray_workers(tiny_bench) -> None:
 def test_bench_prints_the_table(tiny_bench) -> None:
     _, stdout = tiny_bench
     assert "overhead_ratio" in stdout and "dp_ratio" in stdout and "Figures:" in stdout
+    assert "compute_ratio" in stdout and "raw_compute_seconds" in stdout
+    assert "load average" in stdout
 
 
 def test_bench_refuses_a_bad_override_with_exit_2(tmp_path: Path) -> None:
