@@ -18,7 +18,8 @@ raw_dp / raw_no_dp, the same ratio for the loops' local training alone, and
 and repeated (the least disturbed figure on a shared machine); bytes a centre sends
 and receives per round (message content serialised by Flower, protobuf); the peak memory
 of the whole process tree (see ``simulations.bench_memory``); local scoring throughput.
-Ratios are measured side by side in one run because the machines are shared and noisy.
+Ratios are measured side by side in one run because the machines are shared and noisy;
+``load_average`` (before the first phase, after the last) is written beside them.
 """
 
 from __future__ import annotations
