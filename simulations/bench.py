@@ -9,13 +9,17 @@ Four federations of the same scenario (same centres, data, model, rounds, epochs
 - ``sim_dp``: the same federation through the simulation engine (``run_flower_simulation``).
 - ``raw_no_dp`` and ``sim_no_dp``: both again with ``privacy.dp=false``.
 
-Figures: wall seconds of each; ``overhead_ratio`` = sim_dp / raw_dp; ``dp_ratio`` =
+Figures: wall seconds of each; ``overhead_ratio`` = sim_dp / raw_dp; ``raw_compute_seconds``,
+the pure local training of the DP run (one DP epoch at each centre that trained, times
+the epochs and the rounds it trained, from ``local_epoch_seconds`` in the same
+invocation) and ``compute_ratio`` = sim_dp / raw_compute_seconds; ``dp_ratio`` =
 raw_dp / raw_no_dp, the same ratio for the loops' local training alone, and
 ``dp_ratio_local_epoch`` from one epoch at every centre with and without DP, interleaved
 and repeated (the least disturbed figure on a shared machine); bytes a centre sends
 and receives per round (message content serialised by Flower, protobuf); the peak memory
 of the whole process tree (see ``simulations.bench_memory``); local scoring throughput.
-Ratios are measured side by side in one run because the machines are shared and noisy.
+Ratios are measured side by side in one run because the machines are shared and noisy;
+``load_average`` (before the first phase, after the last) is written beside them.
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ class RawResult:
     epsilon_max: float
     weights: Weights
     message_bytes: dict[str, float] = field(default_factory=dict)
+    trained_rounds: dict[int, int] = field(default_factory=dict)
 
 
 @contextmanager
@@ -192,6 +197,7 @@ def raw_federation(config: RunConfig, num_centres: int, threads: int = 1) -> Raw
         per_round = max(config.min_centres, math.floor(len(centres) * config.fraction_train))
         epsilon_max, auc = 0.0, float("nan")
         sizes: dict[str, float] = {}
+        trained: dict[int, int] = {}  # centre index -> rounds it trained in
         for server_round in range(1, config.rounds + 1):
             chosen = sorted(sampler.sample(range(len(centres)), min(per_round, len(centres))))
             updates: list[tuple[Weights, int]] = []
@@ -206,6 +212,7 @@ def raw_federation(config: RunConfig, num_centres: int, threads: int = 1) -> Raw
                     except CentreRefusal:
                         continue
                     epsilon_max = max(epsilon_max, result.epsilon)
+                    trained[index] = trained.get(index, 0) + 1
                     updates.append((result.weights, result.num_examples))
                     last_weights = result.weights
                     last_train = {"num-examples": result.num_examples,
@@ -226,28 +233,45 @@ def raw_federation(config: RunConfig, num_centres: int, threads: int = 1) -> Raw
                 sizes = message_bytes(weights, last_weights, last_train, replies[-1],
                                       server_round)
     wall = time.perf_counter() - started
-    return RawResult(wall, breakdown, auc, epsilon_max, weights, sizes)
+    return RawResult(wall, breakdown, auc, epsilon_max, weights, sizes, trained)
 
 
-def local_epoch_seconds(centres: list[CentreData], config: RunConfig,
-                        repeats: int = 3) -> dict[str, float]:
+def local_epoch_seconds(centres: list[CentreData], config: RunConfig, repeats: int = 3,
+                        per_centre_dp: list[float] | None = None) -> dict[str, float]:
     """One local epoch at every centre (its own batch size), with DP-SGD and without,
     interleaved ``repeats`` times; the fastest of each (the machine is shared: the
-    fastest repeat is the one least disturbed). Seconds for all centres together."""
+    fastest repeat is the one least disturbed). Seconds for all centres together.
+
+    ``per_centre_dp``, when given, receives each centre's DP seconds in the fastest DP
+    repeat (they add up to the ``"dp"`` figure), for ``raw_compute_seconds``.
+    """
     best = {"dp": math.inf, "no_dp": math.inf}
     model_config = ModelConfig(hidden=config.training.hidden_sizes)
     dp = DPSettings(noise_multiplier=1.0, max_grad_norm=config.privacy.max_grad_norm)
     for _ in range(repeats):
         for mode, settings in (("no_dp", None), ("dp", dp)):
-            started = time.perf_counter()
+            seconds: list[float] = []
             for data in centres:
+                started = time.perf_counter()
                 train_local(build_model(model_config, seed=config.seed), data.x_train,
                             data.y_train, epochs=1,
                             batch_size=choose_batch_size(data.num_train,
                                                          config.training.batch_size),
                             learning_rate=config.training.learning_rate, dp=settings)
-            best[mode] = min(best[mode], time.perf_counter() - started)
+                seconds.append(time.perf_counter() - started)
+            if sum(seconds) < best[mode]:
+                best[mode] = sum(seconds)
+                if mode == "dp" and per_centre_dp is not None:
+                    per_centre_dp[:] = seconds
     return best
+
+
+def raw_compute_seconds(per_centre_epoch: list[float], trained_rounds: dict[int, int],
+                        local_epochs: int) -> float:
+    """Pure local training of a DP run: each centre's one-epoch DP-SGD seconds times the
+    epochs of a round and the rounds it trained in (centres that refused train none)."""
+    return local_epochs * sum(per_centre_epoch[index] * rounds
+                              for index, rounds in trained_rounds.items())
 
 
 def simulated_federation(scenario: Scenario, config: RunConfig,
@@ -320,11 +344,15 @@ def run_bench(scenario: Scenario, out: Path,
         centres = load_centres(base, len(files))
         with torch_threads(threads):
             progress("local epoch at every centre, with and without DP, 3 times")
-            epoch = local_epoch_seconds(centres, base)
+            per_centre_dp: list[float] = []
+            epoch = local_epoch_seconds(centres, base, per_centre_dp=per_centre_dp)
             scoring = scoring_throughput(centres, raw["raw_dp"].weights, base)
     train_dp = raw["raw_dp"].breakdown.get("train", float("nan"))
     train_plain = raw["raw_no_dp"].breakdown.get("train", float("nan"))
     sizes = raw["raw_dp"].message_bytes
+    compute = raw_compute_seconds(per_centre_dp, raw["raw_dp"].trained_rounds,
+                                  base.local_epochs)
+    load_after = [round(v, 2) for v in os.getloadavg()]
     report: dict[str, Any] = {
         "scenario": scenario.name,
         "overrides": scenario.overrides,
@@ -338,6 +366,11 @@ def run_bench(scenario: Scenario, out: Path,
         "wall_seconds": walls,
         "overhead_ratio": walls["sim_dp"] / walls["raw_dp"],
         "overhead_ratio_no_dp": walls["sim_no_dp"] / walls["raw_no_dp"],
+        "raw_compute_seconds": compute,
+        "compute_ratio": walls["sim_dp"] / compute if compute > 0 else float("nan"),
+        "raw_compute_ratio": walls["raw_dp"] / compute if compute > 0 else float("nan"),
+        # The figures above scale with the machine's load (2 shared cores): beside them.
+        "load_average": {"before": load_before, "after": load_after},
         "dp_ratio": walls["raw_dp"] / walls["raw_no_dp"],
         "dp_ratio_local_training": train_dp / train_plain,
         "local_epoch_seconds": {k: round(v, 3) for k, v in epoch.items()},

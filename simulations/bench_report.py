@@ -59,6 +59,10 @@ def table_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("simulation engine, no DP (s)", f"{w['sim_no_dp']:.1f}"),
         ("overhead_ratio (sim / raw, DP)", f"{report['overhead_ratio']:.2f}"),
         ("overhead_ratio without DP", f"{report['overhead_ratio_no_dp']:.2f}"),
+        ("raw_compute_seconds: pure local training, DP (s)",
+         f"{report['raw_compute_seconds']:.1f}"),
+        ("compute_ratio (sim DP / pure training)", f"{report['compute_ratio']:.2f}"),
+        ("raw loop DP / pure training", f"{report['raw_compute_ratio']:.2f}"),
         ("dp_ratio (raw DP / raw no DP)", f"{report['dp_ratio']:.2f}"),
         ("dp_ratio, local training in the loops", f"{report['dp_ratio_local_training']:.2f}"),
         ("dp_ratio, local epoch (best of 3)", f"{report['dp_ratio_local_epoch']:.2f}"),
@@ -70,4 +74,10 @@ def table_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("local scoring (students/s)", f"{report['scoring_students_per_second']:,.0f}"),
         ("pooled AUC raw DP / sim DP",
          f"{report['auc_pooled']['raw_dp']:.3f} / {report['auc_pooled']['sim_dp']:.3f}"),
+        ("load average before / after (1, 5, 15 min)",
+         f"{_load(report['load_average']['before'])} / {_load(report['load_average']['after'])}"),
     ]
+
+
+def _load(averages: list[float]) -> str:
+    return " ".join(f"{v:.1f}" for v in averages)

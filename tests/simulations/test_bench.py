@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from common.model import ModelConfig, build_model
-from simulations.bench import fedavg, message_bytes, raw_federation
+from simulations.bench import fedavg, message_bytes, raw_compute_seconds, raw_federation
 from simulations.bench_memory import TreeMemorySampler, descendants, tree_memory
 from simulations.runner import prepare_data
 from simulations.scenario import load_scenario
@@ -54,6 +54,11 @@ def test_fedavg_weights_centres_by_their_examples() -> None:
     assert torch.equal(fedavg([(a, 3), (b, 1)])["w"], torch.tensor([1.0, 3.0]))
 
 
+def test_pure_training_counts_each_centre_for_the_rounds_it_trained_in() -> None:
+    # Centre 1 refused (never trained), centre 2 was sampled in one round of three.
+    assert raw_compute_seconds([0.5, 9.0, 2.0], {0: 3, 2: 1}, local_epochs=2) == 7.0
+
+
 def test_a_centre_sends_its_weights_and_its_histograms_each_round() -> None:
     weights = dict(build_model(ModelConfig(), seed=0).state_dict())
     model_bytes = sum(t.numel() * t.element_size() for t in weights.values())
@@ -82,6 +87,10 @@ def test_raw_loop_does_what_centres_do_and_says_where_its_time_went(tmp_path: Pa
     assert 0.0 <= result.auc_pooled <= 1.0
     assert 0 < result.epsilon_max <= config.privacy.epsilon + 1e-6
     assert result.message_bytes["sent"] > 0
+    # Every centre is sampled in each round (fraction_train 1), but at 600 students the
+    # two small ones hold 44 and 47 usable training records, under the policy's 50: they
+    # refuse to train, and the pure training time (raw_compute_seconds) must not count them.
+    assert result.trained_rounds == {0: 2}
     # Each centre booked its releases in its own ledger, as the ClientApp does.
     assert len(list((tmp_path / "run" / "state").glob("centre-*/privacy-ledger.sqlite"))) == 3
 
@@ -123,6 +132,23 @@ def test_bench_writes_every_figure_with_sane_values(tiny_bench) -> None:
 
 
 @pytest.mark.slow
+def test_bench_sets_the_engine_against_the_pure_training_of_the_same_run(tiny_bench) -> None:
+    report, _ = tiny_bench
+    walls, compute = report["wall_seconds"], report["raw_compute_seconds"]
+    # Every centre trains (fraction_train 1) in each round: at least one DP epoch at each,
+    # and no more than the wall time of the runs that contain that training.
+    epochs = report["local_epochs"] * report["rounds"]
+    epoch = report["local_epoch_seconds"]["dp"]  # rounded to the millisecond
+    assert 0 < compute <= walls["raw_dp"] and compute <= walls["sim_dp"]
+    assert compute == pytest.approx(epoch * epochs, abs=5e-4 * epochs)
+    assert report["compute_ratio"] == pytest.approx(walls["sim_dp"] / compute, rel=1e-9)
+    assert report["compute_ratio"] > 1 and report["raw_compute_ratio"] > 1
+    for moment in ("before", "after"):
+        averages = report["load_average"][moment]
+        assert len(averages) == 3 and all(v >= 0 for v in averages)
+
+
+@pytest.mark.slow
 def test_bench_memory_includes_the_ray_workers(tiny_bench) -> None:
     memory = tiny_bench[0]["peak_memory"]
     raw, sim = memory["by_phase"]["raw_dp"], memory["by_phase"]["sim_dp"]
@@ -138,6 +164,8 @@ def test_bench_memory_includes_the_ray_workers(tiny_bench) -> None:
 def test_bench_prints_the_table(tiny_bench) -> None:
     _, stdout = tiny_bench
     assert "overhead_ratio" in stdout and "dp_ratio" in stdout and "Figures:" in stdout
+    assert "compute_ratio" in stdout and "raw_compute_seconds" in stdout
+    assert "load average" in stdout
 
 
 def test_bench_refuses_a_bad_override_with_exit_2(tmp_path: Path) -> None:
