@@ -127,7 +127,8 @@ def test_the_cli_refuses_a_bad_model_file_with_exit_2_and_one_sentence(tmp_path:
     data = write_csv(tmp_path / "x.csv", harmonised_frame(10))
     model = write_text(tmp_path / "model.pt", "garbage")
 
-    result = runner.invoke(app, ["score", "--model", str(model), "--data", str(data),
+    result = runner.invoke(app, ["score", "--lang", "en",
+                                 "--model", str(model), "--data", str(data),
                                  "--out", str(tmp_path / "out")])
 
     assert result.exit_code == 2
@@ -141,7 +142,8 @@ def test_the_cli_refuses_unusable_data_with_exit_2(tmp_path: Path) -> None:
     model = save_checkpoint(tmp_path / "model.pt", random_model())
     data = write_csv(tmp_path / "x.csv", harmonised_frame(5).drop(columns=["student_id"]))
 
-    result = runner.invoke(app, ["score", "--model", str(model), "--data", str(data),
+    result = runner.invoke(app, ["score", "--lang", "en",
+                                 "--model", str(model), "--data", str(data),
                                  "--out", str(tmp_path / "out")])
 
     assert result.exit_code == 2
