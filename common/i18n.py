@@ -125,6 +125,10 @@ class Sentence(str):
         sentence.params = dict(params)
         return sentence
 
+    def __reduce__(self) -> tuple[type[Sentence], tuple[str, Mapping[str, object]]]:
+        # pickle and copy rebuild it from its message and parameters, not from the text
+        return (Sentence, (self.msgid, self.params))
+
 
 def word(message: str) -> Sentence:
     """``message`` as a :class:`Sentence` without parameters: a word put into another
@@ -141,6 +145,8 @@ def N_(message: str, **params: object) -> str:
 def translate(text: str, lang: str) -> str:
     """``text`` in ``lang``: a :class:`Sentence` with its parameters, a plain message
     through the catalogue (a text the catalogue does not hold stays as it is)."""
+    if not text:
+        return text  # gettext's empty message id is the catalogue's header
     if isinstance(text, Sentence):
         # A parameter that is itself a sentence (a word chosen by the code) is translated
         # too; any other (a path, a value from the file) is shown as it is.

@@ -25,6 +25,7 @@ from client.ingest.reading import DELIMITER_NAMES, Extract, SourceHints
 from client.ingest.report import RowProblem
 from client.ingest.toml_files import read_toml
 from client.ingest.values import as_number, as_text
+from common.i18n import N_
 from common.schema import COLUMN_BY_NAME, COLUMNS, LABEL, Kind, Role, is_forbidden
 
 _TOP_KEYS = {"name", "description", "centre_column", "passthrough", "source", "columns"}
@@ -79,7 +80,7 @@ class MappedExtract:
 
 def load_mapping(path: Path) -> Mapping:
     """Read and check a mapping; every problem is listed before ``IngestError`` is raised."""
-    raw = read_toml(path, "The mapping file", "correct it and validate again")
+    raw = read_toml(path, N_("The mapping file"), N_("correct the file and validate again"))
     problems: list[str] = []
     problems += [f"unknown key {quote(k)}" for k in sorted(set(raw) - _TOP_KEYS)]
     hints = _hints(raw.get("source", {}), problems)
@@ -106,7 +107,8 @@ def load_mapping(path: Path) -> Mapping:
     problems += _leaks(rules)
     if problems:
         raise IngestError(
-            f"The mapping {path} cannot be used: {problems[0]}; correct it and validate again.",
+            N_("The mapping %(path)s cannot be used: %(problem)s; correct it and validate "
+               "again.", path=path, problem=problems[0]),
             details=problems,
         )
     name = str(raw.get("name", path.stem))
@@ -270,16 +272,19 @@ def _require_columns(
         return
     column, target = absent[0]
     close = difflib.get_close_matches(column, [str(c) for c in raw.columns], n=1)
-    hint = f" (closest: {quote(close[0])})" if close else ""
+    hint: str = N_(" (closest: %(name)s)", name=quote(close[0])) if close else ""
     if len(extract.frame.columns) == 1 and extract.file_format == "csv":
         # the file's own header: its one column may have been dropped as teacher/class data
-        single = quote(extract.frame.columns[0])
-        hint = f" (the file was read as a single column {single}: check its delimiter)"
+        hint = N_(" (the file was read as a single column %(name)s: check its delimiter)",
+                  name=quote(extract.frame.columns[0]))
     raise IngestError(
-        f"The file {extract.source} has no column {quote(column)}, which the mapping "
-        f"{mapping.source} reads for {target}{hint}; correct the mapping or the export.",
-        details=[f"{c} (for {t}) is not in the file" for c, t in absent]
-        + [f"columns in the file: {', '.join(quote(c) for c in raw.columns)}"],
+        N_("The file %(path)s has no column %(column)s, which the mapping %(mapping)s reads "
+           "for %(target)s%(hint)s; correct the mapping or the export.", path=extract.source,
+           column=quote(column), mapping=mapping.source, target=target, hint=hint),
+        details=[N_("%(column)s (for %(target)s) is not in the file", column=c, target=t)
+                 for c, t in absent]
+        + [N_("columns in the file: %(names)s",
+              names=", ".join(quote(c) for c in raw.columns))],
     )
 
 
@@ -292,9 +297,8 @@ def _fill(rule: ColumnRule, raw: pd.DataFrame, decimal: str) -> tuple[pd.Series,
         try:
             values, problems = evaluate(rule.expression, raw, decimal)
         except ExpressionError as exc:
-            raise IngestError(
-                f"The expression for {rule.target} {exc}; correct the mapping.",
-            ) from exc
+            raise IngestError(N_("The expression for %(target)s %(problem)s; correct the "
+                                 "mapping.", target=rule.target, problem=str(exc))) from exc
     else:
         return pd.Series([rule.value] * len(raw), index=raw.index, dtype=object), problems
     if rule.missing or rule.recode:

@@ -16,6 +16,7 @@ import pandas as pd
 from client.ingest.errors import IngestError, quote
 from client.ingest.toml_files import read_toml
 from client.site_policy import PrivacyFloor, SitePolicy
+from common.i18n import N_
 from common.schema import AUDIT_ATTRIBUTES, PREDICTORS, is_forbidden
 
 # Keys a policy file may set: the SitePolicy fields a centre owns, and the tables that
@@ -30,7 +31,7 @@ POLICY_KEYS = (*POLICY_FIELDS, "privacy", *POLICY_SECTIONS)
 
 def load_policy(path: Path) -> SitePolicy:
     """Read and check a site policy TOML file; raise ``IngestError`` listing every problem."""
-    raw = read_toml(path, "The site policy", "correct it and run again")
+    raw = read_toml(path, N_("The site policy"), N_("correct the file and run again"))
     problems = [
         f"unknown key {quote(key)} (known keys: {', '.join(POLICY_KEYS)})"
         for key in sorted(set(raw) - set(POLICY_KEYS))
@@ -71,7 +72,8 @@ def load_policy(path: Path) -> SitePolicy:
         fields["extra"] = extra
     if problems:
         raise IngestError(
-            f"The site policy {path} cannot be used: {problems[0]}; correct it and run again.",
+            N_("The site policy %(path)s cannot be used: %(problem)s; correct it and run "
+               "again.", path=path, problem=problems[0]),
             details=problems,
         )
     return SitePolicy(**fields)
