@@ -66,14 +66,14 @@ def render_report(
         read_as.append(_(DELIMITERS[report.delimiter]) if report.delimiter in DELIMITERS
                        else _("%(delimiter)s delimiter") % {"delimiter": repr(report.delimiter)})
     console.print(_("  file     %(source)s (%(read_as)s)") % {
-        "source": report.source, "read_as": ", ".join(x for x in read_as if x)})
+        "source": report.source, "read_as": ", ".join(x for x in read_as if x)}, soft_wrap=True)
     console.print(_("  mapping  %(mapping)s") % {
-        "mapping": report.mapping or _("none (harmonised columns)")})
+        "mapping": report.mapping or _("none (harmonised columns)")}, soft_wrap=True)
     policy = report.policy
     console.print(_("  policy   min_records %(min)s, max_invalid_fraction %(max)s, refused "
                     "predictors: %(refused)s") % {
         "min": policy.min_records, "max": _percent(policy.max_invalid_fraction, lang),
-        "refused": ", ".join(sorted(policy.refused_predictors)) or _("none")})
+        "refused": ", ".join(sorted(policy.refused_predictors)) or _("none")}, soft_wrap=True)
     console.print(_rows_table(report, lang))
     if report.centres:
         console.print(_centres_table(report, lang))
