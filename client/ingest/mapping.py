@@ -180,7 +180,7 @@ def _rule(target: str, spec: Any, problems: list[str]) -> ColumnRule | None:
             rule = ColumnRule(target, expression=parse_expression(str(spec["expr"])))
         except ExpressionError as exc:
             problems.append(N_("%(where)s: the expression %(expression)s %(problem)s", where=where,
-                                 expression=quote(spec["expr"]), problem=str(exc)))
+                               expression=quote(spec["expr"]), problem=_part(exc)))
             return None
     elif not isinstance(spec["value"], bool | int | float | str):
         problems.append(N_("%(where)s: value must be text, a number, true or false",
@@ -228,6 +228,11 @@ def _rule(target: str, spec: Any, problems: list[str]) -> ColumnRule | None:
         float(scale),
         float(offset),
     )
+
+
+def _part(exc: ExpressionError) -> str:
+    """The expression's problem as it was made (a ``Sentence`` is translated when shown)."""
+    return exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
 
 
 def _leaks(rules: list[ColumnRule]) -> list[str]:
@@ -310,7 +315,7 @@ def _fill(rule: ColumnRule, raw: pd.DataFrame, decimal: str) -> tuple[pd.Series,
             values, problems = evaluate(rule.expression, raw, decimal)
         except ExpressionError as exc:
             raise IngestError(N_("The expression for %(target)s %(problem)s; correct the "
-                                 "mapping.", target=rule.target, problem=str(exc))) from exc
+                                 "mapping.", target=rule.target, problem=_part(exc))) from exc
     else:
         return pd.Series([rule.value] * len(raw), index=raw.index, dtype=object), problems
     if rule.missing or rule.recode:
