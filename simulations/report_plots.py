@@ -140,7 +140,7 @@ def equity_by_group(groups: Mapping[str, Mapping[str, Mapping[str, Any]]],
     left, right = figure.subplots(1, 2, sharey=True)
     y = np.arange(len(labels))
     left.errorbar(auc, y, xerr=_bars(errors["auc"]), fmt="o", capsize=3)
-    left.set(yticks=y, yticklabels=labels, xlabel=_("ROC AUC (95 % interval)"),
+    left.set(yticks=y, yticklabels=labels, xlabel=_("ROC AUC (95 % CI)"),
              title=_("Discrimination by group"))
     left.invert_yaxis()
     left.grid(alpha=0.3)
@@ -148,7 +148,7 @@ def equity_by_group(groups: Mapping[str, Mapping[str, Mapping[str, Any]]],
                xerr=_bars(errors["tpr"]), capsize=2)
     right.barh(y + 0.2, fpr, height=0.4, label=_("false-positive rate"), color="#d9822b",
                xerr=_bars(errors["fpr"]), capsize=2)
-    right.set(xlabel=_("rate at the operating threshold (95 % interval)"),
+    right.set(xlabel=_("rate at the operating threshold (95 % CI)"),
               title=_("Error rates by group"), xlim=(0, 1))
     right.legend(fontsize=8)
     right.grid(alpha=0.3)

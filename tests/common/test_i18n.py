@@ -5,6 +5,8 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+from babel.messages.catalog import TranslationError
+from babel.messages.checkers import python_format
 from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
@@ -70,3 +72,17 @@ def test_a_sentence_is_english_and_translated_with_its_parameters_when_shown() -
     assert i18n.translate(sentence, "en") == sentence
     assert i18n.translate("a text of no catalogue", "fr") == "a text of no catalogue"
     assert i18n.translate("", "fr") == ""
+
+
+def test_every_translation_keeps_the_placeholders_of_its_message() -> None:
+    with i18n.catalogue_path("fr").open("rb") as handle:
+        catalogue = read_po(handle)
+    broken = []
+    for message in catalogue:
+        if message.id and message.string:
+            try:
+                python_format(catalogue, message)
+            except TranslationError as exc:
+                broken.append(f"{message.id!r}: {exc}")
+
+    assert broken == []
