@@ -27,6 +27,7 @@ import pandas as pd
 
 from client.data import DataError, SitePolicy
 from common.encoding import encode
+from common.i18n import N_, word
 from common.model import CheckpointError, RiskModel, predict_proba, read_model
 from common.schema import IDENTIFIERS
 
@@ -97,7 +98,7 @@ def load_model(path: Path) -> RiskModel:
     try:
         return read_model(path)
     except CheckpointError as exc:
-        raise ModelFileError(str(exc)) from None
+        raise ModelFileError(exc.args[0] if exc.args else str(exc)) from None
 
 
 def score_frame(
@@ -118,32 +119,35 @@ def score_frame(
 # -- the site policy's [support] table -------------------------------------------------
 
 SUPPORT_TABLE = "support"
+THE_SITE_POLICY = word(N_("the site policy"))  # a policy given by no file
 
 
 def parse_support(table: Any, source: str) -> SupportThresholds:
     """Check a ``[support]`` table (``high``, ``moderate``); defaults for absent keys."""
     if not isinstance(table, dict):
-        raise DataError(f"In {source}, [support] must be a table with high and moderate.")
+        raise DataError(N_("In %(source)s, [support] must be a table with high and "
+                           "moderate.", source=source))
     unknown = sorted(set(table) - {f.name for f in dataclasses.fields(SupportThresholds)})
     if unknown:
-        raise DataError(
-            f"In {source}, [support] has the unknown key {unknown[0]!r} "
-            "(known keys: high, moderate); correct it and run again."
-        )
+        raise DataError(N_(
+            "In %(source)s, [support] has the unknown key %(key)s (known keys: high, "
+            "moderate); correct it and run again.", source=source, key=repr(unknown[0])))
     values: dict[str, float] = {}
     for key, value in table.items():
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
             value
         ):
-            raise DataError(f"In {source}, support.{key} must be a number between 0 and 1.")
+            raise DataError(N_("In %(source)s, support.%(key)s must be a number between 0 "
+                               "and 1.", source=source, key=key))
         values[key] = float(value)
     try:
         return SupportThresholds(**values)
     except ValueError as exc:
-        raise DataError(f"In {source}, {exc} Correct [support] and run again.") from None
+        raise DataError(N_("In %(source)s, %(problem)s Correct [support] and run again.",
+                           source=source, problem=str(exc))) from None
 
 
-def support_thresholds(policy: SitePolicy, source: str = "the site policy") -> SupportThresholds:
+def support_thresholds(policy: SitePolicy, source: str = THE_SITE_POLICY) -> SupportThresholds:
     """The thresholds of the policy's ``[support]`` table (kept whole in ``extra`` by the
     policy reader); the defaults without one."""
     return parse_support(policy.extra.get(SUPPORT_TABLE, {}), source)

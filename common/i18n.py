@@ -10,6 +10,11 @@ compiled ``.mo`` file is kept beside it to drift.
 The language is chosen once per report or request: ``--lang`` (or a page's switch), else
 the locale (``LC_ALL``, ``LC_MESSAGES``, ``LANG``), else French, Québec's language of
 public administration. Numbers follow the language (French: ``0,784``; ``12 345``).
+
+A sentence made where the language is not known yet (an error raised deep in a reader,
+shown by a command that has its ``--lang``) is marked ``N_("... %(path)s ...",
+path=...)``: a :class:`Sentence`, English as a ``str`` (so logs, tests and ``str(error)``
+see English), translated when shown with :func:`translate`.
 """
 
 from __future__ import annotations
@@ -102,6 +107,53 @@ def translations(lang: str) -> gettext_module.NullTranslations:
 def gettext(lang: str) -> Callable[[str], str]:
     """The function that translates one message into ``lang``."""
     return translations(lang).gettext
+
+
+class Sentence(str):
+    """An English sentence with its parameters, translated when shown.
+
+    It is the English text itself (a ``str``), and keeps its message id and parameters
+    so that :func:`translate` can render it in another language.
+    """
+
+    msgid: str
+    params: Mapping[str, object]
+
+    def __new__(cls, msgid: str, params: Mapping[str, object]) -> Sentence:
+        sentence = super().__new__(cls, msgid % params if params else msgid)
+        sentence.msgid = msgid
+        sentence.params = dict(params)
+        return sentence
+
+    def __reduce__(self) -> tuple[type[Sentence], tuple[str, Mapping[str, object]]]:
+        # pickle and copy rebuild it from its message and parameters, not from the text
+        return (Sentence, (self.msgid, self.params))
+
+
+def word(message: str) -> Sentence:
+    """``message`` as a :class:`Sentence` without parameters: a word put into another
+    sentence (``N_("... %(kind)s ...", kind=word(N_("comma")))``), translated with it."""
+    return Sentence(message, {})
+
+
+def N_(message: str, **params: object) -> str:
+    """Mark ``message`` for the catalogue; it is translated when shown. With ``params``
+    (``%(name)s`` in the message), a :class:`Sentence`; without, the message itself."""
+    return Sentence(message, params) if params else message
+
+
+def translate(text: str, lang: str) -> str:
+    """``text`` in ``lang``: a :class:`Sentence` with its parameters, a plain message
+    through the catalogue (a text the catalogue does not hold stays as it is)."""
+    if not text:
+        return text  # gettext's empty message id is the catalogue's header
+    if isinstance(text, Sentence):
+        # A parameter that is itself a sentence (a word chosen by the code) is translated
+        # too; any other (a path, a value from the file) is shown as it is.
+        params = {name: translate(value, lang) if isinstance(value, Sentence) else value
+                  for name, value in text.params.items()}
+        return gettext(lang)(text.msgid) % params
+    return gettext(lang)(text)
 
 
 def number(value: float | int, digits: int = 3, lang: str = DEFAULT) -> str:

@@ -17,6 +17,7 @@ from torch import nn
 
 from common.calibration import Calibration
 from common.encoding import ENCODING_VERSION, NUM_FEATURES
+from common.i18n import N_
 
 
 @dataclass(frozen=True)
@@ -103,26 +104,25 @@ def read_model(path: Path) -> RiskModel:
     data, never code. Raises ``CheckpointError`` when the file is not a usable model.
     """
     if not path.is_file():
-        raise CheckpointError(f"The model file {path} does not exist; give the model.pt of a run.")
+        raise CheckpointError(N_("The model file %(path)s does not exist; give the model.pt "
+                                 "of a run.", path=path))
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a file that is not a checkpoint
-        raise CheckpointError(
-            f"The model file {path} is not a Persévérance model ({type(exc).__name__}); "
-            "give the model.pt of a run."
-        ) from None
+        raise CheckpointError(N_(
+            "The model file %(path)s is not a Persévérance model (%(error)s); give the "
+            "model.pt of a run.", path=path, error=type(exc).__name__)) from None
     if not isinstance(checkpoint, dict) or not {"state_dict", "model_config"} <= set(checkpoint):
-        raise CheckpointError(
-            f"The model file {path} lacks the weights or the model configuration; "
-            "give the model.pt of a run."
-        )
+        raise CheckpointError(N_(
+            "The model file %(path)s lacks the weights or the model configuration; give the "
+            "model.pt of a run.", path=path))
     raw = checkpoint["model_config"]
     version = raw.get("encoding_version") if isinstance(raw, dict) else None
     if version != ENCODING_VERSION:
-        raise CheckpointError(
-            f"The model file {path} was trained on feature encoding {version}, but this "
-            f"client encodes with {ENCODING_VERSION}; use a model trained with this version."
-        )
+        raise CheckpointError(N_(
+            "The model file %(path)s was trained on feature encoding %(version)s, but this "
+            "client encodes with %(current)s; use a model trained with this version.",
+            path=path, version=version, current=ENCODING_VERSION))
     try:
         config = ModelConfig(
             num_features=int(raw["num_features"]),
@@ -139,9 +139,8 @@ def read_model(path: Path) -> RiskModel:
             intercept=float(calibration.get("intercept", 0.0)),
         )
     except (KeyError, TypeError, ValueError, RuntimeError, AssertionError, AttributeError):
-        raise CheckpointError(
-            f"The model file {path} has weights that do not fit its configuration; "
-            "give an unmodified model.pt of a run."
-        ) from None
+        raise CheckpointError(N_(
+            "The model file %(path)s has weights that do not fit its configuration; give an "
+            "unmodified model.pt of a run.", path=path)) from None
     model.eval()
     return model

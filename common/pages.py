@@ -22,12 +22,7 @@ import jinja2
 from common import i18n
 from common.equity import GAPS
 from common.files import package_data
-
-
-def N_(message: str) -> str:
-    """Mark ``message`` for the translation catalogue; pages translate it when shown."""
-    return message
-
+from common.i18n import N_ as N_  # re-exported: the pages mark their messages with it
 
 # A part the run did not produce, in every JSON file and page (never estimated; the
 # files keep these words, the pages show them in their language).

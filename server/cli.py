@@ -8,19 +8,28 @@ error (missing CA, existing key without --force, bad name); 4 enrolment or revoc
 refused (by the inventory or the SuperLink), or for ``audit verify`` tampered records; 6
 the operator tunnel cannot start; 130 interrupted. ``operator-tunnel ... -- COMMAND``
 exits with COMMAND's code. The loopback launcher is ``perseverance-sim dev-federation``.
+
+The command's own sentences (what it made, its errors) are in French unless ``--lang en``
+(before the subcommand: ``perseverance-server --lang en pki init``) or the locale says
+English; they come from the one catalogue (``common.i18n``). Sentences of the libraries
+it calls (PKI, enrolment, tunnel) are translated when they are catalogue messages
+(``N_``) and shown as they are otherwise.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from common import i18n
 from common.errors import ExitCode
+from common.i18n import N_
 from common.workdirs import work_root
 from server.audit_verify import audit_app
 from server.deployment import pki as pki_lib
@@ -43,6 +52,29 @@ console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
+class Language(StrEnum):
+    fr = "fr"
+    en = "en"
+
+
+class _Session:
+    """The language of this invocation (``--lang``, else the locale, else French)."""
+
+    lang = i18n.DEFAULT
+
+
+@app.callback()
+def _options(lang: Annotated[Language | None, typer.Option(
+        "--lang", help="Language of the messages (fr or en); default: the locale, else "
+        "French.", show_default=False)] = None) -> None:
+    _Session.lang = i18n.choose(lang.value if lang is not None else None)
+
+
+def _say(out: Console, message: str) -> None:
+    """Print ``message`` (a catalogue message, or a sentence from elsewhere as it is)."""
+    out.print(i18n.translate(message, _Session.lang), soft_wrap=True)
+
+
 def _default_pki_dir() -> Path:
     return Path(os.environ.get("PERSEVERANCE_PKI_DIR", str(work_root() / "pki")))
 
@@ -53,7 +85,8 @@ Force = Annotated[bool, typer.Option("--force", help="Replace existing keys.")]
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    prefix = i18n.translate(N_("error:"), _Session.lang)
+    err.print(f"[bold red]{prefix}[/] {i18n.translate(message, _Session.lang)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -70,16 +103,18 @@ def pki_init(
     try:
         paths = pki_lib.init_pki(root, names or [], force=force)
     except pki_lib.PkiError as exc:
-        _fail(str(exc), ExitCode.PKI)
+        _fail(_sentence(exc), ExitCode.PKI)
         return
     _print_servers(paths)
-    console.print(f"Operator CA certificate: {paths.operator_ca_certificate}")
+    _say(console, N_("Operator CA certificate: %(path)s", path=paths.operator_ca_certificate))
 
 
 def _print_servers(paths: pki_lib.PkiPaths) -> None:
-    console.print(f"CA certificate: {paths.ca_certificate}")
-    console.print(f"SuperLink: {paths.superlink_certificate} (key {paths.superlink_key})")
-    console.print(f"Proxy: {paths.proxy_certificate} (key {paths.proxy_key})")
+    _say(console, N_("CA certificate: %(path)s", path=paths.ca_certificate))
+    _say(console, N_("SuperLink: %(certificate)s (key %(key)s)",
+                     certificate=paths.superlink_certificate, key=paths.superlink_key))
+    _say(console, N_("Proxy: %(certificate)s (key %(key)s)",
+                     certificate=paths.proxy_certificate, key=paths.proxy_key))
 
 
 @pki_app.command("renew-server")
@@ -95,7 +130,7 @@ def pki_renew_server(
     try:
         paths = pki_lib.renew_server(root, names or [])
     except pki_lib.PkiError as exc:
-        _fail(str(exc), ExitCode.PKI)
+        _fail(_sentence(exc), ExitCode.PKI)
         return
     _print_servers(paths)
 
@@ -112,10 +147,11 @@ def pki_add_operator(
     try:
         paths = pki_lib.add_operator(root, name, force=force)
     except pki_lib.PkiError as exc:
-        _fail(str(exc), ExitCode.PKI)
+        _fail(_sentence(exc), ExitCode.PKI)
         return
-    console.print(f"Certificate: {paths.operator_certificate(name)}")
-    console.print(f"Private key (to the operator only): {paths.operator_key(name)}")
+    _say(console, N_("Certificate: %(path)s", path=paths.operator_certificate(name)))
+    _say(console, N_("Private key (to the operator only): %(path)s",
+                     path=paths.operator_key(name)))
 
 
 Inventory = Annotated[Path | None, typer.Option(
@@ -139,10 +175,11 @@ def pki_revoke_centre(
     try:
         entry = enrolment.revoke_centre(name, inventory or root / "inventory.json", connection)
     except enrolment.EnrolmentError as exc:
-        _fail(str(exc), ExitCode.ENROLMENT)
+        _fail(_sentence(exc), ExitCode.ENROLMENT)
         return
-    console.print(f"Revoked {entry.centre}: node {entry.node_id} (key {entry.fingerprint}) "
-                  f"on {entry.revoked_at}.")
+    _say(console, N_("Revoked %(centre)s: node %(node)s (key %(key)s) on %(when)s.",
+                     centre=entry.centre, node=entry.node_id, key=entry.fingerprint,
+                     when=entry.revoked_at))
 
 
 @pki_app.command("add-centre")
@@ -158,10 +195,12 @@ def pki_add_centre(
         paths = pki_lib.add_centre(root, name, force=force)
         public = pki_lib.load_public_key(paths.centre_public_key(name).read_bytes())
     except pki_lib.PkiError as exc:
-        _fail(str(exc), ExitCode.PKI)
+        _fail(_sentence(exc), ExitCode.PKI)
         return
-    console.print(f"Private key (to the centre only): {paths.centre_private_key(name)}")
-    console.print(f"Public key: {paths.centre_public_key(name)} ({pki_lib.fingerprint(public)})")
+    _say(console, N_("Private key (to the centre only): %(path)s",
+                     path=paths.centre_private_key(name)))
+    _say(console, N_("Public key: %(path)s (%(fingerprint)s)",
+                     path=paths.centre_public_key(name), fingerprint=pki_lib.fingerprint(public)))
 
 
 @app.command()
@@ -192,9 +231,10 @@ def enrol(
         entry = enrolment.enrol(name, key, inventory or root / "inventory.json", connection,
                                 region=region, indigenous_governed=indigenous_governed)
     except (enrolment.EnrolmentError, pki_lib.PkiError) as exc:
-        _fail(str(exc), ExitCode.ENROLMENT)
+        _fail(_sentence(exc), ExitCode.ENROLMENT)
         return
-    console.print(f"Enrolled {entry.centre}: node {entry.node_id}, key {entry.fingerprint}.")
+    _say(console, N_("Enrolled %(centre)s: node %(node)s, key %(key)s.", centre=entry.centre,
+                     node=entry.node_id, key=entry.fingerprint))
 
 
 @app.command(
@@ -235,13 +275,13 @@ def operator_tunnel(
 
     paths = pki_lib.PkiPaths(directory or _default_pki_dir())
     if (certificate is None or key is None) and operator is None:
-        _fail("Give --operator NAME, or --cert and --key.", ExitCode.UNUSABLE)
+        _fail(N_("Give --operator NAME, or --cert and --key."), ExitCode.UNUSABLE)
         return
     try:
         listen_host, listen_port = tunnel.split_address(listen, "--listen address")
         proxy_host, proxy_port = tunnel.split_address(proxy_address, "--proxy address")
         if listen_host not in ("127.0.0.1", "localhost", "::1"):
-            raise tunnel.TunnelError("The tunnel listens on a loopback address only.")
+            raise tunnel.TunnelError(N_("The tunnel listens on a loopback address only."))
         settings = tunnel.TunnelSettings(
             listen_host, listen_port, proxy_host, proxy_port,
             certificate or paths.operator_certificate(str(operator)),
@@ -251,11 +291,12 @@ def operator_tunnel(
         enrolment.write_connection(get_flwr_home(), connection, listen, None)
         if command:
             raise typer.Exit(tunnel.run_command(settings, command))
-        err.print(f"Operator tunnel: {listen} -> {proxy_address} (connection {connection}); "
-                  "Ctrl-C to close.")
+        _say(err, N_("Operator tunnel: %(listen)s -> %(proxy)s (connection %(connection)s); "
+                     "Ctrl-C to close.", listen=listen, proxy=proxy_address,
+                     connection=connection))
         tunnel.serve_forever(settings)
     except tunnel.TunnelError as exc:
-        _fail(str(exc), ExitCode.DEPLOYMENT)
+        _fail(_sentence(exc), ExitCode.DEPLOYMENT)
 
 
 @app.command("console")
@@ -285,14 +326,22 @@ def console_command(
 
     for label, path in (("--runs", runs), ("--registry", registry)):
         if path is not None and not path.is_dir():
-            _fail(f"{label} {path} is not a folder.", ExitCode.UNUSABLE)
+            _fail(N_("%(option)s %(path)s is not a folder.", option=label, path=path),
+                  ExitCode.UNUSABLE)
     if inventory is not None and not inventory.is_file():
-        _fail(f"--inventory {inventory} is not a file.", ExitCode.UNUSABLE)
+        _fail(N_("--inventory %(path)s is not a file.", path=inventory), ExitCode.UNUSABLE)
     if not 0 < port < 65536:
-        _fail(f"--port {port} is not a port number (1-65535).", ExitCode.UNUSABLE)
-    err.print(f"Console: http://{host}:{port}{root_path}/ (Ctrl-C to stop).")
+        _fail(N_("--port %(port)s is not a port number (1-65535).", port=port),
+              ExitCode.UNUSABLE)
+    url = f"http://{host}:{port}{root_path}/"
+    _say(err, N_("Console: %(url)s (Ctrl-C to stop).", url=url))
     serve(ConsoleSettings(runs.resolve(), registry, inventory, superlink), host, port,
           root_path.rstrip("/"))
+
+
+def _sentence(exc: Exception) -> str:
+    """The error's sentence as it was made (a catalogue ``Sentence`` keeps its parameters)."""
+    return exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
 
 
 def main() -> None:
@@ -300,7 +349,7 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        err.print("interrupted; every process started has been stopped.")
+        _say(err, N_("interrupted; every process started has been stopped."))
         sys.exit(ExitCode.INTERRUPTED)
 
 

@@ -1,4 +1,5 @@
-"""The run report: ``report.html`` in the run folder, one standalone page with plots.
+"""The run report: ``report.html`` (French) and ``report.en.html`` (English) in the run
+folder, each one standalone page with plots, linking to the other.
 
 Reads only the run folder's aggregate files (``summary.json``, ``rounds.jsonl``,
 ``evaluation.json`` and, when present, ``equity.json`` and ``participation.json``):
@@ -7,6 +8,11 @@ group, epsilon spent by centre and AUC by centre size, and the centres that refu
 run (``centres_refused`` in the summary). A part the run did not produce is replaced by a
 note. Images are embedded as base64 PNG, so the file stands alone; the page is the
 template ``common/templates/run_report.html``.
+
+Every word, on the page and inside the figures (titles, axes, legends), comes from the
+project's one catalogue (``common.i18n``): the figures are drawn once per language, since
+an axis label cannot be captioned away and a reader of the French page should not meet
+English in the images.
 """
 
 from __future__ import annotations
@@ -19,14 +25,17 @@ from typing import Any
 
 import numpy as np
 
-from common import pages
+from common import i18n, pages
 from common.files import atomic_write_bytes
 from common.metrics import ScoreHistogram
+from common.pages import N_
 from server import run_folder
 from server.publication.model_card import centres_refused
 from simulations import report_plots
 
-REPORT = "report.html"
+REPORT = "report.html"  # French, Québec's language of public administration
+REPORT_EN = "report.en.html"
+REPORT_PAGES = ((REPORT, "fr"), (REPORT_EN, "en"))
 NOT_MEASURED = pages.NOT_MEASURED
 
 
@@ -58,14 +67,17 @@ def histogram_of(evaluation: dict[str, Any]) -> ScoreHistogram:
 
 
 def write_report(run_dir: Path) -> Path:
-    """Write ``report.html`` into the run folder (atomically); returns its path."""
-    path = run_dir / REPORT
-    atomic_write_bytes(path, render_report(run_dir).encode("utf-8"))
-    return path
+    """Write ``report.html`` (French) and ``report.en.html`` (English) into the run folder
+    (atomically); returns the French page's path."""
+    for name, lang in REPORT_PAGES:
+        atomic_write_bytes(run_dir / name, render_report(run_dir, lang).encode("utf-8"))
+    return run_dir / REPORT
 
 
-def render_report(run_dir: Path) -> str:
-    """The page (template ``common/templates/run_report.html``) of a run folder."""
+def render_report(run_dir: Path, lang: str = "fr") -> str:
+    """The page (template ``common/templates/run_report.html``) of a run folder in
+    ``lang``, linking to the other language's page."""
+    _ = i18n.gettext(lang)
     summary = _optional(run_dir / run_folder.SUMMARY) or {}
     rounds = run_folder.read_rounds(run_dir)
     evaluation = _optional(run_dir / run_folder.EVALUATION)
@@ -73,98 +85,122 @@ def render_report(run_dir: Path) -> str:
     participation = _optional(run_dir / "participation.json")
     target = summary.get("epsilon_target") if summary.get("dp", True) else None
     learning = Part(
-        _plot(report_plots.learning_curves(rounds, target),
-              "Pooled metrics of the global model on all centres' held-out records, and "
-              "the largest epsilon spent by any centre, after each round.")
-        if rounds else None, note="No round was recorded (rounds.jsonl).")
+        _plot(report_plots.learning_curves(rounds, target, lang),
+              _("Pooled metrics of the global model on all centres' held-out records, and "
+                "the largest epsilon spent by any centre, after each round."))
+        if rounds else None, note=_("No round was recorded (rounds.jsonl)."))
     roc_calibration: list[Plot] = []
     if evaluation:
         h = histogram_of(evaluation)
         roc_calibration = [
-            _plot(report_plots.roc_curve(h), "ROC curve of the final model, thresholds at "
-                  f"the {h.bins} histogram bin edges."),
-            _plot(report_plots.calibration_curve(h), "Observed rate against mean predicted "
-                  "probability in 10 equal groups; below, the scores by label."),
+            _plot(report_plots.roc_curve(h, lang),
+                  _("ROC curve of the final model, thresholds at the %(bins)s histogram "
+                    "bin edges.") % {"bins": h.bins}),
+            _plot(report_plots.calibration_curve(h, lang),
+                  _("Observed rate against mean predicted probability in 10 equal groups; "
+                    "below, the scores by label.")),
         ]
+    other = "en" if lang == "fr" else "fr"
     return pages.render(
         "run_report.html",
-        lang="en",
+        lang=lang,
+        other_lang=other,
+        other_page=REPORT_EN if other == "en" else REPORT,
         scenario=summary.get("scenario", run_dir.name),
         run_name=run_dir.name,
-        summary_rows=_summary_rows(summary),
+        summary_rows=_summary_rows(summary, lang),
         centres_refused=centres_refused(summary),
         learning=learning,
         roc_calibration=roc_calibration,
-        equity=_equity(equity),
-        epsilon=_epsilon(participation, target),
-        auc_by_size=_auc_by_size(participation, summary),
+        equity=_equity(equity, lang),
+        epsilon=_epsilon(participation, target, lang),
+        auc_by_size=_auc_by_size(participation, summary, lang),
     )
 
 
-def _equity(equity: dict[str, Any] | None) -> Part:
+def _equity(equity: dict[str, Any] | None, lang: str) -> Part:
+    _ = i18n.gettext(lang)
     if equity is None:
-        return Part(note=f"Equity by group was {NOT_MEASURED} (no equity.json).")
+        return Part(note=_("Equity by group was not measured in this run (no equity.json)."))
     groups = {k: v for k, v in equity.get("groups", {}).items() if v}
     if not groups:
-        return Part(note="No group was large enough to report.")
+        return Part(note=_("No group was large enough to report."))
     suppressed = equity.get("suppressed") or []
-    noise = (" Intervals include the DP noise on the counts."
+    noise = (" " + _("Intervals include the DP noise on the counts.")
              if (equity.get("noise_std") or 0) > 0 else "")
-    caption = (f"Pooled over centres; operating threshold {equity.get('threshold')}; groups "
-               f"under {equity.get('min_cell')} students not shown. Suppressed: "
-               f"{', '.join(map(str, suppressed)) or 'none'}.{noise}")
-    return Part(_plot(report_plots.equity_by_group(groups), caption), data=equity)
+    threshold = equity.get("threshold")
+    caption = _("Pooled over centres; operating threshold %(threshold)s; groups under "
+                "%(min_cell)s students not shown. Suppressed: %(suppressed)s.") % {
+        "threshold": i18n.number(threshold, 3, lang)
+        if isinstance(threshold, int | float) else threshold,
+        "min_cell": equity.get("min_cell"),
+        "suppressed": ", ".join(map(str, suppressed)) or _("none")} + noise
+    return Part(_plot(report_plots.equity_by_group(groups, lang), caption), data=equity)
 
 
-def _epsilon(participation: dict[str, Any] | None, target: float | None) -> Part:
+def _epsilon(participation: dict[str, Any] | None, target: float | None, lang: str) -> Part:
+    _ = i18n.gettext(lang)
     centres = (participation or {}).get("centres") or []
     if not centres:
-        return Part(note=f"Epsilon by centre was {NOT_MEASURED} (no participation.json).")
-    return Part(_plot(report_plots.epsilon_by_centre(centres, target),
-                      "Each bar is one centre (no names); the dashed line is the target."))
+        return Part(note=_("Epsilon by centre was not measured in this run "
+                           "(no participation.json)."))
+    return Part(_plot(report_plots.epsilon_by_centre(centres, target, lang),
+                      _("Each bar is one centre (no names); the dashed line is the target.")))
 
 
-def _auc_by_size(participation: dict[str, Any] | None, summary: dict[str, Any]) -> Part:
+def _auc_by_size(participation: dict[str, Any] | None, summary: dict[str, Any],
+                 lang: str) -> Part:
+    _ = i18n.gettext(lang)
     if participation is None:
-        return Part(note=f"AUC by centre size was {NOT_MEASURED} (no participation.json).")
+        return Part(note=_("AUC by centre size was not measured in this run "
+                           "(no participation.json)."))
     federated = participation.get("auc_by_size_band") or {}
     if all(value is None for value in federated.values()):
-        return Part(note="No centre-size band holds enough centres to be shown on its own.")
+        return Part(note=_("No centre-size band holds enough centres to be shown on its "
+                           "own."))
     local = summary.get("auc_local_only_by_size_band")
     pooled = summary.get("auc_pooled")
+    caption = _("Pooled AUC of the centres of each size band; a band with fewer than three "
+                "centres is not shown.")
+    if not isinstance(local, dict):
+        caption += " " + _("Local-only baseline not measured in this run.")
     return Part(_plot(
         report_plots.auc_by_size(federated, local if isinstance(local, dict) else None,
-                                 float(pooled) if isinstance(pooled, int | float) else math.nan),
-        "Pooled AUC of the centres of each size band; a band with fewer than three centres "
-        "is not shown." + ("" if isinstance(local, dict) else " Local-only baseline " +
-                           NOT_MEASURED + ".")))
+                                 float(pooled) if isinstance(pooled, int | float) else math.nan,
+                                 lang),
+        caption))
 
 
 SUMMARY_ROWS = (
-    ("auc_pooled", "ROC AUC, federated, pooled"), ("auc_centralized", "ROC AUC, centralised "
-    "without DP (reference)"), ("auc_environment_only", "ROC AUC, environment only"),
-    ("auc_local_only", "ROC AUC, each centre alone"), ("pr_auc_pooled", "PR AUC"),
-    ("brier_pooled", "Brier score"), ("calibration_error_pooled", "calibration error"),
-    ("epsilon_max", "largest epsilon spent"), ("delta", "delta"),
-    ("mia_advantage", "membership-inference advantage"),
-    ("mia_advantage_bound", "its bound from the DP guarantee"), ("num_centres_total", "centres"),
-    ("num_students", "students"), ("rounds_completed", "rounds completed"),
-    ("wall_seconds", "wall time (s)"),
+    ("auc_pooled", N_("ROC AUC, federated, pooled")),
+    ("auc_centralized", N_("ROC AUC, centralised without DP (reference)")),
+    ("auc_environment_only", N_("ROC AUC, environment only")),
+    ("auc_local_only", N_("ROC AUC, each centre alone")), ("pr_auc_pooled", N_("PR AUC")),
+    ("brier_pooled", N_("Brier score")), ("calibration_error_pooled", N_("calibration error")),
+    ("epsilon_max", N_("largest epsilon spent")), ("delta", N_("delta")),
+    ("mia_advantage", N_("membership-inference advantage")),
+    ("mia_advantage_bound", N_("its bound from the DP guarantee")),
+    ("num_centres_total", N_("centres")), ("num_students", N_("students")),
+    ("rounds_completed", N_("rounds completed")), ("wall_seconds", N_("wall time (s)")),
 )
 
 
-def _summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, figure as text) of each summary row."""
+def _summary_rows(summary: dict[str, Any], lang: str = "fr") -> list[tuple[str, str]]:
+    """(label, figure as text) of each summary row, in ``lang``."""
+    _ = i18n.gettext(lang)
     rows = []
     for key, label in SUMMARY_ROWS:
         value = summary.get(key, NOT_MEASURED)
         if isinstance(value, float):
-            text = f"{value:.3g}" if key == "delta" else f"{value:.3f}"
+            text = (f"{value:.3g}".replace(".", "," if lang == "fr" else ".")
+                    if key == "delta" else i18n.number(value, 3, lang))
         elif value is None:
-            text = "not measurable" if key != "epsilon_max" else "no DP"
+            text = _("not measurable") if key != "epsilon_max" else _("no DP")
+        elif isinstance(value, str):
+            text = _(value)
         else:
             text = str(value)
-        rows.append((label, text))
+        rows.append((_(label), text))
     return rows
 
 

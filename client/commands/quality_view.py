@@ -1,159 +1,193 @@
-"""Printing a data-quality report and an unusable-input error with rich.
+"""Printing a data-quality report and an unusable-input error with rich, in one language.
 
-Console markup is off: file names and cell values are printed as they are.
+Console markup is off: file names and cell values are printed as they are. Every word
+comes from the project's catalogue (``common.i18n``); the error's sentence and details,
+made where the language was not known, are translated here (``i18n.translate``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from client.data import DataError
-from client.ingest.reading import DELIMITER_NAMES
 from client.ingest.report import QualityReport
+from common import i18n
+from common.i18n import N_
+
+# How the report names a delimiter and an exclusion reason (the data keeps the English).
+DELIMITERS = {",": N_("comma delimiter"), ";": N_("semicolon delimiter"),
+              "\t": N_("tab delimiter"), "|": N_("pipe delimiter")}
+EXCLUSIONS = {"invalid values": N_("invalid values"), "no consent": N_("no consent"),
+              "missing label": N_("missing label")}
+COLUMN_STATUS = {"present": N_("present"), "absent": N_("absent"),
+                 "refused by policy": N_("refused by policy"),
+                 "audit use not allowed": N_("audit use not allowed")}
+COLUMN_ROLES = {"predictor": N_("predictor"), "label": N_("label"),
+                "identifier": N_("identifier"), "audit": N_("audit"),
+                "governance": N_("governance")}
 
 
-def render_error(console: Console, error: DataError, max_problems: int) -> None:
+def render_error(console: Console, error: DataError, max_problems: int,
+                 lang: str = i18n.DEFAULT) -> None:
     """The one sentence first, then the details and the report when there is one."""
-    console.print(str(error), style="bold red", soft_wrap=True)
+    console.print(i18n.translate(_sentence(error), lang), style="bold red", soft_wrap=True)
     details = tuple(getattr(error, "details", ()))
     if len(details) == 1 and details[0] in str(error):
         details = ()  # the one problem is already the sentence: say it once
     for detail in details:
-        console.print(f"  - {detail}", soft_wrap=True)
+        console.print(f"  - {i18n.translate(detail, lang)}", soft_wrap=True)
     report = getattr(error, "report", None)
     if report is not None:
         console.print()
-        render_report(console, report, max_problems, verdict=False)
+        render_report(console, report, max_problems, verdict=False, lang=lang)
+
+
+def _sentence(error: DataError) -> str:
+    """The error's sentence as it was made (a ``Sentence`` keeps its parameters)."""
+    sentence = getattr(error, "sentence", None)
+    if isinstance(sentence, str):
+        return sentence
+    return error.args[0] if error.args and isinstance(error.args[0], str) else str(error)
 
 
 def render_report(
-    console: Console, report: QualityReport, max_problems: int, *, verdict: bool = True
+    console: Console, report: QualityReport, max_problems: int, *, verdict: bool = True,
+    lang: str = i18n.DEFAULT,
 ) -> None:
     """The data-quality report: source, row counts, centres, columns, invalid rows, notes."""
-    console.print("Data-quality report", style="bold")
+    _ = i18n.gettext(lang)
+    console.print(_("Data-quality report"), style="bold")
     read_as = [report.file_format, report.encoding or ""]
     if report.delimiter:
-        read_as.append(f"{DELIMITER_NAMES.get(report.delimiter, report.delimiter)} delimiter")
-    console.print(f"  file     {report.source} ({', '.join(x for x in read_as if x)})")
-    console.print(f"  mapping  {report.mapping or 'none (harmonised columns)'}")
+        read_as.append(_(DELIMITERS[report.delimiter]) if report.delimiter in DELIMITERS
+                       else _("%(delimiter)s delimiter") % {"delimiter": repr(report.delimiter)})
+    console.print(_("  file     %(source)s (%(read_as)s)") % {
+        "source": report.source, "read_as": ", ".join(x for x in read_as if x)}, soft_wrap=True)
+    console.print(_("  mapping  %(mapping)s") % {
+        "mapping": report.mapping or _("none (harmonised columns)")}, soft_wrap=True)
     policy = report.policy
-    console.print(
-        f"  policy   min_records {policy.min_records}, max_invalid_fraction "
-        f"{policy.max_invalid_fraction:.1%}, refused predictors: "
-        f"{', '.join(sorted(policy.refused_predictors)) or 'none'}"
-    )
-    console.print(_rows_table(report))
+    console.print(_("  policy   min_records %(min)s, max_invalid_fraction %(max)s, refused "
+                    "predictors: %(refused)s") % {
+        "min": policy.min_records, "max": _percent(policy.max_invalid_fraction, lang),
+        "refused": ", ".join(sorted(policy.refused_predictors)) or _("none")}, soft_wrap=True)
+    console.print(_rows_table(report, lang))
     if report.centres:
-        console.print(_centres_table(report))
-    console.print(_columns_table(report))
+        console.print(_centres_table(report, lang))
+    console.print(_columns_table(report, lang))
     if report.problems:
-        console.print(_problems_table(report, max_problems))
-    for note in _notes(report):
+        console.print(_problems_table(report, max_problems, lang))
+    for note in _notes(report, lang):
         console.print(f"  - {note}", soft_wrap=True)
     if verdict:
         console.print(
-            f"Usable: {report.rows_valid} valid rows, {report.rows_usable} for training and "
-            "federated evaluation (exit 0).",
+            _("Usable: %(valid)s valid rows, %(usable)s for training and federated "
+              "evaluation (exit 0).") % {"valid": report.rows_valid,
+                                          "usable": report.rows_usable},
             style="bold green",
         )
 
 
-def _rows_table(report: QualityReport) -> Table:
-    table = Table("rows", "count", title="Rows", box=box.SIMPLE, title_justify="left")
-    table.add_row("read", str(report.rows_read))
+def _percent(fraction: float, lang: str) -> str:
+    """A share (0-1) as a percentage with one decimal (French: ``2,5 %``)."""
+    text = i18n.number(100 * fraction, 1, lang)
+    return f"{text}\u00a0%" if lang == "fr" else f"{text}%"
+
+
+def _table(lang: str, title: str, *columns: str) -> Table:
+    _ = i18n.gettext(lang)
+    return Table(*(_(c) for c in columns), title=_(title), box=box.SIMPLE,
+                 title_justify="left")
+
+
+def _rows_table(report: QualityReport, lang: str) -> Table:
+    _ = i18n.gettext(lang)
+    table = _table(lang, N_("Rows"), N_("rows"), N_("count"))
+    table.add_row(_("read"), str(report.rows_read))
     for reason, count in report.excluded.items():
-        table.add_row(f"excluded: {reason}", str(count))
-    table.add_row("usable (valid, consent, label)", str(report.rows_usable))
+        table.add_row(_("excluded: %(reason)s") % {"reason": _(EXCLUSIONS.get(reason, reason))},
+                      str(count))
+    table.add_row(_("usable (valid, consent, label)"), str(report.rows_usable))
     rate = report.label_rate
-    table.add_row("label rate (left without diploma)", "n/a" if rate is None else f"{rate:.1%}")
+    table.add_row(_("label rate (left without diploma)"),
+                  _("n/a") if rate is None else _percent(rate, lang))
     return table
 
 
-def _centres_table(report: QualityReport) -> Table:
-    table = Table(
-        "centre",
-        "rows read",
-        "usable",
-        "label rate",
-        "takes part in training",
-        title="Centres",
-        box=box.SIMPLE,
-        title_justify="left",
-    )
+def _centres_table(report: QualityReport, lang: str) -> Table:
+    _ = i18n.gettext(lang)
+    table = _table(lang, N_("Centres"), N_("centre"), N_("rows read"), N_("usable"),
+                   N_("label rate"), N_("takes part in training"))
     for centre in report.centres:
-        rate = f"{centre.positives / centre.rows_usable:.1%}" if centre.rows_usable else "n/a"
-        trains = "yes" if centre.rows_usable >= report.policy.min_records else "no: scores only"
+        rate = (_percent(centre.positives / centre.rows_usable, lang) if centre.rows_usable
+                else _("n/a"))
+        trains = (_("yes") if centre.rows_usable >= report.policy.min_records
+                  else _("no: scores only"))
         table.add_row(centre.centre, str(centre.rows_read), str(centre.rows_usable), rate, trains)
     return table
 
 
-def _columns_table(report: QualityReport) -> Table:
-    table = Table(
-        "column",
-        "role",
-        "status",
-        "missing",
-        title="Columns",
-        box=box.SIMPLE,
-        title_justify="left",
-    )
+def _columns_table(report: QualityReport, lang: str) -> Table:
+    _ = i18n.gettext(lang)
+    table = _table(lang, N_("Columns"), N_("column"), N_("role"), N_("status"), N_("missing"))
+    word: Callable[[dict[str, str], str], str] = lambda words, key: _(words.get(key, key))  # noqa: E731
     for column in report.columns:
-        missing = f"{column.missing_fraction:.1%}" if column.status == "present" else "-"
-        status = "absent: encoded as missing" if column.status == "absent" else column.status
+        missing = (_percent(column.missing_fraction, lang) if column.status == "present"
+                   else "-")
+        status = (_("absent: encoded as missing") if column.status == "absent"
+                  else word(COLUMN_STATUS, column.status))
         if column.role != "predictor" and column.status == "absent":
-            status = "absent"
-        table.add_row(column.name, column.role, status, missing)
+            status = _("absent")
+        table.add_row(column.name, word(COLUMN_ROLES, column.role), status, missing)
     return table
 
 
-def _problems_table(report: QualityReport, max_problems: int) -> Table:
+def _problems_table(report: QualityReport, max_problems: int, lang: str) -> Table:
+    _ = i18n.gettext(lang)
     shown = report.problems[:max_problems]
-    title = f"Invalid values ({report.rows_invalid} rows excluded"
-    title += (
-        f"; first {len(shown)} of {len(report.problems)} listed)"
-        if len(shown) < len(report.problems)
-        else ")"
-    )
-    table = Table(
-        "row", "column", "value", "reason", title=title, box=box.SIMPLE, title_justify="left"
-    )
+    if len(shown) < len(report.problems):
+        title = _("Invalid values (%(rows)s rows excluded; first %(shown)s of %(all)s "
+                  "listed)") % {"rows": report.rows_invalid, "shown": len(shown),
+                                "all": len(report.problems)}
+    else:
+        title = _("Invalid values (%(rows)s rows excluded)") % {"rows": report.rows_invalid}
+    table = Table(_("row"), _("column"), _("value"), _("reason"), title=title, box=box.SIMPLE,
+                  title_justify="left")
     for problem in shown:
         value = problem.value if len(problem.value) <= 30 else problem.value[:29] + "…"
-        table.add_row(str(problem.row), problem.column, value, problem.reason)
+        table.add_row(str(problem.row), problem.column, value,
+                      i18n.translate(problem.reason, lang))
     if len(shown) < len(report.problems):
         for column, reason, count in report.problem_summary():
-            table.add_row("all", column, f"{count} rows", reason)
+            table.add_row(_("all"), column, _("%(count)s rows") % {"count": count},
+                          i18n.translate(reason, lang))
     return table
 
 
-def _notes(report: QualityReport) -> list[str]:
+def _notes(report: QualityReport, lang: str) -> list[str]:
+    _ = i18n.gettext(lang)
     notes = []
     absent = report.absent_predictors
     if absent:
-        notes.append(
-            f"{len(absent)} predictors are absent and encoded as missing: {', '.join(absent)}."
-        )
+        notes.append(_("%(count)s predictors are absent and encoded as missing: "
+                       "%(names)s.") % {"count": len(absent), "names": ", ".join(absent)})
     if report.forbidden_dropped:
-        notes.append(
-            "Teacher and class columns dropped unread (refused whatever the policy says): "
-            f"{', '.join(report.forbidden_dropped)}."
-        )
+        notes.append(_("Teacher and class columns dropped unread (refused whatever the "
+                       "policy says): %(names)s.") % {
+            "names": ", ".join(report.forbidden_dropped)})
     if report.ignored_columns:
-        notes.append(
-            f"{len(report.ignored_columns)} source columns not used: "
-            f"{', '.join(report.ignored_columns)}."
-        )
+        notes.append(_("%(count)s source columns not used: %(names)s.") % {
+            "count": len(report.ignored_columns), "names": ", ".join(report.ignored_columns)})
     if report.takes_part_in_training:
-        notes.append(
-            f"Takes part in training: {report.rows_usable} usable rows, at least the "
-            f"{report.policy.min_records} the site policy requires."
-        )
+        notes.append(_("Takes part in training: %(usable)s usable rows, at least the "
+                       "%(required)s the site policy requires.") % {
+            "usable": report.rows_usable, "required": report.policy.min_records})
     else:
-        notes.append(
-            f"Below the site policy's min_records ({report.rows_usable} usable rows, "
-            f"{report.policy.min_records} required): this centre receives the model and "
-            "scores locally, but does not train."
-        )
+        notes.append(_("Below the site policy's min_records (%(usable)s usable rows, "
+                       "%(required)s required): this centre receives the model and scores "
+                       "locally, but does not train.") % {
+            "usable": report.rows_usable, "required": report.policy.min_records})
     return notes

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import time
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from client.commands.language import LangOption, chosen
 from client.data import DataError
+from common import i18n
 from common.errors import ExitCode
 
 HELP = (
@@ -21,13 +22,9 @@ HELP = (
     "support-priorities.csv and support-report.html into --out; nothing is ever "
     "uploaded.\n\n"
     "Exit codes: 0 success; 2 unusable input (model file, data, mapping, policy) or "
-    "wrong usage, after one sentence saying what is wrong."
+    "wrong usage, after one sentence saying what is wrong. The report and the messages "
+    "are in French unless --lang en or the locale says English."
 )
-
-
-class Language(StrEnum):
-    fr = "fr"
-    en = "en"
 
 
 def score(
@@ -65,7 +62,7 @@ def score(
             "moderate); default: built-in defaults (0.5 and 0.25).",
         ),
     ] = None,
-    lang: Annotated[Language, typer.Option("--lang", help="Language of the report.")] = Language.fr,
+    lang: LangOption = None,
     explain: Annotated[
         bool,
         typer.Option("--explain/--no-explain", help="Compute the factors (slower than scoring)."),
@@ -82,6 +79,8 @@ def score(
     from client.scoring import load_model, load_scoring_policy, score_frame
     from client.support_report import Explanations, support_table, write_support_report
 
+    language = chosen(lang)
+    _ = i18n.gettext(language)
     out_console = Console(highlight=False, markup=False)
     err = Console(stderr=True, highlight=False, markup=False)
     try:
@@ -89,7 +88,8 @@ def score(
         risk_model = load_model(model)
         frame = prepare_extract(data, mapping, site_policy)
     except DataError as exc:
-        err.print(str(exc), style="bold red", soft_wrap=True)
+        err.print(i18n.translate(exc.args[0] if exc.args else str(exc), language),
+                  style="bold red", soft_wrap=True)
         raise typer.Exit(ExitCode.UNUSABLE) from None
 
     # The model is tiny: one intra-op thread is as fast on an idle machine and many
@@ -107,13 +107,13 @@ def score(
         explain_seconds = time.perf_counter() - started
 
     fingerprint = hashlib.sha256(model.read_bytes()).hexdigest()[:12]
-    table = support_table(scored, frame, explanations, lang.value)
+    table = support_table(scored, frame, explanations, language)
     try:
-        csv_path, html_path = write_support_report(out, table, scored, lang.value, fingerprint)
+        csv_path, html_path = write_support_report(out, table, scored, language, fingerprint)
     except OSError as exc:
         err.print(
-            f"Cannot write the report into {out} ({exc.strerror}); give a folder this "
-            "account may write to.",
+            _("Cannot write the report into %(out)s (%(reason)s); give a folder this "
+              "account may write to.") % {"out": out, "reason": exc.strerror},
             style="bold red",
             soft_wrap=True,
         )
@@ -122,15 +122,22 @@ def score(
     counts = scored.counts()
     rate = len(scored) / scoring_seconds if scoring_seconds > 0 else float("inf")
     out_console.print(
-        f"Scored {len(scored)} students in {scoring_seconds:.3f} s ({rate:,.0f} per second): "
-        f"high {counts['high']}, moderate {counts['moderate']}, low {counts['low']} "
-        f"(thresholds {thresholds.high:g} and {thresholds.moderate:g}).",
+        _("Scored %(students)s students in %(seconds)s s (%(rate)s per second): high "
+          "%(high)s, moderate %(moderate)s, low %(low)s (thresholds %(t_high)s and "
+          "%(t_moderate)s).") % {
+            "students": len(scored), "seconds": i18n.number(scoring_seconds, 3, language),
+            "rate": i18n.number(rate, 0, language) if rate != float("inf") else "∞",
+            "high": counts["high"], "moderate": counts["moderate"], "low": counts["low"],
+            "t_high": i18n.number(thresholds.high, 2, language),
+            "t_moderate": i18n.number(thresholds.moderate, 2, language)},
         soft_wrap=True,
     )
     if explain:
-        out_console.print(f"Factors (Integrated Gradients) in {explain_seconds:.1f} s.")
+        out_console.print(_("Factors (Integrated Gradients) in %(seconds)s s.") % {
+            "seconds": i18n.number(explain_seconds, 1, language)})
     out_console.print(
-        f"Kept at the centre, never uploaded: {csv_path} and {html_path}", soft_wrap=True
+        _("Kept at the centre, never uploaded: %(csv)s and %(html)s") % {
+            "csv": csv_path, "html": html_path}, soft_wrap=True
     )
     raise typer.Exit(ExitCode.SUCCESS)
 

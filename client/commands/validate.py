@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from client.commands.language import LangOption, chosen
 from client.commands.quality_view import render_error, render_report
 from client.data import DataError, SitePolicy
 from common.errors import ExitCode
@@ -16,7 +17,8 @@ HELP = (
     "Map and validate a centre's extract and print its data-quality report, exactly as "
     "the ClientApp will read it. Nothing is written anywhere.\n\n"
     "Exit codes: 0 the extract is usable; 2 it is not, or the command is misused: one "
-    "sentence first says what is wrong and what to do, then the details follow."
+    "sentence first says what is wrong and what to do, then the details follow. The "
+    "report is in French unless --lang en or the locale says English."
 )
 
 
@@ -46,10 +48,12 @@ def validate(
     max_problems: Annotated[
         int, typer.Option("--max-problems", min=0, help="Invalid rows listed in full.")
     ] = 20,
+    lang: LangOption = None,
 ) -> None:
     """Map and validate a centre's extract and print its data-quality report (see HELP)."""
     from client.ingest import ensure_usable, ingest_file, load_policy
 
+    language = chosen(lang)
     out, err = (
         Console(highlight=False, markup=False),
         Console(stderr=True, highlight=False, markup=False),
@@ -59,9 +63,9 @@ def validate(
         result = ingest_file(data, mapping, site_policy)
         ensure_usable(result.report)
     except DataError as exc:
-        render_error(err, exc, max_problems)
+        render_error(err, exc, max_problems, language)
         raise typer.Exit(ExitCode.UNUSABLE) from None
-    render_report(out, result.report, max_problems)
+    render_report(out, result.report, max_problems, lang=language)
     raise typer.Exit(ExitCode.SUCCESS)
 
 

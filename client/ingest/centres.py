@@ -13,6 +13,7 @@ from client.ingest.mapping import load_mapping
 from client.ingest.reading import Extract, read_extract
 from client.ingest.values import as_text
 from client.site_policy import SitePolicy
+from common.i18n import N_
 from common.schema import is_forbidden
 
 
@@ -55,23 +56,21 @@ def prepare_centres(
 def _split(extract: Extract, column: str | None, mapping_source: str) -> dict[str, pd.DataFrame]:
     path = extract.source
     if not column:
-        raise IngestError(
-            f"The mapping {mapping_source} names no centre_column, so {path} cannot be split "
-            "into centres; add centre_column to the mapping."
-        )
+        raise IngestError(N_(
+            "The mapping %(mapping)s names no centre_column, so %(path)s cannot be split "
+            "into centres; add centre_column to the mapping.", mapping=mapping_source,
+            path=path))
     raw = extract.frame.drop(columns=[c for c in extract.frame.columns if is_forbidden(c)])
     if column not in raw.columns:
-        raise IngestError(
-            f"The file {path} has no column {quote(column)} to split it into centres; "
-            "correct centre_column in the mapping."
-        )
+        raise IngestError(N_(
+            "The file %(path)s has no column %(column)s to split it into centres; correct "
+            "centre_column in the mapping.", path=path, column=quote(column)))
     centres = as_text(raw[column])
     if centres.isna().any():
         first = int(centres.index[centres.isna()][0]) + 1
-        raise IngestError(
-            f"Row {first} of {path} has no value in the centre column {quote(column)}; "
-            "every row must belong to a centre."
-        )
+        raise IngestError(N_(
+            "Row %(row)s of %(path)s has no value in the centre column %(column)s; every "
+            "row must belong to a centre.", row=first, path=path, column=quote(column)))
     return {
         str(name): raw.loc[centres == name].reset_index(drop=True)
         for name in sorted(centres.unique())

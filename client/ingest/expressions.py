@@ -24,6 +24,7 @@ import pandas as pd
 
 from client.ingest.report import RowProblem
 from client.ingest.values import as_boolean, as_number, as_text, is_textual, text_of
+from common.i18n import N_, word
 
 MAX_LENGTH = 1000
 # Bounds that keep parsing and evaluation finite and recursion-free for any text: a
@@ -82,7 +83,7 @@ class Expression:
 def parse_expression(text: str) -> Expression:
     """Parse and check an expression; raise ``ExpressionError`` when it is not allowed."""
     if len(text) > MAX_LENGTH:
-        raise ExpressionError(f"is longer than {MAX_LENGTH} characters")
+        raise ExpressionError(N_("is longer than %(limit)s characters", limit=MAX_LENGTH))
     aliases: dict[str, str] = {}
 
     def alias(match: re.Match[str]) -> str:
@@ -93,7 +94,7 @@ def parse_expression(text: str) -> Expression:
     try:
         tree = ast.parse(_BACKTICKS.sub(alias, text).strip(), mode="eval").body
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-        raise ExpressionError("is not a valid expression") from exc
+        raise ExpressionError(word(N_("is not a valid expression"))) from exc
     _check_size(tree)
     columns = frozenset(_check(tree, aliases))
     return Expression(text, tree, aliases, columns)
@@ -108,15 +109,17 @@ def _check_size(tree: ast.expr) -> None:
         node, depth = stack.pop()
         nodes += 1
         if depth > MAX_DEPTH:
-            raise ExpressionError(f"nests operations more than {MAX_DEPTH} deep")
+            raise ExpressionError(N_("nests operations more than %(depth)s deep",
+                                     depth=MAX_DEPTH))
         if nodes > MAX_NODES:
-            raise ExpressionError(f"has more than {MAX_NODES} parts; split it or simplify it")
+            raise ExpressionError(N_("has more than %(limit)s parts; split it or simplify it",
+                                     limit=MAX_NODES))
         if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
             value = node.value  # abs() first: math.isfinite overflows on a huge int
             if abs(value) > MAX_MAGNITUDE or not math.isfinite(value):
-                raise ExpressionError(
-                    f"uses a number beyond {MAX_MAGNITUDE:.0e} in size, which no column needs"
-                )
+                raise ExpressionError(N_(
+                    "uses a number beyond %(limit)s in size, which no column needs",
+                    limit=format(MAX_MAGNITUDE, ".0e")))
         stack.extend(
             (child, depth + 1)
             for child in ast.iter_child_nodes(node)
@@ -131,7 +134,8 @@ def _check(node: ast.AST, aliases: dict[str, str]) -> set[str]:
         if node.id in aliases:
             columns.add(aliases[node.id])
         elif node.id in FUNCTIONS:
-            raise ExpressionError(f"uses the function {node.id} without calling it")
+            raise ExpressionError(N_("uses the function %(name)s without calling it",
+                                     name=node.id))
         elif node.id not in _CONSTANTS:
             columns.add(node.id)
         return columns
@@ -139,19 +143,20 @@ def _check(node: ast.AST, aliases: dict[str, str]) -> set[str]:
         name = node.func.id if isinstance(node.func, ast.Name) else None
         if name not in FUNCTIONS:
             raise ExpressionError(
-                f"calls {ast.unparse(node.func)!r}, which is not one of the functions "
-                f"{', '.join(FUNCTIONS)}"
+                N_("calls %(name)s, which is not one of the functions %(known)s",
+                   name=repr(ast.unparse(node.func)), known=", ".join(FUNCTIONS))
             )
         low, high = FUNCTIONS[name][:2]
         if node.keywords or not low <= len(node.args) <= (high or len(node.args)):
-            raise ExpressionError(f"calls {name} with the wrong arguments ({FUNCTIONS[name][2]})")
+            raise ExpressionError(N_("calls %(name)s with the wrong arguments (%(usage)s)",
+                                     name=name, usage=FUNCTIONS[name][2]))
         for arg in node.args:
             columns |= _check(arg, aliases)
         return columns
     if isinstance(node, ast.Compare):
         has_in = any(isinstance(op, ast.In | ast.NotIn) for op in node.ops)
         if has_in and len(node.ops) > 1:
-            raise ExpressionError("chains 'in' with another comparison")
+            raise ExpressionError(word(N_("chains 'in' with another comparison")))
         for op, right in zip(node.ops, node.comparators, strict=True):
             if not isinstance(op, ast.In | ast.NotIn):
                 columns |= _check(right, aliases)
@@ -162,20 +167,22 @@ def _check(node: ast.AST, aliases: dict[str, str]) -> set[str]:
                     for e in right.elts
                 )
             ):
-                raise ExpressionError("uses 'in' with something other than a list of values")
+                raise ExpressionError(
+                    word(N_("uses 'in' with something other than a list of values")))
         return columns | _check(node.left, aliases)
     allowed: tuple[type, ...] = (ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub)
     allowed += (ast.UAdd, ast.BinOp, *_ARITHMETIC)
     if isinstance(node, ast.Constant):
         if not isinstance(node.value, int | float | str):  # bool is an int
-            raise ExpressionError(f"uses the value {node.value!r}")
+            raise ExpressionError(N_("uses the value %(value)s", value=repr(node.value)))
         return columns
-    if isinstance(node, ast.UnaryOp) and not isinstance(node.op, ast.Not | ast.USub | ast.UAdd):
-        raise ExpressionError(f"uses the operator in {ast.unparse(node)!r}, which is not allowed")
-    if isinstance(node, ast.BinOp) and type(node.op) not in _ARITHMETIC:
-        raise ExpressionError(f"uses the operator in {ast.unparse(node)!r}, which is not allowed")
+    if ((isinstance(node, ast.UnaryOp) and not isinstance(node.op, ast.Not | ast.USub | ast.UAdd))
+            or (isinstance(node, ast.BinOp) and type(node.op) not in _ARITHMETIC)):
+        raise ExpressionError(N_("uses the operator in %(part)s, which is not allowed",
+                                 part=repr(ast.unparse(node))))
     if not isinstance(node, allowed):
-        raise ExpressionError(f"uses {ast.unparse(node)!r}, which mapping expressions do not allow")
+        raise ExpressionError(N_("uses %(part)s, which mapping expressions do not allow",
+                                 part=repr(ast.unparse(node))))
     for child in ast.iter_child_nodes(node):
         columns |= _check(child, aliases)
     return columns
@@ -190,13 +197,14 @@ def evaluate(
     """
     missing = sorted(c for c in expression.columns if c not in frame.columns)
     if missing:
-        raise ExpressionError(f"reads the column {missing[0]!r}, which the file does not have")
+        raise ExpressionError(N_("reads the column %(column)s, which the file does not have",
+                                 column=repr(missing[0])))
     evaluator = _Evaluator(frame, expression, decimal)
     try:
         with np.errstate(all="ignore"):
             value = evaluator.visit(expression.tree)
     except (RecursionError, OverflowError, MemoryError) as exc:  # bounded by parse_expression
-        raise ExpressionError("is too large to evaluate; simplify it") from exc
+        raise ExpressionError(word(N_("is too large to evaluate; simplify it"))) from exc
     return evaluator.series(value), evaluator.problems
 
 
@@ -223,19 +231,21 @@ class _Evaluator:
             if value is pd.NA:
                 return pd.Series(np.nan, index=self.frame.index)
             if isinstance(value, str):
-                raise ExpressionError(f"uses the text {value!r} where a number is needed")
+                raise ExpressionError(N_("uses the text %(value)s where a number is needed",
+                                         value=repr(value)))
             return pd.Series(float(value), index=self.frame.index)
         numbers, failed = as_number(value, self.decimal)
-        self._note(value, failed, "not a number")
+        self._note(value, failed, N_("not a number"))
         return numbers
 
     def boolean(self, value: Any) -> pd.Series:
         if not isinstance(value, pd.Series):
             if value is not pd.NA and not isinstance(value, bool):
-                raise ExpressionError(f"uses {value!r} where true or false is needed")
+                raise ExpressionError(N_("uses %(value)s where true or false is needed",
+                                         value=repr(value)))
             return pd.Series(value, index=self.frame.index, dtype="boolean")
         truth, failed = as_boolean(value)
-        self._note(value, failed, "not a yes/no value")
+        self._note(value, failed, N_("not a yes/no value"))
         return truth
 
     def _note(self, source: pd.Series, failed: pd.Series, reason: str) -> None:
@@ -372,7 +382,8 @@ class _Evaluator:
         places = 0
         if digits is not None:
             if not (isinstance(digits, ast.Constant) and isinstance(digits.value, int)):
-                raise ExpressionError("calls round with digits that are not a whole number")
+                raise ExpressionError(
+                    word(N_("calls round with digits that are not a whole number")))
             places = max(0, min(int(digits.value), 15))
         return self.number(self.visit(x)).round(places)
 

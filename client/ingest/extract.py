@@ -19,6 +19,7 @@ from client.ingest.reading import Extract, read_extract
 from client.ingest.report import CentreCount, ColumnReport, QualityReport
 from client.ingest.validation import validate_rows
 from client.site_policy import SitePolicy
+from common.i18n import N_, word
 from common.schema import COLUMNS, CONSENT, LABEL
 
 
@@ -86,16 +87,18 @@ def ensure_usable(report: QualityReport) -> None:
     """Raise ``IngestError`` (with the report) when too many rows are invalid."""
     if report.rows_valid == 0:
         raise IngestError(
-            f"No row of {report.source} is valid; correct the values listed below "
-            "(or the mapping) and validate again.",
+            N_("No row of %(path)s is valid; correct the values listed below (or the "
+               "mapping) and validate again.", path=report.source),
             report=report,
         )
     if report.exceeds_invalid_threshold:
         raise IngestError(
-            f"{report.rows_invalid} of {report.rows_read} rows of {report.source} "
-            f"({report.invalid_fraction:.1%}) have invalid values, more than the "
-            f"{report.policy.max_invalid_fraction:.1%} the site policy allows; correct the "
-            "rows listed below or raise max_invalid_fraction in the site policy.",
+            N_("%(invalid)s of %(read)s rows of %(path)s (%(share)s) have invalid values, "
+               "more than the %(limit)s the site policy allows; correct the rows listed "
+               "below or raise max_invalid_fraction in the site policy.",
+               invalid=report.rows_invalid, read=report.rows_read, path=report.source,
+               share=format(report.invalid_fraction, ".1%"),
+               limit=format(report.policy.max_invalid_fraction, ".1%")),
             report=report,
         )
 
@@ -126,16 +129,22 @@ def _require_columns(extract: Extract, frame: pd.DataFrame, mapping_source: str 
     if not absent:
         return
     how = (
-        f"add them to the mapping {mapping_source} (a column, an expression or a constant value)"
+        N_("add them to the mapping %(mapping)s (a column, an expression or a constant "
+           "value)", mapping=mapping_source)
         if mapping_source
-        else "give a mapping (--mapping) saying which of its columns hold them"
+        else word(N_("give a mapping (--mapping) saying which of its columns hold them"))
     )
+    sentence = (N_("The extract %(path)s lacks the required columns %(names)s; %(how)s.",
+                   path=extract.source, names=", ".join(absent), how=how)
+                if len(absent) > 1 else
+                N_("The extract %(path)s lacks the required column %(names)s; %(how)s.",
+                   path=extract.source, names=absent[0], how=how))
     raise IngestError(
-        f"The extract {extract.source} lacks the required column"
-        f"{'s' if len(absent) > 1 else ''} {', '.join(absent)}; {how}.",
+        sentence,
         details=[
-            f"required: {', '.join(c.name for c in COLUMNS if c.required)}",
-            f"columns in the file: {', '.join(quote(c) for c in extract.frame.columns)}",
+            N_("required: %(names)s", names=", ".join(c.name for c in COLUMNS if c.required)),
+            N_("columns in the file: %(names)s",
+               names=", ".join(quote(c) for c in extract.frame.columns)),
         ],
     )
 

@@ -25,6 +25,7 @@ from client.ingest.reading import DELIMITER_NAMES, Extract, SourceHints
 from client.ingest.report import RowProblem
 from client.ingest.toml_files import read_toml
 from client.ingest.values import as_number, as_text
+from common.i18n import N_, word
 from common.schema import COLUMN_BY_NAME, COLUMNS, LABEL, Kind, Role, is_forbidden
 
 _TOP_KEYS = {"name", "description", "centre_column", "passthrough", "source", "columns"}
@@ -79,25 +80,25 @@ class MappedExtract:
 
 def load_mapping(path: Path) -> Mapping:
     """Read and check a mapping; every problem is listed before ``IngestError`` is raised."""
-    raw = read_toml(path, "The mapping file", "correct it and validate again")
+    raw = read_toml(path, N_("The mapping file"), N_("correct the file and validate again"))
     problems: list[str] = []
-    problems += [f"unknown key {quote(k)}" for k in sorted(set(raw) - _TOP_KEYS)]
+    problems += [N_("unknown key %(key)s", key=quote(k)) for k in sorted(set(raw) - _TOP_KEYS)]
     hints = _hints(raw.get("source", {}), problems)
     centre_column = raw.get("centre_column")
     if centre_column is not None and not isinstance(centre_column, str):
-        problems.append("centre_column must be the name of a column")
+        problems.append(word(N_("centre_column must be the name of a column")))
     elif centre_column is not None and is_forbidden(centre_column):
         problems.append(
-            f"centre_column names the teacher or class column {quote(centre_column)}, "
-            "which is refused whatever the policy says"
+            N_("centre_column names the teacher or class column %(column)s, which is refused "
+               "whatever the policy says", column=quote(centre_column))
         )
     passthrough = raw.get("passthrough", True)
     if not isinstance(passthrough, bool):
-        problems.append("passthrough must be true or false")
+        problems.append(word(N_("passthrough must be true or false")))
     columns = raw.get("columns", {})
     rules: list[ColumnRule] = []
     if not isinstance(columns, dict):
-        problems.append("[columns] must be a table")
+        problems.append(word(N_("[columns] must be a table")))
     else:
         for target, spec in columns.items():
             rule = _rule(target, spec, problems)
@@ -106,7 +107,8 @@ def load_mapping(path: Path) -> Mapping:
     problems += _leaks(rules)
     if problems:
         raise IngestError(
-            f"The mapping {path} cannot be used: {problems[0]}; correct it and validate again.",
+            N_("The mapping %(path)s cannot be used: %(problem)s; correct it and validate "
+               "again.", path=path, problem=problems[0]),
             details=problems,
         )
     name = str(raw.get("name", path.stem))
@@ -115,29 +117,32 @@ def load_mapping(path: Path) -> Mapping:
 
 def _hints(source: Any, problems: list[str]) -> SourceHints:
     if not isinstance(source, dict):
-        problems.append("[source] must be a table")
+        problems.append(word(N_("[source] must be a table")))
         return SourceHints()
-    problems += [f"unknown key {quote(k)} in [source]" for k in sorted(set(source) - _SOURCE_KEYS)]
+    problems += [N_("unknown key %(key)s in [source]", key=quote(k))
+                 for k in sorted(set(source) - _SOURCE_KEYS)]
     file_format = source.get("format")
     if file_format not in (None, "csv", "parquet"):
-        problems.append("[source] format must be 'csv' or 'parquet'")
+        problems.append(word(N_("[source] format must be 'csv' or 'parquet'")))
         file_format = None
     delimiter = source.get("delimiter")
     if delimiter is not None:
         delimiter = _DELIMITER_WORDS.get(str(delimiter), delimiter)
         if delimiter not in DELIMITER_NAMES:
-            problems.append("[source] delimiter must be one of ',', ';', 'tab' or '|'")
+            problems.append(
+                word(N_("[source] delimiter must be one of ',', ';', 'tab' or '|'")))
             delimiter = None
     encoding = source.get("encoding")
     if encoding is not None:
         try:
             codecs.lookup(str(encoding))
         except LookupError:
-            problems.append(f"[source] encoding {quote(encoding)} is not a known encoding")
+            problems.append(N_("[source] encoding %(encoding)s is not a known encoding",
+                                 encoding=quote(encoding)))
             encoding = None
     decimal = source.get("decimal")
     if decimal not in (None, ".", ","):
-        problems.append("[source] decimal must be '.' or ','")
+        problems.append(word(N_("[source] decimal must be '.' or ','")))
         decimal = None
     return SourceHints(file_format, delimiter, encoding, decimal)
 
@@ -146,65 +151,73 @@ def _rule(target: str, spec: Any, problems: list[str]) -> ColumnRule | None:
     where = f"[columns] {target}"
     if target not in COLUMN_BY_NAME:
         close = difflib.get_close_matches(target, COLUMN_BY_NAME, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
+        hint: str = N_(" (did you mean %(name)s?)", name=close[0]) if close else ""
         if is_forbidden(target):
-            hint = " (teacher and class data are refused whatever the policy says)"
-        problems.append(f"{where} is not a column of the harmonised record{hint}")
+            hint = word(N_(" (teacher and class data are refused whatever the policy says)"))
+        problems.append(N_("%(where)s is not a column of the harmonised record%(hint)s",
+                              where=where, hint=hint))
         return None
     if isinstance(spec, str):
         spec = {"from": spec}
     if not isinstance(spec, dict):
-        problems.append(f"{where} must be a source column name or a table")
+        problems.append(N_("%(where)s must be a source column name or a table", where=where))
         return None
-    problems += [f"{where}: unknown key {quote(k)}" for k in sorted(set(spec) - _RULE_KEYS)]
+    problems += [N_("%(where)s: unknown key %(key)s", where=where, key=quote(k))
+                 for k in sorted(set(spec) - _RULE_KEYS)]
     given = [k for k in ("from", "expr", "value") if k in spec]
     if len(given) != 1:
-        problems.append(f"{where} needs exactly one of from, expr or value")
+        problems.append(N_("%(where)s needs exactly one of from, expr or value", where=where))
         return None
     column = COLUMN_BY_NAME[target]
     rule = ColumnRule(target)
     if "from" in spec:
         if not isinstance(spec["from"], str):
-            problems.append(f"{where}: from must be a column name")
+            problems.append(N_("%(where)s: from must be a column name", where=where))
             return None
         rule = ColumnRule(target, source=spec["from"].strip())
     elif "expr" in spec:
         try:
             rule = ColumnRule(target, expression=parse_expression(str(spec["expr"])))
         except ExpressionError as exc:
-            problems.append(f"{where}: the expression {quote(spec['expr'])} {exc}")
+            problems.append(N_("%(where)s: the expression %(expression)s %(problem)s", where=where,
+                               expression=quote(spec["expr"]), problem=_part(exc)))
             return None
     elif not isinstance(spec["value"], bool | int | float | str):
-        problems.append(f"{where}: value must be text, a number, true or false")
+        problems.append(N_("%(where)s: value must be text, a number, true or false",
+                              where=where))
         return None
     else:
         rule = ColumnRule(target, value=spec["value"])
     forbidden = sorted(c for c in rule.reads if is_forbidden(c))
     if forbidden:
         problems.append(
-            f"{where} reads the teacher or class column {quote(forbidden[0])}, which is "
-            "refused whatever the policy says"
+            N_("%(where)s reads the teacher or class column %(column)s, which is refused "
+               "whatever the policy says", where=where, column=quote(forbidden[0]))
         )
     missing = spec.get("missing", [])
     recode = spec.get("recode", {})
     if not isinstance(missing, list):
-        problems.append(f"{where}: missing must be a list of values")
+        problems.append(N_("%(where)s: missing must be a list of values", where=where))
         missing = []
     if not isinstance(recode, dict):
-        problems.append(f"{where}: recode must be a table of source value = harmonised value")
+        problems.append(N_("%(where)s: recode must be a table of source value = harmonised "
+                              "value", where=where))
         recode = {}
     scale, offset = spec.get("scale", 1.0), spec.get("offset", 0.0)
     if "scale" in spec or "offset" in spec:
         if column.kind is not Kind.NUMERIC:
-            problems.append(f"{where}: scale and offset apply to numeric columns only")
+            problems.append(N_("%(where)s: scale and offset apply to numeric columns only",
+                                  where=where))
         if not all(
             isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
             for v in (scale, offset)
         ):
-            problems.append(f"{where}: scale and offset must be finite numbers")
+            problems.append(N_("%(where)s: scale and offset must be finite numbers",
+                                  where=where))
             scale, offset = 1.0, 0.0
     if "value" in spec and (missing or recode or "scale" in spec or "offset" in spec):
-        problems.append(f"{where}: a constant value takes no missing, recode, scale or offset")
+        problems.append(N_("%(where)s: a constant value takes no missing, recode, scale or "
+                              "offset", where=where))
     return ColumnRule(
         target,
         rule.source,
@@ -217,12 +230,18 @@ def _rule(target: str, spec: Any, problems: list[str]) -> ColumnRule | None:
     )
 
 
+def _part(exc: ExpressionError) -> str:
+    """The expression's problem as it was made (a ``Sentence`` is translated when shown)."""
+    return exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+
+
 def _leaks(rules: list[ColumnRule]) -> list[str]:
     """A predictor must not read a source column that defines the label."""
     label_reads = next((r.reads for r in rules if r.target == LABEL), frozenset())
     return [
-        f"[columns] {r.target} reads {quote(sorted(r.reads & label_reads)[0])}, which also "
-        f"defines the label {LABEL}: a predictor must not see the label's source"
+        N_("[columns] %(target)s reads %(column)s, which also defines the label %(label)s: "
+           "a predictor must not see the label's source", target=r.target,
+           column=quote(sorted(r.reads & label_reads)[0]), label=LABEL)
         for r in rules
         if COLUMN_BY_NAME[r.target].role is Role.PREDICTOR and r.reads & label_reads
     ]
@@ -270,16 +289,19 @@ def _require_columns(
         return
     column, target = absent[0]
     close = difflib.get_close_matches(column, [str(c) for c in raw.columns], n=1)
-    hint = f" (closest: {quote(close[0])})" if close else ""
+    hint: str = N_(" (closest: %(name)s)", name=quote(close[0])) if close else ""
     if len(extract.frame.columns) == 1 and extract.file_format == "csv":
         # the file's own header: its one column may have been dropped as teacher/class data
-        single = quote(extract.frame.columns[0])
-        hint = f" (the file was read as a single column {single}: check its delimiter)"
+        hint = N_(" (the file was read as a single column %(name)s: check its delimiter)",
+                  name=quote(extract.frame.columns[0]))
     raise IngestError(
-        f"The file {extract.source} has no column {quote(column)}, which the mapping "
-        f"{mapping.source} reads for {target}{hint}; correct the mapping or the export.",
-        details=[f"{c} (for {t}) is not in the file" for c, t in absent]
-        + [f"columns in the file: {', '.join(quote(c) for c in raw.columns)}"],
+        N_("The file %(path)s has no column %(column)s, which the mapping %(mapping)s reads "
+           "for %(target)s%(hint)s; correct the mapping or the export.", path=extract.source,
+           column=quote(column), mapping=mapping.source, target=target, hint=hint),
+        details=[N_("%(column)s (for %(target)s) is not in the file", column=c, target=t)
+                 for c, t in absent]
+        + [N_("columns in the file: %(names)s",
+              names=", ".join(quote(c) for c in raw.columns))],
     )
 
 
@@ -292,9 +314,8 @@ def _fill(rule: ColumnRule, raw: pd.DataFrame, decimal: str) -> tuple[pd.Series,
         try:
             values, problems = evaluate(rule.expression, raw, decimal)
         except ExpressionError as exc:
-            raise IngestError(
-                f"The expression for {rule.target} {exc}; correct the mapping.",
-            ) from exc
+            raise IngestError(N_("The expression for %(target)s %(problem)s; correct the "
+                                 "mapping.", target=rule.target, problem=_part(exc))) from exc
     else:
         return pd.Series([rule.value] * len(raw), index=raw.index, dtype=object), problems
     if rule.missing or rule.recode:

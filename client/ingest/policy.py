@@ -16,6 +16,7 @@ import pandas as pd
 from client.ingest.errors import IngestError, quote
 from client.ingest.toml_files import read_toml
 from client.site_policy import PrivacyFloor, SitePolicy
+from common.i18n import N_, word
 from common.schema import AUDIT_ATTRIBUTES, PREDICTORS, is_forbidden
 
 # Keys a policy file may set: the SitePolicy fields a centre owns, and the tables that
@@ -30,24 +31,26 @@ POLICY_KEYS = (*POLICY_FIELDS, "privacy", *POLICY_SECTIONS)
 
 def load_policy(path: Path) -> SitePolicy:
     """Read and check a site policy TOML file; raise ``IngestError`` listing every problem."""
-    raw = read_toml(path, "The site policy", "correct it and run again")
+    raw = read_toml(path, N_("The site policy"), N_("correct the file and run again"))
     problems = [
-        f"unknown key {quote(key)} (known keys: {', '.join(POLICY_KEYS)})"
+        N_("unknown key %(key)s (known keys: %(known)s)", key=quote(key),
+           known=", ".join(POLICY_KEYS))
         for key in sorted(set(raw) - set(POLICY_KEYS))
     ]
     fields: dict[str, Any] = {}
     refused = raw.get("refused_predictors", [])
     if not isinstance(refused, list) or not all(isinstance(p, str) for p in refused):
-        problems.append("refused_predictors must be a list of predictor names")
+        problems.append(word(N_("refused_predictors must be a list of predictor names")))
     else:
         for name in refused:
             if name in AUDIT_ATTRIBUTES:
-                problems.append(
-                    f"{name} is an audit attribute, not a predictor: "
-                    "use audit_attributes_allowed = false to keep it out of equity statistics"
-                )
+                problems.append(N_(
+                    "%(name)s is an audit attribute, not a predictor: use "
+                    "audit_attributes_allowed = false to keep it out of equity statistics",
+                    name=name))
             elif name not in PREDICTORS and not is_forbidden(name):
-                problems.append(f"refused_predictors names {quote(name)}, which is not a predictor")
+                problems.append(N_("refused_predictors names %(name)s, which is not a "
+                                   "predictor", name=quote(name)))
         fields["refused_predictors"] = frozenset(n for n in refused if n in PREDICTORS)
     _number(raw, "min_records", fields, problems, int, low=0)
     _number(raw, "epsilon_cap", fields, problems, float, low=0, strict=True)
@@ -56,7 +59,7 @@ def load_policy(path: Path) -> SitePolicy:
         if isinstance(raw["audit_attributes_allowed"], bool):
             fields["audit_attributes_allowed"] = raw["audit_attributes_allowed"]
         else:
-            problems.append("audit_attributes_allowed must be true or false")
+            problems.append(word(N_("audit_attributes_allowed must be true or false")))
     if "privacy" in raw:
         floor = _privacy_floor(raw["privacy"], problems)
         if floor is not None:
@@ -64,14 +67,16 @@ def load_policy(path: Path) -> SitePolicy:
     extra: dict[str, object] = {}
     for section in POLICY_SECTIONS:
         if section in raw and not isinstance(raw[section], dict):
-            problems.append(f"{section} must be a table ([{section}])")
+            problems.append(N_("%(section)s must be a table ([%(section)s])",
+                               section=section))
         elif section in raw:
             extra[section] = raw[section]
     if extra:
         fields["extra"] = extra
     if problems:
         raise IngestError(
-            f"The site policy {path} cannot be used: {problems[0]}; correct it and run again.",
+            N_("The site policy %(path)s cannot be used: %(problem)s; correct it and run "
+               "again.", path=path, problem=problems[0]),
             details=problems,
         )
     return SitePolicy(**fields)
@@ -80,11 +85,12 @@ def load_policy(path: Path) -> SitePolicy:
 def _privacy_floor(table: object, problems: list[str]) -> PrivacyFloor | None:
     """The ``[privacy]`` table: the centre's privacy floor (``client.site_policy``)."""
     if not isinstance(table, dict):
-        problems.append("privacy must be a table ([privacy])")
+        problems.append(word(N_("privacy must be a table ([privacy])")))
         return None
     found = len(problems)
     problems.extend(
-        f"unknown key privacy.{key} (known keys: {', '.join(PRIVACY_KEYS)})"
+        N_("unknown key privacy.%(key)s (known keys: %(known)s)", key=key,
+           known=", ".join(PRIVACY_KEYS))
         for key in sorted(set(table) - set(PRIVACY_KEYS))
     )
     values: dict[str, Any] = {}
@@ -93,14 +99,13 @@ def _privacy_floor(table: object, problems: list[str]) -> PrivacyFloor | None:
             if isinstance(table[key], bool):
                 values[key] = table[key]
             else:
-                problems.append(f"privacy.{key} must be true or false")
+                problems.append(N_("%(key)s must be true or false", key="privacy." + key))
     numbers: dict[str, Any] = {}
-    _number(table, "delta", numbers, problems, float, low=0, high=0.01, strict=True)
-    _number(table, "max_epsilon_per_run", numbers, problems, float, low=0, strict=True)
+    _number(table, "delta", numbers, problems, float, low=0, high=0.01, strict=True,
+            prefix="privacy.")
+    _number(table, "max_epsilon_per_run", numbers, problems, float, low=0, strict=True,
+            prefix="privacy.")
     values.update(numbers)
-    for index in range(found, len(problems)):
-        if problems[index].startswith(("delta ", "max_epsilon_per_run ")):
-            problems[index] = f"privacy.{problems[index]}"
     return PrivacyFloor(**values) if len(problems) == found else None
 
 
@@ -114,17 +119,28 @@ def _number(
     low: float,
     high: float = math.inf,
     strict: bool = False,
+    prefix: str = "",
 ) -> None:
     if key not in raw:
         return
     value = raw[key]
     valid_type = isinstance(value, int) if kind is int else isinstance(value, int | float)
     if isinstance(value, bool) or not valid_type or not math.isfinite(value):
-        problems.append(f"{key} must be a {'whole number' if kind is int else 'number'}")
+        problems.append(N_("%(key)s must be a whole number", key=prefix + key) if kind is int
+                        else N_("%(key)s must be a number", key=prefix + key))
     elif value < low or value > high or (strict and value == low):
-        bound = f"above {low:g}" if strict else f"at least {low:g}"
-        upper = "" if math.isinf(high) else f" and at most {high:g}"
-        problems.append(f"{key} must be {bound}{upper}, not {value}")
+        shown = {"key": prefix + key, "low": format(low, "g"), "high": format(high, "g"),
+                 "value": value}
+        if math.isinf(high):
+            problems.append(N_("%(key)s must be above %(low)s, not %(value)s", **shown)
+                            if strict else
+                            N_("%(key)s must be at least %(low)s, not %(value)s", **shown))
+        else:
+            problems.append(
+                N_("%(key)s must be above %(low)s and at most %(high)s, not %(value)s",
+                   **shown) if strict else
+                N_("%(key)s must be at least %(low)s and at most %(high)s, not %(value)s",
+                   **shown))
     else:
         fields[key] = kind(value)
 

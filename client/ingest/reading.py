@@ -17,9 +17,10 @@ from pathlib import Path
 import pandas as pd
 
 from client.ingest.errors import IngestError, quote
+from common.i18n import N_, word
 
 DELIMITERS = (",", ";", "\t", "|")
-DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+DELIMITER_NAMES = {",": N_("comma"), ";": N_("semicolon"), "\t": N_("tab"), "|": N_("pipe")}
 # Cells read as missing (case as written); anything else is a value to validate.
 NA_SPELLINGS = ("", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "#N/A")
 _SNIFF_CHARS = 65_536
@@ -68,17 +69,19 @@ def read_extract(path: Path, hints: SourceHints | None = None) -> Extract:
     """
     hints = hints or SourceHints()
     if not path.exists():
-        raise IngestError(f"The data file {path} does not exist; check the path given.")
+        raise IngestError(N_("The data file %(path)s does not exist; check the path given.",
+                              path=path))
     if not path.is_file():
-        raise IngestError(f"The data path {path} is not a file; give the extract file itself.")
+        raise IngestError(N_("The data path %(path)s is not a file; give the extract file "
+                              "itself.", path=path))
     try:
         size = path.stat().st_size
         with path.open("rb") as handle:
             head = handle.read(_SNIFF_CHARS)
     except OSError as exc:
-        raise IngestError(
-            f"The data file {path} cannot be opened ({exc.strerror}); check its permissions."
-        ) from exc
+        raise IngestError(N_(
+            "The data file %(path)s cannot be opened (%(reason)s); check its permissions.",
+            path=path, reason=exc.strerror)) from exc
     if size > MAX_EXTRACT_BYTES:
         raise _too_large(path, size)
     if not head.strip():
@@ -89,18 +92,17 @@ def read_extract(path: Path, hints: SourceHints | None = None) -> Extract:
     )
     extract = _read_parquet(path, hints) if is_parquet else _read_csv(path, head, hints)
     if extract.frame.empty:
-        raise IngestError(
-            f"The data file {path} has a header but no student rows; "
-            "export the extract again with its rows."
-        )
+        raise IngestError(N_(
+            "The data file %(path)s has a header but no student rows; export the extract "
+            "again with its rows.", path=path))
     return extract
 
 
 def _too_large(path: Path, size: int) -> IngestError:
     return IngestError(
-        f"The data file {path} is {size / 1e6:,.0f} MB, more than the "
-        f"{MAX_EXTRACT_BYTES / 1e6:,.0f} MB an extract may be; export one school year "
-        "(or one part of the centre) per file."
+        N_("The data file %(path)s is %(size)s MB, more than the %(limit)s MB an extract may "
+           "be; export one school year (or one part of the centre) per file.", path=path,
+           size=format(size / 1e6, ",.0f"), limit=format(MAX_EXTRACT_BYTES / 1e6, ",.0f"))
     )
 
 
@@ -117,9 +119,9 @@ def _read_parquet(path: Path, hints: SourceHints) -> Extract:
         frame = pd.read_parquet(path)
     except (OSError, ValueError, pyarrow.ArrowException) as exc:
         raise IngestError(
-            f"The file {path} is not a readable Parquet file; export it again as Parquet "
-            "or as CSV.",
-            details=[f"reader said: {exc}"],
+            N_("The file %(path)s is not a readable Parquet file; export it again as "
+               "Parquet or as CSV.", path=path),
+            details=[N_("reader said: %(error)s", error=str(exc))],
         ) from exc
     frame.columns = [str(name).strip() for name in frame.columns]
     _refuse_duplicate_columns(path, list(frame.columns))
@@ -129,10 +131,9 @@ def _read_parquet(path: Path, hints: SourceHints) -> Extract:
 
 def _read_csv(path: Path, head: bytes, hints: SourceHints) -> Extract:
     if head[:4] == b"PK\x03\x04":
-        raise IngestError(
-            f"The file {path} is a spreadsheet or archive, not CSV; "
-            "save it as 'CSV UTF-8' or Parquet and validate that file."
-        )
+        raise IngestError(N_(
+            "The file %(path)s is a spreadsheet or archive, not CSV; save it as 'CSV UTF-8' "
+            "or Parquet and validate that file.", path=path))
     encoding = _encoding(path, head, hints.encoding)
     text = head.decode(encoding, errors="ignore").removeprefix("\ufeff")
     if not hints.encoding and _looks_binary(text):
@@ -153,10 +154,10 @@ def _read_csv(path: Path, head: bytes, hints: SourceHints) -> Extract:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error, ValueError) as exc:
         detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise IngestError(
-            f"The file {path} cannot be read as CSV with a "
-            f"{DELIMITER_NAMES.get(delimiter, repr(delimiter))} delimiter; check the delimiter "
-            "and that every row has as many fields as the header.",
-            details=[f"reader said: {detail}"],
+            N_("The file %(path)s cannot be read as CSV with a %(delimiter)s delimiter; check "
+               "the delimiter and that every row has as many fields as the header.",
+               path=path, delimiter=word(DELIMITER_NAMES.get(delimiter, repr(delimiter)))),
+            details=[N_("reader said: %(error)s", error=str(detail))],
         ) from exc
     frame.columns = [str(name).strip().removeprefix("\ufeff") for name in frame.columns]
     decimal = hints.decimal or ("." if delimiter == "," else ",")
@@ -170,11 +171,11 @@ def _encoding(path: Path, head: bytes, declared: str | None) -> str:
         if failure == "empty":
             raise _empty(path)
         if failure is not None:
-            raise IngestError(
-                f"The file {path} is not in the {declared} encoding that the mapping declares "
-                f"(byte {failure} does not decode); export it in {declared} or correct "
-                "[source] encoding in the mapping."
-            )
+            raise IngestError(N_(
+                "The file %(path)s is not in the %(encoding)s encoding that the mapping "
+                "declares (byte %(byte)s does not decode); export it in %(encoding)s or "
+                "correct [source] encoding in the mapping.", path=path, encoding=declared,
+                byte=failure))
         return declared
     for bom, encoding in _BOMS:
         if head.startswith(bom):
@@ -214,9 +215,9 @@ def _scan(path: Path, encoding: str) -> int | str | None:
             except UnicodeDecodeError:
                 return offset
     except OSError as exc:
-        raise IngestError(
-            f"The data file {path} cannot be read ({exc.strerror}); check its permissions."
-        ) from exc
+        raise IngestError(N_(
+            "The data file %(path)s cannot be read (%(reason)s); check its permissions.",
+            path=path, reason=exc.strerror)) from exc
     return None if seen_text else "empty"
 
 
@@ -229,17 +230,15 @@ def _looks_binary(text: str) -> bool:
 
 
 def _empty(path: Path) -> IngestError:
-    return IngestError(
-        f"The data file {path} is empty; export the extract again, "
-        "with a header row and one row per student."
-    )
+    return IngestError(N_(
+        "The data file %(path)s is empty; export the extract again, with a header row and "
+        "one row per student.", path=path))
 
 
 def _binary(path: Path) -> IngestError:
-    return IngestError(
-        f"The file {path} is not a text CSV file (it holds binary data); "
-        "export the extract as CSV (UTF-8) or Parquet."
-    )
+    return IngestError(N_(
+        "The file %(path)s is not a text CSV file (it holds binary data); export the "
+        "extract as CSV (UTF-8) or Parquet.", path=path))
 
 
 def _sniff_delimiter(text: str) -> str:
@@ -269,7 +268,8 @@ def _refuse_duplicate_columns(path: Path, names: list[str]) -> None:
     duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
     if duplicates:
         raise IngestError(
-            f"The file {path} has several columns named {quote(duplicates[0])}; "
-            "give every column its own name and export again.",
-            details=[f"duplicated column names: {', '.join(quote(d) for d in duplicates)}"],
+            N_("The file %(path)s has several columns named %(column)s; give every column "
+               "its own name and export again.", path=path, column=quote(duplicates[0])),
+            details=[N_("duplicated column names: %(names)s",
+                        names=", ".join(quote(d) for d in duplicates))],
         )

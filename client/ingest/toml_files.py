@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from client.ingest.errors import IngestError
+from common.i18n import N_, word
 
 MAX_BYTES = 1_048_576  # 1 MiB: a mapping or policy is a few kB
 MAX_DEPTH = 8  # tables and arrays inside each other: a mapping needs 3 ([columns.x] recode)
@@ -26,24 +27,29 @@ def read_toml(path: Path, what: str, fix: str) -> dict[str, Any]:
     """The parsed TOML file ``path``, or ``IngestError`` saying why it cannot be.
 
     ``what`` names the file in the sentence ("The mapping file", "The site policy");
-    ``fix`` ends it ("correct it and validate again").
+    ``fix`` ends it ("correct it and validate again"); both are catalogue messages
+    (``N_``), translated with the sentence.
     """
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
-            raise IngestError(
-                f"{what} {path} is {size:,} bytes, larger than the {MAX_BYTES:,} a TOML "
-                f"file of this kind may be; {fix}."
-            )
+            raise IngestError(N_(
+                "%(what)s %(path)s is %(size)s bytes, larger than the %(limit)s a TOML file "
+                "of this kind may be; %(fix)s.", what=word(what), path=path,
+                size=format(size, ","), limit=format(MAX_BYTES, ","), fix=word(fix)))
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError as exc:
-        raise IngestError(f"{what} {path} does not exist; check the path given.") from exc
+        raise IngestError(N_("%(what)s %(path)s does not exist; check the path given.",
+                             what=word(what), path=path)) from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise IngestError(f"{what} {path} cannot be read; check the path.") from exc
+        raise IngestError(N_("%(what)s %(path)s cannot be read; check the path.",
+                             what=word(what), path=path)) from exc
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise IngestError(f"{what} {path} is not valid TOML ({exc}); {fix}.") from exc
+        raise IngestError(N_("%(what)s %(path)s is not valid TOML (%(error)s); %(fix)s.",
+                             what=word(what), path=path, error=str(exc),
+                             fix=word(fix))) from exc
     except (RecursionError, MemoryError) as exc:
         raise _too_deep(what, path, fix) from exc
     except ValueError as exc:  # an integer beyond Python's 4,300-digit conversion limit
@@ -68,13 +74,13 @@ def _check_values(raw: dict[str, Any], what: str, path: Path, fix: str) -> None:
 
 
 def _too_deep(what: str, path: Path, fix: str) -> IngestError:
-    return IngestError(
-        f"{what} {path} nests tables or arrays more than {MAX_DEPTH} deep, which no "
-        f"setting needs; {fix}."
-    )
+    return IngestError(N_(
+        "%(what)s %(path)s nests tables or arrays more than %(depth)s deep, which no "
+        "setting needs; %(fix)s.", what=word(what), path=path, depth=MAX_DEPTH,
+        fix=word(fix)))
 
 
 def _too_large(what: str, path: Path, fix: str) -> IngestError:
-    return IngestError(
-        f"{what} {path} holds an integer outside the 64-bit range TOML allows; {fix}."
-    )
+    return IngestError(N_(
+        "%(what)s %(path)s holds an integer outside the 64-bit range TOML allows; %(fix)s.",
+        what=word(what), path=path, fix=word(fix)))

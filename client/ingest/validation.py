@@ -17,27 +17,46 @@ from pandera.errors import SchemaError, SchemaErrors
 
 from client.ingest.report import RowProblem
 from client.ingest.values import as_boolean, as_number, as_text
+from common.i18n import N_
 from common.schema import COLUMN_BY_NAME, COLUMNS, SCHEMA_VERSION, STUDENT_ID, Column, Kind
 
 _DTYPES = {Kind.NUMERIC: "float64", Kind.BOOLEAN: "boolean"}
+# The reasons of an invalid cell, as the report shows them (translated when shown).
 _PANDERA_REASONS = {
-    "field_uniqueness": "student id on several rows (all of them are excluded)",
-    "not_nullable": "missing, but required",
+    "field_uniqueness": N_("student id on several rows (all of them are excluded)"),
+    "not_nullable": N_("missing, but required"),
 }
+NOT_WHOLE = N_("not a whole number")
+
+
+def _range_reason(column: Column) -> str:
+    return N_("outside %(low)s to %(high)s", low=format(column.low, "g"),
+              high=format(column.high, "g"))
+
+
+def _vocabulary_reason(column: Column) -> str:
+    return N_("not one of %(allowed)s", allowed=", ".join(column.vocabulary))
+
+
+@cache
+def _check_reasons() -> dict[str, str]:
+    """pandera's check messages (English text) -> the reason with its parameters."""
+    reasons = [_range_reason(c) for c in COLUMNS if c.kind is Kind.NUMERIC]
+    reasons += [_vocabulary_reason(c) for c in COLUMNS if c.kind is Kind.CATEGORICAL]
+    return {str(reason): reason for reason in reasons}
 
 
 def _checks(column: Column) -> list[pa.Check]:
     if column.kind is Kind.NUMERIC:
         low, high = column.low, column.high
-        checks = [pa.Check.in_range(low, high, error=f"outside {low:g} to {high:g}")]
+        checks = [pa.Check.in_range(low, high, error=str(_range_reason(column)))]
         if column.integer:
             checks.append(
-                pa.Check(lambda s: s % 1 == 0, name="whole_number", error="not a whole number")
+                pa.Check(lambda s: s % 1 == 0, name="whole_number", error=NOT_WHOLE)
             )
         return checks
     if column.kind is Kind.CATEGORICAL:
-        allowed = ", ".join(column.vocabulary)
-        return [pa.Check.isin(list(column.vocabulary), error=f"not one of {allowed}")]
+        return [pa.Check.isin(list(column.vocabulary), error=str(_vocabulary_reason(column)))]
     return []
 
 
@@ -76,10 +95,10 @@ def to_schema_types(
         column, series = COLUMN_BY_NAME[name], frame[name]
         if column.kind is Kind.NUMERIC:
             values, failed = as_number(series, decimal)
-            reason = "not a number"
+            reason = N_("not a number")
         elif column.kind is Kind.BOOLEAN:
             values, failed = as_boolean(series)
-            reason = "not a yes/no value"
+            reason = N_("not a yes/no value")
         else:
             values = as_text(series)
             failed = pd.Series(False, index=series.index)
@@ -126,7 +145,8 @@ def _row_problems(cases: pd.DataFrame) -> list[RowProblem]:
             int(case["index"]) + 1,
             str(case["column"]),
             str(case["failure_case"]),
-            _PANDERA_REASONS.get(str(case["check"]), str(case["check"])),
+            _PANDERA_REASONS.get(str(case["check"])) or _check_reasons().get(
+                str(case["check"]), str(case["check"])),
         )
         for case in cases.to_dict("records")
     ]

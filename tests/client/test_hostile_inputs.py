@@ -66,7 +66,8 @@ def extract(tmp_path: Path) -> Path:
 def test_hostile_mappings_exit_2_in_one_sentence(tmp_path: Path, extract: Path, name: str) -> None:
     mapping = write_text(tmp_path / "m.toml", HOSTILE_MAPPINGS[name])
 
-    result = runner.invoke(app, ["validate", "--data", str(extract), "--mapping", str(mapping)])
+    result = runner.invoke(app, ["validate", "--lang", "en",
+                                 "--data", str(extract), "--mapping", str(mapping)])
 
     assert result.exit_code == 2, result.output[-2000:]
     assert str(mapping) in _one_sentence(result.stderr)
@@ -79,7 +80,8 @@ def test_hostile_policies_exit_2_in_one_sentence(tmp_path: Path, extract: Path, 
     policy = write_text(tmp_path / "p.toml", HOSTILE_POLICIES[name])
     model = save_checkpoint(tmp_path / "model.pt", random_model())
 
-    checked = runner.invoke(app, ["validate", "--data", str(extract), "--policy", str(policy)])
+    checked = runner.invoke(app, ["validate", "--lang", "en",
+                                  "--data", str(extract), "--policy", str(policy)])
     scored = runner.invoke(app, ["score", "--model", str(model), "--data", str(extract),
                                  "--policy", str(policy), "--out", str(tmp_path / "out")])
 
@@ -95,7 +97,8 @@ def test_score_refuses_a_hostile_mapping_in_one_sentence(tmp_path: Path, extract
     mapping = write_text(tmp_path / "m.toml", HOSTILE_MAPPINGS["980 nested unary minus"])
     model = save_checkpoint(tmp_path / "model.pt", random_model())
 
-    result = runner.invoke(app, ["score", "--model", str(model), "--data", str(extract),
+    result = runner.invoke(app, ["score", "--lang", "en",
+                                 "--model", str(model), "--data", str(extract),
                                  "--mapping", str(mapping), "--out", str(tmp_path / "out")])
 
     assert result.exit_code == 2
@@ -107,7 +110,8 @@ def test_the_console_script_survives_the_nested_minus(tmp_path: Path, extract: P
     mapping = write_text(tmp_path / "m.toml", HOSTILE_MAPPINGS["980 nested unary minus"])
     script = Path(sys.executable).parent / "perseverance-client"
 
-    done = subprocess.run([str(script), "validate", "-d", str(extract), "-m", str(mapping)],
+    done = subprocess.run([str(script), "validate", "--lang", "en",
+                           "-d", str(extract), "-m", str(mapping)],
                           capture_output=True, text=True, timeout=120, check=False)
 
     assert done.returncode == 2
@@ -123,7 +127,8 @@ def test_ordinary_nesting_and_numbers_still_pass(tmp_path: Path, extract: Path) 
         '[columns.absence_rate]\nexpr = "' + "+".join(["absence_rate/40"] * 40) + '"\n',
     )
 
-    result = runner.invoke(app, ["validate", "--data", str(extract), "--mapping", str(mapping)])
+    result = runner.invoke(app, ["validate", "--lang", "en",
+                                 "--data", str(extract), "--mapping", str(mapping)])
 
     assert result.exit_code == 0, result.output[-2000:]
 
@@ -164,7 +169,8 @@ def test_a_mapping_reading_a_teacher_or_class_column_exits_2(
     mapping = tmp_path / "m.toml"
     mapping.write_text(FRENCH_MAPPING.format(school=school, math=math), encoding="utf-8")
 
-    result = runner.invoke(app, ["validate", "--data", str(data), "--mapping", str(mapping)])
+    result = runner.invoke(app, ["validate", "--lang", "en",
+                                 "--data", str(data), "--mapping", str(mapping)])
 
     assert result.exit_code == 2, result.output
     first = result.stderr.splitlines()[0]
@@ -179,7 +185,7 @@ def test_the_french_extract_without_the_teacher_columns_passes(tmp_path: Path) -
                        encoding="utf-8")
     policy = write_text(tmp_path / "p.toml", "min_records = 1\n")
 
-    result = runner.invoke(app, ["validate", "-d", str(data), "-m", str(mapping),
+    result = runner.invoke(app, ["validate", "--lang", "en", "-d", str(data), "-m", str(mapping),
                                  "-p", str(policy)])
 
     assert result.exit_code == 0, result.output
@@ -190,7 +196,8 @@ def test_a_teacher_column_as_centre_column_is_refused(tmp_path: Path) -> None:
     mapping = write_text(tmp_path / "m.toml", 'centre_column = "Prof. titulaire"\n')
     data = write_csv(tmp_path / "x.csv", harmonised_frame(10))
 
-    result = runner.invoke(app, ["validate", "--data", str(data), "--mapping", str(mapping)])
+    result = runner.invoke(app, ["validate", "--lang", "en",
+                                 "--data", str(data), "--mapping", str(mapping)])
 
     assert result.exit_code == 2
     assert "centre_column names the teacher or class column" in _one_sentence(result.stderr)

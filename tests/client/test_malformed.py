@@ -36,7 +36,7 @@ def run_validate(content: bytes, *extra: tuple[str, str]) -> tuple[int, str, str
     with runner.isolated_filesystem() as folder:
         path = Path(folder) / "extract.csv"
         path.write_bytes(content)
-        args = ["validate", "--data", str(path)]
+        args = ["validate", "--lang", "en", "--lang", "en", "--data", str(path)]
         for name, text in extra:
             (Path(folder) / name).write_text(text, encoding="utf-8")
             args += [f"--{name.split('.')[0]}", str(Path(folder) / name)]

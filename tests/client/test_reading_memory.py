@@ -53,7 +53,7 @@ def test_a_file_above_the_limit_is_refused_in_one_sentence(tmp_path: Path) -> No
         handle.write(b"student_id,school_id\n")
         handle.truncate(MAX_EXTRACT_BYTES + 1)
 
-    result = CliRunner().invoke(app, ["validate", "--data", str(huge)])
+    result = CliRunner().invoke(app, ["validate", "--lang", "en", "--data", str(huge)])
 
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()

@@ -43,7 +43,8 @@ def test_validate_exits_0_with_the_published_counts(
 ) -> None:
     data, mapping = files(case)
 
-    result = CliRunner().invoke(app, ["validate", "--data", str(data), "--mapping", str(mapping)])
+    result = CliRunner().invoke(app, ["validate", "--lang", "en",
+                                      "--data", str(data), "--mapping", str(mapping)])
     report = ingest_file(data, mapping, SitePolicy()).report
 
     assert result.exit_code == 0, result.output
@@ -102,7 +103,8 @@ def test_split_by_centre_gives_raw_extracts_that_validate_alone(tmp_path: Path) 
         assert list(frame.columns) == source_columns
         path = tmp_path / f"{name}.csv"
         frame.to_csv(path, index=False)
-        result = CliRunner().invoke(app, ["validate", "-d", str(path), "-m", str(mapping)])
+        result = CliRunner().invoke(app, ["validate", "--lang", "en",
+                                          "-d", str(path), "-m", str(mapping)])
         assert result.exit_code == 0, result.output
         usable += ingest_file(path, mapping, SitePolicy()).report.rows_usable
     assert usable == 649
@@ -139,7 +141,8 @@ def test_mapped_data_carry_signal_without_leaking_the_label(
 def test_a_programme_below_min_records_is_shown_as_scoring_only() -> None:
     data, mapping = files(DROPOUT)
 
-    result = CliRunner().invoke(app, ["validate", "--data", str(data), "--mapping", str(mapping)])
+    result = CliRunner().invoke(app, ["validate", "--lang", "en",
+                                      "--data", str(data), "--mapping", str(mapping)])
 
     line = next(row for row in result.stdout.splitlines() if row.strip().startswith("33 "))
     assert line.split()[:4] == ["33", "12", "12", "66.7%"]

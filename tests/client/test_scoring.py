@@ -127,7 +127,8 @@ def test_the_cli_refuses_a_bad_model_file_with_exit_2_and_one_sentence(tmp_path:
     data = write_csv(tmp_path / "x.csv", harmonised_frame(10))
     model = write_text(tmp_path / "model.pt", "garbage")
 
-    result = runner.invoke(app, ["score", "--model", str(model), "--data", str(data),
+    result = runner.invoke(app, ["score", "--lang", "en",
+                                 "--model", str(model), "--data", str(data),
                                  "--out", str(tmp_path / "out")])
 
     assert result.exit_code == 2
@@ -137,11 +138,36 @@ def test_the_cli_refuses_a_bad_model_file_with_exit_2_and_one_sentence(tmp_path:
     assert not (tmp_path / "out").exists()
 
 
+def test_the_cli_speaks_french_unless_told_english(tmp_path: Path) -> None:
+    model = save_checkpoint(tmp_path / "model.pt", random_model())
+    data = write_csv(tmp_path / "x.csv", harmonised_frame(12))
+    garbage = write_text(tmp_path / "garbage.pt", "garbage")
+    no_locale = {"LC_ALL": "", "LC_MESSAGES": "", "LANG": "C.UTF-8"}
+    args = ["score", "--data", str(data), "--no-explain"]
+
+    french = runner.invoke(app, [*args, "--model", str(model), "--out", str(tmp_path / "fr")],
+                           env=no_locale)
+    english = runner.invoke(app, [*args, "--model", str(model), "--out", str(tmp_path / "en"),
+                                  "--lang", "en"], env=no_locale)
+    refused = runner.invoke(app, [*args, "--model", str(garbage), "--out", str(tmp_path / "x")],
+                            env=no_locale)
+
+    assert french.exit_code == english.exit_code == 0, french.output
+    assert french.stdout.startswith("Scores calculés pour 12 élèves en ")
+    assert "(seuils 0,50 et 0,25)" in french.stdout
+    assert english.stdout.startswith("Scored 12 students in ")
+    assert "(thresholds 0.50 and 0.25)" in english.stdout
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith(f"Le fichier de modèle {garbage} n'est pas un modèle "
+                                     "Persévérance")
+
+
 def test_the_cli_refuses_unusable_data_with_exit_2(tmp_path: Path) -> None:
     model = save_checkpoint(tmp_path / "model.pt", random_model())
     data = write_csv(tmp_path / "x.csv", harmonised_frame(5).drop(columns=["student_id"]))
 
-    result = runner.invoke(app, ["score", "--model", str(model), "--data", str(data),
+    result = runner.invoke(app, ["score", "--lang", "en",
+                                 "--model", str(model), "--data", str(data),
                                  "--out", str(tmp_path / "out")])
 
     assert result.exit_code == 2

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
+from babel.messages.catalog import TranslationError
+from babel.messages.checkers import python_format
 from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
@@ -54,3 +57,32 @@ def test_every_message_of_the_code_and_templates_has_its_french() -> None:
 
     assert len(used) > 150 and {"on", "none", "Models published: %(num)s."} <= used
     assert used - translated == set(), "run pybabel update and translate these"
+
+
+def test_a_sentence_is_english_and_translated_with_its_parameters_when_shown() -> None:
+    sentence = i18n.N_("%(what)s %(path)s does not exist; check the path given.",
+                       what=i18n.word(i18n.N_("The site policy")), path="/x/p.toml")
+
+    back = pickle.loads(pickle.dumps(sentence))
+
+    assert sentence == "The site policy /x/p.toml does not exist; check the path given."
+    assert i18n.translate(sentence, "fr") == (
+        "La politique du site /x/p.toml n'existe pas; vérifiez le chemin indiqué.")
+    assert i18n.translate(back, "fr") == i18n.translate(sentence, "fr")
+    assert i18n.translate(sentence, "en") == sentence
+    assert i18n.translate("a text of no catalogue", "fr") == "a text of no catalogue"
+    assert i18n.translate("", "fr") == ""
+
+
+def test_every_translation_keeps_the_placeholders_of_its_message() -> None:
+    with i18n.catalogue_path("fr").open("rb") as handle:
+        catalogue = read_po(handle)
+    broken = []
+    for message in catalogue:
+        if message.id and message.string:
+            try:
+                python_format(catalogue, message)
+            except TranslationError as exc:
+                broken.append(f"{message.id!r}: {exc}")
+
+    assert broken == []

@@ -84,7 +84,7 @@ def test_the_command_refuses_a_missing_folder_in_one_sentence(tmp_path: Path) ->
 
     from server.cli import app
 
-    result = CliRunner().invoke(app, ["console", "--runs", str(tmp_path / "none")])
+    result = CliRunner().invoke(app, ["--lang", "en", "console", "--runs", str(tmp_path / "none")])
 
     assert result.exit_code == 2
     assert "is not a folder" in result.output and "Traceback" not in result.output

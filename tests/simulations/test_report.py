@@ -1,5 +1,6 @@
 """The run report: standalone page, one image per plot, notes for what was not measured,
-and (slow) the images really load in headless Chromium."""
+French by default with English beside it, and (slow) the images really load in headless
+Chromium."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common import i18n
 from common.metrics import ScoreHistogram
-from simulations.report import NOT_MEASURED, REPORT, write_report
+from simulations.report import NOT_MEASURED, REPORT, REPORT_EN, write_report
 from simulations.report_plots import roc_points
 from tests.server.run_fixtures import write_run_folder
 
@@ -24,11 +26,17 @@ IMAGE = re.compile(r'<img alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]
 REPO = Path(__file__).resolve().parents[2]
 
 
+def english(run: Path) -> str:
+    """The English page of the run folder (written beside the French one)."""
+    write_report(run)
+    return (run / REPORT_EN).read_text(encoding="utf-8")
+
+
 def test_a_complete_run_gets_all_six_plots(tmp_path: Path) -> None:
     run = write_run_folder(tmp_path / "run", summary_extra={
         "auc_local_only_by_size_band": {"small": 0.7, "medium": None, "large": 0.79}})
 
-    page = write_report(run).read_text(encoding="utf-8")
+    page = english(run)
 
     assert len(IMAGE.findall(page)) == 6
     assert NOT_MEASURED not in page.split("<h2>Learning curves</h2>")[1]
@@ -44,7 +52,7 @@ def test_every_image_is_an_embedded_png(tmp_path: Path) -> None:
 def test_missing_equity_and_participation_become_notes(tmp_path: Path) -> None:
     run = write_run_folder(tmp_path / "run", equity=False, participation=False)
 
-    page = write_report(run).read_text(encoding="utf-8")
+    page = english(run)
 
     assert len(IMAGE.findall(page)) == 3  # learning curves, ROC, calibration
     assert f"Equity by group was {NOT_MEASURED}" in page
@@ -53,9 +61,46 @@ def test_missing_equity_and_participation_become_notes(tmp_path: Path) -> None:
 
 
 def test_the_page_loads_nothing_from_anywhere(tmp_path: Path) -> None:
-    page = write_report(write_run_folder(tmp_path / "run")).read_text(encoding="utf-8")
+    run = write_run_folder(tmp_path / "run")
+    page = write_report(run).read_text(encoding="utf-8")
 
-    assert "http://" not in page and "https://" not in page and "<script" not in page
+    for text in (page, english(run)):
+        assert "http://" not in text and "https://" not in text and "<script" not in text
+
+
+def test_the_report_is_french_with_english_beside_it(tmp_path: Path) -> None:
+    run = write_run_folder(tmp_path / "run", equity=False)
+
+    french = write_report(run).read_text(encoding="utf-8")
+    en = (run / REPORT_EN).read_text(encoding="utf-8")
+
+    assert write_report(run).name == REPORT == "report.html"
+    assert '<html lang="fr">' in french and '<html lang="en">' in en
+    assert "<h2>Courbes d'apprentissage</h2>" in french and "Learning curves" not in french
+    assert "L'équité par groupe n'a pas été mesurée" in html.unescape(french)
+    assert 'href="report.en.html" hreflang="en"' in french
+    assert "<h2>Learning curves</h2>" in en and 'href="report.html" hreflang="fr"' in en
+
+
+def test_the_figures_are_drawn_in_the_page_language(tmp_path: Path) -> None:
+    run = write_run_folder(tmp_path / "run")
+
+    french = IMAGE.findall(write_report(run).read_text(encoding="utf-8"))
+    en = IMAGE.findall((run / REPORT_EN).read_text(encoding="utf-8"))
+
+    assert len(french) == len(en) == 6
+    assert all(f != e for f, e in zip(french, en, strict=True))
+    assert i18n.gettext("fr")("false-positive rate") != "false-positive rate"
+
+
+def test_french_summary_figures_take_the_decimal_comma(tmp_path: Path) -> None:
+    run = write_run_folder(tmp_path / "run")
+    summary = json.loads((run / "summary.json").read_text())
+
+    french = write_report(run).read_text(encoding="utf-8")
+
+    assert f"<td class=\"num\">{i18n.number(summary['auc_pooled'], 3, 'fr')}</td>" in french
+    assert "," in i18n.number(summary["auc_pooled"], 3, "fr")
 
 
 def test_roc_points_of_a_perfect_separation_pass_through_the_corner() -> None:
@@ -118,7 +163,7 @@ def test_a_value_holding_markup_is_escaped_in_the_report(tmp_path: Path) -> None
     page = write_report(run).read_text(encoding="utf-8")
 
     assert "<script" not in page and "<img src=x" not in page
-    assert "<h1>Run report: &lt;script&gt;alert(1)&lt;/script&gt;</h1>" in page
+    assert "<h1>Rapport d'exécution : &lt;script&gt;alert(1)&lt;/script&gt;</h1>" in page
     assert "&lt;img src=x onerror=alert(2)&gt;" in page
     assert "&lt;script&gt;alert(3)&lt;/script&gt;" in page
 
@@ -171,7 +216,7 @@ def test_size_bands_too_small_to_show_give_a_note(tmp_path: Path) -> None:
     participation["auc_by_size_band"] = {"small": None, "medium": None, "large": None}
     (run / "participation.json").write_text(json.dumps(participation))
 
-    page = write_report(run).read_text(encoding="utf-8")
+    page = english(run)
 
     assert "No centre-size band holds enough centres" in page
     assert len(IMAGE.findall(page)) == 5

@@ -1,0 +1,39 @@
+"""``perseverance-server``'s own sentences: French unless ``--lang en`` or the locale says
+English, from the one catalogue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from server.cli import app
+
+runner = CliRunner()
+NO_LOCALE = {"LC_ALL": "", "LC_MESSAGES": "", "LANG": "C.UTF-8"}
+
+
+def test_an_error_is_french_by_default_and_english_when_asked(tmp_path: Path) -> None:
+    args = ["console", "--runs", str(tmp_path / "none")]
+
+    french = runner.invoke(app, args, env=NO_LOCALE)
+    english = runner.invoke(app, ["--lang", "en", *args], env=NO_LOCALE)
+    by_locale = runner.invoke(app, args, env={**NO_LOCALE, "LANG": "en_CA.UTF-8"})
+
+    assert french.exit_code == english.exit_code == by_locale.exit_code == 2
+    assert " ".join(french.output.split()) == (
+        f"erreur : --runs {tmp_path / 'none'} n'est pas un dossier.")
+    assert " ".join(english.output.split()) == f"error: --runs {tmp_path / 'none'} is not a folder."
+    assert by_locale.output == english.output
+
+
+def test_what_the_pki_made_is_said_in_the_language(tmp_path: Path) -> None:
+    french = runner.invoke(app, ["pki", "init", "--dir", str(tmp_path / "fr")], env=NO_LOCALE)
+    english = runner.invoke(app, ["--lang", "en", "pki", "init", "--dir", str(tmp_path / "en")],
+                            env=NO_LOCALE)
+
+    assert french.exit_code == english.exit_code == 0, french.output
+    assert french.output.startswith("Certificat de l'AC : ")
+    assert "Certificat de l'AC des opérateurs : " in french.output
+    assert english.output.startswith("CA certificate: ")
+    assert "Operator CA certificate: " in english.output
