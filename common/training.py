@@ -143,12 +143,23 @@ class _LinearDPStep:
 
 
 class _OpacusDPStep:
-    """DP-SGD step through Opacus's per-sample gradients, for any model Opacus supports."""
+    """DP-SGD step through Opacus's per-sample gradients, for any model Opacus supports;
+    with ``ghost``, through Opacus's own fast gradient clipping instead (per-sample norms
+    without per-sample gradients, then a second backward pass of the clipped loss:
+    ``engine="opacus-ghost"``, measured against the hand-written fast path in
+    docs/BENCHMARKS.md)."""
 
     def __init__(self, model: nn.Module, dp: DPSettings, expected_batch_size: int,
-                 learning_rate: float, generator: torch.Generator) -> None:
-        self.module = GradSampleModule(model, loss_reduction="mean")
-        self.optimizer = DPOptimizer(
+                 learning_rate: float, generator: torch.Generator, ghost: bool = False) -> None:
+        self.module: GradSampleModule | GradSampleModuleFastGradientClipping
+        if ghost:
+            self.module = GradSampleModuleFastGradientClipping(
+                model, loss_reduction="mean", max_grad_norm=dp.max_grad_norm,
+                use_ghost_clipping=True)
+        else:
+            self.module = GradSampleModule(model, loss_reduction="mean")
+        optimizer = DPOptimizerFastGradientClipping if ghost else DPOptimizer
+        self.optimizer = optimizer(
             torch.optim.Adam(self.module.parameters(), lr=learning_rate),
             noise_multiplier=dp.noise_multiplier,
             max_grad_norm=dp.max_grad_norm,
@@ -157,7 +168,12 @@ class _OpacusDPStep:
             generator=generator,
         )
         self.module.train()
-        self.loss_fn = nn.BCEWithLogitsLoss()
+        self.loss_fn: nn.Module | DPLossFastGradientClipping = nn.BCEWithLogitsLoss()
+        if ghost:
+            self.loss_fn = DPLossFastGradientClipping(
+                self.module, self.optimizer,
+                nn.BCEWithLogitsLoss(), "mean")
+        self.ghost = ghost
 
     def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> float:
         self.optimizer.zero_grad(set_to_none=True)
@@ -165,51 +181,13 @@ class _OpacusDPStep:
         if len(yb) > 0:
             loss = self.loss_fn(self.module(xb), yb)
             loss.backward()
-            mean_loss = float(loss.detach())
-        else:
-            _empty_batch_grads(self.module)
-        self.optimizer.step()
-        return mean_loss
-
-    def close(self) -> None:
-        self.module.train(False)
-        self.module._close()
-
-
-class _OpacusGhostClippingStep:
-    """DP-SGD step through Opacus's own fast gradient clipping (ghost clipping: per-sample
-    norms without per-sample gradients, then a second backward pass of the clipped loss).
-    Measured against the hand-written fast path in docs/BENCHMARKS.md; selected by
-    ``engine="opacus-ghost"``."""
-
-    def __init__(self, model: nn.Module, dp: DPSettings, expected_batch_size: int,
-                 learning_rate: float, generator: torch.Generator) -> None:
-        self.module = GradSampleModuleFastGradientClipping(
-            model, loss_reduction="mean", max_grad_norm=dp.max_grad_norm,
-            use_ghost_clipping=True)
-        self.optimizer = DPOptimizerFastGradientClipping(
-            torch.optim.Adam(self.module.parameters(), lr=learning_rate),
-            noise_multiplier=dp.noise_multiplier,
-            max_grad_norm=dp.max_grad_norm,
-            expected_batch_size=expected_batch_size,
-            loss_reduction="mean",
-            generator=generator,
-        )
-        self.module.train()
-        self.loss = DPLossFastGradientClipping(self.module, self.optimizer,
-                                               nn.BCEWithLogitsLoss(), "mean")
-
-    def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> float:
-        self.optimizer.zero_grad(set_to_none=True)
-        mean_loss = 0.0
-        if len(yb) > 0:
-            loss = self.loss(self.module(xb), yb)
-            loss.backward()
             mean_loss = float(loss.detach().mean())
-        else:  # an empty Poisson batch still takes a noise-only step
+        elif self.ghost:  # an empty Poisson batch still takes a noise-only step
             for p in self.module.parameters():
                 if p.requires_grad:
                     p.grad = torch.zeros_like(p)
+        else:
+            _empty_batch_grads(self.module)
         self.optimizer.step()
         return mean_loss
 
@@ -267,11 +245,11 @@ def train_local(
     model.train()
     layers = linear_layers(model) if dp else None
     assert engine in ENGINES, f"unknown DP-SGD engine {engine!r}"
-    step: _PlainStep | _LinearDPStep | _OpacusDPStep | _OpacusGhostClippingStep
+    step: _PlainStep | _LinearDPStep | _OpacusDPStep
     if dp is None:
         step = _PlainStep(model, learning_rate)
     elif engine == "opacus-ghost":
-        step = _OpacusGhostClippingStep(model, dp, batch_size, learning_rate, generator)
+        step = _OpacusDPStep(model, dp, batch_size, learning_rate, generator, ghost=True)
     elif layers is not None and x.ndim == 2 and engine == "auto":
         step = _LinearDPStep(model, layers, dp, batch_size, learning_rate, generator)
     else:
