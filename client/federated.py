@@ -93,12 +93,6 @@ def open_ledger(config: RunConfig, node_config: Mapping[str, object]) -> Privacy
                          actor=centre_name(node_config, folder))
 
 
-def declared_name(config: RunConfig, node_config: Mapping[str, object]) -> str:
-    """The name a centre declares in its evaluation replies (``common.equity.CENTRE_RECORD``):
-    its data file's name, in a deployment and in a simulation alike."""
-    return Path(resolve_data_source(config, node_config)[0]).stem
-
-
 def centre_data(config: RunConfig, node_config: Mapping[str, object]) -> CentreData:
     """The centre's validated, encoded records (cached per process)."""
     data_path, mapping, policy = resolve_data_source(config, node_config)

@@ -35,10 +35,6 @@ from common.intervals import (
 from common.intervals import hanley_mcneil as auc_interval
 
 MIN_CELL = 10
-#: The config record of an evaluation reply in which a centre names itself (its data
-#: file's name, ``client.federated.declared_name``): the ministry's register
-#: (``server.federation.regions``) places a simulated network's centres in their region by it.
-CENTRE_RECORD = "centre"
 MIN_CENTRES_PER_CELL = 3
 # Coarse score bands, fixed edges on the logit scale, 2 apart below the operating
 # threshold, whose logit is the top edge: all flagged students in one band, so true and

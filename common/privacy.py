@@ -241,10 +241,3 @@ def calibrate_training_noise(
         else:
             high = middle
     return high
-
-
-def evaluation_epsilon(epsilon: float, delta: float, rounds: int, through_round: int) -> float:
-    """Epsilon at ``delta`` spent by a centre's evaluation releases up to ``through_round``
-    of a ``rounds``-round run whose evaluation target is ``epsilon``."""
-    noise = calibrate_evaluation_noise(epsilon, delta, rounds)
-    return composed_epsilon(noise.history(through_round), delta)

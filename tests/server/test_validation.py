@@ -10,7 +10,7 @@ import pytest
 from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.app.error import Error
 
-from common.equity import CENTRE_RECORD
+from common.protocol import CENTRE as CENTRE_RECORD
 from server.federation.validation import (
     ExpectedUpdate,
     check_evaluation,

@@ -14,8 +14,9 @@ from flwr.app import Context, Message
 
 from client.app import build_client_app
 from common.config import RunConfig
-from common.equity import CELL_LENGTH, CENTRE_RECORD, all_cell_keys
+from common.equity import CELL_LENGTH, all_cell_keys
 from common.model import ModelConfig, build_model
+from common.protocol import CENTRE as CENTRE_RECORD
 from simulations.runner import run_scenario
 from simulations.scenario import load_scenario
 
