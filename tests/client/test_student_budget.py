@@ -198,3 +198,29 @@ def test_the_migration_charges_the_students_present_and_no_later_one(tmp_path: P
     assert used.num_train == 15
     assert budget_spread(tmp_path, DELTA).students == 15
     assert ledger.migrate(present) == 0  # once
+
+
+def test_the_ledger_command_shows_how_the_students_budget_is_spread(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from client.cli import app
+
+    state = tmp_path / "state"
+    ledger = PrivacyLedger(state)
+    _train_all_rounds(ledger, state, _data(_students("a", 30)), "year-1")
+    _train_all_rounds(ledger, state, _data([*_students("a", 30), *_students("b", 12)]),
+                      "year-2")
+    spent = _spent(ledger, [*_students("a", 30), *_students("b", 12)])
+
+    english = CliRunner().invoke(app, ["ledger", "--state", str(state), "--lang", "en"])
+    assert english.exit_code == 0, english.output
+    text = " ".join(english.output.split())
+    assert "over 42 students" in text
+    assert f"Largest lifetime epsilon of a student: {spent.max():.3f}" in text
+    # 12 students spent one run (about 3: in 0-3 or 3-6), 30 spent two (3-6).
+    assert int((spent <= 3).sum()) + int(((spent > 3) & (spent <= 6)).sum()) == 42
+    assert "Runs like the last one each student can still take" in text
+    french = CliRunner().invoke(app, ["ledger", "--state", str(state)],
+                                env={"LC_ALL": "", "LC_MESSAGES": "", "LANG": ""})
+    assert french.exit_code == 0, french.output
+    assert "élèves" in french.output
