@@ -28,6 +28,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -108,10 +109,10 @@ def _unpack(blob: bytes) -> frozenset[bytes]:
     return frozenset(blob[i:i + HASH_BYTES] for i in range(0, len(blob), HASH_BYTES))
 
 
-def _content(row: Sequence[object]) -> str:
+def _content(row: Sequence[Any]) -> str:
     """What a cohort's MAC covers: its fields, the members by their digest."""
     *fields, members = row
-    return json.dumps([*fields, hashlib.sha256(bytes(members)).hexdigest()])  # type: ignore[arg-type]
+    return json.dumps([*fields, hashlib.sha256(bytes(members)).hexdigest()])
 
 
 def read_cohorts(db: sqlite3.Connection, key: bytes | None) -> list[Cohort]:
@@ -127,7 +128,7 @@ def read_cohorts(db: sqlite3.Connection, key: bytes | None) -> list[Cohort]:
                 raise CohortTampered(f"cohort row {fields[0]} of the privacy ledger does not "
                                      "match its MAC: the ledger was edited")
         previous = mac
-        cohorts.append(Cohort(*fields[:-1], members=_unpack(fields[-1])))
+        cohorts.append(_cohort(fields))
     return cohorts
 
 
@@ -143,7 +144,14 @@ def insert_cohort(db: sqlite3.Connection, key: bytes, booked_at: str, run_id: st
     mac = chain_mac(key, previous, _content(fields))
     db.execute(f"INSERT INTO cohorts ({_FIELDS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                (*fields, mac))
-    return Cohort(*fields[:-1], members=_unpack(blob))  # type: ignore[arg-type]
+    return _cohort(fields)
+
+
+def _cohort(fields: Sequence[Any]) -> Cohort:
+    """A cohort from its stored fields (``_FIELDS`` without the MAC)."""
+    cid, booked_at, run_id, kind, first_round, label, records, retired, blob = fields
+    return Cohort(int(cid), str(booked_at), str(run_id), str(kind), int(first_round),
+                  str(label), int(records), int(retired), _unpack(bytes(blob)))
 
 
 def covering(cohorts: Sequence[Cohort], run_id: str, kind: str,

@@ -189,7 +189,7 @@ def test_the_migration_charges_the_students_present_and_no_later_one(tmp_path: P
     present = _students("p", 15)
     assert _spent(ledger, ["anyone"])[0] == pytest.approx(centre_wide)  # before: everyone
 
-    plan, used = training_plan(CONFIG, _data(present), "new-run", tmp_path, ledger)
+    _, used = training_plan(CONFIG, _data(present), "new-run", tmp_path, ledger)
 
     assert {c.kind for c in run_cohorts(tmp_path, "old-run")} == {"migrated"}
     assert _spent(ledger, ["someone-who-came-later"])[0] == 0.0
