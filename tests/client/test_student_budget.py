@@ -224,3 +224,41 @@ def test_the_ledger_command_shows_how_the_students_budget_is_spread(tmp_path: Pa
                                 env={"LC_ALL": "", "LC_MESSAGES": "", "LANG": ""})
     assert french.exit_code == 0, french.output
     assert "élèves" in french.output
+
+
+def _book_runs_forever(path: str) -> None:
+    ledger = PrivacyLedger(Path(path))
+    key = pseudonym_key(load_or_create_key(ledger.key_path))
+    members = student_hashes(_students("s", 500), key)
+    for run in range(10_000):
+        ledger.book_cohort(run_id=f"r{run}", kind="train", first_round=1, label="train",
+                           members=members, retired=0)
+        ledger.book(run_id=f"r{run}", server_round=1, kind="train",
+                    mechanisms=[(50.0, 0.01, 1)], delta=DELTA, cap=1e9)
+
+
+def test_a_centre_killed_while_booking_leaves_a_ledger_that_checks(tmp_path: Path) -> None:
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    from common.records import check_ledger
+
+    worker = multiprocessing.get_context("spawn").Process(target=_book_runs_forever,
+                                                          args=(str(tmp_path),))
+    worker.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(PrivacyLedger(tmp_path).releases()) < 3:
+        time.sleep(0.05)
+    assert worker.pid is not None
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.join(10)
+
+    ledger = PrivacyLedger(tmp_path)
+    cohorts = ledger.cohorts()  # every cohort still matches its MAC
+    assert len(ledger.releases()) >= 3
+    # Booked before release: every release row has its cohort (a cohort may lack its row).
+    assert all(any(c.run_id == b[0] for c in cohorts) for b in ledger.booked())
+    assert len(cohorts) in (len(ledger.releases()), len(ledger.releases()) + 1)
+    assert not check_ledger(tmp_path / LEDGER_FILE, load_or_create_key(ledger.key_path)).problems
