@@ -56,6 +56,15 @@ def _train_all_rounds(ledger: PrivacyLedger, state: Path, data: CentreData,
     return used
 
 
+def _one_year_at_the_cap(tmp_path: Path,
+                         students: list[str]) -> tuple[Path, PrivacyLedger, float]:
+    """A centre whose ``students`` trained one run, and a cap that run reached."""
+    state = tmp_path / "state"
+    ledger = PrivacyLedger(state)
+    _train_all_rounds(ledger, state, _data(students), "year-1")
+    return state, ledger, float(_spent(ledger, students).max()) * 1.01
+
+
 def test_a_student_at_the_cap_never_trains_again_and_new_students_do(tmp_path: Path) -> None:
     state = tmp_path / "state"
     ledger = PrivacyLedger(state)
@@ -84,11 +93,8 @@ def test_a_student_at_the_cap_never_trains_again_and_new_students_do(tmp_path: P
 
 
 def test_one_students_record_changes_no_other_students_inclusion(tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    ledger = PrivacyLedger(state)
     veterans = _students("old", 25)
-    _train_all_rounds(ledger, state, _data(veterans), "year-1")
-    cap = float(_spent(ledger, veterans).max()) * 1.01
+    state, _, cap = _one_year_at_the_cap(tmp_path, veterans)
     others = [*veterans[:10], *_students("new", 20)]
 
     def included(extra: list[str], run: str) -> set[str]:
@@ -113,11 +119,8 @@ def test_one_students_record_changes_no_other_students_inclusion(tmp_path: Path)
 
 
 def test_too_few_records_with_budget_left_refuses_the_run(tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    ledger = PrivacyLedger(state)
     students = _students("s", 12)
-    _train_all_rounds(ledger, state, _data(students), "year-1")
-    cap = float(_spent(ledger, students).max()) * 1.01
+    state, ledger, cap = _one_year_at_the_cap(tmp_path, students)
     rows = len(ledger.releases())
 
     with pytest.raises(CentreRefusal) as refusal:
