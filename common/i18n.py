@@ -28,7 +28,7 @@ from pathlib import Path
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_decimal
+from babel.numbers import format_decimal, get_decimal_symbol
 
 from common.files import package_data
 
@@ -160,3 +160,9 @@ def number(value: float | int, digits: int = 3, lang: str = DEFAULT) -> str:
     """``value`` with ``digits`` decimals in the language's notation (``0,784``)."""
     pattern = "#,##0" + ("." + "0" * digits if digits > 0 else "")
     return str(format_decimal(value, format=pattern, locale=BABEL_LOCALES[lang]))
+
+
+def compact(value: float | int, lang: str = DEFAULT) -> str:
+    """``value`` as ``:g`` writes it (``0.5``, ``1e-06``) with the language's decimal mark
+    (``0,5``): a parameter (epsilon, delta) shown as the user wrote it."""
+    return f"{value:g}".replace(".", get_decimal_symbol(BABEL_LOCALES[lang]))

@@ -9,27 +9,27 @@ refused (by the inventory or the SuperLink), or for ``audit verify`` tampered re
 the operator tunnel cannot start; 130 interrupted. ``operator-tunnel ... -- COMMAND``
 exits with COMMAND's code. The loopback launcher is ``perseverance-sim dev-federation``.
 
-The command's own sentences (what it made, its errors) are in French unless ``--lang en``
-(before the subcommand: ``perseverance-server --lang en pki init``) or the locale says
-English; they come from the one catalogue (``common.i18n``). Sentences of the libraries
-it calls (PKI, enrolment, tunnel) are translated when they are catalogue messages
-(``N_``) and shown as they are otherwise.
+The command's own sentences (what it made, its errors) and its help are in French unless
+``--lang en`` (before the subcommand: ``perseverance-server --lang en pki init``) or the
+locale says English; they come from the one catalogue (``common.i18n``,
+``common.cli_language``). The errors of the libraries it calls (PKI, enrolment, tunnel,
+registry, model card, audit) are catalogue messages (``N_``), shown in that language.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from common import i18n
+from common.cli_language import LangOption, LocalisedGroup, shown
 from common.errors import ExitCode
-from common.i18n import N_
+from common.i18n import N_, word
 from common.workdirs import work_root
 from server.audit_verify import audit_app
 from server.deployment import pki as pki_lib
@@ -37,6 +37,7 @@ from server.publication.registry_cli import registry_app
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    cls=LocalisedGroup,
     help="The ministry's side of Persévérance: PKI, enrolment of centres, deployment. "
     "Exit codes: 0 ok, 2 usage, 3 PKI, 4 enrolment (audit verify: tampered), 6 tunnel, "
     "130 interrupted.",
@@ -52,27 +53,14 @@ console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
-class Language(StrEnum):
-    fr = "fr"
-    en = "en"
-
-
-class _Session:
-    """The language of this invocation (``--lang``, else the locale, else French)."""
-
-    lang = i18n.DEFAULT
-
-
 @app.callback()
-def _options(lang: Annotated[Language | None, typer.Option(
-        "--lang", help="Language of the messages (fr or en); default: the locale, else "
-        "French.", show_default=False)] = None) -> None:
-    _Session.lang = i18n.choose(lang.value if lang is not None else None)
+def _options(lang: LangOption = None) -> None:
+    """The language is set by the option's callback (``common.cli_language``)."""
 
 
 def _say(out: Console, message: str) -> None:
     """Print ``message`` (a catalogue message, or a sentence from elsewhere as it is)."""
-    out.print(i18n.translate(message, _Session.lang), soft_wrap=True)
+    out.print(shown(message), soft_wrap=True)
 
 
 def _default_pki_dir() -> Path:
@@ -85,8 +73,8 @@ Force = Annotated[bool, typer.Option("--force", help="Replace existing keys.")]
 
 
 def _fail(message: str, code: int) -> None:
-    prefix = i18n.translate(N_("error:"), _Session.lang)
-    err.print(f"[bold red]{prefix}[/] {i18n.translate(message, _Session.lang)}", soft_wrap=True)
+    err.print(f"[bold red]{escape(shown(N_('error:')))}[/] {escape(shown(message))}",
+              soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -278,8 +266,9 @@ def operator_tunnel(
         _fail(N_("Give --operator NAME, or --cert and --key."), ExitCode.UNUSABLE)
         return
     try:
-        listen_host, listen_port = tunnel.split_address(listen, "--listen address")
-        proxy_host, proxy_port = tunnel.split_address(proxy_address, "--proxy address")
+        listen_host, listen_port = tunnel.split_address(listen, word(N_("--listen address")))
+        proxy_host, proxy_port = tunnel.split_address(proxy_address,
+                                                      word(N_("--proxy address")))
         if listen_host not in ("127.0.0.1", "localhost", "::1"):
             raise tunnel.TunnelError(N_("The tunnel listens on a loopback address only."))
         settings = tunnel.TunnelSettings(

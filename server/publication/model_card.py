@@ -84,15 +84,14 @@ def build_model_card(run_dir: Path) -> dict[str, Any]:
     summary_path, weights = run_dir / run_folder.SUMMARY, run_dir / run_folder.MODEL
     for path in (summary_path, weights):
         if not path.is_file():
-            raise ModelCardError(
-                f"The run folder {run_dir} has no {path.name}; give the folder of a "
-                "finished run."
-            )
+            raise ModelCardError(N_(
+                "The run folder %(path)s has no %(file)s; give the folder of a finished run.",
+                path=run_dir, file=path.name))
     try:
         summary = run_folder.read_json(summary_path)
     except ValueError:
-        raise ModelCardError(f"{summary_path} is not valid JSON; the run did not finish "
-                             "writing it.") from None
+        raise ModelCardError(N_("%(path)s is not valid JSON; the run did not finish writing "
+                                "it.", path=summary_path)) from None
     config = _read_config(run_dir)
     rounds = run_folder.read_rounds(run_dir)
     equity = _optional_json(run_dir / run_folder.EQUITY)
@@ -178,8 +177,8 @@ def _read_config(run_dir: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError:
-        raise ModelCardError(f"{path} is not valid TOML; the run did not finish writing "
-                             "it.") from None
+        raise ModelCardError(N_("%(path)s is not valid TOML; the run did not finish writing "
+                                "it.", path=path)) from None
 
 
 def _optional_json(path: Path) -> dict[str, Any] | None:
@@ -188,8 +187,8 @@ def _optional_json(path: Path) -> dict[str, Any] | None:
     try:
         return run_folder.read_json(path)
     except ValueError:
-        raise ModelCardError(f"{path} is not valid JSON; the run did not finish writing "
-                             "it.") from None
+        raise ModelCardError(N_("%(path)s is not valid JSON; the run did not finish writing "
+                                "it.", path=path)) from None
 
 
 def _architecture(config: dict[str, Any]) -> str:
