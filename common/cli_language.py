@@ -25,6 +25,7 @@ from typing import IO, Annotated, Any, TypeGuard
 import click
 import typer
 from babel.messages.extract import extract_python
+from rich.text import Text
 from typer import rich_utils
 from typer.core import TyperGroup
 
@@ -42,6 +43,7 @@ _TYPER_WORDS: Mapping[str, str] = {
     "REQUIRED_LONG_STRING": N_("[required]"),
 }
 _HELP_OPTION = N_("Show this message and exit.")
+ERROR = N_("error:")
 _MSGIDS = "_perseverance_msgids"  # where a click object keeps its English help texts
 
 
@@ -67,6 +69,12 @@ def shown(message: str) -> str:
     """``message`` (a catalogue message or :class:`~common.i18n.Sentence`) in the
     running command's language; a text the catalogue does not hold stays as it is."""
     return i18n.translate(message, _Invocation.lang)
+
+
+def error_line(message: str) -> Text:
+    """``error: <message>`` in the running command's language, the first word in red (a
+    :class:`rich.text.Text`: the message is never read as markup)."""
+    return Text.assemble((shown(ERROR), "bold red"), " ", shown(message))
 
 
 def help_message(text: str) -> str:

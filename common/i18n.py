@@ -142,16 +142,45 @@ def N_(message: str, **params: object) -> str:
     return Sentence(message, params) if params else message
 
 
+class Number(str):
+    """A number put into a sentence (``N_("... %(std)s ...", std=Number(0.5, 2))``): the
+    English notation as a ``str`` (``0.50``), the language's when translated (``0,50``).
+    ``digits`` None writes it as ``:g`` does (:func:`compact`: ``0.5``, ``1e-06``)."""
+
+    value: float
+    digits: int | None
+
+    def __new__(cls, value: float, digits: int | None = 3) -> Number:
+        shown = super().__new__(cls, _written(value, digits, "en"))
+        shown.value, shown.digits = value, digits
+        return shown
+
+    def __reduce__(self) -> tuple[type[Number], tuple[float, int | None]]:
+        return (Number, (self.value, self.digits))
+
+
+def _written(value: float, digits: int | None, lang: str) -> str:
+    return compact(value, lang) if digits is None else number(value, digits, lang)
+
+
+def _parameter(value: object, lang: str) -> object:
+    # A parameter that is itself a sentence (a word chosen by the code) is translated, a
+    # Number is written in the language's notation; any other (a path, a value from the
+    # file) is shown as it is.
+    if isinstance(value, Sentence):
+        return translate(value, lang)
+    if isinstance(value, Number):
+        return _written(value.value, value.digits, lang)
+    return value
+
+
 def translate(text: str, lang: str) -> str:
     """``text`` in ``lang``: a :class:`Sentence` with its parameters, a plain message
     through the catalogue (a text the catalogue does not hold stays as it is)."""
     if not text:
         return text  # gettext's empty message id is the catalogue's header
     if isinstance(text, Sentence):
-        # A parameter that is itself a sentence (a word chosen by the code) is translated
-        # too; any other (a path, a value from the file) is shown as it is.
-        params = {name: translate(value, lang) if isinstance(value, Sentence) else value
-                  for name, value in text.params.items()}
+        params = {name: _parameter(value, lang) for name, value in text.params.items()}
         return gettext(lang)(text.msgid) % params
     return gettext(lang)(text)
 

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from common.audit_trail import Tampering, check_trail
-from common.cli_language import shown
+from common.cli_language import error_line
 from common.errors import ExitCode
 from common.i18n import N_
 from common.records import (
@@ -79,13 +79,13 @@ def verify(
 ) -> None:
     out, err = Console(highlight=False), Console(stderr=True, highlight=False)
     if not run_dir.is_dir():
-        err.print(shown(N_("error: there is no run folder %(path)s.", path=run_dir)),
-                  markup=False)
+        err.print(error_line(N_("there is no run folder %(path)s.", path=run_dir)),
+                  soft_wrap=True)
         raise typer.Exit(ExitCode.UNUSABLE)
     try:
         problems, notes = verify_run(run_dir)
     except (RecordsUnverifiable, RecordsKeyError) as exc:
         sentence = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
-        err.print(f"{shown(N_('error:'))} {shown(sentence)}", soft_wrap=True, markup=False)
+        err.print(error_line(sentence), soft_wrap=True)
         raise typer.Exit(ExitCode.UNUSABLE) from None
     raise typer.Exit(report(problems, notes, out, err))

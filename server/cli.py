@@ -25,9 +25,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
-from common.cli_language import LangOption, LocalisedGroup, shown
+from common.cli_language import LangOption, LocalisedGroup, error_line, shown
 from common.errors import ExitCode
 from common.i18n import N_, word
 from common.workdirs import work_root
@@ -73,8 +72,7 @@ Force = Annotated[bool, typer.Option("--force", help="Replace existing keys.")]
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(f"[bold red]{escape(shown(N_('error:')))}[/] {escape(shown(message))}",
-              soft_wrap=True)
+    err.print(error_line(message), soft_wrap=True)
     raise typer.Exit(code)
 
 

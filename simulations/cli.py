@@ -19,12 +19,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
-from common.cli_language import LangOption, LocalisedGroup, current, shown
+from common.cli_language import LangOption, LocalisedGroup, error_line, shown
 from common.config import ConfigError
 from common.errors import ExitCode
-from common.i18n import N_, compact, number, word
+from common.i18n import N_, Number, word
 from simulations.scenario import Scenario, available_scenarios, load_scenario
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -49,8 +48,7 @@ def _say(message: str) -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(f"[bold red]{escape(shown(N_('error:')))}[/] {escape(shown(message))}",
-              soft_wrap=True)
+    err.print(error_line(message), soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -61,12 +59,12 @@ def _sentence(exc: Exception) -> str:
 
 def _started(loaded: Scenario) -> str:
     """What a run is about to do: its data, rounds and privacy."""
-    lang, n, privacy = current(), loaded.network, loaded.run.privacy
+    n, privacy = loaded.network, loaded.run.privacy
     where = loaded.data.source or N_("%(centres)s synthetic centres, about %(students)s "
                                      "students", centres=n.centres,
-                                     students=number(n.students, 0, lang))
+                                     students=Number(n.students, 0))
     dp = (N_("DP-SGD epsilon %(epsilon)s at delta %(delta)s per centre",
-             epsilon=compact(privacy.epsilon, lang), delta=compact(privacy.delta, lang))
+             epsilon=Number(privacy.epsilon, None), delta=Number(privacy.delta, None))
           if privacy.dp else word(N_("no DP")))
     return N_("Persévérance scenario %(name)s: %(where)s; %(rounds)s rounds; %(dp)s.",
               name=loaded.name, where=where, rounds=loaded.run.rounds, dp=dp)
@@ -74,19 +72,17 @@ def _started(loaded: Scenario) -> str:
 
 def _done(summary: dict[str, Any]) -> str:
     """A finished run's figures (summary.json): time, pooled AUC, epsilon spent."""
-    lang = current()
     released, eps = summary.get("auc_pooled"), summary.get("epsilon_max")
     figures = {
-        "seconds": number(summary["wall_seconds"], 0, lang),
-        "auc": (number(released, 3, lang) if released is not None
+        "seconds": Number(summary["wall_seconds"], 0),
+        "auc": (Number(released, 3) if released is not None
                 else word(N_("not measurable (too few students for the noise)"))),
-        "centralised": number(summary["auc_centralized"], 3, lang),
+        "centralised": Number(summary["auc_centralized"], 3),
     }
     if eps:
         return N_("Done in %(seconds)s s: pooled AUC %(auc)s (centralised without DP "
                   "%(centralised)s), epsilon spent at most %(epsilon)s at delta %(delta)s.",
-                  epsilon=number(eps, 2, lang), delta=compact(summary["delta"], lang),
-                  **figures)
+                  epsilon=Number(eps, 2), delta=Number(summary["delta"], None), **figures)
     return N_("Done in %(seconds)s s: pooled AUC %(auc)s (centralised without DP "
               "%(centralised)s).", **figures)
 
@@ -156,7 +152,7 @@ def generate(
     files = write_network(network, out, fmt=fmt)
     total = sum(len(f) for f in network.frames.values())
     _say(N_("Wrote %(centres)s centres (%(students)s students) to %(path)s.",
-            centres=len(files), students=number(total, 0, current()), path=out))
+            centres=len(files), students=Number(total, 0), path=out))
 
 
 @app.command()
@@ -203,8 +199,8 @@ def bench(
     for name, value in table_rows(report):
         table.add_row(name, value)
     console.print(table)
-    met = ", ".join(f"{k} {shown(N_('yes') if ok else N_('NO'))}"
-                    for k, ok in report["targets"].items())
+    yes, no = shown(N_("yes")), shown(N_("NO"))
+    met = ", ".join(f"{k} {yes if ok else no}" for k, ok in report["targets"].items())
     _say(N_("Targets (set for quebec-72): %(targets)s.", targets=met))
     _say(N_("Figures: %(path)s", path=target))
 

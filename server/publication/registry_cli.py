@@ -12,9 +12,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
-from common.cli_language import current, shown
+from common.cli_language import current, error_line, shown
 from common.errors import ExitCode
 from common.i18n import N_, number
 
@@ -46,8 +45,7 @@ def publish_command(
         target = publish(run_dir, registry)
     except (ModelCardError, RegistryError) as exc:
         sentence = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
-        err.print(f"[bold red]{escape(shown(N_('error:')))}[/] {escape(shown(sentence))}",
-                  soft_wrap=True, markup=True)
+        err.print(error_line(sentence), soft_wrap=True)
         raise typer.Exit(ExitCode.UNUSABLE) from None
     console.print(shown(N_("Published %(model)s: %(path)s. Index: %(index)s",
                            model=target.name, path=target, index=registry / "index.html")),

@@ -42,7 +42,7 @@ def test_a_bad_centre_name_exits_3(tmp_path: Path) -> None:
 
 
 def test_enrol_without_a_key_exits_4(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["enrol", "css-a", "--dir", str(tmp_path)])
+    result = runner.invoke(app, ["--lang", "en", "enrol", "css-a", "--dir", str(tmp_path)])
 
     assert result.exit_code == ExitCode.ENROLMENT
     assert "does not exist" in result.output

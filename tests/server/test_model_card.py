@@ -156,11 +156,11 @@ def test_the_centres_that_refused_are_on_the_card_with_their_reason(tmp_path: Pa
     card = json.loads(json_path.read_text(encoding="utf-8"))
     assert card["centres_refused"] == dict(sorted(REFUSED.items()))
     page = html.unescape(html_path.read_text(encoding="utf-8"))
-    refusals = page.split("<h2>Centres that refused / Centres ayant refusé</h2>")[1]
-    refusals = refusals.split("<h2>")[0]
+    refusals = page.split("<h2>Centres ayant refusé</h2>")[1].split("<h2>")[0]
     for name, reason in REFUSED.items():
         assert f"<tr><td>{name}</td><td>{reason}</td></tr>" in refusals
-    assert "No centre refused" not in refusals
+    assert "<th>centre</th><th>motif</th>" in refusals
+    assert "Aucun centre n'a refusé" not in refusals
 
 
 def test_a_run_nobody_refused_says_so_and_an_older_run_says_not_measured(
@@ -173,12 +173,14 @@ def test_a_run_nobody_refused_says_so_and_an_older_run_says_not_measured(
     _, older_page = write_model_card(older)
 
     assert build_model_card(none_refused)["centres_refused"] == {}
-    assert "No centre refused this run. / Aucun centre n'a refusé cette exécution." in (
+    assert "Aucun centre n'a refusé cette exécution." in (
         html.unescape(none_page.read_text(encoding="utf-8")))
+    assert "No centre refused this run." in (
+        none_refused / "model_card.en.html").read_text(encoding="utf-8")
     assert build_model_card(older)["centres_refused"] == NOT_MEASURED
-    older_text = older_page.read_text(encoding="utf-8")
+    older_text = html.unescape(older_page.read_text(encoding="utf-8"))
     section = older_text.split("Centres ayant refusé</h2>")[1].split("<h2>")[0]
-    assert NOT_MEASURED in section and "No centre refused" not in section
+    assert "non mesuré dans cette exécution" in section and "Aucun centre" not in section
 
 
 def test_a_value_holding_markup_is_escaped_on_the_card(tmp_path: Path) -> None:

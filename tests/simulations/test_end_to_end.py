@@ -82,7 +82,7 @@ def test_bad_override_ends_with_one_sentence_and_exit_2(tmp_path: Path) -> None:
 
 
 def test_unknown_scenario_is_named_with_the_known_ones() -> None:
-    proc = subprocess.run([str(SIM), "run", "--scenario", "nowhere"], capture_output=True,
-                          text=True, timeout=60, check=False)
+    proc = subprocess.run([str(SIM), "--lang", "en", "run", "--scenario", "nowhere"],
+                          capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2
     assert "no scenario named 'nowhere'" in proc.stderr and "demo" in proc.stderr
