@@ -25,6 +25,7 @@ from typing import IO, Annotated, Any, TypeGuard
 import click
 import typer
 from babel.messages.extract import extract_python
+from rich.markup import escape
 from rich.text import Text
 from typer import rich_utils
 from typer.core import TyperGroup
@@ -41,6 +42,9 @@ _TYPER_WORDS: Mapping[str, str] = {
     "COMMANDS_PANEL_TITLE": N_("Commands"),
     "DEFAULT_STRING": N_("[default: {}]"),
     "REQUIRED_LONG_STRING": N_("[required]"),
+    "ERRORS_PANEL_TITLE": N_("Error"),
+    "ABORTED_TEXT": N_("Aborted."),
+    "RICH_HELP": N_("Try [blue]'{command_path} {help_option}'[/] for help."),
 }
 _HELP_OPTION = N_("Show this message and exit.")
 ERROR = N_("error:")
@@ -89,7 +93,8 @@ def _translate_attribute(target: object, attribute: str, lang: str) -> None:
     text = originals.get(attribute, getattr(target, attribute, None))
     if isinstance(text, str) and text:
         originals[attribute] = text
-        setattr(target, attribute, i18n.translate(help_message(text), lang))
+        # typer reads help as rich markup: "[support]" is a word of ours, not a style.
+        setattr(target, attribute, escape(i18n.translate(help_message(text), lang)))
 
 
 def localise(command: click.Command, lang: str) -> None:
