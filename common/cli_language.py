@@ -47,6 +47,7 @@ _TYPER_WORDS: Mapping[str, str] = {
     "RICH_HELP": N_("Try [blue]'{command_path} {help_option}'[/] for help."),
 }
 _HELP_OPTION = N_("Show this message and exit.")
+_USAGE = N_("Usage:")
 ERROR = N_("error:")
 _MSGIDS = "_perseverance_msgids"  # where a click object keeps its English help texts
 
@@ -97,8 +98,21 @@ def _translate_attribute(target: object, attribute: str, lang: str) -> None:
         setattr(target, attribute, escape(i18n.translate(help_message(text), lang)))
 
 
+class _Formatter(click.HelpFormatter):
+    """Click's formatter with its "Usage:" in the running command's language."""
+
+    def write_usage(self, prog: str, args: str = "", prefix: str | None = None) -> None:
+        super().write_usage(prog, args, f"{shown(_USAGE)} " if prefix is None else prefix)
+
+
+class _Context(click.Context):
+    formatter_class = _Formatter
+
+
 def localise(command: click.Command, lang: str) -> None:
     """Translate the help texts of ``command`` and its subcommands into ``lang``."""
+    if command.context_class is click.Context:  # typer's commands use Click's own
+        command.context_class = _Context
     for name, message in _TYPER_WORDS.items():
         setattr(rich_utils, name, i18n.translate(message, lang))
     for attribute in ("help", "short_help", "epilog"):

@@ -38,6 +38,8 @@ def test_the_help_is_french_by_default_and_english_with_lang() -> None:
     assert "Commandes" in french.stdout and "Lister les scénarios fournis." in french.stdout
     assert "Simulated federations of Québec school service centres." in english.stdout
     assert "Commands" in english.stdout and "List the shipped scenarios." in english.stdout
+    assert "Utilisation : root run [OPTIONS]" in option.stdout
+    assert "Usage: root [OPTIONS]" in english.stdout
     assert "Nom du scénario (voir `list`) ou chemin d'un fichier TOML." in option.stdout
     assert "[par défaut : demo]" in option.stdout
 
