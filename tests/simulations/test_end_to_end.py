@@ -72,7 +72,8 @@ def test_nothing_is_left_running(tiny_run) -> None:
 
 def test_bad_override_ends_with_one_sentence_and_exit_2(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [str(SIM), "run", "--scenario", "tiny", "--set", "rounds=zero", "--out", str(tmp_path)],
+        [str(SIM), "--lang", "en", "run", "--scenario", "tiny", "--set", "rounds=zero", "--out",
+         str(tmp_path)],
         capture_output=True, text=True, timeout=60, check=False,
     )
     assert proc.returncode == 2
