@@ -174,6 +174,13 @@ def _parameter(value: object, lang: str) -> object:
     return value
 
 
+def sentence(error: BaseException) -> str:
+    """The sentence ``error`` was raised with: its :class:`Sentence` (with its parameters,
+    for :func:`translate`) when it has one, else ``str(error)``."""
+    first = error.args[0] if error.args else None
+    return first if isinstance(first, str) else str(error)
+
+
 def translate(text: str, lang: str) -> str:
     """``text`` in ``lang``: a :class:`Sentence` with its parameters, a plain message
     through the catalogue (a text the catalogue does not hold stays as it is)."""

@@ -18,7 +18,7 @@ from rich.console import Console
 from common.audit_trail import Tampering, check_trail
 from common.cli_language import error_line
 from common.errors import ExitCode
-from common.i18n import N_
+from common.i18n import N_, sentence
 from common.records import (
     RecordsUnverifiable,
     read_anchors,
@@ -85,7 +85,6 @@ def verify(
     try:
         problems, notes = verify_run(run_dir)
     except (RecordsUnverifiable, RecordsKeyError) as exc:
-        sentence = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
-        err.print(error_line(sentence), soft_wrap=True)
+        err.print(error_line(sentence(exc)), soft_wrap=True)
         raise typer.Exit(ExitCode.UNUSABLE) from None
     raise typer.Exit(report(problems, notes, out, err))

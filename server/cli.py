@@ -28,7 +28,7 @@ from rich.console import Console
 
 from common.cli_language import LangOption, LocalisedGroup, error_line, shown
 from common.errors import ExitCode
-from common.i18n import N_, word
+from common.i18n import N_, sentence, word
 from common.workdirs import work_root
 from server.audit_verify import audit_app
 from server.deployment import pki as pki_lib
@@ -89,7 +89,7 @@ def pki_init(
     try:
         paths = pki_lib.init_pki(root, names or [], force=force)
     except pki_lib.PkiError as exc:
-        _fail(_sentence(exc), ExitCode.PKI)
+        _fail(sentence(exc), ExitCode.PKI)
         return
     _print_servers(paths)
     _say(console, N_("Operator CA certificate: %(path)s", path=paths.operator_ca_certificate))
@@ -116,7 +116,7 @@ def pki_renew_server(
     try:
         paths = pki_lib.renew_server(root, names or [])
     except pki_lib.PkiError as exc:
-        _fail(_sentence(exc), ExitCode.PKI)
+        _fail(sentence(exc), ExitCode.PKI)
         return
     _print_servers(paths)
 
@@ -133,7 +133,7 @@ def pki_add_operator(
     try:
         paths = pki_lib.add_operator(root, name, force=force)
     except pki_lib.PkiError as exc:
-        _fail(_sentence(exc), ExitCode.PKI)
+        _fail(sentence(exc), ExitCode.PKI)
         return
     _say(console, N_("Certificate: %(path)s", path=paths.operator_certificate(name)))
     _say(console, N_("Private key (to the operator only): %(path)s",
@@ -161,7 +161,7 @@ def pki_revoke_centre(
     try:
         entry = enrolment.revoke_centre(name, inventory or root / "inventory.json", connection)
     except enrolment.EnrolmentError as exc:
-        _fail(_sentence(exc), ExitCode.ENROLMENT)
+        _fail(sentence(exc), ExitCode.ENROLMENT)
         return
     _say(console, N_("Revoked %(centre)s: node %(node)s (key %(key)s) on %(when)s.",
                      centre=entry.centre, node=entry.node_id, key=entry.fingerprint,
@@ -181,7 +181,7 @@ def pki_add_centre(
         paths = pki_lib.add_centre(root, name, force=force)
         public = pki_lib.load_public_key(paths.centre_public_key(name).read_bytes())
     except pki_lib.PkiError as exc:
-        _fail(_sentence(exc), ExitCode.PKI)
+        _fail(sentence(exc), ExitCode.PKI)
         return
     _say(console, N_("Private key (to the centre only): %(path)s",
                      path=paths.centre_private_key(name)))
@@ -217,7 +217,7 @@ def enrol(
         entry = enrolment.enrol(name, key, inventory or root / "inventory.json", connection,
                                 region=region, indigenous_governed=indigenous_governed)
     except (enrolment.EnrolmentError, pki_lib.PkiError) as exc:
-        _fail(_sentence(exc), ExitCode.ENROLMENT)
+        _fail(sentence(exc), ExitCode.ENROLMENT)
         return
     _say(console, N_("Enrolled %(centre)s: node %(node)s, key %(key)s.", centre=entry.centre,
                      node=entry.node_id, key=entry.fingerprint))
@@ -283,7 +283,7 @@ def operator_tunnel(
                      connection=connection))
         tunnel.serve_forever(settings)
     except tunnel.TunnelError as exc:
-        _fail(_sentence(exc), ExitCode.DEPLOYMENT)
+        _fail(sentence(exc), ExitCode.DEPLOYMENT)
 
 
 @app.command("console")
@@ -324,11 +324,6 @@ def console_command(
     _say(err, N_("Console: %(url)s (Ctrl-C to stop).", url=url))
     serve(ConsoleSettings(runs.resolve(), registry, inventory, superlink), host, port,
           root_path.rstrip("/"))
-
-
-def _sentence(exc: Exception) -> str:
-    """The error's sentence as it was made (a catalogue ``Sentence`` keeps its parameters)."""
-    return exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
 
 
 def main() -> None:

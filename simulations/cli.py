@@ -23,7 +23,7 @@ from rich.console import Console
 from common.cli_language import LangOption, LocalisedGroup, error_line, shown
 from common.config import ConfigError
 from common.errors import ExitCode
-from common.i18n import N_, Number, word
+from common.i18n import N_, Number, sentence, word
 from simulations.scenario import Scenario, available_scenarios, load_scenario
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -50,11 +50,6 @@ def _say(message: str) -> None:
 def _fail(message: str, code: int) -> None:
     err.print(error_line(message), soft_wrap=True)
     raise typer.Exit(code)
-
-
-def _sentence(exc: Exception) -> str:
-    """The error's sentence as it was made (a catalogue ``Sentence`` keeps its parameters)."""
-    return exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
 
 
 def _started(loaded: Scenario) -> str:
@@ -108,13 +103,13 @@ def run(
     try:
         loaded = load_scenario(scenario, set_)
     except ConfigError as exc:
-        _fail(_sentence(exc), ConfigError.exit_code)
+        _fail(sentence(exc), ConfigError.exit_code)
         return
     _say(_started(loaded))
     try:
         run_dir = run_scenario(loaded, out, quiet_flower=not verbose)
     except (SimulationError, ConfigError) as exc:
-        _fail(_sentence(exc), getattr(exc, "exit_code", 3))
+        _fail(sentence(exc), getattr(exc, "exit_code", 3))
         return
     except KeyboardInterrupt:
         _fail(N_("interrupted; the run folder may be incomplete."), 130)
@@ -141,7 +136,7 @@ def generate(
         if fmt not in ("parquet", "csv"):
             raise ConfigError(f"--format must be parquet or csv, not {fmt!r}.")
     except ConfigError as exc:
-        _fail(_sentence(exc), ConfigError.exit_code)
+        _fail(sentence(exc), ConfigError.exit_code)
         return
     spec = loaded.network
     network = generate_network(
@@ -177,7 +172,7 @@ def bench(
     try:
         loaded = load_scenario(scenario, set_)
     except ConfigError as exc:
-        _fail(_sentence(exc), ConfigError.exit_code)
+        _fail(sentence(exc), ConfigError.exit_code)
         return
     folder = out or default_run_dir(f"bench-{loaded.name}")
     _say(N_("Persévérance benchmark of scenario %(name)s: plain loop and simulation engine, "
@@ -185,7 +180,7 @@ def bench(
     try:
         report = run_bench(loaded, folder, progress=lambda line: _say(f"  {shown(line)}"))
     except (SimulationError, ConfigError) as exc:
-        _fail(_sentence(exc), getattr(exc, "exit_code", 3))
+        _fail(sentence(exc), getattr(exc, "exit_code", 3))
         return
     except KeyboardInterrupt:
         _fail(N_("interrupted; no figures written."), 130)
@@ -223,7 +218,7 @@ def sweep(
         load_scenario(scenario, set_)  # refuse bad input before the first run
         points = run_sweep(scenario, values, list(set_ or []), out)
     except (ConfigError, SimulationError) as exc:
-        _fail(_sentence(exc), getattr(exc, "exit_code", 3))
+        _fail(sentence(exc), getattr(exc, "exit_code", 3))
         return
     console.print(table(points))
     _say(N_("Figure and table: %(path)s", path=out))
@@ -279,8 +274,8 @@ def dev_federation(
     except tuple(kind for kind, _ in codes) as exc:
         code = next(c for kind, c in codes if isinstance(exc, kind))
         stopped = code >= ExitCode.DEPLOYMENT
-        _fail(N_("%(error)s Every process started has been stopped.", error=_sentence(exc))
-              if stopped else _sentence(exc), code)
+        _fail(N_("%(error)s Every process started has been stopped.", error=sentence(exc))
+              if stopped else sentence(exc), code)
         return
     except KeyboardInterrupt:
         _fail(N_("interrupted; every process started has been stopped."), ExitCode.INTERRUPTED)

@@ -29,7 +29,7 @@ from common.app_approval import (
 )
 from common.cli_language import error_line, shown
 from common.errors import ExitCode
-from common.i18n import N_
+from common.i18n import N_, sentence
 
 HELP = (
     "The apps this centre runs: a run's code (its FAB) runs next to the data only if its "
@@ -67,8 +67,7 @@ def app_hash(target: str) -> str:
 
 
 def _fail(err: ApprovalError) -> typer.Exit:
-    sentence = err.args[0] if err.args and isinstance(err.args[0], str) else str(err)
-    _err.print(error_line(sentence), soft_wrap=True)
+    _err.print(error_line(sentence(err)), soft_wrap=True)
     return typer.Exit(ExitCode.UNUSABLE)
 
 

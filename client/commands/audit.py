@@ -11,7 +11,7 @@ from rich.console import Console
 from client.commands.language import LangOption
 from common.cli_language import error_line
 from common.errors import ExitCode
-from common.i18n import N_
+from common.i18n import N_, sentence
 from common.records import (
     RecordsUnverifiable,
     read_anchors,
@@ -56,8 +56,7 @@ def verify(
         found = read_anchors(anchors) if anchors is not None else []
         check = verify_centre(state, key, found, actor)
     except (RecordsUnverifiable, RecordsKeyError) as exc:
-        sentence = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
-        err.print(error_line(sentence), soft_wrap=True)
+        err.print(error_line(sentence(exc)), soft_wrap=True)
         raise typer.Exit(ExitCode.UNUSABLE) from None
     raise typer.Exit(report(check.problems, check.notes, out, err))
 

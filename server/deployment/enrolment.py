@@ -26,7 +26,7 @@ from pathlib import Path
 import tomli_w
 
 from common.files import atomic_write_bytes
-from common.i18n import N_
+from common.i18n import N_, sentence
 from server.deployment import pki
 
 REGISTER_TIMEOUT_SECONDS = 60.0
@@ -222,7 +222,7 @@ def enrol(
         key_fingerprint = pki.fingerprint(pki.load_public_key(public_key.read_bytes()))
     except pki.PkiError as err:
         raise EnrolmentError(N_("%(path)s: %(reason)s", path=public_key,
-                                reason=err.args[0] if err.args else str(err))) from err
+                                reason=sentence(err))) from err
     entries = read_inventory(inventory)
     for entry in entries:
         if entry.fingerprint == key_fingerprint and entry.revoked_at:

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from common.cli_language import current, error_line, shown
 from common.errors import ExitCode
-from common.i18n import N_, number
+from common.i18n import N_, number, sentence
 
 registry_app = typer.Typer(
     no_args_is_help=True,
@@ -44,8 +44,7 @@ def publish_command(
     try:
         target = publish(run_dir, registry)
     except (ModelCardError, RegistryError) as exc:
-        sentence = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
-        err.print(error_line(sentence), soft_wrap=True)
+        err.print(error_line(sentence(exc)), soft_wrap=True)
         raise typer.Exit(ExitCode.UNUSABLE) from None
     console.print(shown(N_("Published %(model)s: %(path)s. Index: %(index)s",
                            model=target.name, path=target, index=registry / "index.html")),
