@@ -4,8 +4,9 @@ One invocation has one language: ``--lang`` (fr or en), else the locale (``LC_AL
 ``LC_MESSAGES``, ``LANG``), else French (:func:`common.i18n.choose`). The root group of
 each command is a :class:`LocalisedGroup`: when the command starts, it sets the
 language from the locale and translates every help text of its tree (commands' and
-options' descriptions, typer's panel titles) through the one catalogue; ``--lang`` is
-eager, so ``--lang en --help`` (the option before ``--help``) shows English help.
+options' descriptions, typer's panel titles, Click's "Usage:") through the one
+catalogue; ``--lang`` is eager, so ``--lang en --help`` (the option before ``--help``)
+shows English help.
 
 The help texts stay English in the code (docstrings of the commands, ``help=`` strings,
 ``*HELP`` constants); :func:`extract` is the Babel extraction method that puts them in
@@ -110,11 +111,16 @@ class _Context(click.Context):
 
 
 def localise(command: click.Command, lang: str) -> None:
-    """Translate the help texts of ``command`` and its subcommands into ``lang``."""
-    if command.context_class is click.Context:  # typer's commands use Click's own
-        command.context_class = _Context
+    """Translate the help texts of ``command`` and its subcommands into ``lang``, and
+    typer's words of a help page (module settings of ``typer.rich_utils``)."""
     for name, message in _TYPER_WORDS.items():
         setattr(rich_utils, name, i18n.translate(message, lang))
+    _localise_tree(command, lang)
+
+
+def _localise_tree(command: click.Command, lang: str) -> None:
+    if command.context_class is click.Context:  # typer's commands use Click's own
+        command.context_class = _Context
     for attribute in ("help", "short_help", "epilog"):
         _translate_attribute(command, attribute, lang)
     for param in command.params:
@@ -124,7 +130,7 @@ def localise(command: click.Command, lang: str) -> None:
         help_option.help = i18n.translate(_HELP_OPTION, lang)
     if isinstance(command, click.Group):
         for subcommand in command.commands.values():
-            localise(subcommand, lang)
+            _localise_tree(subcommand, lang)
 
 
 def set_language(lang: str, context: click.Context | None = None) -> str:
