@@ -142,6 +142,26 @@ def test_noisy_equity_counts_are_said_and_unjudgeable_groups_named(tmp_path: Pat
     assert not any("differential-privacy noise" in note for note in plain)
 
 
+def test_the_computed_sentences_are_in_the_language_of_each_page(tmp_path: Path) -> None:
+    run = write_run_folder(tmp_path / "run")
+    equity = json.loads((run / "equity.json").read_text())
+    equity["noise_std"] = 7.26
+    equity["suppressed"] = ["region=Nord"]
+    (run / "equity.json").write_text(json.dumps(equity))
+
+    json_path, html_path = write_model_card(run)
+
+    card = json.loads(json_path.read_text(encoding="utf-8"))
+    french = html.unescape(html_path.read_text(encoding="utf-8"))
+    english = html.unescape((run / "model_card.en.html").read_text(encoding="utf-8"))
+    noise = "The equity counts carry differential-privacy noise (std 7.26 per count"
+    assert any(note.startswith(noise) for note in card["limitations"])  # the JSON: English
+    assert noise in english and "écart-type 7,26 par effectif de chaque centre" in french
+    assert "sont supprimés : region=Nord." in french
+    assert "simulation (scénario fixture)" in french and "(ReLU), sortie logit" in french
+    assert "differential-privacy noise" not in french and "Groups too small" not in french
+
+
 REFUSED = {
     "CSS des Trois-Lacs": "The run asks for less privacy than this centre's policy allows.",
     "CSS de la Capitale": "The run's code is not the code this centre approved.",
