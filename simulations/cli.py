@@ -269,7 +269,7 @@ def dev_federation(
     ]
     try:
         run_dir = run_dev_federation(
-            options, echo=lambda line: console.print(line, markup=False, soft_wrap=True)
+            options, echo=lambda line: console.print(shown(line), markup=False, soft_wrap=True)
         )
     except tuple(kind for kind, _ in codes) as exc:
         code = next(c for kind, c in codes if isinstance(exc, kind))
