@@ -134,7 +134,8 @@ def generate(
     try:
         loaded = load_scenario(scenario, set_)
         if fmt not in ("parquet", "csv"):
-            raise ConfigError(f"--format must be parquet or csv, not {fmt!r}.")
+            raise ConfigError(N_("--format must be parquet or csv, not %(format)r.",
+                                 format=fmt))
     except ConfigError as exc:
         _fail(sentence(exc), ConfigError.exit_code)
         return
