@@ -14,6 +14,8 @@ import importlib
 
 import typer
 
+from common.cli_language import LocalisedGroup
+
 # Modules with a ``register(app)`` function, in the order their commands are listed.
 COMMANDS = ("client.commands.validate", "client.commands.score", "client.commands.ledger",
             "client.commands.audit", "client.commands.app")
@@ -24,6 +26,7 @@ app = typer.Typer(
     "Exit codes: 0 success; 2 unusable input or wrong usage (one sentence says why).",
     no_args_is_help=True,
     add_completion=False,
+    cls=LocalisedGroup,  # the help in the command's language (--lang, locale, French)
     pretty_exceptions_enable=False,  # a user's mistake never shows a traceback; bugs do
 )
 

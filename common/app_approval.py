@@ -28,6 +28,7 @@ from pathlib import Path
 
 from common.errors import ExitCode, PerseveranceError
 from common.files import atomic_write_bytes
+from common.i18n import N_
 
 APPROVED_APPS_FILE = "approved-apps.json"
 FORMAT_VERSION = 1
@@ -79,15 +80,18 @@ def read_approved(state_dir: Path) -> list[ApprovedApp]:
     except FileNotFoundError:
         return []
     except (OSError, ValueError) as err:
-        raise ApprovalError(f"The approved-apps list {path} cannot be read ({err}).") from err
+        raise ApprovalError(N_("The approved-apps list %(path)s cannot be read (%(reason)s).",
+                               path=path, reason=str(err))) from err
     try:
         if payload["version"] != FORMAT_VERSION:
             raise ValueError(f"format version {payload['version']}")
         apps = [ApprovedApp(**entry) for entry in payload["apps"]]
     except (KeyError, TypeError, ValueError) as err:
-        raise ApprovalError(f"The approved-apps list {path} is not valid ({err}).") from err
+        raise ApprovalError(N_("The approved-apps list %(path)s is not valid (%(reason)s).",
+                               path=path, reason=str(err))) from err
     if not all(_HASH.fullmatch(app.fab_hash) for app in apps):
-        raise ApprovalError(f"The approved-apps list {path} holds a malformed hash.")
+        raise ApprovalError(N_("The approved-apps list %(path)s holds a malformed hash.",
+                               path=path))
     return apps
 
 
@@ -101,7 +105,8 @@ def approve(state_dir: Path, digest: str, note: str = "") -> tuple[ApprovedApp, 
     an approved app again keeps the first entry and its note)."""
     digest = digest.strip().lower()
     if not _HASH.fullmatch(digest):
-        raise ApprovalError(f"{digest!r} is not a SHA-256 (64 hexadecimal digits).")
+        raise ApprovalError(N_("%(digest)r is not a SHA-256 (64 hexadecimal digits).",
+                               digest=digest))
     with _locked(state_dir):
         apps = read_approved(state_dir)
         for app in apps:
@@ -117,16 +122,17 @@ def revoke(state_dir: Path, digest_or_prefix: str) -> ApprovedApp:
     hex digits; returns the entry removed."""
     wanted = digest_or_prefix.strip().lower()
     if not _PREFIX.fullmatch(wanted):
-        raise ApprovalError(f"{digest_or_prefix!r} is not a hash or a prefix of at least "
-                            "8 hexadecimal digits.")
+        raise ApprovalError(N_("%(digest)r is not a hash or a prefix of at least 8 "
+                               "hexadecimal digits.", digest=digest_or_prefix))
     with _locked(state_dir):
         apps = read_approved(state_dir)
         matches = [app for app in apps if app.fab_hash.startswith(wanted)]
         if len(matches) != 1:
             raise ApprovalError(
-                f"No approved app has a hash starting with {wanted}." if not matches else
-                f"{len(matches)} approved apps have a hash starting with {wanted}; give more "
-                "digits.")
+                N_("No approved app has a hash starting with %(prefix)s.", prefix=wanted)
+                if not matches else
+                N_("%(count)s approved apps have a hash starting with %(prefix)s; give more "
+                   "digits.", count=len(matches), prefix=wanted))
         _write(state_dir, [app for app in apps if app is not matches[0]])
     return matches[0]
 
@@ -142,8 +148,8 @@ def _locked(state_dir: Path) -> Iterator[None]:
     """One writer at a time (two operators, or the launcher and an operator): a change
     read before another one was written would undo it."""
     if not state_dir.is_dir():
-        raise ApprovalError(f"The state folder {state_dir} does not exist; give the "
-                            "centre's state-dir.")
+        raise ApprovalError(N_("The state folder %(path)s does not exist; give the "
+                               "centre's state-dir.", path=state_dir))
     lock_path = state_dir / f".{APPROVED_APPS_FILE}.lock"
     with lock_path.open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

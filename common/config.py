@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from common.errors import ExitCode, PerseveranceError
+from common.i18n import N_, word
 
 ConfigValue = bool | int | float | str
 
@@ -204,7 +205,8 @@ class RunConfig:
         for key, raw in flat.items():
             if key not in defaults:
                 known = ", ".join(sorted(defaults))
-                raise ConfigError(f"Unknown configuration key '{key}' (known keys: {known}).")
+                raise ConfigError(N_("Unknown configuration key '%(key)s' (known keys: "
+                                     "%(known)s).", key=key, known=known))
             value = _coerce(key, raw, defaults[key])
             if "." in key:
                 section, name = key.split(".", 1)
@@ -220,7 +222,7 @@ class RunConfig:
 
 def _check(condition: bool, message: str) -> None:
     if not condition:
-        raise ConfigError(f"Invalid configuration: {message}.")
+        raise ConfigError(N_("Invalid configuration: %(problem)s.", problem=message))
 
 
 def _coerce(key: str, raw: Any, default: ConfigValue) -> ConfigValue:
@@ -243,13 +245,15 @@ def _coerce(key: str, raw: Any, default: ConfigValue) -> ConfigValue:
             return float(raw)
         return str(raw)
     except (TypeError, ValueError):
-        kind = {bool: "a boolean", int: "an integer", float: "a number"}.get(type(default), "text")
-        raise ConfigError(f"Configuration key '{key}' needs {kind}, got {raw!r}.") from None
+        kind = {bool: N_("a boolean"), int: N_("an integer"), float: N_("a number")}.get(
+            type(default), N_("text"))
+        raise ConfigError(N_("Configuration key '%(key)s' needs %(kind)s, got %(value)r.",
+                             key=key, kind=word(kind), value=raw)) from None
 
 
 def parse_assignment(text: str) -> tuple[str, str]:
     """Split ``KEY=VALUE`` from the command line."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"'{text}' is not of the form KEY=VALUE.")
+        raise ConfigError(N_("'%(text)s' is not of the form KEY=VALUE.", text=text))
     return key.strip(), value.strip()

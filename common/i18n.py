@@ -28,7 +28,7 @@ from pathlib import Path
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_decimal
+from babel.numbers import format_decimal, get_decimal_symbol
 
 from common.files import package_data
 
@@ -142,16 +142,52 @@ def N_(message: str, **params: object) -> str:
     return Sentence(message, params) if params else message
 
 
+class Number(str):
+    """A number put into a sentence (``N_("... %(std)s ...", std=Number(0.5, 2))``): the
+    English notation as a ``str`` (``0.50``), the language's when translated (``0,50``).
+    ``digits`` None writes it as ``:g`` does (:func:`compact`: ``0.5``, ``1e-06``)."""
+
+    value: float
+    digits: int | None
+
+    def __new__(cls, value: float, digits: int | None = 3) -> Number:
+        shown = super().__new__(cls, _written(value, digits, "en"))
+        shown.value, shown.digits = value, digits
+        return shown
+
+    def __reduce__(self) -> tuple[type[Number], tuple[float, int | None]]:
+        return (Number, (self.value, self.digits))
+
+
+def _written(value: float, digits: int | None, lang: str) -> str:
+    return compact(value, lang) if digits is None else number(value, digits, lang)
+
+
+def _parameter(value: object, lang: str) -> object:
+    # A parameter that is itself a sentence (a word chosen by the code) is translated, a
+    # Number is written in the language's notation; any other (a path, a value from the
+    # file) is shown as it is.
+    if isinstance(value, Sentence):
+        return translate(value, lang)
+    if isinstance(value, Number):
+        return _written(value.value, value.digits, lang)
+    return value
+
+
+def sentence(error: BaseException) -> str:
+    """The sentence ``error`` was raised with: its :class:`Sentence` (with its parameters,
+    for :func:`translate`) when it has one, else ``str(error)``."""
+    first = error.args[0] if error.args else None
+    return first if isinstance(first, str) else str(error)
+
+
 def translate(text: str, lang: str) -> str:
     """``text`` in ``lang``: a :class:`Sentence` with its parameters, a plain message
     through the catalogue (a text the catalogue does not hold stays as it is)."""
     if not text:
         return text  # gettext's empty message id is the catalogue's header
     if isinstance(text, Sentence):
-        # A parameter that is itself a sentence (a word chosen by the code) is translated
-        # too; any other (a path, a value from the file) is shown as it is.
-        params = {name: translate(value, lang) if isinstance(value, Sentence) else value
-                  for name, value in text.params.items()}
+        params = {name: _parameter(value, lang) for name, value in text.params.items()}
         return gettext(lang)(text.msgid) % params
     return gettext(lang)(text)
 
@@ -160,3 +196,9 @@ def number(value: float | int, digits: int = 3, lang: str = DEFAULT) -> str:
     """``value`` with ``digits`` decimals in the language's notation (``0,784``)."""
     pattern = "#,##0" + ("." + "0" * digits if digits > 0 else "")
     return str(format_decimal(value, format=pattern, locale=BABEL_LOCALES[lang]))
+
+
+def compact(value: float | int, lang: str = DEFAULT) -> str:
+    """``value`` as ``:g`` writes it (``0.5``, ``1e-06``) with the language's decimal mark
+    (``0,5``): a parameter (epsilon, delta) shown as the user wrote it."""
+    return f"{value:g}".replace(".", get_decimal_symbol(BABEL_LOCALES[lang]))

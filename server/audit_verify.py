@@ -16,7 +16,9 @@ import typer
 from rich.console import Console
 
 from common.audit_trail import Tampering, check_trail
+from common.cli_language import error_line
 from common.errors import ExitCode
+from common.i18n import N_, sentence
 from common.records import (
     RecordsUnverifiable,
     read_anchors,
@@ -27,10 +29,12 @@ from common.records_key import RecordsKeyError, read_key
 from server.federation.audit_log import AUDIT_FILE, KEY_ENV, ministry_key_path
 
 STATE = "state"
+# The help names the key's variable (KEY_ENV) in full: a help text is a catalogue message.
 HELP = (
     "Check a run folder's records: the ministry's audit.jsonl against the ministry's "
-    f"records key (${KEY_ENV}), and in a simulation run folder every state/centre-* "
-    "audit log and privacy ledger against its key and the heads the ministry recorded. "
+    "records key ($PERSEVERANCE_MINISTRY_KEY), and in a simulation run folder every "
+    "state/centre-* audit log and privacy ledger against its key and the heads the ministry "
+    "recorded. "
     "Reads only.\n\nExit codes: 0 intact; 4 altered (the first bad entry is named on "
     "stderr, then the others); 2 no such run folder, or a key missing for keyed records."
 )
@@ -45,8 +49,10 @@ def verify_run(run_dir: Path) -> tuple[list[Tampering], list[str]]:
     key = read_key(key_file)
     ministry = check_trail(log, key)
     if key is None and len(ministry.links) > ministry.unkeyed:
-        raise RecordsUnverifiable(f"The ministry's log {log} is keyed but there is no key at "
-                                  f"{key_file}: set {KEY_ENV} to the ministry's records key.")
+        raise RecordsUnverifiable(N_(
+            "The ministry's log %(log)s is keyed but there is no key at %(path)s: set "
+            "%(variable)s to the ministry's records key.", log=log, path=key_file,
+            variable=KEY_ENV))
     anchors = read_anchors(log) if log.is_file() else []
     problems, notes = list(ministry.problems), [
         f"ministry: audit log {len(ministry.links)} lines ({ministry.unkeyed} unkeyed), "
@@ -73,11 +79,12 @@ def verify(
 ) -> None:
     out, err = Console(highlight=False), Console(stderr=True, highlight=False)
     if not run_dir.is_dir():
-        err.print(f"error: there is no run folder {run_dir}.")
+        err.print(error_line(N_("there is no run folder %(path)s.", path=run_dir)),
+                  soft_wrap=True)
         raise typer.Exit(ExitCode.UNUSABLE)
     try:
         problems, notes = verify_run(run_dir)
     except (RecordsUnverifiable, RecordsKeyError) as exc:
-        err.print(f"error: {exc}", soft_wrap=True, markup=False)
+        err.print(error_line(sentence(exc)), soft_wrap=True)
         raise typer.Exit(ExitCode.UNUSABLE) from None
     raise typer.Exit(report(problems, notes, out, err))

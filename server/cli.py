@@ -9,27 +9,26 @@ refused (by the inventory or the SuperLink), or for ``audit verify`` tampered re
 the operator tunnel cannot start; 130 interrupted. ``operator-tunnel ... -- COMMAND``
 exits with COMMAND's code. The loopback launcher is ``perseverance-sim dev-federation``.
 
-The command's own sentences (what it made, its errors) are in French unless ``--lang en``
-(before the subcommand: ``perseverance-server --lang en pki init``) or the locale says
-English; they come from the one catalogue (``common.i18n``). Sentences of the libraries
-it calls (PKI, enrolment, tunnel) are translated when they are catalogue messages
-(``N_``) and shown as they are otherwise.
+The command's own sentences (what it made, its errors) and its help are in French unless
+``--lang en`` (before the subcommand: ``perseverance-server --lang en pki init``) or the
+locale says English; they come from the one catalogue (``common.i18n``,
+``common.cli_language``). The errors of the libraries it calls (PKI, enrolment, tunnel,
+registry, model card, audit) are catalogue messages (``N_``), shown in that language.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from common import i18n
+from common.cli_language import LangOption, LocalisedGroup, error_line, shown
 from common.errors import ExitCode
-from common.i18n import N_
+from common.i18n import N_, sentence, word
 from common.workdirs import work_root
 from server.audit_verify import audit_app
 from server.deployment import pki as pki_lib
@@ -37,6 +36,7 @@ from server.publication.registry_cli import registry_app
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    cls=LocalisedGroup,
     help="The ministry's side of Persévérance: PKI, enrolment of centres, deployment. "
     "Exit codes: 0 ok, 2 usage, 3 PKI, 4 enrolment (audit verify: tampered), 6 tunnel, "
     "130 interrupted.",
@@ -52,27 +52,14 @@ console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
-class Language(StrEnum):
-    fr = "fr"
-    en = "en"
-
-
-class _Session:
-    """The language of this invocation (``--lang``, else the locale, else French)."""
-
-    lang = i18n.DEFAULT
-
-
 @app.callback()
-def _options(lang: Annotated[Language | None, typer.Option(
-        "--lang", help="Language of the messages (fr or en); default: the locale, else "
-        "French.", show_default=False)] = None) -> None:
-    _Session.lang = i18n.choose(lang.value if lang is not None else None)
+def _options(lang: LangOption = None) -> None:
+    """The language is set by the option's callback (``common.cli_language``)."""
 
 
 def _say(out: Console, message: str) -> None:
     """Print ``message`` (a catalogue message, or a sentence from elsewhere as it is)."""
-    out.print(i18n.translate(message, _Session.lang), soft_wrap=True)
+    out.print(shown(message), soft_wrap=True)
 
 
 def _default_pki_dir() -> Path:
@@ -85,8 +72,7 @@ Force = Annotated[bool, typer.Option("--force", help="Replace existing keys.")]
 
 
 def _fail(message: str, code: int) -> None:
-    prefix = i18n.translate(N_("error:"), _Session.lang)
-    err.print(f"[bold red]{prefix}[/] {i18n.translate(message, _Session.lang)}", soft_wrap=True)
+    err.print(error_line(message), soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -103,7 +89,7 @@ def pki_init(
     try:
         paths = pki_lib.init_pki(root, names or [], force=force)
     except pki_lib.PkiError as exc:
-        _fail(_sentence(exc), ExitCode.PKI)
+        _fail(sentence(exc), ExitCode.PKI)
         return
     _print_servers(paths)
     _say(console, N_("Operator CA certificate: %(path)s", path=paths.operator_ca_certificate))
@@ -130,7 +116,7 @@ def pki_renew_server(
     try:
         paths = pki_lib.renew_server(root, names or [])
     except pki_lib.PkiError as exc:
-        _fail(_sentence(exc), ExitCode.PKI)
+        _fail(sentence(exc), ExitCode.PKI)
         return
     _print_servers(paths)
 
@@ -147,7 +133,7 @@ def pki_add_operator(
     try:
         paths = pki_lib.add_operator(root, name, force=force)
     except pki_lib.PkiError as exc:
-        _fail(_sentence(exc), ExitCode.PKI)
+        _fail(sentence(exc), ExitCode.PKI)
         return
     _say(console, N_("Certificate: %(path)s", path=paths.operator_certificate(name)))
     _say(console, N_("Private key (to the operator only): %(path)s",
@@ -175,7 +161,7 @@ def pki_revoke_centre(
     try:
         entry = enrolment.revoke_centre(name, inventory or root / "inventory.json", connection)
     except enrolment.EnrolmentError as exc:
-        _fail(_sentence(exc), ExitCode.ENROLMENT)
+        _fail(sentence(exc), ExitCode.ENROLMENT)
         return
     _say(console, N_("Revoked %(centre)s: node %(node)s (key %(key)s) on %(when)s.",
                      centre=entry.centre, node=entry.node_id, key=entry.fingerprint,
@@ -195,7 +181,7 @@ def pki_add_centre(
         paths = pki_lib.add_centre(root, name, force=force)
         public = pki_lib.load_public_key(paths.centre_public_key(name).read_bytes())
     except pki_lib.PkiError as exc:
-        _fail(_sentence(exc), ExitCode.PKI)
+        _fail(sentence(exc), ExitCode.PKI)
         return
     _say(console, N_("Private key (to the centre only): %(path)s",
                      path=paths.centre_private_key(name)))
@@ -231,7 +217,7 @@ def enrol(
         entry = enrolment.enrol(name, key, inventory or root / "inventory.json", connection,
                                 region=region, indigenous_governed=indigenous_governed)
     except (enrolment.EnrolmentError, pki_lib.PkiError) as exc:
-        _fail(_sentence(exc), ExitCode.ENROLMENT)
+        _fail(sentence(exc), ExitCode.ENROLMENT)
         return
     _say(console, N_("Enrolled %(centre)s: node %(node)s, key %(key)s.", centre=entry.centre,
                      node=entry.node_id, key=entry.fingerprint))
@@ -278,8 +264,9 @@ def operator_tunnel(
         _fail(N_("Give --operator NAME, or --cert and --key."), ExitCode.UNUSABLE)
         return
     try:
-        listen_host, listen_port = tunnel.split_address(listen, "--listen address")
-        proxy_host, proxy_port = tunnel.split_address(proxy_address, "--proxy address")
+        listen_host, listen_port = tunnel.split_address(listen, word(N_("--listen address")))
+        proxy_host, proxy_port = tunnel.split_address(proxy_address,
+                                                      word(N_("--proxy address")))
         if listen_host not in ("127.0.0.1", "localhost", "::1"):
             raise tunnel.TunnelError(N_("The tunnel listens on a loopback address only."))
         settings = tunnel.TunnelSettings(
@@ -296,7 +283,7 @@ def operator_tunnel(
                      connection=connection))
         tunnel.serve_forever(settings)
     except tunnel.TunnelError as exc:
-        _fail(_sentence(exc), ExitCode.DEPLOYMENT)
+        _fail(sentence(exc), ExitCode.DEPLOYMENT)
 
 
 @app.command("console")
@@ -337,11 +324,6 @@ def console_command(
     _say(err, N_("Console: %(url)s (Ctrl-C to stop).", url=url))
     serve(ConsoleSettings(runs.resolve(), registry, inventory, superlink), host, port,
           root_path.rstrip("/"))
-
-
-def _sentence(exc: Exception) -> str:
-    """The error's sentence as it was made (a catalogue ``Sentence`` keeps its parameters)."""
-    return exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
 
 
 def main() -> None:

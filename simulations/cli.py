@@ -4,23 +4,30 @@ Exit codes: 0 success; 2 bad input (scenario, key, value, file); 3 the simulatio
 failed while running; 130 interrupted. ``dev-federation`` (the real deployment on
 loopback) has the deployment's codes: 3 PKI, 4 enrolment, 5 unusable input, 6 a server
 did not start or died, 7 the run failed.
+
+Its sentences and help are in French unless ``--lang en`` (before the command:
+``perseverance-sim --lang en run``) or the locale says English (``common.cli_language``);
+sentences made by the libraries it calls are translated when they are catalogue
+messages (``N_``) and shown as they are otherwise.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
+from common.cli_language import LangOption, LocalisedGroup, error_line, shown
 from common.config import ConfigError
 from common.errors import ExitCode
-from simulations.scenario import available_scenarios, load_scenario
+from common.i18n import N_, Number, sentence, word
+from simulations.scenario import Scenario, available_scenarios, load_scenario
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  cls=LocalisedGroup,
                   help="Simulated federations of Québec school service centres.")
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -30,9 +37,49 @@ ScenarioOption = Annotated[str, typer.Option("--scenario", "-s",
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override: KEY=VALUE.")]
 
 
+@app.callback()
+def _options(lang: LangOption = None) -> None:
+    """The language is set by the option's callback (``common.cli_language``)."""
+
+
+def _say(message: str) -> None:
+    """Print a catalogue message (or a sentence from elsewhere, as it is) as plain text."""
+    console.print(shown(message), markup=False, soft_wrap=True)
+
+
 def _fail(message: str, code: int) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    err.print(error_line(message), soft_wrap=True)
     raise typer.Exit(code)
+
+
+def _started(loaded: Scenario) -> str:
+    """What a run is about to do: its data, rounds and privacy."""
+    n, privacy = loaded.network, loaded.run.privacy
+    where = loaded.data.source or N_("%(centres)s synthetic centres, about %(students)s "
+                                     "students", centres=n.centres,
+                                     students=Number(n.students, 0))
+    dp = (N_("DP-SGD epsilon %(epsilon)s at delta %(delta)s per centre",
+             epsilon=Number(privacy.epsilon, None), delta=Number(privacy.delta, None))
+          if privacy.dp else word(N_("no DP")))
+    return N_("Persévérance scenario %(name)s: %(where)s; %(rounds)s rounds; %(dp)s.",
+              name=loaded.name, where=where, rounds=loaded.run.rounds, dp=dp)
+
+
+def _done(summary: dict[str, Any]) -> str:
+    """A finished run's figures (summary.json): time, pooled AUC, epsilon spent."""
+    released, eps = summary.get("auc_pooled"), summary.get("epsilon_max")
+    figures = {
+        "seconds": Number(summary["wall_seconds"], 0),
+        "auc": (Number(released, 3) if released is not None
+                else word(N_("not measurable (too few students for the noise)"))),
+        "centralised": Number(summary["auc_centralized"], 3),
+    }
+    if eps:
+        return N_("Done in %(seconds)s s: pooled AUC %(auc)s (centralised without DP "
+                  "%(centralised)s), epsilon spent at most %(epsilon)s at delta %(delta)s.",
+                  epsilon=Number(eps, 2), delta=Number(summary["delta"], None), **figures)
+    return N_("Done in %(seconds)s s: pooled AUC %(auc)s (centralised without DP "
+              "%(centralised)s).", **figures)
 
 
 @app.command("list")
@@ -56,36 +103,21 @@ def run(
     try:
         loaded = load_scenario(scenario, set_)
     except ConfigError as exc:
-        _fail(str(exc), ConfigError.exit_code)
+        _fail(sentence(exc), ConfigError.exit_code)
         return
-    n = loaded.network
-    where = loaded.data.source or f"{n.centres} synthetic centres, about {n.students:,} students"
-    dp = (f"DP-SGD epsilon {loaded.run.privacy.epsilon:g} at delta {loaded.run.privacy.delta:g} "
-          "per centre" if loaded.run.privacy.dp else "no DP")
-    console.print(f"[bold]Persévérance[/] scenario [bold]{loaded.name}[/]: {where}; "
-                  f"{loaded.run.rounds} rounds; {dp}.")
+    _say(_started(loaded))
     try:
         run_dir = run_scenario(loaded, out, quiet_flower=not verbose)
     except (SimulationError, ConfigError) as exc:
-        _fail(str(exc), getattr(exc, "exit_code", 3))
+        _fail(sentence(exc), getattr(exc, "exit_code", 3))
         return
     except KeyboardInterrupt:
-        _fail("interrupted; the run folder may be incomplete.", 130)
+        _fail(N_("interrupted; the run folder may be incomplete."), 130)
         return
     from server.run_folder import SUMMARY, read_json
 
-    summary = read_json(run_dir / SUMMARY)
-    eps = summary.get("epsilon_max")
-    released = summary.get("auc_pooled")
-    console.print(
-        f"Done in {summary['wall_seconds']:.0f} s: pooled AUC "
-        + (f"{released:.3f}" if released is not None else "not measurable (too few students "
-           "for the noise)")
-        + f" (centralised without DP {summary['auc_centralized']:.3f})"
-        + (f", epsilon spent at most {eps:.2f} at delta {summary['delta']:g}" if eps else "")
-        + "."
-    )
-    console.print(f"Results: {run_dir}")
+    _say(_done(read_json(run_dir / SUMMARY)))
+    _say(N_("Results: %(path)s", path=run_dir))
 
 
 @app.command()
@@ -102,9 +134,10 @@ def generate(
     try:
         loaded = load_scenario(scenario, set_)
         if fmt not in ("parquet", "csv"):
-            raise ConfigError(f"--format must be parquet or csv, not {fmt!r}.")
+            raise ConfigError(N_("--format must be parquet or csv, not %(format)r.",
+                                 format=fmt))
     except ConfigError as exc:
-        _fail(str(exc), ConfigError.exit_code)
+        _fail(sentence(exc), ConfigError.exit_code)
         return
     spec = loaded.network
     network = generate_network(
@@ -114,7 +147,8 @@ def generate(
     )
     files = write_network(network, out, fmt=fmt)
     total = sum(len(f) for f in network.frames.values())
-    console.print(f"Wrote {len(files)} centres ({total:,} students) to {out}.")
+    _say(N_("Wrote %(centres)s centres (%(students)s students) to %(path)s.",
+            centres=len(files), students=Number(total, 0), path=out))
 
 
 @app.command()
@@ -139,31 +173,32 @@ def bench(
     try:
         loaded = load_scenario(scenario, set_)
     except ConfigError as exc:
-        _fail(str(exc), ConfigError.exit_code)
+        _fail(sentence(exc), ConfigError.exit_code)
         return
     folder = out or default_run_dir(f"bench-{loaded.name}")
-    console.print(f"[bold]Persévérance[/] benchmark of scenario [bold]{loaded.name}[/]: "
-                  "plain loop and simulation engine, with and without DP.")
+    _say(N_("Persévérance benchmark of scenario %(name)s: plain loop and simulation engine, "
+            "with and without DP.", name=loaded.name))
     try:
-        report = run_bench(loaded, folder, progress=lambda line: console.print(f"  {line}"))
+        report = run_bench(loaded, folder, progress=lambda line: _say(f"  {shown(line)}"))
     except (SimulationError, ConfigError) as exc:
-        _fail(str(exc), getattr(exc, "exit_code", 3))
+        _fail(sentence(exc), getattr(exc, "exit_code", 3))
         return
     except KeyboardInterrupt:
-        _fail("interrupted; no figures written.", 130)
+        _fail(N_("interrupted; no figures written."), 130)
         return
     target = json_file or folder / "bench.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     write_json(target, json.loads(json.dumps(report, default=float)))
-    table = Table(title=f"Benchmark {loaded.name}", show_header=True)
-    table.add_column("figure")
-    table.add_column("value", justify="right")
+    table = Table(title=shown(N_("Benchmark %(name)s", name=loaded.name)), show_header=True)
+    table.add_column(shown(N_("figure")))
+    table.add_column(shown(N_("value")), justify="right")
     for name, value in table_rows(report):
         table.add_row(name, value)
     console.print(table)
-    met = ", ".join(f"{k} {'yes' if ok else 'NO'}" for k, ok in report["targets"].items())
-    console.print(f"Targets (set for quebec-72): {met}.")
-    console.print(f"Figures: {target}")
+    yes, no = shown(N_("yes")), shown(N_("NO"))
+    met = ", ".join(f"{k} {yes if ok else no}" for k, ok in report["targets"].items())
+    _say(N_("Targets (set for quebec-72): %(targets)s.", targets=met))
+    _say(N_("Figures: %(path)s", path=target))
 
 
 @app.command()
@@ -184,10 +219,10 @@ def sweep(
         load_scenario(scenario, set_)  # refuse bad input before the first run
         points = run_sweep(scenario, values, list(set_ or []), out)
     except (ConfigError, SimulationError) as exc:
-        _fail(str(exc), getattr(exc, "exit_code", 3))
+        _fail(sentence(exc), getattr(exc, "exit_code", 3))
         return
     console.print(table(points))
-    console.print(f"Figure and table: {out}")
+    _say(N_("Figure and table: %(path)s", path=out))
 
 
 @app.command("dev-federation")
@@ -235,31 +270,28 @@ def dev_federation(
     ]
     try:
         run_dir = run_dev_federation(
-            options, echo=lambda line: console.print(line, markup=False, soft_wrap=True)
+            options, echo=lambda line: console.print(shown(line), markup=False, soft_wrap=True)
         )
     except tuple(kind for kind, _ in codes) as exc:
         code = next(c for kind, c in codes if isinstance(exc, kind))
-        stopped = " Every process started has been stopped." if code >= ExitCode.DEPLOYMENT else ""
-        _fail(f"{exc}{stopped}", code)
+        stopped = code >= ExitCode.DEPLOYMENT
+        _fail(N_("%(error)s Every process started has been stopped.", error=sentence(exc))
+              if stopped else sentence(exc), code)
         return
     except KeyboardInterrupt:
-        _fail("interrupted; every process started has been stopped.", ExitCode.INTERRUPTED)
+        _fail(N_("interrupted; every process started has been stopped."), ExitCode.INTERRUPTED)
         return
     from server.run_folder import SUMMARY, read_json
 
-    summary = read_json(run_dir / SUMMARY)
-    console.print(
-        f"Done in {summary['wall_seconds']:.0f} s: pooled AUC {summary['auc_pooled']:.3f} "
-        f"(centralised without DP {summary['auc_centralized']:.3f}). Results: {run_dir}",
-        soft_wrap=True,
-    )
+    _say(_done(read_json(run_dir / SUMMARY)))
+    _say(N_("Results: %(path)s", path=run_dir))
 
 
 def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        err.print("interrupted.")
+        err.print(shown(N_("interrupted.")))
         sys.exit(130)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from client.site_policy import PrivacyFloor
 from common.config import ConfigError, RunConfig, parse_assignment
+from common.i18n import N_
 
 SCENARIO_FOLDER = "scenarios"  # inside the simulations package
 
@@ -35,9 +36,10 @@ class NetworkSpec:
 
     def __post_init__(self) -> None:
         if self.centres < 2:
-            raise ConfigError("Invalid scenario: network.centres must be at least 2.")
+            raise ConfigError(N_("Invalid scenario: network.centres must be at least 2."))
         if self.students < 100 * self.centres:
-            raise ConfigError("Invalid scenario: network.students must be >= 100 per centre.")
+            raise ConfigError(N_("Invalid scenario: network.students must be >= 100 per "
+                                 "centre."))
 
 
 @dataclass(frozen=True)
@@ -82,12 +84,12 @@ class AttackSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in ATTACK_KINDS:
-            raise ConfigError(f"Invalid scenario: attack.kind must be one of "
-                              f"{', '.join(ATTACK_KINDS)}.")
+            raise ConfigError(N_("Invalid scenario: attack.kind must be one of %(kinds)s.",
+                                 kinds=", ".join(ATTACK_KINDS)))
         if not 0.0 <= self.fraction <= 1.0:
-            raise ConfigError("Invalid scenario: attack.fraction must be in [0, 1].")
+            raise ConfigError(N_("Invalid scenario: attack.fraction must be in [0, 1]."))
         if self.scale <= 0:
-            raise ConfigError("Invalid scenario: attack.scale must be positive.")
+            raise ConfigError(N_("Invalid scenario: attack.scale must be positive."))
 
     @property
     def active(self) -> bool:
@@ -127,18 +129,20 @@ def _read_scenario_file(name_or_file: str) -> tuple[dict[str, Any], str]:
     path = Path(name_or_file)
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
-            raise ConfigError(f"The scenario file {path} does not exist.")
+            raise ConfigError(N_("The scenario file %(path)s does not exist.", path=path))
         text, origin = path.read_text(encoding="utf-8"), str(path)
     else:
         candidate = resources.files("simulations") / SCENARIO_FOLDER / f"{name_or_file}.toml"
         if not candidate.is_file():
             known = ", ".join(available_scenarios())
-            raise ConfigError(f"There is no scenario named '{name_or_file}' (known: {known}).")
+            raise ConfigError(N_("There is no scenario named '%(name)s' (known: %(known)s).",
+                                 name=name_or_file, known=known))
         text, origin = candidate.read_text(encoding="utf-8"), name_or_file
     try:
         return tomllib.loads(text), origin
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"The scenario {origin} is not valid TOML: {exc}.") from exc
+        raise ConfigError(N_("The scenario %(name)s is not valid TOML: %(reason)s.",
+                             name=origin, reason=str(exc))) from exc
 
 
 def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -158,8 +162,8 @@ def build_section(cls: type, values: dict[str, Any]) -> Any:
         if key not in known:
             section = next((name for name, kind in SECTIONS.items() if kind is cls),
                            cls.__name__)
-            raise ConfigError(f"Unknown scenario key '{section}.{key}' (known: "
-                              f"{', '.join(known)}).")
+            raise ConfigError(N_("Unknown scenario key '%(key)s' (known: %(known)s).",
+                                 key=section + "." + key, known=", ".join(known)))
         default = getattr(cls(), key)
         try:
             if isinstance(default, bool):
@@ -172,7 +176,8 @@ def build_section(cls: type, values: dict[str, Any]) -> Any:
             else:
                 typed[key] = str(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"Scenario key '{key}' got an invalid value {value!r}.") from None
+            raise ConfigError(N_("Scenario key '%(key)s' got an invalid value %(value)r.",
+                                 key=key, value=value)) from None
     return cls(**typed)
 
 

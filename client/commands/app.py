@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from client.commands.language import LangOption
 from common.app_approval import (
     ApprovalError,
     approve,
@@ -26,7 +27,9 @@ from common.app_approval import (
     read_approved,
     revoke,
 )
+from common.cli_language import error_line, shown
 from common.errors import ExitCode
+from common.i18n import N_, sentence
 
 HELP = (
     "The apps this centre runs: a run's code (its FAB) runs next to the data only if its "
@@ -52,17 +55,24 @@ def app_hash(target: str) -> str:
         try:
             return fab_hash(build_fab_from_disk(path))
         except (ValueError, OSError) as err:
-            raise ApprovalError(f"{path} cannot be packaged as a Flower app ({err}).") from err
+            raise ApprovalError(N_("%(path)s cannot be packaged as a Flower app "
+                                   "(%(reason)s).", path=path, reason=str(err))) from err
     if path.is_file():
         if not zipfile.is_zipfile(path):
-            raise ApprovalError(f"{path} is not a FAB (a zip made by `flwr build`).")
+            raise ApprovalError(N_("%(path)s is not a FAB (a zip made by `flwr build`).",
+                                   path=path))
         return fab_hash(path.read_bytes())
-    raise ApprovalError(f"{target} is neither a SHA-256, nor a FAB file, nor an app folder.")
+    raise ApprovalError(N_("%(target)s is neither a SHA-256, nor a FAB file, nor an app "
+                           "folder.", target=target))
 
 
 def _fail(err: ApprovalError) -> typer.Exit:
-    _err.print(f"error: {err}")
+    _err.print(error_line(sentence(err)), soft_wrap=True)
     return typer.Exit(ExitCode.UNUSABLE)
+
+
+def _say(message: str) -> None:
+    _out.print(shown(message), markup=False, soft_wrap=True)
 
 
 @group.command("approve")
@@ -70,6 +80,7 @@ def approve_command(
     target: Annotated[str, typer.Argument(help=TARGET_HELP, show_default=False)],
     state: Annotated[Path, typer.Option("--state", "-s", help=STATE_HELP, show_default=False)],
     note: Annotated[str, typer.Option(help="Who reviewed what (kept beside the hash).")] = "",
+    lang: LangOption = None,
 ) -> None:
     """Approve an app after reviewing its code: its runs may then use the data."""
     try:
@@ -77,13 +88,16 @@ def approve_command(
         entry, added = approve(state, digest, note)
     except ApprovalError as err:
         raise _fail(err) from None
-    verb = "Approved" if added else "Already approved (since " + entry.approved_at + ")"
-    _out.print(f"{verb}: {entry.fab_hash}; list {approved_apps_path(state)}.")
+    where = approved_apps_path(state)
+    _say(N_("Approved: %(hash)s; list %(path)s.", hash=entry.fab_hash, path=where) if added
+         else N_("Already approved (since %(when)s): %(hash)s; list %(path)s.",
+                 when=entry.approved_at, hash=entry.fab_hash, path=where))
 
 
 @group.command("list")
 def list_command(
     state: Annotated[Path, typer.Option("--state", "-s", help=STATE_HELP, show_default=False)],
+    lang: LangOption = None,
 ) -> None:
     """List the approved apps (SHA-256 of each FAB, when, note)."""
     try:
@@ -91,11 +105,11 @@ def list_command(
     except ApprovalError as err:
         raise _fail(err) from None
     if not apps:
-        _out.print(f"No app is approved in {state}: every run will be refused.")
+        _say(N_("No app is approved in %(path)s: every run will be refused.", path=state))
         return
-    table = Table(title=f"Approved apps {approved_apps_path(state)}")
-    for column in ("FAB SHA-256", "approved at", "note"):
-        table.add_column(column, no_wrap=column == "FAB SHA-256", overflow="fold")
+    table = Table(title=shown(N_("Approved apps %(path)s", path=approved_apps_path(state))))
+    for column in ("FAB SHA-256", N_("approved at"), N_("note")):
+        table.add_column(shown(column), no_wrap=column == "FAB SHA-256", overflow="fold")
     for app in apps:
         table.add_row(app.fab_hash, app.approved_at, app.note)
     _out.print(table)
@@ -106,19 +120,21 @@ def revoke_command(
     fab: Annotated[str, typer.Argument(help="The app's SHA-256, or a unique prefix of at "
                                        "least 8 hex digits.", show_default=False)],
     state: Annotated[Path, typer.Option("--state", "-s", help=STATE_HELP, show_default=False)],
+    lang: LangOption = None,
 ) -> None:
     """Revoke an approval: the app's next tasks are refused (one already running ends)."""
     try:
         entry = revoke(state, fab)
     except ApprovalError as err:
         raise _fail(err) from None
-    _out.print(f"Revoked: {entry.fab_hash}.")
+    _say(N_("Revoked: %(hash)s.", hash=entry.fab_hash))
 
 
 @group.command("hash")
 def hash_command(
     target: Annotated[str, typer.Argument(help="A .fab file or an app folder.",
                                           show_default=False)] = ".",
+    lang: LangOption = None,
 ) -> None:
     """Print the SHA-256 of an app as a run would ship it (compare with the ministry's)."""
     try:

@@ -8,7 +8,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from client.commands.language import LangOption
+from common.cli_language import error_line
 from common.errors import ExitCode
+from common.i18n import N_, sentence
 from common.records import (
     RecordsUnverifiable,
     read_anchors,
@@ -42,16 +45,18 @@ def verify(
     actor: Annotated[str | None, typer.Option(
         "--actor", help="The centre's name in the ministry's log; default the one in its "
         "own audit log.")] = None,
+    lang: LangOption = None,
 ) -> None:
     out, err = Console(highlight=False), Console(stderr=True, highlight=False)
     if not state.is_dir():
-        err.print(f"error: there is no state folder {state}; give the centre's state-dir.")
+        err.print(error_line(N_("there is no state folder %(path)s; give the centre's "
+                                "state-dir.", path=state)), soft_wrap=True)
         raise typer.Exit(ExitCode.UNUSABLE)
     try:
         found = read_anchors(anchors) if anchors is not None else []
         check = verify_centre(state, key, found, actor)
     except (RecordsUnverifiable, RecordsKeyError) as exc:
-        err.print(f"error: {exc}", soft_wrap=True, markup=False)
+        err.print(error_line(sentence(exc)), soft_wrap=True)
         raise typer.Exit(ExitCode.UNUSABLE) from None
     raise typer.Exit(report(check.problems, check.notes, out, err))
 

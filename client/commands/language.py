@@ -1,33 +1,16 @@
 """The ``--lang`` option of the centre's commands: French unless told otherwise.
 
 The language is the option, else the locale (``LC_ALL``, ``LC_MESSAGES``, ``LANG``),
-else French (``common.i18n.choose``): a centre's IT staff work in French.
+else French (``common.i18n.choose``): a centre's IT staff work in French. The option
+and the help in that language are the three commands' own (``common.cli_language``).
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import Annotated
-
-import typer
-
 from common import i18n
+from common.cli_language import LangOption, Language
 
-
-class Language(StrEnum):
-    fr = "fr"
-    en = "en"
-
-
-LangOption = Annotated[
-    Language | None,
-    typer.Option(
-        "--lang",
-        help="Language of the report and messages (fr or en); default: the locale, "
-        "else French.",
-        show_default=False,
-    ),
-]
+__all__ = ["LangOption", "Language", "chosen"]
 
 
 def chosen(option: Language | None) -> str:

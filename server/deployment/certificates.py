@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from common.i18n import N_
+
 CA_VALID_DAYS = 3650
 SERVER_VALID_DAYS = 825
 OPERATOR_VALID_DAYS = 397
@@ -69,7 +71,7 @@ def issue_server_certificate(
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     """Issue a TLS server certificate for ``names`` (DNS names or IP addresses)."""
     if not names:
-        raise CertificateError("The server certificate needs at least one name.")
+        raise CertificateError(N_("The server certificate needs at least one name."))
     key = ec.generate_private_key(CURVE())
     now = dt.datetime.now(dt.UTC)
     cert = (

@@ -26,6 +26,7 @@ from pathlib import Path
 import tomli_w
 
 from common.files import atomic_write_bytes
+from common.i18n import N_, sentence
 from server.deployment import pki
 
 REGISTER_TIMEOUT_SECONDS = 60.0
@@ -63,7 +64,8 @@ def read_inventory(path: Path) -> list[InventoryEntry]:
         payload = json.loads(path.read_text(encoding="utf-8"))
         return [InventoryEntry(**entry) for entry in payload["centres"]]
     except (ValueError, KeyError, TypeError) as err:
-        raise EnrolmentError(f"The inventory {path} is not valid ({err}).") from err
+        raise EnrolmentError(N_("The inventory %(path)s is not valid (%(reason)s).", path=path,
+                                reason=str(err))) from err
 
 
 def write_inventory(path: Path, entries: list[InventoryEntry]) -> None:
@@ -80,7 +82,8 @@ def flower_executable(name: str) -> str:
         return str(beside)
     found = shutil.which(name)
     if found is None:
-        raise EnrolmentError(f"The Flower program {name!r} is not installed in this environment.")
+        raise EnrolmentError(N_("The Flower program %(program)r is not installed in this "
+                                "environment.", program=name))
     return found
 
 
@@ -146,15 +149,16 @@ def _flwr_supernode(
             timeout=REGISTER_TIMEOUT_SECONDS, check=False,
         )
     except subprocess.TimeoutExpired as err:
-        raise EnrolmentError(
-            f"The SuperLink did not answer within {REGISTER_TIMEOUT_SECONDS:.0f} s."
-        ) from err
+        raise EnrolmentError(N_(
+            "The SuperLink did not answer within %(seconds).0f s.",
+            seconds=REGISTER_TIMEOUT_SECONDS)) from err
     payload = _json_payload(result.stdout)
     if payload.get("success") is True and "node-id" in payload:
         return payload
     reason = str(payload.get("error-message") or result.stderr or result.stdout).strip()
-    last = reason.splitlines()[-1] if reason else f"flwr exited with code {result.returncode}"
-    raise EnrolmentError(f"{refused}: {last}")
+    last = reason.splitlines()[-1] if reason else N_("flwr exited with code %(code)s",
+                                                     code=result.returncode)
+    raise EnrolmentError(N_("%(refused)s: %(reason)s", refused=refused, reason=last))
 
 
 def register_public_key(
@@ -166,7 +170,7 @@ def register_public_key(
     """
     payload = _flwr_supernode(
         ["register", str(public_key), connection, "--name", centre], env,
-        f"The SuperLink refused to register {centre}'s key",
+        N_("The SuperLink refused to register %(centre)s's key", centre=centre),
     )
     return int(str(payload["node-id"]))
 
@@ -174,7 +178,7 @@ def register_public_key(
 def unregister_node(node_id: int, connection: str, env: Mapping[str, str] | None = None) -> None:
     """Unregister a SuperNode with ``flwr supernode unregister`` (its key is burnt)."""
     _flwr_supernode(["unregister", str(node_id), connection], env,
-                    f"The SuperLink refused to unregister node {node_id}")
+                    N_("The SuperLink refused to unregister node %(node)s", node=node_id))
 
 
 def enrol(
@@ -213,24 +217,25 @@ def enrol(
     """
     pki.check_centre_name(centre)
     if not public_key.is_file():
-        raise EnrolmentError(f"The public key {public_key} does not exist.")
+        raise EnrolmentError(N_("The public key %(path)s does not exist.", path=public_key))
     try:
         key_fingerprint = pki.fingerprint(pki.load_public_key(public_key.read_bytes()))
     except pki.PkiError as err:
-        raise EnrolmentError(f"{public_key}: {err}") from err
+        raise EnrolmentError(N_("%(path)s: %(reason)s", path=public_key,
+                                reason=sentence(err))) from err
     entries = read_inventory(inventory)
     for entry in entries:
         if entry.fingerprint == key_fingerprint and entry.revoked_at:
-            raise EnrolmentError(
-                f"This key was revoked for {entry.centre} on {entry.revoked_at}; the "
-                "SuperLink never accepts it again: make a new key pair."
-            )
+            raise EnrolmentError(N_(
+                "This key was revoked for %(centre)s on %(when)s; the SuperLink never accepts "
+                "it again: make a new key pair.", centre=entry.centre, when=entry.revoked_at))
         if entry.centre == centre and not entry.revoked_at:
-            raise EnrolmentError(
-                f"{centre} is already enrolled as node {entry.node_id} (key {entry.fingerprint})."
-            )
+            raise EnrolmentError(N_(
+                "%(centre)s is already enrolled as node %(node)s (key %(key)s).", centre=centre,
+                node=entry.node_id, key=entry.fingerprint))
         if entry.fingerprint == key_fingerprint:
-            raise EnrolmentError(f"This key is already enrolled for {entry.centre}.")
+            raise EnrolmentError(N_("This key is already enrolled for %(centre)s.",
+                                    centre=entry.centre))
     node_id = register_public_key(public_key, connection, centre, env)
     entry = InventoryEntry(
         centre=centre,
@@ -262,7 +267,8 @@ def revoke_centre(
     index = next((i for i, e in enumerate(entries)
                   if e.centre == centre and not e.revoked_at), None)
     if index is None:
-        raise EnrolmentError(f"{centre} is not enrolled in {inventory}; nothing to revoke.")
+        raise EnrolmentError(N_("%(centre)s is not enrolled in %(path)s; nothing to revoke.",
+                                centre=centre, path=inventory))
     unregister_node(entries[index].node_id, connection, env)
     revoked = replace(entries[index],
                       revoked_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.i18n import N_
+
 #: Where the tunnel listens by default (the operator's machine only).
 DEFAULT_LISTEN = "127.0.0.1:9444"
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -62,7 +64,8 @@ def split_address(address: str, what: str) -> tuple[str, int]:
     """Split ``host:port``; raise :class:`TunnelError` if it is not one."""
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise TunnelError(f"The {what} {address!r} is not host:port.")
+        raise TunnelError(N_("The %(what)s %(address)r is not host:port.", what=what,
+                             address=address))
     return host.strip("[]"), int(port)
 
 
@@ -70,12 +73,13 @@ def client_context(settings: TunnelSettings) -> ssl.SSLContext:
     """The TLS context towards the proxy: verifies it, presents the operator's certificate."""
     for path in (settings.certificate, settings.key, settings.ca_certificate):
         if not path.is_file():
-            raise TunnelError(f"{path} does not exist.")
+            raise TunnelError(N_("%(path)s does not exist.", path=path))
     try:
         context = ssl.create_default_context(cafile=str(settings.ca_certificate))
         context.load_cert_chain(str(settings.certificate), str(settings.key))
     except (ssl.SSLError, ValueError) as err:
-        raise TunnelError(f"The operator's certificate or key cannot be used ({err}).") from err
+        raise TunnelError(N_("The operator's certificate or key cannot be used (%(reason)s).",
+                             reason=str(err))) from err
     return context
 
 
@@ -125,7 +129,8 @@ class OperatorTunnel:
             self._server = future.result(timeout=10)
         except OSError as err:
             self.stop()
-            raise TunnelError(f"The tunnel cannot listen on {s.listen_address} ({err}).") from err
+            raise TunnelError(N_("The tunnel cannot listen on %(address)s (%(reason)s).",
+                                 address=s.listen_address, reason=str(err))) from err
         return self
 
     def stop(self) -> None:
@@ -149,7 +154,8 @@ def run_command(settings: TunnelSettings, command: Sequence[str]) -> int:
         try:
             return subprocess.run(list(command), check=False, env=dict(os.environ)).returncode
         except FileNotFoundError as err:
-            raise TunnelError(f"The program {command[0]!r} is not installed.") from err
+            raise TunnelError(N_("The program %(program)r is not installed.",
+                                 program=command[0])) from err
 
 
 def serve_forever(settings: TunnelSettings) -> None:

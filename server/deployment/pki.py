@@ -33,6 +33,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from common.i18n import N_, word
 from server.deployment import keyfiles
 from server.deployment.certificates import (
     CURVE,
@@ -135,10 +136,9 @@ class PkiPaths:
 def check_centre_name(name: str) -> str:
     """Return ``name`` if it is usable as a centre name (file and node name), else raise."""
     if not _CENTRE_NAME.match(name):
-        raise PkiError(
-            f"Centre name {name!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or a digit."
-        )
+        raise PkiError(N_(
+            "Centre name %(name)r is not valid: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or a digit.", name=name))
     return name
 
 
@@ -167,9 +167,10 @@ def load_public_key(data: bytes) -> ec.EllipticCurvePublicKey:
     try:
         key = serialization.load_ssh_public_key(data)
     except (ValueError, TypeError, UnsupportedAlgorithm) as err:
-        raise PkiError(f"The public key is not an OpenSSH public key ({err}).") from err
+        raise PkiError(N_("The public key is not an OpenSSH public key (%(reason)s).",
+                          reason=str(err))) from err
     if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise PkiError("The public key is not an EC key: SuperNode keys must be ECDSA.")
+        raise PkiError(N_("The public key is not an EC key: SuperNode keys must be ECDSA."))
     return key
 
 
@@ -203,7 +204,8 @@ def write_secret(path: Path, data: bytes, *, overwrite: bool = False) -> None:
     try:
         keyfiles.write_private(path, data, overwrite=overwrite)
     except keyfiles.KeyFileExistsError as err:
-        raise PkiError(f"{path} exists already; pass --force to replace it.") from err
+        raise PkiError(N_("%(path)s exists already; pass --force to replace it.",
+                          path=path)) from err
 
 
 def write_public(path: Path, data: bytes) -> None:
@@ -227,30 +229,32 @@ def _load_ca(certificate: Path, key_path: Path, what: str) -> tuple[
     ec.EllipticCurvePrivateKey, x509.Certificate
 ]:
     if not (key_path.is_file() and certificate.is_file()):
-        raise PkiError(f"No {what} key in {key_path.parent} ({key_path.name}); run "
-                       "`perseverance-server pki init` where the CA keys are kept.")
+        raise PkiError(N_("No %(what)s key in %(folder)s (%(file)s); run `perseverance-server "
+                          "pki init` where the CA keys are kept.", what=what,
+                          folder=key_path.parent, file=key_path.name))
     key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise PkiError(f"{key_path} is not an EC private key.")
+        raise PkiError(N_("%(path)s is not an EC private key.", path=key_path))
     return key, x509.load_pem_x509_certificate(certificate.read_bytes())
 
 
 def load_ca(paths: PkiPaths) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     """Read the federation's CA of a PKI folder, or raise :class:`PkiError`."""
-    return _load_ca(paths.ca_certificate, paths.ca_key, "CA")
+    return _load_ca(paths.ca_certificate, paths.ca_key, word(N_("CA")))
 
 
 def load_operator_ca(paths: PkiPaths) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     """Read the operator CA of a PKI folder, or raise :class:`PkiError`."""
-    return _load_ca(paths.operator_ca_certificate, paths.operator_ca_key, "operator CA")
+    return _load_ca(paths.operator_ca_certificate, paths.operator_ca_key,
+                    word(N_("operator CA")))
 
 
 def _new_ca(certificate: Path, key_path: Path, common_name: str, *, force: bool) -> None:
     if not force and certificate.exists() and not key_path.exists():
-        raise PkiError(
-            f"{certificate} exists but its key {key_path} is not here (kept offline?); put "
-            "the key back, or pass --force to create a new CA."
-        )
+        raise PkiError(N_(
+            "%(certificate)s exists but its key %(key)s is not here (kept offline?); put "
+            "the key back, or pass --force to create a new CA.", certificate=certificate,
+            key=key_path))
     key, cert = generate_ca(common_name)
     write_secret(key_path, _key_pem(key), overwrite=force)
     write_public(certificate, _pem(cert))
@@ -270,7 +274,7 @@ def _issue_server(paths: PkiPaths, which: str, names: list[str]) -> None:
     try:
         key, cert = issue_server_certificate(ca_key, ca_cert, names)
     except CertificateError as err:
-        raise PkiError(str(err)) from err
+        raise PkiError(*err.args) from err  # its sentence, still translatable
     write_secret(key_path, _key_pem(key), overwrite=True)
     write_public(certificate, _pem(cert))
 
@@ -316,10 +320,10 @@ def init_pki(root: Path, extra_names: list[str] | None = None, *, force: bool = 
             current = x509.load_pem_x509_certificate(certificate.read_bytes())
             if set(names) <= set(certificate_names(current)) and is_signed_by(current, ca_cert):
                 continue
-            raise PkiError(
-                f"{certificate} does not cover {sorted(set(names))} or is not signed by this "
-                "CA; pass --force to issue a new one, or run `pki renew-server --name ...`."
-            )
+            raise PkiError(N_(
+                "%(certificate)s does not cover %(names)s or is not signed by this CA; pass "
+                "--force to issue a new one, or run `pki renew-server --name ...`.",
+                certificate=certificate, names=sorted(set(names))))
         _issue_server(paths, which, names)
     return paths
 

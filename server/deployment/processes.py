@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from common.i18n import N_
 from common.workdirs import OFFLINE_ENVIRONMENT
 
 STOP_GRACE_SECONDS = 10.0
@@ -173,10 +174,10 @@ class ProcessGroup:
         for process in self.processes:
             code = process.exited()
             if code is not None and not process.expect_exit:
-                raise ProcessError(
-                    f"{process.name} exited with code {code}; its log {process.log_path} "
-                    f"ends with:\n{process.log_tail()}"
-                )
+                raise ProcessError(N_(
+                    "%(name)s exited with code %(code)s; its log %(log)s ends with:\n%(tail)s",
+                    name=process.name, code=code, log=process.log_path,
+                    tail=process.log_tail()))
 
     def pgids(self) -> list[int]:
         """The process group ids we own (one per started program)."""
@@ -249,7 +250,8 @@ def wait_until(
         if condition():
             return
         if time.monotonic() > deadline:
-            raise ProcessError(f"Timed out after {timeout:.0f} s waiting for {what}.")
+            raise ProcessError(N_("Timed out after %(seconds).0f s waiting for %(what)s.",
+                                  seconds=timeout, what=what))
         time.sleep(interval)
 
 

@@ -19,6 +19,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.i18n import N_
+
 #: Placeholders of the template, in the order the container's entrypoint lists them.
 TEMPLATE_VARIABLES: tuple[str, ...] = (
     "PROXY_CENTRES_LISTEN",
@@ -89,7 +91,8 @@ def template_path() -> Path:
     """Return the template's path in the source tree (the launcher runs from a clone)."""
     path = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "perseverance.conf.template"
     if not path.is_file():
-        raise ProxyError(f"The proxy template {path} is missing: run from a clone of the project.")
+        raise ProxyError(N_("The proxy template %(path)s is missing: run from a clone of the "
+                            "project.", path=path))
     return path
 
 
@@ -104,7 +107,8 @@ def render_site(settings: ProxySettings, template: str | None = None) -> str:
     values = settings.as_variables()
     missing = template_placeholders(text) - set(values)
     if missing:
-        raise ProxyError(f"The proxy template uses unknown placeholders {sorted(missing)}.")
+        raise ProxyError(N_("The proxy template uses unknown placeholders %(names)s.",
+                            names=sorted(missing)))
     # safe_substitute leaves nginx's own `$host`-style variables untouched.
     return string.Template(text).safe_substitute(values)
 
@@ -152,9 +156,9 @@ def nginx_binary() -> str:
         (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
     )
     if found is None:
-        raise ProxyError(
+        raise ProxyError(N_(
             "nginx is not installed; run `bash deploy/install-system-packages.sh` first."
-        )
+        ))
     return found
 
 
@@ -187,4 +191,5 @@ def check_config(prefix: Path, main_config: Path) -> None:
     )
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()
-        raise ProxyError(f"nginx rejects the configuration: {detail[-1] if detail else '?'}")
+        raise ProxyError(N_("nginx rejects the configuration: %(reason)s",
+                            reason=detail[-1] if detail else "?"))

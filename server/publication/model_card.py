@@ -19,10 +19,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from common import pages
+from common import i18n, pages
 from common.encoding import ENCODING_VERSION, NUM_FEATURES
 from common.errors import ExitCode, PerseveranceError
 from common.files import atomic_write_bytes
+from common.i18n import Number, Sentence, word
 from common.pages import N_
 from common.schema import AUDIT_ATTRIBUTES, COLUMN_BY_NAME, PREDICTORS, SCHEMA_VERSION
 from server import run_folder
@@ -43,18 +44,27 @@ INTENDED_USE = N_(
     "The priority advises the team's professional judgement."
 )
 OUT_OF_SCOPE = (
-    N_("Evaluating, ranking or paying teachers, other staff, classes or schools."),
-    N_("Any automated decision about a student (admission, placement, orientation, "
-       "discipline, funding): a person decides, with the student and family."),
-    N_("Labelling a student: the output is a support priority, never a prediction of who "
-       "will leave school."),
-    "Use outside Québec public secondary schools, or on records of another schema "
-    f"version than {SCHEMA_VERSION}.",
-    N_("Sending student-level scores or factors outside the centre."),
+    word(N_("Evaluating, ranking or paying teachers, other staff, classes or schools.")),
+    word(N_("Any automated decision about a student (admission, placement, orientation, "
+            "discipline, funding): a person decides, with the student and family.")),
+    word(N_("Labelling a student: the output is a support priority, never a prediction of "
+            "who will leave school.")),
+    N_("Use outside Québec public secondary schools, or on records of another schema "
+       "version than %(version)s.", version=SCHEMA_VERSION),
+    word(N_("Sending student-level scores or factors outside the centre.")),
 )
 # summary.json's ``privacy_unit`` (written by the ServerApp), for the catalogue.
 PRIVACY_UNIT = N_("one student's record, per centre, over the whole run")
-FORBIDDEN_DATA = "teacher and class data (teacher_*, class_id, classe, groupe, ...)"
+# The rows of the card's training and version tables, as the pages name them.
+ROW_LABELS = {
+    "rounds": N_("rounds"), "rounds_completed": N_("rounds completed"),
+    "local_epochs": N_("local epochs"), "learning_rate": N_("learning rate"),
+    "fraction_train": N_("fraction of centres per round"), "refusals": N_("refusals"),
+    "software": N_("software"), "schema": N_("schema"), "encoding": N_("encoding"),
+    "architecture": N_("architecture"), "weights_file": N_("weights file"),
+    "weights_sha256": N_("weights SHA-256"), "weights_bytes": N_("weights size (bytes)"),
+}
+FORBIDDEN_DATA = word(N_("teacher and class data (teacher_*, class_id, classe, groupe, ...)"))
 
 
 class ModelCardError(PerseveranceError, ValueError):
@@ -84,15 +94,14 @@ def build_model_card(run_dir: Path) -> dict[str, Any]:
     summary_path, weights = run_dir / run_folder.SUMMARY, run_dir / run_folder.MODEL
     for path in (summary_path, weights):
         if not path.is_file():
-            raise ModelCardError(
-                f"The run folder {run_dir} has no {path.name}; give the folder of a "
-                "finished run."
-            )
+            raise ModelCardError(N_(
+                "The run folder %(path)s has no %(file)s; give the folder of a finished run.",
+                path=run_dir, file=path.name))
     try:
         summary = run_folder.read_json(summary_path)
     except ValueError:
-        raise ModelCardError(f"{summary_path} is not valid JSON; the run did not finish "
-                             "writing it.") from None
+        raise ModelCardError(N_("%(path)s is not valid JSON; the run did not finish writing "
+                                "it.", path=summary_path)) from None
     config = _read_config(run_dir)
     rounds = run_folder.read_rounds(run_dir)
     equity = _optional_json(run_dir / run_folder.EQUITY)
@@ -130,7 +139,7 @@ def build_model_card(run_dir: Path) -> dict[str, Any]:
         },
         "equity": equity if equity is not None else NOT_MEASURED,
         "membership_inference": (
-            {"attack": "loss threshold (Yeom et al. 2018), final model",
+            {"attack": word(N_("loss threshold (Yeom et al. 2018), final model")),
              "advantage": summary["mia_advantage"],
              "dp_bound": summary.get("mia_advantage_bound", NOT_MEASURED)}
             if "mia_advantage" in summary else NOT_MEASURED
@@ -154,11 +163,24 @@ def write_model_card(run_dir: Path) -> tuple[Path, Path]:
 
 def render_model_card(card: dict[str, Any], lang: str = "fr") -> str:
     """The card as a standalone HTML page in ``lang``, linking to the other language.
-    Its words come from the catalogue; sentences computed from the run's figures (some
-    limitations) are still English in both (the refusals section is bilingual)."""
+    Its words come from the catalogue: the template's, and the card's own sentences
+    (:class:`~common.i18n.Sentence` values of ``build_model_card``: the limitations, the
+    data's origin, ...); a card read back from its JSON has their English text only."""
     other = "en" if lang == "fr" else "fr"
-    return pages.render("model_card.html", lang, card=card, other_lang=other,
+    return pages.render("model_card.html", lang, card=_in_language(card, lang),
+                        other_lang=other, row_labels=ROW_LABELS,
                         other_page=CARD_HTML_EN if other == "en" else CARD_HTML)
+
+
+def _in_language(value: Any, lang: str) -> Any:
+    """``value`` (the card or a part of it) with every Sentence in ``lang``."""
+    if isinstance(value, Sentence):
+        return i18n.translate(value, lang)
+    if isinstance(value, dict):
+        return {key: _in_language(item, lang) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_in_language(item, lang) for item in value]
+    return value
 
 
 def centres_refused(summary: dict[str, Any]) -> dict[str, str] | str:
@@ -178,8 +200,8 @@ def _read_config(run_dir: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError:
-        raise ModelCardError(f"{path} is not valid TOML; the run did not finish writing "
-                             "it.") from None
+        raise ModelCardError(N_("%(path)s is not valid TOML; the run did not finish writing "
+                                "it.", path=path)) from None
 
 
 def _optional_json(path: Path) -> dict[str, Any] | None:
@@ -188,42 +210,43 @@ def _optional_json(path: Path) -> dict[str, Any] | None:
     try:
         return run_folder.read_json(path)
     except ValueError:
-        raise ModelCardError(f"{path} is not valid JSON; the run did not finish writing "
-                             "it.") from None
+        raise ModelCardError(N_("%(path)s is not valid JSON; the run did not finish writing "
+                                "it.", path=path)) from None
 
 
 def _architecture(config: dict[str, Any]) -> str:
     hidden = str(config.get("training.hidden", "?")).replace(",", "-").replace(" ", "")
-    return f"MLP {NUM_FEATURES}-{hidden}-1 (ReLU), logit output"
+    layers = f"{NUM_FEATURES}-{hidden}-1"
+    return N_("MLP %(layers)s (ReLU), logit output", layers=layers)
 
 
 def _software_version() -> str:
     try:
         return metadata.version("perseverance")
     except metadata.PackageNotFoundError:
-        return "unknown"
+        return word(N_("unknown"))
 
 
 def _data(run_dir: Path, summary: dict[str, Any], scenario: str) -> dict[str, Any]:
     if "deployment" in summary:
-        origin = f"{summary['deployment']} deployment"
+        origin = N_("%(kind)s deployment", kind=summary["deployment"])
     elif "scenario_file" in summary:
-        origin = f"simulation (scenario {scenario})"
+        origin = N_("simulation (scenario %(name)s)", name=scenario)
     else:
-        origin = "federated training"
+        origin = word(N_("federated training"))
     synthetic = (run_dir / "data" / "centres.json").is_file()
     return {
         "origin": origin,
-        "records": "synthetic Québec network (generated, no real student)" if synthetic
-        else "the participating centres' extracts",
+        "records": word(N_("synthetic Québec network (generated, no real student)"))
+        if synthetic else word(N_("the participating centres' extracts")),
         "centres_total": summary.get("num_centres_total", NOT_MEASURED),
         "centres_evaluated": summary.get("num_centres", NOT_MEASURED),
         "students": summary.get("num_students", NOT_MEASURED),
         "training_records": summary.get("num_train", NOT_MEASURED),
         "held_out_records": summary.get("num_test", NOT_MEASURED),
         "period": summary.get("school_years", NOT_MEASURED),
-        "label": "left_without_diploma: left secondary school without a diploma or "
-                 "qualification (official indicator)",
+        "label": word(N_("left_without_diploma: left secondary school without a diploma or "
+                         "qualification (official indicator)")),
     }
 
 
@@ -246,7 +269,7 @@ def _privacy(summary: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         "epsilon_spent_max": summary.get("epsilon_max") if dp else None,
         "delta": summary.get("delta", config.get("privacy.delta", NOT_MEASURED)),
         "accountant": summary.get("accountant", config.get("privacy.accountant", NOT_MEASURED)),
-        "unit": summary.get("privacy_unit", "one student's record, per centre, over the run"),
+        "unit": summary.get("privacy_unit", PRIVACY_UNIT),
         "max_grad_norm": config.get("privacy.max_grad_norm", NOT_MEASURED),
         "secure_aggregation": secure,
         # Per centre, records retired for budget (each student's lifetime cap): known to a
@@ -293,7 +316,7 @@ def _performance(
 def _limitations(
     run_dir: Path, summary: dict[str, Any], equity: dict[str, Any] | None
 ) -> list[str]:
-    notes = []
+    notes: list[str] = []
     if (run_dir / "data" / "centres.json").is_file():
         notes.append(N_("Trained and evaluated on synthetic records: its figures describe "
                         "the method, not real Québec students."))
@@ -315,18 +338,26 @@ def _limitations(
         notes.append(N_("Equity by group was not measured in this run."))
     else:
         if equity.get("suppressed"):
-            notes.append("Groups too small to report without exposing a centre are "
-                         "suppressed: " + ", ".join(map(str, equity["suppressed"])) + ".")
+            notes.append(N_("Groups too small to report without exposing a centre are "
+                            "suppressed: %(groups)s.",
+                            groups=", ".join(map(str, equity["suppressed"]))))
         noise = equity.get("noise_std") or 0.0
         if noise > 0:
-            vague = _too_noisy(equity)
-            notes.append(
-                f"The equity counts carry differential-privacy noise (std {noise:.2f} per "
-                "count from each centre); every equity interval includes it."
-                + (" At this budget the noise leaves the AUC of these groups undetermined "
-                   "(interval wider than 0.5): "
-                   + ", ".join(vague) + "." if vague else ""))
-    return notes
+            notes.append(_noise_note(noise, _too_noisy(equity)))
+    # Every note a Sentence, so that the page in each language translates it.
+    return [note if isinstance(note, Sentence) else word(note) for note in notes]
+
+
+def _noise_note(noise: float, vague: list[str]) -> str:
+    """What the DP noise on the equity counts does to the audit (``vague``: the groups
+    whose AUC it leaves undetermined)."""
+    if vague:
+        return N_("The equity counts carry differential-privacy noise (std %(std)s per count "
+                  "from each centre); every equity interval includes it. At this budget the "
+                  "noise leaves the AUC of these groups undetermined (interval wider than "
+                  "0.5): %(groups)s.", std=Number(noise, 2), groups=", ".join(vague))
+    return N_("The equity counts carry differential-privacy noise (std %(std)s per count "
+              "from each centre); every equity interval includes it.", std=Number(noise, 2))
 
 
 def _too_noisy(equity: dict[str, Any]) -> list[str]:

@@ -31,6 +31,7 @@ from typing import Any
 from common import pages
 from common.errors import ExitCode, PerseveranceError
 from common.files import atomic_write_bytes
+from common.i18n import N_
 from server import run_folder
 from server.publication.model_card import (
     CARD_HTML,
@@ -74,10 +75,9 @@ def publish(run_dir: Path, registry_dir: Path, now: datetime | None = None) -> P
         with _locked(registry_dir):
             target = registry_dir / model_id
             if target.exists():
-                raise AlreadyPublishedError(
-                    f"The model {model_id} is already in the registry {registry_dir}; "
-                    "published models are never replaced."
-                )
+                raise AlreadyPublishedError(N_(
+                    "The model %(model)s is already in the registry %(path)s; published "
+                    "models are never replaced.", model=model_id, path=registry_dir))
             staging = Path(tempfile.mkdtemp(dir=registry_dir, prefix=".staging-"))
             try:
                 run_folder.write_json(staging / CARD_JSON, card)
@@ -95,10 +95,9 @@ def publish(run_dir: Path, registry_dir: Path, now: datetime | None = None) -> P
                 raise
             write_index(registry_dir)
     except OSError as exc:
-        raise RegistryError(
-            f"The registry {registry_dir} cannot be written ({exc.strerror}); check the path "
-            "and its permissions."
-        ) from None
+        raise RegistryError(N_(
+            "The registry %(path)s cannot be written (%(reason)s); check the path and its "
+            "permissions.", path=registry_dir, reason=exc.strerror)) from None
     return target
 
 

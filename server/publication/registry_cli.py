@@ -1,7 +1,8 @@
 """``perseverance-server registry``: publish a run's model card to the public registry.
 
 Exit codes: 0 success; 2 unusable run folder or registry, or a model id already
-published (entries are never replaced), after one sentence saying why.
+published (entries are never replaced), after one sentence saying why. Sentences in the
+language of ``perseverance-server --lang`` (``common.cli_language``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from common.cli_language import current, error_line, shown
 from common.errors import ExitCode
+from common.i18n import N_, number, sentence
 
 registry_app = typer.Typer(
     no_args_is_help=True,
@@ -41,9 +44,10 @@ def publish_command(
     try:
         target = publish(run_dir, registry)
     except (ModelCardError, RegistryError) as exc:
-        err.print(f"[bold red]error:[/] {exc}", soft_wrap=True, markup=True)
+        err.print(error_line(sentence(exc)), soft_wrap=True)
         raise typer.Exit(ExitCode.UNUSABLE) from None
-    console.print(f"Published {target.name}: {target}. Index: {registry / 'index.html'}",
+    console.print(shown(N_("Published %(model)s: %(path)s. Index: %(index)s",
+                           model=target.name, path=target, index=registry / "index.html")),
                   markup=False, soft_wrap=True)
 
 
@@ -54,13 +58,16 @@ def list_command(registry: RegistryDir) -> None:
 
     models = list_models(registry)
     if not models:
-        console.print(f"No model published in {registry}.", markup=False)
+        console.print(shown(N_("No model published in %(path)s.", path=registry)),
+                      markup=False)
         return
+    lang = current()
     for m in models:
         auc = m["auc_pooled"]
         epsilon = m["epsilon_spent_max"]
-        console.print(
-            f"{m['model_id']}  published {m['published']}  AUC "
-            f"{auc if isinstance(auc, str) else f'{auc:.3f}'}  epsilon "
-            f"{'no DP' if epsilon is None else f'{epsilon:.2f}'}  sha256 "
-            f"{m['weights_sha256'][:16]}", markup=False, soft_wrap=True)
+        console.print(shown(N_(
+            "%(model)s  published %(published)s  AUC %(auc)s  epsilon %(epsilon)s  sha256 "
+            "%(sha)s", model=m["model_id"], published=m["published"],
+            auc=shown(auc) if isinstance(auc, str) else number(auc, 3, lang),
+            epsilon=shown(N_("no DP")) if epsilon is None else number(epsilon, 2, lang),
+            sha=m["weights_sha256"][:16])), markup=False, soft_wrap=True)

@@ -99,13 +99,15 @@ def test_list_revoke_and_hash_commands(app_folder: Path, tmp_path: Path) -> None
     fab_file.write_bytes(build_fab_from_disk(app_folder))
 
     hashed = runner.invoke(app, ["app", "hash", str(fab_file)])
-    empty = runner.invoke(app, ["app", "list", "--state", str(tmp_path)])
+    empty = runner.invoke(app, ["app", "list", "--state", str(tmp_path), "--lang", "en"])
+    vide = runner.invoke(app, ["app", "list", "--state", str(tmp_path), "--lang", "fr"])
     approved = runner.invoke(app, ["app", "approve", digest, "--state", str(tmp_path)])
     listed = runner.invoke(app, ["app", "list", "--state", str(tmp_path)])
     revoked = runner.invoke(app, ["app", "revoke", digest[:10], "--state", str(tmp_path)])
 
     assert hashed.stdout.strip() == digest
     assert "No app is approved" in empty.stdout
+    assert "Aucune application n'est approuvée" in vide.stdout
     assert approved.exit_code == 0 and digest in listed.stdout.replace("\n", "")
     assert revoked.exit_code == 0 and read_approved(tmp_path) == []
 
@@ -121,10 +123,12 @@ def test_unusable_input_exits_2_with_one_sentence(
 ) -> None:
     argv = [a.format(state=tmp_path, folder=app_folder) for a in args]
 
-    result = runner.invoke(app, argv)
+    result = runner.invoke(app, [*argv, "--lang", "en"])
+    french = runner.invoke(app, [*argv, "--lang", "fr"])
 
-    assert result.exit_code == 2
+    assert result.exit_code == french.exit_code == 2
     assert result.stderr.startswith("error: ") and "Traceback" not in result.output
+    assert french.stderr.startswith("erreur : ")
 
 
 def test_the_runtime_without_its_state_folder_exits_2_in_one_sentence(tmp_path: Path) -> None:

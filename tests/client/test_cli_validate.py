@@ -55,7 +55,7 @@ def test_the_report_is_french_unless_the_option_or_the_locale_says_english(
     assert french.exit_code == english.exit_code == by_locale.exit_code == 0
     assert "Rapport de qualité des données" in french.stdout
     assert "Utilisable : 40 lignes valides" in french.stdout
-    assert "taux de l'issue (départ sans diplôme)" in french.stdout
+    assert "taux de l'issue (sortie sans diplôme)" in french.stdout
     assert "35,0\u00a0%" in french.stdout
     assert "Data-quality report" not in french.stdout
     assert "Usable: 40 valid rows" in english.stdout and "Utilisable" not in english.stdout
@@ -121,8 +121,10 @@ def test_mapping_and_policy_errors_exit_2(harmonised_csv: Path, tmp_path: Path) 
 
 def test_usage_errors_exit_2_and_help_documents_exit_codes() -> None:
     assert runner.invoke(app, ["validate"]).exit_code == 2
-    help_text = runner.invoke(app, ["validate", "--help"]).stdout
+    help_text = runner.invoke(app, ["validate", "--lang", "en", "--help"]).stdout
+    aide = runner.invoke(app, ["validate", "--help"], env=NO_LOCALE).stdout
     assert "Exit codes: 0 the extract is usable; 2" in " ".join(help_text.split())
+    assert "Codes de sortie : 0 l'extraction est utilisable; 2" in " ".join(aide.split())
 
 
 def test_cell_values_are_printed_as_they_are(tmp_path: Path) -> None:

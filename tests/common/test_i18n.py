@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 from pathlib import Path
 
 from babel.messages.catalog import TranslationError
 from babel.messages.checkers import python_format
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
-from common import i18n
+from common import cli_language, i18n
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,17 +47,30 @@ def test_french_translates_and_english_is_the_message_itself() -> None:
     assert i18n.gettext("en")("Federation") == "Federation"
 
 
-def test_every_message_of_the_code_and_templates_has_its_french() -> None:
+def _used_messages() -> set[str]:
+    """Every message of the sources babel.cfg lists, as ``pybabel extract`` finds them."""
     with (ROOT / "babel.cfg").open(encoding="utf-8") as config:
         method_map, options = parse_mapping_cfg(config)
-    used = {message for _, _, message, *_ in extract_from_dir(
+    return {message for _, _, message, *_ in extract_from_dir(
         str(ROOT), method_map, options) if isinstance(message, str)}
+
+
+def test_every_message_of_the_code_and_templates_has_its_french() -> None:
+    used = _used_messages()
     with i18n.catalogue_path("fr").open("rb") as handle:
         catalogue = read_po(handle)
-    translated = {m.id for m in catalogue if m.id and m.string}
+    translated = {m.id for m in catalogue if m.id and m.string and not m.fuzzy}
+    fuzzy = [m.id for m in catalogue if m.id and m.fuzzy]
 
     assert len(used) > 150 and {"on", "none", "Models published: %(num)s."} <= used
+    # The three commands' sentences, help texts and the server library's errors are sources.
+    assert {"List the shipped scenarios.", "Show this message and exit.",
+            "Results: %(path)s", "This key is already enrolled for %(centre)s.",
+            "The run folder.", "Invalid rows listed in full.",
+            "Groups too small to report without exposing a centre are suppressed: "
+            "%(groups)s."} <= used
     assert used - translated == set(), "run pybabel update and translate these"
+    assert fuzzy == [], "a fuzzy translation is a guess: check it and remove the flag"
 
 
 def test_a_sentence_is_english_and_translated_with_its_parameters_when_shown() -> None:
@@ -72,6 +86,39 @@ def test_a_sentence_is_english_and_translated_with_its_parameters_when_shown() -
     assert i18n.translate(sentence, "en") == sentence
     assert i18n.translate("a text of no catalogue", "fr") == "a text of no catalogue"
     assert i18n.translate("", "fr") == ""
+
+
+def test_a_number_in_a_sentence_is_written_in_the_language() -> None:
+    sentence = i18n.N_("Groups too small to report without exposing a centre are "
+                       "suppressed: %(groups)s.", groups=i18n.Number(7.256, 2))
+    delta = i18n.Number(1e-6, None)
+
+    assert sentence == "Groups too small to report without exposing a centre are suppressed: 7.26."
+    assert i18n.translate(sentence, "fr").endswith(" : 7,26.")
+    assert pickle.loads(pickle.dumps(sentence)).params["groups"].value == 7.256
+    assert delta == "1e-06" and i18n.compact(0.5, "fr") == "0,5"
+
+
+def test_the_help_texts_of_a_command_module_are_extracted_one_line_per_paragraph() -> None:
+    source = b'''
+HELP = ("First paragraph,\\n"
+        "  continued.\\n\\nSecond.")
+@app.command("x", help="Option  help.")
+def x(a: Annotated[int, typer.Option(help="An option.")]) -> None:
+    """Do x.
+
+    In two
+    lines."""
+def helper() -> None:
+    """Not a command."""
+N_("A sentence.")
+'''
+
+    found = [message for _, _, message, _ in cli_language.extract(
+        io.BytesIO(source), DEFAULT_KEYWORDS, [], {})]
+
+    assert sorted(found) == sorted(["A sentence.", "First paragraph, continued.\n\nSecond.",
+                                    "Option help.", "An option.", "Do x.\n\nIn two lines."])
 
 
 def test_every_translation_keeps_the_placeholders_of_its_message() -> None:

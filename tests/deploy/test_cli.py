@@ -42,7 +42,7 @@ def test_a_bad_centre_name_exits_3(tmp_path: Path) -> None:
 
 
 def test_enrol_without_a_key_exits_4(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["enrol", "css-a", "--dir", str(tmp_path)])
+    result = runner.invoke(app, ["--lang", "en", "enrol", "css-a", "--dir", str(tmp_path)])
 
     assert result.exit_code == ExitCode.ENROLMENT
     assert "does not exist" in result.output
@@ -69,9 +69,11 @@ def test_dev_federation_refuses_an_unknown_run_config_key(tmp_path: Path) -> Non
 
 
 def test_help_documents_the_exit_codes() -> None:
-    result = runner.invoke(app, ["--help"])
+    result = runner.invoke(app, ["--lang", "en", "--help"])
+    aide = runner.invoke(app, ["--lang", "fr", "--help"])
 
     assert "3 PKI" in result.output and "130 interrupted" in result.output
+    assert "3 ICP" in aide.output and "130 interrompu" in aide.output
 
 
 def test_pki_add_operator_renew_server_and_revoke_an_unknown_centre(tmp_path: Path) -> None:
@@ -80,7 +82,8 @@ def test_pki_add_operator_renew_server_and_revoke_an_unknown_centre(tmp_path: Pa
 
     added = runner.invoke(app, ["pki", "add-operator", "jdoe", "--dir", str(tmp_path)])
     renewed = runner.invoke(app, ["pki", "renew-server", "--dir", str(tmp_path)])
-    revoked = runner.invoke(app, ["pki", "revoke-centre", "css-x", "--dir", str(tmp_path)])
+    revoked = runner.invoke(app, ["--lang", "en", "pki", "revoke-centre", "css-x", "--dir",
+                                  str(tmp_path)])
 
     assert added.exit_code == 0 and (tmp_path / "operators" / "jdoe" / "jdoe.crt").is_file()
     assert renewed.exit_code == 0 and (tmp_path / "proxy.key").read_bytes() != proxy_key

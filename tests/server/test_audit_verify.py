@@ -39,7 +39,7 @@ def _ministry_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def verify(run_dir: Path) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, ["audit", "verify", str(run_dir)])
+    result = CliRunner().invoke(app, ["--lang", "en", "audit", "verify", str(run_dir)])
     return result.exit_code, result.stdout, result.stderr
 
 

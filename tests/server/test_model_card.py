@@ -142,6 +142,26 @@ def test_noisy_equity_counts_are_said_and_unjudgeable_groups_named(tmp_path: Pat
     assert not any("differential-privacy noise" in note for note in plain)
 
 
+def test_the_computed_sentences_are_in_the_language_of_each_page(tmp_path: Path) -> None:
+    run = write_run_folder(tmp_path / "run")
+    equity = json.loads((run / "equity.json").read_text())
+    equity["noise_std"] = 7.26
+    equity["suppressed"] = ["region=Nord"]
+    (run / "equity.json").write_text(json.dumps(equity))
+
+    json_path, html_path = write_model_card(run)
+
+    card = json.loads(json_path.read_text(encoding="utf-8"))
+    french = html.unescape(html_path.read_text(encoding="utf-8"))
+    english = html.unescape((run / "model_card.en.html").read_text(encoding="utf-8"))
+    noise = "The equity counts carry differential-privacy noise (std 7.26 per count"
+    assert any(note.startswith(noise) for note in card["limitations"])  # the JSON: English
+    assert noise in english and "écart-type 7,26 par effectif de chaque centre" in french
+    assert "sont supprimés : region=Nord." in french
+    assert "simulation (scénario fixture)" in french and "(ReLU), sortie logit" in french
+    assert "differential-privacy noise" not in french and "Groups too small" not in french
+
+
 REFUSED = {
     "CSS des Trois-Lacs": "The run asks for less privacy than this centre's policy allows.",
     "CSS de la Capitale": "The run's code is not the code this centre approved.",
@@ -156,11 +176,11 @@ def test_the_centres_that_refused_are_on_the_card_with_their_reason(tmp_path: Pa
     card = json.loads(json_path.read_text(encoding="utf-8"))
     assert card["centres_refused"] == dict(sorted(REFUSED.items()))
     page = html.unescape(html_path.read_text(encoding="utf-8"))
-    refusals = page.split("<h2>Centres that refused / Centres ayant refusé</h2>")[1]
-    refusals = refusals.split("<h2>")[0]
+    refusals = page.split("<h2>Centres ayant refusé</h2>")[1].split("<h2>")[0]
     for name, reason in REFUSED.items():
         assert f"<tr><td>{name}</td><td>{reason}</td></tr>" in refusals
-    assert "No centre refused" not in refusals
+    assert "<th>centre</th><th>motif</th>" in refusals
+    assert "Aucun centre n'a refusé" not in refusals
 
 
 def test_a_run_nobody_refused_says_so_and_an_older_run_says_not_measured(
@@ -173,12 +193,14 @@ def test_a_run_nobody_refused_says_so_and_an_older_run_says_not_measured(
     _, older_page = write_model_card(older)
 
     assert build_model_card(none_refused)["centres_refused"] == {}
-    assert "No centre refused this run. / Aucun centre n'a refusé cette exécution." in (
+    assert "Aucun centre n'a refusé cette exécution." in (
         html.unescape(none_page.read_text(encoding="utf-8")))
+    assert "No centre refused this run." in (
+        none_refused / "model_card.en.html").read_text(encoding="utf-8")
     assert build_model_card(older)["centres_refused"] == NOT_MEASURED
-    older_text = older_page.read_text(encoding="utf-8")
+    older_text = html.unescape(older_page.read_text(encoding="utf-8"))
     section = older_text.split("Centres ayant refusé</h2>")[1].split("<h2>")[0]
-    assert NOT_MEASURED in section and "No centre refused" not in section
+    assert "non mesuré dans cette exécution" in section and "Aucun centre" not in section
 
 
 def test_a_value_holding_markup_is_escaped_on_the_card(tmp_path: Path) -> None:

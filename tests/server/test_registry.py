@@ -86,9 +86,10 @@ def test_the_cli_publishes_then_refuses_with_exit_2(tmp_path: Path) -> None:
     run = write_run_folder(tmp_path / "run")
     registry = tmp_path / "registry"
 
-    first = runner.invoke(app, ["registry", "publish", str(run), "--registry", str(registry)])
-    again = runner.invoke(app, ["registry", "publish", str(run), "--registry", str(registry)])
-    listed = runner.invoke(app, ["registry", "list", "--registry", str(registry)])
+    publish = ["--lang", "en", "registry", "publish", str(run), "--registry", str(registry)]
+    first = runner.invoke(app, publish)
+    again = runner.invoke(app, publish)
+    listed = runner.invoke(app, ["--lang", "en", "registry", "list", "--registry", str(registry)])
 
     assert first.exit_code == 0, first.output
     assert again.exit_code == 2
@@ -97,8 +98,8 @@ def test_the_cli_publishes_then_refuses_with_exit_2(tmp_path: Path) -> None:
 
 
 def test_the_cli_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["registry", "publish", str(tmp_path), "--registry",
-                                 str(tmp_path / "registry")])
+    result = runner.invoke(app, ["--lang", "en", "registry", "publish", str(tmp_path),
+                                 "--registry", str(tmp_path / "registry")])
 
     assert result.exit_code == 2
     assert "has no summary.json" in result.output
@@ -111,10 +112,12 @@ def test_a_value_holding_markup_is_escaped_in_the_index_and_the_card(tmp_path: P
 
     folder = publish(run, tmp_path / "registry")
 
-    for page in (tmp_path / "registry" / "index.html", folder / "model_card.html"):
+    # The index shows the card's JSON (English origin); the card page its own language.
+    for page, origin in ((tmp_path / "registry" / "index.html", "{} deployment"),
+                         (folder / "model_card.html", "déploiement {}")):
         text = page.read_text(encoding="utf-8")
         assert "<script" not in text
-        assert "&lt;script&gt;alert(1)&lt;/script&gt; deployment" in text
+        assert origin.format("&lt;script&gt;alert(1)&lt;/script&gt;") in text
 
 
 def test_the_index_is_french_with_its_english_beside_it(tmp_path: Path) -> None:

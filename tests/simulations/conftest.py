@@ -32,7 +32,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     ray_tmp = Path(f"/tmp/prs-ray-{os.getpid()}")
     env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "FLWR_HOME": str(base / "flwr")}
     out = base / "run"
-    proc = subprocess.run([str(SIM), "run", *TINY_RUN, "--out", str(out)], env=env,
+    proc = subprocess.run([str(SIM), "--lang", "en", "run", *TINY_RUN, "--out", str(out)], env=env,
                           capture_output=True, text=True, timeout=400, check=False)
     return TinyRun(out, proc, ray_tmp)
 

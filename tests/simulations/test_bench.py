@@ -100,7 +100,7 @@ def tiny_bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, obje
     base = tmp_path_factory.mktemp("bench")
     env = {"RAY_TMPDIR": f"/tmp/prs-bench-{base.name[-8:]}", "FLWR_HOME": str(base / "flwr")}
     proc = subprocess.run(
-        [str(SIM), "bench", "--scenario", "tiny", "--set", "rounds=1",
+        [str(SIM), "--lang", "en", "bench", "--scenario", "tiny", "--set", "rounds=1",
          "--set", "privacy.reproducible_noise=true",  # the AUC bound below, every run
          "--set", "centre_policy.allow_replayable_noise=true",
          "--out", str(base / "out"), "--json", str(base / "bench.json")],

@@ -72,7 +72,8 @@ def test_nothing_is_left_running(tiny_run) -> None:
 
 def test_bad_override_ends_with_one_sentence_and_exit_2(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [str(SIM), "run", "--scenario", "tiny", "--set", "rounds=zero", "--out", str(tmp_path)],
+        [str(SIM), "--lang", "en", "run", "--scenario", "tiny", "--set", "rounds=zero", "--out",
+         str(tmp_path)],
         capture_output=True, text=True, timeout=60, check=False,
     )
     assert proc.returncode == 2
@@ -82,7 +83,7 @@ def test_bad_override_ends_with_one_sentence_and_exit_2(tmp_path: Path) -> None:
 
 
 def test_unknown_scenario_is_named_with_the_known_ones() -> None:
-    proc = subprocess.run([str(SIM), "run", "--scenario", "nowhere"], capture_output=True,
-                          text=True, timeout=60, check=False)
+    proc = subprocess.run([str(SIM), "--lang", "en", "run", "--scenario", "nowhere"],
+                          capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2
     assert "no scenario named 'nowhere'" in proc.stderr and "demo" in proc.stderr

@@ -1,0 +1,58 @@
+"""``perseverance-sim``'s language: its error sentences and its help in French unless
+``--lang en`` (before the command) or the locale says English (``common.cli_language``).
+Only refusals before any simulation starts: no Ray, no Flower."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from common import i18n
+from simulations.cli import _done, app
+
+runner = CliRunner()
+NO_LOCALE = {"LC_ALL": "", "LC_MESSAGES": "", "LANG": "C.UTF-8", "COLUMNS": "200"}
+
+
+def test_an_error_sentence_is_french_by_default_and_english_when_asked() -> None:
+    args = ["run", "--scenario", "nowhere"]
+
+    french = runner.invoke(app, args, env=NO_LOCALE)
+    english = runner.invoke(app, ["--lang", "en", *args], env=NO_LOCALE)
+    by_locale = runner.invoke(app, args, env={**NO_LOCALE, "LANG": "en_CA.UTF-8"})
+
+    assert french.exit_code == english.exit_code == by_locale.exit_code == 2
+    assert french.stderr.startswith(
+        "erreur : Il n'y a aucun scénario nommé « nowhere » (scénarios connus : demo, ")
+    assert english.stderr.startswith(
+        "error: There is no scenario named 'nowhere' (known: demo, ")
+    assert by_locale.stderr == english.stderr
+
+
+def test_the_help_is_french_by_default_and_english_with_lang() -> None:
+    french = runner.invoke(app, ["--help"], env=NO_LOCALE)
+    english = runner.invoke(app, ["--lang", "en", "--help"], env=NO_LOCALE)
+    option = runner.invoke(app, ["run", "--help"], env=NO_LOCALE)
+
+    assert french.exit_code == english.exit_code == option.exit_code == 0
+    assert "Fédérations simulées des centres de services scolaires du Québec." in french.stdout
+    assert "Commandes" in french.stdout and "Lister les scénarios fournis." in french.stdout
+    assert "Simulated federations of Québec school service centres." in english.stdout
+    assert "Commands" in english.stdout and "List the shipped scenarios." in english.stdout
+    assert "Utilisation : root run [OPTIONS]" in option.stdout
+    assert "Usage: root [OPTIONS]" in english.stdout
+    assert "Nom du scénario (voir `list`) ou chemin d'un fichier TOML." in option.stdout
+    assert "[par défaut : demo]" in option.stdout
+
+
+def test_the_end_of_a_run_is_said_with_the_numbers_of_the_language() -> None:
+    summary = {"wall_seconds": 61.7, "auc_pooled": 0.7843, "auc_centralized": 0.8012,
+               "epsilon_max": 1.957, "delta": 1e-06}
+
+    sentence = _done(summary)
+
+    assert sentence == i18n.translate(sentence, "en") == (
+        "Done in 62 s: pooled AUC 0.784 (centralised without DP 0.801), epsilon spent at "
+        "most 1.96 at delta 1e-06.")
+    assert i18n.translate(sentence, "fr") == (
+        "Terminé en 62 s : AUC regroupée 0,784 (centralisé sans confidentialité "
+        "différentielle 0,801), epsilon dépensé d'au plus 1,96 à delta 1e-06.")
