@@ -47,6 +47,7 @@ from client.cohorts import (
 )
 from common.audit_trail import AuditTrail, trail_head
 from common.errors import ExitCode, PerseveranceError
+from common.i18n import N_
 from common.privacy import composed_epsilon
 from common.records import (
     AUDIT_FILE,
@@ -146,7 +147,8 @@ class PrivacyLedger:
                     db.execute("ALTER TABLE releases ADD COLUMN mac TEXT")
         except sqlite3.DatabaseError as exc:
             _CONNECTIONS.pop(str(self.path), None)
-            raise LedgerError(f"The privacy ledger {self.path} cannot be used: {exc}.") from exc
+            raise LedgerError(N_("The privacy ledger %(path)s cannot be used: %(problem)s.",
+                                 path=self.path, problem=exc)) from exc
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -202,11 +204,12 @@ class PrivacyLedger:
         try:
             read = read_cohorts(db, key, known)
         except CohortTampered as exc:
-            raise LedgerError(f"The privacy ledger {self.path} cannot be trusted: {exc}.") \
-                from exc
+            raise LedgerError(N_("The privacy ledger %(path)s cannot be trusted: %(problem)s.",
+                                 path=self.path, problem=exc)) from exc
         if read and key is None:
-            raise LedgerError(f"The privacy ledger {self.path} has cohorts but its records key "
-                              f"{self.key_path} is missing: they cannot be checked.")
+            raise LedgerError(N_("The privacy ledger %(path)s has cohorts but its records key "
+                                 "%(key)s is missing: they cannot be checked.",
+                                 path=self.path, key=self.key_path))
         _COHORTS[cache_key] = read
         return [cohort for cohort, _ in read]
 

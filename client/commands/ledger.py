@@ -57,7 +57,8 @@ def ledger(
         ahead = _runs_left(book, spread, cap)
         largest = book.epsilon_spent(delta)
     except (LedgerError, DataError) as exc:
-        err.print(_("error: {problem}").format(problem=i18n.translate(str(exc), language)))
+        problem = exc.args[0] if exc.args else str(exc)
+        err.print(_("error: {problem}").format(problem=i18n.translate(problem, language)))
         raise typer.Exit(ExitCode.UNUSABLE) from None
 
     def num(value: float) -> str:
