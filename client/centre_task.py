@@ -24,12 +24,12 @@ from client.data import CentreData, centre_policy, load_centre
 from client.errors import CentreRefusal, DataError
 from client.federated import (
     RoundResult,
-    centre_plan,
     evaluate_round,
     open_ledger,
     resolve_data_source,
     state_dir,
     train_round,
+    training_plan,
 )
 from client.ledger import LedgerError
 from client.records import records_head
@@ -110,7 +110,7 @@ def train_task(centre: Centre, task: Task, global_weights: Weights) -> RoundResu
     config = centre.config
     data = centre.data(task.run_name)
     ledger = open_ledger(config, centre.node_config) if config.privacy.dp else None
-    plan = centre_plan(config, data, task.run_name, centre.state_dir, ledger)
+    plan, data = training_plan(config, data, task.run_name, centre.state_dir, ledger)
     return train_round(config, data, global_weights, task.server_round, plan,
                        ledger=ledger, run_id=task.run_name)
 

@@ -4,7 +4,7 @@ the centre's site policy. Reading, mapping and validating an extract lives in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,6 +33,10 @@ class CentreData:
     policy: SitePolicy
     # Audit attributes of the held-out rows (equity audit only; never model input).
     audit_test: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # Pseudonyms of the rows, in order: they stay at the centre (per-student accounting
+    # books keyed hashes of them, ``client.cohorts``).
+    ids_train: tuple[str, ...] = ()
+    ids_test: tuple[str, ...] = ()
 
     @property
     def num_train(self) -> int:
@@ -41,6 +45,20 @@ class CentreData:
     @property
     def num_test(self) -> int:
         return len(self.y_test)
+
+    def restricted(self, train: npt.NDArray[np.bool_] | None = None,
+                   test: npt.NDArray[np.bool_] | None = None) -> CentreData:
+        """The same records with only the training rows where ``train`` and the held-out
+        rows where ``test`` (None keeps all): a new object, the cached one unchanged."""
+        keep_train = np.ones(self.num_train, bool) if train is None else train
+        keep_test = np.ones(self.num_test, bool) if test is None else test
+        return replace(
+            self, x_train=self.x_train[keep_train], y_train=self.y_train[keep_train],
+            x_test=self.x_test[keep_test], y_test=self.y_test[keep_test],
+            audit_test=self.audit_test.loc[keep_test].reset_index(drop=True)
+            if len(self.audit_test) else self.audit_test,
+            ids_train=tuple(np.asarray(self.ids_train, dtype=object)[keep_train]),
+            ids_test=tuple(np.asarray(self.ids_test, dtype=object)[keep_test]))
 
 
 def usable_for_learning(frame: pd.DataFrame) -> pd.DataFrame:
@@ -60,7 +78,9 @@ def split_and_encode(
     y = encode_labels(usable)
     audit_columns = [c for c in AUDIT_COLUMNS if c in usable.columns]
     audit = usable.loc[is_test, audit_columns].reset_index(drop=True)
-    return CentreData(x[~is_test], y[~is_test], x[is_test], y[is_test], policy, audit)
+    ids = usable[STUDENT_ID].astype(str).to_numpy()
+    return CentreData(x[~is_test], y[~is_test], x[is_test], y[is_test], policy, audit,
+                      tuple(ids[~is_test]), tuple(ids[is_test]))
 
 
 def read_harmonised(path: Path) -> pd.DataFrame:

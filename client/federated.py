@@ -29,6 +29,7 @@ from client.run_plan import (
     save_plan,
     size_release,
 )
+from client.student_budget import StudentBudget
 from common.config import RunConfig
 from common.model import ModelConfig, build_model, get_weights, predict_proba, set_weights
 from common.privacy import composed_epsilon
@@ -142,25 +143,51 @@ def require_training_records(data: CentreData) -> None:
 
 def centre_plan(config: RunConfig, data: CentreData, run_name: str,
                 state_dir: Path | None, ledger: PrivacyLedger | None) -> RunPlan:
-    """The centre's mechanism for ``run_name``: the one it fixed at its first training
-    task of the run (kept in ``state_dir``), or a new one from a size released now and
-    booked in ``ledger`` (``client.run_plan``). Without DP the plan uses the exact size:
-    such runs are references, with no guarantee to keep."""
+    """The centre's mechanism for ``run_name`` (see :func:`training_plan`)."""
+    return training_plan(config, data, run_name, state_dir, ledger)[0]
+
+
+def training_plan(config: RunConfig, data: CentreData, run_name: str,
+                  state_dir: Path | None,
+                  ledger: PrivacyLedger | None) -> tuple[RunPlan, CentreData]:
+    """The centre's mechanism for ``run_name`` and the records the run trains on.
+
+    The mechanism is the one the centre fixed at its first training task of the run
+    (kept in ``state_dir``), or a new one from a size released now and booked in
+    ``ledger`` (``client.run_plan``). With a ledger, the records are those whose own
+    lifetime budget the run leaves within the cap, each set booked as the run's cohort
+    before the first release over it (``client.student_budget``). Without DP the plan
+    uses the exact size and every record: such runs are references, with no guarantee
+    to keep."""
     floor = data.policy.privacy
     require_training_records(data)  # before any release: a refusing centre books nothing
     if not config.privacy.dp:
-        return plan_for(data.num_train, config, floor)
-    if state_dir is not None and (saved := load_plan(state_dir, run_name)) is not None:
-        return saved
-    size = released_size(data.num_train, noise_generator(config, data.num_train))
-    plan = plan_for(size, config, floor)
-    if ledger is not None:
-        history = [*run_history(ledger, run_name, "train"), size_release()]
-        check_run_budget(history, config, floor, "release of the training-set size")
-        _book(ledger, run_name, 0, "train", [size_release()], data)
-    if state_dir is not None:
-        save_plan(state_dir, run_name, plan)
-    return plan
+        return plan_for(data.num_train, config, floor), data
+    budget = StudentBudget(ledger, data, config) if ledger is not None else None
+    plan = load_plan(state_dir, run_name) if state_dir is not None else None
+    if plan is None:
+        counted = data
+        if ledger is not None and budget is not None:
+            history = [*run_history(ledger, run_name, "train"), size_release()]
+            check_run_budget(history, config, floor, "release of the training-set size")
+            counted = budget.size_records(run_name)
+            _book(ledger, run_name, 0, "train", [size_release()], data)
+        size = released_size(counted.num_train, noise_generator(config, counted.num_train))
+        plan = plan_for(size, config, floor)
+        if state_dir is not None:
+            save_plan(state_dir, run_name, plan)
+    if budget is None:
+        return plan, data
+    return plan, budget.training_records(run_name, plan)
+
+
+def evaluation_records(config: RunConfig, data: CentreData, run_name: str,
+                       ledger: PrivacyLedger | None) -> CentreData:
+    """The held-out records the run's evaluation releases may use: with a ledger, those
+    whose own budget every evaluation release of the run leaves within the cap."""
+    if ledger is None or not config.privacy.dp:
+        return data
+    return StudentBudget(ledger, data, config).evaluation_records(run_name)
 
 
 def _book(ledger: PrivacyLedger, run_name: str, server_round: int, kind: str,
@@ -242,7 +269,9 @@ def evaluate_round(
     """Aggregate evaluation of the global model on the centre's held-out records:
     score histograms by label and the equity audit's per-group counts, never a
     per-student score. With DP, the counts carry Gaussian noise and the release is
-    booked first (see ``client.evaluation``)."""
+    booked first (see ``client.evaluation``), over the held-out records whose own budget
+    the run's evaluation leaves within the cap (``client.student_budget``)."""
+    data = evaluation_records(config, data, run_id, ledger)
     model = build_model(model_config(config), seed=config.seed)
     set_weights(model, global_weights)
     probabilities = predict_proba(model, data.x_test)

@@ -15,6 +15,11 @@ tail leaves the chain intact: after each booking the ledger writes its head (row
 to the centre's audit log (``ledger_booked``), and the ministry records the heads it
 receives, so that :func:`client.records.verify_centre` finds missing rows. Rows booked
 before keying (``mac`` NULL) are reported as unkeyed; they may only precede keyed rows.
+
+Per student (``client.cohorts``): each release is made over a cohort of records, booked
+before it (the ``cohorts`` table), and the cap holds per student: a release is refused if
+it would take any member of its cohort past the cap. A release no cohort covers (from
+before per-student accounting) counts against every student until :meth:`migrate`.
 """
 
 from __future__ import annotations
@@ -26,6 +31,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from client.cohorts import (
+    COHORT_SCHEMA,
+    Booked,
+    Cohort,
+    CohortTampered,
+    covering,
+    insert_cohort,
+    known_students,
+    read_cohorts,
+    student_epsilons,
+    uncovered,
+)
 from common.audit_trail import AuditTrail, trail_head
 from common.errors import ExitCode, PerseveranceError
 from common.privacy import composed_epsilon
@@ -36,7 +53,7 @@ from common.records import (
     row_content,
     row_link,
 )
-from common.records_key import GENESIS, KEY_FILE, chain_mac, load_or_create_key
+from common.records_key import GENESIS, KEY_FILE, chain_mac, load_or_create_key, read_key
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS releases (
@@ -60,7 +77,8 @@ BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END;
 
 
 class BudgetExceeded(Exception):
-    """The release would take the centre past its cap. One sentence."""
+    """The release would take a student (or the centre, for a release no cohort covers)
+    past its cap. One sentence."""
 
 
 class LedgerError(PerseveranceError):
@@ -108,6 +126,7 @@ class PrivacyLedger:
         try:
             with self._connect() as db:
                 db.executescript(_SCHEMA)
+                db.executescript(COHORT_SCHEMA)
                 columns = [row[1] for row in db.execute("PRAGMA table_info(releases)")]
                 if "mac" not in columns:  # a ledger from before keying: its rows stay unkeyed
                     db.execute("ALTER TABLE releases ADD COLUMN mac TEXT")
@@ -132,11 +151,87 @@ class PrivacyLedger:
             ).fetchall()
         return [Release(*row) for row in rows]
 
+    def booked(self) -> list[Booked]:
+        """Every booked row as (run id, kind, round, mechanism)."""
+        return [(r.run_id, r.kind, r.server_round,
+                 (r.noise_multiplier, r.sample_rate, r.steps)) for r in self.releases()]
+
+    def cohorts(self) -> list[Cohort]:
+        """Every cohort booked, checked against its MAC (``LedgerError`` if one fails)."""
+        with self._connect() as db:
+            return self._read_cohorts(db)
+
+    def _read_cohorts(self, db: sqlite3.Connection) -> list[Cohort]:
+        key = read_key(self.key_path)
+        try:
+            cohorts = read_cohorts(db, key)
+        except CohortTampered as exc:
+            raise LedgerError(f"The privacy ledger {self.path} cannot be trusted: {exc}.") \
+                from exc
+        if cohorts and key is None:
+            raise LedgerError(f"The privacy ledger {self.path} has cohorts but its records key "
+                              f"{self.key_path} is missing: they cannot be checked.")
+        return cohorts
+
     def epsilon_spent(self, delta: float) -> float:
-        """Lifetime epsilon at ``delta`` over every booked release."""
-        return composed_epsilon(
-            [(r.noise_multiplier, r.sample_rate, r.steps) for r in self.releases()], delta
-        )
+        """The largest lifetime epsilon at ``delta`` of any student the ledger knows (every
+        booked release composed when no cohort says over whom)."""
+        cohorts, booked = self.cohorts(), self.booked()
+        if not cohorts:
+            return composed_epsilon([b[3] for b in booked], delta)
+        spent = student_epsilons(known_students(cohorts), cohorts, booked, delta)
+        return float(spent.max(initial=0.0))
+
+    def book_cohort(self, *, run_id: str, kind: str, first_round: int, label: str,
+                    members: list[bytes], retired: int) -> Cohort:
+        """Book the cohort of a run's releases of ``kind`` from ``first_round`` on, before
+        the first of them; the one already booked if there is one (a retried task)."""
+        key = load_or_create_key(self.key_path)
+        with self._connect() as db:
+            db.execute("BEGIN EXCLUSIVE")
+            try:
+                existing = [c for c in self._read_cohorts(db) if (c.run_id, c.kind,
+                            c.first_round) == (run_id, kind, first_round)]
+                cohort = existing[0] if existing else insert_cohort(
+                    db, key, _now(), run_id, kind, first_round, label, members, retired)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        if not existing:
+            self._log("cohort_booked", run_id=run_id, kind=kind, first_round=first_round,
+                      label=label, records=cohort.records, retired=retired)
+        return cohort
+
+    def migrate(self, present: list[bytes]) -> int:
+        """Give every release no cohort covers (booked before per-student accounting) a
+        cohort: the students ``present`` now, who are charged with it; students who come
+        later are not. Returns the number of cohorts booked (0: nothing to migrate)."""
+        key = load_or_create_key(self.key_path)
+        with self._connect() as db:
+            db.execute("BEGIN EXCLUSIVE")
+            try:
+                cohorts = self._read_cohorts(db)
+                pending: dict[tuple[str, str], int] = {}
+                for run_id, kind, server_round, _ in uncovered(cohorts, self.booked()):
+                    start = pending.get((run_id, kind), server_round)
+                    pending[(run_id, kind)] = min(start, server_round)
+                booked_at = _now()
+                for (run_id, kind), first_round in sorted(pending.items()):
+                    insert_cohort(db, key, booked_at, run_id, kind, first_round, "migrated",
+                                  present, 0)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        if pending:
+            self._log("ledger_migrated", cohorts=len(pending), students=len(set(present)))
+        return len(pending)
+
+    def _log(self, event: str, **fields: object) -> None:
+        audit = self.path.parent / AUDIT_FILE
+        actor = self.actor or trail_head(audit).actor or self.path.parent.name
+        AuditTrail(audit, actor, self.key_path).record(event, **fields)
 
     def book(
         self,
@@ -149,8 +244,10 @@ class PrivacyLedger:
         cap: float,
     ) -> float:
         """Book one release, made of Gaussian ``mechanisms`` (noise multiplier, sample
-        rate, steps), if the lifetime epsilon stays within ``cap``; returns the new
-        lifetime epsilon. Raises ``BudgetExceeded`` (nothing booked) otherwise.
+        rate, steps), if every student of the cohort it is made over (``client.cohorts``)
+        stays within ``cap``; without a cohort, if the composition of every release
+        does. Returns the largest lifetime epsilon of any student after it. Raises
+        ``BudgetExceeded`` (nothing booked) otherwise.
 
         The check and the inserts happen in one exclusive transaction, so two processes
         of the same centre cannot both pass the check with the last of the budget.
@@ -159,18 +256,11 @@ class PrivacyLedger:
         with self._connect() as db:
             db.execute("BEGIN EXCLUSIVE")
             try:
-                history = db.execute(
-                    "SELECT noise_multiplier, sample_rate, steps FROM releases"
-                ).fetchall()
-                after = composed_epsilon([*history, *mechanisms], delta)
-                if after > cap:
-                    raise BudgetExceeded(
-                        f"This release would bring the centre's lifetime epsilon to "
-                        f"{after:.3f} (delta {delta:g}), past its cap of {cap:g}."
-                    )
-                booked_at = datetime.now(UTC).isoformat(timespec="seconds")
                 last = db.execute(f"SELECT {LEDGER_FIELDS}, mac FROM releases "
                                   "ORDER BY id DESC LIMIT 1").fetchone()
+                after = self._epsilon_after(db, run_id, server_round, kind, mechanisms,
+                                            delta, cap, last)
+                booked_at = _now()
                 # Ids are given, not left to AUTOINCREMENT: the MAC covers the id.
                 sequence = db.execute("SELECT max(seq) FROM sqlite_sequence "
                                       "WHERE name = 'releases'").fetchone()[0]
@@ -192,9 +282,42 @@ class PrivacyLedger:
         # The head, in the audit log: a deleted tail of rows is then seen locally too.
         # (A crash just before this line leaves rows the log does not mention: harmless,
         # the check is that every head the log mentions is still in the ledger.)
-        audit = self.path.parent / AUDIT_FILE
-        actor = self.actor or trail_head(audit).actor or self.path.parent.name
-        AuditTrail(audit, actor, self.key_path).record(
-            "ledger_booked", ledger_rows=count, ledger_head=previous, run_id=run_id,
-            round=server_round, kind=kind, delta=delta, epsilon_after=after)
+        self._log("ledger_booked", ledger_rows=count, ledger_head=previous, run_id=run_id,
+                  round=server_round, kind=kind, delta=delta, epsilon_after=after)
         return after
+
+    def _epsilon_after(self, db: sqlite3.Connection, run_id: str, server_round: int,
+                       kind: str, mechanisms: list[tuple[float, float, int]], delta: float,
+                       cap: float, last: tuple[object, ...] | None) -> float:
+        """The largest lifetime epsilon of any student once ``mechanisms`` are booked;
+        raises ``BudgetExceeded`` if a student of the release's cohort (every student,
+        without one) would pass ``cap``."""
+        booked: list[Booked] = [
+            (r, k, t, (z, q, n)) for r, k, t, z, q, n in db.execute(
+                "SELECT run_id, kind, server_round, noise_multiplier, sample_rate, steps "
+                "FROM releases ORDER BY id")]
+        cohorts = self._read_cohorts(db)
+        cohort = covering(cohorts, run_id, kind, server_round)
+        if cohort is None:
+            after = composed_epsilon([*(b[3] for b in booked), *mechanisms], delta)
+            who = "the centre's lifetime epsilon"
+        else:
+            members = sorted(cohort.members)
+            after = float(student_epsilons(members, cohorts, booked, delta,
+                                           extra=mechanisms).max(initial=0.0))
+            who = f"the lifetime epsilon of a student of this release ({cohort.label})"
+        if after > cap:
+            raise BudgetExceeded(f"This release would bring {who} to {after:.3f} (delta "
+                                 f"{delta:g}), past its cap of {cap:g}.")
+        if cohort is None:
+            return after
+        # The largest over every student: the students of this release changed, the others
+        # kept what the last row recorded (recomputed when that row is at another delta).
+        if last is not None and float(last[8]) == delta:  # type: ignore[arg-type]
+            return max(after, float(last[9]))  # type: ignore[arg-type]
+        everyone = student_epsilons(known_students(cohorts), cohorts, booked, delta)
+        return max(after, float(everyone.max(initial=0.0)))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -76,6 +76,8 @@ class Reason:
                      "the details.")
     TOO_FEW_RECORDS = "The centre has fewer training records than its policy requires."
     LIFETIME_CAP = "This release would take the centre past its lifetime privacy cap."
+    BUDGET_RETIRED = ("Too few of the centre's training records have privacy budget left "
+                      "for this run.")
     RUN_BUDGET = "This release would take the run past its privacy budget at this centre."
     CONFIG_INVALID = "The run's configuration is invalid."
     INTERNAL = ("The centre could not complete the task because of an error in its own "

@@ -171,7 +171,8 @@ def test_participation_counts_the_training_students_only(network: Path) -> None:
 
 def _one_more_student(data: CentreData) -> CentreData:
     return replace(data, x_train=np.concatenate([data.x_train, data.x_train[:1]]),
-                   y_train=np.concatenate([data.y_train, data.y_train[:1]]))
+                   y_train=np.concatenate([data.y_train, data.y_train[:1]]),
+                   ids_train=(*data.ids_train, "a-student-who-arrived-mid-run"))
 
 
 def test_the_mechanism_is_fixed_by_the_released_size_not_the_exact_count(

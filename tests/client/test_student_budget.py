@@ -1,0 +1,200 @@
+"""Each student's lifetime budget: the individual filter at the centre (issue 17)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from client.cohorts import pseudonym_key, student_epsilons, student_hashes
+from client.data import CentreData
+from client.errors import CentreRefusal
+from client.federated import evaluation_records, training_plan
+from client.ledger import BudgetExceeded, LedgerError, PrivacyLedger
+from client.run_plan import size_release
+from client.site_policy import SitePolicy
+from client.student_budget import budget_spread, run_cohorts
+from common.config import RunConfig
+from common.privacy import composed_epsilon
+from common.protocol import Reason
+from common.records import LEDGER_FILE
+from common.records_key import load_or_create_key
+
+DELTA = 1e-6
+CONFIG = RunConfig.from_flat({"rounds": 2, "local_epochs": 1})
+
+
+def _data(train: list[str], test: list[str] = (), *, cap: float = 10.0,  # type: ignore[assignment]
+          min_records: int = 5) -> CentreData:
+    n, m = len(train), len(test)
+    return CentreData(np.zeros((n, 3), np.float32), np.zeros(n, np.float32),
+                      np.zeros((m, 3), np.float32), np.zeros(m, np.float32),
+                      SitePolicy(min_records=min_records, epsilon_cap=cap), pd.DataFrame(),
+                      tuple(train), tuple(test))
+
+
+def _students(prefix: str, n: int) -> list[str]:
+    return [f"{prefix}-{i}" for i in range(n)]
+
+
+def _spent(ledger: PrivacyLedger, ids: list[str]) -> np.ndarray:
+    key = pseudonym_key(load_or_create_key(ledger.key_path))
+    return student_epsilons(student_hashes(ids, key), ledger.cohorts(), ledger.booked(), DELTA)
+
+
+def _train_all_rounds(ledger: PrivacyLedger, state: Path, data: CentreData,
+                      run: str) -> CentreData:
+    """What a run's training books: its plan, its cohorts, and every round."""
+    plan, used = training_plan(CONFIG, data, run, state, ledger)
+    for server_round in range(1, CONFIG.rounds + 1):
+        ledger.book(run_id=run, server_round=server_round, kind="train",
+                    mechanisms=[plan.round_mechanism()], delta=DELTA, cap=data.policy.epsilon_cap)
+    return used
+
+
+def test_a_student_at_the_cap_never_trains_again_and_new_students_do(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    ledger = PrivacyLedger(state)
+    first_year = _students("y1", 40)
+    _train_all_rounds(ledger, state, _data(first_year), "year-1")
+    after_one = _spent(ledger, first_year)
+    assert np.allclose(after_one, after_one[0]) and 2.5 < after_one[0] <= 3.0 + 0.05
+    # A cap that one run reaches: the first year's students have no room for another.
+    cap = float(after_one.max()) * 1.01
+    second_year = _data([*first_year, *_students("y2", 30)], cap=cap)
+
+    used = _train_all_rounds(ledger, state, second_year, "year-2")
+
+    assert set(used.ids_train) == set(_students("y2", 30))
+    assert used.num_train == 30 == len(used.x_train)
+    assert _spent(ledger, first_year).max() <= cap  # the size release fitted, no more
+    newcomers = _spent(ledger, _students("y2", 30))
+    assert np.allclose(newcomers, newcomers[0]) and 2.5 < newcomers[0] <= 3.0 + 0.05
+    cohorts = {c.kind: c for c in run_cohorts(state, "year-2")}
+    assert (cohorts["size"].records, cohorts["train"].records) == (70, 30)
+    assert cohorts["train"].retired == 40
+    # And never again: a third run does not take them either.
+    third = _train_all_rounds(ledger, state, _data([*first_year, *_students("y3", 20)],
+                                                   cap=cap), "year-3")
+    assert not set(third.ids_train) & set(first_year)
+
+
+def test_one_students_record_changes_no_other_students_inclusion(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    ledger = PrivacyLedger(state)
+    veterans = _students("old", 25)
+    _train_all_rounds(ledger, state, _data(veterans), "year-1")
+    cap = float(_spent(ledger, veterans).max()) * 1.01
+    others = [*veterans[:10], *_students("new", 20)]
+
+    def included(extra: list[str], run: str) -> set[str]:
+        state_copy = tmp_path / run
+        state_copy.mkdir()
+        (state_copy / "records.key").write_bytes((state / "records.key").read_bytes())
+        source, target = (sqlite3.connect(p / LEDGER_FILE) for p in (state, state_copy))
+        source.backup(target)
+        source.close()
+        target.close()
+        copy = PrivacyLedger(state_copy)
+        return set(training_plan(CONFIG, _data([*others, *extra], cap=cap), run, state_copy,
+                                 copy)[1].ids_train)
+
+    without = included([], "without")
+    with_veteran = included([veterans[20]], "with-veteran")
+    with_newcomer = included(["new-extra"], "with-newcomer")
+
+    assert without == set(_students("new", 20))
+    assert with_veteran == without  # a retired student adds nothing, changes nothing
+    assert with_newcomer == without | {"new-extra"}  # a new one adds itself only
+
+
+def test_too_few_records_with_budget_left_refuses_the_run(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    ledger = PrivacyLedger(state)
+    students = _students("s", 12)
+    _train_all_rounds(ledger, state, _data(students), "year-1")
+    cap = float(_spent(ledger, students).max()) * 1.01
+    rows = len(ledger.releases())
+
+    with pytest.raises(CentreRefusal) as refusal:
+        training_plan(CONFIG, _data([*students, *_students("n", 3)], cap=cap, min_records=5),
+                      "year-2", state, ledger)
+    assert refusal.value.reason == Reason.BUDGET_RETIRED
+    # The size cohort fits (the size release is small); the run itself does not: the
+    # refusal comes before any training round is booked.
+    assert all(r.kind == "train" and r.server_round == 0 for r in ledger.releases()[rows:])
+
+
+def test_the_ledger_refuses_a_release_that_passes_a_members_cap(tmp_path: Path) -> None:
+    ledger = PrivacyLedger(tmp_path)
+    key = pseudonym_key(load_or_create_key(ledger.key_path))
+    members = student_hashes(["a", "b"], key)
+    ledger.book_cohort(run_id="r", kind="train", first_round=1, label="train",
+                       members=members, retired=0)
+    mechanism = (1.0, 0.05, 100)
+    one = composed_epsilon([mechanism], DELTA)
+    cap = (one + composed_epsilon([mechanism, mechanism], DELTA)) / 2
+    assert ledger.book(run_id="r", server_round=1, kind="train", mechanisms=[mechanism],
+                       delta=DELTA, cap=cap) == pytest.approx(one)
+    with pytest.raises(BudgetExceeded, match="a student of this release"):
+        ledger.book(run_id="r", server_round=2, kind="train", mechanisms=[mechanism],
+                    delta=DELTA, cap=cap)
+    assert len(ledger.releases()) == 1
+    # Students of another cohort are not charged with it.
+    other = student_hashes(["c"], key)
+    assert student_epsilons(other, ledger.cohorts(), ledger.booked(), DELTA)[0] == 0.0
+
+
+def test_a_cohort_edited_in_the_file_is_found(tmp_path: Path) -> None:
+    ledger = PrivacyLedger(tmp_path)
+    key = pseudonym_key(load_or_create_key(ledger.key_path))
+    ledger.book_cohort(run_id="r", kind="train", first_round=1, label="train",
+                       members=student_hashes(["a", "b"], key), retired=0)
+    db = sqlite3.connect(tmp_path / LEDGER_FILE)
+    db.execute("DROP TRIGGER cohorts_no_update")
+    # Giving a student its budget back: removing it from the cohort.
+    db.execute("UPDATE cohorts SET members = substr(members, 1, 16), records = 1")
+    db.commit()
+    db.close()
+    with pytest.raises(LedgerError, match="cohort row 1"):
+        ledger.cohorts()
+
+
+def test_a_retried_task_reuses_the_cohort_it_booked(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    ledger = PrivacyLedger(state)
+    data = _data(_students("s", 20), _students("t", 8))
+    training_plan(CONFIG, data, "run", state, ledger)
+    evaluation_records(CONFIG, data, "run", ledger)
+    before = ledger.cohorts()
+    again = training_plan(CONFIG, _data([*_students("s", 20), "late"],
+                                        _students("t", 8)), "run", state, ledger)[1]
+    evaluated = evaluation_records(CONFIG, _data(_students("s", 20), [*_students("t", 8),
+                                                                      "late-t"]), "run", ledger)
+    assert ledger.cohorts() == before
+    assert "late" not in again.ids_train and "late-t" not in evaluated.ids_test
+    assert [c.kind for c in run_cohorts(state, "run")] == ["size", "train", "evaluate"]
+
+
+def test_the_migration_charges_the_students_present_and_no_later_one(tmp_path: Path) -> None:
+    ledger = PrivacyLedger(tmp_path)
+    old = [(1.0, 0.05, 200), (3.0, 1.0, 1)]
+    for kind, mechanism in zip(("train", "evaluate"), old, strict=True):
+        ledger.book(run_id="old-run", server_round=1, kind=kind, mechanisms=[mechanism],
+                    delta=DELTA, cap=10)
+    centre_wide = ledger.epsilon_spent(DELTA)
+    present = _students("p", 15)
+    assert _spent(ledger, ["anyone"])[0] == pytest.approx(centre_wide)  # before: everyone
+
+    plan, used = training_plan(CONFIG, _data(present), "new-run", tmp_path, ledger)
+
+    assert {c.kind for c in run_cohorts(tmp_path, "old-run")} == {"migrated"}
+    assert _spent(ledger, ["someone-who-came-later"])[0] == 0.0
+    with_new = composed_epsilon([*old, size_release()], DELTA)
+    assert _spent(ledger, present) == pytest.approx(np.full(15, with_new))
+    assert used.num_train == 15
+    assert budget_spread(tmp_path, DELTA).students == 15
+    assert ledger.migrate(present) == 0  # once
