@@ -132,7 +132,7 @@ def draw_background(profile: CentreProfile, n: int, rng: np.random.Generator, *,
                     enrolment: int | None = None) -> Background:
     """Draw the background of ``n`` students of a centre whose schools enrol
     ``enrolment`` students (default ``n``; more students are drawn at once when the
-    later years' entrants must attend the same schools, ``simulations.cohorts``)."""
+    later years' entrants must attend the same schools, ``simulations.school_years``)."""
     u = rng.random(n)
     sex = np.where(u < SEX_X_SHARE, 2, np.where(u < SEX_X_SHARE + BOY_SHARE, 1, 0))
     level = rng.choice(np.arange(1, 6), size=n, p=np.array(LEVEL_SHARES) / sum(LEVEL_SHARES))

@@ -1,7 +1,7 @@
 """``perseverance-sim years``: one federated training a school year, for several years,
 with centres whose privacy ledgers outlive each run.
 
-Each year's extract (``simulations.cohorts``) is written to ``OUT/year-N/data`` and
+Each year's extract (``simulations.school_years``) is written to ``OUT/year-N/data`` and
 trained on by a full federation (the same ServerApp and ClientApp as ``run``) whose run
 folder is ``OUT/year-N``; every run gives its centres the same state root,
 ``OUT/state`` (``RunConfig.state_root``), so a centre's ledger, records key, run plans
@@ -28,6 +28,7 @@ from sklearn.metrics import roc_auc_score
 
 from client.data import usable_for_learning
 from client.site_policy import SitePolicy
+from client.student_budget import budget_spread, run_cohorts
 from common.config import ConfigError
 from common.encoding import encode
 from common.model import RiskModel, predict_proba, read_model
@@ -36,13 +37,13 @@ from common.split import held_out_mask
 from common.workdirs import prepare_environment
 from server import run_folder
 from server.publication.model_card import write_model_card
-from simulations.cohorts import MAX_YEARS, YearExtract, network_years
 from simulations.inprocess import scores
 from simulations.network import MANIFEST, write_network
 from simulations.reference import pooled_data
 from simulations.report import write_report
 from simulations.runner import SimulationError, run_flower_simulation, write_centre_policy
 from simulations.scenario import Scenario
+from simulations.school_years import MAX_YEARS, YearExtract, network_years
 
 YEARS_FILE = "years.json"
 STATE = "state"
@@ -155,18 +156,14 @@ def student_figures(states: list[Path], run_name: str, delta: float) -> dict[str
     """What the centres' ledgers (``states``) say of their students after ``run_name``:
     records trained on and retired for budget (summed over centres), the students they
     know and the largest and median lifetime epsilon of one student, at ``delta``."""
-    try:
-        from client import student_budget  # type: ignore[attr-defined]
-    except ImportError:  # per-student accounting not there yet
-        return {}
     epsilons, trained, retired, retired_evaluation, known = [], 0, 0, 0, 0
     for state in states:
         if not state.is_dir():
             continue
-        spread = student_budget.budget_spread(state, delta)
+        spread = budget_spread(state, delta)
         epsilons.append(np.asarray(spread.epsilons, dtype=np.float64))
         known += int(spread.students)
-        for cohort in student_budget.run_cohorts(state, run_name):
+        for cohort in run_cohorts(state, run_name):
             if cohort.kind == "train":
                 trained += int(cohort.records)
                 retired += int(cohort.retired)

@@ -1,13 +1,15 @@
-"""Successive school years: the generator (``simulations.cohorts``) and
+"""Successive school years: the generator (``simulations.school_years``) and
 ``perseverance-sim years`` end to end on the tiny scenario."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -15,14 +17,15 @@ import pytest
 from client.ingest import prepare_extract
 from client.site_policy import SitePolicy
 from common.schema import LABEL, STUDENT_ID
-from simulations.cohorts import network_years
+from simulations.school_years import YearExtract, network_years
 
 SIM = Path(sys.executable).with_name("perseverance-sim")
-NETWORK = {"centres": 3, "students": 3000, "seed": 5, "include_indigenous_boards": False}
+NETWORK: dict[str, Any] = {"centres": 3, "students": 3000, "seed": 5,
+                           "include_indigenous_boards": False}
 
 
 @pytest.fixture(scope="module")
-def four_years() -> list:
+def four_years() -> list[YearExtract]:
     return list(network_years(years=4, **NETWORK))
 
 
@@ -35,8 +38,8 @@ def _current(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_students_advance_keep_their_pseudonym_and_a_new_secondary_1_enters(
-        four_years) -> None:
-    for before, after in zip(four_years, four_years[1:], strict=False):
+        four_years: list[YearExtract]) -> None:
+    for before, after in itertools.pairwise(four_years):
         assert after.school_year != before.school_year
         for centre, frame in after.frames.items():
             now, then = _current(frame), _current(before.frames[centre])
@@ -58,8 +61,8 @@ def test_students_advance_keep_their_pseudonym_and_a_new_secondary_1_enters(
                 assert (now.loc[stayed, column] == then.loc[stayed, column]).all(), column
 
 
-def test_labels_only_for_known_outcomes_and_kept_once_known(four_years) -> None:
-    for before, after in zip(four_years, four_years[1:], strict=False):
+def test_labels_only_for_known_outcomes_and_kept_once_known(four_years: list[YearExtract]) -> None:
+    for before, after in itertools.pairwise(four_years):
         for centre, frame in after.frames.items():
             assert frame[STUDENT_ID].is_unique
             old, new = _labelled(before.frames[centre]), _labelled(frame)
@@ -76,14 +79,15 @@ def test_labels_only_for_known_outcomes_and_kept_once_known(four_years) -> None:
     assert set(_labelled(first.frames["css-20"])["school_year"]) == {"2023-2024"}
 
 
-def test_each_year_is_a_valid_extract(four_years, tmp_path: Path) -> None:
+def test_each_year_is_a_valid_extract(four_years: list[YearExtract], tmp_path: Path) -> None:
     frame = four_years[-1].frames["css-20"]
     path = tmp_path / "css-20.parquet"
     frame.to_parquet(path, index=False)
     assert len(prepare_extract(path, None, SitePolicy())) == len(frame)
 
 
-def test_the_years_are_deterministic_whatever_the_number_asked(four_years) -> None:
+def test_the_years_are_deterministic_whatever_the_number_asked(
+        four_years: list[YearExtract]) -> None:
     again = list(network_years(years=2, **NETWORK))
     for ours, theirs in zip(four_years, again, strict=False):
         for centre, frame in ours.frames.items():
@@ -94,16 +98,16 @@ def test_the_years_are_deterministic_whatever_the_number_asked(four_years) -> No
 
 @pytest.mark.slow
 def test_years_on_the_tiny_scenario(tmp_path: Path) -> None:
-    """Two years of one round at epsilon 6 per run (the floor raised to match), under
-    the default lifetime cap of 10: the students trained in year 1 cannot afford year 2,
-    so year 2 retires them and trains on its newest records."""
+    """Two years of one round at epsilon 8 per run (the floor raised to match), under
+    the default lifetime cap of 10: at the small centres, the students used in year 1
+    cannot afford a second run, so year 2 retires them and trains on its newest."""
     out = tmp_path / "years"
     env = {**os.environ, "RAY_TMPDIR": f"/tmp/prs-ray-{os.getpid()}",
            "FLWR_HOME": str(tmp_path / "flwr")}
     proc = subprocess.run(
         [str(SIM), "years", "--scenario", "tiny", "--years", "2", "--out", str(out),
-         "--set", "rounds=1", "--set", "privacy.epsilon=6",
-         "--set", "centre_policy.max_epsilon_per_run=6"],
+         "--set", "rounds=1", "--set", "privacy.epsilon=8",
+         "--set", "centre_policy.max_epsilon_per_run=8"],
         env=env, capture_output=True, text=True, timeout=400, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = json.loads((out / "years.json").read_text(encoding="utf-8"))
@@ -116,6 +120,23 @@ def test_years_on_the_tiny_scenario(tmp_path: Path) -> None:
     assert 0.6 < second["auc_previous_model"] < 1.0
     assert second["labelled"] > first["labelled"] > 0
     assert second["labelled_newest"] < second["labelled_training_side"]
+    for row in rows:
+        # No student's lifetime epsilon passes the cap, every training-side record is
+        # trained on or retired, and at least a third of the labelled records train.
+        assert 0 < row["epsilon_student_median"] <= row["epsilon_student_max"]
+        assert row["epsilon_student_max"] <= table["epsilon_cap"] + 1e-9
+        assert row["students_trained"] + row["retired"] == row["labelled_training_side"]
+        assert row["students_trained"] >= row["labelled"] / 3
+    assert first["retired"] == first["retired_evaluation"] == 0
+    assert first["students_trained"] == first["labelled_training_side"]
+    # Year 2: the small centres' records of last year cannot afford a second run at 8
+    # (a large centre samples a smaller share per step, so its runs compose to less);
+    # the newest, with no history, all train.
+    assert 0 < second["retired"] <= second["labelled_training_side"] - second["labelled_newest"]
+    assert second["students_trained"] >= second["labelled_newest"]
+    assert second["retired_evaluation"] > 0
+    assert first["students_known"] == first["labelled"]  # each used once at least
+    assert second["students_known"] == second["labelled"]
     # One ledger per centre, kept across the years.
     assert sorted(p.name for p in (out / "state").iterdir()) == [
         "centre-0", "centre-1", "centre-2"]
