@@ -203,18 +203,20 @@ def years_command(
     extract, the centres' ledgers kept from year to year; write years.json."""
     from server.run_folder import default_run_dir
     from simulations.runner import SimulationError
-    from simulations.years import YEARS_FILE, check_years_scenario, run_years
+    from simulations.years import YEARS_FILE, check_out, check_years_scenario, run_years
 
     try:
         loaded = load_scenario(scenario, set_)
         check_years_scenario(loaded, years)
+        folder = out or default_run_dir(f"years-{loaded.name}")
+        check_out(folder)
     except ConfigError as exc:
         _fail(str(exc), ConfigError.exit_code)
         return
-    folder = out or default_run_dir(f"years-{loaded.name}")
+    plural = "s" if years > 1 else ""
     console.print(f"[bold]Persévérance[/] scenario [bold]{loaded.name}[/]: {years} school "
-                  f"years, one federation of {loaded.run.rounds} rounds a year; the centres "
-                  "keep their ledgers.")
+                  f"year{plural}, one federation of {loaded.run.rounds} rounds a year; the "
+                  "centres keep their ledgers.")
 
     def show(row: dict[str, object]) -> None:
         console.print("  " + year_line(row))

@@ -75,13 +75,23 @@ def check_years_scenario(scenario: Scenario, years: int) -> None:
         raise ConfigError("years cannot resume a run; drop resume.")
 
 
+def check_out(out: Path) -> None:
+    """Refuse a folder that holds an earlier years simulation (``ConfigError``): its
+    centres' ledgers would carry that simulation's spending into this one."""
+    if (out / STATE).exists() or (out / YEARS_FILE).exists():
+        raise ConfigError(f"The folder {out} already holds a years simulation; give another "
+                          "--out.")
+
+
 def run_years(scenario: Scenario, years: int, out: Path, *, quiet_flower: bool = True,
               progress: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Run ``years`` yearly federations of ``scenario`` into ``out``; returns the rows of
-    ``years.json`` (also written). ``progress`` gets each year's row when it is done."""
+    """Run ``years`` yearly federations of ``scenario`` into ``out`` (a folder that holds
+    no earlier years simulation); returns the rows of ``years.json`` (also written).
+    ``progress`` gets each year's row when it is done."""
     check_years_scenario(scenario, years)
-    prepare_environment()
     out = out.resolve()
+    check_out(out)
+    prepare_environment()
     out.mkdir(parents=True, exist_ok=True)
     spec = scenario.network
     rows: list[dict[str, Any]] = []
