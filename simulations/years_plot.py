@@ -77,6 +77,7 @@ def years_figure(rows: Sequence[Mapping[str, Any]], epsilon_cap: float | None,
         axes[1].axhline(epsilon_cap, color="grey", linestyle="--", label=w["cap"])
         axes[1].set_ylim(0, 1.15 * epsilon_cap)
     axes[0].set_ylim(bottom=0)
+    axes[2].set_ylim(0.5, 1.0)
     for ax in axes:
         ax.legend(fontsize=7)
     return png(figure, lang)
