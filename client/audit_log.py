@@ -9,7 +9,10 @@ ledger), append-only and chained (``common.audit_trail``). One line per event:
 - ``task_refused``: the centre declined: the reply code, the fixed sentence the ministry
   received and, for the centre's operators only, the detail (with its numbers);
 - ``ledger_booked``: written by the privacy ledger after each booking: its number of
-  rows and the MAC of its last row (``client.ledger``).
+  rows and the MAC of its last row (``client.ledger``);
+- ``cohort_booked``: the records a run uses for one kind of release (their number and
+  the number retired for budget, never who; ``client.student_budget``);
+- ``ledger_migrated``: a ledger from before per-student accounting given cohorts.
 
 Never a student's data: names, counts, norms and versions only. Lines are keyed with the
 centre's records key (:func:`records_key_path`; ``common.audit_trail``).

@@ -24,7 +24,9 @@ before per-student accounting) counts against every student until :meth:`migrate
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -76,6 +78,15 @@ BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END;
 """
 
 
+_SCHEMA_OBJECTS = ("releases", "releases_no_update", "releases_no_delete", "cohorts",
+                   "cohorts_no_update", "cohorts_no_delete")
+#: This process's connection to each ledger, with the file it was opened on (by path).
+_CONNECTIONS: dict[str, tuple[tuple[int, int, int], sqlite3.Connection]] = {}
+_LOCK = threading.RLock()  # one connection, used by one thread at a time
+#: Each ledger's cohorts this process read and checked, with their MACs (by path).
+_COHORTS: dict[str, list[tuple[Cohort, str]]] = {}
+
+
 class BudgetExceeded(Exception):
     """The release would take a student (or the centre, for a release no cohort covers)
     past its cap. One sentence."""
@@ -125,23 +136,38 @@ class PrivacyLedger:
         self.actor = actor
         try:
             with self._connect() as db:
-                db.executescript(_SCHEMA)
-                db.executescript(COHORT_SCHEMA)
+                # The schema, and triggers dropped by hand put back (CREATE IF NOT EXISTS).
+                if db.execute(f"SELECT count(*) FROM sqlite_master WHERE name IN "
+                              f"{_SCHEMA_OBJECTS}").fetchone()[0] < len(_SCHEMA_OBJECTS):
+                    db.executescript(_SCHEMA)
+                    db.executescript(COHORT_SCHEMA)
                 columns = [row[1] for row in db.execute("PRAGMA table_info(releases)")]
                 if "mac" not in columns:  # a ledger from before keying: its rows stay unkeyed
                     db.execute("ALTER TABLE releases ADD COLUMN mac TEXT")
         except sqlite3.DatabaseError as exc:
+            _CONNECTIONS.pop(str(self.path), None)
             raise LedgerError(f"The privacy ledger {self.path} cannot be used: {exc}.") from exc
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
+        """This process's connection to the ledger, opened once (WAL journal, full fsync
+        at every commit): opening and closing per booking cost more than the booking.
+        Reopened when the file at the path is another one (replaced, restored) or the
+        process forked."""
+        name = str(self.path)
+        stat = os.stat(self.path) if self.path.exists() else None
+        identity = (os.getpid(), stat.st_dev, stat.st_ino) if stat else None
+        cached = _CONNECTIONS.get(name)
+        if cached is None or identity is None or cached[0] != identity:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                 check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
-            yield db
-        finally:
-            db.close()
+            stat = os.stat(self.path)
+            cached = ((os.getpid(), stat.st_dev, stat.st_ino), db)
+            _CONNECTIONS[name] = cached
+        with _LOCK:
+            yield cached[1]
 
     def releases(self) -> list[Release]:
         with self._connect() as db:
@@ -162,16 +188,27 @@ class PrivacyLedger:
             return self._read_cohorts(db)
 
     def _read_cohorts(self, db: sqlite3.Connection) -> list[Cohort]:
+        """The cohorts, from this process's cache when the table has not changed since
+        (cohorts are append-only: only new rows are read and checked; a new process reads
+        and checks every row)."""
         key = read_key(self.key_path)
+        cache_key = str(self.path.resolve())
+        known = _COHORTS.get(cache_key, [])
+        if known:
+            last = db.execute("SELECT mac FROM cohorts WHERE id = ?",
+                              (known[-1][0].id,)).fetchone()
+            if last is None or last[0] != known[-1][1]:
+                known = []  # not the table this process read: read it all again
         try:
-            cohorts = read_cohorts(db, key)
+            read = read_cohorts(db, key, known)
         except CohortTampered as exc:
             raise LedgerError(f"The privacy ledger {self.path} cannot be trusted: {exc}.") \
                 from exc
-        if cohorts and key is None:
+        if read and key is None:
             raise LedgerError(f"The privacy ledger {self.path} has cohorts but its records key "
                               f"{self.key_path} is missing: they cannot be checked.")
-        return cohorts
+        _COHORTS[cache_key] = read
+        return [cohort for cohort, _ in read]
 
     def epsilon_spent(self, delta: float) -> float:
         """The largest lifetime epsilon at ``delta`` of any student the ledger knows (every

@@ -28,6 +28,7 @@ from common.workdirs import prepare_environment
 from server import run_folder
 from server.publication.model_card import write_model_card
 from simulations.baselines import environment_only_auc, local_only
+from simulations.centre_states import records_retired
 from simulations.inprocess import scores
 from simulations.membership import dp_advantage_bound, loss_threshold_advantage
 from simulations.reference import centralized_auc_of, pooled_data
@@ -230,6 +231,8 @@ def run_scenario(
         "calibration_error_pooled_calibrated_exact": calibration_error(
             score_histogram(probabilities, labels, config.evaluation.bins)),
     }
+    if config.privacy.dp:  # per centre, from the simulated centres' own ledgers
+        extras["records_retired"] = records_retired(config, files, str(summary["run_name"]))
     if config.privacy.dp and summary.get("epsilon_max"):
         extras["mia_advantage_bound"] = dp_advantage_bound(
             float(summary["epsilon_max"]), config.privacy.delta

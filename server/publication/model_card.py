@@ -249,6 +249,10 @@ def _privacy(summary: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         "unit": summary.get("privacy_unit", "one student's record, per centre, over the run"),
         "max_grad_norm": config.get("privacy.max_grad_norm", NOT_MEASURED),
         "secure_aggregation": secure,
+        # Per centre, records retired for budget (each student's lifetime cap): known to a
+        # simulation from the centres' own state; in deployment they stay at each centre.
+        "records_retired_for_budget": summary.get(
+            "records_retired", "not released: counted at each centre (its ledger)"),
     }
 
 

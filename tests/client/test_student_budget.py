@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from client import ledger as ledger_module
 from client.cohorts import pseudonym_key, student_epsilons, student_hashes
 from client.data import CentreData
 from client.errors import CentreRefusal
@@ -159,6 +160,7 @@ def test_a_cohort_edited_in_the_file_is_found(tmp_path: Path) -> None:
     db.execute("UPDATE cohorts SET members = substr(members, 1, 16), records = 1")
     db.commit()
     db.close()
+    ledger_module._COHORTS.clear()  # as the next process finds the file: read it all
     with pytest.raises(LedgerError, match="cohort row 1"):
         ledger.cohorts()
 
@@ -189,7 +191,7 @@ def test_the_migration_charges_the_students_present_and_no_later_one(tmp_path: P
     present = _students("p", 15)
     assert _spent(ledger, ["anyone"])[0] == pytest.approx(centre_wide)  # before: everyone
 
-    plan, used = training_plan(CONFIG, _data(present), "new-run", tmp_path, ledger)
+    _, used = training_plan(CONFIG, _data(present), "new-run", tmp_path, ledger)
 
     assert {c.kind for c in run_cohorts(tmp_path, "old-run")} == {"migrated"}
     assert _spent(ledger, ["someone-who-came-later"])[0] == 0.0
@@ -198,3 +200,67 @@ def test_the_migration_charges_the_students_present_and_no_later_one(tmp_path: P
     assert used.num_train == 15
     assert budget_spread(tmp_path, DELTA).students == 15
     assert ledger.migrate(present) == 0  # once
+
+
+def test_the_ledger_command_shows_how_the_students_budget_is_spread(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from client.cli import app
+
+    state = tmp_path / "state"
+    ledger = PrivacyLedger(state)
+    _train_all_rounds(ledger, state, _data(_students("a", 30)), "year-1")
+    _train_all_rounds(ledger, state, _data([*_students("a", 30), *_students("b", 12)]),
+                      "year-2")
+    spent = _spent(ledger, [*_students("a", 30), *_students("b", 12)])
+
+    english = CliRunner().invoke(app, ["ledger", "--state", str(state), "--lang", "en"])
+    assert english.exit_code == 0, english.output
+    text = " ".join(english.output.split())
+    assert "over 42 students" in text
+    assert f"Largest lifetime epsilon of a student: {spent.max():.3f}" in text
+    # 12 students spent one run (about 3: in 0-3 or 3-6), 30 spent two (3-6).
+    assert int((spent <= 3).sum()) + int(((spent > 3) & (spent <= 6)).sum()) == 42
+    assert "Runs like the last one each student can still take" in text
+    french = CliRunner().invoke(app, ["ledger", "--state", str(state)],
+                                env={"LC_ALL": "", "LC_MESSAGES": "", "LANG": ""})
+    assert french.exit_code == 0, french.output
+    assert "élèves" in french.output
+
+
+def _book_runs_forever(path: str) -> None:
+    ledger = PrivacyLedger(Path(path))
+    key = pseudonym_key(load_or_create_key(ledger.key_path))
+    members = student_hashes(_students("s", 500), key)
+    for run in range(10_000):
+        ledger.book_cohort(run_id=f"r{run}", kind="train", first_round=1, label="train",
+                           members=members, retired=0)
+        ledger.book(run_id=f"r{run}", server_round=1, kind="train",
+                    mechanisms=[(50.0, 0.01, 1)], delta=DELTA, cap=1e9)
+
+
+def test_a_centre_killed_while_booking_leaves_a_ledger_that_checks(tmp_path: Path) -> None:
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    from common.records import check_ledger
+
+    worker = multiprocessing.get_context("spawn").Process(target=_book_runs_forever,
+                                                          args=(str(tmp_path),))
+    worker.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(PrivacyLedger(tmp_path).releases()) < 3:
+        time.sleep(0.05)
+    assert worker.pid is not None
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.join(10)
+
+    ledger = PrivacyLedger(tmp_path)
+    cohorts = ledger.cohorts()  # every cohort still matches its MAC
+    assert len(ledger.releases()) >= 3
+    # Booked before release: every release row has its cohort (a cohort may lack its row).
+    assert all(any(c.run_id == b[0] for c in cohorts) for b in ledger.booked())
+    assert len(cohorts) in (len(ledger.releases()), len(ledger.releases()) + 1)
+    assert not check_ledger(tmp_path / LEDGER_FILE, load_or_create_key(ledger.key_path)).problems
