@@ -37,6 +37,7 @@ from common.split import held_out_mask
 from common.workdirs import prepare_environment
 from server import run_folder
 from server.publication.model_card import write_model_card
+from simulations.centre_states import records_retired
 from simulations.inprocess import scores
 from simulations.network import MANIFEST, write_network
 from simulations.reference import pooled_data
@@ -159,6 +160,13 @@ def _run_year(scenario: Scenario, extract: YearExtract, folder: Path, state_root
         "newest_held_out": len(newest_y),
         "epsilon_centre_max": summary.get("epsilon_max"),
     }
+    # The year's run folder gets what ``run`` adds to its summary (model card, report).
+    run_folder.update_summary(
+        folder, auc_pooled_exact=row["auc_pooled_exact"],
+        records_retired=records_retired(config, files, run_name) if config.privacy.dp else {},
+        num_students=sum(len(frame) for frame in extract.frames.values()),
+        num_centres_total=len(files), scenario_file=scenario.source_file,
+        overrides=scenario.overrides, school_year=extract.school_year)
     return {key: row.get(key) for key in YEAR_KEYS}
 
 

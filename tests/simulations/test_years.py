@@ -135,6 +135,8 @@ def test_years_on_the_tiny_scenario(tmp_path: Path) -> None:
     assert 0 < second["retired"] <= second["labelled_training_side"] - second["labelled_newest"]
     assert second["students_trained"] >= second["labelled_newest"]
     assert second["retired_evaluation"] > 0
+    summary = json.loads((out / "year-2" / "summary.json").read_text(encoding="utf-8"))
+    assert sum(c["train"] for c in summary["records_retired"].values()) == second["retired"]
     assert first["students_known"] == first["labelled"]  # each used once at least
     assert second["students_known"] == second["labelled"]
     # One ledger per centre, kept across the years.
