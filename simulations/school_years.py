@@ -133,18 +133,20 @@ class CentreYears:
         self._size = size
         self.advance()
 
-    def _stream(self) -> np.random.Generator:
+    def _stream(self, step: int) -> np.random.Generator:
+        """The random stream of this year's ``step`` (0 its records, 1 its end): each
+        draw its own stream, so no two draws share their random bits."""
         return np.random.default_rng(np.random.SeedSequence(
-            self.seed, spawn_key=(self.place, YEARS_STREAM, self.year)))
+            self.seed, spawn_key=(self.place, YEARS_STREAM, self.year, step)))
 
     def advance(self) -> None:
         """Move to the next school year: the year's transitions, then its records."""
         if self.year >= MAX_YEARS:
             raise ValueError(f"At most {MAX_YEARS} years can be simulated.")
         if self.year >= 0:
-            self._leave_or_advance(self._stream())
+            self._leave_or_advance(self._stream(1))
         self.year += 1
-        rng = self._stream()
+        rng = self._stream(0)
         if self.year == 0:
             entering = np.arange(self._size, dtype=np.int64)
             level = self.level
