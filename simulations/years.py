@@ -107,6 +107,7 @@ def run_years(scenario: Scenario, years: int, out: Path, *, quiet_flower: bool =
         row = _run_year(scenario, extract, folder, out / STATE, previous, quiet_flower)
         previous = read_model(folder / run_folder.MODEL)
         row["wall_seconds"] = round(time.monotonic() - started, 2)
+        run_folder.update_summary(folder, wall_seconds=row["wall_seconds"])
         rows.append(row)
         table = {"scenario": scenario.name, "epsilon_cap": SitePolicy().epsilon_cap,
                  "delta": scenario.centre_policy.delta, "years": rows}
