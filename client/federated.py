@@ -75,12 +75,14 @@ def resolve_data_source(
 
 def state_dir(config: RunConfig, node_config: Mapping[str, object]) -> Path | None:
     """Where the centre keeps its persistent state (privacy ledger): the SuperNode's
-    ``state-dir`` (a persistent volume), or in simulation a folder of the run."""
+    ``state-dir`` (a persistent volume), or in simulation a folder of ``state_root``
+    (successive runs sharing their centres' state) or of the run."""
     configured = str(node_config.get("state-dir", "") or "")
     if configured:
         return Path(configured)
-    if config.run_dir and "partition-id" in node_config:
-        return Path(config.run_dir) / "state" / f"centre-{node_config['partition-id']}"
+    if (config.state_root or config.run_dir) and "partition-id" in node_config:
+        root = Path(config.state_root) if config.state_root else Path(config.run_dir) / "state"
+        return root / f"centre-{node_config['partition-id']}"
     return None
 
 

@@ -116,7 +116,13 @@ class RunConfig:
     ``round_timeout`` (seconds) bounds the wait for the centres' replies in each phase of
     a round; ``min_centres_wait`` (seconds) bounds the wait for ``min_centres`` centres to
     be connected before a round, after which the run stops; ``resume`` continues the run
-    whose checkpoint is in ``run_dir`` from its last completed round.
+    whose checkpoint is in ``run_dir`` from its last completed round. ``state_root``
+    (simulations only) is the folder under which each simulated centre keeps its
+    persistent state (``centre-<partition-id>``: privacy ledger, records key, run plans,
+    audit log); empty keeps it in the run folder (``run_dir/state``). Successive runs
+    given the same ``state_root`` share their centres' ledgers, as a real centre's
+    ledger outlives its runs (``perseverance-sim years``). A deployed SuperNode's
+    ``state-dir`` node config takes precedence.
     """
 
     scenario: str = "default"
@@ -127,6 +133,7 @@ class RunConfig:
     min_centres: int = 2
     run_dir: str = ""
     data_dir: str = ""
+    state_root: str = ""
     resume: bool = False
     round_timeout: float = 3600.0
     min_centres_wait: float = 600.0

@@ -225,6 +225,63 @@ def sweep(
     _say(N_("Figure and table: %(path)s", path=out))
 
 
+@app.command("years")
+def years_command(
+    scenario: ScenarioOption = "demo",
+    years: Annotated[int, typer.Option("--years", help="School years to simulate, 1-10.")] = 5,
+    set_: SetOption = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Folder: years.json, the centres' state, one run folder a year.")] = None,
+    verbose: Annotated[bool, typer.Option(help="Show Flower's own logs.")] = False,
+) -> None:
+    """Simulate successive school years: one federated training a year on that year's
+    extract, the centres' ledgers kept from year to year; write years.json."""
+    from server.run_folder import default_run_dir
+    from simulations.runner import SimulationError
+    from simulations.years import YEARS_FILE, check_out, check_years_scenario, run_years
+
+    try:
+        loaded = load_scenario(scenario, set_)
+        check_years_scenario(loaded, years)
+        folder = out or default_run_dir(f"years-{loaded.name}")
+        check_out(folder)
+    except ConfigError as exc:
+        _fail(str(exc), ConfigError.exit_code)
+        return
+    plural = "s" if years > 1 else ""
+    console.print(f"[bold]Persévérance[/] scenario [bold]{loaded.name}[/]: {years} school "
+                  f"year{plural}, one federation of {loaded.run.rounds} rounds a year; the "
+                  "centres keep their ledgers.")
+
+    def show(row: dict[str, object]) -> None:
+        console.print("  " + year_line(row))
+
+    try:
+        run_years(loaded, years, folder, quiet_flower=not verbose, progress=show)
+    except (SimulationError, ConfigError) as exc:
+        _fail(str(exc), getattr(exc, "exit_code", 3))
+        return
+    except KeyboardInterrupt:
+        _fail("interrupted; the years done so far are in years.json.", 130)
+        return
+    console.print(f"Results: {folder / YEARS_FILE}")
+
+
+def year_line(row: dict[str, object]) -> str:
+    """One year of ``years.json`` as a line of the command's output."""
+    def figure(key: str, digits: int = 3) -> str:
+        value = row.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return f"{value:,}"
+        return f"{value:.{digits}f}" if isinstance(value, float) else "-"
+
+    return (f"year {row['year']} ({row['school_year']}) | labelled {figure('labelled')} | "
+            f"trained {figure('students_trained')}, retired {figure('retired')} | "
+            f"student epsilon max {figure('epsilon_student_max', 2)}, median "
+            f"{figure('epsilon_student_median', 2)} | pooled AUC {figure('auc_pooled')}, "
+            f"last year's model {figure('auc_previous_model')}")
+
+
 @app.command("dev-federation")
 def dev_federation(
     centres: Annotated[int | None, typer.Option(

@@ -4,8 +4,9 @@ folder, each one standalone page with plots, linking to the other.
 Reads only the run folder's aggregate files (``summary.json``, ``rounds.jsonl``,
 ``evaluation.json`` and, when present, ``equity.json`` and ``participation.json``):
 learning curves, ROC and calibration curves from the pooled score histograms, equity by
-group, epsilon spent by centre and AUC by centre size, and the centres that refused the
-run (``centres_refused`` in the summary). A part the run did not produce is replaced by a
+group, epsilon spent by centre and AUC by centre size, the centres that refused the
+run (``centres_refused`` in the summary) and, for a year of ``perseverance-sim years``
+(``years.json`` in the folder), the years so far. A part the run did not produce is replaced by a
 note. Images are embedded as base64 PNG, so the file stands alone; the page is the
 template ``common/templates/run_report.html``.
 
@@ -115,7 +116,20 @@ def render_report(run_dir: Path, lang: str = "fr") -> str:
         equity=_equity(equity, lang),
         epsilon=_epsilon(participation, target, lang),
         auc_by_size=_auc_by_size(participation, summary, lang),
+        years=_years(_optional(run_dir / "years.json"), lang),
     )
+
+
+def _years(table: dict[str, Any] | None, lang: str) -> Part | None:
+    """The years plot when the run is one year of ``perseverance-sim years`` (the run
+    folder then holds ``years.json``, the years so far); None otherwise."""
+    if not table or not table.get("years"):
+        return None
+    from simulations.years_plot import words, years_figure
+
+    w = words(lang)
+    return Part(_plot(years_figure(table["years"], table.get("epsilon_cap"), lang),
+                      w["caption"]), data={"heading": w["heading"]})
 
 
 def _equity(equity: dict[str, Any] | None, lang: str) -> Part:

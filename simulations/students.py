@@ -128,13 +128,16 @@ def _home_language(profile: CentreProfile, generation: IntArray,
     return np.where(u < other, 2, np.where(english, 1, 0)).astype(np.int64)
 
 
-def draw_background(profile: CentreProfile, n: int, rng: np.random.Generator) -> Background:
-    """Draw the background of ``n`` students of a centre."""
+def draw_background(profile: CentreProfile, n: int, rng: np.random.Generator, *,
+                    enrolment: int | None = None) -> Background:
+    """Draw the background of ``n`` students of a centre whose schools enrol
+    ``enrolment`` students (default ``n``; more students are drawn at once when the
+    later years' entrants must attend the same schools, ``simulations.school_years``)."""
     u = rng.random(n)
     sex = np.where(u < SEX_X_SHARE, 2, np.where(u < SEX_X_SHARE + BOY_SHARE, 1, 0))
     level = rng.choice(np.arange(1, 6), size=n, p=np.array(LEVEL_SHARES) / sum(LEVEL_SHARES))
     # Rural centres run several small schools, so a centre has at least two.
-    schools = 2 + round(n / STUDENTS_PER_SCHOOL)
+    schools = 2 + round((n if enrolment is None else enrolment) / STUDENTS_PER_SCHOOL)
     weights = rng.gamma(4.0, size=schools)
     school = rng.choice(schools, size=n, p=weights / weights.sum())
     disadvantage = profile.disadvantage + SCHOOL_DISADVANTAGE_SD * rng.standard_normal(schools)
@@ -162,18 +165,30 @@ def _poisson(rng: np.random.Generator, log_mean: FloatArray, cap: int) -> IntArr
     return np.minimum(rng.poisson(np.exp(log_mean)), cap).astype(np.int64)
 
 
-def draw_record(background: Background, rng: np.random.Generator) -> dict[str, FloatArray]:
+def draw_engagement(background: Background, rng: np.random.Generator) -> FloatArray:
+    """Each student's latent academic engagement (standard units): who they are, not
+    how this year goes, so it stays with them from year to year."""
+    b = background
+    boy, newcomer = b.boy.astype(np.float64), (b.generation == 1).astype(np.float64)
+    return np.asarray(-0.25 * boy - 0.7 * b.ehdaa - 0.35 * b.family - 0.25 * b.indigenous
+                      + 0.1 * (b.generation == 2) - 0.1 * newcomer
+                      + rng.standard_normal(len(b.sex)), dtype=np.float64)
+
+
+def draw_record(background: Background, rng: np.random.Generator,
+                engagement: FloatArray | None = None) -> dict[str, FloatArray]:
     """Draw the school record (true values, before any is missing) from engagement.
 
-    Returns the predictors that engagement shapes, keyed by schema column name, as
-    floats in their schema units.
+    ``engagement`` (from ``draw_engagement``) is drawn here when not given. Returns the
+    predictors that engagement shapes, keyed by schema column name, as floats in their
+    schema units.
     """
     b = background
     n = len(b.sex)
     boy, girl = b.boy.astype(np.float64), (b.sex == 0).astype(np.float64)
     newcomer = (b.generation == 1).astype(np.float64)
-    engagement = (-0.25 * boy - 0.7 * b.ehdaa - 0.35 * b.family - 0.25 * b.indigenous
-                  + 0.1 * (b.generation == 2) - 0.1 * newcomer + rng.standard_normal(n))
+    if engagement is None:
+        engagement = draw_engagement(b, rng)
     momentum = rng.standard_normal(n)
     # Grading practices differ between schools (a school's grades are a little lenient
     # or severe), one reason grades are not comparable across centres.
@@ -268,7 +283,7 @@ def solve_intercept(log_odds: FloatArray, base_rate: float, *, iterations: int =
     return 0.5 * (low + high)
 
 
-def _missing_masks(background: Background, record: dict[str, FloatArray],
+def missing_masks(background: Background, record: dict[str, FloatArray],
                    rng: np.random.Generator) -> dict[str, BoolArray]:
     """Which recorded values are missing; missingness follows the reasons it has."""
     n = len(background.sex)
@@ -321,17 +336,28 @@ def centre_frame(profile: CentreProfile, n: int, rng: np.random.Generator, *,
     log_odds = dropout_log_odds(background, record, rng)
     intercept = solve_intercept(log_odds, profile.base_rate)
     dropout = rng.random(n) < sigmoid(intercept + log_odds)
-    missing = _missing_masks(background, record, rng)
-    predictors: Values = {**background_predictors(background), **record}
+    missing = missing_masks(background, record, rng)
     consent = rng.random(n) >= consent_refusal_rate
     unlabelled = rng.random(n) < unlabelled_rate
+    return harmonised_frame(profile.centre_id, np.arange(n), background, record, missing,
+                            consent=consent, dropout=dropout, unlabelled=unlabelled,
+                            school_year=SCHOOL_YEAR)
 
-    number = pd.Series(np.arange(n)).astype("str").str.zfill(6)
+
+def harmonised_frame(centre_id: str, numbers: IntArray, background: Background,
+                     record: dict[str, FloatArray], missing: dict[str, BoolArray], *,
+                     consent: BoolArray, dropout: BoolArray, unlabelled: BoolArray,
+                     school_year: str) -> pd.DataFrame:
+    """Harmonised records (``common.schema.COLUMNS`` order) of students numbered
+    ``numbers`` in the centre (their pseudonym is ``<centre_id>-<number>``), with the
+    label ``dropout`` missing where ``unlabelled``. Draws nothing."""
+    predictors: Values = {**background_predictors(background), **record}
+    number = pd.Series(numbers).astype("str").str.zfill(6)
     school = pd.Series(background.school + 1).astype("str").str.zfill(2)
     columns: dict[str, object] = {
-        "student_id": f"{profile.centre_id}-" + number,
-        "school_id": f"{profile.centre_id}-s" + school,
-        "school_year": SCHOOL_YEAR,
+        "student_id": f"{centre_id}-" + number,
+        "school_id": f"{centre_id}-s" + school,
+        "school_year": school_year,
         "consent": consent,
         LABEL: _nullable_boolean(dropout, unlabelled),
         "sex": _vocabulary_values("sex", background.sex),

@@ -1,0 +1,233 @@
+"""``perseverance-sim years``: one federated training a school year, for several years,
+with centres whose privacy ledgers outlive each run.
+
+Each year's extract (``simulations.school_years``) is written to ``OUT/year-N/data`` and
+trained on by a full federation (the same ServerApp and ClientApp as ``run``) whose run
+folder is ``OUT/year-N``; every run gives its centres the same state root,
+``OUT/state`` (``RunConfig.state_root``), so a centre's ledger, records key, run plans
+and audit log carry over from year to year, as they would at a real centre. Each run
+books under its own name (``<scenario>-year-N-...``).
+
+``OUT/years.json`` is the table, one object a year (``YEAR_KEYS``), rewritten after every
+year; each year's run folder gets the table so far too, so its report
+(``report.html``) shows the years plot. The centralised and local-only baselines of
+``run`` are not computed here: the point is the years, not one run's references.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from client.data import usable_for_learning
+from client.site_policy import SitePolicy
+from client.student_budget import budget_spread, run_cohorts
+from common.config import ConfigError
+from common.encoding import encode
+from common.model import RiskModel, predict_proba, read_model
+from common.schema import STUDENT_ID
+from common.split import held_out_mask
+from common.workdirs import prepare_environment
+from server import run_folder
+from server.publication.model_card import write_model_card
+from simulations.centre_states import records_retired
+from simulations.inprocess import scores
+from simulations.network import MANIFEST, write_network
+from simulations.reference import pooled_data
+from simulations.report import write_report
+from simulations.runner import SimulationError, run_flower_simulation, write_centre_policy
+from simulations.scenario import Scenario
+from simulations.school_years import MAX_YEARS, YearExtract, network_years
+
+YEARS_FILE = "years.json"
+STATE = "state"
+#: The keys of each year's object in ``years.json``, in order (the first ones are the
+#: issue's: tests and the report rely on them).
+YEAR_KEYS = (
+    "year", "labelled", "students_trained", "retired", "epsilon_student_max",
+    "epsilon_student_median", "auc_pooled", "auc_previous_model",
+    "school_year", "run_name", "students_current", "labelled_training_side",
+    "labelled_newest", "retired_evaluation", "students_known", "auc_pooled_exact",
+    "auc_newest", "newest_held_out", "epsilon_centre_max", "wall_seconds",
+)
+
+
+def year_dir(out: Path, year: int) -> Path:
+    """The run folder of year ``year``."""
+    return out / f"year-{year}"
+
+
+def check_years_scenario(scenario: Scenario, years: int) -> None:
+    """Refuse, in one sentence, what ``years`` cannot run (``ConfigError``)."""
+    if not 1 <= years <= MAX_YEARS:
+        raise ConfigError(f"--years must be between 1 and {MAX_YEARS}, got {years}.")
+    if scenario.data.source:
+        raise ConfigError("years needs a scenario with a synthetic [network], not data.source.")
+    if scenario.attack.active:
+        raise ConfigError("years runs without an [attack]; drop it (attack.kind=none).")
+    if scenario.run.resume:
+        raise ConfigError("years cannot resume a run; drop resume.")
+
+
+def check_out(out: Path) -> None:
+    """Refuse a folder that holds an earlier years simulation (``ConfigError``): its
+    centres' ledgers would carry that simulation's spending into this one."""
+    if (out / STATE).exists() or (out / YEARS_FILE).exists():
+        raise ConfigError(f"The folder {out} already holds a years simulation; give another "
+                          "--out.")
+
+
+def run_years(scenario: Scenario, years: int, out: Path, *, quiet_flower: bool = True,
+              progress: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Run ``years`` yearly federations of ``scenario`` into ``out`` (a folder that holds
+    no earlier years simulation); returns the rows of ``years.json`` (also written).
+    ``progress`` gets each year's row when it is done."""
+    check_years_scenario(scenario, years)
+    out = out.resolve()
+    check_out(out)
+    prepare_environment()
+    out.mkdir(parents=True, exist_ok=True)
+    spec = scenario.network
+    rows: list[dict[str, Any]] = []
+    previous: RiskModel | None = None
+    extracts = network_years(
+        years=years, centres=spec.centres, students=spec.students, seed=spec.seed,
+        include_indigenous_boards=spec.include_indigenous_boards,
+        consent_refusal_rate=spec.consent_refusal_rate)
+    for extract in extracts:
+        started = time.monotonic()
+        folder = year_dir(out, extract.year)
+        row = _run_year(scenario, extract, folder, out / STATE, previous, quiet_flower)
+        previous = read_model(folder / run_folder.MODEL)
+        row["wall_seconds"] = round(time.monotonic() - started, 2)
+        run_folder.update_summary(folder, wall_seconds=row["wall_seconds"])
+        rows.append(row)
+        table = {"scenario": scenario.name, "epsilon_cap": SitePolicy().epsilon_cap,
+                 "delta": scenario.centre_policy.delta, "years": rows}
+        run_folder.write_json(out / YEARS_FILE, table)
+        run_folder.write_json(folder / YEARS_FILE, table)  # the report's years plot
+        write_model_card(folder)
+        write_report(folder)
+        if progress is not None:
+            progress(row)
+    return rows
+
+
+def _run_year(scenario: Scenario, extract: YearExtract, folder: Path, state_root: Path,
+              previous: RiskModel | None, quiet_flower: bool) -> dict[str, Any]:
+    """One year's federation in ``folder``; returns its row (without the wall time)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data_dir = folder / "data"
+    files = write_network(extract.network, data_dir)
+    write_centre_policy(scenario.centre_policy, data_dir)
+    config = replace(
+        scenario.run, scenario=f"{scenario.name}-year-{extract.year}", run_dir=str(folder),
+        data_dir=str(data_dir), state_root=str(state_root),
+        evaluation=replace(scenario.run.evaluation, centre_register=str(data_dir / MANIFEST)))
+    run_flower_simulation(scenario, config, len(files), quiet_flower)
+    summary = run_folder.read_json(folder / run_folder.SUMMARY)
+    if summary.get("rounds_completed", 0) < config.rounds:
+        reason = str(summary.get("stopped") or "").rstrip(".")
+        raise SimulationError(
+            f"The federation of year {extract.year} stopped after "
+            f"{summary.get('rounds_completed', 0)} of {config.rounds} rounds"
+            f"{f' ({reason})' if reason else ''}; see {folder}.")
+    model = read_model(folder / run_folder.MODEL)
+    probabilities, labels = scores(model, pooled_data(files, config))
+    test_fraction = config.evaluation.test_fraction
+    counts = _counts(extract, test_fraction)
+    newest_x, newest_y = _newest_held_out(extract, test_fraction)
+    run_name = str(summary.get("run_name", ""))
+    # Partition i is the i-th data file in name order (client.federated.state_dir).
+    states = [state_root / f"centre-{i}" for i in range(len(files))]
+    row: dict[str, Any] = {
+        "year": extract.year,
+        "school_year": extract.school_year,
+        "run_name": run_name,
+        **counts,
+        **student_figures(states, run_name, scenario.centre_policy.delta),
+        "auc_pooled": summary.get("auc_pooled"),
+        "auc_pooled_exact": _auc(labels, probabilities),
+        "auc_previous_model": (_auc(newest_y, predict_proba(previous, newest_x))
+                               if previous is not None else None),
+        "auc_newest": _auc(newest_y, predict_proba(model, newest_x)),
+        "newest_held_out": len(newest_y),
+        "epsilon_centre_max": summary.get("epsilon_max"),
+    }
+    # The year's run folder gets what ``run`` adds to its summary (model card, report).
+    run_folder.update_summary(
+        folder, auc_pooled_exact=row["auc_pooled_exact"],
+        records_retired=records_retired(config, files, run_name) if config.privacy.dp else {},
+        num_students=sum(len(frame) for frame in extract.frames.values()),
+        num_centres_total=len(files), scenario_file=scenario.source_file,
+        overrides=scenario.overrides, school_year=extract.school_year)
+    return {key: row.get(key) for key in YEAR_KEYS}
+
+
+def student_figures(states: list[Path], run_name: str, delta: float) -> dict[str, Any]:
+    """What the centres' ledgers (``states``) say of their students after ``run_name``:
+    records trained on and retired for budget (summed over centres), the students they
+    know and the largest and median lifetime epsilon of one student, at ``delta``."""
+    epsilons, trained, retired, retired_evaluation, known = [], 0, 0, 0, 0
+    for state in states:
+        if not state.is_dir():
+            continue
+        spread = budget_spread(state, delta)
+        epsilons.append(np.asarray(spread.epsilons, dtype=np.float64))
+        known += int(spread.students)
+        for cohort in run_cohorts(state, run_name):
+            if cohort.kind == "train":
+                trained += int(cohort.records)
+                retired += int(cohort.retired)
+            elif cohort.kind == "evaluate":
+                retired_evaluation += int(cohort.retired)
+    pooled = np.concatenate(epsilons) if epsilons else np.zeros(0)
+    return {"students_trained": trained, "retired": retired,
+            "retired_evaluation": retired_evaluation, "students_known": known,
+            "epsilon_student_max": float(pooled.max()) if len(pooled) else None,
+            "epsilon_student_median": float(np.median(pooled)) if len(pooled) else None}
+
+
+def _counts(extract: YearExtract, test_fraction: float) -> dict[str, int]:
+    """Records of the year's extracts: current students, labelled (usable: consent and
+    label), labelled on the training side, and the newest of those."""
+    current = labelled = training = newest = 0
+    for centre, frame in extract.frames.items():
+        usable = usable_for_learning(frame)
+        train_side = usable.loc[~held_out_mask(usable[STUDENT_ID], test_fraction)]
+        current += int(frame["left_without_diploma"].isna().sum())
+        labelled += len(usable)
+        training += len(train_side)
+        newest += int(train_side[STUDENT_ID].isin(extract.newest[centre]).sum())
+    return {"students_current": current, "labelled": labelled,
+            "labelled_training_side": training, "labelled_newest": newest}
+
+
+def _newest_held_out(extract: YearExtract, test_fraction: float) -> tuple[
+        np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Encoded held-out records labelled for the first time this year, and their labels:
+    no model has trained on them, last year's nor this year's."""
+    xs, ys = [], []
+    for centre, frame in extract.frames.items():
+        usable = usable_for_learning(frame)
+        keep = (held_out_mask(usable[STUDENT_ID], test_fraction)
+                & usable[STUDENT_ID].isin(extract.newest[centre]).to_numpy())
+        rows = usable.loc[keep]
+        xs.append(encode(rows))
+        ys.append(rows["left_without_diploma"].astype(bool).to_numpy(dtype=np.float32))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _auc(labels: np.ndarray[Any, Any], probabilities: np.ndarray[Any, Any]) -> float | None:
+    """ROC AUC, or None when the records hold a single label."""
+    if len(np.unique(labels)) < 2:
+        return None
+    value = float(roc_auc_score(labels, probabilities))
+    return value if math.isfinite(value) else None
