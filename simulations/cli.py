@@ -246,40 +246,42 @@ def years_command(
         folder = out or default_run_dir(f"years-{loaded.name}")
         check_out(folder)
     except ConfigError as exc:
-        _fail(str(exc), ConfigError.exit_code)
+        _fail(sentence(exc), ConfigError.exit_code)
         return
-    plural = "s" if years > 1 else ""
-    console.print(f"[bold]Persévérance[/] scenario [bold]{loaded.name}[/]: {years} school "
-                  f"year{plural}, one federation of {loaded.run.rounds} rounds a year; the "
-                  "centres keep their ledgers.")
+    _say(N_("Persévérance scenario %(name)s: %(years)s school years, one federation of "
+            "%(rounds)s rounds a year; the centres keep their ledgers.", name=loaded.name,
+            years=years, rounds=loaded.run.rounds))
 
     def show(row: dict[str, object]) -> None:
-        console.print("  " + year_line(row))
+        _say(f"  {shown(year_line(row))}")
 
     try:
         run_years(loaded, years, folder, quiet_flower=not verbose, progress=show)
     except (SimulationError, ConfigError) as exc:
-        _fail(str(exc), getattr(exc, "exit_code", 3))
+        _fail(sentence(exc), getattr(exc, "exit_code", 3))
         return
     except KeyboardInterrupt:
-        _fail("interrupted; the years done so far are in years.json.", 130)
+        _fail(N_("interrupted; the years done so far are in years.json."), 130)
         return
-    console.print(f"Results: {folder / YEARS_FILE}")
+    _say(N_("Results: %(path)s", path=folder / YEARS_FILE))
 
 
 def year_line(row: dict[str, object]) -> str:
-    """One year of ``years.json`` as a line of the command's output."""
-    def figure(key: str, digits: int = 3) -> str:
+    """One year of ``years.json`` as a line of the command's output (a catalogue
+    sentence)."""
+    def figure(key: str, digits: int = 3) -> object:
         value = row.get(key)
         if isinstance(value, int) and not isinstance(value, bool):
-            return f"{value:,}"
-        return f"{value:.{digits}f}" if isinstance(value, float) else "-"
+            return Number(value, 0)
+        return Number(value, digits) if isinstance(value, float) else "-"
 
-    return (f"year {row['year']} ({row['school_year']}) | labelled {figure('labelled')} | "
-            f"trained {figure('students_trained')}, retired {figure('retired')} | "
-            f"student epsilon max {figure('epsilon_student_max', 2)}, median "
-            f"{figure('epsilon_student_median', 2)} | pooled AUC {figure('auc_pooled')}, "
-            f"last year's model {figure('auc_previous_model')}")
+    return N_("year %(year)s (%(school_year)s) | labelled %(labelled)s | trained %(trained)s, "
+              "retired %(retired)s | student epsilon max %(max)s, median %(median)s | pooled "
+              "AUC %(auc)s, last year's model %(previous)s", year=row["year"],
+              school_year=row["school_year"], labelled=figure("labelled"),
+              trained=figure("students_trained"), retired=figure("retired"),
+              max=figure("epsilon_student_max", 2), median=figure("epsilon_student_median", 2),
+              auc=figure("auc_pooled"), previous=figure("auc_previous_model"))
 
 
 @app.command("dev-federation")

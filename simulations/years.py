@@ -31,6 +31,7 @@ from client.site_policy import SitePolicy
 from client.student_budget import budget_spread, run_cohorts
 from common.config import ConfigError
 from common.encoding import encode
+from common.i18n import N_
 from common.model import RiskModel, predict_proba, read_model
 from common.schema import STUDENT_ID
 from common.split import held_out_mask
@@ -67,21 +68,23 @@ def year_dir(out: Path, year: int) -> Path:
 def check_years_scenario(scenario: Scenario, years: int) -> None:
     """Refuse, in one sentence, what ``years`` cannot run (``ConfigError``)."""
     if not 1 <= years <= MAX_YEARS:
-        raise ConfigError(f"--years must be between 1 and {MAX_YEARS}, got {years}.")
+        raise ConfigError(N_("--years must be between 1 and %(most)s, got %(years)s.",
+                             most=MAX_YEARS, years=years))
     if scenario.data.source:
-        raise ConfigError("years needs a scenario with a synthetic [network], not data.source.")
+        raise ConfigError(N_("years needs a scenario with a synthetic [network], not "
+                             "data.source."))
     if scenario.attack.active:
-        raise ConfigError("years runs without an [attack]; drop it (attack.kind=none).")
+        raise ConfigError(N_("years runs without an [attack]; drop it (attack.kind=none)."))
     if scenario.run.resume:
-        raise ConfigError("years cannot resume a run; drop resume.")
+        raise ConfigError(N_("years cannot resume a run; drop resume."))
 
 
 def check_out(out: Path) -> None:
     """Refuse a folder that holds an earlier years simulation (``ConfigError``): its
     centres' ledgers would carry that simulation's spending into this one."""
     if (out / STATE).exists() or (out / YEARS_FILE).exists():
-        raise ConfigError(f"The folder {out} already holds a years simulation; give another "
-                          "--out.")
+        raise ConfigError(N_("The folder %(out)s already holds a years simulation; give "
+                             "another --out.", out=out))
 
 
 def run_years(scenario: Scenario, years: int, out: Path, *, quiet_flower: bool = True,
@@ -135,10 +138,11 @@ def _run_year(scenario: Scenario, extract: YearExtract, folder: Path, state_root
     summary = run_folder.read_json(folder / run_folder.SUMMARY)
     if summary.get("rounds_completed", 0) < config.rounds:
         reason = str(summary.get("stopped") or "").rstrip(".")
-        raise SimulationError(
-            f"The federation of year {extract.year} stopped after "
-            f"{summary.get('rounds_completed', 0)} of {config.rounds} rounds"
-            f"{f' ({reason})' if reason else ''}; see {folder}.")
+        raise SimulationError(N_(
+            "The federation of year %(year)s stopped after %(done)s of %(rounds)s rounds "
+            "(%(reason)s); see %(folder)s.", year=extract.year,
+            done=summary.get("rounds_completed", 0), rounds=config.rounds,
+            reason=reason or "-", folder=folder))
     model = read_model(folder / run_folder.MODEL)
     probabilities, labels = scores(model, pooled_data(files, config))
     test_fraction = config.evaluation.test_fraction

@@ -3,8 +3,7 @@
 Three panels by school year: the records (labelled, trained on, retired for budget),
 the lifetime epsilon of one student (largest and median, with the centres' lifetime
 cap), and the pooled AUC of this year's model beside last year's model on this year's
-students. Its words are here, French and English, until they join the project's
-catalogue (``common.i18n``).
+students. Its words are the catalogue's (``common.i18n``).
 """
 
 from __future__ import annotations
@@ -14,41 +13,33 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from common import i18n
 from simulations.report_plots import _number, png
-
-WORDS: dict[str, dict[str, str]] = {
-    "en": {
-        "heading": "School years",
-        "caption": "One federated training a school year, the centres' ledgers kept from "
-                   "year to year: records, lifetime epsilon of one student (at the centres' "
-                   "delta), and ROC AUC of this year's model and of last year's model on "
-                   "this year's students.",
-        "records": "Records", "labelled": "labelled", "trained": "trained on",
-        "retired": "retired (budget)", "epsilon": "Lifetime epsilon of a student",
-        "largest": "largest", "median": "median", "cap": "lifetime cap",
-        "auc": "ROC AUC", "pooled": "this year's model, pooled",
-        "previous": "last year's model, newest held-out", "newest":
-        "this year's model, newest held-out", "year": "school year",
-    },
-    "fr": {
-        "heading": "Années scolaires",
-        "caption": "Un entraînement fédéré par année scolaire, les registres des centres "
-                   "conservés d'une année à l'autre : enregistrements, epsilon cumulé d'un "
-                   "élève (au delta des centres), et AUC ROC du modèle de l'année et du "
-                   "modèle de l'année précédente sur les élèves de l'année.",
-        "records": "Enregistrements", "labelled": "étiquetés", "trained": "entraînés",
-        "retired": "retirés (budget)", "epsilon": "Epsilon cumulé d'un élève",
-        "largest": "maximum", "median": "médiane", "cap": "plafond à vie",
-        "auc": "AUC ROC", "pooled": "modèle de l'année, regroupé",
-        "previous": "modèle précédent, nouveaux élèves réservés",
-        "newest": "modèle de l'année, nouveaux élèves réservés", "year": "année scolaire",
-    },
-}
 
 
 def words(lang: str) -> dict[str, str]:
-    """The figure's words in ``lang`` (French unless English)."""
-    return WORDS["en" if lang == "en" else "fr"]
+    """The figure's words in ``lang`` (the catalogue's: French unless English)."""
+    _ = i18n.gettext(lang)
+    return {
+        "heading": _("School years"),
+        "caption": _("One federated training a school year, the centres' ledgers kept from "
+                     "year to year: records, lifetime epsilon of one student (at the "
+                     "centres' delta), and ROC AUC of this year's model and of last year's "
+                     "model on this year's students."),
+        "records": _("Records"),
+        "labelled": _("labelled"),
+        "trained": _("trained on"),
+        "retired": _("retired (budget)"),
+        "epsilon": _("Lifetime epsilon of a student"),
+        "largest": _("largest"),
+        "median": _("median"),
+        "cap": _("lifetime cap"),
+        "auc": _("ROC AUC"),
+        "pooled": _("this year's model, pooled"),
+        "previous": _("last year's model, newest held-out"),
+        "newest": _("this year's model, newest held-out"),
+        "year": _("school year"),
+    }
 
 
 def years_figure(rows: Sequence[Mapping[str, Any]], epsilon_cap: float | None,

@@ -113,7 +113,7 @@ def test_years_on_the_tiny_scenario(tmp_path: Path) -> None:
     table = json.loads((out / "years.json").read_text(encoding="utf-8"))
     rows = table["years"]
     assert [row["year"] for row in rows] == [1, 2]
-    assert "year 2 (2025-2026)" in proc.stdout
+    assert "année 2 (2025-2026)" in proc.stdout  # French by default
     first, second = rows
     assert first["run_name"] != second["run_name"] and "-year-2-" in second["run_name"]
     assert first["auc_previous_model"] is None
