@@ -97,8 +97,17 @@ def build_environment(loader: jinja2.BaseLoader, lang: str = "en") -> jinja2.Env
         text = figure(value, digits)
         return text.replace(".", ",") if isinstance(value, float) and lang == "fr" else text
 
+    def reason(text: Any) -> str:
+        # A centre's refusal as the ministry recorded it ("centre: sentence", or the
+        # sentence alone): the protocol's fixed sentence in the page's language.
+        name, sep, sentence = str(text).partition(": ")
+        if sep and " " not in name:
+            return f"{name}{' : ' if lang == 'fr' else ': '}{gettext(sentence)}"
+        return gettext(str(text))
+
     env.filters["number"] = number
     env.filters["figure"] = localised_figure
+    env.filters["reason"] = reason
     env.globals["lang"] = lang
     # Between two numbers: French writes decimals with a comma, so lists take ";".
     env.globals["SEP"] = ";" if lang == "fr" else ","

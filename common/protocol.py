@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
+from common.i18n import N_
+
 # ---------------------------------------------------------------- records of a message
 ARRAYS = "arrays"  # the global model (instruction) or the centre's weights (reply)
 METRICS = "metrics"  # the centre's aggregate, DP-noised release
@@ -70,23 +72,25 @@ LASTING_REFUSALS = frozenset({Reply.CONFIG, Reply.FLOOR, Reply.NOT_APPROVED})
 
 class Reason:
     """The fixed sentences a centre sends with a refusal. They carry no count and no
-    value of the centre's data: the numbers stay in the centre's own log."""
+    value of the centre's data: the numbers stay in the centre's own log. They travel in
+    English (the protocol's words); the ministry's pages show them in their language
+    (catalogue messages: ``common.pages``' ``reason`` filter)."""
 
-    DATA_UNUSABLE = ("The centre's data cannot be used for this task; its operators have "
-                     "the details.")
-    TOO_FEW_RECORDS = "The centre has fewer training records than its policy requires."
-    LIFETIME_CAP = "This release would take the centre past its lifetime privacy cap."
-    BUDGET_RETIRED = ("Too few of the centre's training records have privacy budget left "
-                      "for this run.")
-    RUN_BUDGET = "This release would take the run past its privacy budget at this centre."
-    CONFIG_INVALID = "The run's configuration is invalid."
-    INTERNAL = ("The centre could not complete the task because of an error in its own "
-                "software; its operators have the details.")
-    FLOOR_NO_DP = "The centre's privacy floor requires DP, and this run trains without it."
-    FLOOR_EPSILON = ("The run's epsilon target is above the largest the centre's privacy "
-                     "floor accepts per run.")
-    FLOOR_REPLAYABLE = "The centre's privacy floor refuses replayable (seeded) noise."
-    FLOOR_EVALUATION = "The centre's privacy floor refuses unnoised evaluation releases."
+    DATA_UNUSABLE = N_("The centre's data cannot be used for this task; its operators have "
+                        "the details.")
+    TOO_FEW_RECORDS = N_("The centre has fewer training records than its policy requires.")
+    LIFETIME_CAP = N_("This release would take the centre past its lifetime privacy cap.")
+    BUDGET_RETIRED = N_("Too few of the centre's training records have privacy budget left "
+                         "for this run.")
+    RUN_BUDGET = N_("This release would take the run past its privacy budget at this centre.")
+    CONFIG_INVALID = N_("The run's configuration is invalid.")
+    INTERNAL = N_("The centre could not complete the task because of an error in its own "
+                   "software; its operators have the details.")
+    FLOOR_NO_DP = N_("The centre's privacy floor requires DP, and this run trains without it.")
+    FLOOR_EPSILON = N_("The run's epsilon target is above the largest the centre's privacy "
+                        "floor accepts per run.")
+    FLOOR_REPLAYABLE = N_("The centre's privacy floor refuses replayable (seeded) noise.")
+    FLOOR_EVALUATION = N_("The centre's privacy floor refuses unnoised evaluation releases.")
 
 
 def refusal_text(centre: str, reason: str) -> str:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from common import i18n
+from common.protocol import Reason
 from server.publication.model_card import (
     NOT_MEASURED,
     ModelCardError,
@@ -163,8 +165,8 @@ def test_the_computed_sentences_are_in_the_language_of_each_page(tmp_path: Path)
 
 
 REFUSED = {
-    "CSS des Trois-Lacs": "The run asks for less privacy than this centre's policy allows.",
-    "CSS de la Capitale": "The run's code is not the code this centre approved.",
+    "CSS des Trois-Lacs": Reason.FLOOR_EPSILON,
+    "CSS de la Capitale": Reason.BUDGET_RETIRED,
 }
 
 
@@ -177,9 +179,13 @@ def test_the_centres_that_refused_are_on_the_card_with_their_reason(tmp_path: Pa
     assert card["centres_refused"] == dict(sorted(REFUSED.items()))
     page = html.unescape(html_path.read_text(encoding="utf-8"))
     refusals = page.split("<h2>Centres ayant refusé</h2>")[1].split("<h2>")[0]
-    for name, reason in REFUSED.items():
-        assert f"<tr><td>{name}</td><td>{reason}</td></tr>" in refusals
+    for name, reason in REFUSED.items():  # the protocol's sentence, in the page's language
+        french = i18n.translate(reason, "fr")
+        assert french != reason and f"<tr><td>{name}</td><td>{french}</td></tr>" in refusals
     assert "<th>centre</th><th>motif</th>" in refusals
+    english = html.unescape((run / "model_card.en.html").read_text(encoding="utf-8"))
+    for name, reason in REFUSED.items():
+        assert f"<tr><td>{name}</td><td>{reason}</td></tr>" in english
     assert "Aucun centre n'a refusé" not in refusals
 
 
