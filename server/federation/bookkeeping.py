@@ -24,7 +24,8 @@ from common import protocol
 from common.audit_reading import band_probabilities, conclusions
 from common.calibration import calibrated_error, fit_calibration
 from common.config import RunConfig
-from common.equity import MIN_CENTRES_PER_CELL, SIZE_BANDS, pooled_audit, size_band
+from common.equity import MIN_CENTRES_PER_CELL, SIZE_BANDS, size_band
+from common.equity_pooling import pooled_audit
 from common.metrics import ScoreHistogram, auc_from_histogram, summarise
 from common.privacy import audit_noise_std
 from common.protocol import LASTING_REFUSALS, TrainRelease
