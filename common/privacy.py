@@ -284,14 +284,13 @@ def noise_share(noise: EvaluationNoise, server_round: int,
 
 
 def summed_rows(share: NoiseShare, summands: int, histogram_dim: int, audit_dim: int,
-                whole: EvaluationNoise | None, server_round: int
-                ) -> list[tuple[float, float, int]]:
+                whole: EvaluationNoise | None = None) -> list[tuple[float, float, int]]:
     """Accountant rows (q = 1) bounding what the SUM of one round's secure releases
     costs a student: ``summands`` centres that added ``share`` (the distributed discrete
     Gaussian's bound, ``common.discrete_gaussian.sum_multiplier``), or, when a centre
     that added the whole noise ``whole`` is among them, that centre's release alone if
     it bounds more (the others' noise is independent of the data: post-processing)."""
-    final = server_round >= (whole.rounds if whole else server_round)
+    final = share.audit > 0
     rows = [sum_multiplier(share.histogram, summands, 1.0, histogram_dim)]
     if share.audit > 0:
         rows.append(sum_multiplier(share.audit, summands, AUDIT_L2**2, audit_dim))
