@@ -24,10 +24,10 @@ from common.secure_release import (
 )
 
 Metrics = Mapping[str, object]
-#: Under distributed noise the ministry cannot count the centres that fill a cell: the
-#: Indigenous attribute is then never shown (``indigenous=true`` could be the Cree and
-#: Kativik boards alone, whose results are never reported on their own).
-HIDDEN_WHEN_DISTRIBUTED = ("indigenous",)
+#: Under distributed noise the ministry cannot count the centres that fill a cell: this
+#: cell is then never shown (it could be the Cree and Kativik boards alone, whose
+#: results are never reported on their own).
+HIDDEN_WHEN_DISTRIBUTED = (("indigenous", "true"),)
 
 
 def number(metrics: Metrics, key: str) -> float:
@@ -41,17 +41,18 @@ def summed_cells(summed: SummedRelease, survivors: Sequence[Metrics], regions: S
     """The audit's pooled cells from the sums. Each count's noise variance is the sum of
     the survivors' (a sensitive cell's, of those whose policy released it). With
     distributed noise no per-centre indicator was sent: a cell counts the round's
-    centres, the Indigenous attribute is hidden and there are no region rows."""
+    centres, ``indigenous=true`` is hidden and there are no region rows."""
     variance = sum(number(m, NOISE_AUDIT) ** 2 for m in survivors)
     sensitive = sum(number(m, NOISE_AUDIT) ** 2 for m in survivors
                     if number(m, SENSITIVE_KEY) > 0)
     cells: dict[str, dict[str, PooledCell]] = {}
     for group in AUDIT_GROUPS:
-        centres = None
-        if distributed:
-            centres = 0 if group.name in HIDDEN_WHEN_DISTRIBUTED else len(survivors)
         cells[group.name] = {}
         for value in group.values:
+            centres = None
+            if distributed:
+                hidden = (group.name, value) in HIDDEN_WHEN_DISTRIBUTED
+                centres = 0 if hidden else len(survivors)
             block = summed.cells[cell_key(group.name, value)].copy()
             own = sensitive if group.name in AUDIT_SENSITIVE else variance
             block[2 * GROUP_BINS + 3] = math.ceil(own * VARIANCE_SCALE)  # its variance slot
