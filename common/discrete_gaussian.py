@@ -15,7 +15,7 @@ dimension dim,
 
 With sigma >= ``MIN_SHARE_STD`` the tau term is below 1e-6 of the first for the
 federations here (72 centres, a few hundred counts), so the sum is as private as one
-Gaussian release of variance n sigma^2.
+Gaussian release of variance n sigma^2 (``sum_multiplier`` keeps the term anyway).
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ import numpy as np
 import numpy.typing as npt
 
 #: The smallest std a centre's share of the noise may have: below it the tau term of
-#: the sum's bound grows quickly (at 0.77, Quebec's 72 centres would pay more for it
-#: than for the noise itself); at 1.5, exp(-2 pi^2 1.5^2 / 2) = 2e-10.
+#: the sum's bound grows quickly (Quebec's audit share at epsilon 3 over 20 rounds,
+#: 0.94, would double the bound's epsilon^2; at 0.77, 17 times the noise's own term);
+#: at 1.5, tau < 1e-8 for 72 centres.
 MIN_SHARE_STD = 1.5
 
 
