@@ -247,7 +247,7 @@ def calibrate_training_noise(
 @dataclass(frozen=True)
 class NoiseShare:
     """The discrete Gaussian noise one centre adds to its secure evaluation counts
-    (``client.evaluation.secure_release``): std ``histogram`` on each count of the
+    (``client.secure_evaluation.secure_release``): std ``histogram`` on each count of the
     round's score histogram, ``audit`` on each count of the equity cells (final round
     only, else 0); ``distributed`` when these are its share of the run's noise (the
     sum over the round's centres carries the run's), else the whole of it. ``rows``:
