@@ -100,3 +100,24 @@ def _coverage(draws: int, seed: int) -> tuple[float, float]:
 def test_intervals_of_a_distributed_sum_hold_their_truth_95_times_in_100() -> None:
     tpr, auc = _coverage(400, seed=11)
     assert tpr >= 0.93 and auc >= 0.93, (tpr, auc)
+
+
+def test_the_sums_exact_renyi_divergence_stays_under_the_bound_the_ministry_books() -> None:
+    """For one count (shift 1), the Renyi divergence of a sum of n discrete Gaussians,
+    computed exactly by convolving their probabilities, is within Kairouz, Liu and
+    Steinke's bound as ``sum_multiplier`` transcribes it (alpha / (2 z^2))."""
+    for sigma, summands in ((1.0, 12), (1.5, 8), (1.5, 48)):
+        support = np.arange(-int(10 * sigma) - 2, int(10 * sigma) + 3)
+        pmf = np.exp(-(support**2) / (2 * sigma**2))
+        pmf /= pmf.sum()
+        total = pmf
+        for _ in range(summands - 1):
+            total = np.convolve(total, pmf)
+        shifted = np.concatenate([[0.0], total[:-1]])
+        keep = (total > 1e-200) & (shifted > 1e-200)
+        z = sum_multiplier(sigma, summands, 1.0, 1)
+        for alpha in (2, 4, 8):
+            terms = alpha * np.log(total[keep]) + (1 - alpha) * np.log(shifted[keep])
+            divergence = math.log(np.exp(terms).sum()) / (alpha - 1)
+            assert divergence <= alpha / (2 * z**2) * (1 + 1e-9), (sigma, summands, alpha)
+            assert divergence >= 0.99 * alpha / (2 * summands * sigma**2)  # and it is tight
