@@ -27,7 +27,7 @@ import numpy.typing as npt
 from client.data import CentreData
 from client.errors import CentreRefusal
 from client.ledger import BudgetExceeded, PrivacyLedger
-from client.run_plan import check_run_budget, run_history
+from client.run_plan import BUDGET_SLACK, check_run_budget, run_history
 from client.site_policy import PrivacyFloor
 from common.config import RunConfig
 from common.equity import AUDIT_GROUPS, centre_cells
@@ -35,6 +35,7 @@ from common.metrics import bin_centres, score_histogram
 from common.privacy import (
     EvaluationNoise,
     calibrate_evaluation_noise,
+    composed_epsilon,
 )
 from common.protocol import Reason, Reply
 
@@ -53,6 +54,36 @@ def evaluation_noise(config: RunConfig, floor: PrivacyFloor) -> EvaluationNoise 
         return None
     return calibrate_evaluation_noise(config.privacy.epsilon, floor.delta_for(config),
                                       config.rounds)
+
+
+def book_evaluation(config: RunConfig, data: CentreData, ledger: PrivacyLedger, run_id: str,
+                    server_round: int, mechanisms: list[tuple[float, float, int]],
+                    alone: bool = False) -> float:
+    """Check the run's budget and book ``mechanisms`` (the round's evaluation release)
+    before anything is computed into the reply; returns the run's evaluation epsilon
+    at the run's delta. ``alone``: the release is a share of distributed noise, whose
+    own cost is above the run's target by design (the SUM meets the target): it is
+    checked against the centre's floor only (``max_epsilon_per_run`` at its delta)."""
+    floor = data.policy.privacy
+    what = f"evaluation of round {server_round}"
+    history = [*run_history(ledger, run_id, "evaluate"), *mechanisms]
+    if alone:
+        at_floor = composed_epsilon(history, floor.delta, config.privacy.accountant)
+        if at_floor > floor.max_epsilon_per_run * (1 + BUDGET_SLACK):
+            raise CentreRefusal(
+                f"This {what} (a share of distributed noise) would bring the run's "
+                f"epsilon at this centre to {at_floor:.3f} at delta {floor.delta:g}, past "
+                f"the floor's {floor.max_epsilon_per_run:g} per run.",
+                Reason.RUN_BUDGET, Reply.REFUSED)
+        epsilon = composed_epsilon(history, config.privacy.delta, config.privacy.accountant)
+    else:
+        epsilon = check_run_budget(history, config, floor, what)
+    try:
+        ledger.book(run_id=run_id, server_round=server_round, kind="evaluate",
+                    mechanisms=mechanisms, delta=floor.delta, cap=data.policy.epsilon_cap)
+    except BudgetExceeded as exc:
+        raise CentreRefusal(str(exc), Reason.LIFETIME_CAP, Reply.REFUSED) from exc
+    return epsilon
 
 
 def evaluation_release(
@@ -77,15 +108,7 @@ def evaluation_release(
         multiplier = noise.final if final else noise.progress
         mechanisms = noise.round_mechanisms(server_round)
         if ledger is not None:
-            history = [*run_history(ledger, run_id, "evaluate"), *mechanisms]
-            epsilon = check_run_budget(history, config, floor,
-                                       f"evaluation of round {server_round}")
-            try:
-                ledger.book(run_id=run_id, server_round=server_round, kind="evaluate",
-                            mechanisms=mechanisms, delta=floor.delta,
-                            cap=data.policy.epsilon_cap)
-            except BudgetExceeded as exc:
-                raise CentreRefusal(str(exc), Reason.LIFETIME_CAP, Reply.REFUSED) from exc
+            epsilon = book_evaluation(config, data, ledger, run_id, server_round, mechanisms)
         pos += rng.normal(0.0, multiplier, bins)
         neg += rng.normal(0.0, multiplier, bins)
         centres = bin_centres(bins)

@@ -15,9 +15,12 @@ the weight factor is at most 1 (the weight is capped at ``privacy.secagg_max_wei
 here), so SecAgg+'s clipping never cuts an honest update and the quantized integers
 stay in range (no silent overflow).
 
-Evaluation is not secure-aggregated (SecAgg+ covers training only): the release is the
-same DP-noised histograms and equity counts as in plain mode, sent as one JSON string
-because legacy metrics must be scalars.
+Evaluation goes through SecAgg+ too: the ministry sends a second SecAgg+ round of fit
+instructions marked ``secure.phase = evaluate`` (``common.secure_release``), and the
+centre answers with its evaluation counts as one integer vector
+(``client.secure_evaluation``), masked and summed like an update. The legacy evaluate
+instruction is still answered (plain mode's release as one JSON string, because legacy
+metrics must be scalars) for a ministry that asks for it that way.
 """
 
 from __future__ import annotations
@@ -36,14 +39,19 @@ from flwr.client import NumPyClient
 from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import ClientAppCallable, Mod
-from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
+from flwr.common.secure_aggregation.secaggplus_constants import (
+    RECORD_KEY_CONFIGS,
+    RECORD_KEY_STATE,
+)
 
 from client.centre_task import Centre, evaluate_task, refuse, train_task, update_of
 from client.errors import DataError
-from client.federated import model_config
+from client.federated import model_config, open_ledger
+from client.secure_evaluation import SecureSlot, secure_release
 from common import protocol
+from common import secure_release as layout
 from common.config import RunConfig
-from common.model import build_model
+from common.model import build_model, predict_proba, set_weights
 from common.protocol import Task
 
 #: Config records only legacy messages carry: SecAgg+ stages, legacy fit and evaluate.
@@ -81,6 +89,14 @@ class SecureCentre(NumPyClient):
 
     def __init__(self, context: Context) -> None:
         self.centre = Centre.of(context.run_config, context.node_config, context.run_id)
+        self.context = context
+
+    def _threshold(self) -> int | None:
+        """The reconstruction threshold of the SecAgg+ round in progress, as
+        ``secaggplus_mod`` received it at the setup stage (None before any)."""
+        state = self.context.state.config_records.get(RECORD_KEY_STATE)
+        value = None if state is None else state.get("threshold")
+        return int(value) if isinstance(value, int) and value >= 2 else None
 
     def _task(self, config: Scalars) -> Task:
         return protocol.task_of(config, default_run=str(self.centre.flower_run_id))
@@ -93,6 +109,8 @@ class SecureCentre(NumPyClient):
         """Train with DP-SGD and return the bounded update (state_dict order), the
         FedAvg weight (the released size, capped at ``privacy.secagg_max_weight``) and
         the metrics."""
+        if config.get(layout.PHASE) == layout.EVALUATE:
+            return self._secure_evaluation(parameters, config)
         task = self._task(config)
         self.centre.audit("task_received", task, "train", secure_aggregation=True)
         global_weights = _global_weights(parameters, self.centre.config)
@@ -107,6 +125,28 @@ class SecureCentre(NumPyClient):
                           update_bound=self.centre.config.training.max_update_norm)
         return (update_of(result, global_weights), weight,
                 {protocol.EPSILON: result.epsilon, **self._identity()})
+
+    def _secure_evaluation(self, parameters: NDArrays, config: Scalars
+                           ) -> tuple[NDArrays, int, Scalars]:
+        """The evaluation counts as one integer vector for SecAgg+ to sum, weight 1
+        (``common.secure_release``: the ministry's average times the centres summed is
+        the exact sum), with the epsilon booked and the noise added beside it."""
+        task = self._task(config)
+        self.centre.audit("task_received", task, "evaluate", secure_aggregation=True)
+        run_config = self.centre.config
+        model = build_model(model_config(run_config), seed=run_config.seed)
+        set_weights(model, dict(_global_weights(parameters, run_config)))
+        data = self.centre.data(task.run_name)
+        ledger = open_ledger(run_config, self.centre.node_config) if run_config.privacy.dp \
+            else None
+        slot = SecureSlot(int(config.get(layout.REGIONS, 0)), int(config.get(layout.REGION, -1)),
+                          bool(config.get(layout.COUNTS, True)))
+        vector, metrics = secure_release(run_config, data, predict_proba(model, data.x_test),
+                                         task.server_round or run_config.rounds, ledger,
+                                         task.run_name, slot, self._threshold())
+        self.centre.audit("reply_sent", task, "evaluate", secure_aggregation=True,
+                          masked=True, **metrics)
+        return [vector], 1, {**metrics, **self._identity()}
 
     def evaluate(self, parameters: NDArrays, config: Scalars) -> tuple[float, int, Scalars]:
         """The same evaluation release as plain mode, as one JSON metric."""

@@ -24,6 +24,10 @@ class PrivacyFloor:
     spend here, for training and for evaluation each (they compose in parallel).
     ``allow_replayable_noise``: accept noise drawn from the run's seed (research only).
     ``allow_unnoised_evaluation``: accept evaluation releases without noise.
+    ``allow_distributed_noise``: in a secure run that asks for it, add only a share of
+    the evaluation noise (the SUM meets the run's target; this centre's own release then
+    costs more, booked and held to ``max_epsilon_per_run``); without it the centre adds
+    the whole noise, as if the sum were not secure (docs/PRIVACY.md, "Distributed noise").
     """
 
     require_dp: bool = True
@@ -31,6 +35,7 @@ class PrivacyFloor:
     max_epsilon_per_run: float = 3.0
     allow_replayable_noise: bool = False
     allow_unnoised_evaluation: bool = False
+    allow_distributed_noise: bool = False
 
     def check(self, config: RunConfig) -> None:
         """Raise ``CentreRefusal`` (code ``Reply.FLOOR``) if the run is below the floor."""

@@ -46,7 +46,7 @@ def band_probabilities(histogram: ScoreHistogram, threshold: float,
 
 def gap_verdict(gap: Mapping[str, object], name: str) -> str:
     """:data:`DIFFERS`, :data:`CANNOT_TELL` or :data:`NOT_MEASURABLE` for the gap
-    ``name`` of one attribute's gaps (``common.equity.gaps_of``)."""
+    ``name`` of one attribute's gaps (``common.equity_metrics.gaps_of``)."""
     value = gap.get(name, math.nan)
     interval = gap.get(f"{name}_ci", [math.nan, math.nan])
     assert isinstance(interval, list | tuple), "gaps hold their interval as a pair"

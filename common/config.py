@@ -63,7 +63,9 @@ class PrivacyConfig:
     fraction above one half) are needed to unmask, so up to ``shares - threshold`` of a
     centre's neighbours may drop out mid-round. ``secagg_max_weight`` is the largest
     FedAvg weight (training records) a centre may bring: a bigger centre counts as this
-    many, since SecAgg+ would overflow silently past it.
+    many, since SecAgg+ would overflow silently past it. ``distributed_noise`` (secure
+    mode only) asks each centre for a share of the evaluation noise, so that the SUM
+    the ministry sees meets ``epsilon`` (docs/PRIVACY.md, "Distributed noise").
     """
 
     dp: bool = True
@@ -77,6 +79,7 @@ class PrivacyConfig:
     secagg_shares: float = 1.0
     secagg_threshold: float = 0.67
     secagg_max_weight: int = 30_000
+    distributed_noise: bool = False
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,13 @@ class RunConfig:
             not self.privacy.secure_aggregation or self.strategy.aggregation == "fedavg",
             "strategy.aggregation must be fedavg with privacy.secure_aggregation, because "
             "the robust aggregators need the individual updates the server no longer sees",
+        )
+        _check(
+            not self.privacy.distributed_noise or (self.privacy.secure_aggregation
+                                                   and self.privacy.accountant == "rdp"),
+            "privacy.distributed_noise needs privacy.secure_aggregation and the rdp "
+            "accountant, because only SecAgg+ keeps the centres' shares apart and the "
+            "sum's bound is a Renyi one",
         )
         _check(2 <= self.evaluation.bins <= 10_000, "evaluation.bins must be in 2-10000")
         _check(0.0 < self.evaluation.threshold < 1.0, "evaluation.threshold must be in (0, 1)")

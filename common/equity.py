@@ -9,30 +9,23 @@ predicted probabilities. Only these sums leave the centre; a group with fewer th
 alone). The server sums the vectors and reports a pooled group only when it holds at
 least ``MIN_CELL`` students from at least ``MIN_CENTRES_PER_CELL`` centres, so that no
 single centre, and in particular no Indigenous-governed board, is shown on its own.
+
+This module holds what both sides share (the groups, the cells, their bands); the
+server's side is in ``common.equity_pooling`` (summing cells, the audit) and
+``common.equity_metrics`` (a cell's metrics, their intervals, the gaps).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from common.intervals import (
-    NAN,
-    Z95,
-    Interval,
-    absolute,
-    difference,
-    widen,
-    wilson,
-    z_for_pairs,
-)
-from common.intervals import hanley_mcneil as auc_interval
+from common.discrete_gaussian import discrete_gaussian
 
 MIN_CELL = 10
 MIN_CENTRES_PER_CELL = 3
@@ -112,7 +105,7 @@ def group_bin_edges(threshold: float) -> npt.NDArray[np.float64]:
     return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
 
 
-def _flag_bin(edges: npt.NDArray[np.float64], threshold: float) -> int:
+def flag_bin(edges: npt.NDArray[np.float64], threshold: float) -> int:
     """First bin whose scores are all >= threshold."""
     return int(np.searchsorted(edges, threshold, side="left")) + 1
 
@@ -134,6 +127,7 @@ def centre_cells(
     sensitive_allowed: bool,
     noise_std: float = 0.0,
     rng: np.random.Generator | None = None,
+    discrete: bool = False,
 ) -> dict[str, list[float]]:
     """The counts a centre sends for its held-out records: one vector per cell, every
     cell present so every centre sends the same keys.
@@ -144,10 +138,12 @@ def centre_cells(
     attributes)), Gaussian noise of that std is added to every histogram count of every
     cell, nothing is suppressed here (suppressing on true counts would leak), and the
     true/false positives and probability sums are derived from the noisy bins.
+    ``discrete``: the noise is the discrete Gaussian of that std
+    (``common.discrete_gaussian``), so the counts stay integers, as SecAgg+ sums them.
     """
     y = np.asarray(labels, dtype=np.float64)
     edges = group_bin_edges(threshold)
-    first_flagged = _flag_bin(edges, threshold)
+    first_flagged = flag_bin(edges, threshold)
     centres = band_midpoints(edges)
     bins = np.searchsorted(edges, probabilities, side="right")
     noisy = noise_std > 0
@@ -166,8 +162,8 @@ def centre_cells(
                 neg = np.bincount(bb, weights=1.0 - yb, minlength=GROUP_BINS).astype(np.float64)
                 if noisy:
                     assert rng is not None
-                    pos += rng.normal(0.0, noise_std, GROUP_BINS)
-                    neg += rng.normal(0.0, noise_std, GROUP_BINS)
+                    pos += _noise(rng, noise_std, discrete)
+                    neg += _noise(rng, noise_std, discrete)
                     probability_sum = float(((pos + neg) * centres).sum())
                 else:
                     probability_sum = float(probabilities[member].sum())
@@ -179,6 +175,12 @@ def centre_cells(
     return cells
 
 
+def _noise(rng: np.random.Generator, std: float, discrete: bool) -> npt.NDArray[np.float64]:
+    if discrete:
+        return discrete_gaussian(rng, std, GROUP_BINS).astype(np.float64)
+    return rng.normal(0.0, std, GROUP_BINS)
+
+
 def band_midpoints(edges: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """A representative probability per bin (midpoint in logit), for noisy sums."""
     logits = np.log(edges / (1 - edges))
@@ -187,7 +189,7 @@ def band_midpoints(edges: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return np.asarray(1.0 / (1.0 + np.exp(-mids)), dtype=np.float64)
 
 
-def _auc(pos: npt.NDArray[np.float64], neg: npt.NDArray[np.float64]) -> float:
+def band_auc(pos: npt.NDArray[np.float64], neg: npt.NDArray[np.float64]) -> float:
     p, n = pos.sum(), neg.sum()
     if p <= 0 or n <= 0:
         return float("nan")
@@ -205,134 +207,6 @@ class BandProbabilities:
     calibrated: npt.NDArray[np.float64]
 
 
-def cell_metrics(
-    vector: npt.NDArray[np.float64], z: float = Z95, spread: Mapping[str, float] | None = None,
-    bands: BandProbabilities | None = None,
-) -> dict[str, object]:
-    """Metrics of one pooled cell, each with its interval (``common.intervals``; 95 %,
-    or the level of the normal quantile ``z``).
-
-    ``calibration_error`` is the absolute calibration-in-the-large, |observed rate -
-    mean predicted probability|; its interval is that of the observed rate (Wilson),
-    shifted by the mean predicted probability (the model's own, not an estimate), then
-    taken in absolute value.
-
-    With ``spread`` (the cell's counts carry the centres' DP noise: how far it moves
-    each metric, :func:`noise_spread`), each interval is widened by it, and ``noise_sd``
-    gives those spreads.
-
-    With ``bands``, ``mean_predicted_calibrated`` is the mean of the probabilities the
-    centres' school teams read (recalibrated), from the cell's band counts, and
-    ``calibration_error_calibrated`` its distance to the observed rate; with noisy
-    counts, whose probability sums come from the bands' midpoints, ``mean_predicted``
-    too is read from the bands' representatives (closer to the students' own scores).
-    """
-    pos, neg = vector[:GROUP_BINS], vector[GROUP_BINS : 2 * GROUP_BINS]
-    tp, fp, probability_sum = vector[-3], vector[-2], vector[-1]
-    positives, negatives = float(pos.sum()), float(neg.sum())
-    n = positives + negatives
-    auc = _auc(pos, neg)
-    if not math.isnan(auc):
-        auc = min(max(auc, 0.0), 1.0)  # noisy (DP) counts can push the estimate outside
-    tpr, tpr_lo, tpr_hi = wilson(tp, positives, z)
-    fpr, fpr_lo, fpr_hi = wilson(fp, negatives, z)
-    if bands is not None and spread is not None:
-        probability_sum = float(((pos + neg) * bands.raw).sum())
-    mean_predicted = probability_sum / n if n else NAN
-    observed = positives / n if n else NAN
-    _, observed_lo, observed_hi = wilson(positives, n, z)
-    auc_ci = auc_interval(auc, positives, negatives, z)
-    signed = (observed_lo - mean_predicted, observed_hi - mean_predicted)
-    if spread is not None:
-        auc_ci = widen(auc, auc_ci, z * spread["auc"])
-        tpr_lo, tpr_hi = widen(tpr, (tpr_lo, tpr_hi), z * spread["tpr"])
-        fpr_lo, fpr_hi = widen(fpr, (fpr_lo, fpr_hi), z * spread["fpr"])
-        observed_lo, observed_hi = widen(observed, (observed_lo, observed_hi),
-                                         z * spread["observed_rate"])
-        signed = widen(observed - mean_predicted, signed, z * spread["calibration"])
-    calibration, calibration_ci = absolute(observed - mean_predicted, signed)
-    metrics: dict[str, object] = {
-        "n": round(n),
-        "positives": round(positives),
-        "auc": auc,
-        "auc_ci": _unit(auc_ci),
-        "tpr": tpr,
-        "tpr_ci": _unit((tpr_lo, tpr_hi)),
-        "fpr": fpr,
-        "fpr_ci": _unit((fpr_lo, fpr_hi)),
-        "mean_predicted": mean_predicted,
-        "observed_rate": observed,
-        "observed_rate_ci": _unit((observed_lo, observed_hi)),
-        "calibration_error": calibration,
-        "calibration_error_ci": _unit(calibration_ci),
-    }
-    if bands is not None:
-        calibrated = float(((pos + neg) * bands.calibrated).sum()) / n if n else NAN
-        metrics["mean_predicted_calibrated"] = calibrated
-        metrics["calibration_error_calibrated"] = abs(observed - calibrated)
-    if spread is not None:
-        metrics["noise_sd"] = dict(spread)
-    return metrics
-
-
-def _unit(interval: Interval) -> list[float]:
-    """An interval of a rate or an AUC, kept to 0-1 (NaN, "not measurable", stays)."""
-    low, high = interval
-    return [low if math.isnan(low) else max(0.0, low), high if math.isnan(high) else min(1.0, high)]
-
-
-@dataclass(frozen=True)
-class CellNoise:
-    """The DP noise in a pooled cell: Gaussian of std ``per_count`` on every histogram
-    count of each of the ``cells`` centres' cells summed in it (one per centre; several
-    for a region); true and false positives and the probability sum derived from the
-    noisy bins, as the centres derive them (``centre_cells``), with the operating
-    ``threshold``."""
-
-    per_count: float
-    cells: int
-    threshold: float
-
-
-def noise_spread(vector: npt.NDArray[np.float64], noise: CellNoise) -> dict[str, float]:
-    """How far the DP noise alone moves each metric of a pooled cell: the standard
-    deviation over ``NOISE_REPLICATES`` fresh draws of the same noise added to the cell
-    (a parametric bootstrap around the released, already noisy, counts; post-processing,
-    no privacy cost; a fixed seed, so a report is reproducible)."""
-    sd = noise.per_count * math.sqrt(max(noise.cells, 0))
-    keys = ("auc", "tpr", "fpr", "observed_rate", "calibration")
-    if sd <= 0.0:
-        return dict.fromkeys(keys, 0.0)
-    rng = np.random.default_rng(0)
-    shape = (NOISE_REPLICATES, GROUP_BINS)
-    pos = vector[:GROUP_BINS] + rng.normal(0.0, sd, shape)
-    neg = vector[GROUP_BINS : 2 * GROUP_BINS] + rng.normal(0.0, sd, shape)
-    edges = group_bin_edges(noise.threshold)
-    flagged = _flag_bin(edges, noise.threshold)
-    positives, negatives = pos.sum(axis=1), neg.sum(axis=1)
-    n = positives + negatives
-    below = np.cumsum(neg, axis=1) - neg
-    with np.errstate(invalid="ignore", divide="ignore"):
-        auc = ((pos * below).sum(axis=1) + 0.5 * (pos * neg).sum(axis=1)) / (positives * negatives)
-        valid = (positives > 0) & (negatives > 0)
-        observed = np.where(n > 0, positives / n, np.nan)
-        predicted = np.where(n > 0, ((pos + neg) * band_midpoints(edges)).sum(axis=1) / n, np.nan)
-        # Not kept to 0-1: near a bound, clipping would shrink the spread the noise has.
-        draws = {
-            "auc": np.where(valid, auc, np.nan),
-            "tpr": np.where(positives >= 1, pos[:, flagged:].sum(axis=1) / positives, np.nan),
-            "fpr": np.where(negatives >= 1, neg[:, flagged:].sum(axis=1) / negatives, np.nan),
-            "observed_rate": observed,
-            "calibration": observed - predicted,
-        }
-    out = {}
-    for key in keys:
-        values = draws[key][np.isfinite(draws[key])]
-        # Mostly undefined under the noise: the metric cannot be told at all.
-        out[key] = float(values.std()) if values.size >= NOISE_REPLICATES // 2 else math.inf
-    return out
-
-
 # Gap name -> the group metric it compares (its interval is the metric's ``_ci``).
 GAPS: tuple[tuple[str, str], ...] = (
     ("equal_opportunity_gap", "tpr"),
@@ -340,43 +214,6 @@ GAPS: tuple[tuple[str, str], ...] = (
     ("calibration_gap", "calibration_error"),
     ("auc_gap", "auc"),
 )
-
-
-def gaps_of(
-    reported: Mapping[str, Mapping[str, object]],
-    metrics_at: Callable[[str, float], Mapping[str, object]],
-) -> dict[str, object]:
-    """Each gap of one attribute: largest minus smallest value over its reported groups
-    (NaN with fewer than two), the two groups that define it (largest first), and the
-    95 % interval of their difference (Newcombe's hybrid score method from the two
-    groups' own intervals, ``common.intervals.difference``).
-
-    The data choose the pair (the extreme one), so its interval is one of a set that
-    holds for every pair of the k groups together (Bonferroni, ``z_for_pairs(k)``): the
-    two groups' intervals are recomputed at that level by ``metrics_at(group, z)``
-    (:func:`cell_metrics` of the group's pooled cell). With two groups it is the plain
-    95 % interval."""
-    out: dict[str, object] = {}
-    for name, key in GAPS:
-        values = {group: float(m[key]) for group, m in reported.items()  # type: ignore[arg-type]
-                  if not math.isnan(float(m[key]))}  # type: ignore[arg-type]
-        if len(values) < 2:
-            out |= {name: NAN, f"{name}_ci": [NAN, NAN], f"{name}_groups": []}
-            continue
-        high = max(values, key=lambda group: values[group])
-        low = min(values, key=lambda group: values[group])
-        z = z_for_pairs(len(values))
-        interval = difference(values[high], _ci(metrics_at(high, z), key),
-                              values[low], _ci(metrics_at(low, z), key))
-        out |= {name: values[high] - values[low],
-                f"{name}_ci": list(interval),
-                f"{name}_groups": [high, low]}
-    return out
-
-
-def _ci(metrics: Mapping[str, object], key: str) -> Interval:
-    bounds = cast(Sequence[float], metrics[f"{key}_ci"])
-    return (float(bounds[0]), float(bounds[1]))
 
 
 @dataclass(frozen=True)
@@ -388,50 +225,9 @@ class Placement:
     indigenous_governed: bool = False
 
 
-@dataclass(frozen=True)
-class PooledCell:
-    """One cell summed over centres: ``contributing`` centres reach ``MIN_CELL`` in it,
-    ``counted`` of them count towards ``MIN_CENTRES_PER_CELL``."""
-
-    total: npt.NDArray[np.float64]
-    contributing: int
-    counted: int
-    noisy_cells: int = 0  # centres' cells summed in it (each with its own noise, if any)
-
-    @property
-    def students(self) -> float:
-        return _students(self.total)
-
-    @property
-    def reportable(self) -> bool:
-        return self.students >= MIN_CELL and self.counted >= MIN_CENTRES_PER_CELL
-
-
-def _students(vector: npt.NDArray[np.float64]) -> float:
+def cell_students(vector: npt.NDArray[np.float64]) -> float:
+    """Students in a cell vector: the sum of its band counts."""
     return float(vector[: 2 * GROUP_BINS].sum())
-
-
-def pool(vectors: Sequence[npt.NDArray[np.float64]],
-         counts: Sequence[bool] | None = None, noise_std: float = 0.0,
-         summed: Sequence[int] | None = None) -> PooledCell:
-    """Sum one cell's vectors; a centre contributes when its count reaches ``MIN_CELL``,
-    and counts towards the minimum of centres unless ``counts`` says it does not.
-
-    With DP noise of std ``noise_std`` on each count, a centre's student count carries
-    noise of std ``noise_std * sqrt(2 * GROUP_BINS)`` (46 in the demo): a centre with no
-    student in the cell would pass ``MIN_CELL`` 4 times in 10. It contributes only when
-    its noisy count exceeds ``MIN_CELL`` by two of those standard deviations, so that a
-    centre without students in the cell passes 2 times in 100. ``summed``: how many
-    noisy cells each vector is the sum of (1 each by default; a region's centre totals
-    sum several, :func:`region_cells`)."""
-    counts = [True] * len(vectors) if counts is None else counts
-    summed = [1] * len(vectors) if summed is None else summed
-    reaching = [_students(v) >= MIN_CELL + 2.0 * noise_std * math.sqrt(2 * GROUP_BINS * k)
-                for v, k in zip(vectors, summed, strict=True)]
-    total = np.sum(vectors, axis=0) if len(vectors) else np.zeros(CELL_LENGTH)
-    return PooledCell(np.asarray(total, dtype=np.float64), sum(reaching),
-                      sum(r and c for r, c in zip(reaching, counts, strict=True)),
-                      sum(k for v, k in zip(vectors, summed, strict=True) if np.any(v)))
 
 
 #: Attributes a region total may be read from: never restricted by a centre's policy
@@ -444,10 +240,10 @@ def centre_total(cells: Mapping[str, Sequence[float]]) -> npt.NDArray[np.float64
     sum of the cells of the attribute of ``REGION_SOURCES`` whose cells hold the most
     students (the first in that order on a tie). Students in a cell the centre suppressed
     (fewer than ``MIN_CELL``), or without that attribute, are not in it."""
-    return _centre_total(cells)[0]
+    return centre_total_cells(cells)[0]
 
 
-def _centre_total(cells: Mapping[str, Sequence[float]]) -> tuple[npt.NDArray[np.float64], int]:
+def centre_total_cells(cells: Mapping[str, Sequence[float]]) -> tuple[npt.NDArray[np.float64], int]:
     """:func:`centre_total` and how many cells it sums (each carries its own noise)."""
     best, best_students, summed = np.zeros(CELL_LENGTH), -math.inf, 0
     for group in REGION_SOURCES:
@@ -455,98 +251,6 @@ def _centre_total(cells: Mapping[str, Sequence[float]]) -> tuple[npt.NDArray[np.
         if not all(key in cells for key in keys):
             continue
         total = np.sum([np.asarray(cells[key], dtype=np.float64) for key in keys], axis=0)
-        if _students(total) > best_students:
-            best, best_students, summed = total, _students(total), len(keys)
+        if cell_students(total) > best_students:
+            best, best_students, summed = total, cell_students(total), len(keys)
     return np.asarray(best, dtype=np.float64), summed
-
-
-def region_cells(
-    centre_vectors: Sequence[Mapping[str, Sequence[float]]],
-    placements: Sequence[Placement | None],
-    noise_std: float = 0.0,
-) -> dict[str, PooledCell]:
-    """Region cells, computed by the server from the centres' releases (post-processing:
-    nothing more leaves a centre, nothing more is spent): each centre's
-    :func:`centre_total`, summed over the centres the register places in the region.
-    A centre it does not place (None) is in no region. Indigenous-governed boards add
-    their students to their region but never count towards ``MIN_CENTRES_PER_CELL``."""
-    members: dict[str, list[tuple[npt.NDArray[np.float64], bool, int]]] = {}
-    for cells, placement in zip(centre_vectors, placements, strict=True):
-        if placement is not None and placement.region:
-            total, summed = _centre_total(cells)
-            members.setdefault(placement.region, []).append(
-                (total, not placement.indigenous_governed, summed))
-    return {region: pool([v for v, _, _ in entries], [c for _, c, _ in entries], noise_std,
-                         [k for _, _, k in entries])
-            for region, entries in sorted(members.items())}
-
-
-def _report(
-    attribute: str, cells: Mapping[str, PooledCell], suppressed: list[str],
-    threshold: float, noise_std: float, bands: BandProbabilities | None = None,
-) -> tuple[dict[str, dict[str, object]], dict[str, object]]:
-    """The reported groups of one attribute and its gaps; the cells large enough to
-    show but from too few centres are added to ``suppressed``."""
-
-    spreads: dict[str, dict[str, float]] = {}  # the noise's spread does not depend on z
-
-    def metrics_at(value: str, z: float = Z95) -> dict[str, object]:
-        cell = cells[value]
-        if noise_std > 0 and value not in spreads:
-            spreads[value] = noise_spread(cell.total,
-                                          CellNoise(noise_std, cell.noisy_cells, threshold))
-        return cell_metrics(cell.total, z, spreads.get(value), bands)
-
-    reported: dict[str, dict[str, object]] = {}
-    for value, cell in cells.items():
-        if cell.reportable:
-            reported[value] = {**metrics_at(value), "centres": cell.contributing}
-        elif cell.students >= MIN_CELL:
-            suppressed.append(f"{attribute}={value}")
-    return reported, gaps_of(reported, metrics_at)
-
-
-def pooled_audit(
-    centre_vectors: Sequence[Mapping[str, Sequence[float]]],
-    threshold: float,
-    placements: Sequence[Placement | None] | None = None,
-    noise_std: float = 0.0,
-    bands: BandProbabilities | None = None,
-) -> dict[str, object]:
-    """Sum the centres' cells and report pooled group metrics and gaps.
-
-    Returns the ``equity.json`` structure: ``groups`` (attribute -> value -> metrics),
-    ``gaps`` (attribute -> equal-opportunity gap (TPR), FPR gap, calibration gap, AUC
-    gap, each with its interval and the two groups behind it, see :func:`gaps_of`) and
-    ``suppressed`` cells. With ``placements`` (the centre register's place of each
-    centre, in the order of ``centre_vectors``), ``region`` is one more attribute, from
-    :func:`region_cells`. ``noise_std`` is the std of the Gaussian noise each centre
-    added to each count of its cells (``common.privacy.audit_noise_std``): the intervals
-    then include it (:func:`cell_metrics`), and ``noise_std`` is in the result.
-    ``bands``: the score bands' representative probabilities, raw and recalibrated
-    (:class:`BandProbabilities`), for the calibrated mean predicted of each group.
-    """
-    groups: dict[str, dict[str, dict[str, object]]] = {}
-    gaps: dict[str, dict[str, object]] = {}
-    suppressed: list[str] = []
-    for group in AUDIT_GROUPS:
-        cells = {}
-        for value in group.values:
-            key = cell_key(group.name, value)
-            cells[value] = pool([np.asarray(c[key], dtype=np.float64)
-                                 for c in centre_vectors if key in c], noise_std=noise_std)
-        groups[group.name], gaps[group.name] = _report(group.name, cells, suppressed,
-                                                       threshold, noise_std, bands)
-    if placements is not None:
-        regions = region_cells(centre_vectors, placements, noise_std)
-        groups["region"], gaps["region"] = _report("region", regions, suppressed,
-                                                   threshold, noise_std, bands)
-    return {
-        "threshold": threshold,
-        "min_cell": MIN_CELL,
-        "min_centres_per_cell": MIN_CENTRES_PER_CELL,
-        "noise_std": noise_std,
-        "groups": groups,
-        "gaps": gaps,
-        "suppressed": suppressed,
-    }

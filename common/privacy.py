@@ -20,6 +20,7 @@ from opacus.accountants.accountant import IAccountant
 from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
 from opacus.accountants.utils import get_noise_multiplier
 
+from common.discrete_gaussian import MIN_SHARE_STD, sum_multiplier
 from common.equity import AUDIT_GROUPS
 
 if TYPE_CHECKING:
@@ -241,3 +242,59 @@ def calibrate_training_noise(
         else:
             high = middle
     return high
+
+
+@dataclass(frozen=True)
+class NoiseShare:
+    """The discrete Gaussian noise one centre adds to its secure evaluation counts
+    (``client.secure_evaluation.secure_release``): std ``histogram`` on each count of the
+    round's score histogram, ``audit`` on each count of the equity cells (final round
+    only, else 0); ``distributed`` when these are its share of the run's noise (the
+    sum over the round's centres carries the run's), else the whole of it. ``rows``:
+    what its own release costs ALONE (ledger rows, q = 1): the centre books these, since
+    a ministry colluding with other centres, or a SecAgg+ that fails, sees its release."""
+
+    histogram: float
+    audit: float
+    distributed: bool
+    rows: tuple[tuple[float, float, int], ...]
+
+
+AUDIT_L2 = math.sqrt(len(AUDIT_GROUPS))  # one count per audit attribute per student
+
+
+def noise_share(noise: EvaluationNoise, server_round: int,
+                survivors_min: int | None = None) -> NoiseShare:
+    """A centre's noise for the evaluation of ``server_round``: the run's whole noise, or
+    with ``survivors_min`` (the fewest centres its SecAgg+ round can finish with: the
+    reconstruction threshold it was sent) a 1/``survivors_min`` share of the variance,
+    never below ``MIN_SHARE_STD``, so that any surviving set's sum carries at least the
+    run's noise."""
+    final = server_round >= noise.rounds
+    histogram = noise.final if final else noise.progress
+    audit = noise.audit * AUDIT_L2 if final else 0.0
+    distributed = survivors_min is not None
+    if survivors_min is not None:
+        histogram = max(histogram / math.sqrt(survivors_min), MIN_SHARE_STD)
+        audit = max(audit / math.sqrt(survivors_min), MIN_SHARE_STD) if final else 0.0
+    rows = [(histogram, 1.0, 1)]
+    if final:
+        rows.append((audit / AUDIT_L2, 1.0, 1))
+    return NoiseShare(histogram, audit, distributed, tuple(rows))
+
+
+def summed_rows(share: NoiseShare, summands: int, histogram_dim: int, audit_dim: int,
+                whole: EvaluationNoise | None = None) -> list[tuple[float, float, int]]:
+    """Accountant rows (q = 1) bounding what the SUM of one round's secure releases
+    costs a student: ``summands`` centres that added ``share`` (the distributed discrete
+    Gaussian's bound, ``common.discrete_gaussian.sum_multiplier``), or, when a centre
+    that added the whole noise ``whole`` is among them, that centre's release alone if
+    it bounds more (the others' noise is independent of the data: post-processing)."""
+    final = share.audit > 0
+    rows = [sum_multiplier(share.histogram, summands, 1.0, histogram_dim)]
+    if share.audit > 0:
+        rows.append(sum_multiplier(share.audit, summands, AUDIT_L2**2, audit_dim))
+    if whole is not None:
+        full = [whole.final if final else whole.progress, *([whole.audit] if final else [])]
+        rows = [max(r, f) for r, f in zip(rows, full, strict=False)]
+    return [(z, 1.0, 1) for z in rows]

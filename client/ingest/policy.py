@@ -94,7 +94,8 @@ def _privacy_floor(table: object, problems: list[str]) -> PrivacyFloor | None:
         for key in sorted(set(table) - set(PRIVACY_KEYS))
     )
     values: dict[str, Any] = {}
-    for key in ("require_dp", "allow_replayable_noise", "allow_unnoised_evaluation"):
+    for key in ("require_dp", "allow_replayable_noise", "allow_unnoised_evaluation",
+                "allow_distributed_noise"):
         if key in table:
             if isinstance(table[key], bool):
                 values[key] = table[key]

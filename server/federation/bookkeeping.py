@@ -22,14 +22,17 @@ from flwr.common.logger import log
 
 from common import protocol
 from common.audit_reading import band_probabilities, conclusions
-from common.calibration import calibrated_error, fit_calibration
+from common.calibration import Calibration, calibrated_error, fit_calibration
 from common.config import RunConfig
-from common.equity import MIN_CENTRES_PER_CELL, SIZE_BANDS, pooled_audit, size_band
-from common.metrics import ScoreHistogram, auc_from_histogram, summarise
-from common.privacy import audit_noise_std
+from common.equity import MIN_CENTRES_PER_CELL, SIZE_BANDS, size_band
+from common.equity_pooling import audit_report, pooled_audit
+from common.metrics import ScoreHistogram, auc_from_histogram, bin_centres, summarise
+from common.privacy import audit_noise_std, composed_epsilon
 from common.protocol import LASTING_REFUSALS, TrainRelease
+from common.secure_release import NOISE_AUDIT, NOISE_DISTRIBUTED, NOISE_THRESHOLD, SummedRelease
 from server.federation.audit_log import ServerAudit
 from server.federation.regions import CentreRegister
+from server.federation.secure_pooling import number, sum_cost, summed_cells
 from server.federation.validation import evaluation_problem
 
 HISTOGRAM_KEYS = protocol.HISTOGRAM_KEYS
@@ -94,11 +97,34 @@ def pooled_histogram(releases: Sequence[Metrics]) -> ScoreHistogram:
     return total
 
 
+def calibrated_threshold(threshold: float, calibration: Calibration) -> float:
+    """The audit's operating threshold as the probability a school team reads: the
+    centres apply ``evaluation.threshold`` to the model's own probabilities (the
+    recalibration is fitted on this very round's histogram, after they released), so
+    the audit's TPR and FPR are those of this recalibrated threshold (0.41-0.49 for 0.3
+    in the runs of docs/PRIVACY.md). Monotone recalibration keeps who is flagged."""
+    return float(calibration.apply(np.array([threshold]))[0])
+
+
+def nonnegative(histogram: ScoreHistogram) -> ScoreHistogram:
+    """The pooled histogram with each noisy bin count clipped at 0 (post-processing, no
+    privacy cost): a count of students is never negative, and at Quebec's scale a tail
+    bin's noise can take its sum below zero (-27 in a quebec-72 run). The probability
+    sums and squared errors follow the clipped bins."""
+    pos = np.clip(histogram.positives, 0.0, None)
+    neg = np.clip(histogram.negatives, 0.0, None)
+    if np.array_equal(pos, histogram.positives) and np.array_equal(neg, histogram.negatives):
+        return histogram
+    centres = bin_centres(len(pos))
+    return ScoreHistogram(pos, neg, (pos + neg) * centres,
+                          float((pos * (1 - centres) ** 2 + neg * centres**2).sum()))
+
+
 def aggregate_evaluation(releases: Sequence[Metrics]) -> dict[str, int | float | list[float]]:
     """Pooled metrics (AUC, PR AUC, Brier, calibration) and the pooled histogram;
     ``calibration_error_calibrated``: the calibration error of the probabilities the
     centres will read, once recalibrated on this histogram (``common.calibration``)."""
-    histogram = pooled_histogram(releases)
+    histogram = nonnegative(pooled_histogram(releases))
     metrics: dict[str, int | float | list[float]] = {
         k: float(v) for k, v in summarise(histogram).items()
     }
@@ -179,6 +205,9 @@ class RunBook:
         self.refused: dict[str, str] = {}  # centre -> the fixed reason it refused the run
         self.refusing_nodes: set[int] = set()
         self.unplaced: set[str] = set()  # refusing centres whose node is unknown
+        # Secure mode with distributed noise: what the SUMS released cost a student
+        # (accountant rows, q = 1), round after round.
+        self.sum_rows: list[tuple[float, float, int]] = []
 
     def round_log(self, server_round: int) -> RoundLog:
         return self.logs.setdefault(server_round, RoundLog(server_round))
@@ -277,11 +306,13 @@ class RunBook:
         placements = None if self.register is None else [
             self.register.place(node, self.names.get(node, "")) for node, _ in releases]
         threshold = self.config.evaluation.threshold
-        histogram = pooled_histogram([metrics for _, metrics in releases])
-        bands = band_probabilities(histogram, threshold, fit_calibration(histogram))
+        histogram = nonnegative(pooled_histogram([metrics for _, metrics in releases]))
+        calibration = fit_calibration(histogram)
+        bands = band_probabilities(histogram, threshold, calibration)
         entry.equity = pooled_audit([_equity_cells(m) for _, m in releases], threshold,
                                     placements, self.audit_noise, bands)
         entry.equity["conclusions"] = conclusions(entry.equity)
+        entry.equity["threshold_calibrated"] = calibrated_threshold(threshold, calibration)
         for node, metrics in releases:
             centre = self.centre(node)
             centre.histogram = pooled_histogram([metrics])
@@ -290,4 +321,47 @@ class RunBook:
             epsilon = metrics.get(protocol.EPSILON, 0.0)
             if isinstance(epsilon, int | float):
                 centre.epsilon_evaluation = max(centre.epsilon_evaluation, float(epsilon))
+        return pooled
+
+    def evaluated_sum(self, server_round: int, summed: SummedRelease,
+                      survivors: Sequence[tuple[int, Metrics]], regions: Sequence[str]
+                      ) -> dict[str, int | float | list[float]]:
+        """Pool a round's secure evaluation: SecAgg+ handed over the ``summed`` release of
+        the ``survivors`` (node, the metrics beside its masked vector). The audit's
+        intervals use the noise the sums carry: the sum of the survivors' variances.
+        With distributed noise, ``epsilon_sum`` is what the sums released so far cost a
+        student (``common.privacy.summed_rows``), and the cells' centre counts are the
+        survivors (no per-centre indicator was sent)."""
+        entry = self.round_log(server_round)
+        if not survivors:
+            return {}
+        release = summed.histogram_release()
+        pooled = aggregate_evaluation([release])
+        pooled["centres"] = len(survivors)
+        entry.evaluation = _scalars(pooled)
+        shares = [m for _, m in survivors if number(m, NOISE_DISTRIBUTED) > 0]
+        histogram = nonnegative(pooled_histogram([release]))
+        threshold = self.config.evaluation.threshold
+        calibration = fit_calibration(histogram)
+        bands = band_probabilities(histogram, threshold, calibration)
+        cells = summed_cells(summed, [m for _, m in survivors], regions, threshold,
+                             distributed=bool(shares))
+        stds = [number(m, NOISE_AUDIT) for _, m in survivors]
+        if any(stds):
+            entry.equity = audit_report(cells, threshold, max(stds), bands)
+            entry.equity["conclusions"] = conclusions(entry.equity)
+            entry.equity["threshold_calibrated"] = calibrated_threshold(threshold, calibration)
+        if shares:
+            self.sum_rows.extend(sum_cost(self.config, shares, len(survivors) > len(shares)))
+            entry.evaluation["epsilon_sum"] = composed_epsilon(self.sum_rows,
+                                                               self.config.privacy.delta)
+            if entry.equity:
+                entry.equity["distributed_noise"] = {
+                    "centres": len(survivors), "shares": len(shares),
+                    "threshold": int(min(number(m, NOISE_THRESHOLD) for m in shares)),
+                    "epsilon_sum": entry.evaluation["epsilon_sum"]}
+        for node, metrics in survivors:
+            epsilon = number(metrics, protocol.EPSILON)
+            centre = self.centre(node)
+            centre.epsilon_evaluation = max(centre.epsilon_evaluation, epsilon)
         return pooled

@@ -1,6 +1,6 @@
 """The ministry's centre register: the administrative region of each centre and whether
 it is an Indigenous-governed board, for the region rows of the equity audit
-(``common.equity.region_cells``).
+(``common.equity_pooling.region_cells``).
 
 Two files serve as a register (``evaluation.centre_register`` in the run configuration):
 

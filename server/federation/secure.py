@@ -18,8 +18,13 @@ Choices (see docs/PRIVACY.md, "Secure aggregation"):
 - quantization keeps Flower's 2**22 levels in a 2**32 modulus: sums of up to 1,024
   centres fit, with a step of 2 * bound / 2**22 per weighted coordinate.
 
-Evaluation keeps the Message-API path's semantics: pooled metrics from the sum of the
-centres' noisy histograms, the pooled equity audit, the largest epsilon over centres.
+Evaluation is secure-aggregated too: after each training round a second SecAgg+ round
+(``SecureEvaluation``) sends fit instructions marked ``secure.phase = evaluate``; each
+centre answers with its noisy evaluation counts as one integer vector
+(``common.secure_release``), and the ministry learns only their sum: the pooled
+histogram, the equity cells and, without distributed noise, the region slots. SecAgg+'s
+quantization is made exact for integers (clipping range ``CLIP``, quantization range 2 x
+``CLIP``, weight 1).
 The run lifecycle (``server.federation.lifecycle``) and the book
 (``server.federation.bookkeeping``) are the
 plain federation's: only how the sum of the updates is formed differs.
@@ -54,9 +59,11 @@ from flwr.server.client_proxy import ClientProxy
 from flwr.server.compat.legacy_context import LegacyContext
 from flwr.server.strategy import FedAvg
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, Key
 from flwr.serverapp import Grid
 
 from common import protocol
+from common import secure_release as layout
 from common.config import RunConfig
 from common.protocol import TrainRelease
 from server.federation.bookkeeping import FederationStopped, RunBook
@@ -132,6 +139,7 @@ class SecureFedAvg(FedAvg):
         self.offset = run.state.round  # legacy rounds restart at 1 in a resumed run
         self.grid = grid
         self.sampled: dict[int, list[int]] = {}
+        self.sampled_evaluation: list[int] = []
         self.last_evaluation: dict[str, list[float]] = dict(run.state.last_evaluation)
 
     def _instructions(self, server_round: int, phase: str) -> dict[str, Scalar]:
@@ -167,6 +175,66 @@ class SecureFedAvg(FedAvg):
         for _, evaluate_ins in instructions:
             evaluate_ins.config = dict(config)
         return instructions
+
+    def regions(self) -> list[str]:
+        """The register's regions, in the order of the release's region slots."""
+        register = self.book.register
+        if register is None:
+            return []
+        return sorted({p.region for p in [*register.by_node.values(),
+                                          *register.by_name.values()] if p.region})
+
+    def configure_secure_evaluation(self, server_round: int, parameters: Parameters,
+                                    client_manager: ClientManager
+                                    ) -> list[tuple[ClientProxy, FitIns]]:
+        """Fit instructions asking every centre for its secure evaluation vector, each
+        with its region slot (from the register and the name it declared)."""
+        server_round += self.offset
+        config = self._instructions(server_round, "evaluate")
+        regions = self.regions()
+        instructions = []
+        for proxy, _ in super().configure_evaluate(server_round, parameters, client_manager):
+            place = None if self.book.register is None else self.book.register.place(
+                proxy.node_id, self.book.names.get(proxy.node_id, ""))
+            slot: dict[str, Scalar] = {
+                layout.PHASE: layout.EVALUATE, layout.REGIONS: len(regions),
+                layout.REGION: regions.index(place.region) if place and place.region in
+                regions else -1,
+                layout.COUNTS: not (place and place.indigenous_governed)}
+            instructions.append((proxy, FitIns(parameters, {**config, **slot})))
+        self.sampled_evaluation = sorted(proxy.node_id for proxy, _ in instructions)
+        return instructions
+
+    def aggregate_secure_evaluation(
+        self, server_round: int, results: list[tuple[ClientProxy, FitRes]],
+        failures: list[tuple[ClientProxy, FitRes] | BaseException],
+    ) -> None:
+        """Pool the summed evaluation (or none, when SecAgg+ halted) and end the round."""
+        server_round += self.offset
+        entry = self.book.round_log(server_round)
+        if server_round not in self.sampled or not entry.train:
+            log(WARNING, "round %s: secure aggregation did not complete: the model is left "
+                "unchanged", server_round)
+            entry.updates = 0
+        self._refusals(server_round, "evaluate", failures)
+        for proxy, res in results:
+            self.book.identify(server_round, "evaluate", proxy.node_id, {}, res.metrics)
+        pooled: dict[str, Any] = {}
+        if results:
+            regions = self.regions()
+            average = parameters_to_ndarrays(results[0][1].parameters)[0]
+            summed = layout.decode(layout.exact_sum(average, len(results)),
+                                   self.config.evaluation.bins, len(regions))
+            pooled = self.book.evaluated_sum(
+                server_round, summed, [(p.node_id, dict(r.metrics)) for p, r in results],
+                regions)
+        else:
+            log(WARNING, "round %s: the secure evaluation did not complete", server_round)
+        if pooled:
+            self.last_evaluation = {key: [float(v) for v in pooled[key]]
+                                    for key in protocol.HISTOGRAM_KEYS}
+        self.run.round_done(entry)
+        self.run.checkpoint(server_round, dict(self.weights), self.last_evaluation)
 
     def _refusals(self, server_round: int, phase: str,
                   failures: Iterable[BaseException | tuple[ClientProxy, Any]]) -> None:
@@ -236,6 +304,52 @@ class SecureFedAvg(FedAvg):
         return entry.evaluation.get("brier"), dict(metrics)
 
 
+class _EvaluationRound(FedAvg):
+    """The strategy SecAgg+ sees in an evaluation round: fit instructions that ask for
+    the centres' secure evaluation, and the sum handed back to the run's strategy."""
+
+    def __init__(self, strategy: SecureFedAvg) -> None:
+        super().__init__(accept_failures=True)
+        self.strategy = strategy
+        self.done = False
+
+    def configure_fit(self, server_round: int, parameters: Parameters,
+                      client_manager: ClientManager) -> list[tuple[ClientProxy, FitIns]]:
+        return self.strategy.configure_secure_evaluation(server_round, parameters,
+                                                         client_manager)
+
+    def aggregate_fit(
+        self, server_round: int, results: list[tuple[ClientProxy, FitRes]],
+        failures: list[tuple[ClientProxy, FitRes] | BaseException],
+    ) -> tuple[Parameters | None, dict[str, Scalar]]:
+        self.done = True
+        self.strategy.aggregate_secure_evaluation(server_round, results, failures)
+        return None, {}  # the model is left as it is
+
+
+class SecureEvaluation:
+    """The evaluate workflow of secure mode: one SecAgg+ round over the centres'
+    evaluation vectors; if SecAgg+ halts (too many dropouts), the round ends without
+    evaluation."""
+
+    def __init__(self, strategy: SecureFedAvg, config: RunConfig) -> None:
+        self.strategy = strategy
+        self.workflow = SecAggPlusWorkflow(
+            num_shares=config.privacy.secagg_shares,
+            reconstruction_threshold=config.privacy.secagg_threshold,
+            max_weight=1.0, clipping_range=float(layout.CLIP),
+            quantization_range=layout.QUANTIZATION_RANGE, timeout=config.round_timeout)
+
+    def __call__(self, grid: Grid, context: Context) -> None:
+        assert isinstance(context, LegacyContext)
+        adapter = _EvaluationRound(self.strategy)
+        inner = LegacyContext(context, context.config, adapter, context.client_manager)
+        self.workflow(grid, inner)
+        if not adapter.done:
+            round_now = context.state.config_records[MAIN_CONFIGS_RECORD][Key.CURRENT_ROUND]
+            self.strategy.aggregate_secure_evaluation(int(str(round_now)), [], [])
+
+
 def secagg_workflow(config: RunConfig) -> SecAggPlusWorkflow:
     """SecAgg+ with the project's choices (module docstring)."""
     return SecAggPlusWorkflow(
@@ -262,7 +376,8 @@ def run_secure_federation(grid: Grid, config: RunConfig) -> Path:
                                strategy=strategy, client_manager=SimpleClientManager())
         stopped: FederationStopped | None = None
         try:
-            DefaultWorkflow(fit_workflow=secagg_workflow(config))(timed, legacy)
+            DefaultWorkflow(fit_workflow=secagg_workflow(config),
+                            evaluate_workflow=SecureEvaluation(strategy, config))(timed, legacy)
         except FederationStopped as exc:
             stopped = exc
         return run.finish(stopped)

@@ -23,6 +23,7 @@ from client.scoring import (
     support_priority,
     support_thresholds,
 )
+from common.calibration import Calibration
 from common.encoding import FEATURE_SLICES, encode
 from common.model import predict_proba
 from tests.client.conftest import harmonised_frame, write_csv, write_text
@@ -93,6 +94,25 @@ def test_a_saved_model_scores_as_the_original(tmp_path: Path) -> None:
     loaded = load_model(save_checkpoint(tmp_path / "model.pt", model))
 
     np.testing.assert_allclose(predict_proba(loaded, x), predict_proba(model, x))
+
+
+def test_support_levels_are_read_on_the_recalibrated_probabilities(tmp_path: Path) -> None:
+    """The run's recalibration (saved in model.pt) is what ``score`` applies before the
+    support thresholds: a DP model's own probabilities run low, so levels read on them
+    would flag fewer students than the calibrated probabilities the team is shown."""
+    model = random_model()
+    path = save_checkpoint(tmp_path / "model.pt", model)
+    checkpoint = torch.load(path, weights_only=True)
+    torch.save({**checkpoint, "calibration": {"slope": 0.4, "intercept": 1.5}}, path)
+    frame = harmonised_frame(60)
+    raw = predict_proba(model, encode(frame))
+
+    scored = score_frame(load_model(path), frame, SitePolicy(), SupportThresholds())
+
+    calibrated = Calibration(0.4, 1.5).apply(raw)
+    np.testing.assert_allclose(scored.probability, calibrated)
+    assert list(scored.priority) == list(support_priority(calibrated, SupportThresholds()))
+    assert list(scored.priority) != list(support_priority(raw, SupportThresholds()))
 
 
 def test_a_file_that_is_not_a_model_is_refused(tmp_path: Path) -> None:

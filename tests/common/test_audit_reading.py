@@ -10,7 +10,8 @@ from common.audit_reading import (
     gap_verdict,
 )
 from common.calibration import Calibration
-from common.equity import GROUP_BINS, group_bin_edges, pooled_audit
+from common.equity import GROUP_BINS, group_bin_edges
+from common.equity_pooling import pooled_audit
 from common.metrics import score_histogram
 from tests.common.test_equity import _centre, _vectors
 

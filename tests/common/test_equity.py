@@ -6,18 +6,14 @@ from common.equity import (
     CELL_LENGTH,
     GROUP_BINS,
     MIN_CELL,
-    CellNoise,
     Placement,
     all_cell_keys,
-    auc_interval,
     cell_key,
-    cell_metrics,
     centre_cells,
     centre_total,
-    noise_spread,
-    pooled_audit,
-    region_cells,
 )
+from common.equity_metrics import CellNoise, auc_interval, cell_metrics, noise_spread
+from common.equity_pooling import pooled_audit, region_cells
 
 Centre = tuple[pd.DataFrame, np.ndarray, np.ndarray]
 

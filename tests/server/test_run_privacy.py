@@ -71,10 +71,15 @@ def _ledger_epsilons(run_dir: Path, run_name: str, delta: float) -> list[float]:
     return found
 
 
-@pytest.mark.parametrize("secure", [False, True], ids=["plain", "secure"])
+@pytest.mark.parametrize(("secure", "distributed"), [(False, False), (True, False), (True, True)],
+                         ids=["plain", "secure", "secure-distributed-default-floor"])
 def test_epsilon_max_is_the_largest_per_run_epsilon_of_any_centres_ledger(
-        network: Path, tmp_path: Path, secure: bool) -> None:
-    config = _config(network, tmp_path / "run", **{"privacy.secure_aggregation": secure})
+        network: Path, tmp_path: Path, secure: bool, distributed: bool) -> None:
+    """Also when the ministry asks for distributed noise: the centres' default floor
+    does not allow it, so each adds the whole noise and its own release stays within
+    the target."""
+    config = _config(network, tmp_path / "run", **{"privacy.secure_aggregation": secure,
+                                                    "privacy.distributed_noise": distributed})
     app = build_secure_app() if secure else build_client_app()
     grid = DirectGrid(app, CENTRES, dict(config.to_flat()))
 

@@ -44,7 +44,6 @@ from simulations.direct_grid import DirectGrid
 from simulations.network import generate_network, write_network
 from simulations.runner import run_scenario
 from simulations.scenario import load_scenario
-from tests.simulations.conftest import assert_every_region_placed
 
 QUANTIZATION_RANGE = 2**22  # SecAggPlusWorkflow's default, kept by server.federation.secure
 MODULUS = 2**32
@@ -76,13 +75,19 @@ class CaptureUnmasked:
 
     def __init__(self) -> None:
         self.updates: dict[tuple[int, int], tuple[list[npt.NDArray[Any]], int]] = {}
+        self.evaluations: dict[tuple[int, int], tuple[list[npt.NDArray[Any]], int]] = {}
 
     def __call__(self, msg: Message, context: Context, call_next: Any) -> Message:
         reply = call_next(msg, context)
-        if "fitins.config" in msg.content.config_records and not reply.has_error():
+        records = msg.content.config_records
+        if "fitins.config" in records and not reply.has_error():
             fitres = recorddict_to_fitres(reply.content, keep_input=True)
             key = (int(msg.metadata.group_id), int(str(context.node_config["partition-id"])))
-            self.updates[key] = (parameters_to_ndarrays(fitres.parameters), fitres.num_examples)
+            found = (parameters_to_ndarrays(fitres.parameters), fitres.num_examples)
+            if records["fitins.config"].get("secure.phase") == "evaluate":
+                self.evaluations[key] = found
+            else:
+                self.updates[key] = found
         return reply
 
 
@@ -110,6 +115,7 @@ class CaptureMasked:
 
     def __init__(self) -> None:
         self.vectors: dict[tuple[int, int], list[npt.NDArray[Any]]] = {}
+        self.evaluations: dict[tuple[int, int], list[npt.NDArray[Any]]] = {}
 
     def __call__(self, msg: Message, context: Context, call_next: Any) -> Message:
         masked_stage = _stage(msg) == Stage.COLLECT_MASKED_VECTORS
@@ -117,8 +123,10 @@ class CaptureMasked:
         if masked_stage and not reply.has_error():
             configs = reply.content.config_records[RECORD_KEY_CONFIGS]
             key = (int(msg.metadata.group_id), int(str(context.node_config["partition-id"])))
-            self.vectors[key] = [bytes_to_ndarray(b)
-                                 for b in configs[Key.MASKED_PARAMETERS]]  # type: ignore[union-attr]
+            vector = [bytes_to_ndarray(b)
+                      for b in configs[Key.MASKED_PARAMETERS]]  # type: ignore[union-attr]
+            phase = msg.content.config_records["fitins.config"].get("secure.phase")
+            (self.evaluations if phase == "evaluate" else self.vectors)[key] = vector
         return reply
 
 
@@ -145,6 +153,9 @@ def test_legacy_messages_are_told_from_message_api_ones() -> None:
 def dropout_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("secure") / "run"
     scenario = load_scenario("tiny", ["privacy.secure_aggregation=true",
+                                      "privacy.distributed_noise=true",
+                                      "centre_policy.allow_distributed_noise=true",
+                                      "centre_policy.max_epsilon_per_run=5",
                                       "baselines.enabled=false",
                                       "privacy.reproducible_noise=true",
                                       "centre_policy.allow_replayable_noise=true"])
@@ -154,18 +165,27 @@ def dropout_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_secure_mode_completes_with_a_centre_dropped_mid_round(dropout_run: Path) -> None:
+    """Training and evaluation both go through SecAgg+ with distributed noise: centre 0
+    drops out of both in round 1; the two survivors (the threshold) carry the run's
+    noise between them, each centre books what its own share costs (more than the
+    target, within its floor), and the sums cost a student at most the target."""
     summary = run_folder.read_json(dropout_run / run_folder.SUMMARY)
     assert summary["secure_aggregation"] is True
     assert summary["rounds_completed"] == summary["rounds"] == 2
-    assert summary["epsilon_max"] <= summary["epsilon_target"] + 1e-9
+    assert summary["epsilon_train_max"] <= summary["epsilon_target"] + 1e-9
+    assert summary["epsilon_target"] < summary["epsilon_evaluation"] <= 5.0 + 1e-9
     assert summary["auc_pooled_exact"] > 0.65
     rounds = run_folder.read_rounds(dropout_run)
     assert [r["updates"] for r in rounds] == [2, 3]  # one centre dropped in round 1 only
     assert len(rounds[0]["absent"]) == 1 and rounds[1]["absent"] == []
-    assert [r["eval_centres"] for r in rounds] == [3, 3]
+    assert [r["eval_centres"] for r in rounds] == [2, 3]
     for name in ("model.pt", "evaluation.json", "equity.json", "checkpoint.pt"):
         assert (dropout_run / name).is_file(), name
-    assert_every_region_placed(dropout_run)  # the name travels in the legacy metrics
+    equity = json.loads((dropout_run / "equity.json").read_text(encoding="utf-8"))
+    shared = equity["distributed_noise"]
+    assert shared["shares"] == shared["centres"] == 3 and shared["threshold"] == 2
+    assert shared["epsilon_sum"] <= summary["epsilon_target"] + 1e-6
+    assert "region" not in equity["groups"]  # a region's sum would carry too little noise
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +211,9 @@ def inprocess(network: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
                            inner_mods=[unmasked, replies])
     run_secure_federation(DirectGrid(app, 3, dict(config.to_flat())), config)
     return {"out": out, "config": config, "updates": unmasked.updates,
-            "masked": masked.vectors, "replies": replies.metrics}
+            "evaluations": unmasked.evaluations,
+            "masked": masked.vectors, "masked_evaluations": masked.evaluations,
+            "replies": replies.metrics}
 
 
 HEAD = {f"head.{key}" for key in ("actor", "audit_head", "audit_lines", "ledger_head",
@@ -200,17 +222,17 @@ HEAD = {f"head.{key}" for key in ("actor", "audit_head", "audit_lines", "ledger_
 
 @pytest.mark.slow
 def test_secure_replies_carry_only_the_allowed_keys(inprocess) -> None:
-    from common.equity import all_cell_keys
-
     fits, evaluations = inprocess["replies"]["fit"], inprocess["replies"]["evaluate"]
-    assert len(fits) == 5 and len(evaluations) == 6  # one centre dropped out of round 1
-    for metrics in fits:  # beside the masked update: no training loss, nothing unnoised
+    assert evaluations == []  # evaluation goes through SecAgg+ too
+    train = [m for m in fits if "noise.audit" not in m]
+    secure_evaluations = [m for m in fits if "noise.audit" in m]
+    assert len(train) == 5 and len(secure_evaluations) == 5  # one centre dropped, round 1
+    for metrics in train:  # beside the masked update: no training loss, nothing unnoised
         assert set(metrics) == {"epsilon", "centre", *HEAD}
-    for metrics in evaluations:
-        assert set(metrics) == {"release", "centre", *HEAD}
-        assert set(json.loads(metrics["release"])) == {
-            "num-examples", "epsilon", "hist_pos", "hist_neg", "prob_sum", "sq_err_sum",
-            *all_cell_keys()}
+    for metrics in secure_evaluations:  # beside the masked counts: the noise, no count
+        assert set(metrics) == {"epsilon", "centre", *HEAD, "noise.histogram", "noise.audit",
+                                "noise.distributed", "noise.threshold", "audit.sensitive"}
+        assert metrics["noise.distributed"] == 0 and metrics["noise.histogram"] > 1
 
 
 def _round_average(updates: dict[tuple[int, int], Any], server_round: int,
@@ -250,6 +272,29 @@ def test_aggregate_is_the_weighted_average_of_the_survivors_updates(inprocess) -
 
 
 @pytest.mark.slow
+def test_the_ministry_pools_the_exact_sum_of_the_evaluation_vectors(inprocess) -> None:
+    """SecAgg+'s quantization is exact for the integer counts: the final pooled histogram
+    is the sum of the surviving centres' noisy vectors to the unit (then clipped at 0),
+    and the audit's intervals carry the noise."""
+    evaluations = inprocess["evaluations"]
+    assert sorted(evaluations) == [(1, 1), (1, 2), (2, 0), (2, 1), (2, 2)]
+    bins = inprocess["config"].evaluation.bins
+    final = [evaluations[key][0][0] for key in sorted(evaluations) if key[0] == 2]
+    assert all(np.array_equal(v, np.rint(v)) and evaluations[(2, 0)][1] == 1 for v in final)
+    expected = np.clip(np.sum(final, axis=0), 0, None)  # counts clipped at 0: post-processing
+    pooled = json.loads((inprocess["out"] / "evaluation.json").read_text(encoding="utf-8"))
+    assert np.array_equal(np.asarray(pooled["hist_pos"]), expected[:bins])
+    assert np.array_equal(np.asarray(pooled["hist_neg"]), expected[bins: 2 * bins])
+    equity = json.loads((inprocess["out"] / "equity.json").read_text(encoding="utf-8"))
+    stds = [m["noise.audit"] for m in inprocess["replies"]["fit"] if m.get("noise.audit")]
+    assert len(stds) == 3 and equity["noise_std"] == max(stds) > 1  # final round only
+    rows = [row for groups in equity["groups"].values() for row in groups.values()]
+    assert rows or equity["suppressed"]
+    assert all(row["noise_sd"]["tpr"] > 0 for row in rows)
+    assert "distributed_noise" not in equity
+
+
+@pytest.mark.slow
 def test_a_masked_vector_tells_nothing_of_its_update(inprocess) -> None:
     config: RunConfig = inprocess["config"]
     step = 2 * config.training.max_update_norm / QUANTIZATION_RANGE
@@ -265,21 +310,32 @@ def test_a_masked_vector_tells_nothing_of_its_update(inprocess) -> None:
         as_if = masked * step - config.training.max_update_norm
         assert np.median(np.abs(as_if - update)) > 1e6 * step
         assert masked.max() < MODULUS
+    # The evaluation counts too: quantized, they lie in [0, 2**21); masked, over 2**32.
+    assert sorted(inprocess["masked_evaluations"]) == sorted(inprocess["evaluations"])
+    for vector in inprocess["masked_evaluations"].values():
+        masked = np.concatenate([a.ravel() for a in vector[1:]]).astype(np.float64)
+        assert np.mean(masked < 2**21) < 0.01 and masked.max() < MODULUS
 
 
 class DisconnectAfter:
-    """A Flower mod: once centre ``partition`` has evaluated round ``server_round``, it
+    """A Flower mod: once centre ``partition`` has evaluated round ``server_round`` (its
+    second SecAgg+ unmasking of the round), it
     leaves the in-process grid (the ministry then waits for it in vain)."""
 
     def __init__(self, grid: DirectGrid, partition: int, server_round: int) -> None:
         self.grid, self.partition, self.server_round = grid, partition, server_round
 
     def __call__(self, msg: Message, context: Context, call_next: Any) -> Message:
+        unmask = _stage(msg) == Stage.UNMASK  # before secaggplus_mod pops the stage
         reply = call_next(msg, context)
-        if (msg.metadata.message_type == "evaluate"
-                and int(str(context.node_config["partition-id"])) == self.partition
+        if (unmask and int(str(context.node_config["partition-id"])) == self.partition
                 and msg.metadata.group_id == str(self.server_round)):
-            self.grid.disconnect(self.partition)
+            # The node's state outlives the messages (the mod may be copied): count there.
+            records = context.state.config_records
+            done = int(str(records["test"]["n"])) + 1 if "test" in records else 1
+            records["test"] = ConfigRecord({"n": done})
+            if done == 2:  # the round's training, then its evaluation
+                self.grid.disconnect(self.partition)
         return reply
 
 

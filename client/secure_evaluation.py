@@ -1,0 +1,105 @@
+"""What a centre releases when it evaluates in secure mode: one integer vector that
+SecAgg+ sums with the other centres' (``common.secure_release``), so the ministry sees
+only the sum.
+
+The counts are plain mode's (score histogram, equity cells) with discrete Gaussian
+noise (``common.discrete_gaussian``: the same Renyi-DP as the continuous Gaussian of the
+same std, so the ledger rows are the same). Two ways to noise them:
+
+- the whole noise (the default, and always at a centre whose floor does not set
+  ``allow_distributed_noise``): the centre's release alone meets the run's target, as in
+  plain mode; the sum carries the noise of every centre;
+- a share (``privacy.distributed_noise`` in the run, ``allow_distributed_noise`` in the
+  floor): 1/t of the variance, t the reconstruction threshold of the SecAgg+ round (the
+  fewest centres the round can finish with), never below ``MIN_SHARE_STD``; the sum of
+  any surviving set carries at least the run's noise. The centre books what its share
+  costs ALONE (a ministry that colludes with other centres, or a SecAgg+ that fails,
+  sees its release), checked against its floor's ``max_epsilon_per_run``: that is more
+  than the run's target, which the sum meets. Its blocks then carry no per-centre
+  indicator (they would be read from its own, lightly noised, counts), and no region
+  slot (a region's sum has only its own centres' shares).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from client.data import CentreData
+from client.evaluation import book_evaluation, evaluation_noise, noise_generator
+from client.ledger import PrivacyLedger
+from common.config import RunConfig
+from common.discrete_gaussian import discrete_gaussian
+from common.equity import GROUP_BINS, centre_cells, centre_total_cells
+from common.metrics import score_histogram
+from common.privacy import noise_share
+from common.secure_release import (
+    AUDIT_SENSITIVE,
+    NOISE_AUDIT,
+    NOISE_DISTRIBUTED,
+    NOISE_HISTOGRAM,
+    NOISE_THRESHOLD,
+    block,
+    encode,
+)
+
+
+@dataclass(frozen=True)
+class SecureSlot:
+    """Where the ministry's register puts the centre in the summed vector: ``regions``
+    region slots, its own ``region`` (-1: none), whether it ``counts`` towards the
+    minimum of centres per cell (not for an Indigenous-governed board)."""
+
+    regions: int = 0
+    region: int = -1
+    counts: bool = True
+
+
+def secure_release(
+    config: RunConfig, data: CentreData, probabilities: npt.NDArray[np.float64],
+    server_round: int, ledger: PrivacyLedger | None, run_id: str, slot: SecureSlot,
+    survivors_min: int | None,
+) -> tuple[npt.NDArray[np.float64], dict[str, float | int]]:
+    """The round's vector for SecAgg+ and the plaintext metrics beside it (the
+    evaluation epsilon the centre booked for the run, at the run's delta, and the noise
+    it added). ``survivors_min``: the SecAgg+ round's reconstruction threshold."""
+    floor = data.policy.privacy
+    noise = evaluation_noise(config, floor)
+    final = server_round >= config.rounds
+    distributed = bool(config.privacy.distributed_noise and floor.allow_distributed_noise
+                       and noise is not None and survivors_min)
+    bins = config.evaluation.bins
+    histogram = score_histogram(probabilities, data.y_test, bins)
+    pos, neg = histogram.positives.copy(), histogram.negatives.copy()
+    rng = noise_generator(config, server_round)
+    epsilon, std_histogram, std_audit = 0.0, 0.0, 0.0
+    if noise is not None:
+        share = noise_share(noise, server_round, survivors_min if distributed else None)
+        if ledger is not None:
+            epsilon = book_evaluation(config, data, ledger, run_id, server_round,
+                                      list(share.rows), alone=distributed)
+        std_histogram, std_audit = share.histogram, share.audit
+        pos += discrete_gaussian(rng, std_histogram, bins)
+        neg += discrete_gaussian(rng, std_histogram, bins)
+    audit_now = final or noise is None
+    sensitive = data.policy.audit_attributes_allowed and audit_now
+    blocks, region = {}, None
+    if audit_now:
+        cells = centre_cells(data.audit_test, probabilities, data.y_test,
+                             threshold=config.evaluation.threshold, sensitive_allowed=sensitive,
+                             noise_std=std_audit, rng=rng, discrete=True)
+        variance = std_audit**2
+        for key, vector in cells.items():
+            blocks[key] = block(vector, variance)
+            if distributed:
+                blocks[key][2 * GROUP_BINS:] = 0  # only the counts: see the module doc
+        if not distributed and 0 <= slot.region < slot.regions:
+            total, summed = centre_total_cells(cells)
+            region = (slot.region, block(total, variance, slot.counts, summed))
+    metrics: dict[str, float | int] = {
+        "epsilon": epsilon, NOISE_HISTOGRAM: std_histogram, NOISE_AUDIT: std_audit,
+        NOISE_DISTRIBUTED: int(distributed), NOISE_THRESHOLD: int(survivors_min or 0),
+        AUDIT_SENSITIVE: int(sensitive)}
+    return encode(pos, neg, blocks, slot.regions, region), metrics

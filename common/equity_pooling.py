@@ -1,0 +1,175 @@
+"""The equity audit at the server: the centres' cells summed, and the report.
+
+A pooled cell is shown only when it holds at least ``MIN_CELL`` students from at least
+``MIN_CENTRES_PER_CELL`` centres (``common.equity``). In plain mode the server sums the
+centres' cells itself (:func:`pooled_audit`); in secure mode SecAgg+ hands it the sums
+(``common.secure_release``) and :func:`audit_report` reads them as they are.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from common.equity import (
+    AUDIT_GROUPS,
+    CELL_LENGTH,
+    GROUP_BINS,
+    MIN_CELL,
+    MIN_CENTRES_PER_CELL,
+    BandProbabilities,
+    Placement,
+    cell_key,
+    cell_students,
+    centre_total_cells,
+)
+from common.equity_metrics import CellNoise, cell_metrics, gaps_of, noise_spread
+from common.intervals import Z95
+
+
+@dataclass(frozen=True)
+class PooledCell:
+    """One cell summed over centres: ``contributing`` centres reach ``MIN_CELL`` in it,
+    ``counted`` of them count towards ``MIN_CENTRES_PER_CELL``."""
+
+    total: npt.NDArray[np.float64]
+    contributing: int
+    counted: int
+    noisy_cells: int = 0  # centres' cells summed in it (each with its own noise, if any)
+    noise_sd: float = 0.0  # std of the DP noise on each count of ``total``
+
+    @property
+    def students(self) -> float:
+        return cell_students(self.total)
+
+    @property
+    def reportable(self) -> bool:
+        return self.students >= MIN_CELL and self.counted >= MIN_CENTRES_PER_CELL
+
+
+def pool(vectors: Sequence[npt.NDArray[np.float64]],
+         counts: Sequence[bool] | None = None, noise_std: float = 0.0,
+         summed: Sequence[int] | None = None) -> PooledCell:
+    """Sum one cell's vectors; a centre contributes when its count reaches ``MIN_CELL``,
+    and counts towards the minimum of centres unless ``counts`` says it does not.
+
+    With DP noise of std ``noise_std`` on each count, a centre's student count carries
+    noise of std ``noise_std * sqrt(2 * GROUP_BINS)`` (46 in the demo): a centre with no
+    student in the cell would pass ``MIN_CELL`` 4 times in 10. It contributes only when
+    its noisy count exceeds ``MIN_CELL`` by two of those standard deviations, so that a
+    centre without students in the cell passes 2 times in 100. ``summed``: how many
+    noisy cells each vector is the sum of (1 each by default; a region's centre totals
+    sum several, :func:`region_cells`)."""
+    counts = [True] * len(vectors) if counts is None else counts
+    summed = [1] * len(vectors) if summed is None else summed
+    reaching = [cell_students(v) >= MIN_CELL + 2.0 * noise_std * math.sqrt(2 * GROUP_BINS * k)
+                for v, k in zip(vectors, summed, strict=True)]
+    total = np.sum(vectors, axis=0) if len(vectors) else np.zeros(CELL_LENGTH)
+    noisy = sum(k for v, k in zip(vectors, summed, strict=True) if np.any(v))
+    return PooledCell(np.asarray(total, dtype=np.float64), sum(reaching),
+                      sum(r and c for r, c in zip(reaching, counts, strict=True)), noisy,
+                      noise_std * math.sqrt(noisy))
+
+
+def region_cells(
+    centre_vectors: Sequence[Mapping[str, Sequence[float]]],
+    placements: Sequence[Placement | None],
+    noise_std: float = 0.0,
+) -> dict[str, PooledCell]:
+    """Region cells, computed by the server from the centres' releases (post-processing:
+    nothing more leaves a centre, nothing more is spent): each centre's
+    :func:`centre_total`, summed over the centres the register places in the region.
+    A centre it does not place (None) is in no region. Indigenous-governed boards add
+    their students to their region but never count towards ``MIN_CENTRES_PER_CELL``."""
+    members: dict[str, list[tuple[npt.NDArray[np.float64], bool, int]]] = {}
+    for cells, placement in zip(centre_vectors, placements, strict=True):
+        if placement is not None and placement.region:
+            total, summed = centre_total_cells(cells)
+            members.setdefault(placement.region, []).append(
+                (total, not placement.indigenous_governed, summed))
+    return {region: pool([v for v, _, _ in entries], [c for _, c, _ in entries], noise_std,
+                         [k for _, _, k in entries])
+            for region, entries in sorted(members.items())}
+
+
+def _report(
+    attribute: str, cells: Mapping[str, PooledCell], suppressed: list[str],
+    threshold: float, bands: BandProbabilities | None = None,
+) -> tuple[dict[str, dict[str, object]], dict[str, object]]:
+    """The reported groups of one attribute and its gaps; the cells large enough to
+    show but from too few centres are added to ``suppressed``."""
+
+    spreads: dict[str, dict[str, float]] = {}  # the noise's spread does not depend on z
+
+    def metrics_at(value: str, z: float = Z95) -> dict[str, object]:
+        cell = cells[value]
+        if cell.noise_sd > 0 and value not in spreads:
+            spreads[value] = noise_spread(cell.total, CellNoise(cell.noise_sd, 1, threshold))
+        return cell_metrics(cell.total, z, spreads.get(value), bands)
+
+    reported: dict[str, dict[str, object]] = {}
+    for value, cell in cells.items():
+        if cell.reportable:
+            reported[value] = {**metrics_at(value), "centres": cell.contributing}
+        elif cell.students >= MIN_CELL:
+            suppressed.append(f"{attribute}={value}")
+    return reported, gaps_of(reported, metrics_at)
+
+
+def pooled_audit(
+    centre_vectors: Sequence[Mapping[str, Sequence[float]]],
+    threshold: float,
+    placements: Sequence[Placement | None] | None = None,
+    noise_std: float = 0.0,
+    bands: BandProbabilities | None = None,
+) -> dict[str, object]:
+    """Sum the centres' cells and report pooled group metrics and gaps.
+
+    Returns the ``equity.json`` structure: ``groups`` (attribute -> value -> metrics),
+    ``gaps`` (attribute -> equal-opportunity gap (TPR), FPR gap, calibration gap, AUC
+    gap, each with its interval and the two groups behind it, see :func:`gaps_of`) and
+    ``suppressed`` cells. With ``placements`` (the centre register's place of each
+    centre, in the order of ``centre_vectors``), ``region`` is one more attribute, from
+    :func:`region_cells`. ``noise_std`` is the std of the Gaussian noise each centre
+    added to each count of its cells (``common.privacy.audit_noise_std``): the intervals
+    then include it (:func:`cell_metrics`), and ``noise_std`` is in the result.
+    ``bands``: the score bands' representative probabilities, raw and recalibrated
+    (:class:`BandProbabilities`), for the calibrated mean predicted of each group.
+    """
+    cells: dict[str, dict[str, PooledCell]] = {}
+    for group in AUDIT_GROUPS:
+        cells[group.name] = {
+            value: pool([np.asarray(c[cell_key(group.name, value)], dtype=np.float64)
+                         for c in centre_vectors if cell_key(group.name, value) in c],
+                        noise_std=noise_std)
+            for value in group.values}
+    if placements is not None:
+        cells["region"] = region_cells(centre_vectors, placements, noise_std)
+    return audit_report(cells, threshold, noise_std, bands)
+
+
+def audit_report(cells: Mapping[str, Mapping[str, PooledCell]], threshold: float,
+                 noise_std: float, bands: BandProbabilities | None = None
+                 ) -> dict[str, object]:
+    """The ``equity.json`` structure (:func:`pooled_audit`) from pooled cells by
+    attribute and value, each with the noise it carries (``PooledCell.noise_sd``);
+    ``noise_std`` is reported as the std of the noise on one centre's count."""
+    groups: dict[str, dict[str, dict[str, object]]] = {}
+    gaps: dict[str, dict[str, object]] = {}
+    suppressed: list[str] = []
+    for attribute, by_value in cells.items():
+        groups[attribute], gaps[attribute] = _report(attribute, by_value, suppressed,
+                                                     threshold, bands)
+    return {
+        "threshold": threshold,
+        "min_cell": MIN_CELL,
+        "min_centres_per_cell": MIN_CENTRES_PER_CELL,
+        "noise_std": noise_std,
+        "groups": groups,
+        "gaps": gaps,
+        "suppressed": suppressed,
+    }

@@ -1,0 +1,77 @@
+"""What the ministry reads from a secure round's SUMMED evaluation
+(``common.secure_release``): the audit's pooled cells with the noise the sums carry, and
+what the sums cost a student when the centres added shares of the noise (docs/PRIVACY.md,
+"Distributed noise")."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from common.config import RunConfig
+from common.equity import AUDIT_GROUPS, AUDIT_SENSITIVE, GROUP_BINS, all_cell_keys, cell_key
+from common.equity_pooling import PooledCell
+from common.privacy import NoiseShare, calibrate_evaluation_noise, summed_rows
+from common.secure_release import (
+    AUDIT_SENSITIVE as SENSITIVE_KEY,
+)
+from common.secure_release import (
+    NOISE_AUDIT,
+    NOISE_HISTOGRAM,
+    VARIANCE_SCALE,
+    SummedRelease,
+    pooled_cell,
+)
+
+Metrics = Mapping[str, object]
+#: Under distributed noise the ministry cannot count the centres that fill a cell: this
+#: cell is then never shown (it could be the Cree and Kativik boards alone, whose
+#: results are never reported on their own).
+HIDDEN_WHEN_DISTRIBUTED = (("indigenous", "true"),)
+
+
+def number(metrics: Metrics, key: str) -> float:
+    """A numeric metric beside a masked vector (0 when absent)."""
+    value = metrics.get(key, 0.0)
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def summed_cells(summed: SummedRelease, survivors: Sequence[Metrics], regions: Sequence[str],
+                 threshold: float, distributed: bool) -> dict[str, dict[str, PooledCell]]:
+    """The audit's pooled cells from the sums. Each count's noise variance is the sum of
+    the survivors' (a sensitive cell's, of those whose policy released it). With
+    distributed noise no per-centre indicator was sent: a cell counts the round's
+    centres, ``indigenous=true`` is hidden and there are no region rows."""
+    variance = sum(number(m, NOISE_AUDIT) ** 2 for m in survivors)
+    sensitive = sum(number(m, NOISE_AUDIT) ** 2 for m in survivors
+                    if number(m, SENSITIVE_KEY) > 0)
+    cells: dict[str, dict[str, PooledCell]] = {}
+    for group in AUDIT_GROUPS:
+        cells[group.name] = {}
+        for value in group.values:
+            centres = None
+            if distributed:
+                hidden = (group.name, value) in HIDDEN_WHEN_DISTRIBUTED
+                centres = 0 if hidden else len(survivors)
+            block = summed.cells[cell_key(group.name, value)].copy()
+            own = sensitive if group.name in AUDIT_SENSITIVE else variance
+            block[2 * GROUP_BINS + 3] = math.ceil(own * VARIANCE_SCALE)  # its variance slot
+            cells[group.name][value] = pooled_cell(block, threshold, centres)
+    if regions and not distributed:
+        cells["region"] = {name: pooled_cell(slot, threshold)
+                           for name, slot in zip(regions, summed.regions, strict=True)}
+    return cells
+
+
+def sum_cost(config: RunConfig, shares: Sequence[Metrics], whole: bool
+             ) -> list[tuple[float, float, int]]:
+    """Accountant rows of what one round's sums cost a student: the distributed discrete
+    Gaussian's bound over the centres that added a share (the smallest share reported,
+    ``common.privacy.summed_rows``), or a whole-noise centre's release alone when one is
+    in the sum and bounds more."""
+    privacy = config.privacy
+    noise = calibrate_evaluation_noise(privacy.epsilon, privacy.delta, config.rounds)
+    share = NoiseShare(min(number(m, NOISE_HISTOGRAM) for m in shares),
+                       min(number(m, NOISE_AUDIT) for m in shares), True, ())
+    return summed_rows(share, len(shares), 2 * config.evaluation.bins,
+                       2 * GROUP_BINS * len(all_cell_keys()), noise if whole else None)
