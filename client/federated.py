@@ -182,12 +182,15 @@ def training_plan(config: RunConfig, data: CentreData, run_name: str,
 
 
 def evaluation_records(config: RunConfig, data: CentreData, run_name: str,
-                       ledger: PrivacyLedger | None) -> CentreData:
+                       ledger: PrivacyLedger | None,
+                       survivors_min: int | None = None) -> CentreData:
     """The held-out records the run's evaluation releases may use: with a ledger, those
-    whose own budget every evaluation release of the run leaves within the cap."""
+    whose own budget every evaluation release of the run leaves within the cap
+    (``survivors_min``: the SecAgg+ threshold when the centre adds a share of
+    distributed noise, ``client.secure_evaluation``)."""
     if ledger is None or not config.privacy.dp:
         return data
-    return StudentBudget(ledger, data, config).evaluation_records(run_name)
+    return StudentBudget(ledger, data, config).evaluation_records(run_name, survivors_min)
 
 
 def _book(ledger: PrivacyLedger, run_name: str, server_round: int, kind: str,

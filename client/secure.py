@@ -46,7 +46,7 @@ from flwr.common.secure_aggregation.secaggplus_constants import (
 
 from client.centre_task import Centre, evaluate_task, refuse, train_task, update_of
 from client.errors import DataError
-from client.federated import model_config, open_ledger
+from client.federated import evaluation_records, model_config, open_ledger
 from client.secure_evaluation import SecureSlot, secure_release
 from common import protocol
 from common import secure_release as layout
@@ -139,6 +139,9 @@ class SecureCentre(NumPyClient):
         data = self.centre.data(task.run_name)
         ledger = open_ledger(run_config, self.centre.node_config) if run_config.privacy.dp \
             else None
+        share_of = self._threshold() if (run_config.privacy.distributed_noise and
+                                         data.policy.privacy.allow_distributed_noise) else None
+        data = evaluation_records(run_config, data, task.run_name, ledger, share_of)
         slot = SecureSlot(int(config.get(layout.REGIONS, 0)), int(config.get(layout.REGION, -1)),
                           bool(config.get(layout.COUNTS, True)))
         vector, metrics = secure_release(run_config, data, predict_proba(model, data.x_test),

@@ -44,6 +44,7 @@ from client.evaluation import evaluation_noise
 from client.ledger import PrivacyLedger
 from client.run_plan import Mechanism, RunPlan, size_release
 from common.config import RunConfig
+from common.privacy import noise_share
 from common.protocol import Reason, Reply
 from common.records import LEDGER_FILE
 from common.records_key import load_or_create_key
@@ -151,15 +152,19 @@ class StudentBudget:
                             minimum=self.data.policy.min_records)
         return self.data.restricted(train=keep)
 
-    def evaluation_records(self, run_name: str) -> CentreData:
+    def evaluation_records(self, run_name: str,
+                           survivors_min: int | None = None) -> CentreData:
         """The held-out records the run's evaluation releases are made over: those every
-        evaluation release of the run leaves within the cap (cohort booked first)."""
+        evaluation release of the run leaves within the cap (cohort booked first).
+        ``survivors_min``: the centre adds a share of distributed noise (secure mode),
+        each release then costs the centre what its share alone does."""
         noise = evaluation_noise(self.config, self.data.policy.privacy)
         if noise is None:
             return self.data
         self.migrate()
-        keep = self._select(run_name, EVALUATE, "evaluate", self.data.ids_test,
-                            noise.history(self.config.rounds))
+        releases = [row for r in range(1, self.config.rounds + 1)
+                    for row in noise_share(noise, r, survivors_min).rows]
+        keep = self._select(run_name, EVALUATE, "evaluate", self.data.ids_test, releases)
         return self.data.restricted(test=keep)
 
 
