@@ -186,6 +186,12 @@ def test_secure_mode_completes_with_a_centre_dropped_mid_round(dropout_run: Path
     assert shared["shares"] == shared["centres"] == 3 and shared["threshold"] == 2
     assert shared["epsilon_sum"] <= summary["epsilon_target"] + 1e-6
     assert "region" not in equity["groups"]  # a region's sum would carry too little noise
+    # Each centre's releases were made over its per-student cohorts, evaluation included.
+    from client.student_budget import run_cohorts
+
+    for centre in sorted((dropout_run / "state").iterdir()):
+        kinds = {c.kind for c in run_cohorts(centre, summary["run_name"])}
+        assert {"size", "train", "evaluate"} <= kinds, centre
 
 
 @pytest.fixture(scope="module")
