@@ -85,6 +85,9 @@ def run(
         + (f", epsilon spent at most {eps:.2f} at delta {summary['delta']:g}" if eps else "")
         + "."
     )
+    from simulations.runner import wall_time_line
+
+    console.print(wall_time_line(summary))
     console.print(f"Results: {run_dir}")
 
 
