@@ -209,9 +209,11 @@ def wall_time_line(summary: dict[str, object]) -> str:
     if not isinstance(split, dict):
         return ""
     seconds = {part: float(split.get(part, 0.0)) for part in (
-        "data", "engine_start", "federation", "references_and_baselines", "reports")}
-    return (f"Wall time {float(summary.get('wall_seconds', 0.0)):.0f} s: starting the "  # type: ignore[arg-type]
-            f"engine {seconds['engine_start']:.0f} s, federation {seconds['federation']:.0f} s, "
+        "data", "engine_start", "engine_stop", "federation", "references_and_baselines",
+        "reports")}
+    engine = seconds["engine_start"] + seconds["engine_stop"]
+    return (f"Wall time {float(summary.get('wall_seconds', 0.0)):.0f} s: starting and "  # type: ignore[arg-type]
+            f"stopping the engine {engine:.0f} s, federation {seconds['federation']:.0f} s, "
             f"baselines and references {seconds['references_and_baselines']:.0f} s, data "
             f"and reports {seconds['data'] + seconds['reports']:.0f} s.")
 
@@ -238,6 +240,7 @@ def run_scenario(
     reference) that runs of the same scenario share. ``summary.json`` gets
     ``wall_seconds_split``: ``data`` (generation), ``engine_start`` (Ray and its actors
     with their imports; 0 on an engine already started), ``federation`` (the rounds),
+    ``engine_stop`` (0 on a kept engine),
     ``references_and_baselines`` (the centralised reference, the exact pooled metrics,
     the membership audit, the environment-only and local-only baselines) and
     ``reports`` (model card and report).
@@ -285,6 +288,8 @@ def run_scenario(
         federation_started = time.monotonic()
         run_flower_simulation(scenario, config, len(files), quiet_flower, client_app, kept)
         split["federation"] = time.monotonic() - federation_started
+        stop_started = time.monotonic()
+    split["engine_stop"] = time.monotonic() - stop_started  # 0 on a kept engine
     references_started = time.monotonic()
     mapping = data_dir / "mapping.toml"
     centres = pooled_data(files, config, mapping if mapping.is_file() else None)
