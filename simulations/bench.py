@@ -58,6 +58,7 @@ from server import run_folder
 from simulations.bench_memory import TreeMemorySampler
 from simulations.bench_report import machine, targets_met
 from simulations.engine import SimulationEngine
+from simulations.inprocess import torch_threads
 from simulations.runner import backend_config, prepare_data, run_flower_simulation
 from simulations.scenario import Scenario
 
@@ -89,17 +90,6 @@ def _timed(breakdown: dict[str, float], part: str) -> Iterator[None]:
         yield
     finally:
         breakdown[part] = breakdown.get(part, 0.0) + time.perf_counter() - started
-
-
-@contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Run with ``count`` intra-op threads, as a Ray actor with that many CPUs does."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def fedavg(updates: list[tuple[Weights, int]]) -> Weights:

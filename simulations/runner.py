@@ -8,6 +8,7 @@ partition number (see ``client.federated.resolve_data_source``).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import time
@@ -29,7 +30,7 @@ from common.workdirs import prepare_environment
 from server import run_folder
 from server.publication.model_card import write_model_card
 from simulations.baselines import environment_only_auc, local_only
-from simulations.inprocess import scores
+from simulations.inprocess import scores, torch_threads
 from simulations.membership import dp_advantage_bound, loss_threshold_advantage
 from simulations.reference import centralized_auc_of, pooled_data
 from simulations.report import write_report
@@ -276,59 +277,62 @@ def run_scenario(
 
         client_app = build_client_app(mods)
     split["data"] = time.monotonic() - started
-    from simulations.engine import SimulationEngine
+    engine_started = time.monotonic()
+    from simulations.engine import SimulationEngine  # imports Ray
 
     own = SimulationEngine(backend_config(scenario)) if engine is None else None
     with own if own is not None else nullcontext():
         kept = own or engine
         assert kept is not None
-        before = kept.start_seconds
         kept.start()  # Ray and the actors with their imports, apart from the rounds
-        split["engine_start"] = kept.start_seconds - before
+        split["engine_start"] = time.monotonic() - engine_started
         federation_started = time.monotonic()
         run_flower_simulation(scenario, config, len(files), quiet_flower, client_app, kept)
         split["federation"] = time.monotonic() - federation_started
         stop_started = time.monotonic()
     split["engine_stop"] = time.monotonic() - stop_started  # 0 on a kept engine
     references_started = time.monotonic()
-    mapping = data_dir / "mapping.toml"
-    centres = pooled_data(files, config, mapping if mapping.is_file() else None)
-    key = _reference_key(config)
-    if shared is not None and key in shared.references:
-        reference = shared.references[key]
-    else:
-        reference = centralized_auc_of(centres, config)
-        if shared is not None:
-            shared.references[key] = reference
-    summary = run_folder.read_json(run_dir / run_folder.SUMMARY)
-    if summary.get("rounds_completed", 0) < config.rounds:
-        reason = str(summary.get("stopped") or "").rstrip(".")
-        raise SimulationError(
-            f"The federation stopped after {summary.get('rounds_completed', 0)} of "
-            f"{config.rounds} rounds{f' ({reason})' if reason else ''}; see {run_dir}."
-        )
-    final_model = read_model(run_dir / run_folder.MODEL)
-    probabilities, labels = scores(final_model, centres)
-    extras: dict[str, object] = {
-        "mia_advantage": loss_threshold_advantage(final_model, centres),
-        # The exact pooled AUC, which only a harness holding every centre's data can
-        # compute; auc_pooled is what the ministry gets from the centres' releases.
-        "auc_pooled_exact": float(roc_auc_score(labels, probabilities)),
-        # The same for calibration: ``scores`` applies the model's recalibration, as
-        # ``perseverance-client score`` does.
-        "calibration_error_pooled_calibrated_exact": calibration_error(
-            score_histogram(probabilities, labels, config.evaluation.bins)),
-    }
-    if config.privacy.dp and summary.get("epsilon_max"):
-        extras["mia_advantage_bound"] = dp_advantage_bound(
-            float(summary["epsilon_max"]), config.privacy.delta
-        )
-    if scenario.baselines.enabled:
-        extras["auc_environment_only"] = environment_only_auc(config, centres)
-        extras.update(local_only(config, centres))
-        extras["auc_individual_minus_environment"] = (
-            float(summary["auc_pooled"]) - float(extras["auc_environment_only"])  # type: ignore[arg-type]
-        )
+    # One torch thread per process, as the simulated centres (a Ray actor per CPU): a
+    # second thread costs more than it gives on this small model and a small machine.
+    with torch_threads(max(1, math.floor(scenario.backend.num_cpus))):
+        mapping = data_dir / "mapping.toml"
+        centres = pooled_data(files, config, mapping if mapping.is_file() else None)
+        key = _reference_key(config)
+        if shared is not None and key in shared.references:
+            reference = shared.references[key]
+        else:
+            reference = centralized_auc_of(centres, config)
+            if shared is not None:
+                shared.references[key] = reference
+        summary = run_folder.read_json(run_dir / run_folder.SUMMARY)
+        if summary.get("rounds_completed", 0) < config.rounds:
+            reason = str(summary.get("stopped") or "").rstrip(".")
+            raise SimulationError(
+                f"The federation stopped after {summary.get('rounds_completed', 0)} of "
+                f"{config.rounds} rounds{f' ({reason})' if reason else ''}; see {run_dir}."
+            )
+        final_model = read_model(run_dir / run_folder.MODEL)
+        probabilities, labels = scores(final_model, centres)
+        extras: dict[str, object] = {
+            "mia_advantage": loss_threshold_advantage(final_model, centres),
+            # The exact pooled AUC, which only a harness holding every centre's data can
+            # compute; auc_pooled is what the ministry gets from the centres' releases.
+            "auc_pooled_exact": float(roc_auc_score(labels, probabilities)),
+            # The same for calibration: ``scores`` applies the model's recalibration, as
+            # ``perseverance-client score`` does.
+            "calibration_error_pooled_calibrated_exact": calibration_error(
+                score_histogram(probabilities, labels, config.evaluation.bins)),
+        }
+        if config.privacy.dp and summary.get("epsilon_max"):
+            extras["mia_advantage_bound"] = dp_advantage_bound(
+                float(summary["epsilon_max"]), config.privacy.delta
+            )
+        if scenario.baselines.enabled:
+            extras["auc_environment_only"] = environment_only_auc(config, centres)
+            extras.update(local_only(config, centres))
+            extras["auc_individual_minus_environment"] = (
+                float(summary["auc_pooled"]) - float(extras["auc_environment_only"])  # type: ignore[arg-type]
+            )
     split["references_and_baselines"] = time.monotonic() - references_started
     run_folder.update_summary(
         run_dir,

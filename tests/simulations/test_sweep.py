@@ -54,7 +54,7 @@ def test_a_sweep_starts_the_engine_once_and_keeps_each_run_apart(tmp_path: Path)
     first, second = (json.loads((out / label / "summary.json").read_text())
                      for label in ("eps-3", "no-dp"))
     assert first["wall_seconds_split"]["engine_start"] > 0
-    assert second["wall_seconds_split"]["engine_start"] == 0
+    assert second["wall_seconds_split"]["engine_start"] < 0.05
     # The same data (generated once) and the same reference, computed once.
     assert (out / "eps-3" / "data").resolve() == (out / "data").resolve()
     assert first["auc_centralized"] == second["auc_centralized"]
