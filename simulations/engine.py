@@ -51,6 +51,14 @@ def _cold() -> Callable[..., None]:
     return _no_reply
 
 
+def _data_cache_info() -> Callable[..., dict[str, int]]:
+    """Runs in an actor: how often its centres' data came from its cache."""
+    from client.data import load_centre
+
+    info = load_centre.cache_info()
+    return lambda message=None, context=None: {"hits": info.hits, "misses": info.misses}
+
+
 def _no_reply(message: object = None, context: object = None) -> None:
     """The "ClientApp" of :func:`_warm` and :func:`_cold`: nothing to answer."""
     return None
@@ -115,14 +123,22 @@ class SimulationEngine:
         self.starts += 1
 
     @staticmethod
-    def _call_every_actor(backend: RayBackend, loader: Callable[[], Any]) -> None:
-        """Run ``loader`` in every actor of the pool (as a ClientApp loader), wait."""
+    def _call_every_actor(backend: RayBackend, loader: Callable[[], Any]) -> list[Any]:
+        """Run ``loader`` in every idle actor of the pool (as a ClientApp loader: what
+        it returns is called as the app); return what each app returned."""
         import ray
 
         pool = backend.pool
         assert pool is not None
-        ray.get([actor.run.remote(loader, None, "engine", None)  # type: ignore[attr-defined]
-                 for actor in pool.pool])
+        replies = ray.get([actor.run.remote(loader, None, "engine", None)  # type: ignore[attr-defined]
+                           for actor in pool.pool])
+        return [reply for _, reply, _ in replies]
+
+    def data_cache_info(self) -> list[dict[str, int]]:
+        """Each actor's ``load_centre`` cache: hits and misses since its last clear."""
+        if self._backend is None:
+            return []
+        return self._call_every_actor(self._backend, _data_cache_info)
 
     def discard(self, backend: KeptRayBackend) -> None:
         """Forget ``backend`` (its pool is being stopped): the next run starts anew."""
