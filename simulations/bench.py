@@ -321,30 +321,32 @@ def run_bench(scenario: Scenario, out: Path,
     raw: dict[str, RawResult] = {}
     load_before = [round(v, 2) for v in os.getloadavg()]
     engine = SimulationEngine(backend_config(scenario))
-    with TreeMemorySampler() as memory, engine:
-        for phase in PHASES:
-            dp = phase.endswith("_dp") and not phase.endswith("no_dp")
-            # A fresh run folder: centres' ledgers from an earlier bench would count.
-            shutil.rmtree(out / phase, ignore_errors=True)
-            config = replace(base, run_dir=str(out / phase),
-                             privacy=replace(base.privacy, dp=dp))
-            progress(f"{phase}: {'simulation engine' if phase.startswith('sim') else 'plain loop'}"
-                     f", {'DP-SGD' if dp else 'no DP'}")
-            memory.phase(phase)
-            if phase.startswith("raw"):
-                raw[phase] = raw_federation(config, len(files), threads)
-                walls[phase], aucs[phase] = raw[phase].wall_seconds, raw[phase].auc_pooled
-            else:
-                if not engine.starts:
-                    memory.phase("engine_start")
-                    progress("starting the simulation engine (Ray, the actors, their imports)")
-                    engine.start()
-                    progress(f"engine started in {engine.start_seconds:.1f} s")
-                    memory.phase(phase)
-                walls[phase], summary = simulated_federation(scenario, config, len(files),
-                                                             engine)
-                aucs[phase] = float(summary.get("auc_pooled", float("nan")))
-            progress(f"{phase}: {walls[phase]:.1f} s, pooled AUC {aucs[phase]:.3f}")
+    with TreeMemorySampler() as memory:
+        # Stopped before the local epochs below: they run without Ray beside them.
+        with engine:
+            for phase in PHASES:
+                dp = phase.endswith("_dp") and not phase.endswith("no_dp")
+                # A fresh run folder: centres' ledgers from an earlier bench would count.
+                shutil.rmtree(out / phase, ignore_errors=True)
+                config = replace(base, run_dir=str(out / phase),
+                                 privacy=replace(base.privacy, dp=dp))
+                kind = "simulation engine" if phase.startswith("sim") else "plain loop"
+                progress(f"{phase}: {kind}, {'DP-SGD' if dp else 'no DP'}")
+                memory.phase(phase)
+                if phase.startswith("raw"):
+                    raw[phase] = raw_federation(config, len(files), threads)
+                    walls[phase], aucs[phase] = raw[phase].wall_seconds, raw[phase].auc_pooled
+                else:
+                    if not engine.starts:
+                        memory.phase("engine_start")
+                        progress("starting the simulation engine (Ray, the actors, their imports)")
+                        engine.start()
+                        progress(f"engine started in {engine.start_seconds:.1f} s")
+                        memory.phase(phase)
+                    walls[phase], summary = simulated_federation(scenario, config, len(files),
+                                                                 engine)
+                    aucs[phase] = float(summary.get("auc_pooled", float("nan")))
+                progress(f"{phase}: {walls[phase]:.1f} s, pooled AUC {aucs[phase]:.3f}")
         memory.phase("scoring")
         centres = load_centres(base, len(files))
         with torch_threads(threads):

@@ -15,13 +15,21 @@ Flower's own actors would share within one run: processes with their imports and
 per-process caches (each centre's encoded data, its noise calibration). Nothing of a
 run's state lives in them: every centre's privacy ledger, audit log and reply cache are
 files in that run's folder, and ``context.state`` is Flower's, per run.
+
+The actors also share one folder of noise plans (``$PERSEVERANCE_NOISE_PLANS``, see
+``common.privacy.calibrate_training_noise``, which checks every plan it reads), so that
+each centre's noise is planned once, not once per actor.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from flwr.server.superlink.fleet.vce.backend import raybackend
@@ -100,6 +108,9 @@ class SimulationEngine:
         self.starts = 0  # how many times Ray and a pool were started (tests read it)
         self._backend: KeptRayBackend | None = None
         self._restore: Callable[[], None] | None = None
+        #: The actors' shared noise plans while the engine runs (removed at its close).
+        self.noise_plans: Path | None = None
+        self._environment_before: str | None = None
 
     # -- Flower's side -------------------------------------------------------------
     def _backend_for(self, config: dict[str, Any]) -> KeptRayBackend:
@@ -114,6 +125,7 @@ class SimulationEngine:
 
     def _start(self) -> None:
         started = time.perf_counter()
+        self._share_noise_plans()
         backend = KeptRayBackend(self, self.backend_config)
         backend.build(_warm)
         assert backend.pool is not None
@@ -140,6 +152,37 @@ class SimulationEngine:
             return []
         return self._call_every_actor(self._backend, _data_cache_info)
 
+    def _share_noise_plans(self) -> None:
+        """Give the actors (which inherit the environment Ray starts with) one folder
+        for their noise plans: each centre's noise is planned once per run, not once per
+        actor (``common.privacy.calibrate_training_noise``, which checks what it reads)."""
+        from common.privacy import NOISE_PLAN_CACHE_ENV
+        from common.workdirs import work_root
+
+        if self.noise_plans is not None:
+            return
+        root = work_root() / "noise-plans"
+        root.mkdir(parents=True, exist_ok=True)
+        self.noise_plans = Path(tempfile.mkdtemp(prefix="engine-", dir=root))
+        self._environment_before = os.environ.get(NOISE_PLAN_CACHE_ENV)
+        os.environ[NOISE_PLAN_CACHE_ENV] = str(self.noise_plans)
+
+    def _forget_noise_plans(self, remove: bool) -> None:
+        from common.privacy import NOISE_PLAN_CACHE_ENV
+
+        if self.noise_plans is None:
+            return
+        if remove:
+            shutil.rmtree(self.noise_plans, ignore_errors=True)
+            if self._environment_before is None:
+                os.environ.pop(NOISE_PLAN_CACHE_ENV, None)
+            else:
+                os.environ[NOISE_PLAN_CACHE_ENV] = self._environment_before
+            self.noise_plans = None
+        else:
+            for plan in self.noise_plans.glob("*.json"):
+                plan.unlink(missing_ok=True)
+
     def discard(self, backend: KeptRayBackend) -> None:
         """Forget ``backend`` (its pool is being stopped): the next run starts anew."""
         if self._backend is backend:
@@ -157,9 +200,11 @@ class SimulationEngine:
         return self._restore is not None
 
     def forget_caches(self) -> None:
-        """Clear every actor's per-process caches (see :func:`_cold`)."""
+        """Clear every actor's per-process caches (see :func:`_cold`) and the run's
+        shared noise plans."""
         if self._backend is not None:
             self._call_every_actor(self._backend, _cold)
+        self._forget_noise_plans(remove=False)
 
     def __enter__(self) -> SimulationEngine:
         original = raybackend.RayBackend
@@ -189,6 +234,7 @@ class SimulationEngine:
         finally:
             if ray.is_initialized():
                 ray.shutdown()
+            self._forget_noise_plans(remove=True)
 
 
 def _normalised(config: dict[str, Any]) -> str:

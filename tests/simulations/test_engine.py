@@ -48,11 +48,16 @@ def test_two_runs_share_one_engine_and_its_actors_caches(tmp_path: Path,
                     assert total["misses"] == seen["misses"]
                 assert total["hits"] + total["misses"] - sum(seen.values()) >= 12
                 seen = total
+                # The actors planned each centre's noise once, in the folder they share.
+                assert engine.noise_plans is not None
+                assert len(list(engine.noise_plans.glob("training-*.json"))) == 3
+            plans = engine.noise_plans
             assert engine.starts == 1 and engine.start_seconds > 0
             engine.forget_caches()
             assert all(c == {"hits": 0, "misses": 0} for c in engine.data_cache_info())
     finally:
         engine.close()
+    assert not plans.exists() and engine.noise_plans is None
     for name in ("first", "second"):
         summary = json.loads((tmp_path / name / "summary.json").read_text())
         assert summary["rounds_completed"] == 2
