@@ -59,7 +59,12 @@ from simulations.bench_memory import TreeMemorySampler
 from simulations.bench_report import machine, targets_met
 from simulations.engine import SimulationEngine
 from simulations.inprocess import torch_threads
-from simulations.runner import backend_config, prepare_data, run_flower_simulation
+from simulations.runner import (
+    backend_config,
+    configure_flower_logging,
+    prepare_data,
+    run_flower_simulation,
+)
 from simulations.scenario import Scenario
 
 # The plain loops first, then the engine is started once for both simulated phases:
@@ -340,6 +345,7 @@ def run_bench(scenario: Scenario, out: Path,
                     if not engine.starts:
                         memory.phase("engine_start")
                         progress("starting the simulation engine (Ray, the actors, their imports)")
+                        configure_flower_logging(quiet=True)
                         engine.start()
                         progress(f"engine started in {engine.start_seconds:.1f} s")
                         memory.phase(phase)

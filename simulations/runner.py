@@ -117,7 +117,7 @@ def backend_config(scenario: Scenario) -> dict[str, object]:
     }
 
 
-def _configure_flower_logging(quiet: bool) -> None:
+def configure_flower_logging(quiet: bool) -> None:
     """Flower logs every round at length; the runner prints one line per round instead.
     Opacus installs a root handler at import: stop Flower's records reaching it twice."""
     from flwr.supercore.logger import FLOWER_LOGGER
@@ -152,7 +152,7 @@ def run_flower_simulation(
 
     if engine is not None and not engine.is_open:
         raise ValueError("run_flower_simulation needs an open engine (inside its with block).")
-    _configure_flower_logging(quiet_flower)
+    configure_flower_logging(quiet_flower)
     # `flwr.simulation.run_simulation` would pass an empty run configuration; this is
     # what it does (Flower 1.42), plus the scenario's configuration for both apps.
     flat = config.to_flat()
@@ -284,6 +284,7 @@ def run_scenario(
     with own if own is not None else nullcontext():
         kept = own or engine
         assert kept is not None
+        configure_flower_logging(quiet_flower)  # before Flower's backend logs its start
         kept.start()  # Ray and the actors with their imports, apart from the rounds
         split["engine_start"] = time.monotonic() - engine_started
         federation_started = time.monotonic()
