@@ -249,7 +249,8 @@ def _shared_plan(key: tuple[float, float, float, int, int, str]) -> float | None
     """A plan another process of the run wrote, if it is the plan this process would
     make: it spends at most the target, and a multiplier smaller by the bisection's
     precision spends more. Whatever the file holds, a plan that fails either check is
-    ignored (planned again), so the cache can never lower the noise."""
+    ignored (planned again): the cache can never make the centre spend more than the
+    target, nor add more noise than the bisection would, beyond its precision."""
     path = _shared_plan_path(key)
     if path is None or not path.is_file():
         return None

@@ -1,6 +1,7 @@
 """Noise plans shared by the processes of a run (``$PERSEVERANCE_NOISE_PLANS``): a plan
-read from the folder is used only if it is the plan this process would make, so a
-stale, foreign or tampered file can never lower the noise."""
+read from the folder is used only if it is a plan this process could have made (within
+the target, and tight to the bisection's precision), so a stale, foreign or tampered
+file can never make a centre spend more than its target."""
 
 from __future__ import annotations
 
