@@ -9,9 +9,13 @@ round composes; the epsilon reported is cumulative over the whole run, at ``delt
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -221,19 +225,92 @@ def training_history(
     return [(noise_multiplier, sample_rate, steps), (COUNT_NOISE_MULTIPLIER, 1.0, rounds)]
 
 
+#: A folder where processes of one run share their noise plans (the simulation engine
+#: sets it for its actors); unset, each process plans alone (its ``lru_cache``).
+NOISE_PLAN_CACHE_ENV = "PERSEVERANCE_NOISE_PLANS"
+#: The bisection's precision: the plan's multiplier divided by this spends too much.
+PLAN_TOLERANCE = 1.005
+
+
+def _plan_spends(noise_multiplier: float, key: tuple[float, float, float, int, int, str]
+                 ) -> float:
+    _, delta, sample_rate, steps, rounds, accountant = key
+    return composed_epsilon(training_history(noise_multiplier, sample_rate, steps, rounds),
+                            delta, accountant)
+
+
+def _shared_plan_path(key: tuple[float, float, float, int, int, str]) -> Path | None:
+    folder = os.environ.get(NOISE_PLAN_CACHE_ENV)
+    if not folder:
+        return None
+    return Path(folder) / f"training-{hashlib.sha256(repr(key).encode()).hexdigest()}.json"
+
+
+def _shared_plan(key: tuple[float, float, float, int, int, str]) -> float | None:
+    """A plan another process of the run wrote, if it is the plan this process would
+    make: it spends at most the target, and a multiplier smaller by the bisection's
+    precision spends more. Whatever the file holds, a plan that fails either check is
+    ignored (planned again): the cache can never make the centre spend more than the
+    target, nor add more noise than the bisection would, beyond its precision."""
+    path = _shared_plan_path(key)
+    if path is None or not path.is_file():
+        return None
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        value = float(stored["noise_multiplier"])
+        same = stored["key"] == json.loads(json.dumps(list(key)))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    epsilon = key[0]
+    if not (same and math.isfinite(value) and value > 0):
+        return None
+    if _plan_spends(value, key) > epsilon or _plan_spends(value / PLAN_TOLERANCE, key) <= epsilon:
+        return None
+    return value
+
+
+def _share_plan(key: tuple[float, float, float, int, int, str], value: float) -> None:
+    path = _shared_plan_path(key)
+    if path is None:
+        return
+    from common.files import atomic_write_bytes
+
+    try:
+        atomic_write_bytes(path, json.dumps({"key": list(key), "noise_multiplier": value})
+                           .encode())
+    except OSError:
+        return  # a cache: planning again is always correct
+
+
 @lru_cache(maxsize=1024)
 def calibrate_training_noise(
     epsilon: float, delta: float, sample_rate: float, steps: int, rounds: int,
     accountant: str = "rdp",
 ) -> float:
     """Smallest DP-SGD noise multiplier (within 0.5 %) such that ``steps`` steps at
-    ``sample_rate`` plus ``rounds`` noisy counts spend at most ``epsilon`` at ``delta``."""
+    ``sample_rate`` plus ``rounds`` noisy counts spend at most ``epsilon`` at ``delta``.
+
+    Cached per process and, when ``$PERSEVERANCE_NOISE_PLANS`` names a folder, shared
+    there by the processes of a run (checked on reading: :func:`_shared_plan`)."""
+    key = (float(epsilon), float(delta), float(sample_rate), int(steps), int(rounds),
+           str(accountant))
+    shared = _shared_plan(key)
+    if shared is not None:
+        return shared
+    value = _plan_training_noise(*key)
+    _share_plan(key, value)
+    return value
+
+
+def _plan_training_noise(epsilon: float, delta: float, sample_rate: float, steps: int,
+                         rounds: int, accountant: str) -> float:
+    """The bisection behind :func:`calibrate_training_noise`."""
     high = calibrate_noise(epsilon, delta, sample_rate, steps, accountant)
     while composed_epsilon(training_history(high, sample_rate, steps, rounds), delta,
                            accountant) > epsilon:
         high *= 1.25
     low = high / 1.5
-    while high / low > 1.005:
+    while high / low > PLAN_TOLERANCE:
         middle = math.sqrt(low * high)
         spent = composed_epsilon(training_history(middle, sample_rate, steps, rounds), delta,
                                  accountant)

@@ -62,6 +62,11 @@ def table_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("raw_compute_seconds: pure local training, DP (s)",
          f"{report['raw_compute_seconds']:.1f}"),
         ("compute_ratio (sim DP / pure training)", f"{report['compute_ratio']:.2f}"),
+        ("engine start, once for both simulated phases (s)",
+         f"{report['engine_start_seconds']:.1f}"),
+        ("compute_ratio / overhead_ratio, engine start included",
+         f"{report['compute_ratio_with_engine_start']:.2f} / "
+         f"{report['overhead_ratio_with_engine_start']:.2f}"),
         ("raw loop DP / pure training", f"{report['raw_compute_ratio']:.2f}"),
         ("dp_ratio (raw DP / raw no DP)", f"{report['dp_ratio']:.2f}"),
         ("dp_ratio, local training in the loops", f"{report['dp_ratio_local_training']:.2f}"),

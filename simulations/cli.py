@@ -116,7 +116,11 @@ def run(
         return
     from server.run_folder import SUMMARY, read_json
 
-    _say(_done(read_json(run_dir / SUMMARY)))
+    summary = read_json(run_dir / SUMMARY)
+    _say(_done(summary))
+    from simulations.runner import wall_time_line
+
+    _say(wall_time_line(summary))
     _say(N_("Results: %(path)s", path=run_dir))
 
 

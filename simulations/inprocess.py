@@ -6,6 +6,8 @@ framework's own cost against raw compute."""
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
@@ -16,6 +18,21 @@ from client.data import CentreData
 from client.federated import CentreRefusal, centre_plan, model_config, train_round
 from common.config import RunConfig
 from common.model import RiskModel, build_model, predict_proba, set_weights
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run with ``count`` intra-op threads, as a Ray actor with that many CPUs does.
+
+    For this small model one thread is the fastest on a small machine: a second one
+    spins waiting for a core that other work holds (ten times slower on a loaded
+    2-core machine, docs/BENCHMARKS.md)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def federate(config: RunConfig, centres: list[CentreData]) -> RiskModel:

@@ -8,10 +8,12 @@ partition number (see ``client.federated.resolve_data_source``).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import time
-from dataclasses import asdict, replace
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +24,7 @@ from client.site_policy import PrivacyFloor
 from common.config import ConfigError, RunConfig
 from common.csv_output import write_csv
 from common.errors import ExitCode, PerseveranceError
+from common.i18n import N_, Number
 from common.metrics import calibration_error, score_histogram
 from common.model import read_model
 from common.workdirs import prepare_environment
@@ -29,7 +32,7 @@ from server import run_folder
 from server.publication.model_card import write_model_card
 from simulations.baselines import environment_only_auc, local_only
 from simulations.centre_states import records_retired
-from simulations.inprocess import scores
+from simulations.inprocess import scores, torch_threads
 from simulations.membership import dp_advantage_bound, loss_threshold_advantage
 from simulations.reference import centralized_auc_of, pooled_data
 from simulations.report import write_report
@@ -37,6 +40,8 @@ from simulations.scenario import Scenario
 
 if TYPE_CHECKING:
     from flwr.clientapp import ClientApp
+
+    from simulations.engine import SimulationEngine
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -114,7 +119,7 @@ def backend_config(scenario: Scenario) -> dict[str, object]:
     }
 
 
-def _configure_flower_logging(quiet: bool) -> None:
+def configure_flower_logging(quiet: bool) -> None:
     """Flower logs every round at length; the runner prints one line per round instead.
     Opacus installs a root handler at import: stop Flower's records reaching it twice."""
     from flwr.supercore.logger import FLOWER_LOGGER
@@ -129,8 +134,11 @@ def run_flower_simulation(
     num_centres: int,
     quiet_flower: bool = True,
     client_app: ClientApp | None = None,
+    engine: SimulationEngine | None = None,
 ) -> None:
-    """Run the app's ServerApp and ClientApp on the simulation engine, then stop Ray."""
+    """Run the app's ServerApp and ClientApp on the simulation engine, then stop Ray
+    (unless ``engine``, an open :class:`simulations.engine.SimulationEngine`, keeps Ray
+    and its actors for the next run)."""
     import ray
     from flwr.app import Context, RecordDict
     from flwr.common.constant import RUN_ID_NUM_BYTES, SUPERLINK_NODE_ID, TASK_ID_NUM_BYTES
@@ -144,7 +152,9 @@ def run_flower_simulation(
     from client.app import app as default_client_app
     from server.app import app as server_app
 
-    _configure_flower_logging(quiet_flower)
+    if engine is not None and not engine.is_open:
+        raise ValueError("run_flower_simulation needs an open engine (inside its with block).")
+    configure_flower_logging(quiet_flower)
     # `flwr.simulation.run_simulation` would pass an empty run configuration; this is
     # what it does (Flower 1.42), plus the scenario's configuration for both apps.
     flat = config.to_flat()
@@ -174,8 +184,51 @@ def run_flower_simulation(
     except Exception as exc:
         raise SimulationError(f"The federated simulation failed: {exc}.") from exc
     finally:
-        if ray.is_initialized():
+        if engine is None and ray.is_initialized():
             ray.shutdown()
+
+
+@dataclass
+class SharedInputs:
+    """What several runs of one scenario share (a sweep): the centres' data files,
+    generated once in ``data_dir``, and the centralised reference, which depends on
+    neither the privacy budget nor DP (no DP, fixed seed), keyed by what it does
+    depend on."""
+
+    data_dir: Path
+    files: list[Path]
+    num_students: int
+    references: dict[tuple[object, ...], float] = field(default_factory=dict)
+
+    @classmethod
+    def prepare(cls, scenario: Scenario, data_dir: Path) -> SharedInputs:
+        files, num_students = prepare_data(scenario, data_dir)
+        return cls(data_dir.resolve(), files, num_students)
+
+
+def wall_time_line(summary: dict[str, object]) -> str:
+    """Where a run's wall time went, from ``summary.json`` (printed by ``run``)."""
+    split = summary.get("wall_seconds_split")
+    if not isinstance(split, dict):
+        return ""
+    seconds = {part: float(split.get(part, 0.0)) for part in (
+        "data", "engine_start", "engine_stop", "federation", "references_and_baselines",
+        "reports")}
+    engine = seconds["engine_start"] + seconds["engine_stop"]
+    total = summary.get("wall_seconds", 0.0)
+    return N_("Wall time %(total)s s: starting and stopping the engine %(engine)s s, "
+              "federation %(federation)s s, baselines and references %(references)s s, "
+              "data and reports %(rest)s s.",
+              total=Number(float(total) if isinstance(total, int | float) else 0.0, 0),
+              engine=Number(engine, 0), federation=Number(seconds["federation"], 0),
+              references=Number(seconds["references_and_baselines"], 0),
+              rest=Number(seconds["data"] + seconds["reports"], 0))
+
+
+def _reference_key(config: RunConfig) -> tuple[object, ...]:
+    """What ``centralized_auc_of`` depends on besides the data."""
+    return (config.seed, config.training.hidden_sizes, config.training.centralized_epochs,
+            config.evaluation.test_fraction)
 
 
 def run_scenario(
@@ -183,20 +236,41 @@ def run_scenario(
     out: Path | None = None,
     quiet_flower: bool = True,
     client_app: ClientApp | None = None,
+    engine: SimulationEngine | None = None,
+    shared: SharedInputs | None = None,
 ) -> Path:
     """Generate the data, run the federation, add the centralised reference; returns the
-    run folder holding ``summary.json``."""
+    run folder holding ``summary.json``.
+
+    ``engine`` (open) keeps Ray and its actors for the next run (else the run starts
+    its own and stops it after the federation); ``shared`` gives the data (and
+    reference) that runs of the same scenario share. ``summary.json`` gets
+    ``wall_seconds_split``: ``data`` (generation), ``engine_start`` (Ray and its actors
+    with their imports; 0 on an engine already started), ``federation`` (the rounds),
+    ``engine_stop`` (0 on a kept engine),
+    ``references_and_baselines`` (the centralised reference, the exact pooled metrics,
+    the membership audit, the environment-only and local-only baselines) and
+    ``reports`` (model card and report).
+    """
     from simulations.attacks import attack_mods
 
     started = time.monotonic()
+    split: dict[str, float] = {}
     prepare_environment()
     run_dir = (out or run_folder.default_run_dir(scenario.name)).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    files, num_students = prepare_data(scenario, run_dir / "data")
-    config = replace(scenario.run, run_dir=str(run_dir), data_dir=str(run_dir / "data"))
+    if shared is None:
+        data_dir = run_dir / "data"
+        files, num_students = prepare_data(scenario, data_dir)
+    else:
+        data_dir, files, num_students = shared.data_dir, shared.files, shared.num_students
+        link = run_dir / "data"
+        if not link.exists():  # the run folder shows its data as an unshared one would
+            link.symlink_to(data_dir, target_is_directory=True)
+    config = replace(scenario.run, run_dir=str(run_dir), data_dir=str(data_dir))
     from simulations.network import MANIFEST
 
-    manifest = run_dir / "data" / MANIFEST
+    manifest = data_dir / MANIFEST
     if not config.evaluation.centre_register and manifest.is_file():
         # A generated network's centres.json places each centre in its region.
         config = replace(config, evaluation=replace(config.evaluation,
@@ -208,41 +282,68 @@ def run_scenario(
         from client.app import build_client_app
 
         client_app = build_client_app(mods)
-    run_flower_simulation(scenario, config, len(files), quiet_flower, client_app)
-    mapping = run_dir / "data" / "mapping.toml"
-    centres = pooled_data(files, config, mapping if mapping.is_file() else None)
-    reference = centralized_auc_of(centres, config)
-    summary = run_folder.read_json(run_dir / run_folder.SUMMARY)
-    if summary.get("rounds_completed", 0) < config.rounds:
-        reason = str(summary.get("stopped") or "").rstrip(".")
-        raise SimulationError(
-            f"The federation stopped after {summary.get('rounds_completed', 0)} of "
-            f"{config.rounds} rounds{f' ({reason})' if reason else ''}; see {run_dir}."
-        )
-    final_model = read_model(run_dir / run_folder.MODEL)
-    probabilities, labels = scores(final_model, centres)
-    extras: dict[str, object] = {
-        "mia_advantage": loss_threshold_advantage(final_model, centres),
-        # The exact pooled AUC, which only a harness holding every centre's data can
-        # compute; auc_pooled is what the ministry gets from the centres' releases.
-        "auc_pooled_exact": float(roc_auc_score(labels, probabilities)),
-        # The same for calibration: ``scores`` applies the model's recalibration, as
-        # ``perseverance-client score`` does.
-        "calibration_error_pooled_calibrated_exact": calibration_error(
-            score_histogram(probabilities, labels, config.evaluation.bins)),
-    }
-    if config.privacy.dp:  # per centre, from the simulated centres' own ledgers
-        extras["records_retired"] = records_retired(config, files, str(summary["run_name"]))
-    if config.privacy.dp and summary.get("epsilon_max"):
-        extras["mia_advantage_bound"] = dp_advantage_bound(
-            float(summary["epsilon_max"]), config.privacy.delta
-        )
-    if scenario.baselines.enabled:
-        extras["auc_environment_only"] = environment_only_auc(config, centres)
-        extras.update(local_only(config, centres))
-        extras["auc_individual_minus_environment"] = (
-            float(summary["auc_pooled"]) - float(extras["auc_environment_only"])  # type: ignore[arg-type]
-        )
+    split["data"] = time.monotonic() - started
+    engine_started = time.monotonic()
+    from simulations.engine import SimulationEngine  # imports Ray
+
+    own = SimulationEngine(backend_config(scenario)) if engine is None else None
+    with own if own is not None else nullcontext():
+        kept = own or engine
+        assert kept is not None
+        configure_flower_logging(quiet_flower)  # before Flower's backend logs its start
+        kept.start()  # Ray and the actors with their imports, apart from the rounds
+        split["engine_start"] = time.monotonic() - engine_started
+        federation_started = time.monotonic()
+        run_flower_simulation(scenario, config, len(files), quiet_flower, client_app, kept)
+        split["federation"] = time.monotonic() - federation_started
+        stop_started = time.monotonic()
+    split["engine_stop"] = time.monotonic() - stop_started  # 0 on a kept engine
+    references_started = time.monotonic()
+    # One torch thread per process, as the simulated centres (a Ray actor per CPU): a
+    # second thread costs more than it gives on this small model and a small machine.
+    with torch_threads(max(1, math.floor(scenario.backend.num_cpus))):
+        mapping = data_dir / "mapping.toml"
+        centres = pooled_data(files, config, mapping if mapping.is_file() else None)
+        key = _reference_key(config)
+        if shared is not None and key in shared.references:
+            reference = shared.references[key]
+        else:
+            reference = centralized_auc_of(centres, config)
+            if shared is not None:
+                shared.references[key] = reference
+        summary = run_folder.read_json(run_dir / run_folder.SUMMARY)
+        if summary.get("rounds_completed", 0) < config.rounds:
+            reason = str(summary.get("stopped") or "").rstrip(".")
+            raise SimulationError(
+                f"The federation stopped after {summary.get('rounds_completed', 0)} of "
+                f"{config.rounds} rounds{f' ({reason})' if reason else ''}; see {run_dir}."
+            )
+        final_model = read_model(run_dir / run_folder.MODEL)
+        probabilities, labels = scores(final_model, centres)
+        extras: dict[str, object] = {
+            "mia_advantage": loss_threshold_advantage(final_model, centres),
+            # The exact pooled AUC, which only a harness holding every centre's data can
+            # compute; auc_pooled is what the ministry gets from the centres' releases.
+            "auc_pooled_exact": float(roc_auc_score(labels, probabilities)),
+            # The same for calibration: ``scores`` applies the model's recalibration, as
+            # ``perseverance-client score`` does.
+            "calibration_error_pooled_calibrated_exact": calibration_error(
+                score_histogram(probabilities, labels, config.evaluation.bins)),
+        }
+        if config.privacy.dp:  # per centre, from the simulated centres' own ledgers
+            extras["records_retired"] = records_retired(config, files,
+                                                        str(summary["run_name"]))
+        if config.privacy.dp and summary.get("epsilon_max"):
+            extras["mia_advantage_bound"] = dp_advantage_bound(
+                float(summary["epsilon_max"]), config.privacy.delta
+            )
+        if scenario.baselines.enabled:
+            extras["auc_environment_only"] = environment_only_auc(config, centres)
+            extras.update(local_only(config, centres))
+            extras["auc_individual_minus_environment"] = (
+                float(summary["auc_pooled"]) - float(extras["auc_environment_only"])  # type: ignore[arg-type]
+            )
+    split["references_and_baselines"] = time.monotonic() - references_started
     run_folder.update_summary(
         run_dir,
         **extras,
@@ -257,6 +358,12 @@ def run_scenario(
              "malicious_centres": attackers} if attackers else None
         ),
     )
+    reports_started = time.monotonic()
     write_model_card(run_dir)
     write_report(run_dir)
+    split["reports"] = time.monotonic() - reports_started
+    # The whole command, reports included; the split says where it went.
+    run_folder.update_summary(
+        run_dir, wall_seconds=round(time.monotonic() - started, 2),
+        wall_seconds_split={part: round(seconds, 2) for part, seconds in split.items()})
     return run_dir

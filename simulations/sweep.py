@@ -56,7 +56,16 @@ def parse_epsilons(text: str) -> list[float | None]:
 def run_sweep(
     scenario_name: str, epsilons: list[float | None], overrides: list[str], out: Path
 ) -> list[SweepPoint]:
-    """Run the scenario once per epsilon (baselines off) and write the sweep folder."""
+    """Run the scenario once per epsilon (baselines off) and write the sweep folder.
+
+    The runs share one start of the simulation engine (Ray and its actors, kept from
+    one run to the next), one copy of the centres' data (``out/data``, generated once)
+    and the centralised reference, which DP does not touch. Each run keeps its own
+    folder, privacy ledgers and audit logs.
+    """
+    from simulations.engine import SimulationEngine
+    from simulations.runner import SharedInputs, backend_config
+
     out.mkdir(parents=True, exist_ok=True)
     points = []
     # A sweep is research: its centres accept every budget it tries, and say so.
@@ -64,25 +73,39 @@ def run_sweep(
     floor = ["centre_policy.require_dp=false"] if None in epsilons else []
     if largest is not None:
         floor.append(f"centre_policy.max_epsilon_per_run={largest:g}")
+    scenarios = []
     for epsilon in epsilons:
         privacy = ["privacy.dp=false"] if epsilon is None else [
             "privacy.dp=true", f"privacy.epsilon={epsilon:g}"]
         privacy += floor
-        scenario = load_scenario(scenario_name, [*overrides, "baselines.enabled=false", *privacy])
-        label = "no-dp" if epsilon is None else f"eps-{epsilon:g}"
-        run_dir = run_scenario(scenario, out / label)
-        summary = read_json(run_dir / SUMMARY)
-        points.append(SweepPoint(epsilon, float(summary["auc_pooled"]),
-                                 float(summary["auc_pooled_exact"]),
-                                 float(summary["auc_centralized"]), summary.get("epsilon_max"),
-                                 str(run_dir)))
-    write_outputs(scenario_name, points, out)
+        scenarios.append(load_scenario(scenario_name,
+                                       [*overrides, "baselines.enabled=false", *privacy]))
+    # Same network, floor and backend in every run: only the privacy keys differ.
+    shared = SharedInputs.prepare(scenarios[0], out / "data")
+    with SimulationEngine(backend_config(scenarios[0])) as engine:
+        for epsilon, scenario in zip(epsilons, scenarios, strict=True):
+            label = "no-dp" if epsilon is None else f"eps-{epsilon:g}"
+            run_dir = run_scenario(scenario, out / label, engine=engine, shared=shared)
+            summary = read_json(run_dir / SUMMARY)
+            points.append(SweepPoint(epsilon, float(summary["auc_pooled"]),
+                                     float(summary["auc_pooled_exact"]),
+                                     float(summary["auc_centralized"]),
+                                     summary.get("epsilon_max"), str(run_dir)))
+    write_outputs(scenario_name, points, out,
+                  engine={"starts": engine.starts,
+                          "start_seconds": round(engine.start_seconds, 2)})
     return points
 
 
-def write_outputs(scenario_name: str, points: list[SweepPoint], out: Path) -> None:
-    write_json(out / "sweep.json", {"scenario": scenario_name,
-                                    "points": [p.__dict__ for p in points]})
+def write_outputs(scenario_name: str, points: list[SweepPoint], out: Path,
+                  engine: dict[str, object] | None = None) -> None:
+    """``sweep.json`` (the points; ``engine``: how often Ray and its actors were
+    started, and in how many seconds), ``sweep.md`` and ``sweep.png``."""
+    document: dict[str, object] = {"scenario": scenario_name,
+                                   "points": [p.__dict__ for p in points]}
+    if engine is not None:
+        document["engine"] = engine
+    write_json(out / "sweep.json", document)
     (out / "sweep.md").write_text(table(points), encoding="utf-8")
     plot(scenario_name, points, out / "sweep.png")
 

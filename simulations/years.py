@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -43,9 +43,17 @@ from simulations.inprocess import scores
 from simulations.network import MANIFEST, write_network
 from simulations.reference import pooled_data
 from simulations.report import write_report
-from simulations.runner import SimulationError, run_flower_simulation, write_centre_policy
+from simulations.runner import (
+    SimulationError,
+    backend_config,
+    run_flower_simulation,
+    write_centre_policy,
+)
 from simulations.scenario import Scenario
 from simulations.school_years import MAX_YEARS, YearExtract, network_years
+
+if TYPE_CHECKING:
+    from simulations.engine import SimulationEngine
 
 YEARS_FILE = "years.json"
 STATE = "state"
@@ -104,27 +112,45 @@ def run_years(scenario: Scenario, years: int, out: Path, *, quiet_flower: bool =
         years=years, centres=spec.centres, students=spec.students, seed=spec.seed,
         include_indigenous_boards=spec.include_indigenous_boards,
         consent_refusal_rate=spec.consent_refusal_rate)
-    for extract in extracts:
-        started = time.monotonic()
-        folder = year_dir(out, extract.year)
-        row = _run_year(scenario, extract, folder, out / STATE, previous, quiet_flower)
-        previous = read_model(folder / run_folder.MODEL)
-        row["wall_seconds"] = round(time.monotonic() - started, 2)
-        run_folder.update_summary(folder, wall_seconds=row["wall_seconds"])
-        rows.append(row)
-        table = {"scenario": scenario.name, "epsilon_cap": SitePolicy().epsilon_cap,
-                 "delta": scenario.centre_policy.delta, "years": rows}
-        run_folder.write_json(out / YEARS_FILE, table)
-        run_folder.write_json(folder / YEARS_FILE, table)  # the report's years plot
-        write_model_card(folder)
-        write_report(folder)
-        if progress is not None:
-            progress(row)
+    from simulations.engine import SimulationEngine  # imports Ray
+
+    with SimulationEngine(backend_config(scenario)) as engine:  # started once for all years
+        for extract in extracts:
+            row, previous = _year(scenario, extract, out, previous, quiet_flower, engine)
+            rows.append(row)
+            if progress is not None:
+                progress(row)
     return rows
 
 
+def _year(scenario: Scenario, extract: YearExtract, out: Path, previous: RiskModel | None,
+          quiet_flower: bool, engine: SimulationEngine) -> tuple[dict[str, Any], RiskModel]:
+    """One year: its federation, then years.json, its model card and report so far."""
+    started = time.monotonic()
+    folder = year_dir(out, extract.year)
+    row = _run_year(scenario, extract, folder, out / STATE, previous, quiet_flower, engine)
+    model = read_model(folder / run_folder.MODEL)
+    row["wall_seconds"] = round(time.monotonic() - started, 2)
+    run_folder.update_summary(folder, wall_seconds=row["wall_seconds"])
+    done = [*_rows_so_far(out), row]
+    table = {"scenario": scenario.name, "epsilon_cap": SitePolicy().epsilon_cap,
+             "delta": scenario.centre_policy.delta, "years": done}
+    run_folder.write_json(out / YEARS_FILE, table)
+    run_folder.write_json(folder / YEARS_FILE, table)  # the report's years plot
+    write_model_card(folder)
+    write_report(folder)
+    return row, model
+
+
+def _rows_so_far(out: Path) -> list[dict[str, Any]]:
+    """The years already written to ``years.json`` (none before the first)."""
+    path = out / YEARS_FILE
+    return list(run_folder.read_json(path)["years"]) if path.is_file() else []
+
+
 def _run_year(scenario: Scenario, extract: YearExtract, folder: Path, state_root: Path,
-              previous: RiskModel | None, quiet_flower: bool) -> dict[str, Any]:
+              previous: RiskModel | None, quiet_flower: bool,
+              engine: SimulationEngine) -> dict[str, Any]:
     """One year's federation in ``folder``; returns its row (without the wall time)."""
     folder.mkdir(parents=True, exist_ok=True)
     data_dir = folder / "data"
@@ -134,7 +160,7 @@ def _run_year(scenario: Scenario, extract: YearExtract, folder: Path, state_root
         scenario.run, scenario=f"{scenario.name}-year-{extract.year}", run_dir=str(folder),
         data_dir=str(data_dir), state_root=str(state_root),
         evaluation=replace(scenario.run.evaluation, centre_register=str(data_dir / MANIFEST)))
-    run_flower_simulation(scenario, config, len(files), quiet_flower)
+    run_flower_simulation(scenario, config, len(files), quiet_flower, engine=engine)
     summary = run_folder.read_json(folder / run_folder.SUMMARY)
     if summary.get("rounds_completed", 0) < config.rounds:
         reason = str(summary.get("stopped") or "").rstrip(".")

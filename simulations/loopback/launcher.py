@@ -12,12 +12,14 @@ the run folder's ``summary.json`` and stops every process it started, whatever h
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 from client.site_policy import PrivacyFloor
@@ -34,6 +36,7 @@ from server.deployment.processes import (
     terminate_on_sigterm,
     wait_until,
 )
+from simulations.inprocess import torch_threads
 from simulations.loopback.sides import (
     LOOPBACK_OPERATOR,
     Ministry,
@@ -243,6 +246,30 @@ def follow_run(
     return status
 
 
+#: The ServerApp's timestamped log lines (Flower's format): a round starts at its
+#: ``configure_train``; the run ends at ``ServerApp finished running``.
+_STAMPED = re.compile(r"^(\d\d/\d\d/\d{4} \d\d:\d\d:\d\d):\w+:(.*)$")
+
+
+def round_seconds(log_text: str) -> list[float]:
+    """Seconds of each round, from the ServerApp's log (``logs/run.log``): from one
+    round's ``configure_train`` to the next one's, the last to ``ServerApp finished
+    running`` (what the last round's evaluation and the final bookkeeping took)."""
+    starts: list[datetime] = []
+    end: datetime | None = None
+    for line in log_text.splitlines():
+        match = _STAMPED.match(line.strip())
+        if not match:
+            continue
+        when = datetime.strptime(match.group(1), "%d/%m/%Y %H:%M:%S")
+        if match.group(2).startswith("configure_train"):
+            starts.append(when)
+        elif match.group(2).startswith("ServerApp finished running"):
+            end = when
+    bounds = starts + ([end] if end is not None else [])
+    return [(later - earlier).total_seconds() for earlier, later in pairwise(bounds)]
+
+
 def _worth_showing(line: str) -> bool:
     """Keep the ServerApp's own progress lines, Flower's round headers and any problem;
     drop Flower's INFO dumps (the full log stays in ``logs/run.log``)."""
@@ -291,12 +318,21 @@ def run_dev_federation(
             run_id = submit_run(config, env)
             echo(f"Submitted run {run_id}; following it to the end.")
             # The centralised reference (no DP, pooled data) is computed here, while the
-            # centres train: the launcher would otherwise only wait.
-            reference = centralized_auc(files, config, mapping)
+            # centres train: the launcher would otherwise only wait. On one thread: it
+            # shares the cores with the centres' first round.
+            with torch_threads(1):
+                reference = centralized_auc(files, config, mapping)
             follow_run(run_id, group, env, options.timeout, echo)
     finally:
         restore_sigterm()
-    return _complete_summary(run_dir, config, started, run_id, len(files), reference)
+    return _complete_summary(run_dir, config, started, run_id, len(files), reference,
+                             round_seconds(follower_log(run_dir)))
+
+
+def follower_log(run_dir: Path) -> str:
+    """The run's log as ``flwr log`` streamed it (empty if there is none)."""
+    path = run_dir / "logs" / "run.log"
+    return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
 
 
 def prepare_pki(root: Path, centres: list[str]) -> pki.PkiPaths:
@@ -350,7 +386,7 @@ def _optional(path: Path) -> Path | None:
 
 def _complete_summary(
     run_dir: Path, config: RunConfig, started: float, run_id: int, centres: int,
-    auc_centralized: float,
+    auc_centralized: float, rounds: list[float] | None = None,
 ) -> Path:
     """Check the ServerApp's summary and add what only the launcher knows."""
     from server import run_folder
@@ -371,6 +407,8 @@ def _complete_summary(
         num_centres_total=centres,
         deployment="loopback",
         flower_run_id=run_id,
+        # Seconds per round (whole seconds: Flower's log stamps), for docs/BENCHMARKS.md.
+        round_seconds=rounds or [],
         wall_seconds=round(time.monotonic() - started, 2),
     )
     from server.publication.model_card import write_model_card

@@ -61,6 +61,7 @@ def test_three_centres_complete_a_round_over_tls_and_authentication(
     assert summary["rounds_completed"] == 1 and summary["num_centres"] == 3
     assert summary["deployment"] == "loopback" and 0.5 <= summary["auc_centralized"] <= 1.0
     assert 0 < summary["wall_seconds"] <= time.monotonic() - started
+    assert len(summary["round_seconds"]) == 1 and summary["round_seconds"][0] > 0
     model = torch.load(run_dir / "model.pt", weights_only=False)
     assert model["state_dict"] and model["run_config"]["rounds"] == 1
     inventory = json.loads((work / "inventory.json").read_text())["centres"]

@@ -13,6 +13,7 @@ from simulations.loopback.launcher import (
     _worth_showing,
     centre_files,
     centre_floor,
+    round_seconds,
     run_config,
 )
 
@@ -97,3 +98,19 @@ def test_centre_policy_keys_lower_the_generated_centres_floor_not_the_run(tmp_pa
                                           overrides=["centre_policy.require_dp=false"]))
     with pytest.raises(LauncherInputError, match=r"centre_policy\.nope"):
         centre_floor(DevFederationOptions(overrides=["centre_policy.nope=1"]))
+
+
+def test_seconds_per_round_come_from_the_serverapps_log_stamps() -> None:
+    log = "\n".join([
+        "Using SuperLink: perseverance-operator (127.0.0.1:41159)",
+        "\x1b[92mINFO \x1b[0m:      configure_train: Sampled 3 nodes (out of 3)",
+        "12/02/2026 05:51:14:INFO:configure_train: Sampled 3 nodes (out of 3)",
+        "12/02/2026 05:51:40:INFO:aggregate_train: Received 3 results and 0 failures",
+        "  round 1/2 | pooled AUC 0.811 | epsilon max 2.37",
+        "12/02/2026 05:51:56:INFO:configure_train: Sampled 3 nodes (out of 3)",
+        "12/02/2026 05:52:32:DEBUG:ServerApp finished running.",
+    ])
+    assert round_seconds(log) == [42.0, 36.0]
+    # A run that never finished has its complete rounds only.
+    assert round_seconds(log.rsplit("\n", 1)[0]) == [42.0]
+    assert round_seconds("") == []

@@ -57,6 +57,23 @@ def test_run_folder_holds_model_rounds_config_and_progress(tiny_run) -> None:
 
 
 @pytest.mark.slow
+def test_run_says_where_its_wall_time_went(tiny_run) -> None:
+    summary = json.loads((tiny_run.out / "summary.json").read_text())
+    split = summary["wall_seconds_split"]
+    assert set(split) == {"data", "engine_start", "federation", "engine_stop",
+                          "references_and_baselines", "reports"}
+    assert split["engine_start"] > 0 and split["federation"] > 0
+    assert split["references_and_baselines"] > 0
+    # The parts are the whole command, to the rounding of each.
+    assert abs(sum(split.values()) - summary["wall_seconds"]) < 0.5
+    # The console wraps long lines at its width: read the words.
+    words = " ".join(tiny_run.proc.stdout.split())
+    line = words[words.index("Wall time"):].split(".", 1)[0]
+    assert f"federation {split['federation']:.0f} s" in line
+    assert f"baselines and references {split['references_and_baselines']:.0f} s" in line
+
+
+@pytest.mark.slow
 def test_the_equity_audit_places_each_centre_in_its_region(tiny_run) -> None:
     assert_every_region_placed(tiny_run.out)
 

@@ -1,0 +1,244 @@
+"""One start of the simulation engine (Ray and its ClientApp actors) for several runs.
+
+Flower 1.42 starts Ray and a fresh pool of ``ClientAppActor`` processes for every
+simulation and shuts both down at its end (``RayBackend.terminate``): at demo scale
+that fixed cost (Ray's start, every actor importing torch, Opacus, Flower and pandas)
+is as large as the federation. A sweep or a bench runs several federations of the same
+scenario in a row; :class:`SimulationEngine` starts Ray and the actors once, keeps them
+across those runs and stops them at the end, whatever happens.
+
+Flower has no hook for it: its simulation runtime builds its backend with
+``flwr.server.superlink.fleet.vce.backend.raybackend.RayBackend(config)``, looked up at
+each run, so while an engine is open that name gives the engine's own backend (a
+``RayBackend`` whose ``terminate`` keeps the pool). What the runs share is only what
+Flower's own actors would share within one run: processes with their imports and
+per-process caches (each centre's encoded data, its noise calibration). Nothing of a
+run's state lives in them: every centre's privacy ledger, audit log and reply cache are
+files in that run's folder, and ``context.state`` is Flower's, per run.
+
+The actors also share one folder of noise plans (``$PERSEVERANCE_NOISE_PLANS``, see
+``common.privacy.calibrate_training_noise``, which checks every plan it reads), so that
+each centre's noise is planned once, not once per actor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flwr.server.superlink.fleet.vce.backend import raybackend
+from flwr.server.superlink.fleet.vce.backend.raybackend import RayBackend
+
+
+def _warm() -> Callable[..., None]:
+    """Runs in an actor (as its "ClientApp" loader): import what the ClientApp imports,
+    so that the first message of the first run does not pay for it."""
+    import client.app  # noqa: F401  (torch, Opacus, Flower, pandas)
+
+    return _no_reply
+
+
+def _cold() -> Callable[..., None]:
+    """Runs in an actor: forget the per-process caches (centres' data, noise
+    calibration), so that a run starts as cold as on a fresh engine (the bench's
+    phases compare like with like)."""
+    from client.data import centre_policy, load_centre
+    from common import privacy
+
+    load_centre.cache_clear()
+    centre_policy.cache_clear()
+    for cached in vars(privacy).values():
+        if hasattr(cached, "cache_clear"):
+            cached.cache_clear()
+    return _no_reply
+
+
+def _data_cache_info() -> Callable[..., dict[str, int]]:
+    """Runs in an actor: how often its centres' data came from its cache."""
+    from client.data import load_centre
+
+    info = load_centre.cache_info()
+    return lambda message=None, context=None: {"hits": info.hits, "misses": info.misses}
+
+
+def _no_reply(message: object = None, context: object = None) -> None:
+    """The "ClientApp" of :func:`_warm` and :func:`_cold`: nothing to answer."""
+    return None
+
+
+class KeptRayBackend(RayBackend):
+    """Flower's Ray backend, whose actor pool outlives a run while ``engine`` is open."""
+
+    def __init__(self, engine: SimulationEngine, backend_config: dict[str, Any]) -> None:
+        super().__init__(backend_config)
+        self.engine = engine
+
+    def build(self, app_fn: Callable[[], Any]) -> None:
+        if self.pool is None:
+            super().build(app_fn)
+        self.app_fn = app_fn
+
+    def terminate(self) -> None:
+        pool = self.pool
+        if pool is not None and len(pool.pool) == pool.num_actors:
+            return  # every actor idle and back in the pool: keep them for the next run
+        # An actor still busy (a failed run): the next run starts afresh.
+        self.engine.discard(self)
+        super().terminate()
+
+
+class SimulationEngine:
+    """Ray and one pool of ClientApp actors, kept across the runs made while it is open.
+
+    Use as a context manager around the runs (``run_flower_simulation(...,
+    engine=engine)``); all of them must use the same ``backend_config`` (the scenario's
+    ``[backend]``). ``start_seconds`` is what starting cost (Ray, the actors, their
+    imports): the part of every run's wall time that the engine pays once.
+    """
+
+    def __init__(self, backend_config: dict[str, Any]) -> None:
+        self.backend_config = backend_config
+        self.start_seconds = 0.0
+        self.starts = 0  # how many times Ray and a pool were started (tests read it)
+        self._backend: KeptRayBackend | None = None
+        self._restore: Callable[[], None] | None = None
+        #: The actors' shared noise plans while the engine runs (removed at its close).
+        self.noise_plans: Path | None = None
+        self._environment_before: str | None = None
+
+    # -- Flower's side -------------------------------------------------------------
+    def _backend_for(self, config: dict[str, Any]) -> KeptRayBackend:
+        """What Flower's simulation runtime gets when it builds its backend."""
+        if _normalised(config) != _normalised(self.backend_config):
+            raise ValueError("Every run on one simulation engine needs the same backend "
+                             "configuration.")
+        if self._backend is None:  # the first run, or the pool was lost in a failed run
+            self._start()
+        assert self._backend is not None
+        return self._backend
+
+    def _start(self) -> None:
+        started = time.perf_counter()
+        self._share_noise_plans()
+        backend = KeptRayBackend(self, self.backend_config)
+        backend.build(_warm)
+        assert backend.pool is not None
+        self._call_every_actor(backend, _warm)
+        self._backend = backend
+        self.start_seconds += time.perf_counter() - started
+        self.starts += 1
+
+    @staticmethod
+    def _call_every_actor(backend: RayBackend, loader: Callable[[], Any]) -> list[Any]:
+        """Run ``loader`` in every idle actor of the pool (as a ClientApp loader: what
+        it returns is called as the app); return what each app returned."""
+        import ray
+
+        pool = backend.pool
+        assert pool is not None
+        replies = ray.get([actor.run.remote(loader, None, "engine", None)  # type: ignore[attr-defined]
+                           for actor in pool.pool])
+        return [reply for _, reply, _ in replies]
+
+    def data_cache_info(self) -> list[dict[str, int]]:
+        """Each actor's ``load_centre`` cache: hits and misses since its last clear."""
+        if self._backend is None:
+            return []
+        return self._call_every_actor(self._backend, _data_cache_info)
+
+    def _share_noise_plans(self) -> None:
+        """Give the actors (which inherit the environment Ray starts with) one folder
+        for their noise plans: each centre's noise is planned once per run, not once per
+        actor (``common.privacy.calibrate_training_noise``, which checks what it reads)."""
+        from common.privacy import NOISE_PLAN_CACHE_ENV
+        from common.workdirs import work_root
+
+        if self.noise_plans is not None:
+            return
+        root = work_root() / "noise-plans"
+        root.mkdir(parents=True, exist_ok=True)
+        self.noise_plans = Path(tempfile.mkdtemp(prefix="engine-", dir=root))
+        self._environment_before = os.environ.get(NOISE_PLAN_CACHE_ENV)
+        os.environ[NOISE_PLAN_CACHE_ENV] = str(self.noise_plans)
+
+    def _forget_noise_plans(self, remove: bool) -> None:
+        from common.privacy import NOISE_PLAN_CACHE_ENV
+
+        if self.noise_plans is None:
+            return
+        if remove:
+            shutil.rmtree(self.noise_plans, ignore_errors=True)
+            if self._environment_before is None:
+                os.environ.pop(NOISE_PLAN_CACHE_ENV, None)
+            else:
+                os.environ[NOISE_PLAN_CACHE_ENV] = self._environment_before
+            self.noise_plans = None
+        else:
+            for plan in self.noise_plans.glob("*.json"):
+                plan.unlink(missing_ok=True)
+
+    def discard(self, backend: KeptRayBackend) -> None:
+        """Forget ``backend`` (its pool is being stopped): the next run starts anew."""
+        if self._backend is backend:
+            self._backend = None
+
+    # -- the caller's side ---------------------------------------------------------
+    def start(self) -> None:
+        """Start Ray and the actors now (else at the first run)."""
+        if self._backend is None:
+            self._start()
+
+    @property
+    def is_open(self) -> bool:
+        """Whether runs made now use this engine (inside its ``with`` block)."""
+        return self._restore is not None
+
+    def forget_caches(self) -> None:
+        """Clear every actor's per-process caches (see :func:`_cold`) and the run's
+        shared noise plans."""
+        if self._backend is not None:
+            self._call_every_actor(self._backend, _cold)
+        self._forget_noise_plans(remove=False)
+
+    def __enter__(self) -> SimulationEngine:
+        original = raybackend.RayBackend
+        # Flower's runtime calls ``RayBackend(backend_config)`` at every run.
+        raybackend.RayBackend = self._backend_for  # type: ignore[misc,assignment]
+
+        def restore() -> None:
+            raybackend.RayBackend = original  # type: ignore[misc]
+
+        self._restore = restore
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the actors and Ray; give Flower its own backend back."""
+        import ray
+
+        if self._restore is not None:
+            self._restore()
+            self._restore = None
+        backend, self._backend = self._backend, None
+        try:
+            if backend is not None and backend.pool is not None:
+                backend.pool.terminate_all_actors()
+        finally:
+            if ray.is_initialized():
+                ray.shutdown()
+            self._forget_noise_plans(remove=True)
+
+
+def _normalised(config: dict[str, Any]) -> str:
+    # Flower rewrites "-" to "_" in keys and adds its defaults ("actor"): compare what
+    # decides the pool (resources and Ray's arguments).
+    keys = ("client_resources", "init_args")
+    return json.dumps({k: config.get(k) for k in keys}, sort_keys=True, default=str)
