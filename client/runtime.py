@@ -36,7 +36,7 @@ from flwr.supercore.tls import validate_and_resolve_root_certificates
 from common.app_approval import ApprovalError, approved_apps_path, read_approved
 from common.errors import ExitCode
 
-POLL_SECONDS = 1.0
+POLL_SECONDS = 0.2
 #: ``-P``: the task process's working folder (the centre's state) is not on its path.
 TASK_COMMAND = (sys.executable, "-P", "-m", "client.runtime_task")
 

@@ -29,6 +29,8 @@ __all__ = ["CentresAbsent", "CentresRefused", "FederationStopped", "GridView", "
            "wait_for_centres"]
 
 POLL_SECONDS = 2.0
+#: Between two pulls of an exchange's replies (Flower's HttpGrid waits 3 s).
+REPLY_POLL_SECONDS = 0.2
 
 
 class CentresAbsent(FederationStopped):
@@ -98,8 +100,22 @@ class GridView(Grid):
 
     def send_and_receive(self, messages: Iterable[Message], *,
                          timeout: float | None = None) -> Iterable[Message]:
-        return self.grid.send_and_receive(
-            messages, timeout=self.timeout if timeout is None else timeout)
+        """Push, then pull every ``REPLY_POLL_SECONDS`` until every reply is in or
+        ``timeout`` (None: wait for all): Flower's ``HttpGrid`` sleeps 3 s between
+        pulls, which a deployed round paid at every phase."""
+        wait = self.timeout if timeout is None else timeout
+        pending = set(self.grid.push_messages(messages))
+        end = None if wait is None else time.monotonic() + wait
+        received: list[Message] = []
+        while pending:
+            replies = list(self.grid.pull_messages(pending))
+            received.extend(replies)
+            pending.difference_update(r.metadata.reply_to_message_id for r in replies)
+            if not pending or (end is not None and time.monotonic() >= end):
+                break
+            time.sleep(REPLY_POLL_SECONDS if end is None else
+                       max(0.0, min(REPLY_POLL_SECONDS, end - time.monotonic())))
+        return received
 
 
 @dataclass
@@ -112,7 +128,7 @@ class PhaseOutcome:
 
 def exchange(grid: Grid, messages: list[Message], timeout: float) -> PhaseOutcome:
     """Send, wait up to ``timeout`` seconds, and sort the replies by destination."""
-    received = list(grid.send_and_receive(messages, timeout=timeout))
+    received = list(GridView(grid).send_and_receive(messages, timeout=timeout))
     # Message ids are set when the grid pushes the messages.
     destination = {m.metadata.message_id: m.metadata.dst_node_id for m in messages}
     outcome = PhaseOutcome()

@@ -108,7 +108,7 @@ def test_ctrl_c_during_the_run_stops_every_process(nginx: str, tmp_path: Path) -
     run_dir, work, output = tmp_path / "run", tmp_path / "work", tmp_path / "out.txt"
     with output.open("w") as sink:
         launcher = subprocess.Popen(
-            [*_cli(), "dev-federation", "--centres", "2", "--rounds", "5",
+            [*_cli(), "--lang", "en", "dev-federation", "--centres", "2", "--rounds", "5",
              "--out", str(run_dir), "--work", str(work)],
             stdout=sink, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},  # "Submitted run" as it happens
