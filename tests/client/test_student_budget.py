@@ -25,7 +25,8 @@ from common.records import LEDGER_FILE
 from common.records_key import load_or_create_key
 
 DELTA = 1e-6
-CONFIG = RunConfig.from_flat({"rounds": 2, "local_epochs": 1})
+# Replayable noise: the same released sizes, so each plan's noise is calibrated once.
+CONFIG = RunConfig.from_flat({"rounds": 2, "local_epochs": 1, "privacy.reproducible_noise": True})
 
 
 def _data(train: list[str], test: list[str] = (), *, cap: float = 10.0,  # type: ignore[assignment]
