@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from common.i18n import N_, Sentence, word
 from common.records_key import GENESIS as GENESIS  # re-exported: the chain's first `prev`
 from common.records_key import KEY_FILE, chain_mac, load_or_create_key, same
 
@@ -162,7 +163,11 @@ class Tampering:
     reason: str
 
     def sentence(self) -> str:
-        return f"{self.path}, {self.entry}: {self.reason}"
+        # A reason or entry without parameters is a plain catalogue message: as a word,
+        # it is translated with the sentence (a centre's name is not in the catalogue).
+        return N_("%(path)s, %(entry)s: %(reason)s", path=self.path,
+                  entry=self.entry if isinstance(self.entry, Sentence) else word(self.entry),
+                  reason=self.reason if isinstance(self.reason, Sentence) else word(self.reason))
 
 
 @dataclass
@@ -183,45 +188,46 @@ def check_trail(path: Path, key: bytes | None) -> TrailCheck:
     lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
     keyed = False
     for number, line in enumerate(lines, start=1):
-        where = f"line {number}"
+        where = N_("line %(number)s", number=number)
         expected = check.links[-1] if check.links else GENESIS
         try:
             entry = json.loads(line)
             claimed, mac = entry.get("prev"), entry.pop("mac", None)
         except (ValueError, AttributeError):
-            check.problems.append(Tampering(path, where, "it is not a JSON object."))
+            check.problems.append(Tampering(path, where, N_("it is not a JSON object.")))
             check.links.append(_digest(line))
             continue
         check.actor = check.actor or entry.get("actor")
         if mac is None:
             check.unkeyed += 1
             if keyed:
-                check.problems.append(Tampering(path, where, "it carries no MAC after keyed "
-                                                "lines: it was written without the key."))
+                check.problems.append(Tampering(path, where, N_(
+                    "it carries no MAC after keyed lines: it was written without the key.")))
             elif claimed != expected:
-                check.problems.append(Tampering(path, where, f"it does not follow line "
-                                                f"{number - 1}: a line was edited, removed "
-                                                "or inserted."))
+                check.problems.append(Tampering(path, where, N_(
+                    "it does not follow line %(before)s: a line was edited, removed or "
+                    "inserted.", before=number - 1)))
             check.links.append(_digest(line))
             continue
         keyed = True
         check.links.append(str(mac))
         if claimed != expected:
-            check.problems.append(Tampering(path, where, f"it does not follow line "
-                                            f"{number - 1}: a line before it was removed or "
-                                            "inserted."))
+            check.problems.append(Tampering(path, where, N_(
+                "it does not follow line %(before)s: a line before it was removed or "
+                "inserted.", before=number - 1)))
         elif key is not None and not same(str(mac), chain_mac(key, expected,
                                                                 _canonical(entry))):
-            check.problems.append(Tampering(path, where, "its MAC does not match its content: "
-                                            "the line was edited (its chain recomputed "
-                                            "without the key)."))
+            check.problems.append(Tampering(path, where, N_(
+                "its MAC does not match its content: the line was edited (its chain "
+                "recomputed without the key).")))
         elif entry.get("seq") != number:
-            check.problems.append(Tampering(path, where, f"it is numbered {entry.get('seq')}: "
-                                            "lines before it were removed or inserted."))
+            check.problems.append(Tampering(path, where, N_(
+                "it is numbered %(seq)s: lines before it were removed or inserted.",
+                seq=entry.get("seq"))))
     if key is not None and lines and not keyed:
-        check.problems.append(Tampering(path, "line 1", "no line carries a MAC although the "
-                                        "key exists: the MACs were stripped and the chain "
-                                        "recomputed without the key."))
+        check.problems.append(Tampering(path, N_("line %(number)s", number=1), N_(
+            "no line carries a MAC although the key exists: the MACs were stripped and the "
+            "chain recomputed without the key.")))
     return check
 
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from common.audit_trail import Tampering, check_trail
 from common.errors import ExitCode, PerseveranceError
+from common.i18n import N_, word
 from common.records_key import GENESIS, KEY_FILE, chain_mac, read_key, same
 
 AUDIT_FILE = "audit.jsonl"  # a centre's audit log, beside its ledger (client.audit_log)
@@ -73,27 +74,30 @@ def check_ledger(path: Path, key: bytes | None) -> LedgerCheck:
         finally:
             db.close()
     except sqlite3.DatabaseError as exc:
-        check.problems.append(Tampering(path, "file", f"it cannot be read as a ledger ({exc})."))
+        check.problems.append(Tampering(path, word(N_("file")), N_(
+            "it cannot be read as a ledger (%(problem)s).", problem=exc)))
         return check
     if missing := [name for name in TRIGGERS if name not in triggers]:
-        check.problems.append(Tampering(path, "triggers", f"{', '.join(missing)} were dropped: "
-                                        "rows could be deleted or rewritten."))
+        check.problems.append(Tampering(path, word(N_("triggers")), N_(
+            "%(names)s were dropped: rows could be deleted or rewritten.",
+            names=", ".join(missing))))
     keyed = False
     for position, (*fields, row_mac) in enumerate(rows, start=1):
-        row, where = tuple(fields), f"row {position}"
+        row, where = tuple(fields), N_("row %(number)s", number=position)
         previous = check.links[-1] if check.links else GENESIS
         check.links.append(row_link(row, row_mac))
         if row[0] != position:
-            check.problems.append(Tampering(path, where, f"its id is {row[0]}: rows before it "
-                                            "were deleted."))
+            check.problems.append(Tampering(path, where, N_(
+                "its id is %(id)s: rows before it were deleted.", id=row[0])))
         elif row_mac is None:
             check.unkeyed += 1
             if keyed:
-                check.problems.append(Tampering(path, where, "it carries no MAC after keyed "
-                                                "rows: it was written without the key."))
+                check.problems.append(Tampering(path, where, N_(
+                    "it carries no MAC after keyed rows: it was written without the key.")))
         elif key is not None and not same(row_mac, chain_mac(key, previous, row_content(row))):
-            check.problems.append(Tampering(path, where, "its MAC does not match its fields: "
-                                            "the row was edited, or the one before it deleted."))
+            check.problems.append(Tampering(path, where, N_(
+                "its MAC does not match its fields: the row was edited, or the one before it "
+                "deleted.")))
         keyed = keyed or row_mac is not None
     return check
 
@@ -135,8 +139,9 @@ class Anchor:
     event: dict[str, Any]
 
     def where(self) -> str:
-        return (f"{self.source} line {self.line} (round {self.event.get('round')}, "
-                f"{self.event.get('phase')})")
+        return N_("%(source)s line %(line)s (round %(round)s, %(phase)s)", source=self.source,
+                  line=self.line, round=self.event.get("round"),
+                  phase=word(str(self.event.get("phase"))))
 
 
 def _events(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
@@ -156,8 +161,8 @@ def read_anchors(source: Path) -> list[Anchor]:
     """The anchors in a ministry audit log, or in the one of a run folder."""
     path = source / AUDIT_FILE if source.is_dir() else source
     if not path.is_file():
-        raise RecordsUnverifiable(f"There is no ministry audit log at {path}: give a run "
-                                  "folder or its audit.jsonl.")
+        raise RecordsUnverifiable(N_("There is no ministry audit log at %(path)s: give a run "
+                                     "folder or its audit.jsonl.", path=path))
     return [Anchor(path, number, entry) for number, entry in _events(path)
             if entry.get("event") == ANCHOR_EVENT]
 
@@ -179,13 +184,19 @@ def _against(
     """Entry ``count`` of a chain must still be there with MAC ``head``."""
     if count <= 0:
         return
-    entry = f"{kind} {count}"
+    rows = kind == "row"
+    entry = N_("row %(number)s", number=count) if rows else \
+        N_("line %(number)s", number=count)
     if len(links) < count:
-        reason = (f"missing: there are {len(links)} {kind}s, but {recorded_by} recorded "
-                  f"{kind} {count} with MAC {head[:12]}: {kind}s were deleted.")
+        reason = N_("missing: there are %(there)s rows, but %(who)s recorded row %(number)s "
+                    "with MAC %(mac)s: rows were deleted.", there=len(links), who=recorded_by,
+                    number=count, mac=head[:12]) if rows else \
+            N_("missing: there are %(there)s lines, but %(who)s recorded line %(number)s "
+               "with MAC %(mac)s: lines were deleted.", there=len(links), who=recorded_by,
+               number=count, mac=head[:12])
     elif links[count - 1] != head:
-        reason = (f"its MAC is {links[count - 1][:12]}, but {recorded_by} recorded "
-                  f"{head[:12]}: the records were rewritten.")
+        reason = N_("its MAC is %(mac)s, but %(who)s recorded %(head)s: the records were "
+                    "rewritten.", mac=links[count - 1][:12], who=recorded_by, head=head[:12])
     else:
         return
     if all((p.path, p.entry) != (path, entry) for p in check.problems):
@@ -220,48 +231,57 @@ def verify_centre(
     trail = check_trail(audit, key)
     ledger = check_ledger(ledger_path, key)
     if key is None and (len(trail.links) > trail.unkeyed or len(ledger.links) > ledger.unkeyed):
-        raise RecordsUnverifiable(f"The records of {state_dir} are keyed but there is no key "
-                                  f"at {key_file}: give the centre's records key (--key).")
+        raise RecordsUnverifiable(N_("The records of %(folder)s are keyed but there is no "
+                                     "key at %(key)s: give the centre's records key (--key).",
+                                     folder=state_dir, key=key_file))
     check = CentreCheck(state_dir, actor or trail.actor or state_dir.name,
                         [*trail.problems, *ledger.problems])
     for number, entry in _events(audit):
         if entry.get("event") == "ledger_booked":
             _against(check, ledger_path, ledger.links, "row", int(entry.get("ledger_rows", 0)),
-                     str(entry.get("ledger_head", "")), f"{AUDIT_FILE} line {number}")
+                     str(entry.get("ledger_head", "")),
+                     N_("%(file)s line %(number)s", file=AUDIT_FILE, number=number))
     mine = [a for a in anchors or [] if a.event.get("actor") == check.actor]
     for anchor in mine:
         _against(check, audit, trail.links, "line", int(anchor.event.get("audit_lines", 0)),
-                 str(anchor.event.get("audit_head", "")), f"the ministry ({anchor.where()})")
+                 str(anchor.event.get("audit_head", "")),
+                 N_("the ministry (%(where)s)", where=anchor.where()))
         _against(check, ledger_path, ledger.links, "row",
                  int(anchor.event.get("ledger_rows", 0)),
-                 str(anchor.event.get("ledger_head", "")), f"the ministry ({anchor.where()})")
-    check.notes.append(f"{check.actor}: audit log {len(trail.links)} lines, ledger "
-                       f"{len(ledger.links)} rows, {len(mine)} ministry anchors checked.")
+                 str(anchor.event.get("ledger_head", "")),
+                 N_("the ministry (%(where)s)", where=anchor.where()))
+    check.notes.append(N_("%(actor)s: audit log %(lines)s lines, ledger %(rows)s rows, "
+                          "%(anchors)s ministry anchors checked.", actor=check.actor,
+                          lines=len(trail.links), rows=len(ledger.links), anchors=len(mine)))
     if trail.unkeyed or ledger.unkeyed:
-        check.notes.append(f"{check.actor}: {trail.unkeyed} lines and {ledger.unkeyed} rows "
-                           "are unkeyed, booked before keying (their chain is checked, "
-                           "not who wrote them).")
+        check.notes.append(N_("%(actor)s: %(lines)s lines and %(rows)s rows are unkeyed, "
+                              "booked before keying (their chain is checked, not who wrote "
+                              "them).", actor=check.actor, lines=trail.unkeyed,
+                              rows=ledger.unkeyed))
     return check
 
 
 # Operator-facing sentences of the audit commands (one place, for the translation catalogue).
-INTACT = "Records intact: every line and row carries its MAC, and every recorded head is there."
-ALTERED = "error: the records were altered: {first}"
-ALSO = "Also not as written ({count}):"
+INTACT = N_("Records intact: every line and row carries its MAC, and every recorded head "
+            "is there.")
 
 
-def report(problems: list[Tampering], notes: list[str], out: Any, err: Any) -> int:
+def report(problems: list[Tampering], notes: list[str], out: Any, err: Any,
+           shown: Callable[[str], str] = str) -> int:
     """Print a check (``out``/``err``: rich consoles) and return the exit code: the first
-    bad entry in one sentence on stderr, every other one listed under it."""
+    bad entry in one sentence on stderr, every other one listed under it. ``shown``
+    puts a catalogue sentence in the command's language (``common.cli_language``)."""
     for note in notes:
-        out.print(note, soft_wrap=True)
+        out.print(shown(note), soft_wrap=True, markup=False)
     if not problems:
-        out.print(INTACT, soft_wrap=True)
+        out.print(shown(INTACT), soft_wrap=True)
         return ExitCode.SUCCESS
     first, *rest = problems
-    err.print(ALTERED.format(first=first.sentence()), soft_wrap=True, markup=False)
+    err.print(shown(N_("error: the records were altered: %(first)s", first=first.sentence())),
+              soft_wrap=True, markup=False)
     if rest:
-        err.print(ALSO.format(count=len(rest)), soft_wrap=True)
+        err.print(shown(N_("Also not as written (%(count)s):", count=len(rest))),
+                  soft_wrap=True)
         for problem in rest:
-            err.print(f"- {problem.sentence()}", soft_wrap=True, markup=False)
+            err.print(f"- {shown(problem.sentence())}", soft_wrap=True, markup=False)
     return ExitCode.TAMPERED

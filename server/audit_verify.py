@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from common.audit_trail import Tampering, check_trail
-from common.cli_language import error_line
+from common.cli_language import error_line, shown
 from common.errors import ExitCode
 from common.i18n import N_, sentence
 from common.records import (
@@ -54,9 +54,9 @@ def verify_run(run_dir: Path) -> tuple[list[Tampering], list[str]]:
             "%(variable)s to the ministry's records key.", log=log, path=key_file,
             variable=KEY_ENV))
     anchors = read_anchors(log) if log.is_file() else []
-    problems, notes = list(ministry.problems), [
-        f"ministry: audit log {len(ministry.links)} lines ({ministry.unkeyed} unkeyed), "
-        f"{len(anchors)} centre anchors."]
+    problems, notes = list(ministry.problems), [N_(
+        "ministry: audit log %(lines)s lines (%(unkeyed)s unkeyed), %(anchors)s centre "
+        "anchors.", lines=len(ministry.links), unkeyed=ministry.unkeyed, anchors=len(anchors))]
     seen: set[str] = set()
     for folder in sorted((run_dir / STATE).glob("centre-*")):
         if folder.is_dir():
@@ -67,9 +67,9 @@ def verify_run(run_dir: Path) -> tuple[list[Tampering], list[str]]:
     if (run_dir / STATE).is_dir():
         for actor in sorted({str(a.event.get("actor")) for a in anchors} - seen):
             first = next(a for a in anchors if a.event.get("actor") == actor)
-            problems.append(Tampering(run_dir / STATE, actor, f"no centre folder holds its "
-                                      f"records, but the ministry recorded them "
-                                      f"({first.where()}): they were deleted."))
+            problems.append(Tampering(run_dir / STATE, actor, N_(
+                "no centre folder holds its records, but the ministry recorded them "
+                "(%(where)s): they were deleted.", where=first.where())))
     return problems, notes
 
 
@@ -87,4 +87,4 @@ def verify(
     except (RecordsUnverifiable, RecordsKeyError) as exc:
         err.print(error_line(sentence(exc)), soft_wrap=True)
         raise typer.Exit(ExitCode.UNUSABLE) from None
-    raise typer.Exit(report(problems, notes, out, err))
+    raise typer.Exit(report(problems, notes, out, err, shown))

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from client.commands.language import LangOption
-from common.cli_language import error_line
+from common.cli_language import error_line, shown
 from common.errors import ExitCode
 from common.i18n import N_, sentence
 from common.records import (
@@ -58,7 +58,7 @@ def verify(
     except (RecordsUnverifiable, RecordsKeyError) as exc:
         err.print(error_line(sentence(exc)), soft_wrap=True)
         raise typer.Exit(ExitCode.UNUSABLE) from None
-    raise typer.Exit(report(check.problems, check.notes, out, err))
+    raise typer.Exit(report(check.problems, check.notes, out, err, shown))
 
 
 def register(app: typer.Typer) -> None:

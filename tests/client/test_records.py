@@ -50,7 +50,8 @@ def records(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def verify(state: Path, *extra: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, ["audit", "verify", "--state", str(state), *extra])
+    result = CliRunner().invoke(app, ["audit", "verify", "--state", str(state), "--lang", "en",
+                                      *extra])
     return result.exit_code, result.stdout, result.stderr
 
 
