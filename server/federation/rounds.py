@@ -20,6 +20,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDic
 from flwr.common.logger import log
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
+from flwr.superlink.grid.http_grid import HttpGrid
 
 from server.federation.audit_log import ServerAudit
 from server.federation.bookkeeping import CentresRefused, FederationStopped
@@ -100,10 +101,13 @@ class GridView(Grid):
 
     def send_and_receive(self, messages: Iterable[Message], *,
                          timeout: float | None = None) -> Iterable[Message]:
-        """Push, then pull every ``REPLY_POLL_SECONDS`` until every reply is in or
-        ``timeout`` (None: wait for all): Flower's ``HttpGrid`` sleeps 3 s between
-        pulls, which a deployed round paid at every phase."""
+        """Send, and wait up to ``timeout`` (None: the view's; None again: for all).
+        Against the deployed SuperLink (Flower's ``HttpGrid``, which sleeps 3 s between
+        pulls, paid by every phase of a deployed round), push, then pull every
+        ``REPLY_POLL_SECONDS``; other grids (the simulation's) wait their own way."""
         wait = self.timeout if timeout is None else timeout
+        if not isinstance(self.grid, HttpGrid):
+            return self.grid.send_and_receive(messages, timeout=wait)
         pending = set(self.grid.push_messages(messages))
         end = None if wait is None else time.monotonic() + wait
         received: list[Message] = []
