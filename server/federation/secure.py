@@ -66,7 +66,7 @@ from common import protocol
 from common import secure_release as layout
 from common.config import RunConfig
 from common.protocol import TrainRelease
-from server.federation.bookkeeping import FederationStopped, RunBook
+from server.federation.bookkeeping import FederationStopped, RoundLog, RunBook
 from server.federation.lifecycle import RunLifecycle
 from server.federation.rounds import GridView, wait_for_centres
 from server.federation.validation import model_version
@@ -205,18 +205,25 @@ class SecureFedAvg(FedAvg):
         self.sampled_evaluation = sorted(proxy.node_id for proxy, _ in instructions)
         return instructions
 
-    def aggregate_secure_evaluation(
-        self, server_round: int, results: list[tuple[ClientProxy, FitRes]],
-        failures: list[tuple[ClientProxy, FitRes] | BaseException],
-    ) -> None:
-        """Pool the summed evaluation (or none, when SecAgg+ halted) and end the round."""
-        server_round += self.offset
+    def _evaluation_begins(self, server_round: int, failures: list[Any]) -> RoundLog:
+        """The round's log once its evaluation replies are in: a round whose secure
+        aggregation did not complete keeps the model (no update counted); the
+        evaluation's refusals noted."""
         entry = self.book.round_log(server_round)
         if server_round not in self.sampled or not entry.train:
             log(WARNING, "round %s: secure aggregation did not complete: the model is left "
                 "unchanged", server_round)
             entry.updates = 0
         self._refusals(server_round, "evaluate", failures)
+        return entry
+
+    def aggregate_secure_evaluation(
+        self, server_round: int, results: list[tuple[ClientProxy, FitRes]],
+        failures: list[tuple[ClientProxy, FitRes] | BaseException],
+    ) -> None:
+        """Pool the summed evaluation (or none, when SecAgg+ halted) and end the round."""
+        server_round += self.offset
+        entry = self._evaluation_begins(server_round, failures)
         for proxy, res in results:
             self.book.identify(server_round, "evaluate", proxy.node_id, {}, res.metrics)
         pooled: dict[str, Any] = {}
@@ -278,12 +285,7 @@ class SecureFedAvg(FedAvg):
     ) -> tuple[float | None, dict[str, Scalar]]:
         """Pooled evaluation from the centres' noisy releases; ends the round."""
         server_round += self.offset
-        entry = self.book.round_log(server_round)
-        if server_round not in self.sampled or not entry.train:
-            log(WARNING, "round %s: secure aggregation did not complete: the model is left "
-                "unchanged", server_round)
-            entry.updates = 0
-        self._refusals(server_round, "evaluate", failures)
+        entry = self._evaluation_begins(server_round, failures)
         releases = []
         for proxy, res in results:
             release = decode_release(res.metrics)
