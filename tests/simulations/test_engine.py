@@ -48,12 +48,13 @@ def test_two_runs_share_one_engine_and_its_actors_caches(tmp_path: Path,
                     assert total["misses"] == seen["misses"]
                 assert total["hits"] + total["misses"] - sum(seen.values()) >= 12
                 seen = total
-                # The actors planned each centre's noise once, in the folder they share
-                # (a second run's released sizes are drawn again: a centre whose noisy size
-                # calls for another batch size plans once more).
+                # The actors planned each centre's noise once, in the folder they share:
+                # at most one plan a centre in a run (two centres may share one), and a
+                # second run adds a plan only for a centre whose noisy released size, drawn
+                # again, calls for another batch size.
                 assert engine.noise_plans is not None
                 planned = len(list(engine.noise_plans.glob("training-*.json")))
-                assert planned == 3 if name == "first" else 3 <= planned <= 6
+                assert 0 < planned <= (3 if name == "first" else 6)
             plans = engine.noise_plans
             assert engine.starts == 1 and engine.start_seconds > 0
             engine.forget_caches()
