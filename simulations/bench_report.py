@@ -6,6 +6,8 @@ import os
 import platform
 from typing import Any
 
+from common.i18n import N_
+
 # Targets of issue 8 for the full network (quebec-72, 20 rounds, DP), on 2 cores.
 TARGETS = {
     "sim_dp_wall_seconds_max": 15 * 60.0,
@@ -47,39 +49,41 @@ def targets_met(report: dict[str, Any]) -> dict[str, bool]:
 
 
 def table_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
-    """(figure, value) pairs for the printed table and docs/BENCHMARKS.md."""
+    """(figure, value) pairs for the printed table and docs/BENCHMARKS.md: the figures'
+    names are catalogue messages (the command shows them in its language)."""
     w, mem = report["wall_seconds"], report["peak_memory"]
     gib = 1024**3
     return [
-        ("centres / students / rounds",
+        (N_("centres / students / rounds"),
          f"{report['num_centres']} / {report['num_students']:,} / {report['rounds']}"),
-        ("raw loop, DP (s)", f"{w['raw_dp']:.1f}"),
-        ("simulation engine, DP (s)", f"{w['sim_dp']:.1f}"),
-        ("raw loop, no DP (s)", f"{w['raw_no_dp']:.1f}"),
-        ("simulation engine, no DP (s)", f"{w['sim_no_dp']:.1f}"),
-        ("overhead_ratio (sim / raw, DP)", f"{report['overhead_ratio']:.2f}"),
-        ("overhead_ratio without DP", f"{report['overhead_ratio_no_dp']:.2f}"),
-        ("raw_compute_seconds: pure local training, DP (s)",
+        (N_("raw loop, DP (s)"), f"{w['raw_dp']:.1f}"),
+        (N_("simulation engine, DP (s)"), f"{w['sim_dp']:.1f}"),
+        (N_("raw loop, no DP (s)"), f"{w['raw_no_dp']:.1f}"),
+        (N_("simulation engine, no DP (s)"), f"{w['sim_no_dp']:.1f}"),
+        (N_("overhead_ratio (sim / raw, DP)"), f"{report['overhead_ratio']:.2f}"),
+        (N_("overhead_ratio without DP"), f"{report['overhead_ratio_no_dp']:.2f}"),
+        (N_("raw_compute_seconds: pure local training, DP (s)"),
          f"{report['raw_compute_seconds']:.1f}"),
-        ("compute_ratio (sim DP / pure training)", f"{report['compute_ratio']:.2f}"),
-        ("engine start, once for both simulated phases (s)",
+        (N_("compute_ratio (sim DP / pure training)"), f"{report['compute_ratio']:.2f}"),
+        (N_("engine start, once for both simulated phases (s)"),
          f"{report['engine_start_seconds']:.1f}"),
-        ("compute_ratio / overhead_ratio, engine start included",
+        (N_("compute_ratio / overhead_ratio, engine start included"),
          f"{report['compute_ratio_with_engine_start']:.2f} / "
          f"{report['overhead_ratio_with_engine_start']:.2f}"),
-        ("raw loop DP / pure training", f"{report['raw_compute_ratio']:.2f}"),
-        ("dp_ratio (raw DP / raw no DP)", f"{report['dp_ratio']:.2f}"),
-        ("dp_ratio, local training in the loops", f"{report['dp_ratio_local_training']:.2f}"),
-        ("dp_ratio, local epoch (best of 3)", f"{report['dp_ratio_local_epoch']:.2f}"),
-        ("bytes sent per centre per round", f"{report['bytes_sent_per_centre_per_round']:,.0f}"),
-        ("bytes received per centre per round",
+        (N_("raw loop DP / pure training"), f"{report['raw_compute_ratio']:.2f}"),
+        (N_("dp_ratio (raw DP / raw no DP)"), f"{report['dp_ratio']:.2f}"),
+        (N_("dp_ratio, local training in the loops"), f"{report['dp_ratio_local_training']:.2f}"),
+        (N_("dp_ratio, local epoch (best of 3)"), f"{report['dp_ratio_local_epoch']:.2f}"),
+        (N_("bytes sent per centre per round"),
+         f"{report['bytes_sent_per_centre_per_round']:,.0f}"),
+        (N_("bytes received per centre per round"),
          f"{report['bytes_received_per_centre_per_round']:,.0f}"),
-        ("peak memory, process tree RSS (GiB)", f"{mem['rss_bytes'] / gib:.2f}"),
-        ("peak memory, process tree PSS (GiB)", f"{mem['pss_bytes'] / gib:.2f}"),
-        ("local scoring (students/s)", f"{report['scoring_students_per_second']:,.0f}"),
-        ("pooled AUC raw DP / sim DP",
+        (N_("peak memory, process tree RSS (GiB)"), f"{mem['rss_bytes'] / gib:.2f}"),
+        (N_("peak memory, process tree PSS (GiB)"), f"{mem['pss_bytes'] / gib:.2f}"),
+        (N_("local scoring (students/s)"), f"{report['scoring_students_per_second']:,.0f}"),
+        (N_("pooled AUC raw DP / sim DP"),
          f"{report['auc_pooled']['raw_dp']:.3f} / {report['auc_pooled']['sim_dp']:.3f}"),
-        ("load average before / after (1, 5, 15 min)",
+        (N_("load average before / after (1, 5, 15 min)"),
          f"{_load(report['load_average']['before'])} / {_load(report['load_average']['after'])}"),
     ]
 

@@ -13,6 +13,7 @@ messages (``N_``) and shown as they are otherwise.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,7 +21,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from common.cli_language import LangOption, LocalisedGroup, error_line, shown
+from common.cli_language import LangOption, LocalisedGroup, current, error_line, shown
 from common.config import ConfigError
 from common.errors import ExitCode
 from common.i18n import N_, Number, sentence, word
@@ -197,12 +198,21 @@ def bench(
     table.add_column(shown(N_("figure")))
     table.add_column(shown(N_("value")), justify="right")
     for name, value in table_rows(report):
-        table.add_row(name, value)
+        table.add_row(shown(name), _figures_in_language(value))
     console.print(table)
     yes, no = shown(N_("yes")), shown(N_("NO"))
     met = ", ".join(f"{k} {yes if ok else no}" for k, ok in report["targets"].items())
     _say(N_("Targets (set for quebec-72): %(targets)s.", targets=met))
     _say(N_("Figures: %(path)s", path=target))
+
+
+def _figures_in_language(text: str) -> str:
+    """Figures written in English notation ("1,234.5") in the command's language (French:
+    "1 234,5")."""
+    if current() != "fr":
+        return text
+    return re.sub(r"\d[\d,]*(?:\.\d+)?", lambda m: m.group(0).replace(",", "\u202f")
+                  .replace(".", ","), text)
 
 
 @app.command()
@@ -225,7 +235,7 @@ def sweep(
     except (ConfigError, SimulationError) as exc:
         _fail(sentence(exc), getattr(exc, "exit_code", 3))
         return
-    console.print(table(points))
+    console.print(table(points, current()))
     _say(N_("Figure and table: %(path)s", path=out))
 
 

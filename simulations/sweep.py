@@ -10,6 +10,8 @@ from pathlib import Path
 
 import matplotlib
 
+from common import i18n
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
@@ -110,14 +112,21 @@ def write_outputs(scenario_name: str, points: list[SweepPoint], out: Path,
     plot(scenario_name, points, out / "sweep.png")
 
 
-def table(points: list[SweepPoint]) -> str:
-    rows = ["| epsilon target | epsilon spent (max) | pooled AUC (released) | pooled AUC (exact) "
-            "| centralised, no DP |", "|---|---|---|---|---|"]
+def table(points: list[SweepPoint], lang: str = "en") -> str:
+    """The sweep's Markdown table in ``lang`` (the catalogue's words and notation)."""
+    _ = i18n.gettext(lang)
+
+    def num(value: float, digits: int) -> str:
+        return i18n.number(value, digits, lang)
+
+    rows = [f"| {_('epsilon target')} | {_('epsilon spent (max)')} | "
+            f"{_('pooled AUC (released)')} | {_('pooled AUC (exact)')} | "
+            f"{_('centralised, no DP')} |", "|---|---|---|---|---|"]
     for p in points:
-        target = "no DP" if p.epsilon is None else f"{p.epsilon:g}"
-        spent = "-" if p.epsilon_max is None else f"{p.epsilon_max:.2f}"
-        rows.append(f"| {target} | {spent} | {p.auc_pooled:.3f} | {p.auc_pooled_exact:.3f} "
-                    f"| {p.auc_centralized:.3f} |")
+        target = _("no DP") if p.epsilon is None else i18n.compact(p.epsilon, lang)
+        spent = "-" if p.epsilon_max is None else num(p.epsilon_max, 2)
+        rows.append(f"| {target} | {spent} | {num(p.auc_pooled, 3)} | "
+                    f"{num(p.auc_pooled_exact, 3)} | {num(p.auc_centralized, 3)} |")
     return "\n".join(rows) + "\n"
 
 

@@ -56,3 +56,33 @@ def test_the_end_of_a_run_is_said_with_the_numbers_of_the_language() -> None:
     assert i18n.translate(sentence, "fr") == (
         "Terminé en 62 s : AUC regroupée 0,784 (centralisé sans confidentialité "
         "différentielle 0,801), epsilon dépensé d'au plus 1,96 à delta 1e-06.")
+
+
+def test_the_bench_table_shows_its_names_and_figures_in_the_language() -> None:
+    from common.cli_language import set_language
+    from simulations.bench_report import table_rows
+    from simulations.cli import _figures_in_language
+
+    names = [name for name, _ in table_rows(_BENCH_REPORT)]
+    set_language("fr")
+    try:
+        assert _figures_in_language("12 / 1,234 / 20") == "12 / 1\u202f234 / 20"
+        assert _figures_in_language("0.78 / 2.73") == "0,78 / 2,73"
+        assert i18n.translate(names[1], "fr") == "boucle simple, conf. diff. (s)"
+    finally:
+        set_language("en")
+    assert _figures_in_language("0.78") == "0.78"
+
+
+_BENCH_REPORT = {
+    "num_centres": 12, "num_students": 45000, "rounds": 6,
+    "wall_seconds": {"raw_dp": 1.0, "sim_dp": 1.0, "raw_no_dp": 1.0, "sim_no_dp": 1.0},
+    "peak_memory": {"rss_bytes": 1, "pss_bytes": 1}, "overhead_ratio": 1.0,
+    "overhead_ratio_no_dp": 1.0, "raw_compute_seconds": 1.0, "compute_ratio": 1.0,
+    "engine_start_seconds": 1.0, "compute_ratio_with_engine_start": 1.0,
+    "overhead_ratio_with_engine_start": 1.0, "raw_compute_ratio": 1.0, "dp_ratio": 1.0,
+    "dp_ratio_local_training": 1.0, "dp_ratio_local_epoch": 1.0,
+    "bytes_sent_per_centre_per_round": 1.0, "bytes_received_per_centre_per_round": 1.0,
+    "scoring_students_per_second": 1.0, "auc_pooled": {"raw_dp": 0.8, "sim_dp": 0.8},
+    "load_average": {"before": [1.0, 1.0, 1.0], "after": [1.0, 1.0, 1.0]},
+}
