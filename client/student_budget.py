@@ -120,6 +120,7 @@ class StudentBudget:
         booked = self._cohort(run_name, which)
         if booked is not None:
             return np.fromiter((h in booked.members for h in hashes), bool, len(hashes))
+        self.migrate()  # once, before the first cohort chosen after the upgrade
         keep = self.within(hashes, run_name, mechanisms)
         if among is not None:
             keep &= np.fromiter((h in among.members for h in hashes), bool, len(hashes))
@@ -137,7 +138,6 @@ class StudentBudget:
 
     def size_records(self, run_name: str) -> CentreData:
         """The training records the size release is made over (cohort booked)."""
-        self.migrate()
         keep = self._select(run_name, SIZE, "size", self.data.ids_train, [size_release()],
                             minimum=self.data.policy.min_records)
         return self.data.restricted(train=keep)
@@ -145,7 +145,6 @@ class StudentBudget:
     def training_records(self, run_name: str, plan: RunPlan) -> CentreData:
         """The records the run trains on: those of the size cohort the whole run leaves
         within the cap (cohort booked before the first round's release)."""
-        self.migrate()
         keep = self._select(run_name, TRAIN, "train", self.data.ids_train,
                             run_mechanisms(plan, self.config),
                             among=self._cohort(run_name, SIZE),
@@ -161,7 +160,6 @@ class StudentBudget:
         noise = evaluation_noise(self.config, self.data.policy.privacy)
         if noise is None:
             return self.data
-        self.migrate()
         releases = [row for r in range(1, self.config.rounds + 1)
                     for row in noise_share(noise, r, survivors_min).rows]
         keep = self._select(run_name, EVALUATE, "evaluate", self.data.ids_test, releases)

@@ -23,6 +23,7 @@ from common import i18n
 from common.equity import GAPS
 from common.files import package_data
 from common.i18n import N_ as N_  # re-exported: the pages mark their messages with it
+from common.protocol import refusing_centre
 
 # A part the run did not produce, in every JSON file and page (never estimated; the
 # files keep these words, the pages show them in their language).
@@ -100,10 +101,10 @@ def build_environment(loader: jinja2.BaseLoader, lang: str = "en") -> jinja2.Env
     def reason(text: Any) -> str:
         # A centre's refusal as the ministry recorded it ("centre: sentence", or the
         # sentence alone): the protocol's fixed sentence in the page's language.
-        name, sep, sentence = str(text).partition(": ")
-        if sep and " " not in name:
+        name, sentence = refusing_centre(str(text), "")
+        if name:
             return f"{name}{' : ' if lang == 'fr' else ': '}{gettext(sentence)}"
-        return gettext(str(text))
+        return gettext(sentence)
 
     env.filters["number"] = number
     env.filters["figure"] = localised_figure

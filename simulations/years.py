@@ -116,36 +116,32 @@ def run_years(scenario: Scenario, years: int, out: Path, *, quiet_flower: bool =
 
     with SimulationEngine(backend_config(scenario)) as engine:  # started once for all years
         for extract in extracts:
-            row, previous = _year(scenario, extract, out, previous, quiet_flower, engine)
+            row, previous = _year(scenario, extract, out, rows, previous, quiet_flower,
+                                  engine)
             rows.append(row)
             if progress is not None:
                 progress(row)
     return rows
 
 
-def _year(scenario: Scenario, extract: YearExtract, out: Path, previous: RiskModel | None,
-          quiet_flower: bool, engine: SimulationEngine) -> tuple[dict[str, Any], RiskModel]:
-    """One year: its federation, then years.json, its model card and report so far."""
+def _year(scenario: Scenario, extract: YearExtract, out: Path, done: list[dict[str, Any]],
+          previous: RiskModel | None, quiet_flower: bool,
+          engine: SimulationEngine) -> tuple[dict[str, Any], RiskModel]:
+    """One year after the years ``done``: its federation, then years.json, its model card
+    and report so far."""
     started = time.monotonic()
     folder = year_dir(out, extract.year)
     row = _run_year(scenario, extract, folder, out / STATE, previous, quiet_flower, engine)
     model = read_model(folder / run_folder.MODEL)
     row["wall_seconds"] = round(time.monotonic() - started, 2)
     run_folder.update_summary(folder, wall_seconds=row["wall_seconds"])
-    done = [*_rows_so_far(out), row]
     table = {"scenario": scenario.name, "epsilon_cap": SitePolicy().epsilon_cap,
-             "delta": scenario.centre_policy.delta, "years": done}
+             "delta": scenario.centre_policy.delta, "years": [*done, row]}
     run_folder.write_json(out / YEARS_FILE, table)
     run_folder.write_json(folder / YEARS_FILE, table)  # the report's years plot
     write_model_card(folder)
     write_report(folder)
     return row, model
-
-
-def _rows_so_far(out: Path) -> list[dict[str, Any]]:
-    """The years already written to ``years.json`` (none before the first)."""
-    path = out / YEARS_FILE
-    return list(run_folder.read_json(path)["years"]) if path.is_file() else []
 
 
 def _run_year(scenario: Scenario, extract: YearExtract, folder: Path, state_root: Path,

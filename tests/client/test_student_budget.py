@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -223,8 +224,11 @@ def test_the_ledger_command_shows_how_the_students_budget_is_spread(tmp_path: Pa
     text = " ".join(english.output.split())
     assert "over 42 students" in text
     assert f"Largest lifetime epsilon of a student: {spent.max():.3f}" in text
-    # 12 students spent one run (about 3: in 0-3 or 3-6), 30 spent two (3-6).
-    assert int((spent <= 3).sum()) + int(((spent > 3) & (spent <= 6)).sum()) == 42
+    # The spread as the ledger composes it: 12 students spent one run, 30 spent two.
+    for low, high in ((0, 3), (3, 6), (6, 10)):
+        count = int(((spent >= low) & (spent < high)).sum())
+        assert re.search(rf"{low:.3f} - {high:.3f}\s*│ {count}\s", english.output), (low, high)
+    assert int((spent < 3).sum()) == 12 and int(((spent >= 3) & (spent < 6)).sum()) == 30
     assert "Runs like the last one each student can still take" in text
     french = CliRunner().invoke(app, ["ledger", "--state", str(state)],
                                 env={"LC_ALL": "", "LC_MESSAGES": "", "LANG": ""})
