@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from common.errors import ExitCode, PerseveranceError
-from common.i18n import N_, word
+from common.i18n import N_, Sentence, word
 
 ConfigValue = bool | int | float | str
 
@@ -146,58 +146,60 @@ class RunConfig:
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
 
     def __post_init__(self) -> None:
-        _check(self.rounds >= 1, "rounds must be at least 1")
-        _check(self.local_epochs >= 1, "local_epochs must be at least 1")
-        _check(0.0 < self.fraction_train <= 1.0, "fraction_train must be in (0, 1]")
-        _check(self.min_centres >= 1, "min_centres must be at least 1")
-        _check(self.round_timeout > 0, "round_timeout must be positive (seconds)")
-        _check(self.min_centres_wait >= 0, "min_centres_wait must be 0 or more (seconds)")
-        _check(self.training.max_update_norm > 0, "training.max_update_norm must be positive")
+        _check(self.rounds >= 1, N_("rounds must be at least 1"))
+        _check(self.local_epochs >= 1, N_("local_epochs must be at least 1"))
+        _check(0.0 < self.fraction_train <= 1.0, N_("fraction_train must be in (0, 1]"))
+        _check(self.min_centres >= 1, N_("min_centres must be at least 1"))
+        _check(self.round_timeout > 0, N_("round_timeout must be positive (seconds)"))
+        _check(self.min_centres_wait >= 0, N_("min_centres_wait must be 0 or more (seconds)"))
+        _check(self.training.max_update_norm > 0, N_("training.max_update_norm must be positive"))
         _check(
             self.strategy.aggregation in AGGREGATIONS,
-            f"strategy.aggregation must be one of {', '.join(AGGREGATIONS)}",
+            N_("strategy.aggregation must be one of %(names)s", names=", ".join(AGGREGATIONS)),
         )
-        _check(
-            0.0 <= self.strategy.trim_fraction < 0.5, "strategy.trim_fraction must be in [0, 0.5)"
-        )
-        _check(self.training.learning_rate > 0, "training.learning_rate must be positive")
-        _check(self.training.batch_size >= 0, "training.batch_size must be 0 (auto) or more")
-        _check(self.training.centralized_epochs >= 1, "training.centralized_epochs must be >= 1")
+        _check(0.0 <= self.strategy.trim_fraction < 0.5,
+               N_("strategy.trim_fraction must be in [0, 0.5)"))
+        _check(self.training.learning_rate > 0, N_("training.learning_rate must be positive"))
+        _check(self.training.batch_size >= 0, N_("training.batch_size must be 0 (auto) or more"))
+        _check(self.training.centralized_epochs >= 1,
+               N_("training.centralized_epochs must be >= 1"))
         try:
             sizes = self.training.hidden_sizes
         except ValueError:
             sizes = ()
         _check(
             len(sizes) >= 1 and all(s > 0 for s in sizes),
-            "training.hidden must list layer widths such as \"64,32\"",
+            N_("training.hidden must list layer widths such as \"64,32\""),
         )
-        _check(self.privacy.epsilon > 0, "privacy.epsilon must be positive")
-        _check(0.0 < self.privacy.delta < 1e-2, "privacy.delta must be in (0, 0.01)")
-        _check(self.privacy.max_grad_norm > 0, "privacy.max_grad_norm must be positive")
-        _check(self.privacy.accountant in ("rdp", "prv"), "privacy.accountant must be rdp or prv")
-        _check(0.0 < self.privacy.secagg_shares <= 1.0, "privacy.secagg_shares must be in (0, 1]")
+        _check(self.privacy.epsilon > 0, N_("privacy.epsilon must be positive"))
+        _check(0.0 < self.privacy.delta < 1e-2, N_("privacy.delta must be in (0, 0.01)"))
+        _check(self.privacy.max_grad_norm > 0, N_("privacy.max_grad_norm must be positive"))
+        _check(self.privacy.accountant in ("rdp", "prv"),
+               N_("privacy.accountant must be rdp or prv"))
+        _check(0.0 < self.privacy.secagg_shares <= 1.0,
+               N_("privacy.secagg_shares must be in (0, 1]"))
         _check(
             0.5 < self.privacy.secagg_threshold <= 1.0,
-            "privacy.secagg_threshold must be in (0.5, 1]",
+            N_("privacy.secagg_threshold must be in (0.5, 1]"),
         )
-        _check(self.privacy.secagg_max_weight >= 1, "privacy.secagg_max_weight must be >= 1")
+        _check(self.privacy.secagg_max_weight >= 1, N_("privacy.secagg_max_weight must be >= 1"))
         _check(
             not self.privacy.secure_aggregation or self.strategy.aggregation == "fedavg",
-            "strategy.aggregation must be fedavg with privacy.secure_aggregation, because "
-            "the robust aggregators need the individual updates the server no longer sees",
+            N_("strategy.aggregation must be fedavg with privacy.secure_aggregation, because "
+               "the robust aggregators need the individual updates the server no longer sees"),
         )
         _check(
             not self.privacy.distributed_noise or (self.privacy.secure_aggregation
                                                    and self.privacy.accountant == "rdp"),
-            "privacy.distributed_noise needs privacy.secure_aggregation and the rdp "
-            "accountant, because only SecAgg+ keeps the centres' shares apart and the "
-            "sum's bound is a Renyi one",
+            N_("privacy.distributed_noise needs privacy.secure_aggregation and the rdp "
+               "accountant, because only SecAgg+ keeps the centres' shares apart and the "
+               "sum's bound is a Renyi one"),
         )
-        _check(2 <= self.evaluation.bins <= 10_000, "evaluation.bins must be in 2-10000")
-        _check(0.0 < self.evaluation.threshold < 1.0, "evaluation.threshold must be in (0, 1)")
+        _check(2 <= self.evaluation.bins <= 10_000, N_("evaluation.bins must be in 2-10000"))
+        _check(0.0 < self.evaluation.threshold < 1.0, N_("evaluation.threshold must be in (0, 1)"))
         _check(
             0.0 < self.evaluation.test_fraction < 1.0,
-            "evaluation.test_fraction must be in (0, 1)",
+            N_("evaluation.test_fraction must be in (0, 1)"),
         )
 
     # -- flat view -----------------------------------------------------------------
@@ -239,7 +241,8 @@ class RunConfig:
 
 def _check(condition: bool, message: str) -> None:
     if not condition:
-        raise ConfigError(N_("Invalid configuration: %(problem)s.", problem=message))
+        raise ConfigError(N_("Invalid configuration: %(problem)s.", problem=message
+                             if isinstance(message, Sentence) else word(message)))
 
 
 def _coerce(key: str, raw: Any, default: ConfigValue) -> ConfigValue:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import gettext as gettext_module
 import io
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -159,6 +159,62 @@ class Number(str):
         return (Number, (self.value, self.digits))
 
 
+class Joined(str):
+    """Sentences put into one parameter, each translated, joined by ``separator`` (a list
+    of centres and their reasons): the English text as a ``str``."""
+
+    parts: tuple[str, ...]
+    separator: str
+
+    def __new__(cls, parts: Sequence[str], separator: str = "; ") -> Joined:
+        joined = super().__new__(cls, separator.join(parts))
+        joined.parts, joined.separator = tuple(parts), separator
+        return joined
+
+    def __reduce__(self) -> tuple[type[Joined], tuple[tuple[str, ...], str]]:
+        return (Joined, (self.parts, self.separator))
+
+
+def to_record(text: str) -> object:
+    """``text`` as JSON can hold it, its message id and parameters kept: a plain string
+    stays a string; a :class:`Sentence` becomes ``{"msgid", "params"}``, a
+    :class:`Number` ``{"number", "digits"}``, :class:`Joined` ``{"joined", "separator"}``
+    (what :func:`from_record` reads back, for a page or command to translate later)."""
+    if isinstance(text, Sentence):
+        return {"msgid": text.msgid,
+                "params": {name: to_record(value) if isinstance(value, str) else value
+                           for name, value in text.params.items()}}
+    if isinstance(text, Number):
+        return {"number": text.value, "digits": text.digits}
+    if isinstance(text, Joined):
+        return {"joined": [to_record(part) for part in text.parts],
+                "separator": text.separator}
+    return str(text)
+
+
+def from_record(record: object) -> str:
+    """The text :func:`to_record` wrote (anything else it cannot have written: its
+    ``str``, shown as it is)."""
+    if isinstance(record, Mapping):
+        if isinstance(record.get("msgid"), str) and isinstance(record.get("params"), Mapping):
+            params = {str(name): from_record(value) if isinstance(value, Mapping | str)
+                      else value for name, value in record["params"].items()}
+            try:
+                record["msgid"] % params
+            except (KeyError, TypeError, ValueError):
+                return str(record["msgid"])
+            return Sentence(record["msgid"], params)
+        if isinstance(record.get("number"), int | float) and not isinstance(
+                record.get("number"), bool):
+            digits = record.get("digits")
+            return Number(float(record["number"]), digits if isinstance(digits, int) else None)
+        if isinstance(record.get("joined"), list):
+            separator = record.get("separator")
+            return Joined([from_record(part) for part in record["joined"]],
+                          separator if isinstance(separator, str) else "; ")
+    return str(record) if record is not None else ""
+
+
 def _written(value: float, digits: int | None, lang: str) -> str:
     return compact(value, lang) if digits is None else number(value, digits, lang)
 
@@ -171,6 +227,8 @@ def _parameter(value: object, lang: str) -> object:
         return translate(value, lang)
     if isinstance(value, Number):
         return _written(value.value, value.digits, lang)
+    if isinstance(value, Joined):
+        return value.separator.join(translate(part, lang) for part in value.parts)
     return value
 
 

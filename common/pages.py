@@ -109,6 +109,9 @@ def build_environment(loader: jinja2.BaseLoader, lang: str = "en") -> jinja2.Env
     env.filters["number"] = number
     env.filters["figure"] = localised_figure
     env.filters["reason"] = reason
+    # A sentence kept with its parameters (``common.i18n.Sentence``), in the page's language.
+    env.filters["translated"] = lambda text: i18n.translate(str(text) if not isinstance(
+        text, str) else text, lang)
     env.globals["lang"] = lang
     # Between two numbers: French writes decimals with a comma, so lists take ";".
     env.globals["SEP"] = ";" if lang == "fr" else ","

@@ -23,6 +23,7 @@ import torch
 from common.calibration import Calibration
 from common.config import RunConfig
 from common.files import atomic_write_bytes
+from common.i18n import N_, from_record
 from common.model import ModelConfig
 
 SUMMARY = "summary.json"
@@ -63,6 +64,29 @@ def write_json(path: Path, payload: Mapping[str, Any]) -> None:
 
 def read_json(path: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def stopped_reason(summary: Mapping[str, Any]) -> str:
+    """Why the run of ``summary`` stopped early ("" if it did not): the sentence with its
+    parameters when the summary keeps them (to be shown translated), else its text."""
+    record = summary.get("stopped_sentence")
+    if record:
+        return from_record(record)
+    stopped = summary.get("stopped")
+    return stopped if isinstance(stopped, str) else ""
+
+
+def stopped_early(summary: Mapping[str, Any], rounds: int, run_dir: Path) -> str:
+    """The sentence a launcher ends with when the run of ``summary`` did not complete its
+    ``rounds`` rounds (with why, when the summary says)."""
+    reason = stopped_reason(summary)
+    done = summary.get("rounds_completed", 0)
+    if reason:
+        return N_("The federation stopped after %(done)s of %(rounds)s rounds (%(reason)s); "
+                  "see %(run_dir)s.", done=done, rounds=rounds, reason=reason,
+                  run_dir=str(run_dir))
+    return N_("The federation stopped after %(done)s of %(rounds)s rounds; see %(run_dir)s.",
+              done=done, rounds=rounds, run_dir=str(run_dir))
 
 
 def update_summary(run_dir: Path, **values: Any) -> dict[str, Any]:

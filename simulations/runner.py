@@ -80,7 +80,7 @@ def prepare_data(scenario: Scenario, data_dir: Path) -> tuple[list[Path], int]:
         from client.ingest import split_by_centre
 
         if not scenario.data.mapping:
-            raise ConfigError("A scenario with data.source also needs data.mapping.")
+            raise ConfigError(N_("A scenario with data.source also needs data.mapping."))
         mapping = project_path(scenario.data.mapping)
         per_centre = split_by_centre(project_path(scenario.data.source), mapping)
         files = []
@@ -182,7 +182,8 @@ def run_flower_simulation(
             is_app=True,
         )
     except Exception as exc:
-        raise SimulationError(f"The federated simulation failed: {exc}.") from exc
+        raise SimulationError(N_("The federated simulation failed: %(error)s.",
+                                 error=str(exc))) from exc
     finally:
         if engine is None and ray.is_initialized():
             ray.shutdown()
@@ -278,7 +279,7 @@ def run_scenario(
     mods, attackers = attack_mods(scenario.attack, files, run_dir)
     if mods:
         if client_app is not None:
-            raise ConfigError("An [attack] needs the default ClientApp; drop the attack.")
+            raise ConfigError(N_("An [attack] needs the default ClientApp; drop the attack."))
         from client.app import build_client_app
 
         client_app = build_client_app(mods)
@@ -313,11 +314,7 @@ def run_scenario(
                 shared.references[key] = reference
         summary = run_folder.read_json(run_dir / run_folder.SUMMARY)
         if summary.get("rounds_completed", 0) < config.rounds:
-            reason = str(summary.get("stopped") or "").rstrip(".")
-            raise SimulationError(
-                f"The federation stopped after {summary.get('rounds_completed', 0)} of "
-                f"{config.rounds} rounds{f' ({reason})' if reason else ''}; see {run_dir}."
-            )
+            raise SimulationError(run_folder.stopped_early(summary, config.rounds, run_dir))
         final_model = read_model(run_dir / run_folder.MODEL)
         probabilities, labels = scores(final_model, centres)
         extras: dict[str, object] = {

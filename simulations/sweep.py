@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from common.config import ConfigError
+from common.i18n import N_
 from server.run_folder import SUMMARY, read_json, write_json
 from simulations.runner import run_scenario
 from simulations.scenario import load_scenario
@@ -46,12 +47,13 @@ def parse_epsilons(text: str) -> list[float | None]:
         try:
             value = float(part)
         except ValueError:
-            raise ConfigError(f"'{part}' is neither an epsilon nor 'none'.") from None
+            raise ConfigError(N_("'%(part)s' is neither an epsilon nor 'none'.",
+                                 part=part)) from None
         if not (value > 0 and math.isfinite(value)):
-            raise ConfigError(f"Epsilon must be a positive number, got {part}.")
+            raise ConfigError(N_("Epsilon must be a positive number, got %(part)s.", part=part))
         values.append(value)
     if not values:
-        raise ConfigError("Give at least one epsilon, e.g. 0.5,1,2,4,8,none.")
+        raise ConfigError(N_("Give at least one epsilon, e.g. 0.5,1,2,4,8,none."))
     return values
 
 

@@ -29,7 +29,7 @@ from common.records_key import RecordsKeyError, read_key
 from server.console.follow import Followers
 from server.federation.audit_log import AUDIT_FILE, ministry_key_path
 from server.federation.checkpoint import LOCK
-from server.run_folder import PARTICIPATION, ROUNDS, SUMMARY
+from server.run_folder import PARTICIPATION, ROUNDS, SUMMARY, stopped_reason
 
 RUNNING, FINISHED, STOPPED, FAILED = "running", "finished", "stopped", "failed"
 PROC_LOCKS = Path("/proc/locks")
@@ -167,7 +167,7 @@ class RunFolders:
                          max((e for e in epsilons if e is not None), default=None)),
             updates_rejected=(int(summary.get("updates_rejected") or 0) if final else
                               sum(len(r.get("rejections") or []) for r in rounds)),
-            stopped=summary.get("stopped") if isinstance(summary.get("stopped"), str) else None,
+            stopped=stopped_reason(summary) or None,
             modified=_modified(run_dir),
         )
 

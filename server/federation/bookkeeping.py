@@ -26,6 +26,7 @@ from common.calibration import Calibration, calibrated_error, fit_calibration
 from common.config import RunConfig
 from common.equity import MIN_CENTRES_PER_CELL, SIZE_BANDS, size_band
 from common.equity_pooling import audit_report, pooled_audit
+from common.i18n import N_, Joined, word
 from common.metrics import ScoreHistogram, auc_from_histogram, bin_centres, summarise
 from common.privacy import audit_noise_std, composed_epsilon
 from common.protocol import LASTING_REFUSALS, TrainRelease
@@ -255,10 +256,12 @@ class RunBook:
         left -= len(self.unplaced)
         if left >= self.config.min_centres or not self.refused:
             return
-        named = "; ".join(f"{name}: {reason}" for name, reason in sorted(self.refused.items()))
-        raise CentresRefused(
-            f"Round {server_round}: only {max(left, 0)} centres can take part, fewer than "
-            f"min_centres ({self.config.min_centres}), since these refused the run: {named}")
+        named = Joined([N_("%(centre)s: %(reason)s", centre=name, reason=word(reason))
+                        for name, reason in sorted(self.refused.items())])
+        raise CentresRefused(N_(
+            "Round %(round)s: only %(left)s centres can take part, fewer than min_centres "
+            "(%(minimum)s), since these refused the run: %(named)s", round=server_round,
+            left=max(left, 0), minimum=self.config.min_centres, named=named))
 
     def trained(self, server_round: int, accepted: list[tuple[int, TrainRelease]],
                 updates: int) -> dict[str, float]:

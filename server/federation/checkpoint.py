@@ -27,6 +27,7 @@ import torch
 
 from common.config import ConfigValue, RunConfig
 from common.files import atomic_write_bytes
+from common.i18n import N_
 from common.metrics import ScoreHistogram
 from server.federation.bookkeeping import CentreRecord, RoundLog, RunBook
 
@@ -145,9 +146,9 @@ def load(run_dir: Path) -> Checkpoint | None:
         return Checkpoint(**payload)
     except (RuntimeError, OSError, EOFError, TypeError, KeyError,
             pickle.UnpicklingError) as exc:
-        raise ResumeError(
-            f"The checkpoint {path} cannot be read ({type(exc).__name__}); restore it from a "
-            "backup or start the run again without resume."
+        raise ResumeError(N_(
+            "The checkpoint %(path)s cannot be read (%(error)s); restore it from a backup or "
+            "start the run again without resume.", path=str(path), error=type(exc).__name__)
         ) from exc
 
 
@@ -160,10 +161,10 @@ def check_compatible(checkpoint: Checkpoint, config: RunConfig) -> None:
         if key not in RESUMABLE_CHANGES and current.get(key) != checkpoint.config.get(key)
     )
     if changed:
-        raise ResumeError(
-            f"The run in {config.run_dir} cannot be resumed with different values of "
-            f"{', '.join(changed)}; resume it with its own configuration (config.toml)."
-        )
+        raise ResumeError(N_(
+            "The run in %(run_dir)s cannot be resumed with different values of %(keys)s; "
+            "resume it with its own configuration (config.toml).", run_dir=config.run_dir,
+            keys=", ".join(changed)))
 
 
 @contextmanager
@@ -175,10 +176,9 @@ def run_folder_lock(run_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ResumeError(
-                f"Another ServerApp is running the run in {run_dir}; let it finish, or stop "
-                "it before resuming."
-            ) from None
+            raise ResumeError(N_(
+                "Another ServerApp is running the run in %(run_dir)s; let it finish, or stop "
+                "it before resuming.", run_dir=str(run_dir))) from None
         try:
             yield
         finally:

@@ -21,6 +21,7 @@ from flwr.common.logger import log
 from flwr.serverapp import Grid
 
 from common.config import RunConfig
+from common.i18n import sentence, to_record
 from common.model import ModelConfig, build_model
 from server import run_folder
 from server.federation import checkpoint
@@ -123,7 +124,8 @@ class RunLifecycle:
             state, resumed = starting_point(self.run_dir, self.config)
         except ResumeError as exc:
             self.audit.event("run_stopped", reason=str(exc), rounds_completed=0)
-            run_folder.update_summary(self.run_dir, stopped=str(exc))
+            run_folder.update_summary(self.run_dir, stopped=str(exc),
+                                      stopped_sentence=to_record(sentence(exc)))
             raise
         run_folder.write_config(self.run_dir, self.config)
         rounds = [r for r in run_folder.read_rounds(self.run_dir) if r["round"] <= state.round]
@@ -157,7 +159,7 @@ class RunLifecycle:
         if stopped is not None:
             log(INFO, "%s", stopped)
         write_outputs(self.run_dir, self.config, self.book, self.state,
-                      time.monotonic() - self.started, str(stopped) if stopped else None)
+                      time.monotonic() - self.started, sentence(stopped) if stopped else None)
         self.audit.event("run_stopped" if stopped else "run_finished",
                          run_name=self.state.run_name, rounds_completed=self.state.round,
                          reason=str(stopped) if stopped else None)

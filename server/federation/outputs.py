@@ -10,6 +10,7 @@ import numpy as np
 
 from common.calibration import Calibration, fit_calibration
 from common.config import RunConfig
+from common.i18n import to_record
 from common.metrics import ScoreHistogram
 from common.model import ModelConfig
 from server import run_folder
@@ -56,7 +57,10 @@ def write_outputs(
         "run_name": state.run_name,
         "rounds": config.rounds,
         "rounds_completed": state.round,
-        "stopped": stopped,
+        "stopped": str(stopped) if stopped else None,
+        # The same sentence with its message id and parameters, for a page or command
+        # to show in its reader's language (``run_folder.stopped_reason``).
+        "stopped_sentence": to_record(stopped) if stopped else None,
         "aggregation": config.strategy.aggregation,
         "updates_rejected": sum(len(entry.rejections) for entry in logs),
         "replies_missing": sum(len(entry.absent) for entry in logs),

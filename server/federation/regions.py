@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.equity import Placement
+from common.i18n import N_
 
 
 class RegisterError(ValueError):
@@ -49,8 +50,9 @@ def _placement(entry: Mapping[str, object], path: Path) -> Placement | None:
     region = entry.get("region", "")
     governed = entry.get("indigenous_governed", False)
     if not isinstance(region, str) or not isinstance(governed, bool):
-        raise RegisterError(f"The centre register {path} has an entry whose region is not "
-                            "text or whose indigenous_governed is not true/false.")
+        raise RegisterError(N_("The centre register %(path)s has an entry whose region is not "
+                               "text or whose indigenous_governed is not true/false.",
+                               path=str(path)))
     return Placement(region.strip(), governed) if region.strip() else None
 
 
@@ -60,23 +62,26 @@ def read_register(path: Path) -> CentreRegister:
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise RegisterError(f"The centre register {path} does not exist.") from None
+        raise RegisterError(N_("The centre register %(path)s does not exist.",
+                               path=str(path))) from None
     except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise RegisterError(f"The centre register {path} is not readable JSON ({err}).") from err
+        raise RegisterError(N_("The centre register %(path)s is not readable JSON (%(error)s).",
+                               path=str(path), error=str(err))) from err
     if isinstance(payload, dict) and isinstance(payload.get("centres"), list):
         entries, key = payload["centres"], "node_id"
     elif isinstance(payload, list):
         entries, key = payload, "centre_id"
     else:
-        raise RegisterError(f"The centre register {path} is neither an inventory of enrolled "
-                            "centres nor a network's centres.json.")
+        raise RegisterError(N_("The centre register %(path)s is neither an inventory of enrolled "
+                               "centres nor a network's centres.json.", path=str(path)))
     placements: dict[object, Placement] = {}
     for entry in entries:
         if not isinstance(entry, dict) or key not in entry:
-            raise RegisterError(f"The centre register {path} has an entry without {key}.")
+            raise RegisterError(N_("The centre register %(path)s has an entry without %(key)s.",
+                                   path=str(path), key=key))
         if key == "node_id" and (not isinstance(entry[key], int) or isinstance(entry[key], bool)):
-            raise RegisterError(f"The centre register {path} has a node_id that is not a "
-                                "whole number.")
+            raise RegisterError(N_("The centre register %(path)s has a node_id that is not a "
+                                   "whole number.", path=str(path)))
         placement = _placement(entry, path)
         if placement is not None:
             placements[entry[key]] = placement

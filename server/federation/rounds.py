@@ -22,6 +22,7 @@ from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.superlink.grid.http_grid import HttpGrid
 
+from common.i18n import N_, Number
 from server.federation.audit_log import ServerAudit
 from server.federation.bookkeeping import CentresRefused, FederationStopped
 from server.federation.strategy import PooledFedAvg
@@ -56,11 +57,11 @@ def wait_for_centres(
         if len(nodes) >= minimum:
             return nodes
         if clock() >= deadline:
-            raise CentresAbsent(
-                f"Only {len(nodes)} of the {minimum} centres needed (min_centres) were "
-                f"connected after waiting {timeout:.0f} s (min_centres_wait); the run stopped "
-                "and can be resumed from its last checkpoint."
-            )
+            raise CentresAbsent(N_(
+                "Only %(connected)s of the %(minimum)s centres needed (min_centres) were "
+                "connected after waiting %(seconds)s s (min_centres_wait); the run stopped "
+                "and can be resumed from its last checkpoint.",
+                connected=len(nodes), minimum=minimum, seconds=Number(timeout, 0)))
         if not waited:
             log(WARNING, "Waiting up to %.0f s for %d centres (%d connected).", timeout, minimum,
                 len(nodes))

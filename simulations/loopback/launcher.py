@@ -25,6 +25,7 @@ from pathlib import Path
 from client.site_policy import PrivacyFloor
 from common.config import ConfigError, RunConfig, parse_assignment
 from common.errors import ExitCode, PerseveranceError
+from common.i18n import N_, Number, sentence
 from common.workdirs import work_root
 from server.deployment import enrolment, pki
 from server.deployment import programs as deployment
@@ -94,21 +95,23 @@ def centre_files(options: DevFederationOptions, data_dir: Path) -> list[Path]:
     """Return one data file per centre: the files of ``options.data``, or generated ones."""
     if options.data is not None:
         if not options.data.is_dir():
-            raise LauncherInputError(f"The data folder {options.data} does not exist.")
+            raise LauncherInputError(N_("The data folder %(path)s does not exist.",
+                                         path=str(options.data)))
         files = sorted(p.resolve() for p in options.data.iterdir() if p.suffix in DATA_SUFFIXES)
         if not files:
-            raise LauncherInputError(f"{options.data} holds no *.parquet or *.csv file.")
+            raise LauncherInputError(N_("%(path)s holds no *.parquet or *.csv file.",
+                                         path=str(options.data)))
         if options.centres is not None and options.centres != len(files):
-            raise LauncherInputError(
-                f"--centres {options.centres} disagrees with the {len(files)} data files "
-                f"in {options.data}; drop --centres or the extra files."
-            )
+            raise LauncherInputError(N_(
+                "--centres %(centres)s disagrees with the %(files)s data files in %(path)s; "
+                "drop --centres or the extra files.", centres=options.centres,
+                files=len(files), path=str(options.data)))
     else:
         from simulations.network import generate_network, write_network
 
         count = options.centres if options.centres is not None else 3
         if count < 1:
-            raise LauncherInputError("--centres must be at least 1.")
+            raise LauncherInputError(N_("--centres must be at least 1."))
         network = generate_network(
             centres=count, students=options.students or 2000 * count, seed=options.seed
         )
@@ -117,7 +120,8 @@ def centre_files(options: DevFederationOptions, data_dir: Path) -> list[Path]:
         try:
             pki.check_centre_name(path.stem)
         except pki.PkiError as err:
-            raise LauncherInputError(f"{path.name}: {err} Rename the file.") from err
+            raise LauncherInputError(N_("%(file)s: %(error)s Rename the file.", file=path.name,
+                                         error=sentence(err))) from err
     return files
 
 
@@ -132,7 +136,7 @@ def centre_floor(options: DevFederationOptions) -> PrivacyFloor:
                 values[key.removeprefix(POLICY_PREFIX)] = value
         floor = build_section(PrivacyFloor, values)
     except ConfigError as err:
-        raise LauncherInputError(str(err)) from err
+        raise LauncherInputError(sentence(err)) from err
     if values and options.data is not None:
         raise LauncherInputError(
             "centre_policy keys set the generated centres' policy; with --data, write "
@@ -157,9 +161,9 @@ def run_config(options: DevFederationOptions, run_dir: Path, centres: int) -> Ru
                 flat[key] = value
         config = RunConfig.from_flat(flat)
     except ConfigError as err:
-        raise LauncherInputError(str(err)) from err
+        raise LauncherInputError(sentence(err)) from err
     if config.run_dir != str(run_dir):
-        raise LauncherInputError("Set the run folder with --out, not with run_dir=.")
+        raise LauncherInputError(N_("Set the run folder with --out, not with run_dir=."))
     return config
 
 
@@ -194,7 +198,8 @@ def submit_run(config: RunConfig, env: dict[str, str]) -> int:
         ["run", str(PROJECT_ROOT), deployment.OPERATOR_CONNECTION, "--run-config", overrides], env
     )
     if answer.get("success") is not True:
-        raise RunFailedError(f"flwr run was refused: {answer.get('error-message', answer)}.")
+        raise RunFailedError(N_("flwr run was refused: %(error)s.",
+                                error=str(answer.get("error-message", answer))))
     return int(str(answer["run-id"]))
 
 
@@ -234,7 +239,8 @@ def follow_run(
         group.check_alive()
         show_new_lines()
         if time.monotonic() > deadline:
-            raise RunFailedError(f"The run did not finish within {timeout:.0f} s.")
+            raise RunFailedError(N_("The run did not finish within %(seconds)s s.",
+                                    seconds=Number(timeout, 0)))
         if follower.exited() is not None:
             status = run_status(run_id, env)
             time.sleep(0 if status.startswith("finished") else STATUS_POLL_SECONDS)
@@ -242,7 +248,8 @@ def follow_run(
             time.sleep(1.0)
     show_new_lines()
     if status != "finished:completed":
-        raise RunFailedError(f"Run {run_id} ended as {status}; see {follower.log_path}.")
+        raise RunFailedError(N_("Run %(run_id)s ended as %(status)s; see %(log)s.", run_id=run_id,
+                                status=status, log=str(follower.log_path)))
     return status
 
 
@@ -307,8 +314,9 @@ def run_dev_federation(
     paths = prepare_pki(work / "pki", centres)
     # A fresh federation every time: new SuperLink database, inventory and ledgers.
     env = offline_environment({"FLWR_HOME": str(_fresh(work / "flwr-home"))})
-    echo(f"Loopback federation of {len(centres)} centres ({', '.join(centres)}), "
-         f"{config.rounds} rounds; run folder {run_dir}")
+    echo(N_("Loopback federation of %(count)s centres (%(names)s), %(rounds)s rounds; run "
+            "folder %(run_dir)s", count=len(centres), names=", ".join(centres),
+            rounds=config.rounds, run_dir=str(run_dir)))
 
     restore_sigterm = terminate_on_sigterm()
     try:
@@ -316,7 +324,7 @@ def run_dev_federation(
             start_federation(group, paths, work, files, env, echo)
             mapping = _optional(files[0].parent / "mapping.toml")
             run_id = submit_run(config, env)
-            echo(f"Submitted run {run_id}; following it to the end.")
+            echo(N_("Submitted run %(run_id)s; following it to the end.", run_id=run_id))
             # The centralised reference (no DP, pooled data) is computed here, while the
             # centres train: the launcher would otherwise only wait. On one thread: it
             # shares the cores with the centres' first round.
@@ -366,12 +374,13 @@ def start_federation(
             centre, paths.centre_public_key(centre), inventory,
             deployment.OPERATOR_CONNECTION, env,
         )
-        echo(f"Enrolled {centre} as node {entry.node_id} ({entry.fingerprint}).")
+        echo(N_("Enrolled %(centre)s as node %(node)s (%(fingerprint)s).", centre=centre,
+                node=entry.node_id, fingerprint=entry.fingerprint))
     mapping = _optional(files[0].parent / "mapping.toml")
     policy = _optional(files[0].parent / "policy.toml")
     # Each centre runs only the apps it approved: here, the one this launcher ships.
     app_hash = project_fab_hash(PROJECT_ROOT)
-    echo(f"Every centre approves the app {app_hash[:12]} (its FAB's SHA-256).")
+    echo(N_("Every centre approves the app %(hash)s (its FAB's SHA-256).", hash=app_hash[:12]))
     for centre, data_file, port in zip(centres, files, ports[4:], strict=True):
         start_centre(group, ministry, paths, centre, data_file, port,
                      _fresh(state / "centres" / centre), mapping, policy, (app_hash,))
@@ -393,14 +402,11 @@ def _complete_summary(
 
     summary_path = run_dir / run_folder.SUMMARY
     if not summary_path.is_file():
-        raise RunFailedError(f"The run finished without writing {summary_path}.")
+        raise RunFailedError(N_("The run finished without writing %(path)s.",
+                                path=str(summary_path)))
     summary = run_folder.read_json(summary_path)
     if int(summary.get("rounds_completed", 0)) < config.rounds:
-        reason = str(summary.get("stopped") or "").rstrip(".")
-        raise RunFailedError(
-            f"The federation stopped after {summary.get('rounds_completed', 0)} of "
-            f"{config.rounds} rounds{f' ({reason})' if reason else ''}; see {run_dir}."
-        )
+        raise RunFailedError(run_folder.stopped_early(summary, config.rounds, run_dir))
     run_folder.update_summary(
         run_dir,
         auc_centralized=auc_centralized,
