@@ -58,6 +58,9 @@ class Checkpoint:
     # Centres that refused the run for good (name -> fixed reason) and their nodes.
     refused: dict[str, str] = field(default_factory=dict)
     refusing_nodes: list[int] = field(default_factory=list)
+    # Whether the equity audit's exchange (after the final round) is done: a run
+    # checkpointed after its final round without it resumes into the audit.
+    audited: bool = False
 
 
 def _histogram_to_lists(h: ScoreHistogram | None) -> dict[str, Any] | None:

@@ -86,8 +86,10 @@ def write_outputs(
         "centres_refused": dict(sorted(book.refused.items())),
         "server_seconds": round(seconds, 2),
     }
+    audited = book.logs.get(config.rounds)
+    if audited is not None and audited.equity:
+        run_folder.write_json(run_dir / run_folder.EQUITY, audited.equity)
     if last is not None:
-        run_folder.write_json(run_dir / run_folder.EQUITY, last.equity)
         run_folder.write_json(
             run_dir / run_folder.PARTICIPATION, participation(centres)
         )
