@@ -76,6 +76,7 @@ class CaptureUnmasked:
     def __init__(self) -> None:
         self.updates: dict[tuple[int, int], tuple[list[npt.NDArray[Any]], int]] = {}
         self.evaluations: dict[tuple[int, int], tuple[list[npt.NDArray[Any]], int]] = {}
+        self.audits: dict[int, tuple[list[npt.NDArray[Any]], dict[str, Any]]] = {}
 
     def __call__(self, msg: Message, context: Context, call_next: Any) -> Message:
         reply = call_next(msg, context)
@@ -84,7 +85,9 @@ class CaptureUnmasked:
             fitres = recorddict_to_fitres(reply.content, keep_input=True)
             key = (int(msg.metadata.group_id), int(str(context.node_config["partition-id"])))
             found = (parameters_to_ndarrays(fitres.parameters), fitres.num_examples)
-            if records["fitins.config"].get("secure.phase") == "evaluate":
+            if records["fitins.config"].get("phase") == "audit":
+                self.audits[key[1]] = (found[0], dict(records["fitins.config"]))
+            elif records["fitins.config"].get("secure.phase") == "evaluate":
                 self.evaluations[key] = found
             else:
                 self.updates[key] = found
@@ -217,7 +220,7 @@ def inprocess(network: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
                            inner_mods=[unmasked, replies])
     run_secure_federation(DirectGrid(app, 3, dict(config.to_flat())), config)
     return {"out": out, "config": config, "updates": unmasked.updates,
-            "evaluations": unmasked.evaluations,
+            "evaluations": unmasked.evaluations, "audits": unmasked.audits,
             "masked": masked.vectors, "masked_evaluations": masked.evaluations,
             "replies": replies.metrics}
 
@@ -232,13 +235,15 @@ def test_secure_replies_carry_only_the_allowed_keys(inprocess) -> None:
     assert evaluations == []  # evaluation goes through SecAgg+ too
     train = [m for m in fits if "noise.audit" not in m]
     secure_evaluations = [m for m in fits if "noise.audit" in m]
-    assert len(train) == 5 and len(secure_evaluations) == 5  # one centre dropped, round 1
+    # One centre dropped in round 1; the audit's exchange after round 2 asks all three.
+    assert len(train) == 5 and len(secure_evaluations) == 5 + 3
     for metrics in train:  # beside the masked update: no training loss, nothing unnoised
         assert set(metrics) == {"epsilon", "centre", *HEAD}
     for metrics in secure_evaluations:  # beside the masked counts: the noise, no count
         assert set(metrics) == {"epsilon", "centre", *HEAD, "noise.histogram", "noise.audit",
                                 "noise.distributed", "noise.threshold", "audit.sensitive"}
-        assert metrics["noise.distributed"] == 0 and metrics["noise.histogram"] > 1
+        assert metrics["noise.distributed"] == 0
+        assert (metrics["noise.histogram"] > 1) != (metrics["noise.audit"] > 1)
 
 
 def _round_average(updates: dict[tuple[int, int], Any], server_round: int,
@@ -298,6 +303,23 @@ def test_the_ministry_pools_the_exact_sum_of_the_evaluation_vectors(inprocess) -
     assert rows or equity["suppressed"]
     assert all(row["noise_sd"]["tpr"] > 0 for row in rows)
     assert "distributed_noise" not in equity
+
+
+@pytest.mark.slow
+def test_the_secure_audit_is_counted_at_the_calibrated_threshold(inprocess) -> None:
+    """The audit's SecAgg+ round after the final round: every centre was sent the raw
+    threshold the recalibration maps to evaluation.threshold, released no histogram,
+    and equity.json states the calibrated threshold."""
+    config: RunConfig = inprocess["config"]
+    audits = inprocess["audits"]
+    assert sorted(audits) == [0, 1, 2]
+    bins = config.evaluation.bins
+    equity = json.loads((inprocess["out"] / "equity.json").read_text(encoding="utf-8"))
+    assert equity["threshold"] == pytest.approx(config.evaluation.threshold, abs=1e-9)
+    for vector, sent in audits.values():
+        assert not vector[0][: 2 * bins].any()  # no histogram in the audit's vector
+        assert sent["audit-threshold"] == pytest.approx(equity["threshold_raw"])
+        assert sent["calibration-slope"] == pytest.approx(equity["calibration"]["slope"])
 
 
 @pytest.mark.slow
