@@ -188,6 +188,11 @@ def test_secure_mode_completes_with_a_centre_dropped_mid_round(dropout_run: Path
     shared = equity["distributed_noise"]
     assert shared["shares"] == shared["centres"] == 3 and shared["threshold"] == 2
     assert shared["epsilon_sum"] <= summary["epsilon_target"] + 1e-6
+    # summary.json: the central epsilon the sums met (the audit's sum included), beside
+    # what each centre booked for its own shares.
+    assert summary["epsilon_evaluation_sum"] == pytest.approx(shared["epsilon_sum"])
+    assert summary["epsilon_evaluation_sum"] < summary["epsilon_evaluation"]
+    assert summary["equity_audit_done"] is True
     assert "region" not in equity["groups"]  # a region's sum would carry too little noise
     # Each centre's releases were made over its per-student cohorts, evaluation included.
     from client.student_budget import run_cohorts
