@@ -41,6 +41,7 @@ from common.privacy import (
     EvaluationNoise,
     composed_epsilon,
     evaluation_scheduled,
+    reserved_rows,
     run_evaluation_noise,
 )
 from common.protocol import AuditRequest, Reason, Reply
@@ -103,26 +104,32 @@ def evaluation_noise(config: RunConfig, floor: PrivacyFloor) -> EvaluationNoise 
 
 def book_evaluation(config: RunConfig, data: CentreData, ledger: PrivacyLedger, run_id: str,
                     server_round: int, mechanisms: list[tuple[float, float, int]],
-                    alone: bool = False) -> float:
+                    alone: bool = False,
+                    reserved: list[tuple[float, float, int]] | None = None) -> float:
     """Check the run's budget and book ``mechanisms`` (the round's evaluation release)
     before anything is computed into the reply; returns the run's evaluation epsilon
-    at the run's delta. ``alone``: the release is a share of distributed noise, whose
-    own cost is above the run's target by design (the SUM meets the target): it is
-    checked against the centre's floor only (``max_epsilon_per_run`` at its delta)."""
+    at the run's delta. ``reserved``: the run's releases still to come
+    (``common.privacy.reserved_rows``), priced in the check but not booked, so that no
+    release asked twice eats the budget of those the schedule has yet to make. ``alone``:
+    the release is a share of distributed noise, whose own cost is above the run's
+    target by design (the SUM meets the target): it is checked against the centre's
+    floor only (``max_epsilon_per_run`` at its delta)."""
     floor = data.policy.privacy
     what = f"evaluation of round {server_round}"
     history = [*run_history(ledger, run_id, "evaluate"), *mechanisms]
+    priced = [*history, *(reserved or [])]
     if alone:
-        at_floor = composed_epsilon(history, floor.delta, config.privacy.accountant)
+        at_floor = composed_epsilon(priced, floor.delta, config.privacy.accountant)
         if at_floor > floor.max_epsilon_per_run * (1 + BUDGET_SLACK):
             raise CentreRefusal(
                 f"This {what} (a share of distributed noise) would bring the run's "
-                f"epsilon at this centre to {at_floor:.3f} at delta {floor.delta:g}, past "
-                f"the floor's {floor.max_epsilon_per_run:g} per run.",
+                f"epsilon at this centre to {at_floor:.3f} at delta {floor.delta:g} with "
+                f"its releases still to come, past the floor's "
+                f"{floor.max_epsilon_per_run:g} per run.",
                 Reason.RUN_BUDGET, Reply.REFUSED)
-        epsilon = composed_epsilon(history, config.privacy.delta, config.privacy.accountant)
     else:
-        epsilon = check_run_budget(history, config, floor, what)
+        check_run_budget(priced, config, floor, what)
+    epsilon = composed_epsilon(history, config.privacy.delta, config.privacy.accountant)
     try:
         ledger.book(run_id=run_id, server_round=server_round, kind="evaluate",
                     mechanisms=mechanisms, delta=floor.delta, cap=data.policy.epsilon_cap)
@@ -171,7 +178,8 @@ def evaluation_release(
         multiplier = noise.final if final else noise.progress
         mechanisms = noise.round_mechanisms(server_round)
         if ledger is not None:
-            epsilon = book_evaluation(config, data, ledger, run_id, server_round, mechanisms)
+            epsilon = book_evaluation(config, data, ledger, run_id, server_round, mechanisms,
+                                      reserved=reserved_rows(noise, server_round, False))
         pos += rng.normal(0.0, multiplier, bins)
         neg += rng.normal(0.0, multiplier, bins)
         centres = bin_centres(bins)

@@ -40,7 +40,7 @@ from common.config import RunConfig
 from common.discrete_gaussian import discrete_gaussian
 from common.equity import GROUP_BINS, centre_cells, centre_total_cells
 from common.metrics import score_histogram
-from common.privacy import audit_share, noise_share
+from common.privacy import audit_share, noise_share, reserved_rows
 from common.protocol import AuditRequest
 from common.secure_release import (
     AUDIT_SENSITIVE,
@@ -88,8 +88,10 @@ def secure_release(
         if noise is not None:
             share = noise_share(noise, server_round, share_of)
             if ledger is not None:
-                epsilon = book_evaluation(config, data, ledger, run_id, server_round,
-                                          list(share.rows), alone=distributed)
+                epsilon = book_evaluation(
+                    config, data, ledger, run_id, server_round, list(share.rows),
+                    alone=distributed,
+                    reserved=reserved_rows(noise, server_round, False, share_of))
             std_histogram = share.histogram
             pos += discrete_gaussian(rng, std_histogram, bins)
             neg += discrete_gaussian(rng, std_histogram, bins)

@@ -416,6 +416,20 @@ def run_shares(noise: EvaluationNoise, survivors_min: int | None = None
     return [*rows, *audit_share(noise, survivors_min).rows]
 
 
+def reserved_rows(noise: EvaluationNoise, server_round: int, audit: bool,
+                  survivors_min: int | None = None) -> list[tuple[float, float, int]]:
+    """The run's evaluation releases still to come after this one (the scheduled rounds
+    after ``server_round`` and, unless this is the ``audit``, the audit): a centre checks
+    its budget with them reserved, so a release asked twice (a new model version for a
+    round already evaluated) goes past the run's target instead of using the budget the
+    schedule keeps for the audit."""
+    if audit:
+        return []
+    rows = [row for r in range(server_round + 1, noise.rounds + 1)
+            for row in noise_share(noise, r, survivors_min).rows]
+    return [*rows, *audit_share(noise, survivors_min).rows]
+
+
 def summed_rows(share: NoiseShare, summands: int, histogram_dim: int, audit_dim: int,
                 whole: EvaluationNoise | None = None, final: bool = True
                 ) -> list[tuple[float, float, int]]:

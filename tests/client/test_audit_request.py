@@ -99,3 +99,17 @@ def test_an_audit_before_the_final_round_or_a_second_one_is_refused_without_book
     # Another run is another audit.
     evaluate_round(config, data, weights, 3, ledger, "another-run", request)
     assert np.isfinite(composed_epsilon(run_history(ledger, "another-run", "evaluate"), 1e-6))
+
+
+def test_a_round_asked_again_cannot_eat_the_audit_s_budget(extract: Path, tmp_path: Path) -> None:
+    """The releases still to come are reserved in the budget check: a progress or final
+    histogram asked twice (another model version) is refused, and the audit still fits."""
+    data, config, weights, ledger = _setup(extract, tmp_path)
+    for server_round in (1, 2, 3):
+        evaluate_round(config, data, weights, server_round, ledger, RUN)
+    for again in (2, 3):
+        _refused(lambda again=again: evaluate_round(config, data, weights, again, ledger, RUN),
+                 Reason.RUN_BUDGET)
+    assert _rows(ledger) == [1, 2, 3]
+    evaluate_round(config, data, weights, 3, ledger, RUN, AuditRequest(0.2, 1.0, 0.0))
+    assert _rows(ledger) == [1, 2, 3, audit_round(config)]
