@@ -57,3 +57,12 @@ def test_only_the_scheduled_rounds_are_evaluated_and_booked(tmp_path, data_dir, 
         assert booked == [*evaluated, 6]  # the audit after the final round
         spent = composed_epsilon(run_history(ledger, summary["run_name"], "evaluate"), 1e-6)
         assert 0.97 * config.privacy.epsilon <= spent <= config.privacy.epsilon * 1.001
+    # The console's live table and charts read a round without evaluation as a gap.
+    from starlette.testclient import TestClient
+
+    from server.console.app import ConsoleSettings, create_app
+
+    page = TestClient(create_app(ConsoleSettings(runs=tmp_path))).get("/runs/run/live")
+    assert page.status_code == 200
+    first = page.text.split('<tr data-round="1">', 1)[1].split("</tr>", 1)[0]
+    assert first.count("—") == (0 if 1 in evaluated else 3)  # AUC, PR AUC, Brier
