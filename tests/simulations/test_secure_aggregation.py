@@ -390,3 +390,43 @@ def test_a_stopped_secure_run_resumes_from_its_checkpoint(network: Path, tmp_pat
     assert summary["run_name"] == stopped["run_name"]
     assert summary["epsilon_max"] <= summary["epsilon_target"] + 1e-9
     assert [r["round"] for r in run_folder.read_rounds(tmp_path)] == [1, 2]
+
+
+class ServerCrash(Exception):
+    """The ServerApp process dies."""
+
+
+class AuditCrashGrid(DirectGrid):
+    """Dies as it sends the audit's SecAgg+ round (its setup stage's instructions)."""
+
+    def push_messages(self, messages: Any) -> Any:
+        messages = list(messages)
+        for message in messages:
+            fitins = message.content.config_records.get("fitins.config")
+            if fitins is not None and fitins.get("phase") == "audit":
+                raise ServerCrash
+        return super().push_messages(messages)
+
+
+@pytest.mark.slow
+def test_a_secure_run_that_died_before_its_audit_resumes_into_it(network: Path,
+                                                                 tmp_path: Path) -> None:
+    """Checkpointed after its final round with the audit pending, the resumed secure run
+    trains no more and runs the audit's SecAgg+ round only."""
+    from server.federation import checkpoint
+
+    flat = _flat(network, tmp_path)
+    config = RunConfig.from_flat(flat)
+    with pytest.raises(ServerCrash):
+        run_secure_federation(AuditCrashGrid(build_secure_app(), 3, dict(config.to_flat())),
+                              config)
+    state = checkpoint.load(tmp_path)
+    assert state is not None and state.round == 2 and not state.audited
+    resumed = RunConfig.from_flat({**flat, "resume": True})
+    run_secure_federation(DirectGrid(build_secure_app(), 3, dict(resumed.to_flat()), run_id=2),
+                          resumed)
+    summary = run_folder.read_json(tmp_path / run_folder.SUMMARY)
+    assert summary["equity_audit_done"] is True and summary["rounds_completed"] == 2
+    equity = json.loads((tmp_path / "equity.json").read_text(encoding="utf-8"))
+    assert equity["threshold"] == pytest.approx(0.3, abs=1e-9)
+    assert [r["round"] for r in run_folder.read_rounds(tmp_path)] == [1, 2]
