@@ -27,6 +27,15 @@ def _task(msg: Message, context: Context) -> Task:
 def _handle(kind: str, msg: Message, context: Context) -> Message:
     """Run the task ``kind`` (train or evaluate) and build its reply."""
     task = _task(msg, context)
+    config = msg.content.config_records.get(protocol.CONFIG, ConfigRecord())
+    audit = protocol.audit_request_of(config) if kind == "evaluate" and \
+        protocol.is_audit(config) else None
+    if audit is not None:
+        kind = protocol.PHASE_AUDIT
+    # The audit's reply is kept under what it was asked at: the same request gets the
+    # same reply (no cost); any other is refused by the centre's ledger.
+    version = task.model_version if audit is None else (
+        f"{task.model_version}|{audit.threshold!r}|{audit.slope!r}|{audit.intercept!r}")
     centre: Centre | None = None
     try:
         centre = Centre.of(context.run_config, context.node_config, context.run_id)
@@ -34,7 +43,7 @@ def _handle(kind: str, msg: Message, context: Context) -> Message:
         folder = centre.state_dir
         cache = ReplyCache(folder) if folder is not None else None
         if cache is not None and (done := cache.get(kind, task.run_name, task.server_round,
-                                                    task.model_version)):
+                                                    version)):
             centre.audit("reply_sent", task, kind, resent=True)
             return Message(content=done, reply_to=msg)  # the same release again: no cost
         weights = msg.content.array_records[protocol.ARRAYS].to_torch_state_dict()
@@ -46,7 +55,7 @@ def _handle(kind: str, msg: Message, context: Context) -> Message:
             extra = {"update_norm": result.update_norm,
                      "update_bound": centre.config.training.max_update_norm}
         else:
-            release = evaluate_task(centre, task, weights)
+            release = evaluate_task(centre, task, weights, audit)
             content = RecordDict({protocol.METRICS: MetricRecord(release)})  # type: ignore[arg-type]
             extra = {}
         content[protocol.CENTRE] = ConfigRecord({protocol.CENTRE_NAME: centre.name})
@@ -55,7 +64,7 @@ def _handle(kind: str, msg: Message, context: Context) -> Message:
         code, reason = refuse(centre, task, kind, exc)
         return Message(Error(code=code, reason=reason), reply_to=msg)
     if cache is not None:
-        cache.put(kind, task.run_name, task.server_round, task.model_version, content)
+        cache.put(kind, task.run_name, task.server_round, version, content)
     _sent(centre, task, kind, content, **extra)
     return Message(content=content, reply_to=msg)
 

@@ -17,7 +17,7 @@ import torch
 from client.audit_log import centre_name, records_key_path
 from client.data import CentreData, DataError, load_centre
 from client.errors import CentreRefusal as CentreRefusal  # re-exported for callers
-from client.evaluation import evaluation_release, noise_generator
+from client.evaluation import check_evaluation_request, evaluation_release, noise_generator
 from client.ledger import BudgetExceeded, PrivacyLedger
 from client.run_plan import (
     RunPlan,
@@ -33,7 +33,7 @@ from client.student_budget import StudentBudget
 from common.config import RunConfig
 from common.model import ModelConfig, build_model, get_weights, predict_proba, set_weights
 from common.privacy import composed_epsilon
-from common.protocol import Reason, Reply
+from common.protocol import AuditRequest, Reason, Reply
 from common.training import DPSettings, train_local
 
 DATA_FILE_SUFFIXES = (".parquet", ".csv")
@@ -268,16 +268,21 @@ def evaluate_round(
     server_round: int | None = None,
     ledger: PrivacyLedger | None = None,
     run_id: str = "",
+    audit: AuditRequest | None = None,
 ) -> dict[str, int | float | list[float]]:
     """Aggregate evaluation of the global model on the centre's held-out records:
-    score histograms by label and the equity audit's per-group counts, never a
-    per-student score. With DP, the counts carry Gaussian noise and the release is
-    booked first (see ``client.evaluation``), over the held-out records whose own budget
-    the run's evaluation leaves within the cap (``client.student_budget``)."""
+    score histograms by label, or with ``audit`` the equity audit's per-group counts at
+    its threshold, never a per-student score. The request is checked first
+    (``client.evaluation.check_evaluation_request``: an unscheduled round, a malformed
+    or repeated audit are refused, nothing booked). With DP, the counts carry Gaussian
+    noise and the release is booked first (see ``client.evaluation``), over the held-out
+    records whose own budget the run's evaluation leaves within the cap
+    (``client.student_budget``)."""
+    check_evaluation_request(config, server_round or config.rounds, audit, ledger, run_id)
     data = evaluation_records(config, data, run_id, ledger)
     model = build_model(model_config(config), seed=config.seed)
     set_weights(model, global_weights)
     probabilities = predict_proba(model, data.x_test)
     return evaluation_release(
-        config, data, probabilities, server_round or config.rounds, ledger, run_id
+        config, data, probabilities, server_round or config.rounds, ledger, run_id, audit
     )

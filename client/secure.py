@@ -46,6 +46,7 @@ from flwr.common.secure_aggregation.secaggplus_constants import (
 
 from client.centre_task import Centre, evaluate_task, refuse, train_task, update_of
 from client.errors import DataError
+from client.evaluation import check_evaluation_request
 from client.federated import evaluation_records, model_config, open_ledger
 from client.secure_evaluation import SecureSlot, secure_release
 from common import protocol
@@ -132,13 +133,18 @@ class SecureCentre(NumPyClient):
         (``common.secure_release``: the ministry's average times the centres summed is
         the exact sum), with the epsilon booked and the noise added beside it."""
         task = self._task(config)
-        self.centre.audit("task_received", task, "evaluate", secure_aggregation=True)
+        audit = protocol.audit_request_of(config) if protocol.is_audit(config) else None
+        kind = "evaluate" if audit is None else protocol.PHASE_AUDIT
+        self.centre.audit("task_received", task, kind, secure_aggregation=True)
         run_config = self.centre.config
         model = build_model(model_config(run_config), seed=run_config.seed)
         set_weights(model, dict(_global_weights(parameters, run_config)))
         data = self.centre.data(task.run_name)
         ledger = open_ledger(run_config, self.centre.node_config) if run_config.privacy.dp \
             else None
+        # No reply cache (as for training): a repeated audit is refused by the ledger.
+        check_evaluation_request(run_config, task.server_round or run_config.rounds, audit,
+                                 ledger, task.run_name)
         share_of = self._threshold() if (run_config.privacy.distributed_noise and
                                          data.policy.privacy.allow_distributed_noise) else None
         data = evaluation_records(run_config, data, task.run_name, ledger, share_of)
@@ -146,8 +152,8 @@ class SecureCentre(NumPyClient):
                           bool(config.get(layout.COUNTS, True)))
         vector, metrics = secure_release(run_config, data, predict_proba(model, data.x_test),
                                          task.server_round or run_config.rounds, ledger,
-                                         task.run_name, slot, self._threshold())
-        self.centre.audit("reply_sent", task, "evaluate", secure_aggregation=True,
+                                         task.run_name, slot, self._threshold(), audit)
+        self.centre.audit("reply_sent", task, kind, secure_aggregation=True,
                           masked=True, **metrics)
         return [vector], 1, {**metrics, **self._identity()}
 
@@ -156,7 +162,8 @@ class SecureCentre(NumPyClient):
         task = self._task(config)
         self.centre.audit("task_received", task, "evaluate", secure_aggregation=True)
         global_weights = _global_weights(parameters, self.centre.config)
-        release = evaluate_task(self.centre, task, dict(global_weights))
+        audit = protocol.audit_request_of(config) if protocol.is_audit(config) else None
+        release = evaluate_task(self.centre, task, dict(global_weights), audit)
         count = int(release[protocol.NUM_EXAMPLES])  # type: ignore[arg-type]
         self.centre.audit("reply_sent", task, "evaluate", secure_aggregation=True,
                           metrics=sorted(release))

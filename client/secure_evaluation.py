@@ -28,13 +28,20 @@ import numpy as np
 import numpy.typing as npt
 
 from client.data import CentreData
-from client.evaluation import book_evaluation, evaluation_noise, noise_generator
+from client.evaluation import (
+    AUDIT_ROUND_OFFSET,
+    audit_round,
+    book_evaluation,
+    evaluation_noise,
+    noise_generator,
+)
 from client.ledger import PrivacyLedger
 from common.config import RunConfig
 from common.discrete_gaussian import discrete_gaussian
 from common.equity import GROUP_BINS, centre_cells, centre_total_cells
 from common.metrics import score_histogram
-from common.privacy import noise_share
+from common.privacy import audit_share, noise_share, reserved_rows
+from common.protocol import AuditRequest
 from common.secure_release import (
     AUDIT_SENSITIVE,
     NOISE_AUDIT,
@@ -60,35 +67,47 @@ class SecureSlot:
 def secure_release(
     config: RunConfig, data: CentreData, probabilities: npt.NDArray[np.float64],
     server_round: int, ledger: PrivacyLedger | None, run_id: str, slot: SecureSlot,
-    survivors_min: int | None,
+    survivors_min: int | None, audit: AuditRequest | None = None,
 ) -> tuple[npt.NDArray[np.float64], dict[str, float | int]]:
     """The round's vector for SecAgg+ and the plaintext metrics beside it (the
     evaluation epsilon the centre booked for the run, at the run's delta, and the noise
-    it added). ``survivors_min``: the SecAgg+ round's reconstruction threshold."""
+    it added). ``survivors_min``: the SecAgg+ round's reconstruction threshold.
+    ``audit``: the audit exchange (the equity cells at its threshold; the histogram
+    part is exact zeros), else a round's evaluation (the histogram; the cells zeros)."""
     floor = data.policy.privacy
     noise = evaluation_noise(config, floor)
-    final = server_round >= config.rounds
     distributed = bool(config.privacy.distributed_noise and floor.allow_distributed_noise
                        and noise is not None and survivors_min)
     bins = config.evaluation.bins
-    histogram = score_histogram(probabilities, data.y_test, bins)
-    pos, neg = histogram.positives.copy(), histogram.negatives.copy()
-    rng = noise_generator(config, server_round)
+    share_of = survivors_min if distributed else None
+    rng = noise_generator(config, server_round + (0 if audit is None else AUDIT_ROUND_OFFSET))
     epsilon, std_histogram, std_audit = 0.0, 0.0, 0.0
-    if noise is not None:
-        share = noise_share(noise, server_round, survivors_min if distributed else None)
-        if ledger is not None:
-            epsilon = book_evaluation(config, data, ledger, run_id, server_round,
-                                      list(share.rows), alone=distributed)
-        std_histogram, std_audit = share.histogram, share.audit
-        pos += discrete_gaussian(rng, std_histogram, bins)
-        neg += discrete_gaussian(rng, std_histogram, bins)
-    audit_now = final or noise is None
-    sensitive = data.policy.audit_attributes_allowed and audit_now
+    if audit is None:
+        histogram = score_histogram(probabilities, data.y_test, bins)
+        pos, neg = histogram.positives.copy(), histogram.negatives.copy()
+        if noise is not None:
+            share = noise_share(noise, server_round, share_of)
+            if ledger is not None:
+                epsilon = book_evaluation(
+                    config, data, ledger, run_id, server_round, list(share.rows),
+                    alone=distributed,
+                    reserved=reserved_rows(noise, server_round, False, share_of))
+            std_histogram = share.histogram
+            pos += discrete_gaussian(rng, std_histogram, bins)
+            neg += discrete_gaussian(rng, std_histogram, bins)
+    else:
+        pos, neg = np.zeros(bins), np.zeros(bins)
+        if noise is not None:
+            share = audit_share(noise, share_of)
+            if ledger is not None:
+                epsilon = book_evaluation(config, data, ledger, run_id, audit_round(config),
+                                          list(share.rows), alone=distributed)
+            std_audit = share.audit
+    sensitive = data.policy.audit_attributes_allowed and audit is not None
     blocks, region = {}, None
-    if audit_now:
+    if audit is not None:
         cells = centre_cells(data.audit_test, probabilities, data.y_test,
-                             threshold=config.evaluation.threshold, sensitive_allowed=sensitive,
+                             threshold=audit.threshold, sensitive_allowed=sensitive,
                              noise_std=std_audit, rng=rng, discrete=True)
         variance = std_audit**2
         for key, vector in cells.items():

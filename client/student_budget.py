@@ -44,7 +44,7 @@ from client.evaluation import evaluation_noise
 from client.ledger import PrivacyLedger
 from client.run_plan import Mechanism, RunPlan, size_release
 from common.config import RunConfig
-from common.privacy import noise_share
+from common.privacy import run_shares
 from common.protocol import Reason, Reply
 from common.records import LEDGER_FILE
 from common.records_key import load_or_create_key
@@ -160,8 +160,7 @@ class StudentBudget:
         noise = evaluation_noise(self.config, self.data.policy.privacy)
         if noise is None:
             return self.data
-        releases = [row for r in range(1, self.config.rounds + 1)
-                    for row in noise_share(noise, r, survivors_min).rows]
+        releases = run_shares(noise, survivors_min)
         keep = self._select(run_name, EVALUATE, "evaluate", self.data.ids_test, releases)
         return self.data.restricted(test=keep)
 

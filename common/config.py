@@ -90,12 +90,18 @@ class EvaluationConfig:
     audit's true- and false-positive rates. ``centre_register`` is the ministry's file
     placing centres in administrative regions for the audit's region rows (the inventory
     of enrolled centres, or a simulated network's ``centres.json``; see
-    ``server.federation.regions``); empty: no region rows."""
+    ``server.federation.regions``); empty: no region rows. ``threshold`` is read on the
+    recalibrated probabilities school teams read (``common.calibration``): the audit's
+    exchange carries its raw-score equivalent. ``progress_every``: the pooled score
+    histogram is released after rounds k, 2k, ... (0: none before the final round, which
+    is always evaluated); the evaluation budget those rounds do not use goes to the
+    final histogram and the audit."""
 
     bins: int = 20
     test_fraction: float = 0.2
     threshold: float = 0.3
     centre_register: str = ""
+    progress_every: int = 1
 
 
 AGGREGATIONS = ("fedavg", "trimmed-mean", "median", "krum", "multi-krum")
@@ -196,7 +202,10 @@ class RunConfig:
                "sum's bound is a Renyi one"),
         )
         _check(2 <= self.evaluation.bins <= 10_000, N_("evaluation.bins must be in 2-10000"))
-        _check(0.0 < self.evaluation.threshold < 1.0, N_("evaluation.threshold must be in (0, 1)"))
+        _check(0.0 < self.evaluation.threshold < 1.0,
+               N_("evaluation.threshold must be in (0, 1)"))
+        _check(self.evaluation.progress_every >= 0,
+               N_("evaluation.progress_every must be >= 0"))
         _check(
             0.0 < self.evaluation.test_fraction < 1.0,
             N_("evaluation.test_fraction must be in (0, 1)"),

@@ -102,7 +102,11 @@ def group_bin_edges(threshold: float) -> npt.NDArray[np.float64]:
     ``threshold``."""
     anchor = math.log(threshold / (1 - threshold))
     logits = anchor - _LOGIT_STEP * np.arange(GROUP_BINS - 2, -1, -1)
-    return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
+    edges = np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
+    # Exactly the threshold: sigmoid(logit(t)) can fall a rounding below t (0.0593...),
+    # which would put the flagged band past the last one (no true or false positive).
+    edges[-1] = threshold
+    return edges
 
 
 def flag_bin(edges: npt.NDArray[np.float64], threshold: float) -> int:

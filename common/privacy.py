@@ -151,52 +151,93 @@ FINAL_HISTOGRAM_NOISE_FACTOR = 1.5
 PROGRESS_NOISE_FACTOR = 4.0
 
 
+def progress_scheduled(server_round: int, rounds: int, every: int) -> bool:
+    """Whether an intermediate round ``server_round`` (< ``rounds``) releases its score
+    histogram: after rounds ``every``, 2 ``every``, ... (``every`` 0: never)."""
+    return 0 < server_round < rounds and every > 0 and server_round % every == 0
+
+
+def evaluation_scheduled(server_round: int, rounds: int, every: int) -> bool:
+    """Whether the run evaluates after ``server_round``: its scheduled progress rounds
+    and always the final round (``evaluation.progress_every``)."""
+    return server_round == rounds or progress_scheduled(server_round, rounds, every)
+
+
+def progress_releases(through_round: int, rounds: int, every: int) -> int:
+    """Scheduled progress releases by the end of ``through_round``."""
+    last = min(through_round, rounds - 1)
+    return 0 if every <= 0 or last <= 0 else last // every
+
+
 @dataclass(frozen=True)
 class EvaluationNoise:
     """Gaussian noise multipliers (std / L2 sensitivity) of a run's evaluation releases:
-    ``progress`` for each intermediate round's score histogram, ``final`` for the last
-    round's histogram and ``audit`` for its equity-audit counts (released once)."""
+    ``progress`` for each scheduled intermediate round's score histogram (after rounds
+    ``progress_every``, 2 ``progress_every``, ...), ``final`` for the last round's
+    histogram and ``audit`` for the equity-audit counts, released once, in the audit
+    exchange that follows the final round."""
 
     final: float
     progress: float
     rounds: int
     audit: float = 0.0
+    progress_every: int = 1
 
     @classmethod
-    def scaled(cls, audit: float, rounds: int) -> EvaluationNoise:
+    def scaled(cls, audit: float, rounds: int, progress_every: int = 1) -> EvaluationNoise:
         """The run's multipliers for an audit multiplier ``audit``, in the fixed shares."""
         return cls(audit * FINAL_HISTOGRAM_NOISE_FACTOR, audit * PROGRESS_NOISE_FACTOR,
-                   rounds, audit)
+                   rounds, audit, progress_every)
+
+    def scheduled(self, server_round: int) -> bool:
+        """Whether the run evaluates after ``server_round``."""
+        return evaluation_scheduled(server_round, self.rounds, self.progress_every)
 
     def round_mechanisms(self, server_round: int) -> list[tuple[float, float, int]]:
-        """What the evaluation of ``server_round`` releases (accountant rows, q = 1)."""
+        """What the evaluation of ``server_round`` releases (accountant rows, q = 1): the
+        score histogram; nothing at an unscheduled round."""
         if server_round >= self.rounds:
-            return [(self.final, 1.0, 1), (self.audit, 1.0, 1)]
-        return [(self.progress, 1.0, 1)]
+            return [(self.final, 1.0, 1)]
+        return [(self.progress, 1.0, 1)] if self.scheduled(server_round) else []
+
+    def audit_mechanisms(self) -> list[tuple[float, float, int]]:
+        """What the audit exchange releases (the equity counts, once a run)."""
+        return [(self.audit, 1.0, 1)]
 
     def history(self, through_round: int) -> list[tuple[float, float, int]]:
-        """Releases made by the end of ``through_round`` (accountant history, q = 1)."""
-        progress = min(through_round, self.rounds - 1)
+        """Releases made by the end of ``through_round``, the audit counted with the
+        final round (accountant history, q = 1)."""
+        progress = progress_releases(through_round, self.rounds, self.progress_every)
         final = 1 if through_round >= self.rounds else 0
         return [(self.progress, 1.0, progress), (self.final, 1.0, final),
                 (self.audit, 1.0, final)]
 
 
 @lru_cache(maxsize=256)
-def calibrate_evaluation_noise(epsilon: float, delta: float, rounds: int) -> EvaluationNoise:
-    """Noise for the evaluation releases of a ``rounds``-round run so that, composed,
-    they spend at most ``epsilon`` at ``delta``. Held-out students never enter training
-    (``common.split``), so this budget is separate from training's by parallel
-    composition: the run's guarantee is the larger of the two."""
+def calibrate_evaluation_noise(epsilon: float, delta: float, rounds: int,
+                               progress_every: int = 1) -> EvaluationNoise:
+    """Noise for the evaluation releases of a ``rounds``-round run (progress histograms
+    every ``progress_every`` rounds) so that, composed, they spend at most ``epsilon``
+    at ``delta``. Held-out students never enter training (``common.split``), so this
+    budget is separate from training's by parallel composition: the run's guarantee is
+    the larger of the two."""
     low, high = 0.1, 1000.0
     for _ in range(60):  # bisection on the audit multiplier; epsilon falls as it grows
         middle = math.sqrt(low * high)
-        if composed_epsilon(EvaluationNoise.scaled(middle, rounds).history(rounds),
-                            delta) > epsilon:
+        if composed_epsilon(EvaluationNoise.scaled(middle, rounds, progress_every)
+                            .history(rounds), delta) > epsilon:
             low = middle
         else:
             high = middle
-    return EvaluationNoise.scaled(high, rounds)
+    return EvaluationNoise.scaled(high, rounds, progress_every)
+
+
+def run_evaluation_noise(config: RunConfig, delta: float | None = None) -> EvaluationNoise:
+    """The run's evaluation noise at ``delta`` (the run's by default)."""
+    privacy = config.privacy
+    return calibrate_evaluation_noise(privacy.epsilon,
+                                      privacy.delta if delta is None else delta,
+                                      config.rounds, config.evaluation.progress_every)
 
 
 def audit_noise_std(config: RunConfig, delta: float | None = None) -> float:
@@ -208,9 +249,7 @@ def audit_noise_std(config: RunConfig, delta: float | None = None) -> float:
     privacy = config.privacy
     if not (privacy.dp and privacy.evaluation_noise):
         return 0.0
-    noise = calibrate_evaluation_noise(privacy.epsilon, privacy.delta if delta is None
-                                       else delta, config.rounds)
-    return noise.audit * math.sqrt(len(AUDIT_GROUPS))
+    return run_evaluation_noise(config, delta).audit * math.sqrt(len(AUDIT_GROUPS))
 
 
 # The number of training records a centre reports (FedAvg's weight) is a count: it gets
@@ -325,11 +364,12 @@ def _plan_training_noise(epsilon: float, delta: float, sample_rate: float, steps
 class NoiseShare:
     """The discrete Gaussian noise one centre adds to its secure evaluation counts
     (``client.secure_evaluation.secure_release``): std ``histogram`` on each count of the
-    round's score histogram, ``audit`` on each count of the equity cells (final round
-    only, else 0); ``distributed`` when these are its share of the run's noise (the
-    sum over the round's centres carries the run's), else the whole of it. ``rows``:
-    what its own release costs ALONE (ledger rows, q = 1): the centre books these, since
-    a ministry colluding with other centres, or a SecAgg+ that fails, sees its release."""
+    round's score histogram (0 in the audit exchange), ``audit`` on each count of the
+    equity cells (the audit exchange only, else 0); ``distributed`` when these are its
+    share of the run's noise (the sum over the round's centres carries the run's), else
+    the whole of it. ``rows``: what its own release costs ALONE (ledger rows, q = 1): the
+    centre books these, since a ministry colluding with other centres, or a SecAgg+ that
+    fails, sees its release."""
 
     histogram: float
     audit: float
@@ -340,38 +380,75 @@ class NoiseShare:
 AUDIT_L2 = math.sqrt(len(AUDIT_GROUPS))  # one count per audit attribute per student
 
 
+def _share(std: float, survivors_min: int | None) -> float:
+    return std if survivors_min is None else max(std / math.sqrt(survivors_min),
+                                                 MIN_SHARE_STD)
+
+
 def noise_share(noise: EvaluationNoise, server_round: int,
                 survivors_min: int | None = None) -> NoiseShare:
-    """A centre's noise for the evaluation of ``server_round``: the run's whole noise, or
-    with ``survivors_min`` (the fewest centres its SecAgg+ round can finish with: the
-    reconstruction threshold it was sent) a 1/``survivors_min`` share of the variance,
-    never below ``MIN_SHARE_STD``, so that any surviving set's sum carries at least the
-    run's noise."""
+    """A centre's noise for the evaluation of ``server_round`` (its score histogram):
+    the run's whole noise, or with ``survivors_min`` (the fewest centres its SecAgg+
+    round can finish with: the reconstruction threshold it was sent) a
+    1/``survivors_min`` share of the variance, never below ``MIN_SHARE_STD``, so that
+    any surviving set's sum carries at least the run's noise. An unscheduled round
+    releases nothing (no rows)."""
+    if not noise.scheduled(server_round):
+        return NoiseShare(0.0, 0.0, survivors_min is not None, ())
     final = server_round >= noise.rounds
-    histogram = noise.final if final else noise.progress
-    audit = noise.audit * AUDIT_L2 if final else 0.0
-    distributed = survivors_min is not None
-    if survivors_min is not None:
-        histogram = max(histogram / math.sqrt(survivors_min), MIN_SHARE_STD)
-        audit = max(audit / math.sqrt(survivors_min), MIN_SHARE_STD) if final else 0.0
-    rows = [(histogram, 1.0, 1)]
-    if final:
-        rows.append((audit / AUDIT_L2, 1.0, 1))
-    return NoiseShare(histogram, audit, distributed, tuple(rows))
+    histogram = _share(noise.final if final else noise.progress, survivors_min)
+    return NoiseShare(histogram, 0.0, survivors_min is not None, ((histogram, 1.0, 1),))
+
+
+def audit_share(noise: EvaluationNoise, survivors_min: int | None = None) -> NoiseShare:
+    """A centre's noise for the audit exchange (the equity cells, L2 sensitivity
+    ``AUDIT_L2``), whole or shared as in :func:`noise_share`."""
+    audit = _share(noise.audit * AUDIT_L2, survivors_min)
+    return NoiseShare(0.0, audit, survivors_min is not None, ((audit / AUDIT_L2, 1.0, 1),))
+
+
+def run_shares(noise: EvaluationNoise, survivors_min: int | None = None
+               ) -> list[tuple[float, float, int]]:
+    """Every ledger row the run's evaluation releases book at a centre, in advance
+    (the per-student cohorts price them): the scheduled histograms and the audit."""
+    rows = [row for r in range(1, noise.rounds + 1)
+            for row in noise_share(noise, r, survivors_min).rows]
+    return [*rows, *audit_share(noise, survivors_min).rows]
+
+
+def reserved_rows(noise: EvaluationNoise, server_round: int, audit: bool,
+                  survivors_min: int | None = None) -> list[tuple[float, float, int]]:
+    """The run's evaluation releases still to come after this one (the scheduled rounds
+    after ``server_round`` and, unless this is the ``audit``, the audit): a centre checks
+    its budget with them reserved, so a release asked twice (a new model version for a
+    round already evaluated) goes past the run's target instead of using the budget the
+    schedule keeps for the audit."""
+    if audit:
+        return []
+    rows = [row for r in range(server_round + 1, noise.rounds + 1)
+            for row in noise_share(noise, r, survivors_min).rows]
+    return [*rows, *audit_share(noise, survivors_min).rows]
 
 
 def summed_rows(share: NoiseShare, summands: int, histogram_dim: int, audit_dim: int,
-                whole: EvaluationNoise | None = None) -> list[tuple[float, float, int]]:
-    """Accountant rows (q = 1) bounding what the SUM of one round's secure releases
+                whole: EvaluationNoise | None = None, final: bool = True
+                ) -> list[tuple[float, float, int]]:
+    """Accountant rows (q = 1) bounding what the SUM of one exchange's secure releases
     costs a student: ``summands`` centres that added ``share`` (the distributed discrete
     Gaussian's bound, ``common.discrete_gaussian.sum_multiplier``), or, when a centre
     that added the whole noise ``whole`` is among them, that centre's release alone if
-    it bounds more (the others' noise is independent of the data: post-processing)."""
-    final = share.audit > 0
-    rows = [sum_multiplier(share.histogram, summands, 1.0, histogram_dim)]
+    it bounds more (the others' noise is independent of the data: post-processing).
+    ``final``: a histogram share is the final round's (else a progress round's)."""
+    rows: list[float] = []
+    full: list[float] = []
+    if share.histogram > 0:
+        rows.append(sum_multiplier(share.histogram, summands, 1.0, histogram_dim))
+        if whole is not None:
+            full.append(whole.final if final else whole.progress)
     if share.audit > 0:
         rows.append(sum_multiplier(share.audit, summands, AUDIT_L2**2, audit_dim))
+        if whole is not None:
+            full.append(whole.audit)
     if whole is not None:
-        full = [whole.final if final else whole.progress, *([whole.audit] if final else [])]
-        rows = [max(r, f) for r, f in zip(rows, full, strict=False)]
+        rows = [max(r, f) for r, f in zip(rows, full, strict=True)]
     return [(z, 1.0, 1) for z in rows]

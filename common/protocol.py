@@ -12,6 +12,7 @@ the capture test of every reply.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
@@ -30,6 +31,14 @@ RUN_NAME = "run-name"  # the logical run: what the centres' ledgers book under
 SERVER_ROUND = "server-round"
 MODEL_VERSION = "model-version"  # round and digest of the global model sent
 CENTRE_NAME = "name"  # the only key of the CENTRE record
+#: An evaluation instruction's phase: absent (or EVALUATE) for a round's evaluation,
+#: AUDIT for the equity-audit exchange that follows the final round, with the three
+#: keys after it.
+PHASE = "phase"
+PHASE_EVALUATE, PHASE_AUDIT = "evaluate", "audit"
+AUDIT_THRESHOLD = "audit-threshold"  # the model's raw score the audit counts flags at
+CALIBRATION_SLOPE = "calibration-slope"  # the ministry's Platt recalibration: which
+CALIBRATION_INTERCEPT = "calibration-intercept"  # calibrated probability that score is
 
 # ---------------------------------------------------------------- keys of the release
 NUM_EXAMPLES = "num-examples"  # Flower's FedAvg weight: a noisy, booked count
@@ -91,6 +100,11 @@ class Reason:
                         "floor accepts per run.")
     FLOOR_REPLAYABLE = N_("The centre's privacy floor refuses replayable (seeded) noise.")
     FLOOR_EVALUATION = N_("The centre's privacy floor refuses unnoised evaluation releases.")
+    NOT_SCHEDULED = N_("The run's configuration schedules no evaluation release for this "
+                       "round.")
+    AUDIT_INVALID = N_("The equity-audit request is invalid: it must follow the run's final "
+                       "round with a finite threshold between 0 and 1.")
+    AUDIT_DONE = N_("The centre has already released this run's equity audit.")
 
 
 def refusal_text(centre: str, reason: str) -> str:
@@ -126,6 +140,47 @@ def task_of(config: Mapping[str, object], default_run: str = "") -> Task:
     raw_round = config.get(SERVER_ROUND, 0)
     server_round = int(raw_round) if isinstance(raw_round, int | float | str) else 0
     return Task(run_name, server_round, str(config.get(MODEL_VERSION, "") or ""))
+
+
+@dataclass(frozen=True)
+class AuditRequest:
+    """What an audit instruction carries: the raw-score ``threshold`` the centres count
+    true and false positives at, and the Platt recalibration (``slope``, ``intercept``)
+    that maps it to the calibrated probability the audit is read at."""
+
+    threshold: float
+    slope: float
+    intercept: float
+
+    def as_config(self) -> dict[str, str | float]:
+        return {PHASE: PHASE_AUDIT, AUDIT_THRESHOLD: self.threshold,
+                CALIBRATION_SLOPE: self.slope, CALIBRATION_INTERCEPT: self.intercept}
+
+    @property
+    def valid(self) -> bool:
+        """A finite threshold strictly between 0 and 1, a finite positive slope and a
+        finite intercept: whatever the ministry sent, nothing else is counted at."""
+        numbers = (self.threshold, self.slope, self.intercept)
+        return (all(math.isfinite(v) for v in numbers) and 0.0 < self.threshold < 1.0
+                and self.slope > 0.0)
+
+
+def is_audit(config: Mapping[str, object]) -> bool:
+    """Whether an evaluation instruction asks for the equity audit."""
+    return config.get(PHASE) == PHASE_AUDIT
+
+
+def audit_request_of(config: Mapping[str, object]) -> AuditRequest:
+    """The audit request of an instruction's config; a missing or non-numeric value is
+    NaN (so :attr:`AuditRequest.valid` is False)."""
+    def value(key: str) -> float:
+        raw = config.get(key)
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            return math.nan
+        return float(raw)
+
+    return AuditRequest(value(AUDIT_THRESHOLD), value(CALIBRATION_SLOPE),
+                        value(CALIBRATION_INTERCEPT))
 
 
 @dataclass(frozen=True)

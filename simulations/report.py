@@ -143,8 +143,9 @@ def _equity(equity: dict[str, Any] | None, lang: str) -> Part:
     noise = (" " + _("Intervals include the DP noise on the counts.")
              if (equity.get("noise_std") or 0) > 0 else "")
     threshold = equity.get("threshold")
-    caption = _("Pooled over centres; operating threshold %(threshold)s; groups under "
-                "%(min_cell)s students not shown. Suppressed: %(suppressed)s.") % {
+    caption = _("Pooled over centres; operating threshold %(threshold)s on the recalibrated "
+                "probabilities; groups under %(min_cell)s students not shown. Suppressed: "
+                "%(suppressed)s.") % {
         "threshold": i18n.number(threshold, 3, lang)
         if isinstance(threshold, int | float) else threshold,
         "min_cell": equity.get("min_cell"),

@@ -71,7 +71,11 @@ def learning_curves(rounds: Sequence[Mapping[str, Any]], epsilon_target: float |
         (axes[2], (("train_epsilon_max", _("largest epsilon spent")),), _("Privacy spent")),
     ):
         for key, label in keys:
-            ax.plot(x, [_number(r.get(key)) for r in rounds], marker="o", label=label)
+            # Rounds the schedule did not evaluate (evaluation.progress_every) have no
+            # point: the line joins the evaluated ones.
+            points = [(xi, _number(r.get(key))) for xi, r in zip(x, rounds, strict=True)]
+            shown = [(xi, v) for xi, v in points if math.isfinite(v)]
+            ax.plot([p[0] for p in shown], [p[1] for p in shown], marker="o", label=label)
         ax.set_title(title)
         ax.set_xlabel(_("round"))
         ax.grid(alpha=0.3)

@@ -13,6 +13,7 @@ centres' logs and ledgers against).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from logging import INFO, WARNING
@@ -29,7 +30,7 @@ from common.equity_pooling import audit_report, pooled_audit
 from common.i18n import N_, Joined, word
 from common.metrics import ScoreHistogram, auc_from_histogram, bin_centres, summarise
 from common.privacy import audit_noise_std, composed_epsilon
-from common.protocol import LASTING_REFUSALS, TrainRelease
+from common.protocol import LASTING_REFUSALS, AuditRequest, TrainRelease
 from common.secure_release import NOISE_AUDIT, NOISE_DISTRIBUTED, NOISE_THRESHOLD, SummedRelease
 from server.federation.audit_log import ServerAudit
 from server.federation.regions import CentreRegister
@@ -98,13 +99,38 @@ def pooled_histogram(releases: Sequence[Metrics]) -> ScoreHistogram:
     return total
 
 
-def calibrated_threshold(threshold: float, calibration: Calibration) -> float:
-    """The audit's operating threshold as the probability a school team reads: the
-    centres apply ``evaluation.threshold`` to the model's own probabilities (the
-    recalibration is fitted on this very round's histogram, after they released), so
-    the audit's TPR and FPR are those of this recalibrated threshold (0.41-0.49 for 0.3
-    in the runs of docs/PRIVACY.md). Monotone recalibration keeps who is flagged."""
-    return float(calibration.apply(np.array([threshold]))[0])
+def raw_threshold(threshold: float, calibration: Calibration) -> float:
+    """The model's raw score whose recalibrated probability is ``threshold`` (the
+    inverse of the monotone Platt map, whose slope is positive): what the centres count
+    the audit's flags at, so that its TPR and FPR are read at the probability a school
+    team reads."""
+    target = math.log(threshold / (1 - threshold))
+    logit = (target - calibration.intercept) / calibration.slope
+    # Within float range and strictly inside (0, 1), as the centres require.
+    logit = min(max(logit, -30.0), 30.0)
+    return float(1.0 / (1.0 + math.exp(-logit)))
+
+
+def calibrated_threshold(raw: float, calibration: Calibration) -> float:
+    """The recalibrated probability of the raw score ``raw``."""
+    return float(calibration.apply(np.array([raw]))[0])
+
+
+def audit_request(threshold: float, histogram: ScoreHistogram
+                  ) -> tuple[AuditRequest, Calibration]:
+    """The audit exchange's request: Platt scaling fitted on the final pooled histogram
+    (``common.calibration``, post-processing of released counts) and the raw-score
+    threshold it maps to the calibrated ``threshold`` (``evaluation.threshold``)."""
+    calibration = fit_calibration(histogram)
+    return (AuditRequest(raw_threshold(threshold, calibration), calibration.slope,
+                         calibration.intercept), calibration)
+
+
+def histogram_of(evaluation: Mapping[str, Sequence[float]]) -> ScoreHistogram:
+    """The pooled histogram of a checkpoint's last evaluation (clipped at 0)."""
+    pos, neg, probability_sum = (np.asarray(evaluation[key], dtype=np.float64)
+                                 for key in HISTOGRAM_KEYS)
+    return nonnegative(ScoreHistogram(pos, neg, probability_sum, 0.0))
 
 
 def nonnegative(histogram: ScoreHistogram) -> ScoreHistogram:
@@ -299,23 +325,13 @@ class RunBook:
 
     def evaluated(self, server_round: int, releases: Sequence[tuple[int, Metrics]]
                   ) -> dict[str, int | float | list[float]]:
-        """Pool the round's screened evaluation releases: metrics, equity audit, each
-        centre's histogram and reported evaluation epsilon."""
+        """Pool the round's screened evaluation releases: metrics, each centre's
+        histogram and reported evaluation epsilon (the equity audit is :meth:`audited`)."""
         entry = self.round_log(server_round)
         if not releases:
             return {}
         pooled = aggregate_evaluation([metrics for _, metrics in releases])
         entry.evaluation = _scalars(pooled)
-        placements = None if self.register is None else [
-            self.register.place(node, self.names.get(node, "")) for node, _ in releases]
-        threshold = self.config.evaluation.threshold
-        histogram = nonnegative(pooled_histogram([metrics for _, metrics in releases]))
-        calibration = fit_calibration(histogram)
-        bands = band_probabilities(histogram, threshold, calibration)
-        entry.equity = pooled_audit([_equity_cells(m) for _, m in releases], threshold,
-                                    placements, self.audit_noise, bands)
-        entry.equity["conclusions"] = conclusions(entry.equity)
-        entry.equity["threshold_calibrated"] = calibrated_threshold(threshold, calibration)
         for node, metrics in releases:
             centre = self.centre(node)
             centre.histogram = pooled_histogram([metrics])
@@ -330,11 +346,9 @@ class RunBook:
                       survivors: Sequence[tuple[int, Metrics]], regions: Sequence[str]
                       ) -> dict[str, int | float | list[float]]:
         """Pool a round's secure evaluation: SecAgg+ handed over the ``summed`` release of
-        the ``survivors`` (node, the metrics beside its masked vector). The audit's
-        intervals use the noise the sums carry: the sum of the survivors' variances.
-        With distributed noise, ``epsilon_sum`` is what the sums released so far cost a
-        student (``common.privacy.summed_rows``), and the cells' centre counts are the
-        survivors (no per-centre indicator was sent)."""
+        the ``survivors`` (node, the metrics beside its masked vector). With distributed
+        noise, ``epsilon_sum`` is what the sums released so far cost a student
+        (``common.privacy.summed_rows``)."""
         entry = self.round_log(server_round)
         if not survivors:
             return {}
@@ -343,28 +357,83 @@ class RunBook:
         pooled["centres"] = len(survivors)
         entry.evaluation = _scalars(pooled)
         shares = [m for _, m in survivors if number(m, NOISE_DISTRIBUTED) > 0]
-        histogram = nonnegative(pooled_histogram([release]))
-        threshold = self.config.evaluation.threshold
-        calibration = fit_calibration(histogram)
-        bands = band_probabilities(histogram, threshold, calibration)
-        cells = summed_cells(summed, [m for _, m in survivors], regions, threshold,
-                             distributed=bool(shares))
-        stds = [number(m, NOISE_AUDIT) for _, m in survivors]
-        if any(stds):
-            entry.equity = audit_report(cells, threshold, max(stds), bands)
-            entry.equity["conclusions"] = conclusions(entry.equity)
-            entry.equity["threshold_calibrated"] = calibrated_threshold(threshold, calibration)
         if shares:
-            self.sum_rows.extend(sum_cost(self.config, shares, len(survivors) > len(shares)))
+            self.sum_rows.extend(sum_cost(self.config, shares, len(survivors) > len(shares),
+                                          server_round))
             entry.evaluation["epsilon_sum"] = composed_epsilon(self.sum_rows,
                                                                self.config.privacy.delta)
-            if entry.equity:
-                entry.equity["distributed_noise"] = {
-                    "centres": len(survivors), "shares": len(shares),
-                    "threshold": int(min(number(m, NOISE_THRESHOLD) for m in shares)),
-                    "epsilon_sum": entry.evaluation["epsilon_sum"]}
         for node, metrics in survivors:
             epsilon = number(metrics, protocol.EPSILON)
             centre = self.centre(node)
             centre.epsilon_evaluation = max(centre.epsilon_evaluation, epsilon)
         return pooled
+
+    # ------------------------------------------------------------ the equity audit
+    def _audit_entry(self, request: AuditRequest, report: dict[str, object]) -> dict[str, object]:
+        """The final round's equity audit, read at the calibrated threshold: ``threshold``
+        is the probability a school team reads (``evaluation.threshold``, up to float
+        rounding), ``threshold_raw`` the model's score the centres counted at."""
+        calibration = Calibration(request.slope, request.intercept)
+        report["threshold"] = calibrated_threshold(request.threshold, calibration)
+        report["threshold_raw"] = request.threshold
+        report["threshold_scale"] = "calibrated"
+        report["calibration"] = calibration.to_dict()
+        report["conclusions"] = conclusions(report)
+        entry = self.round_log(self.config.rounds)
+        entry.equity = report
+        return report
+
+    def _audit_epsilons(self, releases: Sequence[tuple[int, Metrics]]) -> None:
+        for node, metrics in releases:
+            epsilon = metrics.get(protocol.EPSILON, 0.0)
+            if isinstance(epsilon, int | float):
+                centre = self.centre(node)
+                centre.epsilon_evaluation = max(centre.epsilon_evaluation, float(epsilon))
+
+    def audited(self, request: AuditRequest, histogram: ScoreHistogram,
+                releases: Sequence[tuple[int, Metrics]]) -> dict[str, object]:
+        """Pool the audit exchange's screened releases (their cells, counted at the raw
+        threshold of ``request``) into the run's equity audit; ``histogram``: the final
+        pooled one, for the groups' calibrated mean predicted. Empty without releases."""
+        if not releases:
+            return {}
+        placements = None if self.register is None else [
+            self.register.place(node, self.names.get(node, "")) for node, _ in releases]
+        calibration = Calibration(request.slope, request.intercept)
+        bands = band_probabilities(histogram, request.threshold, calibration)
+        report = pooled_audit([_equity_cells(m) for _, m in releases], request.threshold,
+                              placements, self.audit_noise, bands)
+        self._audit_epsilons(releases)
+        self._event("audit_pooled", centres=len(releases), threshold_raw=request.threshold)
+        return self._audit_entry(request, report)
+
+    def audited_sum(self, request: AuditRequest, histogram: ScoreHistogram,
+                    summed: SummedRelease, survivors: Sequence[tuple[int, Metrics]],
+                    regions: Sequence[str]) -> dict[str, object]:
+        """The secure audit exchange's sum: the audit's intervals use the noise the sums
+        carry (the sum of the survivors' variances). With distributed noise the cells'
+        centre counts are the survivors (no per-centre indicator was sent) and
+        ``epsilon_sum`` adds what the audit's sum costs a student."""
+        if not survivors:
+            return {}
+        shares = [m for _, m in survivors if number(m, NOISE_DISTRIBUTED) > 0]
+        calibration = Calibration(request.slope, request.intercept)
+        bands = band_probabilities(histogram, request.threshold, calibration)
+        cells = summed_cells(summed, [m for _, m in survivors], regions, request.threshold,
+                             distributed=bool(shares))
+        stds = [number(m, NOISE_AUDIT) for _, m in survivors]
+        report = audit_report(cells, request.threshold, max(stds), bands)
+        entry = self.round_log(self.config.rounds)
+        if shares:
+            self.sum_rows.extend(sum_cost(self.config, shares, len(survivors) > len(shares),
+                                          None))
+            entry.evaluation["epsilon_sum"] = composed_epsilon(self.sum_rows,
+                                                               self.config.privacy.delta)
+            report["distributed_noise"] = {
+                "centres": len(survivors), "shares": len(shares),
+                "threshold": int(min(number(m, NOISE_THRESHOLD) for m in shares)),
+                "epsilon_sum": entry.evaluation["epsilon_sum"]}
+        self._audit_epsilons(survivors)
+        self._event("audit_pooled", centres=len(survivors), threshold_raw=request.threshold,
+                    secure_aggregation=True)
+        return self._audit_entry(request, report)

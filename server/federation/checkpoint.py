@@ -59,6 +59,12 @@ class Checkpoint:
     # Centres that refused the run for good (name -> fixed reason) and their nodes.
     refused: dict[str, str] = field(default_factory=dict)
     refusing_nodes: list[int] = field(default_factory=list)
+    # Whether the equity audit's exchange (after the final round) is done: a run
+    # checkpointed after its final round without it resumes into the audit.
+    audited: bool = False
+    # Secure mode with distributed noise: what the sums released so far cost a student
+    # (accountant rows, q = 1), so that a resumed run keeps composing them.
+    sum_rows: list[list[float]] = field(default_factory=list)
 
 
 def _histogram_to_lists(h: ScoreHistogram | None) -> dict[str, Any] | None:
@@ -95,6 +101,7 @@ def keep_book(state: Checkpoint, book: RunBook) -> None:
     state.logs, state.centres = book_state(book)
     state.refused = dict(book.refused)
     state.refusing_nodes = sorted(book.refusing_nodes)
+    state.sum_rows = [[float(z), float(q), int(t)] for z, q, t in book.sum_rows]
 
 
 def restore_book(book: RunBook, checkpoint: Checkpoint) -> None:
@@ -108,6 +115,7 @@ def restore_book(book: RunBook, checkpoint: Checkpoint) -> None:
     }
     book.refused = dict(checkpoint.refused)
     book.refusing_nodes = set(checkpoint.refusing_nodes)
+    book.sum_rows = [(float(z), float(q), int(t)) for z, q, t in checkpoint.sum_rows]
 
 
 def _plain(value: Any) -> Any:

@@ -154,6 +154,20 @@ class RunLifecycle:
         checkpoint.save(self.run_dir, self.state)
         self.audit.event("checkpoint_saved", round=server_round)
 
+    @property
+    def audit_pending(self) -> bool:
+        """Whether the run's final round is done and its equity audit's exchange is not
+        (also after a resume: a run that stopped between the two resumes into the audit)."""
+        return (self.state.round >= self.config.rounds and not self.state.audited
+                and bool(self.state.last_evaluation))
+
+    def audited(self, report: dict[str, object]) -> None:
+        """The audit's exchange is over: checkpoint it (with the book's audit)."""
+        self.state.audited = True
+        checkpoint.keep_book(self.state, self.book)
+        checkpoint.save(self.run_dir, self.state)
+        self.audit.event("audit_done", round=self.state.round, released=bool(report))
+
     def finish(self, stopped: FederationStopped | None) -> Path:
         """Write the run folder as it stands; re-raise ``stopped``."""
         if stopped is not None:

@@ -13,6 +13,7 @@ from common.config import RunConfig
 from common.i18n import to_record
 from common.metrics import ScoreHistogram
 from common.model import ModelConfig
+from common.privacy import composed_epsilon
 from server import run_folder
 from server.federation.bookkeeping import HISTOGRAM_KEYS, RunBook, participation
 from server.federation.checkpoint import Checkpoint
@@ -82,6 +83,12 @@ def write_outputs(
         "epsilon_train_max": epsilon_train if config.privacy.dp else None,
         "epsilon_evaluation": (epsilon_evaluation if config.privacy.dp
                                and config.privacy.evaluation_noise else None),
+        # Secure mode with distributed noise: the central epsilon the SUMMED evaluation
+        # releases meet (``common.privacy.summed_rows``), beside the centres' own booked
+        # ``epsilon_evaluation`` (what each share costs seen alone).
+        "epsilon_evaluation_sum": (composed_epsilon(book.sum_rows, config.privacy.delta)
+                                   if book.sum_rows else None),
+        "equity_audit_done": state.audited,
         # Held-out students never train: the two compose in parallel, the larger holds.
         "epsilon_max": max(epsilon_train, epsilon_evaluation) if config.privacy.dp else None,
         "delta": config.privacy.delta,
@@ -90,8 +97,10 @@ def write_outputs(
         "centres_refused": dict(sorted(book.refused.items())),
         "server_seconds": round(seconds, 2),
     }
+    audited = book.logs.get(config.rounds)
+    if audited is not None and audited.equity:
+        run_folder.write_json(run_dir / run_folder.EQUITY, audited.equity)
     if last is not None:
-        run_folder.write_json(run_dir / run_folder.EQUITY, last.equity)
         run_folder.write_json(
             run_dir / run_folder.PARTICIPATION, participation(centres)
         )

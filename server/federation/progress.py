@@ -14,7 +14,7 @@ def print_round(entry: RoundLog, rounds: int) -> None:
     epsilon = tr.get("epsilon_max")
     parts = [
         f"round {entry.round}/{rounds}",
-        f"pooled AUC {ev.get('auc', float('nan')):.3f}",
+        f"pooled AUC {ev['auc']:.3f}" if "auc" in ev else "no pooled AUC this round",
         f"epsilon max {epsilon:.2f}" if epsilon else "no DP",
         f"centres trained {int(tr.get('centres', 0))}, evaluated {int(ev.get('centres', 0))}",
     ]

@@ -22,13 +22,20 @@ from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.superlink.grid.http_grid import HttpGrid
 
+from common import protocol
 from common.i18n import N_, Number
+from common.privacy import evaluation_scheduled
 from server.federation.audit_log import ServerAudit
-from server.federation.bookkeeping import CentresRefused, FederationStopped
+from server.federation.bookkeeping import (
+    CentresRefused,
+    FederationStopped,
+    audit_request,
+    histogram_of,
+)
 from server.federation.strategy import PooledFedAvg
 
-__all__ = ["CentresAbsent", "CentresRefused", "FederationStopped", "GridView", "run_round",
-           "wait_for_centres"]
+__all__ = ["CentresAbsent", "CentresRefused", "FederationStopped", "GridView", "run_audit",
+           "run_round", "wait_for_centres"]
 
 POLL_SECONDS = 2.0
 #: Between two pulls of an exchange's replies (Flower's HttpGrid waits 3 s).
@@ -188,9 +195,14 @@ def run_round(
     audit.event("round_aggregated", round=server_round, updates=entry.updates,
                 model_changed=new_arrays is not None, rejected=len(entry.rejections))
 
-    # Evaluate where a centre is connected and did not just fail to answer.
+    # Evaluate where a centre is connected and did not just fail to answer, at the
+    # rounds the run's schedule evaluates (``evaluation.progress_every``).
     present = [n for n in sorted(grid.get_node_ids()) if n not in trained.absent]
     evaluated = PhaseOutcome()
+    config = strategy.book.config
+    if not evaluation_scheduled(server_round, config.rounds,
+                                config.evaluation.progress_every):
+        present = []
     if present:
         messages = list(strategy.configure_evaluate(
             server_round, after, ConfigRecord(dict(run_config)), GridView(grid, present)
@@ -201,3 +213,31 @@ def run_round(
         _note_absent(strategy, audit, server_round, "evaluate", evaluated.absent)
     metrics = strategy.aggregate_evaluate(server_round, evaluated.replies)
     return after, metrics
+
+
+def run_audit(
+    strategy: PooledFedAvg,
+    grid: Grid,
+    nodes: list[int],
+    arrays: ArrayRecord,
+    run_config: ConfigRecord,
+    timeout: float,
+    audit: ServerAudit,
+    evaluation: dict[str, list[float]],
+) -> dict[str, object]:
+    """The equity audit's exchange after the final round, among ``nodes``: the final
+    model again (same version), with the raw-score threshold that the Platt
+    recalibration of the final pooled ``evaluation`` maps to ``evaluation.threshold``
+    (``server.federation.bookkeeping.audit_request``). Returns the run's equity audit
+    (empty when no centre released it)."""
+    config = strategy.book.config
+    histogram = histogram_of(evaluation)
+    request, _ = audit_request(config.evaluation.threshold, histogram)
+    instruction = ConfigRecord({**dict(run_config), **request.as_config()})
+    messages = list(strategy.configure_evaluate(config.rounds, arrays, instruction,
+                                                GridView(grid, nodes)))
+    audit.sent(config.rounds, protocol.PHASE_AUDIT, [m.metadata.dst_node_id for m in messages],
+               messages[0].metadata.group_id if messages else "")
+    outcome = exchange(grid, messages, timeout)
+    _note_absent(strategy, audit, config.rounds, protocol.PHASE_AUDIT, outcome.absent)
+    return strategy.aggregate_audit(outcome.replies, request, histogram)

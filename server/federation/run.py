@@ -1,9 +1,11 @@
 """The ministry's side of a plain federated run, as a plain function the ServerApp wires.
 
 Each round: wait (with a deadline) for ``min_centres`` connected centres, train among
-them, validate and aggregate the updates (``strategy.aggregation``), evaluate, then
-save a checkpoint. Opening, resuming, checkpointing and the outputs are the run
-lifecycle's (``server.federation.lifecycle``), shared with secure mode
+them, validate and aggregate the updates (``strategy.aggregation``), evaluate at the
+rounds the schedule evaluates (``evaluation.progress_every``), then save a checkpoint.
+After the final round, one more exchange releases the equity audit at the calibrated
+threshold (``server.federation.rounds.run_audit``). Opening, resuming, checkpointing
+and the outputs are the run lifecycle's (``server.federation.lifecycle``), shared with secure mode
 (``server.federation.secure``).
 """
 
@@ -19,7 +21,7 @@ from common.config import RunConfig
 from server.federation.aggregation import build_strategy
 from server.federation.bookkeeping import HISTOGRAM_KEYS, FederationStopped
 from server.federation.lifecycle import RunLifecycle
-from server.federation.rounds import run_round, wait_for_centres
+from server.federation.rounds import run_audit, run_round, wait_for_centres
 
 
 def run_federation(grid: Grid, config: RunConfig) -> Path:
@@ -44,6 +46,11 @@ def run_federation(grid: Grid, config: RunConfig) -> Path:
                     key: [float(v) for v in metrics[key]]  # type: ignore[union-attr]
                     for key in HISTOGRAM_KEYS}
                 run.checkpoint(server_round, arrays.to_torch_state_dict(), evaluation)
+            if run.audit_pending:
+                nodes = wait_for_centres(grid, config.min_centres, config.min_centres_wait)
+                run.audited(run_audit(strategy, grid, nodes, arrays, run_config,
+                                      config.round_timeout, run.audit,
+                                      run.state.last_evaluation))
         except FederationStopped as exc:
             stopped = exc
         return run.finish(stopped)

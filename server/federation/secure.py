@@ -22,7 +22,10 @@ Evaluation is secure-aggregated too: after each training round a second SecAgg+ 
 (``SecureEvaluation``) sends fit instructions marked ``secure.phase = evaluate``; each
 centre answers with its noisy evaluation counts as one integer vector
 (``common.secure_release``), and the ministry learns only their sum: the pooled
-histogram, the equity cells and, without distributed noise, the region slots. SecAgg+'s
+histogram; after the final round, one more SecAgg+ round (the audit exchange) sums the
+equity cells, counted at the raw-score threshold the recalibration of the final pooled
+histogram maps to ``evaluation.threshold``, and, without distributed noise, the region
+slots. SecAgg+'s
 quantization is made exact for integers (clipping range ``CLIP``, quantization range 2 x
 ``CLIP``, weight 1).
 The run lifecycle (``server.federation.lifecycle``) and the book
@@ -33,6 +36,7 @@ plain federation's: only how the sum of the updates is formed differs.
 from __future__ import annotations
 
 import json
+import timeit
 from collections import OrderedDict
 from collections.abc import Iterable
 from logging import WARNING
@@ -41,7 +45,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from flwr.app import ArrayRecord, Context, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, RecordDict
 from flwr.common import (
     EvaluateIns,
     EvaluateRes,
@@ -56,17 +60,27 @@ from flwr.common.logger import log
 from flwr.server import ServerConfig
 from flwr.server.client_manager import ClientManager, SimpleClientManager
 from flwr.server.client_proxy import ClientProxy
+from flwr.server.compat.app_utils import start_update_client_manager_thread
 from flwr.server.compat.legacy_context import LegacyContext
 from flwr.server.strategy import FedAvg
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, Key
+from flwr.server.workflow.default_workflows import default_init_params_workflow
 from flwr.serverapp import Grid
 
 from common import protocol
 from common import secure_release as layout
 from common.config import RunConfig
-from common.protocol import TrainRelease
-from server.federation.bookkeeping import FederationStopped, RoundLog, RunBook
+from common.metrics import ScoreHistogram
+from common.privacy import evaluation_scheduled
+from common.protocol import AuditRequest, TrainRelease
+from server.federation.bookkeeping import (
+    FederationStopped,
+    RoundLog,
+    RunBook,
+    audit_request,
+    histogram_of,
+)
 from server.federation.lifecycle import RunLifecycle
 from server.federation.rounds import GridView, wait_for_centres
 from server.federation.validation import model_version
@@ -141,6 +155,8 @@ class SecureFedAvg(FedAvg):
         self.sampled: dict[int, list[int]] = {}
         self.sampled_evaluation: list[int] = []
         self.last_evaluation: dict[str, list[float]] = dict(run.state.last_evaluation)
+        self.audit_request: AuditRequest | None = None
+        self.audit_histogram = ScoreHistogram(np.zeros(1), np.zeros(1), np.zeros(1), 0.0)
 
     def _instructions(self, server_round: int, phase: str) -> dict[str, Scalar]:
         """Waits (with a deadline) for ``min_centres`` and names the task for the
@@ -184,16 +200,13 @@ class SecureFedAvg(FedAvg):
         return sorted({p.region for p in [*register.by_node.values(),
                                           *register.by_name.values()] if p.region})
 
-    def configure_secure_evaluation(self, server_round: int, parameters: Parameters,
-                                    client_manager: ClientManager
-                                    ) -> list[tuple[ClientProxy, FitIns]]:
+    def _secure_instructions(self, config: dict[str, Scalar], parameters: Parameters,
+                             client_manager: ClientManager) -> list[tuple[ClientProxy, FitIns]]:
         """Fit instructions asking every centre for its secure evaluation vector, each
         with its region slot (from the register and the name it declared)."""
-        server_round += self.offset
-        config = self._instructions(server_round, "evaluate")
         regions = self.regions()
         instructions = []
-        for proxy, _ in super().configure_evaluate(server_round, parameters, client_manager):
+        for proxy, _ in super().configure_evaluate(1, parameters, client_manager):
             place = None if self.book.register is None else self.book.register.place(
                 proxy.node_id, self.book.names.get(proxy.node_id, ""))
             slot: dict[str, Scalar] = {
@@ -204,6 +217,59 @@ class SecureFedAvg(FedAvg):
             instructions.append((proxy, FitIns(parameters, {**config, **slot})))
         self.sampled_evaluation = sorted(proxy.node_id for proxy, _ in instructions)
         return instructions
+
+    def configure_secure_evaluation(self, server_round: int, parameters: Parameters,
+                                    client_manager: ClientManager
+                                    ) -> list[tuple[ClientProxy, FitIns]]:
+        """The round's secure evaluation instructions (:meth:`_secure_instructions`)."""
+        server_round += self.offset
+        config = self._instructions(server_round, "evaluate")
+        return self._secure_instructions(config, parameters, client_manager)
+
+    def configure_secure_audit(self, parameters: Parameters, client_manager: ClientManager
+                               ) -> list[tuple[ClientProxy, FitIns]]:
+        """The audit exchange's instructions, after the final round: the final model
+        again, with the raw-score threshold the recalibration of the final pooled
+        histogram maps to ``evaluation.threshold``."""
+        rounds = self.config.rounds
+        self.audit_histogram = histogram_of(self.run.state.last_evaluation)
+        self.audit_request, _ = audit_request(self.config.evaluation.threshold,
+                                              self.audit_histogram)
+        config = {**self._instructions(rounds, "evaluate"), **self.audit_request.as_config()}
+        instructions = self._secure_instructions(config, parameters, client_manager)
+        self.run.audit.sent(rounds, protocol.PHASE_AUDIT, self.sampled_evaluation,
+                            str(config[protocol.MODEL_VERSION]))
+        return instructions
+
+    def aggregate_secure_audit(
+        self, results: list[tuple[ClientProxy, FitRes]],
+        failures: list[tuple[ClientProxy, FitRes] | BaseException],
+    ) -> None:
+        """The summed audit (or none, when SecAgg+ halted) into the run's equity audit."""
+        rounds = self.config.rounds
+        self._refusals(rounds, protocol.PHASE_AUDIT, failures)
+        for proxy, res in results:
+            self.book.identify(rounds, protocol.PHASE_AUDIT, proxy.node_id, {}, res.metrics)
+        report: dict[str, object] = {}
+        if results and self.audit_request is not None:
+            regions = self.regions()
+            average = parameters_to_ndarrays(results[0][1].parameters)[0]
+            summed = layout.decode(layout.exact_sum(average, len(results)),
+                                   self.config.evaluation.bins, len(regions))
+            report = self.book.audited_sum(
+                self.audit_request, self.audit_histogram, summed,
+                [(p.node_id, dict(r.metrics)) for p, r in results], regions)
+        else:
+            log(WARNING, "the secure equity audit did not complete")
+        self.run.audited(report)
+
+    def skip_evaluation(self, server_round: int) -> None:
+        """A round the schedule does not evaluate (``evaluation.progress_every``): it
+        ends with its checkpoint, no evaluation asked."""
+        server_round += self.offset
+        entry = self._evaluation_begins(server_round, [])
+        self.run.round_done(entry)
+        self.run.checkpoint(server_round, dict(self.weights), self.last_evaluation)
 
     def _evaluation_begins(self, server_round: int, failures: list[Any]) -> RoundLog:
         """The round's log once its evaluation replies are in: a round whose secure
@@ -307,16 +373,20 @@ class SecureFedAvg(FedAvg):
 
 
 class _EvaluationRound(FedAvg):
-    """The strategy SecAgg+ sees in an evaluation round: fit instructions that ask for
-    the centres' secure evaluation, and the sum handed back to the run's strategy."""
+    """The strategy SecAgg+ sees in an evaluation round (or, with ``audit``, the audit
+    exchange): fit instructions that ask for the centres' secure evaluation, and the sum
+    handed back to the run's strategy."""
 
-    def __init__(self, strategy: SecureFedAvg) -> None:
+    def __init__(self, strategy: SecureFedAvg, audit: bool = False) -> None:
         super().__init__(accept_failures=True)
         self.strategy = strategy
+        self.audit = audit
         self.done = False
 
     def configure_fit(self, server_round: int, parameters: Parameters,
                       client_manager: ClientManager) -> list[tuple[ClientProxy, FitIns]]:
+        if self.audit:
+            return self.strategy.configure_secure_audit(parameters, client_manager)
         return self.strategy.configure_secure_evaluation(server_round, parameters,
                                                          client_manager)
 
@@ -325,17 +395,23 @@ class _EvaluationRound(FedAvg):
         failures: list[tuple[ClientProxy, FitRes] | BaseException],
     ) -> tuple[Parameters | None, dict[str, Scalar]]:
         self.done = True
-        self.strategy.aggregate_secure_evaluation(server_round, results, failures)
+        if self.audit:
+            self.strategy.aggregate_secure_audit(results, failures)
+        else:
+            self.strategy.aggregate_secure_evaluation(server_round, results, failures)
         return None, {}  # the model is left as it is
 
 
 class SecureEvaluation:
     """The evaluate workflow of secure mode: one SecAgg+ round over the centres'
-    evaluation vectors; if SecAgg+ halts (too many dropouts), the round ends without
-    evaluation."""
+    evaluation vectors at the rounds the schedule evaluates (``evaluation.progress_every``;
+    the others end without evaluation); if SecAgg+ halts (too many dropouts), the round
+    ends without evaluation. :meth:`audit` is the equity audit's SecAgg+ round, after
+    the final round."""
 
     def __init__(self, strategy: SecureFedAvg, config: RunConfig) -> None:
         self.strategy = strategy
+        self.config = config
         self.workflow = SecAggPlusWorkflow(
             num_shares=config.privacy.secagg_shares,
             reconstruction_threshold=config.privacy.secagg_threshold,
@@ -344,12 +420,54 @@ class SecureEvaluation:
 
     def __call__(self, grid: Grid, context: Context) -> None:
         assert isinstance(context, LegacyContext)
+        round_now = int(str(context.state.config_records[MAIN_CONFIGS_RECORD][Key.CURRENT_ROUND]))
+        if not evaluation_scheduled(round_now + self.strategy.offset, self.config.rounds,
+                                    self.config.evaluation.progress_every):
+            self.strategy.skip_evaluation(round_now)
+            return
         adapter = _EvaluationRound(self.strategy)
         inner = LegacyContext(context, context.config, adapter, context.client_manager)
         self.workflow(grid, inner)
         if not adapter.done:
-            round_now = context.state.config_records[MAIN_CONFIGS_RECORD][Key.CURRENT_ROUND]
-            self.strategy.aggregate_secure_evaluation(int(str(round_now)), [], [])
+            self.strategy.aggregate_secure_evaluation(round_now, [], [])
+
+    def audit(self, grid: Grid, context: LegacyContext) -> None:
+        """The audit's SecAgg+ round, when the run's audit is pending (also on a resume
+        after the final round)."""
+        if not self.strategy.run.audit_pending:
+            return
+        adapter = _EvaluationRound(self.strategy, audit=True)
+        inner = LegacyContext(context, context.config, adapter, context.client_manager)
+        self.workflow(grid, inner)
+        if not adapter.done:
+            self.strategy.aggregate_secure_audit([], [])
+
+
+class SecureWorkflow(DefaultWorkflow):
+    """Flower's ``DefaultWorkflow`` (training with SecAgg+, then the evaluate workflow,
+    each round), followed by the equity audit's SecAgg+ round; the round loop is
+    Flower's, without its centralised evaluation (this strategy has none)."""
+
+    def __init__(self, fit_workflow: SecAggPlusWorkflow, evaluation: SecureEvaluation) -> None:
+        super().__init__(fit_workflow=fit_workflow, evaluate_workflow=evaluation)
+        self.evaluation = evaluation
+
+    def __call__(self, grid: Grid, context: Context) -> None:
+        assert isinstance(context, LegacyContext)
+        thread, stop, ready = start_update_client_manager_thread(grid, context.client_manager)
+        ready.wait()
+        try:
+            default_init_params_workflow(grid, context)
+            cfg = ConfigRecord({Key.START_TIME: timeit.default_timer(), Key.CURRENT_ROUND: 0})
+            context.state.config_records[MAIN_CONFIGS_RECORD] = cfg
+            for current_round in range(1, context.config.num_rounds + 1):
+                cfg[Key.CURRENT_ROUND] = current_round
+                self.fit_workflow(grid, context)
+                self.evaluate_workflow(grid, context)
+            self.evaluation.audit(grid, context)
+        finally:
+            stop.set()
+            thread.join()
 
 
 def secagg_workflow(config: RunConfig) -> SecAggPlusWorkflow:
@@ -378,8 +496,8 @@ def run_secure_federation(grid: Grid, config: RunConfig) -> Path:
                                strategy=strategy, client_manager=SimpleClientManager())
         stopped: FederationStopped | None = None
         try:
-            DefaultWorkflow(fit_workflow=secagg_workflow(config),
-                            evaluate_workflow=SecureEvaluation(strategy, config))(timed, legacy)
+            SecureWorkflow(secagg_workflow(config),
+                           SecureEvaluation(strategy, config))(timed, legacy)
         except FederationStopped as exc:
             stopped = exc
         return run.finish(stopped)

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from common.config import RunConfig
 from common.equity import AUDIT_GROUPS, AUDIT_SENSITIVE, GROUP_BINS, all_cell_keys, cell_key
 from common.equity_pooling import PooledCell
-from common.privacy import NoiseShare, calibrate_evaluation_noise, summed_rows
+from common.privacy import NoiseShare, run_evaluation_noise, summed_rows
 from common.secure_release import (
     AUDIT_SENSITIVE as SENSITIVE_KEY,
 )
@@ -63,15 +63,16 @@ def summed_cells(summed: SummedRelease, survivors: Sequence[Metrics], regions: S
     return cells
 
 
-def sum_cost(config: RunConfig, shares: Sequence[Metrics], whole: bool
-             ) -> list[tuple[float, float, int]]:
-    """Accountant rows of what one round's sums cost a student: the distributed discrete
-    Gaussian's bound over the centres that added a share (the smallest share reported,
-    ``common.privacy.summed_rows``), or a whole-noise centre's release alone when one is
-    in the sum and bounds more."""
-    privacy = config.privacy
-    noise = calibrate_evaluation_noise(privacy.epsilon, privacy.delta, config.rounds)
+def sum_cost(config: RunConfig, shares: Sequence[Metrics], whole: bool,
+             server_round: int | None) -> list[tuple[float, float, int]]:
+    """Accountant rows of what one exchange's sums cost a student: the distributed
+    discrete Gaussian's bound over the centres that added a share (the smallest share
+    reported, ``common.privacy.summed_rows``), or a whole-noise centre's release alone
+    when one is in the sum and bounds more. ``server_round``: the round evaluated (None:
+    the audit exchange)."""
+    noise = run_evaluation_noise(config)
     share = NoiseShare(min(number(m, NOISE_HISTOGRAM) for m in shares),
                        min(number(m, NOISE_AUDIT) for m in shares), True, ())
+    final = server_round is None or server_round >= config.rounds
     return summed_rows(share, len(shares), 2 * config.evaluation.bins,
-                       2 * GROUP_BINS * len(all_cell_keys()), noise if whole else None)
+                       2 * GROUP_BINS * len(all_cell_keys()), noise if whole else None, final)

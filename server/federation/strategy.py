@@ -20,7 +20,8 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from common import protocol
-from common.protocol import TrainRelease
+from common.metrics import ScoreHistogram
+from common.protocol import AuditRequest, TrainRelease
 from server.federation.bookkeeping import CentreRecord, RoundCallback, RoundLog, RunBook
 from server.federation.validation import ExpectedUpdate, model_version, screen_updates
 
@@ -175,12 +176,10 @@ class PooledFedAvg(FedAvg):
         self._refusals(server_round, "train", replies)
         return arrays, metrics
 
-    def aggregate_evaluate(
-        self, server_round: int, replies: Iterable[Message]
-    ) -> MetricRecord | None:
-        replies = list(replies)
-        self._refusals(server_round, "evaluate", replies)
-        releases = []
+    def _screened(self, server_round: int, replies: list[Message]
+                  ) -> list[tuple[int, dict[str, object]]]:
+        """The evaluation replies that follow the protocol, by node (the others logged)."""
+        releases: list[tuple[int, dict[str, object]]] = []
         for reply in replies:
             if reply.has_error():
                 continue
@@ -193,7 +192,23 @@ class PooledFedAvg(FedAvg):
                                            reply.metadata.group_id, self.evaluated_version):
                 self.book.identify(server_round, "evaluate", node, configs, metrics)
                 releases.append((node, dict(metrics)))
-        pooled = self.book.evaluated(server_round, releases)
+        return releases
+
+    def aggregate_evaluate(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> MetricRecord | None:
+        replies = list(replies)
+        self._refusals(server_round, "evaluate", replies)
+        pooled = self.book.evaluated(server_round, self._screened(server_round, replies))
         if self.on_round is not None:
             self.on_round(self.round_log(server_round))
         return MetricRecord(pooled) if pooled else None  # type: ignore[arg-type]
+
+    def aggregate_audit(self, replies: Iterable[Message], request: AuditRequest,
+                        histogram: ScoreHistogram) -> dict[str, object]:
+        """The audit exchange's replies (after the final round) into the equity audit."""
+        replies = list(replies)
+        server_round = self.book.config.rounds
+        self._refusals(server_round, protocol.PHASE_AUDIT, replies)
+        releases = self._screened(server_round, replies)
+        return self.book.audited(request, histogram, releases)

@@ -18,7 +18,7 @@ from client.secure_evaluation import SecureSlot, secure_release
 from common.config import RunConfig
 from common.discrete_gaussian import MIN_SHARE_STD
 from common.privacy import calibrate_evaluation_noise, composed_epsilon
-from common.protocol import Reason
+from common.protocol import AuditRequest, Reason
 from common.secure_release import length
 from simulations.network import generate_network, write_network
 
@@ -49,6 +49,11 @@ def _release(extract: Path, tmp_path: Path, floor: str, rounds: tuple[int, ...] 
         assert len(vector) == length(config.evaluation.bins, 0)
         assert np.array_equal(vector, np.rint(vector))  # integers, for SecAgg+
         out.append(metrics)
+    # The audit exchange after the final round: the equity cells, once.
+    vector, metrics = secure_release(config, data, probabilities, 2, ledger, RUN,
+                                     SecureSlot(), THRESHOLD, AuditRequest(0.3, 1.0, 0.0))
+    assert not vector[:2 * config.evaluation.bins].any()  # no histogram: exact zeros
+    out.append(metrics)
     return out, ledger, config
 
 
@@ -56,7 +61,7 @@ def test_a_floor_without_distributed_noise_adds_the_whole_noise(extract: Path,
                                                                 tmp_path: Path) -> None:
     metrics, ledger, config = _release(extract, tmp_path, "max_epsilon_per_run = 3.0")
     noise = calibrate_evaluation_noise(3.0, 1e-6, 2)
-    assert [m["noise.distributed"] for m in metrics] == [0, 0]
+    assert [m["noise.distributed"] for m in metrics] == [0, 0, 0]
     assert metrics[-1]["noise.audit"] == pytest.approx(noise.audit * math.sqrt(6))
     spent = composed_epsilon(run_history(ledger, RUN, "evaluate"), config.privacy.delta)
     assert spent <= 3.0 * 1.001
@@ -66,7 +71,7 @@ def test_a_share_is_booked_for_what_it_costs_alone(extract: Path, tmp_path: Path
     metrics, ledger, config = _release(
         extract, tmp_path, "allow_distributed_noise = true\nmax_epsilon_per_run = 10.0")
     noise = calibrate_evaluation_noise(3.0, 1e-6, 2)
-    assert [m["noise.distributed"] for m in metrics] == [1, 1]
+    assert [m["noise.distributed"] for m in metrics] == [1, 1, 1]
     assert metrics[-1]["noise.audit"] == pytest.approx(
         max(noise.audit * math.sqrt(6) / math.sqrt(THRESHOLD), MIN_SHARE_STD))
     spent = composed_epsilon(run_history(ledger, RUN, "evaluate"), config.privacy.delta)

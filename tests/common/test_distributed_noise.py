@@ -12,9 +12,11 @@ from common.discrete_gaussian import MIN_SHARE_STD, discrete_gaussian, sum_multi
 from common.equity import GROUP_BINS, band_auc
 from common.equity_metrics import CellNoise, cell_metrics, noise_spread
 from common.privacy import (
+    audit_share,
     calibrate_evaluation_noise,
     composed_epsilon,
     noise_share,
+    run_shares,
     summed_rows,
 )
 from common.secure_release import block, decode, encode, exact_sum, length, pooled_cell
@@ -34,18 +36,18 @@ def test_discrete_gaussian_has_the_variance_and_shape_of_its_sigma() -> None:
 
 def test_a_share_is_one_over_t_of_the_variance_and_the_sum_meets_the_target() -> None:
     noise = calibrate_evaluation_noise(1.0, 1e-6, 6)
-    whole = noise_share(noise, 6)
-    share = noise_share(noise, 6, survivors_min=8)
+    whole = audit_share(noise)
+    share = audit_share(noise, survivors_min=8)
     assert not whole.distributed and share.distributed
     assert math.isclose(share.audit, max(whole.audit / math.sqrt(8), MIN_SHARE_STD))
-    rows = [r for k in range(1, 7) for r in noise_share(noise, k, 8).rows]
+    rows = run_shares(noise, 8)
     alone = composed_epsilon(rows, 1e-6)
     assert alone > 3.0  # what a centre books: its share, seen alone
-    summed = [r for k in range(1, 7)
-              for r in summed_rows(noise_share(noise, k, 8), 8, 40, 170)]
+    shares = [*(noise_share(noise, k, 8) for k in range(1, 7)), audit_share(noise, 8)]
+    summed = [r for s in shares for r in summed_rows(s, 8, 40, 170)]
     assert composed_epsilon(summed, 1e-6) <= 1.0 + 0.01  # what the sum costs
     # Fewer survivors than the threshold would not carry the target (SecAgg+ halts then).
-    fewer = [r for k in range(1, 7) for r in summed_rows(noise_share(noise, k, 8), 4, 40, 170)]
+    fewer = [r for s in shares for r in summed_rows(s, 4, 40, 170)]
     assert composed_epsilon(fewer, 1e-6) > 1.2
     # The tau term of the bound is negligible at the smallest share.
     assert sum_multiplier(MIN_SHARE_STD, 72, 6.0, 400) > 0.999 * MIN_SHARE_STD / math.sqrt(6 / 72)

@@ -234,3 +234,14 @@ def test_a_metric_without_its_students_has_no_interval_not_the_whole_range():
         assert np.isnan(metrics["auc"]) and all(np.isnan(metrics["auc_ci"]))
         assert np.isnan(metrics["tpr"]) and all(np.isnan(metrics["tpr_ci"]))
         assert metrics["fpr_ci"][0] <= metrics["fpr"] <= metrics["fpr_ci"][1]
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.059316151139746115, 0.0193, 0.5, 0.871])
+def test_the_flagged_band_is_the_last_whatever_the_threshold(threshold) -> None:
+    """The audit's raw-score threshold is whatever the recalibration maps 0.3 to: the top
+    band edge is exactly it, so the flagged band is always the last (a rounding below it
+    once put every flag past the bands: TPR and FPR 0 in a demo run)."""
+    from common.equity import GROUP_BINS, flag_bin, group_bin_edges
+
+    edges = group_bin_edges(threshold)
+    assert edges[-1] == threshold and flag_bin(edges, threshold) == GROUP_BINS - 1

@@ -52,8 +52,24 @@ def test_the_evaluation_budget_is_met_with_the_audit_getting_the_least_noise(eps
     spent = composed_epsilon(noise.history(6), 1e-6)
     assert epsilon * 0.98 <= spent <= epsilon * 1.001
     # What the centres book round by round is the history the calibration priced.
-    booked = [m for r in range(1, 7) for m in noise.round_mechanisms(r)]
+    # (the audit exchange's counts after the final round's histogram).
+    booked = [*(m for r in range(1, 7) for m in noise.round_mechanisms(r)),
+              *noise.audit_mechanisms()]
     assert composed_epsilon(booked, 1e-6) == pytest.approx(spent, rel=1e-9)
     # 10 % less noise everywhere would overspend.
     tighter = EvaluationNoise(noise.final * 0.9, noise.progress * 0.9, 6, noise.audit * 0.9)
     assert composed_epsilon(tighter.history(6), 1e-6) > epsilon
+
+
+@pytest.mark.parametrize("every", [0, 2, 4])
+def test_progress_every_prices_only_the_scheduled_releases(every):
+    noise = calibrate_evaluation_noise(3.0, 1e-6, 6, every)
+    scheduled = [r for r in range(1, 7) if noise.round_mechanisms(r)]
+    assert scheduled == [*range(every, 6, every), 6] if every else scheduled == [6]
+    booked = [*(m for r in range(1, 7) for m in noise.round_mechanisms(r)),
+              *noise.audit_mechanisms()]
+    assert composed_epsilon(booked, 1e-6) == pytest.approx(
+        composed_epsilon(noise.history(6), 1e-6), rel=1e-9)
+    assert composed_epsilon(booked, 1e-6) <= 3.0 * 1.001
+    # The budget fewer progress releases leave goes to the final histogram and the audit.
+    assert noise.audit < calibrate_evaluation_noise(3.0, 1e-6, 6, 1).audit

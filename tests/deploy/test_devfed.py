@@ -96,7 +96,7 @@ def _only_allowed_content_left_the_centres(centres: Path, state_dict: dict) -> N
     for folder in folders:
         events = [json.loads(line) for line in (folder / "audit.jsonl").read_text().splitlines()]
         sent = [e for e in events if e.get("event") == "reply_sent"]
-        assert len(sent) == 2  # 1 round x (train + evaluate)
+        assert len(sent) == 3  # 1 round x (train + evaluate), then the audit
         for event in sent:
             assert set(event["metrics"]) <= allowed
             assert event["arrays"] in ({}, shapes)

@@ -167,3 +167,50 @@ def test_a_second_serverapp_on_the_same_run_folder_is_refused(tmp_path, data_dir
         _run(DirectGrid, _config(run_dir, data_dir, resume=True), run_id=2)
 
     assert str(info.value).startswith("Another ServerApp is running the run in")
+
+
+class AuditCrashGrid(DirectGrid):
+    """Dies at the audit's exchange, after the final round's evaluation: before its
+    instructions reach the centres, or (``after_push``) once they answered."""
+
+    after_push = False
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        messages = list(messages)
+        audit = messages[0].content["config"].get("phase") == "audit"  # type: ignore[union-attr]
+        if audit and not self.after_push:
+            raise ServerCrash
+        ids = super().push_messages(messages)
+        if audit:
+            raise ServerCrash
+        return ids
+
+
+@pytest.mark.parametrize("after_push", [False, True])
+def test_a_run_that_died_before_its_audit_resumes_into_it(tmp_path, data_dir,
+                                                          after_push) -> None:
+    """The checkpoint after the final round says the audit is pending: the resumed run
+    does only the audit's exchange, with the same request (the same final histogram, the
+    same recalibration); a centre that already answered it resends its reply, so
+    nobody books the audit twice."""
+    run_dir = tmp_path / "run"
+    grid_type = type("Crash", (AuditCrashGrid,), {"after_push": after_push})
+    with pytest.raises(ServerCrash):
+        _run(grid_type, _config(run_dir, data_dir), run_id=1)
+    state = checkpoint.load(run_dir)
+    assert state is not None and state.round == 3 and not state.audited
+    _run(DirectGrid, _config(run_dir, data_dir, resume=True), run_id=2)
+    assert checkpoint.load(run_dir).audited  # type: ignore[union-attr]
+    equity = json.loads((run_dir / "equity.json").read_text())
+    assert equity["threshold"] == pytest.approx(0.3, abs=1e-9) and equity["groups"]
+    for centre in range(CENTRES):
+        folder = run_dir / "state" / f"centre-{centre}"
+        audits = [r for r in PrivacyLedger(folder).releases()
+                  if r.kind == "evaluate" and r.server_round == 4]
+        assert len(audits) == 1  # booked once
+        events = read_trail(folder / "audit.jsonl")
+        resent = [e for e in events if e["event"] == "reply_sent" and e.get("resent")
+                  and e["kind"] == "audit"]
+        assert len(resent) == (1 if after_push else 0)
+    rounds = [json.loads(line)["round"] for line in (run_dir / "rounds.jsonl").open()]
+    assert rounds == [1, 2, 3]

@@ -65,7 +65,8 @@ def captured(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], Path
 @pytest.mark.slow
 def test_every_reply_carries_only_model_arrays_and_allowed_aggregates(captured) -> None:
     replies, out = captured
-    assert len(replies) == 3 * 2 * 2  # 3 centres x 2 rounds x (train + evaluate)
+    # 3 centres x 2 rounds x (train + evaluate), then the audit's exchange: 3 replies.
+    assert len(replies) == 3 * 2 * 2 + 3
     centres = {path.stem for path in (out / "data").glob("*.parquet")}
     model_shapes = {k: list(v.shape) for k, v in
                     build_model(ModelConfig(), seed=RunConfig().seed).state_dict().items()}

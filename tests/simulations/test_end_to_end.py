@@ -104,3 +104,32 @@ def test_unknown_scenario_is_named_with_the_known_ones() -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2
     assert "no scenario named 'nowhere'" in proc.stderr and "demo" in proc.stderr
+
+
+@pytest.mark.slow
+def test_the_equity_audit_is_read_at_the_calibrated_threshold(tiny_run) -> None:
+    """After the final round, the audit's exchange counted the flags at the raw score that
+    the Platt recalibration of the final pooled histogram maps to evaluation.threshold;
+    each centre booked it once, after its final histogram, within the run's budget."""
+    from client.evaluation import audit_round
+    from client.ledger import PrivacyLedger
+    from client.run_plan import run_history
+    from common.calibration import Calibration
+    from common.privacy import composed_epsilon
+
+    out = tiny_run.out
+    config = RunConfig()
+    equity = json.loads((out / "equity.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    calibration = Calibration(**equity["calibration"])
+    assert equity["threshold_scale"] == "calibrated"
+    assert equity["threshold"] == pytest.approx(config.evaluation.threshold, abs=1e-9)
+    raw = equity["threshold_raw"]
+    assert calibration.apply(np.array([raw]))[0] == pytest.approx(config.evaluation.threshold)
+    assert abs(raw - config.evaluation.threshold) > 1e-3  # the model's scores are not calibrated
+    for centre in sorted((out / "state").iterdir()):
+        rows = [r for r in PrivacyLedger(centre).releases()
+                if r.run_id == summary["run_name"] and r.kind == "evaluate"]
+        assert [r.server_round for r in rows] == [1, 2, audit_round(RunConfig(rounds=2))]
+        history = run_history(PrivacyLedger(centre), summary["run_name"], "evaluate")
+        assert composed_epsilon(history, 1e-6) <= summary["epsilon_target"] * 1.001

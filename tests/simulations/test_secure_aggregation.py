@@ -76,6 +76,7 @@ class CaptureUnmasked:
     def __init__(self) -> None:
         self.updates: dict[tuple[int, int], tuple[list[npt.NDArray[Any]], int]] = {}
         self.evaluations: dict[tuple[int, int], tuple[list[npt.NDArray[Any]], int]] = {}
+        self.audits: dict[int, tuple[list[npt.NDArray[Any]], dict[str, Any]]] = {}
 
     def __call__(self, msg: Message, context: Context, call_next: Any) -> Message:
         reply = call_next(msg, context)
@@ -84,7 +85,9 @@ class CaptureUnmasked:
             fitres = recorddict_to_fitres(reply.content, keep_input=True)
             key = (int(msg.metadata.group_id), int(str(context.node_config["partition-id"])))
             found = (parameters_to_ndarrays(fitres.parameters), fitres.num_examples)
-            if records["fitins.config"].get("secure.phase") == "evaluate":
+            if records["fitins.config"].get("phase") == "audit":
+                self.audits[key[1]] = (found[0], dict(records["fitins.config"]))
+            elif records["fitins.config"].get("secure.phase") == "evaluate":
                 self.evaluations[key] = found
             else:
                 self.updates[key] = found
@@ -185,6 +188,11 @@ def test_secure_mode_completes_with_a_centre_dropped_mid_round(dropout_run: Path
     shared = equity["distributed_noise"]
     assert shared["shares"] == shared["centres"] == 3 and shared["threshold"] == 2
     assert shared["epsilon_sum"] <= summary["epsilon_target"] + 1e-6
+    # summary.json: the central epsilon the sums met (the audit's sum included), beside
+    # what each centre booked for its own shares.
+    assert summary["epsilon_evaluation_sum"] == pytest.approx(shared["epsilon_sum"])
+    assert summary["epsilon_evaluation_sum"] < summary["epsilon_evaluation"]
+    assert summary["equity_audit_done"] is True
     assert "region" not in equity["groups"]  # a region's sum would carry too little noise
     # Each centre's releases were made over its per-student cohorts, evaluation included.
     from client.student_budget import run_cohorts
@@ -217,7 +225,7 @@ def inprocess(network: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
                            inner_mods=[unmasked, replies])
     run_secure_federation(DirectGrid(app, 3, dict(config.to_flat())), config)
     return {"out": out, "config": config, "updates": unmasked.updates,
-            "evaluations": unmasked.evaluations,
+            "evaluations": unmasked.evaluations, "audits": unmasked.audits,
             "masked": masked.vectors, "masked_evaluations": masked.evaluations,
             "replies": replies.metrics}
 
@@ -232,13 +240,15 @@ def test_secure_replies_carry_only_the_allowed_keys(inprocess) -> None:
     assert evaluations == []  # evaluation goes through SecAgg+ too
     train = [m for m in fits if "noise.audit" not in m]
     secure_evaluations = [m for m in fits if "noise.audit" in m]
-    assert len(train) == 5 and len(secure_evaluations) == 5  # one centre dropped, round 1
+    # One centre dropped in round 1; the audit's exchange after round 2 asks all three.
+    assert len(train) == 5 and len(secure_evaluations) == 5 + 3
     for metrics in train:  # beside the masked update: no training loss, nothing unnoised
         assert set(metrics) == {"epsilon", "centre", *HEAD}
     for metrics in secure_evaluations:  # beside the masked counts: the noise, no count
         assert set(metrics) == {"epsilon", "centre", *HEAD, "noise.histogram", "noise.audit",
                                 "noise.distributed", "noise.threshold", "audit.sensitive"}
-        assert metrics["noise.distributed"] == 0 and metrics["noise.histogram"] > 1
+        assert metrics["noise.distributed"] == 0
+        assert (metrics["noise.histogram"] > 1) != (metrics["noise.audit"] > 1)
 
 
 def _round_average(updates: dict[tuple[int, int], Any], server_round: int,
@@ -298,6 +308,23 @@ def test_the_ministry_pools_the_exact_sum_of_the_evaluation_vectors(inprocess) -
     assert rows or equity["suppressed"]
     assert all(row["noise_sd"]["tpr"] > 0 for row in rows)
     assert "distributed_noise" not in equity
+
+
+@pytest.mark.slow
+def test_the_secure_audit_is_counted_at_the_calibrated_threshold(inprocess) -> None:
+    """The audit's SecAgg+ round after the final round: every centre was sent the raw
+    threshold the recalibration maps to evaluation.threshold, released no histogram,
+    and equity.json states the calibrated threshold."""
+    config: RunConfig = inprocess["config"]
+    audits = inprocess["audits"]
+    assert sorted(audits) == [0, 1, 2]
+    bins = config.evaluation.bins
+    equity = json.loads((inprocess["out"] / "equity.json").read_text(encoding="utf-8"))
+    assert equity["threshold"] == pytest.approx(config.evaluation.threshold, abs=1e-9)
+    for vector, sent in audits.values():
+        assert not vector[0][: 2 * bins].any()  # no histogram in the audit's vector
+        assert sent["audit-threshold"] == pytest.approx(equity["threshold_raw"])
+        assert sent["calibration-slope"] == pytest.approx(equity["calibration"]["slope"])
 
 
 @pytest.mark.slow
@@ -362,4 +389,44 @@ def test_a_stopped_secure_run_resumes_from_its_checkpoint(network: Path, tmp_pat
     assert summary["rounds_completed"] == 2 and summary["stopped"] is None
     assert summary["run_name"] == stopped["run_name"]
     assert summary["epsilon_max"] <= summary["epsilon_target"] + 1e-9
+    assert [r["round"] for r in run_folder.read_rounds(tmp_path)] == [1, 2]
+
+
+class ServerCrash(Exception):
+    """The ServerApp process dies."""
+
+
+class AuditCrashGrid(DirectGrid):
+    """Dies as it sends the audit's SecAgg+ round (its setup stage's instructions)."""
+
+    def push_messages(self, messages: Any) -> Any:
+        messages = list(messages)
+        for message in messages:
+            fitins = message.content.config_records.get("fitins.config")
+            if fitins is not None and fitins.get("phase") == "audit":
+                raise ServerCrash
+        return super().push_messages(messages)
+
+
+@pytest.mark.slow
+def test_a_secure_run_that_died_before_its_audit_resumes_into_it(network: Path,
+                                                                 tmp_path: Path) -> None:
+    """Checkpointed after its final round with the audit pending, the resumed secure run
+    trains no more and runs the audit's SecAgg+ round only."""
+    from server.federation import checkpoint
+
+    flat = _flat(network, tmp_path)
+    config = RunConfig.from_flat(flat)
+    with pytest.raises(ServerCrash):
+        run_secure_federation(AuditCrashGrid(build_secure_app(), 3, dict(config.to_flat())),
+                              config)
+    state = checkpoint.load(tmp_path)
+    assert state is not None and state.round == 2 and not state.audited
+    resumed = RunConfig.from_flat({**flat, "resume": True})
+    run_secure_federation(DirectGrid(build_secure_app(), 3, dict(resumed.to_flat()), run_id=2),
+                          resumed)
+    summary = run_folder.read_json(tmp_path / run_folder.SUMMARY)
+    assert summary["equity_audit_done"] is True and summary["rounds_completed"] == 2
+    equity = json.loads((tmp_path / "equity.json").read_text(encoding="utf-8"))
+    assert equity["threshold"] == pytest.approx(0.3, abs=1e-9)
     assert [r["round"] for r in run_folder.read_rounds(tmp_path)] == [1, 2]
