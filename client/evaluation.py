@@ -30,7 +30,7 @@ from client.ledger import BudgetExceeded, PrivacyLedger
 from client.run_plan import BUDGET_SLACK, check_run_budget, run_history
 from client.site_policy import PrivacyFloor
 from common.config import RunConfig
-from common.equity import AUDIT_GROUPS, centre_cells
+from common.equity import AUDIT_GROUPS, CELL_LENGTH, all_cell_keys, centre_cells
 from common.metrics import bin_centres, score_histogram
 from common.privacy import (
     EvaluationNoise,
@@ -123,17 +123,18 @@ def evaluation_release(
         "sq_err_sum": squared_error,
     }
     audit_now = final or noise is None
+    if not audit_now:  # the audit is released once, with the final model: zeros before
+        metrics.update({key: [0.0] * CELL_LENGTH for key in all_cell_keys()})
+        return metrics
     cells = centre_cells(
         data.audit_test,
         probabilities,
         data.y_test,
         threshold=config.evaluation.threshold,
-        sensitive_allowed=data.policy.audit_attributes_allowed and audit_now,
+        sensitive_allowed=data.policy.audit_attributes_allowed,
         # The noise the centre books: calibrated at its own delta when that is smaller.
         noise_std=0.0 if noise is None else noise.audit * math.sqrt(len(AUDIT_GROUPS)),
         rng=rng,
     )
-    if not audit_now:  # the audit is released once, with the final model
-        cells = {key: [0.0] * len(vector) for key, vector in cells.items()}
     metrics.update(cells)
     return metrics

@@ -48,10 +48,12 @@ def _cold() -> Callable[..., None]:
     """Runs in an actor: forget the per-process caches (centres' data, noise
     calibration), so that a run starts as cold as on a fresh engine (the bench's
     phases compare like with like)."""
+    from client import student_budget
     from client.data import centre_policy, load_centre
     from common import privacy
 
     load_centre.cache_clear()
+    student_budget.forget_hashes()
     centre_policy.cache_clear()
     for cached in vars(privacy).values():
         if hasattr(cached, "cache_clear"):
