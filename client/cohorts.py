@@ -171,6 +171,43 @@ def uncovered(cohorts: Sequence[Cohort], booked: Sequence[Booked]) -> list[Booke
     return [b for b in booked if covering(cohorts, b[0], b[1], b[2]) is None]
 
 
+def _histories(
+    cohorts: Sequence[Cohort],
+    booked: Sequence[Booked],
+    extra: Sequence[Mechanism],
+    exclude_run: str | None,
+) -> tuple[list[Cohort], dict[int, list[Mechanism]], list[Mechanism]]:
+    """The cohorts that count, each one's booked rows, and the rows every student pays
+    (``extra`` and the uncovered rows)."""
+    if exclude_run is not None:
+        cohorts = [c for c in cohorts if c.run_id != exclude_run]
+        booked = [b for b in booked if b[0] != exclude_run]
+    rows: dict[int, list[Mechanism]] = {c.id: [] for c in cohorts}
+    everyone: list[Mechanism] = list(extra)
+    for run_id, kind, server_round, mechanism in booked:
+        cover = covering(cohorts, run_id, kind, server_round)
+        (rows[cover.id] if cover is not None else everyone).append(mechanism)
+    return [c for c in cohorts if rows[c.id]], rows, everyone
+
+
+def _memberships(students: Iterable[bytes],
+                 cohorts: Sequence[Cohort]) -> list[tuple[tuple[int, ...], set[bytes]]]:
+    """``students`` split by the cohorts they are members of: (cohort ids, students),
+    one part per distinct membership, none empty. Built with set operations (C speed),
+    one split per cohort, rather than student by student."""
+    parts: list[tuple[tuple[int, ...], set[bytes]]] = [((), set(students))]
+    for cohort in cohorts:
+        split: list[tuple[tuple[int, ...], set[bytes]]] = []
+        for ids, part in parts:
+            inside = part & cohort.members
+            if inside:
+                split.append(((*ids, cohort.id), inside))
+            if len(inside) < len(part):
+                split.append((ids, part - inside if inside else part))
+        parts = split
+    return [(ids, part) for ids, part in parts if part]
+
+
 def student_epsilons(
     students: Sequence[bytes],
     cohorts: Sequence[Cohort],
@@ -185,32 +222,32 @@ def student_epsilons(
     the uncovered rows, and ``extra`` (what a release being planned would add).
 
     ``exclude_run``: leave that run's rows and cohorts out (the run being planned, whose
-    whole cost is then given in ``extra``)."""
-    if exclude_run is not None:
-        cohorts = [c for c in cohorts if c.run_id != exclude_run]
-        booked = [b for b in booked if b[0] != exclude_run]
-    rows: dict[int, list[Mechanism]] = {c.id: [] for c in cohorts}
-    everyone: list[Mechanism] = list(extra)
-    for run_id, kind, server_round, mechanism in booked:
-        cover = covering(cohorts, run_id, kind, server_round)
-        (rows[cover.id] if cover is not None else everyone).append(mechanism)
-    # Each student's memberships, built cohort by cohort with set intersections (C
-    # speed) rather than student by student.
-    wanted = set(students)
-    membership: dict[bytes, tuple[int, ...]] = {}
-    for cohort in cohorts:
-        if rows[cohort.id]:
-            for student in cohort.members & wanted:
-                membership[student] = (*membership.get(student, ()), cohort.id)
-    by_membership: dict[tuple[int, ...], float] = {}
-    out = np.empty(len(students), dtype=np.float64)
-    for index, student in enumerate(students):
-        ids = membership.get(student, ())
-        if ids not in by_membership:
-            history = [*everyone, *(m for cid in ids for m in rows[cid])]
-            by_membership[ids] = composed_epsilon(history, delta, accountant)
-        out[index] = by_membership[ids]
-    return out
+    whole cost is then given in ``extra``). Students with the same memberships have the
+    same epsilon: it is composed once per distinct membership."""
+    counted, rows, everyone = _histories(cohorts, booked, extra, exclude_run)
+    epsilon_of: dict[bytes, float] = {}
+    for ids, part in _memberships(students, counted):
+        history = [*everyone, *(m for cid in ids for m in rows[cid])]
+        epsilon = composed_epsilon(history, delta, accountant)
+        epsilon_of.update(dict.fromkeys(part, epsilon))
+    return np.fromiter((epsilon_of[s] for s in students), np.float64, len(students))
+
+
+def largest_student_epsilon(
+    students: Iterable[bytes],
+    cohorts: Sequence[Cohort],
+    booked: Sequence[Booked],
+    delta: float,
+    *,
+    extra: Sequence[Mechanism] = (),
+    accountant: str = "rdp",
+) -> float:
+    """The largest of :func:`student_epsilons` over ``students`` (0 for none), without
+    a figure per student: what a booking checks against the cap."""
+    counted, rows, everyone = _histories(cohorts, booked, extra, None)
+    return max((composed_epsilon([*everyone, *(m for cid in ids for m in rows[cid])],
+                                 delta, accountant)
+                for ids, _ in _memberships(students, counted)), default=0.0)
 
 
 def known_students(cohorts: Sequence[Cohort]) -> list[bytes]:

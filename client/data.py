@@ -4,6 +4,10 @@ the centre's site policy. Reading, mapping and validating an extract lives in
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import os
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -16,7 +20,7 @@ from client.errors import CentreRefusal as CentreRefusal  # re-exported for call
 from client.errors import DataError as DataError
 from client.ingest import load_policy, prepare_extract
 from client.site_policy import SitePolicy as SitePolicy
-from common.encoding import encode, encode_labels
+from common.encoding import ENCODING_VERSION, encode, encode_labels
 from common.equity import AUDIT_COLUMNS
 from common.schema import CONSENT, LABEL, STUDENT_ID
 from common.split import held_out_mask
@@ -112,5 +116,71 @@ def load_centre(
     Raises ``DataError`` when the data are unusable.
     """
     policy = centre_policy(policy_path)
+    shared = _shared_path(data_path, mapping_path, policy_path, test_fraction)
+    if shared is not None and (data := _read_shared(shared, policy)) is not None:
+        return data
     frame = prepare_extract(Path(data_path), Path(mapping_path) if mapping_path else None, policy)
-    return split_and_encode(frame, policy, test_fraction)
+    data = split_and_encode(frame, policy, test_fraction)
+    if shared is not None:
+        _share(shared, data)
+    return data
+
+
+#: A folder where the processes of one simulation engine share the centres' encoded
+#: records (the engine sets it for its actors, and removes it when it stops); unset (a
+#: centre in deployment, the plain loop), each process reads its extract itself.
+EXTRACT_CACHE_ENV = "PERSEVERANCE_EXTRACTS"
+_ARRAYS = ("x_train", "y_train", "x_test", "y_test", "ids_train", "ids_test", "audit")
+
+
+def _digest(path: str | None) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else ""
+
+
+def _shared_path(data_path: str, mapping_path: str | None, policy_path: str | None,
+                 test_fraction: float) -> Path | None:
+    """Where the encoded records of these exact files are shared: named by the digests
+    of the extract, its mapping and the policy (which says what is refused as a
+    predictor), the held-out share and the encoding, so that a changed file is read
+    again, never served from the cache."""
+    folder = os.environ.get(EXTRACT_CACHE_ENV)
+    if not folder:
+        return None
+    try:
+        key = json.dumps([ENCODING_VERSION, _digest(data_path), _digest(mapping_path),
+                          _digest(policy_path), float(test_fraction)])
+    except OSError:
+        return None  # unreadable: the usual path says why
+    return Path(folder) / f"{hashlib.sha256(key.encode()).hexdigest()}.npz"
+
+
+def _share(path: Path, data: CentreData) -> None:
+    from common.files import atomic_write_bytes
+
+    audit = io.BytesIO()
+    data.audit_test.to_parquet(audit)
+    buffer = io.BytesIO()
+    np.savez(buffer, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test,
+             y_test=data.y_test, ids_train=np.asarray(data.ids_train, dtype=str),
+             ids_test=np.asarray(data.ids_test, dtype=str),
+             audit=np.frombuffer(audit.getvalue(), dtype=np.uint8))
+    try:
+        atomic_write_bytes(path, buffer.getvalue(), 0o600)
+    except OSError:
+        return  # a cache: reading the extract again is always correct
+
+
+def _read_shared(path: Path, policy: SitePolicy) -> CentreData | None:
+    """The records another process of the engine encoded from the same files, or None
+    (absent or unreadable: the extract is read instead)."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            if sorted(stored.files) != sorted(_ARRAYS):
+                return None
+            arrays = {name: stored[name] for name in _ARRAYS}
+        audit = pd.read_parquet(io.BytesIO(arrays["audit"].tobytes()))
+    except (OSError, ValueError, KeyError, EOFError):
+        return None
+    return CentreData(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
+                      policy, audit, tuple(arrays["ids_train"].tolist()),
+                      tuple(arrays["ids_test"].tolist()))

@@ -7,6 +7,7 @@ student id, no raw value and no per-student score is ever part of a return value
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -60,14 +61,17 @@ def resolve_data_source(
     if not config.data_dir or "partition-id" not in node_config:
         raise DataError("This node has no data: set data-path in the SuperNode's node config.")
     data_dir = Path(config.data_dir)
-    files = sorted(p for p in data_dir.iterdir() if p.suffix in DATA_FILE_SUFFIXES)
+    # Names sorted as strings (the order of their paths in one folder): a task resolves
+    # its source several times, and sorting Path objects cost a millisecond each time.
+    files = sorted(name for name in os.listdir(data_dir)
+                   if os.path.splitext(name)[1] in DATA_FILE_SUFFIXES)
     index = int(str(node_config["partition-id"]))
     if index >= len(files):
         raise DataError(f"No data file for partition {index} in {data_dir}.")
     mapping_file = data_dir / "mapping.toml"
     policy_file = data_dir / "policy.toml"
     return (
-        str(files[index]),
+        str(data_dir / files[index]),
         str(mapping_file) if mapping_file.is_file() else None,
         str(policy_file) if policy_file.is_file() else None,
     )

@@ -40,9 +40,8 @@ from client.cohorts import (
     CohortTampered,
     covering,
     insert_cohort,
-    known_students,
+    largest_student_epsilon,
     read_cohorts,
-    student_epsilons,
     uncovered,
 )
 from common.audit_trail import AuditTrail, trail_head
@@ -219,8 +218,8 @@ class PrivacyLedger:
         cohorts, booked = self.cohorts(), self.booked()
         if not cohorts:
             return composed_epsilon([b[3] for b in booked], delta)
-        spent = student_epsilons(known_students(cohorts), cohorts, booked, delta)
-        return float(spent.max(initial=0.0))
+        return largest_student_epsilon(set().union(*(c.members for c in cohorts)),
+                                       cohorts, booked, delta)
 
     def book_cohort(self, *, run_id: str, kind: str, first_round: int, label: str,
                     members: list[bytes], retired: int) -> Cohort:
@@ -342,9 +341,8 @@ class PrivacyLedger:
             after = composed_epsilon([*(b[3] for b in booked), *mechanisms], delta)
             who = "the centre's lifetime epsilon"
         else:
-            members = sorted(cohort.members)
-            after = float(student_epsilons(members, cohorts, booked, delta,
-                                           extra=mechanisms).max(initial=0.0))
+            after = largest_student_epsilon(cohort.members, cohorts, booked, delta,
+                                            extra=mechanisms)
             who = f"the lifetime epsilon of a student of this release ({cohort.label})"
         if after > cap:
             raise BudgetExceeded(f"This release would bring {who} to {after:.3f} (delta "
@@ -355,8 +353,9 @@ class PrivacyLedger:
         # kept what the last row recorded (recomputed when that row is at another delta).
         if last is not None and float(last[8]) == delta:  # type: ignore[arg-type]
             return max(after, float(last[9]))  # type: ignore[arg-type]
-        everyone = student_epsilons(known_students(cohorts), cohorts, booked, delta)
-        return max(after, float(everyone.max(initial=0.0)))
+        everyone = largest_student_epsilon(set().union(*(c.members for c in cohorts)),
+                                           cohorts, booked, delta)
+        return max(after, everyone)
 
 
 def _now() -> str:

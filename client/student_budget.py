@@ -53,9 +53,22 @@ from common.records_key import load_or_create_key
 SIZE, TRAIN, EVALUATE = ("train", 0), ("train", 1), ("evaluate", 0)
 
 
-@lru_cache(maxsize=16)
+#: Pseudonym sets whose hashes a process keeps: a simulation actor serves any centre,
+#: each with a training and a held-out set (quebec-72: 144 sets, about 20 MB in all).
+HASH_CACHE_SETS = 512
+
+
+@lru_cache(maxsize=HASH_CACHE_SETS)
 def _hashes(key: bytes, pseudonyms: tuple[str, ...]) -> tuple[bytes, ...]:
+    """The keyed hashes of a set of pseudonyms, cached per process by the key and the
+    pseudonyms themselves (another key or another extract is another entry): an HMAC per
+    student per task was a tenth of a task's time at quebec-72's scale."""
     return tuple(student_hashes(pseudonyms, key))
+
+
+def forget_hashes() -> None:
+    """Empty this process's cache of hashes (a benchmark's phases start cold)."""
+    _hashes.cache_clear()
 
 
 def run_mechanisms(plan: RunPlan, config: RunConfig) -> list[Mechanism]:

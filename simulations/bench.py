@@ -167,9 +167,11 @@ def raw_federation(config: RunConfig, num_centres: int, threads: int = 1) -> Raw
     cold too. ``breakdown`` splits the wall time into load, calibrate (noise and the
     accountant), train, aggregate and evaluate.
     """
+    from client import student_budget
     from common import privacy
 
     load_centre.cache_clear()
+    student_budget.forget_hashes()
     for cached in vars(privacy).values():  # calibrations and one-step RDP: start cold
         if hasattr(cached, "cache_clear"):
             cached.cache_clear()

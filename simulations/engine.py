@@ -18,7 +18,10 @@ files in that run's folder, and ``context.state`` is Flower's, per run.
 
 The actors also share one folder of noise plans (``$PERSEVERANCE_NOISE_PLANS``, see
 ``common.privacy.calibrate_training_noise``, which checks every plan it reads), so that
-each centre's noise is planned once, not once per actor.
+each centre's noise is planned once, not once per actor, and one folder of the centres'
+encoded records (``$PERSEVERANCE_EXTRACTS``, see ``client.data.load_centre``, named by
+the digests of the files they come from), so that each extract is read, validated and
+encoded once, not once per actor.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ from typing import Any
 from flwr.server.superlink.fleet.vce.backend import raybackend
 from flwr.server.superlink.fleet.vce.backend.raybackend import RayBackend
 
+#: The engine's folder of the centres' encoded records, inside its noise plans' folder.
+EXTRACTS = "extracts"
+
 
 def _warm() -> Callable[..., None]:
     """Runs in an actor (as its "ClientApp" loader): import what the ClientApp imports,
@@ -48,10 +54,12 @@ def _cold() -> Callable[..., None]:
     """Runs in an actor: forget the per-process caches (centres' data, noise
     calibration), so that a run starts as cold as on a fresh engine (the bench's
     phases compare like with like)."""
+    from client import student_budget
     from client.data import centre_policy, load_centre
     from common import privacy
 
     load_centre.cache_clear()
+    student_budget.forget_hashes()
     centre_policy.cache_clear()
     for cached in vars(privacy).values():
         if hasattr(cached, "cache_clear"):
@@ -111,6 +119,7 @@ class SimulationEngine:
         #: The actors' shared noise plans while the engine runs (removed at its close).
         self.noise_plans: Path | None = None
         self._environment_before: str | None = None
+        self._extracts_before: str | None = None
 
     # -- Flower's side -------------------------------------------------------------
     def _backend_for(self, config: dict[str, Any]) -> KeptRayBackend:
@@ -156,6 +165,7 @@ class SimulationEngine:
         """Give the actors (which inherit the environment Ray starts with) one folder
         for their noise plans: each centre's noise is planned once per run, not once per
         actor (``common.privacy.calibrate_training_noise``, which checks what it reads)."""
+        from client.data import EXTRACT_CACHE_ENV
         from common.privacy import NOISE_PLAN_CACHE_ENV
         from common.workdirs import work_root
 
@@ -166,22 +176,30 @@ class SimulationEngine:
         self.noise_plans = Path(tempfile.mkdtemp(prefix="engine-", dir=root))
         self._environment_before = os.environ.get(NOISE_PLAN_CACHE_ENV)
         os.environ[NOISE_PLAN_CACHE_ENV] = str(self.noise_plans)
+        # The centres' encoded records too, in the same folder (client.data.load_centre):
+        # each extract is read, validated and encoded once, not once per actor.
+        self._extracts_before = os.environ.get(EXTRACT_CACHE_ENV)
+        os.environ[EXTRACT_CACHE_ENV] = str(self.noise_plans / EXTRACTS)
 
     def _forget_noise_plans(self, remove: bool) -> None:
+        from client.data import EXTRACT_CACHE_ENV
         from common.privacy import NOISE_PLAN_CACHE_ENV
 
         if self.noise_plans is None:
             return
         if remove:
             shutil.rmtree(self.noise_plans, ignore_errors=True)
-            if self._environment_before is None:
-                os.environ.pop(NOISE_PLAN_CACHE_ENV, None)
-            else:
-                os.environ[NOISE_PLAN_CACHE_ENV] = self._environment_before
+            for name, before in ((NOISE_PLAN_CACHE_ENV, self._environment_before),
+                                 (EXTRACT_CACHE_ENV, self._extracts_before)):
+                if before is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = before
             self.noise_plans = None
         else:
             for plan in self.noise_plans.glob("*.json"):
                 plan.unlink(missing_ok=True)
+            shutil.rmtree(self.noise_plans / EXTRACTS, ignore_errors=True)
 
     def discard(self, backend: KeptRayBackend) -> None:
         """Forget ``backend`` (its pool is being stopped): the next run starts anew."""
