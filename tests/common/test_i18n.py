@@ -133,3 +133,25 @@ def test_every_translation_keeps_the_placeholders_of_its_message() -> None:
                 broken.append(f"{message.id!r}: {exc}")
 
     assert broken == []
+
+
+def test_a_stop_reason_kept_as_a_record_is_shown_in_the_readers_language() -> None:
+    reason = i18n.N_(
+        "Round %(round)s: only %(left)s centres can take part, fewer than min_centres "
+        "(%(minimum)s), since these refused the run: %(named)s", round=2, left=1, minimum=3,
+        named=i18n.Joined([i18n.N_("%(centre)s: %(reason)s", centre="css-a",
+                                   reason=i18n.word("rounds must be at least 1"))]))
+    waited = i18n.N_("The run did not finish within %(seconds)s s.",
+                     seconds=i18n.Number(1234.0, 0))
+    import json
+
+    back = i18n.from_record(json.loads(json.dumps(i18n.to_record(reason))))
+    assert back == reason  # the English text, as summary.json's `stopped`
+    french = i18n.translate(back, "fr")
+    assert french.startswith("Ronde 2 : seuls 1 centres") and "css-a : rounds doit" in french
+    shown = i18n.translate(i18n.from_record(i18n.to_record(waited)), "fr")
+    assert shown.replace("\u202f", " ").replace("\xa0", " ") == (
+        "L'entraînement ne s'est pas terminé en 1 234 s.")
+    # A summary written before the record existed, or a hand-edited one, shows its text.
+    assert i18n.from_record("plain text") == "plain text"
+    assert i18n.from_record({"msgid": "%(x)s", "params": {}}) == "%(x)s"
