@@ -53,7 +53,7 @@ def test_dev_federation_with_an_empty_data_folder_exits_5(tmp_path: Path) -> Non
                                  "--out", str(tmp_path / "run"), "--work", str(tmp_path / "w")])
 
     assert result.exit_code == ExitCode.LAUNCHER_INPUT
-    assert "no *.parquet or *.csv" in result.output
+    assert "ne contient aucun fichier *.parquet ou *.csv" in result.output
 
 
 def test_dev_federation_refuses_an_unknown_run_config_key(tmp_path: Path) -> None:
@@ -65,7 +65,7 @@ def test_dev_federation_refuses_an_unknown_run_config_key(tmp_path: Path) -> Non
                                  "--out", str(tmp_path / "run"), "--work", str(tmp_path / "w")])
 
     assert result.exit_code == ExitCode.LAUNCHER_INPUT
-    assert "Unknown configuration key 'nope'" in result.output
+    assert "Clé de configuration inconnue « nope »" in result.output
 
 
 def test_help_documents_the_exit_codes() -> None:

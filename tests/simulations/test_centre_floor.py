@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from common.i18n import translate
+from common.protocol import Reason
 from tests.simulations.conftest import SIM
 
 
@@ -30,5 +32,9 @@ def test_a_run_without_dp_is_refused_by_every_centre_and_ends_in_exit_3(tmp_path
     summary = json.loads((out / "summary.json").read_text())
     names = sorted(p.stem for p in (out / "data").glob("*.parquet"))
     assert set(summary["centres_refused"]) == set(names)
-    assert all(name in last for name in names) and "requires DP" in last
+    # The stop reason is shown in the command's language (French by default), the
+    # centres' fixed reason translated inside it.
+    assert last.startswith("erreur : La fédération s'est arrêtée après 0 rondes sur 1")
+    assert all(name in last for name in names)
+    assert translate(Reason.FLOOR_NO_DP, "fr") in last
     assert not list((out / "state").glob("centre-*/privacy-ledger.sqlite"))
