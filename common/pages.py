@@ -110,8 +110,9 @@ def build_environment(loader: jinja2.BaseLoader, lang: str = "en") -> jinja2.Env
     env.filters["figure"] = localised_figure
     env.filters["reason"] = reason
     # A sentence kept with its parameters (``common.i18n.Sentence``), in the page's language.
-    env.filters["translated"] = lambda text: i18n.translate(str(text) if not isinstance(
-        text, str) else text, lang)
+    # (``str()`` of a Sentence would drop its message id: a str is passed as it is.)
+    env.filters["translated"] = lambda text: i18n.translate(
+        text if isinstance(text, str) else str(text), lang)
     env.globals["lang"] = lang
     # Between two numbers: French writes decimals with a comma, so lists take ";".
     env.globals["SEP"] = ";" if lang == "fr" else ","

@@ -20,7 +20,7 @@ from common.config import RunConfig
 from common.privacy import composed_epsilon
 from server.federation.run import run_federation
 from simulations.direct_grid import DirectGrid
-from simulations.network import generate_network, write_network
+from tests.server.conftest import small_network
 
 CENTRES = 3
 FLOWER_LOGGER.setLevel(logging.WARNING)
@@ -28,10 +28,7 @@ FLOWER_LOGGER.setLevel(logging.WARNING)
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("centres")
-    write_network(generate_network(centres=CENTRES, students=1800, seed=5), folder)
-    (folder / "policy.toml").write_text("min_records = 20\n", encoding="utf-8")
-    return folder
+    return small_network(tmp_path_factory.mktemp("centres"), CENTRES, 1800, 5)
 
 
 @pytest.mark.parametrize(("every", "evaluated"), [(2, [2, 4, 5]), (0, [5])])

@@ -21,7 +21,7 @@ from server.federation.checkpoint import ResumeError
 from server.federation.rounds import FederationStopped
 from server.federation.run import run_federation
 from simulations.direct_grid import DirectGrid
-from simulations.network import generate_network, write_network
+from tests.server.conftest import small_network
 
 CENTRES = 3
 FLOWER_LOGGER.setLevel(logging.WARNING)
@@ -48,11 +48,7 @@ class CrashingGrid(DirectGrid):
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("centres")
-    write_network(generate_network(centres=CENTRES, students=1800, seed=5), folder)
-    # The smallest centre has 46 training students: its policy lets it take part.
-    (folder / "policy.toml").write_text("min_records = 20\n", encoding="utf-8")
-    return folder
+    return small_network(tmp_path_factory.mktemp("centres"), CENTRES, 1800, 5)
 
 
 def _config(run_dir: Path, data_dir: Path, **values: object) -> RunConfig:

@@ -24,7 +24,7 @@ from server.federation.rounds import CentresRefused
 from server.federation.run import run_federation
 from server.federation.secure import run_secure_federation
 from simulations.direct_grid import DirectGrid
-from simulations.network import generate_network, write_network
+from tests.server.conftest import small_network
 
 CENTRES = 4
 FLOWER_LOGGER.setLevel(logging.WARNING)
@@ -32,10 +32,7 @@ FLOWER_LOGGER.setLevel(logging.WARNING)
 
 @pytest.fixture(scope="module")
 def network(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("run-privacy")
-    write_network(generate_network(centres=CENTRES, students=2400, seed=13), folder)
-    (folder / "policy.toml").write_text("min_records = 20\n", encoding="utf-8")
-    return folder
+    return small_network(tmp_path_factory.mktemp("run-privacy"), CENTRES, 2400, 13)
 
 
 class OwnPolicy:
