@@ -32,6 +32,7 @@ from flwr.compat.common.recorddict_compat import (
     recorddict_to_evaluateres,
     recorddict_to_fitres,
 )
+from scipy.stats import binom
 
 from client.app import build_client_app
 from client.secure import build_secure_app, is_secure_message
@@ -337,7 +338,7 @@ def test_a_masked_vector_tells_nothing_of_its_update(inprocess) -> None:
         masked = np.concatenate([a.ravel() for a in vector[1:]]).astype(np.float64)
         assert masked.size == update.size
         # A quantized update lies in [0, 2**22); masked values are spread over 2**32.
-        assert np.mean(masked < QUANTIZATION_RANGE) < 0.01
+        assert _spread_over_the_modulus(masked, QUANTIZATION_RANGE)
         assert abs(np.corrcoef(masked, update)[0, 1]) < 0.1
         # Read as if unmasked, it is off by far more than the quantization step.
         as_if = masked * step - config.training.max_update_norm
@@ -347,7 +348,17 @@ def test_a_masked_vector_tells_nothing_of_its_update(inprocess) -> None:
     assert sorted(inprocess["masked_evaluations"]) == sorted(inprocess["evaluations"])
     for vector in inprocess["masked_evaluations"].values():
         masked = np.concatenate([a.ravel() for a in vector[1:]]).astype(np.float64)
-        assert np.mean(masked < 2**21) < 0.01 and masked.max() < MODULUS
+        assert _spread_over_the_modulus(masked, 2**21) and masked.max() < MODULUS
+
+
+def _spread_over_the_modulus(masked: npt.NDArray[np.float64], bound: int) -> bool:
+    """Whether no more values lie under ``bound`` (where every unmasked value lies) than
+    values drawn uniformly over the modulus would put there, but once in a billion runs.
+
+    Unmasked, all of them would; a fixed share (say 1 %) would fail now and then on a short
+    vector, where one value of 88 under 2**21 is an ordinary draw."""
+    below = int(np.count_nonzero(masked < bound))
+    return below <= binom.isf(1e-9, masked.size, bound / MODULUS)
 
 
 class DisconnectAfter:
