@@ -6,6 +6,7 @@ that follows a real tiny federation as it runs."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 import urllib.error
@@ -197,6 +198,8 @@ def test_the_run_page_follows_a_real_tiny_federation_as_its_rounds_land(
         # A round lands: the page shows its row without being reloaded (two rounds may
         # land between two polls: the row after those shown is what is waited for).
         playwright_api.expect(rows.nth(shown)).to_be_attached(timeout=RUN_SECONDS * 1000)
+        playwright_api.expect(page.locator("#run-rounds")).to_have_text(
+            re.compile(r"[1-3] / 3"))  # the counts above follow the rounds too
         assert len(loads) == 1
         check_screenshot(page, tmp_path / "run-live.png")
 
