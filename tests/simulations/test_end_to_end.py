@@ -57,6 +57,14 @@ def test_run_folder_holds_model_rounds_config_and_progress(tiny_run) -> None:
     assert "round 2/2" in proc.stdout and "Résultats :" in proc.stdout
 
 
+def test_the_console_command_is_quoted_for_the_shell() -> None:
+    from simulations.cli import console_command
+
+    assert console_command(Path("mes runs/tiny-1")) == (
+        "perseverance-server console --runs 'mes runs'")
+    assert console_command(Path("tiny-1")) == "perseverance-server console --runs ."
+
+
 @pytest.mark.slow
 def test_run_prints_the_console_command_that_lists_its_folder(tiny_run) -> None:
     """At its start (to watch it live) and at its end, the run prints the console's
