@@ -37,7 +37,7 @@ demo: install
 	$(BIN)/perseverance-sim run --scenario demo
 
 lint: install
-	$(BIN)/ruff check common client server simulations tests
+	$(BIN)/ruff check common client server simulations tests tools
 	$(BIN)/lint-imports
 
 typecheck: install

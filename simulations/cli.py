@@ -14,6 +14,7 @@ messages (``N_``) and shown as they are otherwise.
 from __future__ import annotations
 
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -83,6 +84,12 @@ def _done(summary: dict[str, Any]) -> str:
               "%(centralised)s).", **figures)
 
 
+def console_command(run_dir: Path) -> str:
+    """The shell command that opens the operations console on the folder holding
+    ``run_dir`` (the console lists every run folder directly under ``--runs``)."""
+    return f"perseverance-server console --runs {shlex.quote(str(run_dir.parent))}"
+
+
 @app.command("list")
 def list_scenarios() -> None:
     """List the shipped scenarios."""
@@ -106,23 +113,27 @@ def run(
     except ConfigError as exc:
         _fail(sentence(exc), ConfigError.exit_code)
         return
+    from server.run_folder import SUMMARY, default_run_dir, read_json
+
     _say(_started(loaded))
+    folder = out or default_run_dir(loaded.name)
+    folder.parent.mkdir(parents=True, exist_ok=True)  # so that the command works at once
+    _say(N_("To watch it live: %(command)s", command=console_command(folder)))
     try:
-        run_dir = run_scenario(loaded, out, quiet_flower=not verbose)
+        run_dir = run_scenario(loaded, folder, quiet_flower=not verbose)
     except (SimulationError, ConfigError) as exc:
         _fail(sentence(exc), getattr(exc, "exit_code", 3))
         return
     except KeyboardInterrupt:
         _fail(N_("interrupted; the run folder may be incomplete."), 130)
         return
-    from server.run_folder import SUMMARY, read_json
-
     summary = read_json(run_dir / SUMMARY)
     _say(_done(summary))
     from simulations.runner import wall_time_line
 
     _say(wall_time_line(summary))
     _say(N_("Results: %(path)s", path=run_dir))
+    _say(N_("To open it in the console: %(command)s", command=console_command(folder)))
 
 
 @app.command()

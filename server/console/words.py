@@ -49,7 +49,7 @@ ATTRIBUTES = {
     "indigenous": N_("Indigenous"),
     "immigrant_generation": N_("immigrant generation"),
     "home_language": N_("home language"),
-    "ses_band": N_("socio-economic band"),
+    "imse_band": N_("IMSE band (school socio-economic index)"),
     "region": N_("region"),
 }
 

@@ -1,9 +1,12 @@
-"""Run folders in every state, an inventory and a registry for the console's tests, and
-the console itself started as a real uvicorn server on 127.0.0.1 (stopped by its PID)."""
+"""Run folders in every state, an inventory and a registry for the console's tests, the
+console itself started as a real uvicorn server on 127.0.0.1 (stopped by its PID), and
+the check that a page's screenshot shows something."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -11,16 +14,19 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from server import run_folder
+from server.console.runs import lock_held
 from server.deployment.enrolment import InventoryEntry, write_inventory
 from server.federation.audit_log import ServerAudit
-from server.federation.checkpoint import run_folder_lock
+from server.federation.checkpoint import LOCK, run_folder_lock
 from server.publication import registry
 from server.publication.model_card import write_model_card
 from tests.server.run_fixtures import write_run_folder
 
 STARTUP_SECONDS = 30.0
+VIEWPORT = {"width": 1280, "height": 800}
 FINISHED, STOPPED, FAILED, TAMPERED, GROWING = (
     "finished-run", "stopped-run", "failed-run", "tampered-run", "growing-run")
 REFUSAL = "css-des-laurentides refused the run: its budget is spent (epsilon 8.0 of 8.0)."
@@ -95,7 +101,7 @@ def write_registry(root: Path, runs: Path) -> Path:
 
 class GrowingRun:
     """A run in progress: its folder's lock held (as the ServerApp holds it) while the
-    test appends rounds and audit events; :meth:`finish` writes the outputs and lets go."""
+    test appends rounds and audit events (a real run follows, in ``tiny_federation``)."""
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
@@ -110,15 +116,6 @@ class GrowingRun:
         self.rounds += 1
         audit_a_round(self.audit, self.rounds, reject=reject)
         run_folder.append_round(self.run_dir, round_line(self.rounds, reject=reject))
-
-    def finish(self) -> None:
-        staging = write_run_folder(self.run_dir.parent.parent / "finished-outputs")
-        for name in ("summary.json", "equity.json", "participation.json"):
-            (staging / name).rename(self.run_dir / name)
-        run_folder.update_summary(self.run_dir, rounds=4, rounds_completed=self.rounds,
-                                  auc_pooled=0.74)
-        self.audit.event("run_finished", rounds_completed=self.rounds)
-        self.close()
 
     def close(self) -> None:
         if self._lock is not None:
@@ -161,6 +158,58 @@ def console_server(*args: str, log: Path, port: int | None = None) -> Iterator[s
             process.wait(timeout=10)
 
 
+class TinyFederation:
+    """``perseverance-sim run --scenario tiny`` writing its run folder under ``runs``, as a
+    researcher starts it (a real federation on Ray, its output in ``log``)."""
+
+    def __init__(self, process: subprocess.Popen[bytes], run_dir: Path, log: Path) -> None:
+        self.process, self.run_dir, self.log = process, run_dir, log
+
+    def wait_until_running(self, timeout: float) -> None:
+        """Until the ServerApp holds the run folder's lock (the console says running)."""
+        deadline = time.monotonic() + timeout
+        while not lock_held(self.run_dir / LOCK):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the run did not start: {self.log.read_text()[-3000:]}")
+            time.sleep(0.1)
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the run took over {timeout} s: "
+                                 f"{self.log.read_text()[-3000:]}") from None
+
+
+@contextmanager
+def tiny_federation(runs: Path, work: Path, *overrides: str) -> Iterator[TinyFederation]:
+    """A tiny federation (``--set`` ``overrides``) running in the background into
+    ``runs/tiny-live``; stopped by its PID if still running on the way out (SIGINT, which
+    the command handles by stopping Ray, then SIGKILL to its process group)."""
+    ray_tmp = Path(f"/tmp/prs-ray-live-{os.getpid()}")  # Ray's socket paths must stay short
+    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "FLWR_HOME": str(work / "flwr"),
+           "PERSEVERANCE_MINISTRY_KEY": str(work / "ministry-records.key")}
+    run_dir = runs / "tiny-live"
+    log = work / "sim.log"
+    command = [str(Path(sys.executable).with_name("perseverance-sim")), "run",
+               "--scenario", "tiny", *(a for o in overrides for a in ("--set", o)),
+               "--out", str(run_dir)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                   start_new_session=True)
+    try:
+        yield TinyFederation(process, run_dir, log)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
 def listening_addresses(port: int) -> list[str]:
     """Local addresses (hex, as /proc/net/tcp writes them) listening on ``port``."""
     found = []
@@ -182,3 +231,19 @@ def tree_digest(root: Path) -> dict[str, tuple[int, float]]:
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime)
             for p in sorted(root.rglob("*")) if p.is_file()}
 
+
+
+def check_screenshot(page: Any, path: Path) -> None:
+    """Write ``page``'s full-page screenshot to ``path`` and check that it shows a page:
+    the viewport's width, at least half its height, many colours (text is anti-aliased)
+    and no colour covering nearly all of it."""
+    from PIL import Image
+
+    page.screenshot(path=str(path), full_page=True)
+    with Image.open(path) as shot:
+        image = shot.convert("RGB")
+    width, height = image.size
+    assert width == VIEWPORT["width"] and height >= VIEWPORT["height"] // 2, image.size
+    colours = image.getcolors(maxcolors=width * height) or []
+    assert len(colours) >= 256, f"{path.name}: {len(colours)} colours"
+    assert max(count for count, _ in colours) < 0.97 * width * height, f"{path.name}: blank"

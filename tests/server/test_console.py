@@ -1,13 +1,18 @@
 """The operations console as an operator uses it: the real uvicorn server on 127.0.0.1,
 its pages driven in headless Chromium (Debian's), French first, English by the switch
-and Accept-Language, and a run page that follows a run as it grows."""
+and Accept-Language, each page's screenshot checked to show something, and a run page
+that follows a real tiny federation as it runs."""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,9 +25,12 @@ from tests.server.console_fixtures import (
     REJECTION,
     STOPPED,
     TAMPERED,
+    VIEWPORT,
     GrowingRun,
+    check_screenshot,
     console_server,
     listening_addresses,
+    tiny_federation,
     tree_digest,
     write_inventory_file,
     write_registry,
@@ -34,6 +42,12 @@ pytestmark = pytest.mark.slow
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
                   "--disable-background-networking"]
 LIVE_TIMEOUT_MS = 15_000
+# A real tiny federation, without baselines (they come after the rounds: the page has
+# nothing more to follow). Its rounds take 1 to 3 s each on two cores: with 6 of them,
+# the page (polling every 2 s) sees a round land some seconds before the run ends.
+LIVE_ROUNDS = 6
+TINY_LIVE = (f"rounds={LIVE_ROUNDS}", "baselines.enabled=false")
+RUN_SECONDS = 300
 
 
 def _chromium() -> str:
@@ -78,15 +92,16 @@ def browser(site: dict[str, Any]) -> Iterator[Any]:
 
 
 def _page(browser: Any, locale: str = "fr-CA") -> Any:
-    context = browser.new_context(locale=locale)
+    context = browser.new_context(locale=locale, viewport=VIEWPORT)
     context.set_default_timeout(LIVE_TIMEOUT_MS)
     return context.new_page()
 
 
 def test_runs_are_listed_in_french_with_status_and_french_numbers(
-        site: dict[str, Any], browser: Any) -> None:
+        site: dict[str, Any], browser: Any, tmp_path: Path) -> None:
     page = _page(browser)
     page.goto(f"{site['url']}/runs")
+    check_screenshot(page, tmp_path / "runs.png")
 
     assert page.inner_text("h1") == "Exécutions"
     status = {run: page.inner_text(f"tr[data-run='{run}'] .status")
@@ -115,10 +130,11 @@ def test_the_switch_and_accept_language_give_english(site: dict[str, Any],
     assert page.inner_text("h1") == "Fédération"
 
 
-def test_federation_lists_the_inventory_with_refusals(site: dict[str, Any],
-                                                      browser: Any) -> None:
+def test_federation_lists_the_inventory_with_refusals(site: dict[str, Any], browser: Any,
+                                                      tmp_path: Path) -> None:
     page = _page(browser)
     page.goto(site["url"] + "/")
+    check_screenshot(page, tmp_path / "federation.png")
 
     laval = page.inner_text("tr[data-centre='css-de-laval']")
     assert "Laval" in laval and "SHA256:lavalkeyfingerprint" in laval
@@ -128,10 +144,11 @@ def test_federation_lists_the_inventory_with_refusals(site: dict[str, Any],
     assert "2 centres inscrits." in page.inner_text("body")
 
 
-def test_a_finished_run_shows_equity_baselines_and_links(site: dict[str, Any],
-                                                         browser: Any) -> None:
+def test_a_finished_run_shows_equity_baselines_and_links(site: dict[str, Any], browser: Any,
+                                                         tmp_path: Path) -> None:
     page = _page(browser)
     page.goto(f"{site['url']}/runs/{FINISHED}")
+    check_screenshot(page, tmp_path / "run.png")
 
     assert page.locator("#rounds tr").count() == 4  # header and three rounds
     assert "0,750 – 0,850" in page.inner_text("#equity")
@@ -143,8 +160,10 @@ def test_a_finished_run_shows_equity_baselines_and_links(site: dict[str, Any],
     assert page.inner_text("h1").startswith("Fiche du modèle : fixture-")
 
 
-def test_the_run_page_follows_a_growing_run_live(site: dict[str, Any],
-                                                 browser: Any) -> None:
+def test_the_run_page_shows_a_rejected_update_live_with_its_reason(
+        site: dict[str, Any], browser: Any) -> None:
+    """What a real tiny federation does not do (reject an update), on a run folder the
+    test grows by hand; following a real run is the next test."""
     growing: GrowingRun = site["growing"]
     page = _page(browser)
     page.goto(f"{site['url']}/runs/{GROWING}")
@@ -158,15 +177,53 @@ def test_the_run_page_follows_a_growing_run_live(site: dict[str, Any],
     assert REJECTION in page.inner_text("#rejections")
     assert "1,80" in page.inner_text("#rounds")  # epsilon of round 2, in French
 
-    growing.finish()
-    page.wait_for_selector("#equity", timeout=LIVE_TIMEOUT_MS)  # reloaded once ended
-    assert page.inner_text("#run-status") == "terminé"
+
+def test_the_run_page_follows_a_real_tiny_federation_as_its_rounds_land(
+        browser: Any, tmp_path: Path) -> None:
+    from common.i18n import number
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    started = time.monotonic()
+    with tiny_federation(runs, tmp_path, *TINY_LIVE) as federation, \
+            console_server("--runs", str(runs), log=tmp_path / "console.log") as url:
+        federation.wait_until_running(timeout=RUN_SECONDS)
+        page = _page(browser)
+        loads: list[str] = []
+        page.on("load", lambda loaded: loads.append(loaded.url))
+        page.goto(f"{url}/runs/{federation.run_dir.name}")
+        assert page.get_attribute("#live", "data-status") == "running"
+        rows = page.locator("#rounds tr")
+        shown = rows.count()
+        assert shown < 1 + LIVE_ROUNDS, "every round landed before the page opened"
+
+        # A round lands: the page shows its row without being reloaded (two rounds may
+        # land between two polls: the row after those shown is what is waited for).
+        playwright_api.expect(rows.nth(shown)).to_be_attached(timeout=RUN_SECONDS * 1000)
+        playwright_api.expect(page.locator("#run-rounds")).to_have_text(
+            re.compile(rf"[1-{LIVE_ROUNDS}] / {LIVE_ROUNDS}"))  # the counts follow too
+        assert len(loads) == 1, "the page was reloaded: the run ended before a poll saw a round"
+        check_screenshot(page, tmp_path / "run-live.png")
+
+        assert federation.wait(timeout=RUN_SECONDS) == 0, federation.log.read_text()[-3000:]
+        # Once ended, the page reloads itself to show the equity audit.
+        playwright_api.expect(page.locator("#run-status")).to_have_text(
+            "terminé", timeout=LIVE_TIMEOUT_MS)
+        page.wait_for_selector("#equity", timeout=LIVE_TIMEOUT_MS)
+        summary = json.loads((federation.run_dir / "summary.json").read_text())
+        assert summary["rounds_completed"] == LIVE_ROUNDS
+        assert page.inner_text("#run-rounds") == f"{LIVE_ROUNDS} / {LIVE_ROUNDS}"
+        assert page.inner_text("#run-auc") == number(summary["auc_pooled"], 3, "fr")
+        assert page.inner_text("#run-epsilon") == number(summary["epsilon_max"], 2, "fr")
+        assert page.locator("#rounds tr").count() == 1 + LIVE_ROUNDS
+    print(f"real tiny federation followed live in {time.monotonic() - started:.0f} s")
 
 
-def test_the_audit_page_says_whether_the_chain_verifies(site: dict[str, Any],
-                                                        browser: Any) -> None:
+def test_the_audit_page_says_whether_the_chain_verifies(site: dict[str, Any], browser: Any,
+                                                        tmp_path: Path) -> None:
     page = _page(browser)
     page.goto(f"{site['url']}/audit/{FINISHED}")
+    check_screenshot(page, tmp_path / "audit.png")
     assert "Le journal d'audit se vérifie" in page.inner_text("#verdict")
     assert "refus du centre" in page.inner_text("#events")
 
@@ -175,10 +232,11 @@ def test_the_audit_page_says_whether_the_chain_verifies(site: dict[str, Any],
     assert "NE se vérifie PAS" in verdict and "line 3" in verdict
 
 
-def test_the_registry_lists_published_models_and_their_cards(site: dict[str, Any],
-                                                             browser: Any) -> None:
+def test_the_registry_lists_published_models_and_their_cards(
+        site: dict[str, Any], browser: Any, tmp_path: Path) -> None:
     page = _page(browser, locale="en-CA")
     page.goto(f"{site['url']}/registry")
+    check_screenshot(page, tmp_path / "registry.png")
     assert "1 models published." in page.inner_text("body")
     link = page.locator("#models a").first
     model_id = link.inner_text()

@@ -1,6 +1,7 @@
 """One tiny federation, run as a user runs it (``perseverance-sim run --scenario tiny``),
 shared by the tests that check its outcome (test_end_to_end) and the test that compares it
-with the same run on a Ray cluster (test_ray_cluster): the noise is drawn from the run's
+with the same run on a Ray cluster (test_ray_cluster), its output in French (the
+default): the noise is drawn from the run's
 seed (``privacy.reproducible_noise``) so that a second run gives the same result."""
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     ray_tmp = Path(f"/tmp/prs-ray-{os.getpid()}")
     env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "FLWR_HOME": str(base / "flwr")}
     out = base / "run"
-    proc = subprocess.run([str(SIM), "--lang", "en", "run", *TINY_RUN, "--out", str(out)], env=env,
+    proc = subprocess.run([str(SIM), "run", *TINY_RUN, "--out", str(out)], env=env,
                           capture_output=True, text=True, timeout=400, check=False)
     return TinyRun(out, proc, ray_tmp)
 

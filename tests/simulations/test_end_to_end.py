@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -53,7 +54,33 @@ def test_run_folder_holds_model_rounds_config_and_progress(tiny_run) -> None:
     rounds = [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()]
     assert [r["round"] for r in rounds] == [1, 2]
     assert all(r["eval_centres"] == 3 for r in rounds)
-    assert "round 2/2" in proc.stdout and "Results:" in proc.stdout
+    assert "round 2/2" in proc.stdout and "Résultats :" in proc.stdout
+
+
+def test_the_console_command_is_quoted_for_the_shell() -> None:
+    from simulations.cli import console_command
+
+    assert console_command(Path("mes runs/tiny-1")) == (
+        "perseverance-server console --runs 'mes runs'")
+    assert console_command(Path("tiny-1")) == "perseverance-server console --runs ."
+
+
+@pytest.mark.slow
+def test_run_prints_the_console_command_that_lists_its_folder(tiny_run) -> None:
+    """At its start (to watch it live) and at its end, the run prints the console's
+    command; the folder it names holds the run folder, which the console lists."""
+    from server.console.runs import RunFolders
+
+    lines = tiny_run.proc.stdout.splitlines()
+    live = [line for line in lines if line.startswith("Pour suivre l'exécution en direct : ")]
+    done = [line for line in lines if line.startswith("Pour l'ouvrir dans la console : ")]
+    assert len(live) == len(done) == 1
+    assert lines.index(live[0]) < lines.index(next(line for line in lines if "round 1/2" in line))
+    command = shlex.split(done[0].split(" : ", 1)[1])
+    assert command == shlex.split(live[0].split(" : ", 1)[1])
+    assert command[:3] == ["perseverance-server", "console", "--runs"] and len(command) == 4
+    assert Path(command[3]) / tiny_run.out.name == tiny_run.out
+    assert tiny_run.out.name in RunFolders(Path(command[3])).names()
 
 
 @pytest.mark.slow
@@ -68,9 +95,9 @@ def test_run_says_where_its_wall_time_went(tiny_run) -> None:
     assert abs(sum(split.values()) - summary["wall_seconds"]) < 0.5
     # The console wraps long lines at its width: read the words.
     words = " ".join(tiny_run.proc.stdout.split())
-    line = words[words.index("Wall time"):].split(".", 1)[0]
-    assert f"federation {split['federation']:.0f} s" in line
-    assert f"baselines and references {split['references_and_baselines']:.0f} s" in line
+    line = words[words.index("Durée totale"):].split(".", 1)[0]
+    assert f"fédération {split['federation']:.0f} s" in line
+    assert f"points de comparaison et références {split['references_and_baselines']:.0f} s" in line
 
 
 @pytest.mark.slow
