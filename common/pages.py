@@ -113,6 +113,8 @@ def build_environment(loader: jinja2.BaseLoader, lang: str = "en") -> jinja2.Env
     # (``str()`` of a Sentence would drop its message id: a str is passed as it is.)
     env.filters["translated"] = lambda text: i18n.translate(
         text if isinstance(text, str) else str(text), lang)
+    # A sentence kept as a record (``common.i18n.to_record``: JSON files), read back.
+    env.filters["from_record"] = i18n.from_record
     env.globals["lang"] = lang
     # Between two numbers: French writes decimals with a comma, so lists take ";".
     env.globals["SEP"] = ";" if lang == "fr" else ","

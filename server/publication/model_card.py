@@ -23,7 +23,7 @@ from common import i18n, pages
 from common.encoding import ENCODING_VERSION, NUM_FEATURES
 from common.errors import ExitCode, PerseveranceError
 from common.files import atomic_write_bytes
-from common.i18n import Number, Sentence, word
+from common.i18n import Number, Sentence, to_record, word
 from common.pages import N_
 from common.schema import AUDIT_ATTRIBUTES, COLUMN_BY_NAME, PREDICTORS, SCHEMA_VERSION
 from server import run_folder
@@ -237,6 +237,8 @@ def _data(run_dir: Path, summary: dict[str, Any], scenario: str) -> dict[str, An
     synthetic = (run_dir / "data" / "centres.json").is_file()
     return {
         "origin": origin,
+        # Kept with its message id, so the registry's index shows it in its language.
+        "origin_sentence": to_record(origin),
         "records": word(N_("synthetic Québec network (generated, no real student)"))
         if synthetic else word(N_("the participating centres' extracts")),
         "centres_total": summary.get("num_centres_total", NOT_MEASURED),

@@ -132,6 +132,7 @@ def _entry(card: dict[str, Any], publication: dict[str, Any]) -> dict[str, Any]:
         "published": publication["published"],
         "created": card["created"],
         "origin": card["data"]["origin"],
+        "origin_sentence": card["data"].get("origin_sentence", card["data"]["origin"]),
         "auc_pooled": performance["auc"],
         "differential_privacy": privacy["differential_privacy"],
         "epsilon_spent_max": privacy["epsilon_spent_max"],

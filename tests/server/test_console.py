@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from common import i18n
 from tests.server.console_fixtures import (
     FAILED,
     FINISHED,
@@ -242,6 +243,15 @@ def test_the_registry_lists_published_models_and_their_cards(
     model_id = link.inner_text()
     link.click()
     assert page.inner_text("h1") == f"Model card: {model_id}"  # the English card
+
+    # The origin, kept in the card as a sentence, in the page's language (the card's
+    # JSON holds its English text too).
+    card = json.loads((site["registry"] / model_id / "model_card.json").read_text())
+    french = _page(browser)
+    french.goto(f"{site['url']}/registry")
+    shown = french.inner_text("#models tr:nth-child(2) td:nth-child(3)")
+    assert shown == i18n.translate(i18n.from_record(card["data"]["origin_sentence"]), "fr")
+    assert shown != card["data"]["origin"]
 
 
 def test_the_console_reads_only_and_listens_on_loopback(site: dict[str, Any]) -> None:

@@ -112,8 +112,9 @@ def test_a_value_holding_markup_is_escaped_in_the_index_and_the_card(tmp_path: P
 
     folder = publish(run, tmp_path / "registry")
 
-    # The index shows the card's JSON (English origin); the card page its own language.
-    for page, origin in ((tmp_path / "registry" / "index.html", "{} deployment"),
+    # The index reads the card's JSON, where the origin is kept as a sentence: French too.
+    for page, origin in ((tmp_path / "registry" / "index.html", "déploiement {}"),
+                         (tmp_path / "registry" / "index.en.html", "{} deployment"),
                          (folder / "model_card.html", "déploiement {}")):
         text = page.read_text(encoding="utf-8")
         assert "<script" not in text
