@@ -61,20 +61,22 @@ class Language(StrEnum):
 
 
 class _Invocation:
-    """The language of the running command (one per process)."""
+    """The language of the running command (one per process); None until a command
+    sets it (a process no command of ours started, e.g. a deployed ServerApp's)."""
 
-    lang: str = i18n.DEFAULT
+    lang: str | None = None
 
 
 def current() -> str:
-    """The language of the running command: ``--lang``, else the locale, else French."""
-    return _Invocation.lang
+    """The language of the running command: ``--lang``, else the locale, else French
+    (in a process no command set it in, the locale's, else French)."""
+    return _Invocation.lang or i18n.choose()
 
 
 def shown(message: str) -> str:
     """``message`` (a catalogue message or :class:`~common.i18n.Sentence`) in the
     running command's language; a text the catalogue does not hold stays as it is."""
-    return i18n.translate(message, _Invocation.lang)
+    return i18n.translate(message, current())
 
 
 def error_line(message: str) -> Text:

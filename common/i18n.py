@@ -38,7 +38,11 @@ DEFAULT = "fr"
 LOCALE = "locale"
 # Babel's locale of each language: Québec's French and Canada's English.
 BABEL_LOCALES: Mapping[str, str] = {"fr": "fr_CA", "en": "en_CA"}
-LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")
+#: The variables that choose a language, first set first: the project's own (set by a
+#: command for the processes it starts, e.g. the loopback launcher's ServerApp), then
+#: the locale's.
+LANGUAGE_VARIABLE = "PERSEVERANCE_LANG"
+LOCALE_VARIABLES = (LANGUAGE_VARIABLE, "LC_ALL", "LC_MESSAGES", "LANG")
 
 
 def catalogue_path(lang: str) -> Path:

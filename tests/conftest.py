@@ -11,6 +11,6 @@ from __future__ import annotations
 
 import os
 
-for _name in ("LC_ALL", "LC_MESSAGES"):
+for _name in ("PERSEVERANCE_LANG", "LC_ALL", "LC_MESSAGES"):
     os.environ.pop(_name, None)
 os.environ["LANG"] = "C.UTF-8"

@@ -23,9 +23,10 @@ from itertools import pairwise
 from pathlib import Path
 
 from client.site_policy import PrivacyFloor
+from common import cli_language
 from common.config import ConfigError, RunConfig, parse_assignment
 from common.errors import ExitCode, PerseveranceError
-from common.i18n import N_, Number, sentence
+from common.i18n import LANGUAGE_VARIABLE, N_, Number, sentence
 from common.workdirs import work_root
 from server.deployment import enrolment, pki
 from server.deployment import programs as deployment
@@ -313,7 +314,9 @@ def run_dev_federation(
 
     paths = prepare_pki(work / "pki", centres)
     # A fresh federation every time: new SuperLink database, inventory and ledgers.
-    env = offline_environment({"FLWR_HOME": str(_fresh(work / "flwr-home"))})
+    # The processes it starts (the ServerApp's progress lines) speak the command's language.
+    env = offline_environment({"FLWR_HOME": str(_fresh(work / "flwr-home")),
+                               LANGUAGE_VARIABLE: cli_language.current()})
     echo(N_("Loopback federation of %(count)s centres (%(names)s), %(rounds)s rounds; run "
             "folder %(run_dir)s", count=len(centres), names=", ".join(centres),
             rounds=config.rounds, run_dir=str(run_dir)))

@@ -66,7 +66,7 @@ def test_three_centres_complete_a_round_over_tls_and_authentication(
     assert model["state_dict"] and model["run_config"]["rounds"] == 1
     inventory = json.loads((work / "inventory.json").read_text())["centres"]
     assert len(inventory) == 3 and all(e["fingerprint"].startswith("SHA256:") for e in inventory)
-    assert "round 1/1" in result.stdout
+    assert "ronde 1/1" in result.stdout  # the ServerApp speaks the command's language
     _every_centre_ran_the_app_it_approved(run_dir / "logs", work / "state" / "centres")
     _no_process_left(work)
     _only_allowed_content_left_the_centres(work / "state" / "centres", model["state_dict"])

@@ -54,7 +54,7 @@ def test_run_folder_holds_model_rounds_config_and_progress(tiny_run) -> None:
     rounds = [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()]
     assert [r["round"] for r in rounds] == [1, 2]
     assert all(r["eval_centres"] == 3 for r in rounds)
-    assert "round 2/2" in proc.stdout and "Résultats :" in proc.stdout
+    assert "ronde 2/2 | AUC regroupée 0," in proc.stdout and "Résultats :" in proc.stdout
 
 
 def test_the_console_command_is_quoted_for_the_shell() -> None:
@@ -75,7 +75,7 @@ def test_run_prints_the_console_command_that_lists_its_folder(tiny_run) -> None:
     live = [line for line in lines if line.startswith("Pour suivre l'exécution en direct : ")]
     done = [line for line in lines if line.startswith("Pour l'ouvrir dans la console : ")]
     assert len(live) == len(done) == 1
-    assert lines.index(live[0]) < lines.index(next(line for line in lines if "round 1/2" in line))
+    assert lines.index(live[0]) < lines.index(next(line for line in lines if "ronde 1/2" in line))
     command = shlex.split(done[0].split(" : ", 1)[1])
     assert command == shlex.split(live[0].split(" : ", 1)[1])
     assert command[:3] == ["perseverance-server", "console", "--runs"] and len(command) == 4
