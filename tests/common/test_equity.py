@@ -1,3 +1,5 @@
+from typing import Any, cast
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -170,11 +172,14 @@ def test_at_the_demos_noise_and_below_the_intervals_read_as_the_ministry_reads_t
     from common.audit_reading import band_probabilities
     from common.metrics import ScoreHistogram, score_histogram
 
+    def sex(audit: dict[str, object]) -> Any:
+        return cast(dict[str, Any], audit["groups"])["sex"]
+
     held, total = 0, 0
     for r in range(60):
         centres = [_centre(600, 5000 + 3 * r + k) for k in range(3)]
         rng = np.random.default_rng(r)
-        exact = pooled_audit(_vectors(centres), threshold=0.3)["groups"]["sex"]
+        exact = sex(pooled_audit(_vectors(centres), threshold=0.3))
         noisy = [centre_cells(a, p, y, threshold=0.3, sensitive_allowed=True,
                               noise_std=noise_std, rng=rng) for a, p, y in centres]
         pooled = score_histogram(np.concatenate([p for _, p, _ in centres]),
@@ -183,8 +188,7 @@ def test_at_the_demos_noise_and_below_the_intervals_read_as_the_ministry_reads_t
                                   pooled.negatives + rng.normal(0.0, 5.0, 20),
                                   pooled.probability_sum, 0.0)
         bands = band_probabilities(released, 0.3, None)
-        widened = pooled_audit(noisy, threshold=0.3, noise_std=noise_std,
-                               bands=bands)["groups"]["sex"]
+        widened = sex(pooled_audit(noisy, threshold=0.3, noise_std=noise_std, bands=bands))
         for group in set(exact) & set(widened):
             for key in ("auc", "tpr", "fpr", "observed_rate", "calibration_error"):
                 low, high = widened[group][f"{key}_ci"]
