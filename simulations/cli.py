@@ -117,7 +117,13 @@ def run(
 
     _say(_started(loaded))
     folder = out or default_run_dir(loaded.name)
-    folder.parent.mkdir(parents=True, exist_ok=True)  # so that the command works at once
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)  # so that the command works at once
+    except OSError as exc:
+        _fail(N_("Cannot create the folder %(path)s (%(reason)s); give an --out this account "
+                 "may write to.", path=str(folder.parent), reason=exc.strerror or str(exc)),
+              ExitCode.UNUSABLE)
+        return
     _say(N_("To watch it live: %(command)s", command=console_command(folder)))
     try:
         run_dir = run_scenario(loaded, folder, quiet_flower=not verbose)

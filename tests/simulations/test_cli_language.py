@@ -10,7 +10,8 @@ from common import i18n
 from simulations.cli import _done, app
 
 runner = CliRunner()
-NO_LOCALE = {"LC_ALL": "", "LC_MESSAGES": "", "LANG": "C.UTF-8", "COLUMNS": "200"}
+NO_LOCALE = {"PERSEVERANCE_LANG": "", "LC_ALL": "", "LC_MESSAGES": "", "LANG": "C.UTF-8",
+             "COLUMNS": "200"}
 
 
 def test_an_error_sentence_is_french_by_default_and_english_when_asked() -> None:
@@ -86,3 +87,17 @@ _BENCH_REPORT = {
     "scoring_students_per_second": 1.0, "auc_pooled": {"raw_dp": 0.8, "sim_dp": 0.8},
     "load_average": {"before": [1.0, 1.0, 1.0], "after": [1.0, 1.0, 1.0]},
 }
+
+
+def test_a_run_folder_that_cannot_be_made_is_one_sentence_and_exit_2(tmp_path) -> None:
+    """The folder holding the run folder is made before the run starts (the console's
+    command it prints must work at once): a path through a file is refused, nothing run."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+
+    result = runner.invoke(app, ["run", "--scenario", "tiny", "--out",
+                                 str(blocker / "runs" / "one")], env=NO_LOCALE)
+
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"erreur : Impossible de créer le dossier {blocker}/runs (")
+    assert "ronde 1/" not in result.stdout and "Pour suivre" not in result.stdout
