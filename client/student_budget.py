@@ -138,11 +138,14 @@ class StudentBudget:
         if among is not None:
             keep &= np.fromiter((h in among.members for h in hashes), bool, len(hashes))
         if int(keep.sum()) < minimum:
+            held_out = which[0] == EVALUATE[0]
             raise CentreRefusal(
-                f"Only {int(keep.sum())} of the centre's {len(hashes)} training records have "
-                f"privacy budget left for this run (cap {self.cap:g} per student at delta "
-                f"{self.delta:g}), fewer than the {minimum} its policy requires.",
-                Reason.BUDGET_RETIRED, Reply.REFUSED)
+                f"Only {int(keep.sum())} of the centre's {len(hashes)} "
+                f"{'held-out' if held_out else 'training'} records have privacy budget left "
+                f"for this run's {'evaluation' if held_out else 'training'} (cap "
+                f"{self.cap:g} per student at delta {self.delta:g}), fewer than {minimum}.",
+                Reason.EVALUATION_RETIRED if held_out else Reason.BUDGET_RETIRED,
+                Reply.REFUSED)
         kind, first_round = which
         members = [h for h, k in zip(hashes, keep, strict=True) if k]
         self.ledger.book_cohort(run_id=run_name, kind=kind, first_round=first_round,
@@ -174,7 +177,10 @@ class StudentBudget:
         if noise is None:
             return self.data
         releases = run_shares(noise, survivors_min)
-        keep = self._select(run_name, EVALUATE, "evaluate", self.data.ids_test, releases)
+        # A release over no student would be noise alone, and the ministry would pool it
+        # as if it were an evaluation: refused instead (nothing booked).
+        keep = self._select(run_name, EVALUATE, "evaluate", self.data.ids_test, releases,
+                            minimum=1)
         return self.data.restricted(test=keep)
 
 

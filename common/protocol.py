@@ -91,6 +91,8 @@ class Reason:
     LIFETIME_CAP = N_("This release would take the centre past its lifetime privacy cap.")
     BUDGET_RETIRED = N_("Too few of the centre's training records have privacy budget left "
                          "for this run.")
+    EVALUATION_RETIRED = N_("None of the centre's held-out records has privacy budget left "
+                            "for this run's evaluation.")
     RUN_BUDGET = N_("This release would take the run past its privacy budget at this centre.")
     CONFIG_INVALID = N_("The run's configuration is invalid.")
     INTERNAL = N_("The centre could not complete the task because of an error in its own "

@@ -19,6 +19,7 @@ from client.ledger import BudgetExceeded, LedgerError, PrivacyLedger
 from client.run_plan import size_release
 from client.site_policy import SitePolicy
 from client.student_budget import budget_spread, run_cohorts
+from common import privacy
 from common.config import RunConfig
 from common.privacy import composed_epsilon
 from common.protocol import Reason
@@ -184,6 +185,29 @@ def test_a_retried_task_reuses_the_cohort_it_booked(tmp_path: Path) -> None:
     assert ledger.cohorts() == before
     assert "late" not in again.ids_train and "late-t" not in evaluated.ids_test
     assert [c.kind for c in run_cohorts(state, "run")] == ["size", "train", "evaluate"]
+
+
+def test_an_evaluation_no_held_out_record_can_pay_for_is_refused(tmp_path: Path) -> None:
+    """When the run's evaluation releases would take every held-out record past the cap
+    (a share of distributed noise costs its centre more than the run's epsilon), the
+    centre refuses the evaluation, nothing booked: a release over no student would be
+    pooled by the ministry as if it were an evaluation."""
+    state = tmp_path / "state"
+    ledger = PrivacyLedger(state)
+    held_out = _students("t", 8)
+    spent = composed_epsilon(privacy.run_shares(privacy.run_evaluation_noise(CONFIG)), DELTA)
+    assert 2.5 < spent <= 3.0  # the run's evaluation costs each held-out student about 3
+
+    with pytest.raises(CentreRefusal) as refusal:
+        evaluation_records(CONFIG, _data(_students("s", 20), held_out, cap=spent - 0.1),
+                           "run", ledger)
+    assert refusal.value.reason == Reason.EVALUATION_RETIRED
+    assert "0 of the centre's 8 held-out records" in refusal.value.detail
+    assert ledger.cohorts() == [] and ledger.releases() == []
+    # One cent of budget more and they all take part.
+    kept = evaluation_records(CONFIG, _data(_students("s", 20), held_out, cap=spent + 0.01),
+                              "run", ledger)
+    assert kept.ids_test == tuple(held_out)
 
 
 def test_the_migration_charges_the_students_present_and_no_later_one(tmp_path: Path) -> None:

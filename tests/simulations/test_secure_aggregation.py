@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -401,6 +402,34 @@ def test_a_stopped_secure_run_resumes_from_its_checkpoint(network: Path, tmp_pat
     assert summary["run_name"] == stopped["run_name"]
     assert summary["epsilon_max"] <= summary["epsilon_target"] + 1e-9
     assert [r["round"] for r in run_folder.read_rounds(tmp_path)] == [1, 2]
+
+
+@pytest.mark.slow
+def test_an_evaluation_no_student_can_pay_for_releases_nothing(network: Path,
+                                                               tmp_path: Path) -> None:
+    """Each centre's share of distributed noise costs it more than its held-out students'
+    lifetime cap allows (cap 4, a share about 4.5 alone): every centre refuses the
+    evaluation (nothing booked), so the ministry pools none and says so, rather than
+    pooling noise over no student as if it were an evaluation (0.68 against an exact
+    0.82 at quebec-72 before)."""
+    data = tmp_path / "data"
+    shutil.copytree(network, data)
+    (data / "policy.toml").write_text(
+        "epsilon_cap = 4.0\n[privacy]\nallow_distributed_noise = true\n"
+        "max_epsilon_per_run = 5.0\n", encoding="utf-8")
+    flat = {**_flat(data, tmp_path / "run", min_centres_wait=0.0),
+            "privacy.distributed_noise": True}
+    config = RunConfig.from_flat(flat)
+    run_secure_federation(DirectGrid(build_secure_app(), 3, dict(config.to_flat())), config)
+    summary = run_folder.read_json(tmp_path / "run" / run_folder.SUMMARY)
+    assert summary["rounds_completed"] == 2  # training went on: its students had budget
+    assert summary["auc_pooled"] is None and summary["equity_audit_done"] is False
+    assert all(not r.get("eval_centres") for r in run_folder.read_rounds(tmp_path / "run"))
+    from client.student_budget import run_cohorts
+
+    for centre in sorted((tmp_path / "run" / "state").iterdir()):
+        kinds = [c.kind for c in run_cohorts(centre, summary["run_name"])]
+        assert "evaluate" not in kinds, centre  # refused before any cohort was booked
 
 
 class ServerCrash(Exception):
