@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -39,6 +38,8 @@ from pathlib import Path
 
 from PIL import Image
 from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+
+from server.deployment.processes import interrupt
 
 VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
 MAX_HEIGHT = 2400
@@ -86,13 +87,7 @@ def started(command: list[str], env: dict[str, str], cwd: Path,
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        interrupt(process)
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from common.i18n import N_
 from common.workdirs import OFFLINE_ENVIRONMENT
@@ -231,6 +232,29 @@ def _stop_groups(processes: list[ManagedProcess], grace: float) -> None:
     for process in processes:
         if process.popen.poll() is None:
             process.popen.wait(timeout=5.0)
+
+
+def interrupt(process: subprocess.Popen[Any], grace: float = 30.0) -> None:
+    """Stop a command this process started, by its PID, if it still runs: SIGINT (our
+    commands stop cleanly on it, as on Ctrl-C), then after ``grace`` seconds SIGKILL to
+    its process group when it leads one (else to it alone)."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=grace)
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        leads = os.getpgid(process.pid) == process.pid
+    except ProcessLookupError:
+        return
+    if leads:
+        os.killpg(process.pid, signal.SIGKILL)
+    else:
+        process.kill()
+    process.wait(timeout=10)
 
 
 def wait_until(

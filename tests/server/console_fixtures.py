@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from typing import Any
 from server import run_folder
 from server.console.runs import lock_held
 from server.deployment.enrolment import InventoryEntry, write_inventory
+from server.deployment.processes import interrupt
 from server.federation.audit_log import ServerAudit
 from server.federation.checkpoint import LOCK, run_folder_lock
 from server.publication import registry
@@ -200,13 +200,7 @@ def tiny_federation(runs: Path, work: Path, *overrides: str) -> Iterator[TinyFed
     try:
         yield TinyFederation(process, run_dir, log)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        interrupt(process)
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
