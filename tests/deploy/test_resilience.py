@@ -59,6 +59,9 @@ def outcome(nginx: str, tmp_path_factory: pytest.TempPathFactory) -> Outcome:
         config = RunConfig.from_flat({
             "scenario": "resilience", "rounds": 2, "local_epochs": 1, "min_centres": 2,
             "run_dir": str(run_dir), "round_timeout": 45.0,
+            # No progress evaluation: round 1's would wait the timeout again for the
+            # killed centre, which stays "online" to Flower for about a minute.
+            "evaluation.progress_every": 0,
         })
         centre_log = {c: work / "state" / "centres" / c / "audit.jsonl"
                       for c in federation.centres}
