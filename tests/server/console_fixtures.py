@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -150,12 +151,18 @@ def console_server(*args: str, log: Path, port: int | None = None) -> Iterator[s
                 time.sleep(0.2)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
+        # Stopped as an operator stops it, by Ctrl-C (SIGINT): it must end at once, with
+        # exit code 0 (checked unless the test already failed).
+        process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=10)
+            code: int | None = process.wait(timeout=15)
         except subprocess.TimeoutExpired:
+            code = None
             process.kill()
             process.wait(timeout=10)
+    if code != 0:
+        raise AssertionError(f"the console did not stop cleanly on Ctrl-C (exit {code}): "
+                             f"{log.read_text()[-2000:]}")
 
 
 class TinyFederation:
