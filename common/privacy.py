@@ -387,8 +387,9 @@ def _plan_on_near_orders(epsilon: float, delta: float, sample_rate: float, steps
     precision, are checked on every order at the end. None when that check fails: the
     caller searches on every order.
 
-    RDP's cost is one series per order (Opacus's ``compute_rdp``): on about a sixth of
-    them a plan costs about a tenth of the search on all (docs/BENCHMARKS.md)."""
+    RDP's cost is one series per order (Opacus's ``compute_rdp``): on the 13 or so
+    orders of the window a plan cost about a quarter of the search on all 179
+    (27 plans, 29.3 s against 7.4 s: docs/BENCHMARKS.md)."""
     orders = list(RDP_ORDERS)
     counts = (np.asarray(_rdp_per_step(COUNT_NOISE_MULTIPLIER, 1.0)) * rounds
               if rounds > 0 else np.zeros(len(orders)))
