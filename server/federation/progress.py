@@ -1,6 +1,7 @@
 """One line of progress per round, for operators and researchers, in the running
-command's language (``common.cli_language``: ``--lang``, else French; a deployed
-ServerApp's process speaks French)."""
+command's language (``common.cli_language.current``: ``--lang``; in a process no command
+of ours started, a deployed ServerApp's, ``PERSEVERANCE_LANG``, else the locale, else
+French)."""
 
 from __future__ import annotations
 
