@@ -44,7 +44,7 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install system-packages
-	$(BIN)/python -m pytest -q --durations=20
+	$(BIN)/python -m pytest -q --durations=20 -n 2 --dist loadgroup
 
 test: lint typecheck pytest
 

@@ -41,11 +41,11 @@ def test_two_runs_share_one_engine_and_its_actors_caches(tmp_path: Path,
                 assert len(caches) == 2  # two actors on this 2-core machine
                 total = {k: sum(c[k] for c in caches) for k in ("hits", "misses")}
                 # 3 centres x 2 rounds x (train + evaluate) = 12 messages per run: each
-                # actor reads a centre at most once, in the first run, then serves it
-                # from memory (the counts add up over the runs).
+                # actor reads a centre at most once over both runs, then serves it from
+                # memory (the counts add up over the runs). Ray may hand the second run's
+                # centre to the other actor: that actor's first read of it is a miss.
                 assert 0 < total["misses"] <= 3 * 2
-                if name == "second":
-                    assert total["misses"] == seen["misses"]
+                assert all(c["misses"] <= 3 for c in caches)
                 assert total["hits"] + total["misses"] - sum(seen.values()) >= 12
                 seen = total
                 # The actors planned each centre's noise once, in the folder they share:
