@@ -18,12 +18,11 @@ for _name in ("PERSEVERANCE_LANG", "LC_ALL", "LC_MESSAGES"):
 os.environ["LANG"] = "C.UTF-8"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_itemcollected(item: pytest.Item) -> None:
     """Every test marked ``slow`` (the federations, real servers and Ray) runs on one
     xdist worker, one after another, as without xdist: their timeouts were set for a
     machine that runs one federation at a time. The other tests, nearly a thousand
     short ones, run beside them on the other worker (``make pytest``: ``-n 2 --dist
-    loadgroup``)."""
-    for item in items:
-        if item.get_closest_marker("slow") is not None:
-            item.add_marker(pytest.mark.xdist_group("federations"))
+    loadgroup``; xdist reads the groups when the collection is modified, after this)."""
+    if item.get_closest_marker("slow") is not None:
+        item.add_marker(pytest.mark.xdist_group("federations"))
