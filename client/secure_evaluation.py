@@ -38,7 +38,8 @@ from client.evaluation import (
 from client.ledger import PrivacyLedger
 from common.config import RunConfig
 from common.discrete_gaussian import discrete_gaussian
-from common.equity import GROUP_BINS, centre_cells, centre_total_cells
+from common.equity import GROUP_BINS, centre_cells
+from common.equity_consistency import centre_total_of
 from common.metrics import score_histogram
 from common.privacy import audit_share, noise_share, reserved_rows
 from common.protocol import AuditRequest
@@ -115,8 +116,9 @@ def secure_release(
             if distributed:
                 blocks[key][2 * GROUP_BINS:] = 0  # only the counts: see the module doc
         if not distributed and 0 <= slot.region < slot.regions:
-            total, summed = centre_total_cells(cells)
-            region = (slot.region, block(total, variance, slot.counts, summed))
+            total = centre_total_of(cells, variance, audit.threshold)
+            # Its bands are rounded to integers: add the rounding's variance (1/12).
+            region = (slot.region, block(total.vector, total.variance + 1 / 12, slot.counts))
     metrics: dict[str, float | int] = {
         "epsilon": epsilon, NOISE_HISTOGRAM: std_histogram, NOISE_AUDIT: std_audit,
         NOISE_DISTRIBUTED: int(distributed), NOISE_THRESHOLD: int(survivors_min or 0),

@@ -4,9 +4,10 @@ Each centre computes, for each audit group (sex, EHDAA, Indigenous, immigrant
 generation, home language, IMSE band), a fixed-length vector of COUNTS over its
 held-out records: a coarse score histogram by label (for the group's AUC and
 calibration), true and false positives at the operating threshold, and the sum of
-predicted probabilities. Only these sums leave the centre; a group with fewer than
-``MIN_CELL`` students at a centre is sent as zeros (never reported for that centre
-alone). The server sums the vectors and reports a pooled group only when it holds at
+predicted probabilities; each attribute has one more cell, ``UNKNOWN``, for the
+students it places in none of its values. Only these sums leave the centre; a group
+with fewer than ``MIN_CELL`` students at a centre is sent as zeros (never reported for
+that centre alone). The server sums the vectors and reports a pooled group only when it holds at
 least ``MIN_CELL`` students from at least ``MIN_CENTRES_PER_CELL`` centres, so that no
 single centre, and in particular no Indigenous-governed board, is shown on its own.
 
@@ -47,7 +48,12 @@ GROUP_BINS = 5
 _LOGIT_STEP = 1.0
 # Vector layout of one cell: pos[5], neg[5], tp, fp, probability sum.
 CELL_LENGTH = 2 * GROUP_BINS + 3
-AUDIT_SENSITIVE = ("sex", "indigenous")  # used only where the centre's policy allows
+AUDIT_SENSITIVE = ("sex", "indigenous")
+# The cell of the students an attribute does not place in one of its values. Never
+# reported as a group: it is there so that each attribute's cells add up to the centre's
+# held-out students, which lets the ministry reconcile the attributes' noisy counts
+# (``common.equity_consistency``).
+UNKNOWN = "unknown"  # used only where the centre's policy allows
 # Noise replicates the server draws to estimate how far the DP noise moves a metric.
 NOISE_REPLICATES = 400
 
@@ -59,6 +65,13 @@ class AuditGroup:
     name: str
     column: str
     values: tuple[str, ...]
+
+    @property
+    def cells(self) -> tuple[str, ...]:
+        """The attribute's cells: its values, then ``UNKNOWN`` (every student whose value
+        is none of them, or missing, or withheld by the centre's policy), so that an
+        attribute's cells always hold all of a centre's held-out students."""
+        return (*self.values, UNKNOWN)
 
     def labels(self, frame: pd.DataFrame) -> pd.Series:
         """Each row's cell label (or <NA>) for this attribute."""
@@ -125,7 +138,7 @@ def cell_key(group: str, value: str) -> str:
 
 
 def all_cell_keys() -> list[str]:
-    return [cell_key(g.name, v) for g in AUDIT_GROUPS for v in g.values]
+    return [cell_key(g.name, v) for g in AUDIT_GROUPS for v in g.cells]
 
 
 def centre_cells(
@@ -142,6 +155,9 @@ def centre_cells(
     """The counts a centre sends for its held-out records: one vector per cell, every
     cell present so every centre sends the same keys.
 
+    Each attribute's ``UNKNOWN`` cell holds the students it places in none of its values
+    (all of them for an attribute the centre's policy withholds, whose value cells are
+    then zeros), so the cells of every attribute hold every held-out student once.
     Without noise, a cell under ``MIN_CELL`` students is sent as zeros. With
     ``noise_std`` > 0 (student-level DP: each student adds one count to one cell per
     attribute, so the L2 sensitivity of all cells together is sqrt(number of
@@ -163,10 +179,13 @@ def centre_cells(
     for group in AUDIT_GROUPS:
         allowed = sensitive_allowed or group.name not in AUDIT_SENSITIVE
         row_labels = group.labels(audit).fillna("").to_numpy(dtype=str)
-        for value in group.values:
+        if not allowed:
+            row_labels = np.full(len(row_labels), "")
+        placed = np.isin(row_labels, group.values)
+        for value in group.cells:
             vector = np.zeros(CELL_LENGTH)
-            member = row_labels == value
-            if allowed and (noisy or member.sum() >= MIN_CELL):
+            member = ~placed if value == UNKNOWN else row_labels == value
+            if (allowed or value == UNKNOWN) and (noisy or member.sum() >= MIN_CELL):
                 yb, bb = y[member], bins[member]
                 pos = np.bincount(bb, weights=yb, minlength=GROUP_BINS).astype(np.float64)
                 neg = np.bincount(bb, weights=1.0 - yb, minlength=GROUP_BINS).astype(np.float64)
@@ -249,7 +268,8 @@ def centre_total(cells: Mapping[str, Sequence[float]]) -> npt.NDArray[np.float64
     """One vector over a centre's held-out students, from what it already released: the
     sum of the cells of the attribute of ``REGION_SOURCES`` whose cells hold the most
     students (the first in that order on a tie). Students in a cell the centre suppressed
-    (fewer than ``MIN_CELL``), or without that attribute, are not in it."""
+    (fewer than ``MIN_CELL``) are not in it. With noisy cells the ministry reads the
+    total the attributes agree on instead (``common.equity_consistency.centre_total_of``)."""
     return centre_total_cells(cells)[0]
 
 
@@ -257,7 +277,7 @@ def centre_total_cells(cells: Mapping[str, Sequence[float]]) -> tuple[npt.NDArra
     """:func:`centre_total` and how many cells it sums (each carries its own noise)."""
     best, best_students, summed = np.zeros(CELL_LENGTH), -math.inf, 0
     for group in REGION_SOURCES:
-        keys = [cell_key(group.name, value) for value in group.values]
+        keys = [cell_key(group.name, value) for value in group.cells]
         if not all(key in cells for key in keys):
             continue
         total = np.sum([np.asarray(cells[key], dtype=np.float64) for key in keys], axis=0)

@@ -21,12 +21,13 @@ from common.equity import (
     GROUP_BINS,
     MIN_CELL,
     MIN_CENTRES_PER_CELL,
+    UNKNOWN,
     BandProbabilities,
     Placement,
-    cell_key,
     cell_students,
     centre_total_cells,
 )
+from common.equity_consistency import NoisyCell, noisy_cells, reconcile
 from common.equity_metrics import CellNoise, cell_metrics, gaps_of, noise_spread
 from common.intervals import Z95
 
@@ -39,7 +40,6 @@ class PooledCell:
     total: npt.NDArray[np.float64]
     contributing: int
     counted: int
-    noisy_cells: int = 0  # centres' cells summed in it (each with its own noise, if any)
     noise_sd: float = 0.0  # std of the DP noise on each count of ``total``
 
     @property
@@ -53,7 +53,8 @@ class PooledCell:
 
 def pool(vectors: Sequence[npt.NDArray[np.float64]],
          counts: Sequence[bool] | None = None, noise_std: float = 0.0,
-         summed: Sequence[int] | None = None) -> PooledCell:
+         summed: Sequence[int] | None = None,
+         variances: Sequence[float] | None = None) -> PooledCell:
     """Sum one cell's vectors; a centre contributes when its count reaches ``MIN_CELL``,
     and counts towards the minimum of centres unless ``counts`` says it does not.
 
@@ -63,37 +64,61 @@ def pool(vectors: Sequence[npt.NDArray[np.float64]],
     its noisy count exceeds ``MIN_CELL`` by two of those standard deviations, so that a
     centre without students in the cell passes 2 times in 100. ``summed``: how many
     noisy cells each vector is the sum of (1 each by default; a region's centre totals
-    sum several, :func:`region_cells`)."""
+    sum several). ``variances``: each vector's noise variance per count instead (its
+    cells reconciled, ``common.equity_consistency``; 0 for an exact one)."""
     counts = [True] * len(vectors) if counts is None else counts
-    summed = [1] * len(vectors) if summed is None else summed
-    reaching = [cell_students(v) >= MIN_CELL + 2.0 * noise_std * math.sqrt(2 * GROUP_BINS * k)
-                for v, k in zip(vectors, summed, strict=True)]
+    if variances is None:
+        summed = [1] * len(vectors) if summed is None else summed
+        variances = [noise_std**2 * k if np.any(v) else 0.0
+                     for v, k in zip(vectors, summed, strict=True)]
+    reaching = [cell_students(v) >= MIN_CELL + 2.0 * math.sqrt(2 * GROUP_BINS * var)
+                for v, var in zip(vectors, variances, strict=True)]
     total = np.sum(vectors, axis=0) if len(vectors) else np.zeros(CELL_LENGTH)
-    noisy = sum(k for v, k in zip(vectors, summed, strict=True) if np.any(v))
     return PooledCell(np.asarray(total, dtype=np.float64), sum(reaching),
-                      sum(r and c for r, c in zip(reaching, counts, strict=True)), noisy,
-                      noise_std * math.sqrt(noisy))
+                      sum(r and c for r, c in zip(reaching, counts, strict=True)),
+                      math.sqrt(sum(variances)))
 
 
 def region_cells(
     centre_vectors: Sequence[Mapping[str, Sequence[float]]],
     placements: Sequence[Placement | None],
     noise_std: float = 0.0,
+    totals: Sequence[NoisyCell | None] | None = None,
 ) -> dict[str, PooledCell]:
     """Region cells, computed by the server from the centres' releases (post-processing:
-    nothing more leaves a centre, nothing more is spent): each centre's
-    :func:`centre_total`, summed over the centres the register places in the region.
-    A centre it does not place (None) is in no region. Indigenous-governed boards add
-    their students to their region but never count towards ``MIN_CENTRES_PER_CELL``."""
-    members: dict[str, list[tuple[npt.NDArray[np.float64], bool, int]]] = {}
-    for cells, placement in zip(centre_vectors, placements, strict=True):
+    nothing more leaves a centre, nothing more is spent): each centre's total (its
+    reconciled one in ``totals``, else :func:`centre_total`), summed over the centres
+    the register places in the region. A centre it does not place (None) is in no
+    region. Indigenous-governed boards add their students to their region but never
+    count towards ``MIN_CENTRES_PER_CELL``."""
+    totals = [None] * len(centre_vectors) if totals is None else totals
+    members: dict[str, list[tuple[npt.NDArray[np.float64], bool, float]]] = {}
+    for cells, placement, reconciled in zip(centre_vectors, placements, totals, strict=True):
         if placement is not None and placement.region:
-            total, summed = centre_total_cells(cells)
+            if reconciled is None:
+                total, summed = centre_total_cells(cells)
+                variance = noise_std**2 * summed
+            else:
+                total, variance = reconciled.vector, reconciled.variance
             members.setdefault(placement.region, []).append(
-                (total, not placement.indigenous_governed, summed))
-    return {region: pool([v for v, _, _ in entries], [c for _, c, _ in entries], noise_std,
-                         [k for _, _, k in entries])
+                (total, not placement.indigenous_governed, variance))
+    return {region: pool([v for v, _, _ in entries], [c for _, c, _ in entries],
+                         variances=[k for _, _, k in entries])
             for region, entries in sorted(members.items())}
+
+
+def reconciled(cells: Mapping[str, Mapping[str, PooledCell]], threshold: float
+               ) -> dict[str, dict[str, PooledCell]]:
+    """Pooled cells (secure mode: SecAgg+'s sums, each count with the noise of the
+    centres' cells summed in it) reconciled with one another
+    (``common.equity_consistency``), their noise the reconciled one; the centres that
+    reach and count are unchanged."""
+    noisy = {name: {value: NoisyCell(cell.total, cell.noise_sd**2)
+                    for value, cell in by_value.items()} for name, by_value in cells.items()}
+    out, _ = reconcile(noisy, threshold)
+    return {name: {value: PooledCell(out[name][value].vector, cell.contributing, cell.counted,
+                                     math.sqrt(out[name][value].variance))
+                   for value, cell in by_value.items()} for name, by_value in cells.items()}
 
 
 def _report(
@@ -113,6 +138,8 @@ def _report(
 
     reported: dict[str, dict[str, object]] = {}
     for value, cell in cells.items():
+        if value == UNKNOWN:
+            continue  # bookkeeping: the students an attribute does not place
         if cell.reportable:
             reported[value] = {**metrics_at(value), "centres": cell.contributing}
         elif cell.students >= MIN_CELL:
@@ -140,15 +167,18 @@ def pooled_audit(
     ``bands``: the score bands' representative probabilities, raw and recalibrated
     (:class:`BandProbabilities`), for the calibrated mean predicted of each group.
     """
-    cells: dict[str, dict[str, PooledCell]] = {}
-    for group in AUDIT_GROUPS:
-        cells[group.name] = {
-            value: pool([np.asarray(c[cell_key(group.name, value)], dtype=np.float64)
-                         for c in centre_vectors if cell_key(group.name, value) in c],
-                        noise_std=noise_std)
-            for value in group.values}
+    released = [noisy_cells(c, noise_std**2) for c in centre_vectors]
+    totals: list[NoisyCell | None] = [None] * len(released)
+    if noise_std > 0:
+        reconciled = [reconcile(cells, threshold) for cells in released]
+        released, totals = [c for c, _ in reconciled], [t for _, t in reconciled]
+    cells: dict[str, dict[str, PooledCell]] = {
+        group.name: {value: pool([c[group.name][value].vector for c in released],
+                                 variances=[c[group.name][value].variance for c in released])
+                     for value in group.cells}
+        for group in AUDIT_GROUPS}
     if placements is not None:
-        cells["region"] = region_cells(centre_vectors, placements, noise_std)
+        cells["region"] = region_cells(centre_vectors, placements, noise_std, totals)
     return audit_report(cells, threshold, noise_std, bands)
 
 

@@ -156,5 +156,4 @@ def pooled_cell(summed: npt.NDArray[np.int64], threshold: float,
     total[-1] = float(((pos + neg) * band_midpoints(edges)).sum())
     reach = int(summed[_REACH]) if centres is None else centres
     counted = int(summed[_COUNTED]) if centres is None else centres
-    return PooledCell(total, reach, counted, int(summed[_CELLS]),
-                      math.sqrt(float(summed[_VARIANCE]) / VARIANCE_SCALE))
+    return PooledCell(total, reach, counted, math.sqrt(float(summed[_VARIANCE]) / VARIANCE_SCALE))

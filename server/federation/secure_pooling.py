@@ -9,8 +9,15 @@ import math
 from collections.abc import Mapping, Sequence
 
 from common.config import RunConfig
-from common.equity import AUDIT_GROUPS, AUDIT_SENSITIVE, GROUP_BINS, all_cell_keys, cell_key
-from common.equity_pooling import PooledCell
+from common.equity import (
+    AUDIT_GROUPS,
+    AUDIT_SENSITIVE,
+    GROUP_BINS,
+    UNKNOWN,
+    all_cell_keys,
+    cell_key,
+)
+from common.equity_pooling import PooledCell, reconciled
 from common.privacy import NoiseShare, run_evaluation_noise, summed_rows
 from common.secure_release import (
     AUDIT_SENSITIVE as SENSITIVE_KEY,
@@ -48,15 +55,18 @@ def summed_cells(summed: SummedRelease, survivors: Sequence[Metrics], regions: S
     cells: dict[str, dict[str, PooledCell]] = {}
     for group in AUDIT_GROUPS:
         cells[group.name] = {}
-        for value in group.values:
+        for value in group.cells:
             centres = None
             if distributed:
                 hidden = (group.name, value) in HIDDEN_WHEN_DISTRIBUTED
                 centres = 0 if hidden else len(survivors)
             block = summed.cells[cell_key(group.name, value)].copy()
-            own = sensitive if group.name in AUDIT_SENSITIVE else variance
+            # A withheld attribute's students are all in its UNKNOWN cell, with noise.
+            withheld = group.name in AUDIT_SENSITIVE and value != UNKNOWN
+            own = sensitive if withheld else variance
             block[2 * GROUP_BINS + 3] = math.ceil(own * VARIANCE_SCALE)  # its variance slot
             cells[group.name][value] = pooled_cell(block, threshold, centres)
+    cells = reconciled(cells, threshold)
     if regions and not distributed:
         cells["region"] = {name: pooled_cell(slot, threshold)
                            for name, slot in zip(regions, summed.regions, strict=True)}

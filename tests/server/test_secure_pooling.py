@@ -39,10 +39,21 @@ def test_distributed_sums_count_the_round_and_hide_what_they_cannot_check() -> N
     assert "region" not in cells
     assert cells["indigenous"]["true"].counted == 0 and not cells["indigenous"]["true"].reportable
     assert cells["indigenous"]["false"].counted == 4 and cells["indigenous"]["false"].reportable
-    # The noise of a count: the survivors' variances; a sensitive cell, only theirs who
-    # released it (centre 0 did not).
-    assert math.isclose(cells["ehdaa"]["true"].noise_sd, math.sqrt(4 + 9 + 16 + 25), rel_tol=1e-3)
-    assert math.isclose(cells["sex"]["F"].noise_sd, math.sqrt(9 + 16 + 25), rel_tol=1e-3)
+    # The noise of a count: the survivors' variances (a sensitive value's, only theirs
+    # who released it: centre 0 did not; its UNKNOWN cell, everyone's), then reconciled
+    # across the six attributes (common.equity_consistency's formula).
+    every, released = 4 + 9 + 16 + 25, 9 + 16 + 25
+    attribute = {"sex": 3 * released + every, "indigenous": 2 * released + every,
+                 "ehdaa": 3 * every, "immigrant_generation": 4 * every,
+                 "home_language": 4 * every, "imse_band": 4 * every}
+    weight = sum(1 / v for v in attribute.values())
+
+    def reconciled(v: float, name: str) -> float:
+        return math.sqrt(v - v**2 / attribute[name] + v**2 / (attribute[name] ** 2 * weight))
+
+    assert math.isclose(cells["ehdaa"]["true"].noise_sd, reconciled(every, "ehdaa"), rel_tol=1e-3)
+    assert math.isclose(cells["sex"]["F"].noise_sd, reconciled(released, "sex"), rel_tol=1e-3)
+    assert math.isclose(cells["sex"]["unknown"].noise_sd, reconciled(every, "sex"), rel_tol=1e-3)
 
 
 def test_whole_noise_sums_keep_the_indicators_and_the_regions() -> None:
