@@ -97,7 +97,7 @@ def region_cells(
         if placement is not None and placement.region:
             if reconciled is None:
                 total, summed = centre_total_cells(cells)
-                variance = noise_std**2 * summed
+                variance = noise_std**2 * summed if np.any(total) else 0.0
             else:
                 total, variance = reconciled.vector, reconciled.variance
             members.setdefault(placement.region, []).append(
