@@ -7,9 +7,10 @@ calibration), true and false positives at the operating threshold, and the sum o
 predicted probabilities; each attribute has one more cell, ``UNKNOWN``, for the
 students it places in none of its values. Only these sums leave the centre; a group
 with fewer than ``MIN_CELL`` students at a centre is sent as zeros (never reported for
-that centre alone). The server sums the vectors and reports a pooled group only when it holds at
-least ``MIN_CELL`` students from at least ``MIN_CENTRES_PER_CELL`` centres, so that no
-single centre, and in particular no Indigenous-governed board, is shown on its own.
+that centre alone). The server sums the vectors and reports a pooled group only when
+it holds at least ``MIN_CELL`` students from at least ``MIN_CENTRES_PER_CELL`` centres,
+so that no single centre, and in particular no Indigenous-governed board, is shown on
+its own.
 
 This module holds what both sides share (the groups, the cells, their bands); the
 server's side is in ``common.equity_pooling`` (summing cells, the audit) and
@@ -48,12 +49,12 @@ GROUP_BINS = 5
 _LOGIT_STEP = 1.0
 # Vector layout of one cell: pos[5], neg[5], tp, fp, probability sum.
 CELL_LENGTH = 2 * GROUP_BINS + 3
-AUDIT_SENSITIVE = ("sex", "indigenous")
+AUDIT_SENSITIVE = ("sex", "indigenous")  # used only where the centre's policy allows
 # The cell of the students an attribute does not place in one of its values. Never
 # reported as a group: it is there so that each attribute's cells add up to the centre's
 # held-out students, which lets the ministry reconcile the attributes' noisy counts
 # (``common.equity_consistency``).
-UNKNOWN = "unknown"  # used only where the centre's policy allows
+UNKNOWN = "unknown"
 # Noise replicates the server draws to estimate how far the DP noise moves a metric.
 NOISE_REPLICATES = 400
 

@@ -51,26 +51,19 @@ class PooledCell:
         return self.students >= MIN_CELL and self.counted >= MIN_CENTRES_PER_CELL
 
 
-def pool(vectors: Sequence[npt.NDArray[np.float64]],
-         counts: Sequence[bool] | None = None, noise_std: float = 0.0,
-         summed: Sequence[int] | None = None,
-         variances: Sequence[float] | None = None) -> PooledCell:
-    """Sum one cell's vectors; a centre contributes when its count reaches ``MIN_CELL``,
-    and counts towards the minimum of centres unless ``counts`` says it does not.
+def pool(vectors: Sequence[npt.NDArray[np.float64]], variances: Sequence[float],
+         counts: Sequence[bool] | None = None) -> PooledCell:
+    """Sum one cell's vectors, each with its noise variance per count (its cells
+    reconciled, ``common.equity_consistency``; 0 for an exact one); a centre contributes
+    when its count reaches ``MIN_CELL``, and counts towards the minimum of centres unless
+    ``counts`` says it does not.
 
-    With DP noise of std ``noise_std`` on each count, a centre's student count carries
-    noise of std ``noise_std * sqrt(2 * GROUP_BINS)`` (46 in the demo): a centre with no
+    With DP noise of std s on each count, a centre's student count carries noise of std
+    ``s * sqrt(2 * GROUP_BINS)`` (46 in the demo before reconciliation): a centre with no
     student in the cell would pass ``MIN_CELL`` 4 times in 10. It contributes only when
     its noisy count exceeds ``MIN_CELL`` by two of those standard deviations, so that a
-    centre without students in the cell passes 2 times in 100. ``summed``: how many
-    noisy cells each vector is the sum of (1 each by default; a region's centre totals
-    sum several). ``variances``: each vector's noise variance per count instead (its
-    cells reconciled, ``common.equity_consistency``; 0 for an exact one)."""
+    centre without students in the cell passes 2 times in 100."""
     counts = [True] * len(vectors) if counts is None else counts
-    if variances is None:
-        summed = [1] * len(vectors) if summed is None else summed
-        variances = [noise_std**2 * k if np.any(v) else 0.0
-                     for v, k in zip(vectors, summed, strict=True)]
     reaching = [cell_students(v) >= MIN_CELL + 2.0 * math.sqrt(2 * GROUP_BINS * var)
                 for v, var in zip(vectors, variances, strict=True)]
     total = np.sum(vectors, axis=0) if len(vectors) else np.zeros(CELL_LENGTH)
@@ -102,8 +95,8 @@ def region_cells(
                 total, variance = reconciled.vector, reconciled.variance
             members.setdefault(placement.region, []).append(
                 (total, not placement.indigenous_governed, variance))
-    return {region: pool([v for v, _, _ in entries], [c for _, c, _ in entries],
-                         variances=[k for _, _, k in entries])
+    return {region: pool([v for v, _, _ in entries], [k for _, _, k in entries],
+                         [c for _, c, _ in entries])
             for region, entries in sorted(members.items())}
 
 
@@ -174,7 +167,7 @@ def pooled_audit(
         released, totals = [c for c, _ in reconciled], [t for _, t in reconciled]
     cells: dict[str, dict[str, PooledCell]] = {
         group.name: {value: pool([c[group.name][value].vector for c in released],
-                                 variances=[c[group.name][value].variance for c in released])
+                                 [c[group.name][value].variance for c in released])
                      for value in group.cells}
         for group in AUDIT_GROUPS}
     if placements is not None:

@@ -30,15 +30,12 @@ import numpy as np
 import numpy.typing as npt
 
 from common.equity import (
-    CELL_LENGTH,
     GROUP_BINS,
     MIN_CELL,
     all_cell_keys,
-    band_midpoints,
     cell_students,
-    flag_bin,
-    group_bin_edges,
 )
+from common.equity_consistency import with_bands
 from common.equity_pooling import PooledCell
 from common.metrics import bin_centres
 
@@ -146,14 +143,7 @@ def pooled_cell(summed: npt.NDArray[np.int64], threshold: float,
     false positives, probability sum from the bands), the centres that reach
     ``MIN_CELL`` and count (or ``centres`` for both, when the blocks' indicators were not
     sent), and the std of the noise on each count."""
-    bands = summed[: 2 * GROUP_BINS].astype(np.float64)
-    pos, neg = bands[:GROUP_BINS], bands[GROUP_BINS:]
-    edges = group_bin_edges(threshold)
-    flagged = flag_bin(edges, threshold)
-    total = np.zeros(CELL_LENGTH)
-    total[: 2 * GROUP_BINS] = bands
-    total[-3], total[-2] = pos[flagged:].sum(), neg[flagged:].sum()
-    total[-1] = float(((pos + neg) * band_midpoints(edges)).sum())
+    total = with_bands(summed[: 2 * GROUP_BINS].astype(np.float64), threshold)
     reach = int(summed[_REACH]) if centres is None else centres
     counted = int(summed[_COUNTED]) if centres is None else centres
     return PooledCell(total, reach, counted, math.sqrt(float(summed[_VARIANCE]) / VARIANCE_SCALE))
