@@ -39,6 +39,7 @@ from common.equity import AUDIT_GROUPS, CELL_LENGTH, all_cell_keys, centre_cells
 from common.metrics import bin_centres, score_histogram
 from common.privacy import (
     EvaluationNoise,
+    audit_noise_stds,
     composed_epsilon,
     evaluation_scheduled,
     reserved_rows,
@@ -167,7 +168,8 @@ def evaluation_release(
             data.audit_test, probabilities, data.y_test, threshold=audit.threshold,
             sensitive_allowed=data.policy.audit_attributes_allowed,
             # The noise the centre books: calibrated at its own delta when that is smaller.
-            noise_std=0.0 if noise is None else noise.audit * math.sqrt(len(AUDIT_GROUPS)),
+            noise_std=0.0 if noise is None else audit_noise_stds(
+                config, noise.audit * math.sqrt(len(AUDIT_GROUPS))),
             rng=rng))
         return metrics
     final = server_round >= config.rounds

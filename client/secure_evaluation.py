@@ -38,10 +38,10 @@ from client.evaluation import (
 from client.ledger import PrivacyLedger
 from common.config import RunConfig
 from common.discrete_gaussian import discrete_gaussian
-from common.equity import GROUP_BINS, centre_cells
+from common.equity import GROUP_BINS, attribute_of, centre_cells
 from common.equity_consistency import centre_total_of
 from common.metrics import score_histogram
-from common.privacy import audit_share, noise_share, reserved_rows
+from common.privacy import audit_noise_stds, audit_share, noise_share, reserved_rows
 from common.protocol import AuditRequest
 from common.secure_release import (
     AUDIT_SENSITIVE,
@@ -107,16 +107,18 @@ def secure_release(
     sensitive = data.policy.audit_attributes_allowed and audit is not None
     blocks, region = {}, None
     if audit is not None:
+        # Equal under distributed noise (``common.config``), else the run's weights.
+        stds = audit_noise_stds(config, std_audit)
         cells = centre_cells(data.audit_test, probabilities, data.y_test,
                              threshold=audit.threshold, sensitive_allowed=sensitive,
-                             noise_std=std_audit, rng=rng, discrete=True)
-        variance = std_audit**2
+                             noise_std=stds, rng=rng, discrete=True)
+        variances = {name: std**2 for name, std in stds.items()}
         for key, vector in cells.items():
-            blocks[key] = block(vector, variance)
+            blocks[key] = block(vector, variances[attribute_of(key)])
             if distributed:
                 blocks[key][2 * GROUP_BINS:] = 0  # only the counts: see the module doc
         if not distributed and 0 <= slot.region < slot.regions:
-            total = centre_total_of(cells, variance, audit.threshold)
+            total = centre_total_of(cells, variances, audit.threshold)
             # Its bands are rounded to integers: add the rounding's variance (1/12).
             region = (slot.region, block(total.vector, total.variance + 1 / 12, slot.counts))
     metrics: dict[str, float | int] = {

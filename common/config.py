@@ -7,10 +7,12 @@ The same flat keys are used everywhere: ``[tool.flwr.app.config]`` in pyproject.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
+from common.equity import AUDIT_GROUPS
 from common.errors import ExitCode, PerseveranceError
 from common.i18n import N_, Sentence, word
 
@@ -95,13 +97,32 @@ class EvaluationConfig:
     exchange carries its raw-score equivalent. ``progress_every``: the pooled score
     histogram is released after rounds k, 2k, ... (0: none before the final round, which
     is always evaluated); the evaluation budget those rounds do not use goes to the
-    final histogram and the audit."""
+    final histogram and the audit. ``audit_weights``: how the audit's noise is shared
+    between its attributes, ``"imse_band=1.75,sex=1"`` (an attribute it does not name
+    weighs 1; empty: all equal): attribute ``a`` gets the noise std
+    ``m * sqrt(sum(w) / w[a])``, where ``m`` is the audit's multiplier, so the release's
+    privacy is that of the equal shares (``common.privacy.audit_noise_stds``)."""
 
     bins: int = 20
     test_fraction: float = 0.2
     threshold: float = 0.3
     centre_register: str = ""
     progress_every: int = 1
+    audit_weights: str = ""
+
+    @property
+    def audit_weight_map(self) -> dict[str, float]:
+        """The weight of each audit attribute (``audit_weights``); raises ValueError
+        on a malformed text, a name that is no audit attribute or a weight that is not
+        a positive finite number."""
+        weights = {group.name: 1.0 for group in AUDIT_GROUPS}
+        for part in filter(None, (p.strip() for p in self.audit_weights.split(","))):
+            name, sep, value = part.partition("=")
+            weight = float(value) if sep else math.nan
+            if name.strip() not in weights or not math.isfinite(weight) or weight <= 0:
+                raise ValueError(part)
+            weights[name.strip()] = weight
+        return weights
 
 
 AGGREGATIONS = ("fedavg", "trimmed-mean", "median", "krum", "multi-krum")
@@ -206,6 +227,20 @@ class RunConfig:
                N_("evaluation.threshold must be in (0, 1)"))
         _check(self.evaluation.progress_every >= 0,
                N_("evaluation.progress_every must be >= 0"))
+        try:
+            weights = self.evaluation.audit_weight_map
+        except ValueError:
+            weights = {}
+        _check(bool(weights), N_("evaluation.audit_weights must list attribute=weight pairs "
+                                 "such as \"imse_band=1.75,sex=1\", each a positive number "
+                                 "for an audit attribute (%(names)s)",
+                                 names=", ".join(g.name for g in AUDIT_GROUPS)))
+        _check(
+            not self.privacy.distributed_noise or len(set(weights.values())) <= 1,
+            N_("evaluation.audit_weights must be equal (or empty) with "
+               "privacy.distributed_noise, because the bound on the sum of the centres' "
+               "shares assumes one noise std for every count"),
+        )
         _check(
             0.0 < self.evaluation.test_fraction < 1.0,
             N_("evaluation.test_fraction must be in (0, 1)"),

@@ -138,6 +138,19 @@ def cell_key(group: str, value: str) -> str:
     return f"eq.{group}={value}"
 
 
+def attribute_of(key: str) -> str:
+    """The attribute of a cell key (:func:`cell_key`)."""
+    return key.removeprefix("eq.").partition("=")[0]
+
+
+def attribute_stds(noise_std: float | Mapping[str, float]) -> dict[str, float]:
+    """One noise std per audit attribute: the same for all, or as given
+    (``common.privacy.audit_noise_stds``)."""
+    if isinstance(noise_std, Mapping):
+        return {g.name: float(noise_std[g.name]) for g in AUDIT_GROUPS}
+    return {g.name: float(noise_std) for g in AUDIT_GROUPS}
+
+
 def all_cell_keys() -> list[str]:
     return [cell_key(g.name, v) for g in AUDIT_GROUPS for v in g.cells]
 
@@ -149,7 +162,7 @@ def centre_cells(
     *,
     threshold: float,
     sensitive_allowed: bool,
-    noise_std: float = 0.0,
+    noise_std: float | Mapping[str, float] = 0.0,
     rng: np.random.Generator | None = None,
     discrete: bool = False,
 ) -> dict[str, list[float]]:
@@ -162,8 +175,9 @@ def centre_cells(
     Without noise, a cell under ``MIN_CELL`` students is sent as zeros. With
     ``noise_std`` > 0 (student-level DP: each student adds one count to one cell per
     attribute, so the L2 sensitivity of all cells together is sqrt(number of
-    attributes)), Gaussian noise of that std is added to every histogram count of every
-    cell, nothing is suppressed here (suppressing on true counts would leak), and the
+    attributes)), Gaussian noise of that std (one per attribute, as
+    ``common.privacy.audit_noise_stds`` gives them) is added to every histogram count of
+    every cell, nothing is suppressed here (suppressing on true counts would leak), and the
     true/false positives and probability sums are derived from the noisy bins.
     ``discrete``: the noise is the discrete Gaussian of that std
     (``common.discrete_gaussian``), so the counts stay integers, as SecAgg+ sums them.
@@ -173,7 +187,8 @@ def centre_cells(
     first_flagged = flag_bin(edges, threshold)
     centres = band_midpoints(edges)
     bins = np.searchsorted(edges, probabilities, side="right")
-    noisy = noise_std > 0
+    stds = attribute_stds(noise_std)
+    noisy = max(stds.values()) > 0
     if noisy and rng is None:
         rng = np.random.default_rng()
     cells: dict[str, list[float]] = {}
@@ -192,8 +207,8 @@ def centre_cells(
                 neg = np.bincount(bb, weights=1.0 - yb, minlength=GROUP_BINS).astype(np.float64)
                 if noisy:
                     assert rng is not None
-                    pos += _noise(rng, noise_std, discrete)
-                    neg += _noise(rng, noise_std, discrete)
+                    pos += _noise(rng, stds[group.name], discrete)
+                    neg += _noise(rng, stds[group.name], discrete)
                     probability_sum = float(((pos + neg) * centres).sum())
                 else:
                     probability_sum = float(probabilities[member].sum())

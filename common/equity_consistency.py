@@ -38,6 +38,7 @@ from common.equity import (
     AUDIT_GROUPS,
     CELL_LENGTH,
     GROUP_BINS,
+    attribute_stds,
     band_midpoints,
     cell_key,
     centre_total_cells,
@@ -104,10 +105,13 @@ def reconcile(cells: Cells, threshold: float
     return out, NoisyCell(with_bands(np.asarray(total, dtype=np.float64), threshold), 1.0 / weight)
 
 
-def noisy_cells(vectors: Mapping[str, object], variance: float) -> dict[str, dict[str, NoisyCell]]:
+def noisy_cells(vectors: Mapping[str, object], variance: float | Mapping[str, float]
+                ) -> dict[str, dict[str, NoisyCell]]:
     """One centre's released cells (``cell_key`` -> vector) by attribute and cell, each
-    band count with noise of ``variance`` (none in a cell sent as zeros: a cell its
-    policy withholds; an absent key counts as one)."""
+    band count with noise of ``variance`` (one for all attributes, or one per
+    attribute; none in a cell sent as zeros: a cell its policy withholds; an absent key
+    counts as one)."""
+    variances = attribute_stds(variance)
     out: dict[str, dict[str, NoisyCell]] = {}
     for group in AUDIT_GROUPS:
         out[group.name] = {}
@@ -115,16 +119,19 @@ def noisy_cells(vectors: Mapping[str, object], variance: float) -> dict[str, dic
             raw = vectors.get(cell_key(group.name, value))
             vector = (np.zeros(CELL_LENGTH) if raw is None
                       else np.asarray(raw, dtype=np.float64))
-            out[group.name][value] = NoisyCell(vector, variance if np.any(vector) else 0.0)
+            out[group.name][value] = NoisyCell(vector, variances[group.name]
+                                               if np.any(vector) else 0.0)
     return out
 
 
-def centre_total_of(vectors: Mapping[str, object], variance: float, threshold: float) -> NoisyCell:
+def centre_total_of(vectors: Mapping[str, object], variance: float | Mapping[str, float],
+                    threshold: float) -> NoisyCell:
     """A centre's total over its held-out students from its released cells, each band
-    count with noise of ``variance``: the reconciled estimate when the cells are noisy,
-    else the cells of one attribute summed (``common.equity.centre_total_cells``)."""
+    count with noise of ``variance`` (as in :func:`noisy_cells`): the reconciled
+    estimate when the cells are noisy, else the cells of one attribute summed
+    (``common.equity.centre_total_cells``, exact)."""
     _, total = reconcile(noisy_cells(vectors, variance), threshold)
     if total is not None:
         return total
-    vector, summed = centre_total_cells(vectors)  # type: ignore[arg-type]
-    return NoisyCell(vector, variance * summed)
+    vector, _ = centre_total_cells(vectors)  # type: ignore[arg-type]
+    return NoisyCell(vector, 0.0)

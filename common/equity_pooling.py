@@ -24,6 +24,7 @@ from common.equity import (
     UNKNOWN,
     BandProbabilities,
     Placement,
+    attribute_stds,
     cell_students,
     centre_total_cells,
 )
@@ -75,12 +76,12 @@ def pool(vectors: Sequence[npt.NDArray[np.float64]], variances: Sequence[float],
 def region_cells(
     centre_vectors: Sequence[Mapping[str, Sequence[float]]],
     placements: Sequence[Placement | None],
-    noise_std: float = 0.0,
     totals: Sequence[NoisyCell | None] | None = None,
 ) -> dict[str, PooledCell]:
     """Region cells, computed by the server from the centres' releases (post-processing:
     nothing more leaves a centre, nothing more is spent): each centre's total (its
-    reconciled one in ``totals``, else :func:`centre_total`), summed over the centres
+    reconciled one in ``totals``, else its exact cells': ``common.equity.centre_total``),
+    summed over the centres
     the register places in the region. A centre it does not place (None) is in no
     region. Indigenous-governed boards add their students to their region but never
     count towards ``MIN_CENTRES_PER_CELL``."""
@@ -89,8 +90,7 @@ def region_cells(
     for cells, placement, reconciled in zip(centre_vectors, placements, totals, strict=True):
         if placement is not None and placement.region:
             if reconciled is None:
-                total, summed = centre_total_cells(cells)
-                variance = noise_std**2 * summed if np.any(total) else 0.0
+                total, variance = centre_total_cells(cells)[0], 0.0
             else:
                 total, variance = reconciled.vector, reconciled.variance
             members.setdefault(placement.region, []).append(
@@ -144,7 +144,7 @@ def pooled_audit(
     centre_vectors: Sequence[Mapping[str, Sequence[float]]],
     threshold: float,
     placements: Sequence[Placement | None] | None = None,
-    noise_std: float = 0.0,
+    noise_std: float | Mapping[str, float] = 0.0,
     bands: BandProbabilities | None = None,
 ) -> dict[str, object]:
     """Sum the centres' cells and report pooled group metrics and gaps.
@@ -155,14 +155,17 @@ def pooled_audit(
     ``suppressed`` cells. With ``placements`` (the centre register's place of each
     centre, in the order of ``centre_vectors``), ``region`` is one more attribute, from
     :func:`region_cells`. ``noise_std`` is the std of the Gaussian noise each centre
-    added to each count of its cells (``common.privacy.audit_noise_std``): the intervals
-    then include it (:func:`cell_metrics`), and ``noise_std`` is in the result.
+    added to each count of its cells, one for all attributes or one per attribute
+    (``common.privacy.audit_noise_stds``): the intervals then include it
+    (:func:`cell_metrics`), and the result says it.
     ``bands``: the score bands' representative probabilities, raw and recalibrated
     (:class:`BandProbabilities`), for the calibrated mean predicted of each group.
     """
-    released = [noisy_cells(c, noise_std**2) for c in centre_vectors]
+    stds = attribute_stds(noise_std)
+    released = [noisy_cells(c, {name: std**2 for name, std in stds.items()})
+                for c in centre_vectors]
     totals: list[NoisyCell | None] = [None] * len(released)
-    if noise_std > 0:
+    if max(stds.values()) > 0:
         reconciled = [reconcile(cells, threshold) for cells in released]
         released, totals = [c for c, _ in reconciled], [t for _, t in reconciled]
     cells: dict[str, dict[str, PooledCell]] = {
@@ -171,16 +174,18 @@ def pooled_audit(
                      for value in group.cells}
         for group in AUDIT_GROUPS}
     if placements is not None:
-        cells["region"] = region_cells(centre_vectors, placements, noise_std, totals)
-    return audit_report(cells, threshold, noise_std, bands)
+        cells["region"] = region_cells(centre_vectors, placements, totals)
+    return audit_report(cells, threshold, stds, bands)
 
 
 def audit_report(cells: Mapping[str, Mapping[str, PooledCell]], threshold: float,
-                 noise_std: float, bands: BandProbabilities | None = None
-                 ) -> dict[str, object]:
+                 noise_std: float | Mapping[str, float],
+                 bands: BandProbabilities | None = None) -> dict[str, object]:
     """The ``equity.json`` structure (:func:`pooled_audit`) from pooled cells by
     attribute and value, each with the noise it carries (``PooledCell.noise_sd``);
-    ``noise_std`` is reported as the std of the noise on one centre's count."""
+    ``noise_std`` is the std of the noise on one centre's count (``noise_std``: the
+    smallest, ``noise_std_by_attribute``: each attribute's)."""
+    stds = attribute_stds(noise_std)
     groups: dict[str, dict[str, dict[str, object]]] = {}
     gaps: dict[str, dict[str, object]] = {}
     suppressed: list[str] = []
@@ -191,7 +196,8 @@ def audit_report(cells: Mapping[str, Mapping[str, PooledCell]], threshold: float
         "threshold": threshold,
         "min_cell": MIN_CELL,
         "min_centres_per_cell": MIN_CENTRES_PER_CELL,
-        "noise_std": noise_std,
+        "noise_std": min(stds.values()),
+        "noise_std_by_attribute": stds,
         "groups": groups,
         "gaps": gaps,
         "suppressed": suppressed,

@@ -253,6 +253,26 @@ def audit_noise_std(config: RunConfig, delta: float | None = None) -> float:
     return run_evaluation_noise(config, delta).audit * math.sqrt(len(AUDIT_GROUPS))
 
 
+def audit_scales(config: RunConfig) -> dict[str, float]:
+    """Each audit attribute's noise std relative to equal shares
+    (``evaluation.audit_weights``): ``sqrt(sum(w) / (n * w[a]))`` for ``n`` attributes,
+    1 each when the weights are equal. Whatever the weights, ``sum(1 / scale**2)`` is
+    ``n``: with each student counted once per attribute, the cells' noise std
+    ``audit_noise_std * scale[a]`` is a Gaussian mechanism of the audit's multiplier
+    (``sum_a (1 / std_a)**2 = 1 / multiplier**2``), so the ledger's row and the
+    guarantee do not depend on them; only where the precision goes does."""
+    weights = config.evaluation.audit_weight_map
+    total = sum(weights.values())
+    return {name: math.sqrt(total / (len(weights) * w)) for name, w in weights.items()}
+
+
+def audit_noise_stds(config: RunConfig, base: float | None = None) -> dict[str, float]:
+    """Std of the noise on each count of each audit attribute's cells: ``base`` (the
+    equal-share std, :func:`audit_noise_std` by default) times :func:`audit_scales`."""
+    base = audit_noise_std(config) if base is None else base
+    return {name: base * scale for name, scale in audit_scales(config).items()}
+
+
 # The number of training records a centre reports (FedAvg's weight) is a count: it gets
 # Gaussian noise of this std (sensitivity 1), a negligible share of the budget.
 COUNT_NOISE_MULTIPLIER = 50.0

@@ -29,7 +29,7 @@ from common.equity import MIN_CENTRES_PER_CELL, SIZE_BANDS, size_band
 from common.equity_pooling import audit_report, pooled_audit
 from common.i18n import N_, Joined, word
 from common.metrics import ScoreHistogram, auc_from_histogram, bin_centres, summarise
-from common.privacy import audit_noise_std, composed_epsilon
+from common.privacy import audit_noise_stds, audit_scales, composed_epsilon
 from common.protocol import LASTING_REFUSALS, AuditRequest, TrainRelease
 from common.secure_release import NOISE_AUDIT, NOISE_DISTRIBUTED, NOISE_THRESHOLD, SummedRelease
 from server.federation.audit_log import ServerAudit
@@ -226,8 +226,9 @@ class RunBook:
         self.centres: dict[int, CentreRecord] = {}
         # The ministry's centre register (``server.federation.regions``): the audit's region rows.
         self.register: CentreRegister | None = None
-        # Std of the DP noise on each equity count a centre sends: in the audit's intervals.
-        self.audit_noise = audit_noise_std(config)
+        # Std of the DP noise on each equity count a centre sends, per attribute: in the
+        # audit's intervals.
+        self.audit_noise = audit_noise_stds(config)
         self.names: dict[int, str] = {}  # node -> the name the centre declares
         self.refused: dict[str, str] = {}  # centre -> the fixed reason it refused the run
         self.refusing_nodes: set[int] = set()
@@ -420,9 +421,10 @@ class RunBook:
         calibration = Calibration(request.slope, request.intercept)
         bands = band_probabilities(histogram, request.threshold, calibration)
         cells = summed_cells(summed, [m for _, m in survivors], regions, request.threshold,
-                             distributed=bool(shares))
+                             distributed=bool(shares), scales=audit_scales(self.config))
         stds = [number(m, NOISE_AUDIT) for _, m in survivors]
-        report = audit_report(cells, request.threshold, max(stds), bands)
+        report = audit_report(cells, request.threshold,
+                              audit_noise_stds(self.config, max(stds)), bands)
         entry = self.round_log(self.config.rounds)
         if shares:
             self.sum_rows.extend(sum_cost(self.config, shares, len(survivors) > len(shares),

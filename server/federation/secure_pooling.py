@@ -44,9 +44,12 @@ def number(metrics: Metrics, key: str) -> float:
 
 
 def summed_cells(summed: SummedRelease, survivors: Sequence[Metrics], regions: Sequence[str],
-                 threshold: float, distributed: bool) -> dict[str, dict[str, PooledCell]]:
+                 threshold: float, distributed: bool,
+                 scales: Mapping[str, float] | None = None) -> dict[str, dict[str, PooledCell]]:
     """The audit's pooled cells from the sums. Each count's noise variance is the sum of
-    the survivors' (a sensitive cell's, of those whose policy released it). With
+    the survivors' (a sensitive cell's, of those whose policy released it), times its
+    attribute's ``scales`` squared (``common.privacy.audit_scales``: the run's
+    ``evaluation.audit_weights``; 1 by default). With
     distributed noise no per-centre indicator was sent: a cell counts the round's
     centres, ``indigenous=true`` is hidden and there are no region rows."""
     variance = sum(number(m, NOISE_AUDIT) ** 2 for m in survivors)
@@ -63,7 +66,7 @@ def summed_cells(summed: SummedRelease, survivors: Sequence[Metrics], regions: S
             block = summed.cells[cell_key(group.name, value)].copy()
             # A withheld attribute's students are all in its UNKNOWN cell, with noise.
             withheld = group.name in AUDIT_SENSITIVE and value != UNKNOWN
-            own = sensitive if withheld else variance
+            own = (sensitive if withheld else variance) * (scales or {}).get(group.name, 1.0)**2
             block[2 * GROUP_BINS + 3] = math.ceil(own * VARIANCE_SCALE)  # its variance slot
             cells[group.name][value] = pooled_cell(block, threshold, centres)
     cells = reconciled(cells, threshold)

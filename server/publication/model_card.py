@@ -346,6 +346,16 @@ def _limitations(
         noise = equity.get("noise_std") or 0.0
         if noise > 0:
             notes.append(_noise_note(noise, _too_noisy(equity)))
+            stds: dict[str, float] = equity.get("noise_std_by_attribute") or {}
+            if stds and max(stds.values()) > min(stds.values()) * (1 + 1e-9):
+                first = min(stds, key=lambda name: stds[name])
+                last = max(stds, key=lambda name: stds[name])
+                notes.append(N_(
+                    "The audit shares its noise unequally between its attributes "
+                    "(evaluation.audit_weights), with the same privacy guarantee: from each "
+                    "centre, std %(low)s per count for %(first)s, the most precise, to "
+                    "%(high)s for %(last)s.", low=Number(stds[first], 2), first=first,
+                    high=Number(stds[last], 2), last=last))
     # Every note a Sentence, so that the page in each language translates it.
     return [note if isinstance(note, Sentence) else word(note) for note in notes]
 

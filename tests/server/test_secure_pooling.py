@@ -64,3 +64,21 @@ def test_whole_noise_sums_keep_the_indicators_and_the_regions() -> None:
     # Region A holds centres 0 and 2; centre 0 (an Indigenous-governed board) does not count.
     assert cells["region"]["A"].contributing == 2 and cells["region"]["A"].counted == 1
     assert not cells["region"]["A"].reportable
+
+
+def test_the_sums_noise_follows_the_runs_audit_weights() -> None:
+    """With ``evaluation.audit_weights`` each centre scaled its std per attribute
+    (``common.privacy.audit_scales``): the ministry scales the summed variances alike."""
+    summed, metrics = _summed(4, distributed=False)
+    scales = {"imse_band": 0.5, "sex": 1.5}
+    cells = summed_cells(summed, metrics, [], THRESHOLD, distributed=False,  # type: ignore[arg-type]
+                         scales=scales)
+    every, released = 4 + 9 + 16 + 25, 9 + 16 + 25
+    attribute = {"sex": (3 * released + every) * 2.25, "indigenous": 2 * released + every,
+                 "ehdaa": 3 * every, "immigrant_generation": 4 * every,
+                 "home_language": 4 * every, "imse_band": 4 * every * 0.25}
+    weight = sum(1 / v for v in attribute.values())
+    for name, value, v in (("imse_band", "1-3", every * 0.25), ("sex", "F", released * 2.25),
+                           ("ehdaa", "true", every)):
+        expected = math.sqrt(v - v**2 / attribute[name] + v**2 / (attribute[name] ** 2 * weight))
+        assert math.isclose(cells[name][value].noise_sd, expected, rel_tol=1e-3)
