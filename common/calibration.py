@@ -60,13 +60,14 @@ def fit_calibration(histogram: ScoreHistogram) -> Calibration:
     return Calibration(slope=slope, intercept=float(model.intercept_[0]))
 
 
-def calibrated_error(histogram: ScoreHistogram, calibration: Calibration) -> float:
+def calibrated_error(histogram: ScoreHistogram, calibration: Calibration,
+                     noise_variance: float = 0.0) -> float:
     """Pooled calibration error (``common.metrics.calibration_error``) of the
     probabilities once recalibrated: each bin's students at its recalibrated centre.
-    From a noisy (DP) histogram it errs high (the noise adds to every group's distance),
-    so it is a conservative figure."""
+    From a noisy (DP) histogram, ``noise_variance`` (of each bin count's noise) takes
+    the noise's share out of each group's distance, which would otherwise err high."""
     centres = calibration.apply(bin_centres(histogram.bins))
     recalibrated = ScoreHistogram(histogram.positives, histogram.negatives,
                                   (histogram.positives + histogram.negatives) * centres,
                                   histogram.squared_error_sum)
-    return calibration_error(recalibrated)
+    return calibration_error(recalibrated, noise_variance=noise_variance)

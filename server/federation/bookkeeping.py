@@ -29,9 +29,20 @@ from common.equity import MIN_CENTRES_PER_CELL, SIZE_BANDS, size_band
 from common.equity_pooling import audit_report, pooled_audit
 from common.i18n import N_, Joined, word
 from common.metrics import ScoreHistogram, auc_from_histogram, bin_centres, summarise
-from common.privacy import audit_noise_stds, audit_scales, composed_epsilon
+from common.privacy import (
+    audit_noise_stds,
+    audit_scales,
+    composed_epsilon,
+    run_evaluation_noise,
+)
 from common.protocol import LASTING_REFUSALS, AuditRequest, TrainRelease
-from common.secure_release import NOISE_AUDIT, NOISE_DISTRIBUTED, NOISE_THRESHOLD, SummedRelease
+from common.secure_release import (
+    NOISE_AUDIT,
+    NOISE_DISTRIBUTED,
+    NOISE_HISTOGRAM,
+    NOISE_THRESHOLD,
+    SummedRelease,
+)
 from server.federation.audit_log import ServerAudit
 from server.federation.regions import CentreRegister
 from server.federation.secure_pooling import number, sum_cost, summed_cells
@@ -147,16 +158,19 @@ def nonnegative(histogram: ScoreHistogram) -> ScoreHistogram:
                           float((pos * (1 - centres) ** 2 + neg * centres**2).sum()))
 
 
-def aggregate_evaluation(releases: Sequence[Metrics]) -> dict[str, int | float | list[float]]:
+def aggregate_evaluation(releases: Sequence[Metrics], noise_variance: float = 0.0
+                         ) -> dict[str, int | float | list[float]]:
     """Pooled metrics (AUC, PR AUC, Brier, calibration) and the pooled histogram;
     ``calibration_error_calibrated``: the calibration error of the probabilities the
-    centres will read, once recalibrated on this histogram (``common.calibration``)."""
+    centres will read, once recalibrated on this histogram (``common.calibration``).
+    ``noise_variance``: of the DP noise on each pooled bin count, which the calibration
+    errors take out (``common.metrics.calibration_error``)."""
     histogram = nonnegative(pooled_histogram(releases))
     metrics: dict[str, int | float | list[float]] = {
-        k: float(v) for k, v in summarise(histogram).items()
+        k: float(v) for k, v in summarise(histogram, noise_variance).items()
     }
-    metrics["calibration_error_calibrated"] = calibrated_error(histogram,
-                                                               fit_calibration(histogram))
+    metrics["calibration_error_calibrated"] = calibrated_error(
+        histogram, fit_calibration(histogram), noise_variance)
     metrics[protocol.NUM_EXAMPLES] = max(0, round(histogram.count))
     metrics["centres"] = len(releases)
     for key, values in zip(
@@ -236,6 +250,17 @@ class RunBook:
         # Secure mode with distributed noise: what the SUMS released cost a student
         # (accountant rows, q = 1), round after round.
         self.sum_rows: list[tuple[float, float, int]] = []
+
+    def histogram_noise(self, server_round: int) -> float:
+        """Std of the DP noise on each bin count of one centre's score histogram for
+        ``server_round`` (plain mode; 0 without evaluation noise), as the run's
+        configuration sets it. A centre whose own delta is smaller adds more: the
+        calibration errors then keep a little of the noise's upward bias."""
+        privacy = self.config.privacy
+        if not (privacy.dp and privacy.evaluation_noise):
+            return 0.0
+        noise = run_evaluation_noise(self.config)
+        return noise.final if server_round >= self.config.rounds else noise.progress
 
     def round_log(self, server_round: int) -> RoundLog:
         return self.logs.setdefault(server_round, RoundLog(server_round))
@@ -331,7 +356,8 @@ class RunBook:
         entry = self.round_log(server_round)
         if not releases:
             return {}
-        pooled = aggregate_evaluation([metrics for _, metrics in releases])
+        pooled = aggregate_evaluation([metrics for _, metrics in releases],
+                                      len(releases) * self.histogram_noise(server_round)**2)
         entry.evaluation = _scalars(pooled)
         for node, metrics in releases:
             centre = self.centre(node)
@@ -354,7 +380,8 @@ class RunBook:
         if not survivors:
             return {}
         release = summed.histogram_release()
-        pooled = aggregate_evaluation([release])
+        pooled = aggregate_evaluation([release], sum(number(m, NOISE_HISTOGRAM) ** 2
+                                                     for _, m in survivors))
         pooled["centres"] = len(survivors)
         entry.evaluation = _scalars(pooled)
         shares = [m for _, m in survivors if number(m, NOISE_DISTRIBUTED) > 0]
