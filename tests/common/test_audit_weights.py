@@ -47,7 +47,7 @@ def test_any_weights_keep_the_audits_multiplier(weights: str):
 @pytest.mark.parametrize("weights", ["imse=2", "sex=0", "sex=-1", "sex=nan", "sex", "sex=x",
                                      "sex=inf"])
 def test_bad_weights_are_refused_in_one_sentence(weights: str):
-    with pytest.raises(ConfigError, match="evaluation.audit_weights must list"):
+    with pytest.raises(ConfigError, match=r"evaluation\.audit_weights must list"):
         _config(weights)
 
 
