@@ -66,7 +66,7 @@ def test_the_calibrated_error_read_from_the_histogram_is_that_of_the_scores():
 
 def test_the_released_calibrated_error_takes_the_noise_out():
     """On DP-noised histograms (the demo's pooled noise: std 10.7 per bin count, 8,800
-    held-out students), the figure read as it is errs high by about 0.01; with the
+    held-out students), the figure read as it is errs high by 0.005-0.01; with the
     noise's variance taken out of each group's gap it centres on the noise-free one."""
     p, y = _biased_scores(8_800, 5)
     h = score_histogram(p, y, 20)
@@ -81,6 +81,6 @@ def test_the_released_calibrated_error_takes_the_noise_out():
         noisy = type(h)(pos, neg, (pos + neg) * centres, 0.0)
         plain.append(calibrated_error(noisy, calibration))
         corrected.append(calibrated_error(noisy, calibration, std**2))
-    assert np.mean(plain) - exact > 0.006
+    assert np.mean(plain) - exact > 0.004
     assert abs(np.mean(corrected) - exact) < 0.4 * (np.mean(plain) - exact)
     assert abs(np.median(corrected) - exact) < 0.004
