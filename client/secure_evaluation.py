@@ -41,7 +41,7 @@ from common.discrete_gaussian import discrete_gaussian
 from common.equity import GROUP_BINS, attribute_of, centre_cells
 from common.equity_consistency import centre_total_of
 from common.metrics import score_histogram
-from common.privacy import audit_noise_stds, audit_share, noise_share, reserved_rows
+from common.privacy import audit_share, noise_share, reserved_rows
 from common.protocol import AuditRequest
 from common.secure_release import (
     AUDIT_SENSITIVE,
@@ -49,6 +49,7 @@ from common.secure_release import (
     NOISE_DISTRIBUTED,
     NOISE_HISTOGRAM,
     NOISE_THRESHOLD,
+    audit_noise_key,
     block,
     encode,
 )
@@ -83,6 +84,7 @@ def secure_release(
     share_of = survivors_min if distributed else None
     rng = noise_generator(config, server_round + (0 if audit is None else AUDIT_ROUND_OFFSET))
     epsilon, std_histogram, std_audit = 0.0, 0.0, 0.0
+    stds: dict[str, float] = {}  # the audit's std per attribute (``evaluation.audit_weights``)
     if audit is None:
         histogram = score_histogram(probabilities, data.y_test, bins)
         pos, neg = histogram.positives.copy(), histogram.negatives.copy()
@@ -103,26 +105,25 @@ def secure_release(
             if ledger is not None:
                 epsilon = book_evaluation(config, data, ledger, run_id, audit_round(config),
                                           list(share.rows), alone=distributed)
-            std_audit = share.audit
+            std_audit, stds = share.audit, share.audit_stds()
     sensitive = data.policy.audit_attributes_allowed and audit is not None
     blocks, region = {}, None
     if audit is not None:
-        # Equal under distributed noise (``common.config``), else the run's weights.
-        stds = audit_noise_stds(config, std_audit)
         cells = centre_cells(data.audit_test, probabilities, data.y_test,
                              threshold=audit.threshold, sensitive_allowed=sensitive,
-                             noise_std=stds, rng=rng, discrete=True)
+                             noise_std=stds or 0.0, rng=rng, discrete=True)
         variances = {name: std**2 for name, std in stds.items()}
         for key, vector in cells.items():
-            blocks[key] = block(vector, variances[attribute_of(key)])
+            blocks[key] = block(vector, variances.get(attribute_of(key), 0.0))
             if distributed:
                 blocks[key][2 * GROUP_BINS:] = 0  # only the counts: see the module doc
         if not distributed and 0 <= slot.region < slot.regions:
-            total = centre_total_of(cells, variances, audit.threshold)
+            total = centre_total_of(cells, variances or 0.0, audit.threshold)
             # Its bands are rounded to integers: add the rounding's variance (1/12).
             region = (slot.region, block(total.vector, total.variance + 1 / 12, slot.counts))
     metrics: dict[str, float | int] = {
         "epsilon": epsilon, NOISE_HISTOGRAM: std_histogram, NOISE_AUDIT: std_audit,
         NOISE_DISTRIBUTED: int(distributed), NOISE_THRESHOLD: int(survivors_min or 0),
-        AUDIT_SENSITIVE: int(sensitive)}
+        AUDIT_SENSITIVE: int(sensitive),
+        **{audit_noise_key(name): std for name, std in stds.items()}}
     return encode(pos, neg, blocks, slot.regions, region), metrics

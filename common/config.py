@@ -236,12 +236,6 @@ class RunConfig:
                                  "for an audit attribute (%(names)s)",
                                  names=", ".join(g.name for g in AUDIT_GROUPS)))
         _check(
-            not self.privacy.distributed_noise or len(set(weights.values())) <= 1,
-            N_("evaluation.audit_weights must be equal (or empty) with "
-               "privacy.distributed_noise, because the bound on the sum of the centres' "
-               "shares assumes one noise std for every count"),
-        )
-        _check(
             0.0 < self.evaluation.test_fraction < 1.0,
             N_("evaluation.test_fraction must be in (0, 1)"),
         )

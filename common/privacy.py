@@ -9,6 +9,7 @@ round composes; the epsilon reported is cumulative over the whole run, at ``delt
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -183,6 +184,15 @@ class EvaluationNoise:
     rounds: int
     audit: float = 0.0
     progress_every: int = 1
+    #: Each audit attribute's std relative to equal shares (:func:`audit_scales`);
+    #: empty: equal. The multiplier ``audit`` is that of the whole release either way.
+    audit_scales: tuple[tuple[str, float], ...] = ()
+
+    def audit_stds(self) -> dict[str, float]:
+        """The std of the noise on each count of each audit attribute's cells (sensitivity
+        1 per attribute): ``audit`` times sqrt(number of attributes) times its scale."""
+        scales = dict(self.audit_scales)
+        return {g.name: self.audit * AUDIT_L2 * scales.get(g.name, 1.0) for g in AUDIT_GROUPS}
 
     @classmethod
     def scaled(cls, audit: float, rounds: int, progress_every: int = 1) -> EvaluationNoise:
@@ -234,11 +244,16 @@ def calibrate_evaluation_noise(epsilon: float, delta: float, rounds: int,
 
 
 def run_evaluation_noise(config: RunConfig, delta: float | None = None) -> EvaluationNoise:
-    """The run's evaluation noise at ``delta`` (the run's by default)."""
+    """The run's evaluation noise at ``delta`` (the run's by default), with the run's
+    shares of the audit's noise between its attributes (``evaluation.audit_weights``)."""
     privacy = config.privacy
-    return calibrate_evaluation_noise(privacy.epsilon,
-                                      privacy.delta if delta is None else delta,
-                                      config.rounds, config.evaluation.progress_every)
+    noise = calibrate_evaluation_noise(privacy.epsilon,
+                                       privacy.delta if delta is None else delta,
+                                       config.rounds, config.evaluation.progress_every)
+    scales = audit_scales(config)
+    if len(set(scales.values())) <= 1:
+        return noise
+    return dataclasses.replace(noise, audit_scales=tuple(scales.items()))
 
 
 def audit_noise_std(config: RunConfig, delta: float | None = None) -> float:
@@ -466,6 +481,14 @@ class NoiseShare:
     audit: float
     distributed: bool
     rows: tuple[tuple[float, float, int], ...]
+    #: The std on each count of each attribute's cells when they differ
+    #: (``evaluation.audit_weights``; each a share floored as ``audit`` is); empty:
+    #: ``audit`` for all.
+    audit_by_attribute: tuple[tuple[str, float], ...] = ()
+
+    def audit_stds(self) -> dict[str, float]:
+        """The std on each count of each audit attribute's cells."""
+        return dict(self.audit_by_attribute) or {g.name: self.audit for g in AUDIT_GROUPS}
 
 
 AUDIT_L2 = math.sqrt(len(AUDIT_GROUPS))  # one count per audit attribute per student
@@ -493,9 +516,17 @@ def noise_share(noise: EvaluationNoise, server_round: int,
 
 def audit_share(noise: EvaluationNoise, survivors_min: int | None = None) -> NoiseShare:
     """A centre's noise for the audit exchange (the equity cells, L2 sensitivity
-    ``AUDIT_L2``), whole or shared as in :func:`noise_share`."""
+    ``AUDIT_L2``), whole or shared as in :func:`noise_share`. With the run's attributes
+    at different stds (``EvaluationNoise.audit_scales``) each attribute's is shared and
+    floored on its own, and its rows are one per attribute (sensitivity 1 each: their
+    composition is the release's cost, the audit multiplier when nothing is floored)."""
     audit = _share(noise.audit * AUDIT_L2, survivors_min)
-    return NoiseShare(0.0, audit, survivors_min is not None, ((audit / AUDIT_L2, 1.0, 1),))
+    distributed = survivors_min is not None
+    if not noise.audit_scales:
+        return NoiseShare(0.0, audit, distributed, ((audit / AUDIT_L2, 1.0, 1),))
+    stds = {name: _share(std, survivors_min) for name, std in noise.audit_stds().items()}
+    return NoiseShare(0.0, audit, distributed, tuple((std, 1.0, 1) for std in stds.values()),
+                      tuple(stds.items()))
 
 
 def run_shares(noise: EvaluationNoise, survivors_min: int | None = None
@@ -536,10 +567,18 @@ def summed_rows(share: NoiseShare, summands: int, histogram_dim: int, audit_dim:
         rows.append(sum_multiplier(share.histogram, summands, 1.0, histogram_dim))
         if whole is not None:
             full.append(whole.final if final else whole.progress)
-    if share.audit > 0:
+    if share.audit > 0 and not share.audit_by_attribute:
         rows.append(sum_multiplier(share.audit, summands, AUDIT_L2**2, audit_dim))
         if whole is not None:
             full.append(whole.audit)
+    elif share.audit > 0:  # one bound per attribute (sensitivity 1, its share of the counts)
+        cells = sum(len(g.cells) for g in AUDIT_GROUPS)
+        stds = share.audit_stds()
+        for group in AUDIT_GROUPS:
+            dim = round(audit_dim * len(group.cells) / cells)
+            rows.append(sum_multiplier(stds[group.name], summands, 1.0, dim))
+        if whole is not None:
+            full.extend(whole.audit_stds().values())
     if whole is not None:
         rows = [max(r, f) for r, f in zip(rows, full, strict=True)]
     return [(z, 1.0, 1) for z in rows]

@@ -55,6 +55,12 @@ REGIONS, REGION, COUNTS = "secure.regions", "secure.region", "secure.counts"
 NOISE_HISTOGRAM, NOISE_AUDIT = "noise.histogram", "noise.audit"
 NOISE_DISTRIBUTED, NOISE_THRESHOLD = "noise.distributed", "noise.threshold"
 AUDIT_SENSITIVE = "audit.sensitive"  # 1: its sex and indigenous cells carry counts
+
+
+def audit_noise_key(attribute: str) -> str:
+    """The metric beside a centre's masked audit counts that gives the std of the noise
+    on each count of ``attribute``'s cells (``NOISE_AUDIT`` when absent)."""
+    return f"{NOISE_AUDIT}.{attribute}"
 _REACH, _COUNTED, _CELLS, _VARIANCE = range(2 * GROUP_BINS, BLOCK)
 VARIANCE_SCALE = 1000.0
 

@@ -31,13 +31,11 @@ from common.i18n import N_, Joined, word
 from common.metrics import ScoreHistogram, auc_from_histogram, bin_centres, summarise
 from common.privacy import (
     audit_noise_stds,
-    audit_scales,
     composed_epsilon,
     run_evaluation_noise,
 )
 from common.protocol import LASTING_REFUSALS, AuditRequest, TrainRelease
 from common.secure_release import (
-    NOISE_AUDIT,
     NOISE_DISTRIBUTED,
     NOISE_HISTOGRAM,
     NOISE_THRESHOLD,
@@ -45,7 +43,7 @@ from common.secure_release import (
 )
 from server.federation.audit_log import ServerAudit
 from server.federation.regions import CentreRegister
-from server.federation.secure_pooling import number, sum_cost, summed_cells
+from server.federation.secure_pooling import audit_stds_of, number, sum_cost, summed_cells
 from server.federation.validation import evaluation_problem
 
 HISTOGRAM_KEYS = protocol.HISTOGRAM_KEYS
@@ -448,10 +446,10 @@ class RunBook:
         calibration = Calibration(request.slope, request.intercept)
         bands = band_probabilities(histogram, request.threshold, calibration)
         cells = summed_cells(summed, [m for _, m in survivors], regions, request.threshold,
-                             distributed=bool(shares), scales=audit_scales(self.config))
-        stds = [number(m, NOISE_AUDIT) for _, m in survivors]
+                             distributed=bool(shares))
+        stds = [audit_stds_of(m) for _, m in survivors]
         report = audit_report(cells, request.threshold,
-                              audit_noise_stds(self.config, max(stds)), bands)
+                              {name: max(s[name] for s in stds) for name in stds[0]}, bands)
         entry = self.round_log(self.config.rounds)
         if shares:
             self.sum_rows.extend(sum_cost(self.config, shares, len(survivors) > len(shares),

@@ -27,6 +27,7 @@ from common.secure_release import (
     NOISE_HISTOGRAM,
     VARIANCE_SCALE,
     SummedRelease,
+    audit_noise_key,
     pooled_cell,
 )
 
@@ -43,18 +44,26 @@ def number(metrics: Metrics, key: str) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
 
 
+def audit_stds_of(metrics: Metrics) -> dict[str, float]:
+    """A centre's std on each count of each audit attribute's cells: what it reports
+    per attribute (``audit_noise_key``: the run's ``evaluation.audit_weights``), else
+    its ``NOISE_AUDIT`` for all."""
+    return {g.name: number(metrics, audit_noise_key(g.name)
+                           if audit_noise_key(g.name) in metrics else NOISE_AUDIT)
+            for g in AUDIT_GROUPS}
+
+
 def summed_cells(summed: SummedRelease, survivors: Sequence[Metrics], regions: Sequence[str],
-                 threshold: float, distributed: bool,
-                 scales: Mapping[str, float] | None = None) -> dict[str, dict[str, PooledCell]]:
+                 threshold: float, distributed: bool) -> dict[str, dict[str, PooledCell]]:
     """The audit's pooled cells from the sums. Each count's noise variance is the sum of
-    the survivors' (a sensitive cell's, of those whose policy released it), times its
-    attribute's ``scales`` squared (``common.privacy.audit_scales``: the run's
-    ``evaluation.audit_weights``; 1 by default). With
-    distributed noise no per-centre indicator was sent: a cell counts the round's
-    centres, ``indigenous=true`` is hidden and there are no region rows."""
-    variance = sum(number(m, NOISE_AUDIT) ** 2 for m in survivors)
-    sensitive = sum(number(m, NOISE_AUDIT) ** 2 for m in survivors
-                    if number(m, SENSITIVE_KEY) > 0)
+    the survivors' for its attribute (:func:`audit_stds_of`; a sensitive cell's, of
+    those whose policy released it). With distributed noise no per-centre indicator was
+    sent: a cell counts the round's centres, ``indigenous=true`` is hidden and there are
+    no region rows."""
+    stds = [audit_stds_of(m) for m in survivors]
+    variance = {g.name: sum(s[g.name] ** 2 for s in stds) for g in AUDIT_GROUPS}
+    sensitive = {g.name: sum(s[g.name] ** 2 for s, m in zip(stds, survivors, strict=True)
+                             if number(m, SENSITIVE_KEY) > 0) for g in AUDIT_GROUPS}
     cells: dict[str, dict[str, PooledCell]] = {}
     for group in AUDIT_GROUPS:
         cells[group.name] = {}
@@ -66,7 +75,7 @@ def summed_cells(summed: SummedRelease, survivors: Sequence[Metrics], regions: S
             block = summed.cells[cell_key(group.name, value)].copy()
             # A withheld attribute's students are all in its UNKNOWN cell, with noise.
             withheld = group.name in AUDIT_SENSITIVE and value != UNKNOWN
-            own = (sensitive if withheld else variance) * (scales or {}).get(group.name, 1.0)**2
+            own = (sensitive if withheld else variance)[group.name]
             block[2 * GROUP_BINS + 3] = math.ceil(own * VARIANCE_SCALE)  # its variance slot
             cells[group.name][value] = pooled_cell(block, threshold, centres)
     cells = reconciled(cells, threshold)
@@ -84,8 +93,11 @@ def sum_cost(config: RunConfig, shares: Sequence[Metrics], whole: bool,
     when one is in the sum and bounds more. ``server_round``: the round evaluated (None:
     the audit exchange)."""
     noise = run_evaluation_noise(config)
+    stds = [audit_stds_of(m) for m in shares]
+    smallest = {g.name: min(s[g.name] for s in stds) for g in AUDIT_GROUPS}
     share = NoiseShare(min(number(m, NOISE_HISTOGRAM) for m in shares),
-                       min(number(m, NOISE_AUDIT) for m in shares), True, ())
+                       min(number(m, NOISE_AUDIT) for m in shares), True, (),
+                       () if len(set(smallest.values())) <= 1 else tuple(smallest.items()))
     final = server_round is None or server_round >= config.rounds
     return summed_rows(share, len(shares), 2 * config.evaluation.bins,
                        2 * GROUP_BINS * len(all_cell_keys()), noise if whole else None, final)

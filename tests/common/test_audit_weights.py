@@ -9,9 +9,19 @@ import pandas as pd
 import pytest
 
 from common.config import ConfigError, RunConfig
+from common.discrete_gaussian import MIN_SHARE_STD
 from common.equity import AUDIT_GROUPS, GROUP_BINS, cell_key, centre_cells
 from common.equity_pooling import pooled_audit
-from common.privacy import audit_noise_std, audit_noise_stds, audit_scales, run_evaluation_noise
+from common.privacy import (
+    NoiseShare,
+    audit_noise_std,
+    audit_noise_stds,
+    audit_scales,
+    audit_share,
+    composed_epsilon,
+    run_evaluation_noise,
+    summed_rows,
+)
 
 
 def _config(weights: str, **privacy: object) -> RunConfig:
@@ -51,10 +61,31 @@ def test_bad_weights_are_refused_in_one_sentence(weights: str):
         _config(weights)
 
 
-def test_unequal_weights_are_refused_with_distributed_noise():
-    with pytest.raises(ConfigError, match="must be equal"):
-        _config("imse_band=2", secure_aggregation=True, distributed_noise=True)
-    _config("", secure_aggregation=True, distributed_noise=True)
+def test_distributed_shares_follow_the_weights_and_their_sum_keeps_the_target():
+    """Under distributed noise each attribute's share is its own std over sqrt(t),
+    floored alone; a centre books one row per attribute (sensitivity 1 each), and the
+    sum's bound is composed per attribute, which for equal stds is the one-row bound."""
+    equal = run_evaluation_noise(_config("", epsilon=1.0))
+    weighted = run_evaluation_noise(_config("imse_band=1.75,home_language=1.2", epsilon=1.0))
+    assert equal.audit == weighted.audit and not equal.audit_scales
+    plain, shared = audit_share(weighted), audit_share(weighted, survivors_min=8)
+    stds = weighted.audit_stds()
+    assert plain.audit_stds() == pytest.approx(stds)
+    assert shared.audit_stds() == pytest.approx(
+        {name: max(std / math.sqrt(8), MIN_SHARE_STD) for name, std in stds.items()})
+    # Alone, the weighted share costs what the equal one does when nothing is floored.
+    alone = [composed_epsilon(list(audit_share(n, 4).rows), 1e-6) for n in (equal, weighted)]
+    assert alone[0] == pytest.approx(alone[1], rel=1e-6)
+    # The sum: per attribute equals the one-row bound when the stds are equal ...
+    one = audit_share(equal, 8)
+    per = NoiseShare(0.0, one.audit, True, (), tuple((g.name, one.audit) for g in AUDIT_GROUPS))
+    dim = 2 * GROUP_BINS * sum(len(g.cells) for g in AUDIT_GROUPS)
+    assert composed_epsilon(summed_rows(per, 8, 40, dim), 1e-6) == pytest.approx(
+        composed_epsilon(summed_rows(one, 8, 40, dim), 1e-6), rel=1e-6)
+    # ... and a sum of 8 weighted shares stays within the run's target.
+    assert composed_epsilon(summed_rows(shared, 8, 40, dim), 1e-6) <= composed_epsilon(
+        summed_rows(one, 8, 40, dim), 1e-6) * (1 + 1e-6)
+    assert composed_epsilon(summed_rows(one, 8, 40, dim), 1e-6) < 1.0
 
 
 def _students(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from common.equity import GROUP_BINS, all_cell_keys
-from common.secure_release import block, decode, encode, exact_sum
+from common.secure_release import audit_noise_key, block, decode, encode, exact_sum
 from server.federation.secure_pooling import summed_cells
 
 THRESHOLD = 0.3
@@ -66,13 +66,14 @@ def test_whole_noise_sums_keep_the_indicators_and_the_regions() -> None:
     assert not cells["region"]["A"].reportable
 
 
-def test_the_sums_noise_follows_the_runs_audit_weights() -> None:
-    """With ``evaluation.audit_weights`` each centre scaled its std per attribute
-    (``common.privacy.audit_scales``): the ministry scales the summed variances alike."""
+def test_the_sums_noise_follows_each_attributes_reported_std() -> None:
+    """With ``evaluation.audit_weights`` each centre reports its std per attribute
+    (``audit_noise_key``): the ministry sums each attribute's variances."""
     summed, metrics = _summed(4, distributed=False)
-    scales = {"imse_band": 0.5, "sex": 1.5}
-    cells = summed_cells(summed, metrics, [], THRESHOLD, distributed=False,  # type: ignore[arg-type]
-                         scales=scales)
+    for i, m in enumerate(metrics):
+        m[audit_noise_key("imse_band")] = (2.0 + i) * 0.5
+        m[audit_noise_key("sex")] = (2.0 + i) * 1.5
+    cells = summed_cells(summed, metrics, [], THRESHOLD, distributed=False)  # type: ignore[arg-type]
     every, released = 4 + 9 + 16 + 25, 9 + 16 + 25
     attribute = {"sex": (3 * released + every) * 2.25, "indigenous": 2 * released + every,
                  "ehdaa": 3 * every, "immigrant_generation": 4 * every,
