@@ -259,7 +259,12 @@ def run_scenario(
     split: dict[str, float] = {}
     prepare_environment()
     run_dir = (out or run_folder.default_run_dir(scenario.name)).resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # an existing file there, a folder this account may not write
+        raise ConfigError(N_("Cannot create the folder %(path)s (%(reason)s); give an "
+                                 "--out this account may write to.", path=str(run_dir),
+                                 reason=exc.strerror or str(exc))) from None
     if shared is None:
         data_dir = run_dir / "data"
         files, num_students = prepare_data(scenario, data_dir)

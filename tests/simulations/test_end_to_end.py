@@ -126,6 +126,20 @@ def test_bad_override_ends_with_one_sentence_and_exit_2(tmp_path: Path) -> None:
     assert not any(tmp_path.iterdir())
 
 
+def test_a_run_folder_that_cannot_be_made_ends_with_one_sentence_and_exit_2(
+        tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("a file, not a folder")
+    proc = subprocess.run(
+        [str(SIM), "--lang", "en", "run", "--scenario", "tiny", "--out", str(taken)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "Cannot create the folder" in proc.stderr and str(taken) in proc.stderr
+    assert taken.read_text() == "a file, not a folder"
+
+
 def test_unknown_scenario_is_named_with_the_known_ones() -> None:
     proc = subprocess.run([str(SIM), "--lang", "en", "run", "--scenario", "nowhere"],
                           capture_output=True, text=True, timeout=60, check=False)
