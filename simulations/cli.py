@@ -73,6 +73,9 @@ def _done(summary: dict[str, Any]) -> str:
     figures = {
         "seconds": Number(summary["wall_seconds"], 0),
         "auc": (Number(released, 3) if released is not None
+                else word(N_("not measured: no centre released its final evaluation "
+                             "(centres_refused in summary.json, and each centre's audit "
+                             "log, say why)")) if not summary.get("num_centres")
                 else word(N_("not measurable (too few students for the noise)"))),
         "centralised": Number(summary["auc_centralized"], 3),
     }

@@ -59,6 +59,16 @@ def test_the_end_of_a_run_is_said_with_the_numbers_of_the_language() -> None:
         "différentielle 0,801), epsilon dépensé d'au plus 1,96 à delta 1e-06.")
 
 
+def test_a_run_without_a_pooled_auc_says_why() -> None:
+    summary = {"wall_seconds": 30.0, "auc_pooled": None, "auc_centralized": 0.8,
+               "epsilon_max": 2.0, "delta": 1e-06}
+    refused = i18n.translate(_done({**summary, "num_centres": 0}), "en")
+    assert "no centre released its final evaluation" in refused and "centres_refused" in refused
+    assert "aucun centre n'a publié" in i18n.translate(_done({**summary, "num_centres": 0}), "fr")
+    noisy = i18n.translate(_done({**summary, "num_centres": 12}), "en")
+    assert "too few students for the noise" in noisy
+
+
 def test_the_bench_table_shows_its_names_and_figures_in_the_language() -> None:
     from common.cli_language import set_language
     from simulations.bench_report import table_rows
