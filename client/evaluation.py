@@ -23,7 +23,6 @@ this budget and training's compose in parallel (the run's guarantee is the large
 
 from __future__ import annotations
 
-import math
 import secrets
 
 import numpy as np
@@ -35,11 +34,10 @@ from client.ledger import BudgetExceeded, PrivacyLedger
 from client.run_plan import BUDGET_SLACK, check_run_budget, run_history
 from client.site_policy import PrivacyFloor
 from common.config import RunConfig
-from common.equity import AUDIT_GROUPS, CELL_LENGTH, all_cell_keys, centre_cells
+from common.equity import CELL_LENGTH, all_cell_keys, centre_cells
 from common.metrics import bin_centres, score_histogram
 from common.privacy import (
     EvaluationNoise,
-    audit_noise_stds,
     composed_epsilon,
     evaluation_scheduled,
     reserved_rows,
@@ -168,8 +166,7 @@ def evaluation_release(
             data.audit_test, probabilities, data.y_test, threshold=audit.threshold,
             sensitive_allowed=data.policy.audit_attributes_allowed,
             # The noise the centre books: calibrated at its own delta when that is smaller.
-            noise_std=0.0 if noise is None else audit_noise_stds(
-                config, noise.audit * math.sqrt(len(AUDIT_GROUPS))),
+            noise_std=0.0 if noise is None else noise.audit_stds(),
             rng=rng))
         return metrics
     final = server_round >= config.rounds

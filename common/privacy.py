@@ -281,11 +281,13 @@ def audit_scales(config: RunConfig) -> dict[str, float]:
     return {name: math.sqrt(total / (len(weights) * w)) for name, w in weights.items()}
 
 
-def audit_noise_stds(config: RunConfig, base: float | None = None) -> dict[str, float]:
-    """Std of the noise on each count of each audit attribute's cells: ``base`` (the
-    equal-share std, :func:`audit_noise_std` by default) times :func:`audit_scales`."""
-    base = audit_noise_std(config) if base is None else base
-    return {name: base * scale for name, scale in audit_scales(config).items()}
+def audit_noise_stds(config: RunConfig) -> dict[str, float]:
+    """Std of the noise on each count of each audit attribute's cells at the run's
+    delta (:func:`audit_noise_std` times :func:`audit_scales`; 0 without evaluation
+    noise): the ministry's, for the audit's intervals."""
+    if not (config.privacy.dp and config.privacy.evaluation_noise):
+        return {g.name: 0.0 for g in AUDIT_GROUPS}
+    return run_evaluation_noise(config).audit_stds()
 
 
 # The number of training records a centre reports (FedAvg's weight) is a count: it gets

@@ -103,7 +103,7 @@ def _students(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
 
 def test_the_noise_lands_where_the_weights_say_and_the_intervals_follow():
     config = _config("imse_band=3,sex=0.5")
-    stds = audit_noise_stds(config, 6.0)
+    stds = {name: 6.0 * scale for name, scale in audit_scales(config).items()}
     centres = [_students(400, s) for s in range(3)]
     exact = [centre_cells(a, p, y, threshold=0.3, sensitive_allowed=True) for a, p, y in centres]
     imse, sex = cell_key("imse_band", "4-7"), cell_key("sex", "F")
