@@ -144,6 +144,22 @@ def test_noisy_equity_counts_are_said_and_unjudgeable_groups_named(tmp_path: Pat
     assert not any("differential-privacy noise" in note for note in plain)
 
 
+def test_unequal_shares_of_the_audits_noise_are_said(tmp_path: Path) -> None:
+    run = write_run_folder(tmp_path / "run")
+    equity = json.loads((run / "equity.json").read_text())
+    stds = {"sex": 5.35, "ehdaa": 5.35, "indigenous": 5.35, "immigrant_generation": 5.35,
+            "home_language": 5.35, "imse_band": 4.04}
+    equity.update(noise_std=4.04, noise_std_by_attribute=stds)
+    (run / "equity.json").write_text(json.dumps(equity))
+    shares = [note for note in build_model_card(run)["limitations"]
+              if "shares its noise unequally" in note]
+    assert len(shares) == 1 and "4.04" in shares[0] and "imse_band" in shares[0]
+    assert "5.35" in shares[0]
+    equity["noise_std_by_attribute"] = dict.fromkeys(stds, 5.04)  # equal: nothing said
+    (run / "equity.json").write_text(json.dumps(equity))
+    assert not any("unequally" in note for note in build_model_card(run)["limitations"])
+
+
 def test_the_computed_sentences_are_in_the_language_of_each_page(tmp_path: Path) -> None:
     run = write_run_folder(tmp_path / "run")
     equity = json.loads((run / "equity.json").read_text())
