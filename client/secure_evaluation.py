@@ -124,6 +124,7 @@ def secure_release(
     metrics: dict[str, float | int] = {
         "epsilon": epsilon, NOISE_HISTOGRAM: std_histogram, NOISE_AUDIT: std_audit,
         NOISE_DISTRIBUTED: int(distributed), NOISE_THRESHOLD: int(survivors_min or 0),
-        AUDIT_SENSITIVE: int(sensitive),
-        **{audit_noise_key(name): std for name, std in stds.items()}}
+        AUDIT_SENSITIVE: int(sensitive)}
+    if len(set(stds.values())) > 1:  # the run's audit weights: each attribute's std
+        metrics.update({audit_noise_key(name): std for name, std in stds.items()})
     return encode(pos, neg, blocks, slot.regions, region), metrics

@@ -10,6 +10,7 @@ locale that names no language of ours.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -19,10 +20,14 @@ os.environ["LANG"] = "C.UTF-8"
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
-    """Every test marked ``slow`` (the federations, real servers and Ray) runs on one
-    xdist worker, one after another, as without xdist: their timeouts were set for a
-    machine that runs one federation at a time. The other tests, nearly a thousand
-    short ones, run beside them on the other worker (``make pytest``: ``-n 2 --dist
-    loadgroup``; xdist reads the groups when the collection is modified, after this)."""
+    """The tests marked ``slow`` (the federations, real servers and Ray) run in two
+    xdist groups, each on one worker, one test after another: the real deployments on
+    loopback (``tests/deploy``) and the simulated federations (the rest), so that at
+    most two federations run at once, one per core, each using about one core (their
+    timeouts hold so). The other tests, nearly a thousand short ones, fill the workers
+    around them (``make pytest``: ``-n 2 --dist loadgroup``; xdist reads the groups when
+    the collection is modified, after this). One group for all of them left one worker
+    idle for the second half of the run (19 of 23 minutes on a slow day)."""
     if item.get_closest_marker("slow") is not None:
-        item.add_marker(pytest.mark.xdist_group("federations"))
+        deploy = Path(str(item.path)).is_relative_to(Path(__file__).parent / "deploy")
+        item.add_marker(pytest.mark.xdist_group("deploy" if deploy else "federations"))
