@@ -50,7 +50,7 @@ test: lint typecheck pytest
 
 # Fresh random malformed extracts (many more than `make test` checks, which are fixed).
 fuzz: install
-	PERSEVERANCE_FUZZ=1 $(BIN)/python -m pytest -q tests/client/test_malformed.py
+	PERSEVERANCE_FUZZ=1 $(BIN)/python -m pytest -q tests/client/ingest/test_malformed.py
 
 clean:
 	rm -rf runs .work .pytest_cache .mypy_cache .ruff_cache

@@ -14,7 +14,7 @@ import importlib
 
 import typer
 
-from common.cli_language import LocalisedGroup
+from common.i18n.cli import LocalisedGroup
 
 # Modules with a ``register(app)`` function, in the order their commands are listed.
 COMMANDS = ("client.commands.validate", "client.commands.score", "client.commands.ledger",

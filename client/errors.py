@@ -1,6 +1,6 @@
 """The centre's own errors: what cannot be used, and what it declines. Both carry a
 sentence for the centre's operators; what the ministry is told is a code and a fixed
-sentence of ``common.protocol`` (``client.centre_task.refusal_of``), never the detail."""
+sentence of ``common.protocol`` (``client.federation.centre_task.refusal_of``), never the detail."""
 
 from __future__ import annotations
 

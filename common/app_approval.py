@@ -2,7 +2,7 @@
 
 A run ships its code to the centres as a FAB (Flower App Bundle, the zip that
 ``flwr build`` and ``flwr run`` make); Flower names a FAB by the SHA-256 of its bytes.
-A centre's own ClientApp runtime (``client/runtime_task.py``) computes that hash from
+A centre's own ClientApp runtime (``client/federation/runtime_task.py``) computes that hash from
 the bytes it received and installs, imports and runs the FAB only if the hash is in
 ``<state-dir>/approved-apps.json``; anything else is refused before one file of it is
 unpacked. ``perseverance-client app approve|list|revoke`` edit the list, and the
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from common.errors import ExitCode, PerseveranceError
 from common.files import atomic_write_bytes
-from common.i18n import N_
+from common.i18n.catalogue import N_
 
 APPROVED_APPS_FILE = "approved-apps.json"
 FORMAT_VERSION = 1

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
-from common.equity import AUDIT_GROUPS
+from common.equity.audit import AUDIT_GROUPS
 from common.errors import ExitCode, PerseveranceError
-from common.i18n import N_, Sentence, word
+from common.i18n.catalogue import N_, Sentence, word
 
 ConfigValue = bool | int | float | str
 
@@ -101,7 +101,7 @@ class EvaluationConfig:
     between its attributes, ``"imse_band=1.75,sex=1"`` (an attribute it does not name
     weighs 1; empty: all equal): attribute ``a`` gets the noise std
     ``m * sqrt(sum(w) / w[a])``, where ``m`` is the audit's multiplier, so the release's
-    privacy is that of the equal shares (``common.privacy.audit_noise_stds``)."""
+    privacy is that of the equal shares (``common.privacy.accounting.audit_noise_stds``)."""
 
     bins: int = 20
     test_fraction: float = 0.2

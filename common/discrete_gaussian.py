@@ -65,7 +65,7 @@ def sum_multiplier(sigma: float, summands: int, l2_squared: float, dim: int) -> 
     """The Gaussian noise multiplier whose Renyi-DP bounds that of ``summands`` shares of
     N_Z(0, sigma^2) summed, for a release of ``dim`` counts whose squared L2
     sensitivity is ``l2_squared``: 1 / sqrt(l2^2 / (n sigma^2) + tau dim / 2), a row the
-    accountant (``common.privacy.composed_epsilon``, q = 1) composes as it is."""
+    accountant (``common.privacy.accounting.composed_epsilon``, q = 1) composes as it is."""
     assert sigma >= 0.5, "the bound needs sigma >= 1/2"
     epsilon_squared = (l2_squared / (summands * sigma**2)
                        + sum_tau(sigma, summands) * dim / 2)

@@ -17,7 +17,7 @@ from torch import nn
 
 from common.calibration import Calibration
 from common.encoding import ENCODING_VERSION, NUM_FEATURES
-from common.i18n import N_
+from common.i18n.catalogue import N_
 
 
 @dataclass(frozen=True)

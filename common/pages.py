@@ -19,10 +19,10 @@ from typing import Any
 
 import jinja2
 
-from common import i18n
-from common.equity import GAPS
+from common.equity.audit import GAPS
 from common.files import package_data
-from common.i18n import N_ as N_  # re-exported: the pages mark their messages with it
+from common.i18n import catalogue as i18n
+from common.i18n.catalogue import N_ as N_  # re-exported: the pages mark their messages with it
 from common.protocol import refusing_centre
 
 # A part the run did not produce, in every JSON file and page (never estimated; the
@@ -30,7 +30,7 @@ from common.protocol import refusing_centre
 NOT_MEASURED = N_("not measured in this run")
 
 
-# The equity gaps (``common.equity.GAPS``) as the pages name them.
+# The equity gaps (``common.equity.audit.GAPS``) as the pages name them.
 GAP_LABELS = {
     "equal_opportunity_gap": N_("equal opportunity gap"),
     "fpr_gap": N_("fpr gap"),
@@ -65,13 +65,13 @@ def is_interval(value: Any) -> bool:
 
 
 def gap_names(gaps: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """The gaps (in ``common.equity.GAPS`` order) that at least one attribute reports."""
+    """The gaps (in ``common.equity.audit.GAPS`` order) that at least one attribute reports."""
     return [name for name, _ in GAPS if any(name in values for values in gaps.values())]
 
 
 def build_environment(loader: jinja2.BaseLoader, lang: str = "en") -> jinja2.Environment:
     """A Jinja2 environment with the project's rules (every value escaped, unknown names
-    refused), filters and tests, and the translation catalogue (``common.i18n``) of
+    refused), filters and tests, and the translation catalogue (``common.i18n.catalogue``) of
     ``lang`` for ``{% trans %}`` and ``_()``; ``number`` formats in that language.
     Other HTML surfaces (the operations console) pass their own loader."""
     env = jinja2.Environment(
@@ -109,11 +109,12 @@ def build_environment(loader: jinja2.BaseLoader, lang: str = "en") -> jinja2.Env
     env.filters["number"] = number
     env.filters["figure"] = localised_figure
     env.filters["reason"] = reason
-    # A sentence kept with its parameters (``common.i18n.Sentence``), in the page's language.
+    # A sentence kept with its parameters (``common.i18n.catalogue.Sentence``), in the page's
+    # language.
     # (``str()`` of a Sentence would drop its message id: a str is passed as it is.)
     env.filters["translated"] = lambda text: i18n.translate(
         text if isinstance(text, str) else str(text), lang)
-    # A sentence kept as a record (``common.i18n.to_record``: JSON files), read back.
+    # A sentence kept as a record (``common.i18n.catalogue.to_record``: JSON files), read back.
     env.filters["from_record"] = i18n.from_record
     env.globals["lang"] = lang
     # Between two numbers: French writes decimals with a comma, so lists take ";".

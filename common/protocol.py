@@ -1,7 +1,7 @@
 """The wire protocol between the ministry and the centres: record and key names, reply
 codes and the fixed reasons of refusals, with typed accessors both sides use.
 
-Flower-free (records are read as mappings): the ClientApp (``client.centre_task``) and
+Flower-free (records are read as mappings): the ClientApp (``client.federation.centre_task``) and
 the ServerApp (``server.federation.run``) import it; neither imports the other.
 
 What a centre sends is exactly what the privacy guarantee covers (docs/PRIVACY.md,
@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
-from common.i18n import N_
+from common.i18n.catalogue import N_
 
 # ---------------------------------------------------------------- records of a message
 ARRAYS = "arrays"  # the global model (instruction) or the centre's weights (reply)
@@ -59,7 +59,7 @@ TRAIN_METRIC_KEYS = frozenset({NUM_EXAMPLES, EPSILON})
 #: Scalar metrics of an evaluation reply (the rest are histograms and equity cells).
 EVALUATION_SCALAR_KEYS = frozenset({NUM_EXAMPLES, SQ_ERR_SUM})
 
-#: Keys of the records head (``client.records.records_head``).
+#: Keys of the records head (``client.privacy.records.records_head``).
 HEAD_KEYS = ("actor", "audit_head", "audit_lines", "ledger_head", "ledger_rows",
              "epsilon_lifetime")
 

@@ -92,7 +92,7 @@ class Column:
     school team knows it; ``unit``, how a number is written (numeric columns; a boolean
     reads yes/no, a categorical value by its ``value_labels``, one per ``vocabulary``
     entry, in order); ``reference``, the value of the reference student, typical and
-    the same everywhere, that explanations (``client.explain``) measure from and the
+    the same everywhere, that explanations (``client.scoring.explain``) measure from and the
     generator's dropout log-odds are centred on.
     """
 

@@ -233,7 +233,7 @@ def train_local(
     With ``dp``, each step draws a Poisson batch at rate ``1 / steps_per_epoch`` (the
     rate the accountant is told), clips per-sample gradients and adds noise; the noisy
     sum is divided by ``batch_size``, the expected batch. A centre passes both from its
-    public plan (``client.run_plan``), never from its exact number of records.
+    public plan (``client.privacy.run_plan``), never from its exact number of records.
     """
     n = len(y)
     assert n > 0 and len(x) == n, "training needs as many labels as rows"

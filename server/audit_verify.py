@@ -15,17 +15,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from common.audit_trail import Tampering, check_trail
-from common.cli_language import error_line, shown
 from common.errors import ExitCode
-from common.i18n import N_, sentence
-from common.records import (
+from common.i18n.catalogue import N_, sentence
+from common.i18n.cli import error_line, shown
+from common.records.chain import (
     RecordsUnverifiable,
     read_anchors,
     report,
     verify_centre,
 )
-from common.records_key import RecordsKeyError, read_key
+from common.records.key import RecordsKeyError, read_key
+from common.records.trail import Tampering, check_trail
 from server.federation.audit_log import AUDIT_FILE, KEY_ENV, ministry_key_path
 
 STATE = "state"

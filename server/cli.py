@@ -11,8 +11,8 @@ exits with COMMAND's code. The loopback launcher is ``perseverance-sim dev-feder
 
 The command's own sentences (what it made, its errors) and its help are in French unless
 ``--lang en`` (before the subcommand: ``perseverance-server --lang en pki init``) or the
-locale says English; they come from the one catalogue (``common.i18n``,
-``common.cli_language``). The errors of the libraries it calls (PKI, enrolment, tunnel,
+locale says English; they come from the one catalogue (``common.i18n.catalogue``,
+``common.i18n.cli``). The errors of the libraries it calls (PKI, enrolment, tunnel,
 registry, model card, audit) are catalogue messages (``N_``), shown in that language.
 """
 
@@ -26,9 +26,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from common.cli_language import LangOption, LocalisedGroup, error_line, shown
 from common.errors import ExitCode
-from common.i18n import N_, sentence, word
+from common.i18n.catalogue import N_, sentence, word
+from common.i18n.cli import LangOption, LocalisedGroup, error_line, shown
 from common.workdirs import work_root
 from server.audit_verify import audit_app
 from server.deployment import pki as pki_lib
@@ -54,7 +54,7 @@ err = Console(stderr=True, highlight=False)
 
 @app.callback()
 def _options(lang: LangOption = None) -> None:
-    """The language is set by the option's callback (``common.cli_language``)."""
+    """The language is set by the option's callback (``common.i18n.cli``)."""
 
 
 def _say(out: Console, message: str) -> None:

@@ -23,7 +23,7 @@ import torch
 from common.calibration import Calibration
 from common.config import RunConfig
 from common.files import atomic_write_bytes
-from common.i18n import N_, from_record
+from common.i18n.catalogue import N_, from_record
 from common.model import ModelConfig
 
 SUMMARY = "summary.json"

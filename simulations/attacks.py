@@ -1,7 +1,7 @@
 """Poisoning attacks for simulations: a share of the centres is malicious.
 
 The attack is a Flower client mod that the simulation runner plants in the ClientApp
-(``client.app.build_client_app(mods)``); the deployed app never carries it. A
+(``client.federation.app.build_client_app(mods)``); the deployed app never carries it. A
 scenario's ``[attack]`` table (or ``--set attack.kind=... --set attack.fraction=...``)
 chooses it; ``s`` is ``attack.scale`` (10 by default) and ``u`` the centre's honest
 update (its new weights minus the global weights it received):

@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from client.data import CentreData
+from client.ingest.centre_data import CentreData
 from common.config import RunConfig
-from common.equity import MIN_CENTRES_PER_CELL, SIZE_BANDS, size_band
+from common.equity.audit import MIN_CENTRES_PER_CELL, SIZE_BANDS, size_band
 from common.model import predict_proba
 from simulations.inprocess import federate, restricted, scores, train_alone
 

@@ -2,7 +2,7 @@
 
 Four federations of the same scenario (same centres, data, model, rounds, epochs):
 
-- ``raw_dp``: what every centre does in a round (``client.federated.train_round`` and
+- ``raw_dp``: what every centre does in a round (``client.federation.rounds.train_round`` and
   ``evaluate_round``), FedAvg weighted by examples and pooled evaluation, in a plain
   loop in this process: no Flower, no Ray. Torch gets as many threads as a simulated
   centre gets CPUs (``backend.num_cpus``), as Ray gives its actors.
@@ -38,8 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from client.data import CentreData, load_centre
-from client.federated import (
+from client.federation.rounds import (
     CentreRefusal,
     centre_data,
     centre_plan,
@@ -48,10 +47,11 @@ from client.federated import (
     state_dir,
     train_round,
 )
-from client.run_plan import RunPlan
+from client.ingest.centre_data import CentreData, load_centre
+from client.privacy.run_plan import RunPlan
 from common.config import RunConfig
 from common.model import ModelConfig, build_model, predict_proba, set_weights
-from common.privacy import choose_batch_size
+from common.privacy.accounting import choose_batch_size
 from common.training import DPSettings, train_local
 from common.workdirs import prepare_environment
 from server import run_folder
@@ -167,9 +167,8 @@ def raw_federation(config: RunConfig, num_centres: int, threads: int = 1) -> Raw
     cold too. ``breakdown`` splits the wall time into load, calibrate (noise and the
     accountant), train, aggregate and evaluate.
     """
-    from client import student_budget
-    from common import privacy
-
+    from client.privacy import student_budget
+    from common.privacy import accounting as privacy
     load_centre.cache_clear()
     student_budget.forget_hashes()
     for cached in vars(privacy).values():  # calibrations and one-step RDP: start cold

@@ -24,7 +24,7 @@ import torch
 
 from common.encoding import NUM_FEATURES
 from common.model import ModelConfig, build_model, get_weights
-from common.privacy import choose_batch_size
+from common.privacy.accounting import choose_batch_size
 from common.training import ENGINES, DPSettings, train_local
 
 DP = DPSettings(noise_multiplier=1.0, max_grad_norm=1.0)

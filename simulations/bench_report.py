@@ -6,7 +6,7 @@ import os
 import platform
 from typing import Any
 
-from common.i18n import N_
+from common.i18n.catalogue import N_
 
 # Targets of issue 8 for the full network (quebec-72, 20 rounds, DP), on 2 cores.
 TARGETS = {

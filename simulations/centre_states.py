@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from client.federated import state_dir
-from client.student_budget import run_cohorts
+from client.federation.rounds import state_dir
+from client.privacy.student_budget import run_cohorts
 from common.config import RunConfig
 
 

@@ -6,7 +6,7 @@ loopback) has the deployment's codes: 3 PKI, 4 enrolment, 5 unusable input, 6 a 
 did not start or died, 7 the run failed.
 
 Its sentences and help are in French unless ``--lang en`` (before the command:
-``perseverance-sim --lang en run``) or the locale says English (``common.cli_language``);
+``perseverance-sim --lang en run``) or the locale says English (``common.i18n.cli``);
 sentences made by the libraries it calls are translated when they are catalogue
 messages (``N_``) and shown as they are otherwise.
 """
@@ -22,10 +22,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from common.cli_language import LangOption, LocalisedGroup, current, error_line, shown
 from common.config import ConfigError
 from common.errors import ExitCode
-from common.i18n import N_, Number, sentence, word
+from common.i18n.catalogue import N_, Number, sentence, word
+from common.i18n.cli import LangOption, LocalisedGroup, current, error_line, shown
 from simulations.scenario import Scenario, available_scenarios, load_scenario
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -41,7 +41,7 @@ SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override: KE
 
 @app.callback()
 def _options(lang: LangOption = None) -> None:
-    """The language is set by the option's callback (``common.cli_language``)."""
+    """The language is set by the option's callback (``common.i18n.cli``)."""
 
 
 def _say(message: str) -> None:

@@ -39,7 +39,7 @@ class DirectGrid(Grid):
     Parameters
     ----------
     client_app : ClientApp
-        The centres' app (``client.app.build_client_app(mods)``).
+        The centres' app (``client.federation.app.build_client_app(mods)``).
     num_centres : int
         Centre ``i`` gets ``partition-id`` ``i`` in its node config, as in simulation.
     run_config : dict
@@ -134,7 +134,7 @@ def run_direct(
     """Run ``server.federation.run.run_federation`` over ``num_centres`` in-process centres;
     returns the run folder."""
     if client_app is None:
-        from client.app import app as default_app
+        from client.federation.app import app as default_app
 
         client_app = default_app
     grid = DirectGrid(client_app, num_centres, dict(config.to_flat()), run_id)

@@ -17,9 +17,9 @@ run's state lives in them: every centre's privacy ledger, audit log and reply ca
 files in that run's folder, and ``context.state`` is Flower's, per run.
 
 The actors also share one folder of noise plans (``$PERSEVERANCE_NOISE_PLANS``, see
-``common.privacy.calibrate_training_noise``, which checks every plan it reads), so that
+``common.privacy.accounting.calibrate_training_noise``, which checks every plan it reads), so that
 each centre's noise is planned once, not once per actor, and one folder of the centres'
-encoded records (``$PERSEVERANCE_EXTRACTS``, see ``client.data.load_centre``, named by
+encoded records (``$PERSEVERANCE_EXTRACTS``, see ``client.ingest.centre_data.load_centre``, named by
 the digests of the files they come from), so that each extract is read, validated and
 encoded once, not once per actor.
 """
@@ -45,7 +45,7 @@ EXTRACTS = "extracts"
 def _warm() -> Callable[..., None]:
     """Runs in an actor (as its "ClientApp" loader): import what the ClientApp imports,
     so that the first message of the first run does not pay for it."""
-    import client.app  # noqa: F401  (torch, Opacus, Flower, pandas)
+    import client.federation.app  # noqa: F401  (torch, Opacus, Flower, pandas)
 
     return _no_reply
 
@@ -54,10 +54,9 @@ def _cold() -> Callable[..., None]:
     """Runs in an actor: forget the per-process caches (centres' data, noise
     calibration), so that a run starts as cold as on a fresh engine (the bench's
     phases compare like with like)."""
-    from client import student_budget
-    from client.data import centre_policy, load_centre
-    from common import privacy
-
+    from client.ingest.centre_data import centre_policy, load_centre
+    from client.privacy import student_budget
+    from common.privacy import accounting as privacy
     load_centre.cache_clear()
     student_budget.forget_hashes()
     centre_policy.cache_clear()
@@ -69,7 +68,7 @@ def _cold() -> Callable[..., None]:
 
 def _data_cache_info() -> Callable[..., dict[str, int]]:
     """Runs in an actor: how often its centres' data came from its cache."""
-    from client.data import load_centre
+    from client.ingest.centre_data import load_centre
 
     info = load_centre.cache_info()
     return lambda message=None, context=None: {"hits": info.hits, "misses": info.misses}
@@ -164,9 +163,10 @@ class SimulationEngine:
     def _share_noise_plans(self) -> None:
         """Give the actors (which inherit the environment Ray starts with) one folder
         for their noise plans: each centre's noise is planned once per run, not once per
-        actor (``common.privacy.calibrate_training_noise``, which checks what it reads)."""
-        from client.data import EXTRACT_CACHE_ENV
-        from common.privacy import NOISE_PLAN_CACHE_ENV
+        actor (``common.privacy.accounting.calibrate_training_noise``, which checks what it
+        reads)."""
+        from client.ingest.centre_data import EXTRACT_CACHE_ENV
+        from common.privacy.accounting import NOISE_PLAN_CACHE_ENV
         from common.workdirs import work_root
 
         if self.noise_plans is not None:
@@ -176,14 +176,15 @@ class SimulationEngine:
         self.noise_plans = Path(tempfile.mkdtemp(prefix="engine-", dir=root))
         self._environment_before = os.environ.get(NOISE_PLAN_CACHE_ENV)
         os.environ[NOISE_PLAN_CACHE_ENV] = str(self.noise_plans)
-        # The centres' encoded records too, in the same folder (client.data.load_centre):
+        # The centres' encoded records too, in the same folder
+        # (client.ingest.centre_data.load_centre):
         # each extract is read, validated and encoded once, not once per actor.
         self._extracts_before = os.environ.get(EXTRACT_CACHE_ENV)
         os.environ[EXTRACT_CACHE_ENV] = str(self.noise_plans / EXTRACTS)
 
     def _forget_noise_plans(self, remove: bool) -> None:
-        from client.data import EXTRACT_CACHE_ENV
-        from common.privacy import NOISE_PLAN_CACHE_ENV
+        from client.ingest.centre_data import EXTRACT_CACHE_ENV
+        from common.privacy.accounting import NOISE_PLAN_CACHE_ENV
 
         if self.noise_plans is None:
             return

@@ -1,5 +1,5 @@
 """Federated averaging in one process, without Flower: the same centre-side round
-(``client.federated.train_round``, DP-SGD included) and the same weighting, for
+(``client.federation.rounds.train_round``, DP-SGD included) and the same weighting, for
 references and baselines that need many federations quickly, and for measuring the
 framework's own cost against raw compute."""
 
@@ -14,8 +14,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from client.data import CentreData
-from client.federated import CentreRefusal, centre_plan, model_config, train_round
+from client.federation.rounds import CentreRefusal, centre_plan, model_config, train_round
+from client.ingest.centre_data import CentreData
 from common.config import RunConfig
 from common.model import RiskModel, build_model, predict_proba, set_weights
 

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import roc_curve
 
-from client.data import CentreData
+from client.ingest.centre_data import CentreData
 from common.model import RiskModel, predict_proba
 
 

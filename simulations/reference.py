@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from client.data import CentreData, load_centre
+from client.ingest.centre_data import CentreData, load_centre
 from common.config import RunConfig
 from common.model import ModelConfig, build_model, predict_proba
-from common.privacy import MIN_BATCH
+from common.privacy.accounting import MIN_BATCH
 from common.training import train_local
 
 CENTRALIZED_BATCH = 256

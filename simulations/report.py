@@ -11,7 +11,7 @@ note. Images are embedded as base64 PNG, so the file stands alone; the page is t
 template ``common/templates/run_report.html``.
 
 Every word, on the page and inside the figures (titles, axes, legends), comes from the
-project's one catalogue (``common.i18n``): the figures are drawn once per language, since
+project's one catalogue (``common.i18n.catalogue``): the figures are drawn once per language, since
 an axis label cannot be captioned away and a reader of the French page should not meet
 English in the images.
 """
@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from common import i18n, pages
+from common import pages
 from common.files import atomic_write_bytes
+from common.i18n import catalogue as i18n
 from common.metrics import ScoreHistogram
 from common.pages import N_
 from server import run_folder

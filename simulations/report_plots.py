@@ -2,7 +2,7 @@
 display, no global backend switch), each returned as PNG bytes.
 
 Each figure is drawn in one language (``lang``): titles, axes and legends come from the
-project's catalogue (``common.i18n``), and French tick labels take the decimal comma."""
+project's catalogue (``common.i18n.catalogue``), and French tick labels take the decimal comma."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, ScalarFormatter
 
-from common import i18n
+from common.i18n import catalogue as i18n
 from common.metrics import ScoreHistogram, auc_from_histogram, reliability_curve
 from common.pages import N_
 

@@ -2,7 +2,7 @@
 
 The same ServerApp and ClientApp as in deployment run here; each simulated SuperNode
 is a centre whose data file lies in the run folder's ``data/``, handed to it by
-partition number (see ``client.federated.resolve_data_source``).
+partition number (see ``client.federation.rounds.resolve_data_source``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from client.site_policy import PrivacyFloor
 from common.config import ConfigError, RunConfig
 from common.csv_output import write_csv
 from common.errors import ExitCode, PerseveranceError
-from common.i18n import N_, Number
+from common.i18n.catalogue import N_, Number
 from common.metrics import calibration_error, score_histogram
 from common.model import read_model
 from common.workdirs import prepare_environment
@@ -149,7 +149,7 @@ def run_flower_simulation(
     from flwr.supercore.task_identity import TaskIdentity
     from flwr.supercore.telemetry import EventType
 
-    from client.app import app as default_client_app
+    from client.federation.app import app as default_client_app
     from server.app import app as server_app
 
     if engine is not None and not engine.is_open:
@@ -285,7 +285,7 @@ def run_scenario(
     if mods:
         if client_app is not None:
             raise ConfigError(N_("An [attack] needs the default ClientApp; drop the attack."))
-        from client.app import build_client_app
+        from client.federation.app import build_client_app
 
         client_app = build_client_app(mods)
     split["data"] = time.monotonic() - started

@@ -18,7 +18,7 @@ from typing import Any
 
 from client.site_policy import PrivacyFloor
 from common.config import ConfigError, RunConfig, parse_assignment
-from common.i18n import N_
+from common.i18n.catalogue import N_
 
 SCENARIO_FOLDER = "scenarios"  # inside the simulations package
 

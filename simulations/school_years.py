@@ -29,7 +29,7 @@ log-odds, same base rate), which is also what an early warning is asked: from a
 student's record at the time, what happened next. Why past years' leavers stay in
 the extract: a centre's history does not vanish, so the oldest records keep being
 offered to training; their students' privacy budget runs out after a few runs, so
-they retire (``client.student_budget``) while this year's leavers always train. The
+they retire (``client.privacy.student_budget``) while this year's leavers always train. The
 scenario's ``unlabelled_rate`` does not apply: who is labelled follows from who left.
 
 Each centre draws from its own streams, one per year, derived from the seed and the

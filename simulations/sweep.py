@@ -10,13 +10,13 @@ from pathlib import Path
 
 import matplotlib
 
-from common import i18n
+from common.i18n import catalogue as i18n
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from common.config import ConfigError
-from common.i18n import N_
+from common.i18n.catalogue import N_
 from server.run_folder import SUMMARY, read_json, write_json
 from simulations.runner import run_scenario
 from simulations.scenario import load_scenario

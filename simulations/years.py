@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from client.data import usable_for_learning
+from client.ingest.centre_data import usable_for_learning
+from client.privacy.student_budget import budget_spread, run_cohorts
 from client.site_policy import SitePolicy
-from client.student_budget import budget_spread, run_cohorts
 from common.config import ConfigError
 from common.encoding import encode
-from common.i18n import N_
+from common.i18n.catalogue import N_
 from common.model import RiskModel, predict_proba, read_model
 from common.schema import STUDENT_ID
 from common.split import held_out_mask
@@ -171,7 +171,7 @@ def _run_year(scenario: Scenario, extract: YearExtract, folder: Path, state_root
     counts = _counts(extract, test_fraction)
     newest_x, newest_y = _newest_held_out(extract, test_fraction)
     run_name = str(summary.get("run_name", ""))
-    # Partition i is the i-th data file in name order (client.federated.state_dir).
+    # Partition i is the i-th data file in name order (client.federation.rounds.state_dir).
     states = [state_root / f"centre-{i}" for i in range(len(files))]
     row: dict[str, Any] = {
         "year": extract.year,

@@ -3,7 +3,7 @@
 Three panels by school year: the records (labelled, trained on, retired for budget),
 the lifetime epsilon of one student (largest and median, with the centres' lifetime
 cap), and the pooled AUC of this year's model beside last year's model on this year's
-students. Its words are the catalogue's (``common.i18n``).
+students. Its words are the catalogue's (``common.i18n.catalogue``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from common import i18n
+from common.i18n import catalogue as i18n
 from simulations.report_plots import _number, png
 
 

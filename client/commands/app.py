@@ -27,9 +27,9 @@ from common.app_approval import (
     read_approved,
     revoke,
 )
-from common.cli_language import error_line, shown
 from common.errors import ExitCode
-from common.i18n import N_, sentence
+from common.i18n.catalogue import N_, sentence
+from common.i18n.cli import error_line, shown
 
 HELP = (
     "The apps this centre runs: a run's code (its FAB) runs next to the data only if its "

@@ -9,16 +9,16 @@ import typer
 from rich.console import Console
 
 from client.commands.language import LangOption
-from common.cli_language import error_line, shown
 from common.errors import ExitCode
-from common.i18n import N_, sentence
-from common.records import (
+from common.i18n.catalogue import N_, sentence
+from common.i18n.cli import error_line, shown
+from common.records.chain import (
     RecordsUnverifiable,
     read_anchors,
     report,
     verify_centre,
 )
-from common.records_key import RecordsKeyError
+from common.records.key import RecordsKeyError
 
 HELP = (
     "Check the centre's audit log and privacy ledger: every line and row against the "

@@ -1,14 +1,14 @@
 """The ``--lang`` option of the centre's commands: French unless told otherwise.
 
 The language is the option, else the locale (``LC_ALL``, ``LC_MESSAGES``, ``LANG``),
-else French (``common.i18n.choose``): a centre's IT staff work in French. The option
-and the help in that language are the three commands' own (``common.cli_language``).
+else French (``common.i18n.catalogue.choose``): a centre's IT staff work in French. The option
+and the help in that language are the three commands' own (``common.i18n.cli``).
 """
 
 from __future__ import annotations
 
-from common import i18n
-from common.cli_language import LangOption, Language
+from common.i18n import catalogue as i18n
+from common.i18n.cli import LangOption, Language
 
 __all__ = ["LangOption", "Language", "chosen"]
 

@@ -12,11 +12,11 @@ from rich.console import Console
 from rich.table import Table
 
 from client.commands.language import LangOption, chosen
-from client.ledger import LedgerError, PrivacyLedger
-from client.student_budget import BudgetSpread, budget_spread
-from common import i18n
+from client.privacy.ledger import LedgerError, PrivacyLedger
+from client.privacy.student_budget import BudgetSpread, budget_spread
 from common.errors import ExitCode
-from common.records import LEDGER_FILE
+from common.i18n import catalogue as i18n
+from common.records.chain import LEDGER_FILE
 
 HELP = (
     "Show the centre's privacy ledger: every release booked (training rounds, "
@@ -46,8 +46,8 @@ def ledger(
                     "state-dir.").format(state=state))
         raise typer.Exit(ExitCode.UNUSABLE)
     try:
-        from client.data import DataError, SitePolicy
         from client.ingest import load_policy
+        from client.ingest.centre_data import DataError, SitePolicy
 
         cap = (load_policy(policy) if policy else SitePolicy()).epsilon_cap
         book = PrivacyLedger(state)
@@ -110,7 +110,7 @@ def ledger(
 def _runs_left(book: PrivacyLedger, spread: BudgetSpread, cap: float) -> list[int]:
     """How many known students can take 0, 1, ..., ``RUNS_AHEAD`` (or more) further runs
     with the last run's training releases, at ``spread.delta``; empty if none."""
-    from client.cohorts import known_students, student_epsilons
+    from client.privacy.cohorts import known_students, student_epsilons
 
     booked = book.booked()
     last = next((b[0] for b in reversed(booked) if b[1] == "train"), None)

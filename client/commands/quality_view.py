@@ -1,7 +1,7 @@
 """Printing a data-quality report and an unusable-input error with rich, in one language.
 
 Console markup is off: file names and cell values are printed as they are. Every word
-comes from the project's catalogue (``common.i18n``); the error's sentence and details,
+comes from the project's catalogue (``common.i18n.catalogue``); the error's sentence and details,
 made where the language was not known, are translated here (``i18n.translate``).
 """
 
@@ -13,10 +13,10 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from client.data import DataError
+from client.ingest.centre_data import DataError
 from client.ingest.report import QualityReport
-from common import i18n
-from common.i18n import N_
+from common.i18n import catalogue as i18n
+from common.i18n.catalogue import N_
 
 # How the report names a delimiter and an exclusion reason (the data keeps the English).
 DELIMITERS = {",": N_("comma delimiter"), ";": N_("semicolon delimiter"),

@@ -11,9 +11,9 @@ import typer
 from rich.console import Console
 
 from client.commands.language import LangOption, chosen
-from client.data import DataError
-from common import i18n
+from client.ingest.centre_data import DataError
 from common.errors import ExitCode
+from common.i18n import catalogue as i18n
 
 HELP = (
     "Score a centre's students with the global model: a support priority per student "
@@ -74,10 +74,10 @@ def score(
     """Score a centre's students and write the local support report (see HELP)."""
     import torch
 
-    from client.explain import attribute, top_factors
     from client.ingest import prepare_extract
-    from client.scoring import load_model, load_scoring_policy, score_frame
-    from client.support_report import Explanations, support_table, write_support_report
+    from client.scoring.explain import attribute, top_factors
+    from client.scoring.scores import load_model, load_scoring_policy, score_frame
+    from client.scoring.support_report import Explanations, support_table, write_support_report
 
     language = chosen(lang)
     _ = i18n.gettext(language)

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from client.commands.language import LangOption, chosen
 from client.commands.quality_view import render_error, render_report
-from client.data import DataError, SitePolicy
+from client.ingest.centre_data import DataError, SitePolicy
 from common.errors import ExitCode
 
 HELP = (

@@ -3,7 +3,7 @@
 ``reading`` (CSV/Parquet, any delimiter and encoding) -> ``mapping`` (the centre's
 renames, recodes, units, constants and derived fields) -> ``policy`` (what the centre
 withholds) -> ``validation`` (pandera, built from ``common.schema``) -> ``report``.
-``extract`` chains them; the ``validate`` command and ``client.data.load_centre`` both
+``extract`` chains them; the ``validate`` command and ``client.ingest.centre_data.load_centre`` both
 call it, so a centre checks its data exactly as the ClientApp will use them.
 """
 

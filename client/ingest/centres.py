@@ -13,7 +13,7 @@ from client.ingest.mapping import load_mapping
 from client.ingest.reading import Extract, read_extract
 from client.ingest.values import as_text
 from client.site_policy import SitePolicy
-from common.i18n import N_
+from common.i18n.catalogue import N_
 from common.schema import is_forbidden
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from client.ingest.report import RowProblem
 from client.ingest.values import as_boolean, as_number, as_text, is_textual, text_of
-from common.i18n import N_, word
+from common.i18n.catalogue import N_, word
 
 MAX_LENGTH = 1000
 # Bounds that keep parsing and evaluation finite and recursion-free for any text: a

@@ -1,6 +1,7 @@
 """From a centre's file to validated harmonised rows and their quality report.
 
-One path for every caller (the ``validate`` command, ``client.data.load_centre`` in the
+One path for every caller (the ``validate`` command, ``client.ingest.centre_data.load_centre``
+in the
 ClientApp, the simulation runner's per-centre extracts): read -> drop teacher/class
 columns -> map -> withhold what the policy refuses -> type and validate -> count.
 """
@@ -19,7 +20,7 @@ from client.ingest.reading import Extract, read_extract
 from client.ingest.report import CentreCount, ColumnReport, QualityReport
 from client.ingest.validation import validate_rows
 from client.site_policy import SitePolicy
-from common.i18n import N_, word
+from common.i18n.catalogue import N_, word
 from common.schema import COLUMNS, CONSENT, LABEL
 
 
@@ -109,7 +110,7 @@ def prepare_extract(
     """Validated harmonised rows of a centre's extract, invalid rows removed.
 
     Rows without consent or label are kept (for local scoring); use
-    ``client.data.usable_for_learning`` before training or evaluating.
+    ``client.ingest.centre_data.usable_for_learning`` before training or evaluating.
     Raises ``IngestError`` (a ``DataError``, exit code 2) when the extract is unusable.
     """
     result = ingest_file(path, mapping_path, policy)

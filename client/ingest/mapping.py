@@ -25,7 +25,7 @@ from client.ingest.reading import DELIMITER_NAMES, Extract, SourceHints
 from client.ingest.report import RowProblem
 from client.ingest.toml_files import read_toml
 from client.ingest.values import as_number, as_text
-from common.i18n import N_, word
+from common.i18n.catalogue import N_, word
 from common.schema import COLUMN_BY_NAME, COLUMNS, LABEL, Kind, Role, is_forbidden
 
 _TOP_KEYS = {"name", "description", "centre_column", "passthrough", "source", "columns"}

@@ -16,7 +16,7 @@ import pandas as pd
 from client.ingest.errors import IngestError, quote
 from client.ingest.toml_files import read_toml
 from client.site_policy import PrivacyFloor, SitePolicy
-from common.i18n import N_, word
+from common.i18n.catalogue import N_, word
 from common.schema import AUDIT_ATTRIBUTES, PREDICTORS, is_forbidden
 
 # Keys a policy file may set: the SitePolicy fields a centre owns, and the tables that
@@ -24,7 +24,7 @@ from common.schema import AUDIT_ATTRIBUTES, PREDICTORS, is_forbidden
 # checked by their readers). A key in neither is refused, so typos never pass silently.
 POLICY_FIELDS = tuple(f.name for f in dataclasses.fields(SitePolicy)
                       if f.name not in ("extra", "privacy"))
-POLICY_SECTIONS = ("support",)  # [support]: support-priority thresholds, client.scoring
+POLICY_SECTIONS = ("support",)  # [support]: support-priority thresholds, client.scoring.scores
 PRIVACY_KEYS = tuple(f.name for f in dataclasses.fields(PrivacyFloor))
 POLICY_KEYS = (*POLICY_FIELDS, "privacy", *POLICY_SECTIONS)
 

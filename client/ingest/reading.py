@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from client.ingest.errors import IngestError, quote
-from common.i18n import N_, word
+from common.i18n.catalogue import N_, word
 
 DELIMITERS = (",", ";", "\t", "|")
 DELIMITER_NAMES = {",": N_("comma"), ";": N_("semicolon"), "\t": N_("tab"), "|": N_("pipe")}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from client.ingest.errors import IngestError
-from common.i18n import N_, word
+from common.i18n.catalogue import N_, word
 
 MAX_BYTES = 1_048_576  # 1 MiB: a mapping or policy is a few kB
 MAX_DEPTH = 8  # tables and arrays inside each other: a mapping needs 3 ([columns.x] recode)

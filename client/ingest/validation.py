@@ -17,7 +17,7 @@ from pandera.errors import SchemaError, SchemaErrors
 
 from client.ingest.report import RowProblem
 from client.ingest.values import as_boolean, as_number, as_text
-from common.i18n import N_
+from common.i18n.catalogue import N_
 from common.schema import COLUMN_BY_NAME, COLUMNS, SCHEMA_VERSION, STUDENT_ID, Column, Kind
 
 _DTYPES = {Kind.NUMERIC: "float64", Kind.BOOLEAN: "boolean"}

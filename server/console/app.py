@@ -24,7 +24,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Route
 
-from common import i18n, pages
+from common import pages
+from common.i18n import catalogue as i18n
 from server.console import charts, words
 from server.console.federation import SuperLinkNodes, federation
 from server.console.runs import RUNNING, RunDetail, RunFolders

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.audit_trail import check_trail
-from common.records_key import RecordsKeyError, read_key
+from common.records.key import RecordsKeyError, read_key
+from common.records.trail import check_trail
 from server.console.follow import Followers
 from server.federation.audit_log import AUDIT_FILE, ministry_key_path
 from server.federation.checkpoint import LOCK

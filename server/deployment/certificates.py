@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from common.i18n import N_
+from common.i18n.catalogue import N_
 
 CA_VALID_DAYS = 3650
 SERVER_VALID_DAYS = 825

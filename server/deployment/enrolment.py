@@ -26,7 +26,7 @@ from pathlib import Path
 import tomli_w
 
 from common.files import atomic_write_bytes
-from common.i18n import N_, sentence
+from common.i18n.catalogue import N_, sentence
 from server.deployment import pki
 
 REGISTER_TIMEOUT_SECONDS = 60.0

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.i18n import N_
+from common.i18n.catalogue import N_
 
 #: Where the tunnel listens by default (the operator's machine only).
 DEFAULT_LISTEN = "127.0.0.1:9444"

@@ -33,7 +33,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from common.i18n import N_, word
+from common.i18n.catalogue import N_, word
 from server.deployment import keyfiles
 from server.deployment.certificates import (
     CURVE,

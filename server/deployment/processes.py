@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from common.i18n import N_
+from common.i18n.catalogue import N_
 from common.workdirs import OFFLINE_ENVIRONMENT
 
 STOP_GRACE_SECONDS = 10.0

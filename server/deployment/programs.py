@@ -7,7 +7,7 @@ Ministry side: ``flower-superlink`` (TLS, SuperNode authentication, state in a S
 file, no runtime dependency installation, ServerApps in a separate process) and one
 ``flower-superexec`` that runs the ServerApp against the SuperLink's Runtime API.
 Centre side: ``flower-supernode`` (the centre's private key, the CA certificate) and the
-centre's own ClientApp runtime ``perseverance-clientapp`` (``client/runtime.py``), which
+centre's own ClientApp runtime ``perseverance-clientapp`` (``client/federation/runtime.py``), which
 runs next to the data only the apps the centre approved.
 """
 
@@ -20,7 +20,7 @@ from server.deployment.pki import PkiPaths
 
 #: The ``flwr`` CLI connection (in ``$FLWR_HOME/config.toml``) of the operator tunnel.
 OPERATOR_CONNECTION = "perseverance-operator"
-#: Keys of a SuperNode's node config, read by ``client.federated.resolve_data_source``.
+#: Keys of a SuperNode's node config, read by ``client.federation.rounds.resolve_data_source``.
 NODE_CONFIG_KEYS = ("data-path", "mapping-path", "policy-path", "state-dir")
 
 
@@ -113,7 +113,8 @@ def clientapp_runtime_argv(
     """``perseverance-clientapp`` running the SuperNode's ClientApp tasks, only those whose
     FAB the centre approved in ``state_dir`` (its ``approved-apps.json``).
 
-    ``program`` is the command (one word in the container, ``python -P -m client.runtime``
+    ``program`` is the command (one word in the container, ``python -P -m
+    client.federation.runtime``
     on loopback). The SuperNode's Runtime API stays inside the centre (loopback, or the
     centre's private container network), hence ``--insecure``.
     """

@@ -19,7 +19,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.i18n import N_
+from common.i18n.catalogue import N_
 
 #: Placeholders of the template, in the order the container's entrypoint lists them.
 TEMPLATE_VARIABLES: tuple[str, ...] = (

@@ -1,5 +1,5 @@
 """The ministry's audit log: ``audit.jsonl`` in the run folder, append-only and chained
-(``common.audit_trail``). One line per event, with its UTC time:
+(``common.records.trail``). One line per event, with its UTC time:
 
 - ``run_started`` / ``run_resumed`` / ``run_finished`` / ``run_stopped``: the run's
   logical name, Flower's run id, the aggregation mode, the round it starts from;
@@ -14,7 +14,7 @@
   model was left unchanged;
 - ``checkpoint_saved``;
 - ``centre_records``: the heads of a centre's records carried by its reply (``node``,
-  ``round``, ``phase`` and the keys of ``client.records.records_head``): the anchors
+  ``round``, ``phase`` and the keys of ``client.privacy.records.records_head``): the anchors
   against which ``audit verify`` finds a centre's rewritten or cut-off records.
 
 Nothing about a student is ever written here: node ids, counts, norms, versions. The
@@ -29,7 +29,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from common.audit_trail import AuditTrail
+from common.records.trail import AuditTrail
 
 AUDIT_FILE = "audit.jsonl"
 ACTOR = "ministry"

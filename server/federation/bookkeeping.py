@@ -22,25 +22,25 @@ import numpy as np
 from flwr.common.logger import log
 
 from common import protocol
-from common.audit_reading import band_probabilities, conclusions
 from common.calibration import Calibration, calibrated_error, fit_calibration
 from common.config import RunConfig
-from common.equity import MIN_CENTRES_PER_CELL, SIZE_BANDS, size_band
-from common.equity_pooling import audit_report, pooled_audit
-from common.i18n import N_, Joined, word
+from common.equity.audit import MIN_CENTRES_PER_CELL, SIZE_BANDS, size_band
+from common.equity.pooling import audit_report, pooled_audit
+from common.equity.reading import band_probabilities, conclusions
+from common.i18n.catalogue import N_, Joined, word
 from common.metrics import ScoreHistogram, auc_from_histogram, bin_centres, summarise
-from common.privacy import (
+from common.privacy.accounting import (
     audit_noise_stds,
     composed_epsilon,
     run_evaluation_noise,
 )
-from common.protocol import LASTING_REFUSALS, AuditRequest, TrainRelease
-from common.secure_release import (
+from common.privacy.secure_release import (
     NOISE_DISTRIBUTED,
     NOISE_HISTOGRAM,
     NOISE_THRESHOLD,
     SummedRelease,
 )
+from common.protocol import LASTING_REFUSALS, AuditRequest, TrainRelease
 from server.federation.audit_log import ServerAudit
 from server.federation.regions import CentreRegister
 from server.federation.secure_pooling import audit_stds_of, number, sum_cost, summed_cells
@@ -373,7 +373,7 @@ class RunBook:
         """Pool a round's secure evaluation: SecAgg+ handed over the ``summed`` release of
         the ``survivors`` (node, the metrics beside its masked vector). With distributed
         noise, ``epsilon_sum`` is what the sums released so far cost a student
-        (``common.privacy.summed_rows``)."""
+        (``common.privacy.accounting.summed_rows``)."""
         entry = self.round_log(server_round)
         if not survivors:
             return {}

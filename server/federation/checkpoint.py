@@ -27,7 +27,7 @@ import torch
 
 from common.config import ConfigValue, RunConfig
 from common.files import atomic_write_bytes
-from common.i18n import N_
+from common.i18n.catalogue import N_
 from common.metrics import ScoreHistogram
 from server.federation.bookkeeping import CentreRecord, RoundLog, RunBook
 

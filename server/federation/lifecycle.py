@@ -21,7 +21,7 @@ from flwr.common.logger import log
 from flwr.serverapp import Grid
 
 from common.config import RunConfig
-from common.i18n import sentence, to_record
+from common.i18n.catalogue import sentence, to_record
 from common.model import ModelConfig, build_model
 from server import run_folder
 from server.federation import checkpoint

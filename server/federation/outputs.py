@@ -10,10 +10,10 @@ import numpy as np
 
 from common.calibration import Calibration, fit_calibration
 from common.config import RunConfig
-from common.i18n import to_record
+from common.i18n.catalogue import to_record
 from common.metrics import ScoreHistogram
 from common.model import ModelConfig
-from common.privacy import composed_epsilon
+from common.privacy.accounting import composed_epsilon
 from server import run_folder
 from server.federation.bookkeeping import HISTOGRAM_KEYS, RunBook, participation
 from server.federation.checkpoint import Checkpoint
@@ -84,7 +84,7 @@ def write_outputs(
         "epsilon_evaluation": (epsilon_evaluation if config.privacy.dp
                                and config.privacy.evaluation_noise else None),
         # Secure mode with distributed noise: the central epsilon the SUMMED evaluation
-        # releases meet (``common.privacy.summed_rows``), beside the centres' own booked
+        # releases meet (``common.privacy.accounting.summed_rows``), beside the centres' own booked
         # ``epsilon_evaluation`` (what each share costs seen alone).
         "epsilon_evaluation_sum": (composed_epsilon(book.sum_rows, config.privacy.delta)
                                    if book.sum_rows else None),

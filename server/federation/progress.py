@@ -1,5 +1,5 @@
 """One line of progress per round, for operators and researchers, in the running
-command's language (``common.cli_language.current``: ``--lang``; in a process no command
+command's language (``common.i18n.cli.current``: ``--lang``; in a process no command
 of ours started, a deployed ServerApp's, ``PERSEVERANCE_LANG``, else the locale, else
 French)."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from common.cli_language import current
-from common.i18n import N_, Number, translate
+from common.i18n.catalogue import N_, Number, translate
+from common.i18n.cli import current
 from server.federation.bookkeeping import RoundLog
 
 console = Console(highlight=False)

@@ -1,6 +1,6 @@
 """The ministry's centre register: the administrative region of each centre and whether
 it is an Indigenous-governed board, for the region rows of the equity audit
-(``common.equity_pooling.region_cells``).
+(``common.equity.pooling.region_cells``).
 
 Two files serve as a register (``evaluation.centre_register`` in the run configuration):
 
@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.equity import Placement
-from common.i18n import N_
+from common.equity.audit import Placement
+from common.i18n.catalogue import N_
 
 
 class RegisterError(ValueError):

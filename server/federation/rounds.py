@@ -23,8 +23,8 @@ from flwr.supercore.run import Run
 from flwr.superlink.grid.http_grid import HttpGrid
 
 from common import protocol
-from common.i18n import N_, Number
-from common.privacy import evaluation_scheduled
+from common.i18n.catalogue import N_, Number
+from common.privacy.accounting import evaluation_scheduled
 from server.federation.audit_log import ServerAudit
 from server.federation.bookkeeping import (
     CentresRefused,

@@ -2,7 +2,7 @@
 
 In Flower 1.42, SecAgg+ runs only on the legacy path: ``LegacyContext`` and
 ``DefaultWorkflow(fit_workflow=SecAggPlusWorkflow(...))`` with a legacy strategy. The
-centres answer through ``client.secure``. Each round the ministry learns the weighted
+centres answer through ``client.federation.secure``. Each round the ministry learns the weighted
 SUM of the updates of the centres that sent their masked vectors, and nothing of any
 one centre's update, as long as fewer than the reconstruction threshold of a centre's
 neighbours collude with it. Centres that drop out mid-round (up to ``shares -
@@ -21,7 +21,7 @@ Choices (see docs/PRIVACY.md, "Secure aggregation"):
 Evaluation is secure-aggregated too: after each training round a second SecAgg+ round
 (``SecureEvaluation``) sends fit instructions marked ``secure.phase = evaluate``; each
 centre answers with its noisy evaluation counts as one integer vector
-(``common.secure_release``), and the ministry learns only their sum: the pooled
+(``common.privacy.secure_release``), and the ministry learns only their sum: the pooled
 histogram; after the final round, one more SecAgg+ round (the audit exchange) sums the
 equity cells, counted at the raw-score threshold the recalibration of the final pooled
 histogram maps to ``evaluation.threshold``, and, without distributed noise, the region
@@ -69,10 +69,10 @@ from flwr.server.workflow.default_workflows import default_init_params_workflow
 from flwr.serverapp import Grid
 
 from common import protocol
-from common import secure_release as layout
 from common.config import RunConfig
 from common.metrics import ScoreHistogram
-from common.privacy import evaluation_scheduled
+from common.privacy import secure_release as layout
+from common.privacy.accounting import evaluation_scheduled
 from common.protocol import AuditRequest, TrainRelease
 from server.federation.bookkeeping import (
     FederationStopped,
@@ -111,7 +111,7 @@ def _failures(failures: Iterable[BaseException | tuple[ClientProxy, Any]]
 
 
 def decode_release(metrics: dict[str, Scalar]) -> dict[str, Any] | None:
-    """A centre's evaluation release (``client.secure``) as the metrics the Message-API
+    """A centre's evaluation release (``client.federation.secure``) as the metrics the Message-API
     path would have received, or None when it is not one."""
     try:
         release = json.loads(str(metrics[protocol.RELEASE]))

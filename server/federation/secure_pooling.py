@@ -1,5 +1,5 @@
 """What the ministry reads from a secure round's SUMMED evaluation
-(``common.secure_release``): the audit's pooled cells with the noise the sums carry, and
+(``common.privacy.secure_release``): the audit's pooled cells with the noise the sums carry, and
 what the sums cost a student when the centres added shares of the noise (docs/PRIVACY.md,
 "Distributed noise")."""
 
@@ -9,7 +9,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from common.config import RunConfig
-from common.equity import (
+from common.equity.audit import (
     AUDIT_GROUPS,
     AUDIT_SENSITIVE,
     GROUP_BINS,
@@ -17,12 +17,12 @@ from common.equity import (
     all_cell_keys,
     cell_key,
 )
-from common.equity_pooling import PooledCell, reconciled
-from common.privacy import NoiseShare, run_evaluation_noise, summed_rows
-from common.secure_release import (
+from common.equity.pooling import PooledCell, reconciled
+from common.privacy.accounting import NoiseShare, run_evaluation_noise, summed_rows
+from common.privacy.secure_release import (
     AUDIT_SENSITIVE as SENSITIVE_KEY,
 )
-from common.secure_release import (
+from common.privacy.secure_release import (
     NOISE_AUDIT,
     NOISE_HISTOGRAM,
     VARIANCE_SCALE,
@@ -89,7 +89,7 @@ def sum_cost(config: RunConfig, shares: Sequence[Metrics], whole: bool,
              server_round: int | None) -> list[tuple[float, float, int]]:
     """Accountant rows of what one exchange's sums cost a student: the distributed
     discrete Gaussian's bound over the centres that added a share (the smallest share
-    reported, ``common.privacy.summed_rows``), or a whole-noise centre's release alone
+    reported, ``common.privacy.accounting.summed_rows``), or a whole-noise centre's release alone
     when one is in the sum and bounds more. ``server_round``: the round evaluated (None:
     the audit exchange)."""
     noise = run_evaluation_noise(config)

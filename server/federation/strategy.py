@@ -1,7 +1,7 @@
 """FedAvg whose evaluation is POOLED over all centres' held-out students, and whose
 training updates are validated before they are aggregated.
 
-Centres reply to evaluation with score histograms by label (``client.evaluation``);
+Centres reply to evaluation with score histograms by label (``client.privacy.evaluation``);
 this strategy sums them and computes the metrics of the pooled scores, instead of
 Flower's default weighted mean of per-centre metrics. Training metrics keep the
 largest per-run epsilon over centres, not an average of them. Every training reply

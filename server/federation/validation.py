@@ -4,12 +4,12 @@ A reply is rejected, with its centre and a one-sentence reason, when it answers 
 model version (stale), does not carry exactly one ArrayRecord and one MetricRecord of
 the protocol, has an array of the wrong name or shape, holds NaN or infinity, or moves
 the model farther than the centres' update bound allows. Centres bound their update
-(``client.federated.bound_update``), so an honest update never exceeds
+(``client.federation.rounds.bound_update``), so an honest update never exceeds
 ``training.max_update_norm``; the slack only covers float32 rounding. Rejected replies
 are left out and the round goes on with the others.
 
 Evaluation replies are checked the same way against their protocol (score histograms
-of ``evaluation.bins`` bins, every equity cell of ``common.equity``, finite numbers): a
+of ``evaluation.bins`` bins, every equity cell of ``common.equity.audit``, finite numbers): a
 malformed one would otherwise stop the pooled evaluation of every centre.
 """
 
@@ -25,11 +25,11 @@ import numpy.typing as npt
 from flwr.app import ArrayRecord, Message, MetricRecord
 
 from common import protocol
-from common.equity import CELL_LENGTH, all_cell_keys
+from common.equity.audit import CELL_LENGTH, all_cell_keys
 
 #: Metrics every training reply carries (``common.protocol``).
 TRAIN_METRIC_KEYS = protocol.TRAIN_METRIC_KEYS
-#: Histogram vectors of an evaluation reply (``client.evaluation``), ``bins`` long each.
+#: Histogram vectors of an evaluation reply (``client.privacy.evaluation``), ``bins`` long each.
 HISTOGRAM_VECTORS = protocol.HISTOGRAM_KEYS
 #: Every key of an evaluation reply: every centre sends every equity cell, and the
 #: per-run evaluation epsilon it booked.

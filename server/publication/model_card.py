@@ -19,11 +19,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from common import i18n, pages
+from common import pages
 from common.encoding import ENCODING_VERSION, NUM_FEATURES
 from common.errors import ExitCode, PerseveranceError
 from common.files import atomic_write_bytes
-from common.i18n import Number, Sentence, to_record, word
+from common.i18n import catalogue as i18n
+from common.i18n.catalogue import Number, Sentence, to_record, word
 from common.pages import N_
 from common.schema import AUDIT_ATTRIBUTES, COLUMN_BY_NAME, PREDICTORS, SCHEMA_VERSION
 from server import run_folder
@@ -164,7 +165,7 @@ def write_model_card(run_dir: Path) -> tuple[Path, Path]:
 def render_model_card(card: dict[str, Any], lang: str = "fr") -> str:
     """The card as a standalone HTML page in ``lang``, linking to the other language.
     Its words come from the catalogue: the template's, and the card's own sentences
-    (:class:`~common.i18n.Sentence` values of ``build_model_card``: the limitations, the
+    (:class:`~common.i18n.catalogue.Sentence` values of ``build_model_card``: the limitations, the
     data's origin, ...); a card read back from its JSON has their English text only."""
     other = "en" if lang == "fr" else "fr"
     return pages.render("model_card.html", lang, card=_in_language(card, lang),

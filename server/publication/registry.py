@@ -31,7 +31,7 @@ from typing import Any
 from common import pages
 from common.errors import ExitCode, PerseveranceError
 from common.files import atomic_write_bytes
-from common.i18n import N_
+from common.i18n.catalogue import N_
 from server import run_folder
 from server.publication.model_card import (
     CARD_HTML,

@@ -2,7 +2,7 @@
 
 Exit codes: 0 success; 2 unusable run folder or registry, or a model id already
 published (entries are never replaced), after one sentence saying why. Sentences in the
-language of ``perseverance-server --lang`` (``common.cli_language``).
+language of ``perseverance-server --lang`` (``common.i18n.cli``).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from common.cli_language import current, error_line, shown
 from common.errors import ExitCode
-from common.i18n import N_, number, sentence
+from common.i18n.catalogue import N_, number, sentence
+from common.i18n.cli import current, error_line, shown
 
 registry_app = typer.Typer(
     no_args_is_help=True,

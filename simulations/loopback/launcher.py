@@ -23,10 +23,10 @@ from itertools import pairwise
 from pathlib import Path
 
 from client.site_policy import PrivacyFloor
-from common import cli_language
 from common.config import ConfigError, RunConfig, parse_assignment
 from common.errors import ExitCode, PerseveranceError
-from common.i18n import LANGUAGE_VARIABLE, N_, Number, sentence
+from common.i18n import cli as cli_language
+from common.i18n.catalogue import LANGUAGE_VARIABLE, N_, Number, sentence
 from common.workdirs import work_root
 from server.deployment import enrolment, pki
 from server.deployment import programs as deployment

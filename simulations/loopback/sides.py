@@ -34,7 +34,7 @@ START_TIMEOUT = 60.0
 LOOPBACK_OPERATOR = "loopback-operator"
 #: The centre's ClientApp runtime (``perseverance-clientapp``) from this environment's
 #: code; ``-P``: its working folder (the centre's state) is not on its import path.
-CLIENTAPP_RUNTIME = (sys.executable, "-P", "-m", "client.runtime")
+CLIENTAPP_RUNTIME = (sys.executable, "-P", "-m", "client.federation.runtime")
 
 
 @dataclass(frozen=True)

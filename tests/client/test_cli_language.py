@@ -1,5 +1,5 @@
 """``perseverance-client``'s language: its error sentences and its help in French unless
-``--lang en`` or the locale says English (``common.cli_language``)."""
+``--lang en`` or the locale says English (``common.i18n.cli``)."""
 
 from __future__ import annotations
 

@@ -100,7 +100,7 @@ def test_pages_render_from_a_flower_app_bundle_without_the_template_files(tmp_pa
                     ignore=shutil.ignore_patterns("templates", "locale", "__pycache__"))
     code = ("import common.pages as p; assert 'fab' in p.__file__, p.__file__; "
             "from common.files import package_data; print(package_data('templates')); "
-            "from common import i18n; assert i18n.gettext('fr')('on') == 'oui'")
+            "from common.i18n import catalogue as i18n; assert i18n.gettext('fr')('on') == 'oui'")
     result = subprocess.run([sys.executable, "-c", code], cwd=bundle, capture_output=True,
                             text=True, check=False, env={"PYTHONPATH": str(bundle)})
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from client.runtime_task import APP_NOT_APPROVED
+from client.federation.runtime_task import APP_NOT_APPROVED
 from server.deployment import programs as deployment
 from simulations.loopback.launcher import _flwr
 from simulations.loopback.restart import LoopbackFederation

@@ -90,7 +90,7 @@ def test_the_centres_own_clientapp_runtime_runs_with_the_launchers_flags() -> No
     scripts = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())["project"]["scripts"]
 
     assert clientapp["entrypoint"] == expected[:1] and clientapp["command"] == expected[1:]
-    assert scripts["perseverance-clientapp"] == "client.runtime:main"
+    assert scripts["perseverance-clientapp"] == "client.federation.runtime:main"
     assert "ledger:/state" in clientapp["volumes"]  # the approved list outlives the container
 
 

@@ -85,8 +85,8 @@ def _every_centre_ran_the_app_it_approved(logs: Path, centres: Path) -> None:
 def _only_allowed_content_left_the_centres(centres: Path, state_dict: dict) -> None:
     """Every reply each centre sent, as its own audit log records it: the model's arrays
     (names and shapes) and aggregate metrics only; and each release booked first."""
-    from client.ledger import PrivacyLedger
-    from common.equity import all_cell_keys
+    from client.privacy.ledger import PrivacyLedger
+    from common.equity.audit import all_cell_keys
 
     allowed = {"num-examples", "epsilon", "hist_pos", "hist_neg", "prob_sum",
                "sq_err_sum", *all_cell_keys()}

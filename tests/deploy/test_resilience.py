@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from client.ledger import PrivacyLedger
-from common.audit_trail import read_trail, verify_trail
+from client.privacy.ledger import PrivacyLedger
 from common.config import RunConfig
+from common.records.trail import read_trail, verify_trail
 from simulations.loopback.restart import LoopbackFederation
 from simulations.network import generate_network, write_network
 from tests.deploy.conftest import processes_mentioning

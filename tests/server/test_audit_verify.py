@@ -16,16 +16,16 @@ import pytest
 from flwr.supercore.logger import FLOWER_LOGGER
 from typer.testing import CliRunner
 
-from client.app import app as client_app
-from client.ledger import LEDGER_FILE
-from common.audit_trail import read_trail
+from client.federation.app import app as client_app
+from client.privacy.ledger import LEDGER_FILE
 from common.config import RunConfig
+from common.records.trail import read_trail
 from server.cli import app
 from server.federation.audit_log import KEY_ENV
 from server.federation.run import run_federation
 from simulations.direct_grid import DirectGrid
 from simulations.network import generate_network, write_network
-from tests.client.test_records import serve_rounds
+from tests.client.privacy.test_records import serve_rounds
 
 FLOWER_LOGGER.setLevel(logging.WARNING)
 DELTA = 1e-6

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from common import i18n
+from common.i18n import catalogue as i18n
 from tests.server.console_fixtures import (
     FAILED,
     FINISHED,
@@ -181,7 +181,7 @@ def test_the_run_page_shows_a_rejected_update_live_with_its_reason(
 
 def test_the_run_page_follows_a_real_tiny_federation_as_its_rounds_land(
         browser: Any, tmp_path: Path) -> None:
-    from common.i18n import number
+    from common.i18n.catalogue import number
 
     runs = tmp_path / "runs"
     runs.mkdir()

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from flwr.supercore.logger import FLOWER_LOGGER
 
-from client.app import app as client_app
-from client.ledger import PrivacyLedger
-from client.run_plan import run_history
+from client.federation.app import app as client_app
+from client.privacy.ledger import PrivacyLedger
+from client.privacy.run_plan import run_history
 from common.config import RunConfig
-from common.privacy import composed_epsilon
+from common.privacy.accounting import composed_epsilon
 from server.federation.run import run_federation
 from simulations.direct_grid import DirectGrid
 from tests.server.conftest import small_network

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from common import i18n
+from common.i18n import catalogue as i18n
 from common.protocol import Reason
 from server.publication.model_card import (
     NOT_MEASURED,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from common import cli_language, i18n
+from common.i18n import catalogue as i18n
+from common.i18n import cli as cli_language
 from server.federation import progress
 from server.federation.bookkeeping import RoundLog
 

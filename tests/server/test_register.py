@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from common.equity import Placement
+from common.equity.audit import Placement
 from server.deployment.enrolment import InventoryEntry, write_inventory
 from server.federation.regions import RegisterError, read_register, register_of
 

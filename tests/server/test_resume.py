@@ -12,10 +12,10 @@ import pytest
 from flwr.app import Message
 from flwr.supercore.logger import FLOWER_LOGGER
 
-from client.app import app as client_app
-from client.ledger import PrivacyLedger
-from common.audit_trail import read_trail, verify_trail
+from client.federation.app import app as client_app
+from client.privacy.ledger import PrivacyLedger
 from common.config import RunConfig
+from common.records.trail import read_trail, verify_trail
 from server.federation import checkpoint
 from server.federation.checkpoint import ResumeError
 from server.federation.rounds import FederationStopped

@@ -13,12 +13,12 @@ import pytest
 from flwr.app import Context, Message
 from flwr.supercore.logger import FLOWER_LOGGER
 
-from client.app import build_client_app
-from client.ledger import PrivacyLedger
-from client.run_plan import run_history
-from client.secure import build_secure_app
+from client.federation.app import build_client_app
+from client.federation.secure import build_secure_app
+from client.privacy.ledger import PrivacyLedger
+from client.privacy.run_plan import run_history
 from common.config import RunConfig
-from common.privacy import composed_epsilon
+from common.privacy.accounting import composed_epsilon
 from common.protocol import Reason
 from server.federation.rounds import CentresRefused
 from server.federation.run import run_federation

@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 
-from common.equity import GROUP_BINS, all_cell_keys
-from common.secure_release import audit_noise_key, block, decode, encode, exact_sum
+from common.equity.audit import GROUP_BINS, all_cell_keys
+from common.privacy.secure_release import audit_noise_key, block, decode, encode, exact_sum
 from server.federation.secure_pooling import summed_cells
 
 THRESHOLD = 0.3
@@ -41,7 +41,7 @@ def test_distributed_sums_count_the_round_and_hide_what_they_cannot_check() -> N
     assert cells["indigenous"]["false"].counted == 4 and cells["indigenous"]["false"].reportable
     # The noise of a count: the survivors' variances (a sensitive value's, only theirs
     # who released it: centre 0 did not; its UNKNOWN cell, everyone's), then reconciled
-    # across the six attributes (common.equity_consistency's formula).
+    # across the six attributes (common.equity.consistency's formula).
     every, released = 4 + 9 + 16 + 25, 9 + 16 + 25
     attribute = {"sex": 3 * released + every, "indigenous": 2 * released + every,
                  "ehdaa": 3 * every, "immigrant_generation": 4 * every,

@@ -1,6 +1,6 @@
 import numpy as np
 
-from common.equity import size_band
+from common.equity.audit import size_band
 from common.metrics import score_histogram
 from server.federation.bookkeeping import CentreRecord, participation
 

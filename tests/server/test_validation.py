@@ -109,7 +109,7 @@ def test_the_model_version_names_the_round_and_changes_with_the_weights() -> Non
 
 
 def _evaluation(version: str, bins: int = 30, **changes: object) -> Message:
-    from common.equity import CELL_LENGTH, all_cell_keys
+    from common.equity.audit import CELL_LENGTH, all_cell_keys
 
     metrics: dict[str, object] = {"num-examples": 50, "sq_err_sum": 4.2, "epsilon": 1.2,
                                   "hist_pos": [1.0] * bins, "hist_neg": [-0.5] * bins,

@@ -17,7 +17,7 @@ import torch
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.supercore.logger import FLOWER_LOGGER
 
-from client.app import build_client_app
+from client.federation.app import build_client_app
 from common.config import RunConfig
 from common.schema import LABEL
 from simulations.attacks import PoisonMod, attack_mods, malicious_centres, poison

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from flwr.app import Context, Message
 
-from client.app import build_client_app
+from client.federation.app import build_client_app
 from common.config import RunConfig
-from common.equity import CELL_LENGTH, all_cell_keys
+from common.equity.audit import CELL_LENGTH, all_cell_keys
 from common.model import ModelConfig, build_model
 from common.protocol import CENTRE as CENTRE_RECORD
 from simulations.runner import run_scenario

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from common.i18n import translate
+from common.i18n.catalogue import translate
 from common.protocol import Reason
 from tests.simulations.conftest import SIM
 

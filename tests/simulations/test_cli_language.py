@@ -1,12 +1,12 @@
 """``perseverance-sim``'s language: its error sentences and its help in French unless
-``--lang en`` (before the command) or the locale says English (``common.cli_language``).
+``--lang en`` (before the command) or the locale says English (``common.i18n.cli``).
 Only refusals before any simulation starts: no Ray, no Flower."""
 
 from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from common import i18n
+from common.i18n import catalogue as i18n
 from simulations.cli import _done, app
 
 runner = CliRunner()
@@ -70,7 +70,7 @@ def test_a_run_without_a_pooled_auc_says_why() -> None:
 
 
 def test_the_bench_table_shows_its_names_and_figures_in_the_language() -> None:
-    from common.cli_language import set_language
+    from common.i18n.cli import set_language
     from simulations.bench_report import table_rows
     from simulations.cli import _figures_in_language
 

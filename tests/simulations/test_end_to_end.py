@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from client.data import load_centre
+from client.ingest.centre_data import load_centre
 from common.config import RunConfig
 from common.model import ModelConfig, build_model, predict_proba
 from tests.processes import pids_mentioning
@@ -152,11 +152,11 @@ def test_the_equity_audit_is_read_at_the_calibrated_threshold(tiny_run) -> None:
     """After the final round, the audit's exchange counted the flags at the raw score that
     the Platt recalibration of the final pooled histogram maps to evaluation.threshold;
     each centre booked it once, after its final histogram, within the run's budget."""
-    from client.evaluation import audit_round
-    from client.ledger import PrivacyLedger
-    from client.run_plan import run_history
+    from client.privacy.evaluation import audit_round
+    from client.privacy.ledger import PrivacyLedger
+    from client.privacy.run_plan import run_history
     from common.calibration import Calibration
-    from common.privacy import composed_epsilon
+    from common.privacy.accounting import composed_epsilon
 
     out = tiny_run.out
     config = RunConfig()

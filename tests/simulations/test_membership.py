@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from client.data import SitePolicy, split_and_encode
+from client.ingest.centre_data import SitePolicy, split_and_encode
 from common.config import RunConfig
 from simulations.inprocess import federate
 from simulations.membership import dp_advantage_bound, loss_threshold_advantage

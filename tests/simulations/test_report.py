@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common import i18n
+from common.i18n import catalogue as i18n
 from common.metrics import ScoreHistogram
 from simulations.report import NOT_MEASURED, REPORT, REPORT_EN, write_report
 from simulations.report_plots import roc_points

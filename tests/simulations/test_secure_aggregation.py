@@ -35,8 +35,8 @@ from flwr.compat.common.recorddict_compat import (
 )
 from scipy.stats import binom
 
-from client.app import build_client_app
-from client.secure import build_secure_app, is_secure_message
+from client.federation.app import build_client_app
+from client.federation.secure import build_secure_app, is_secure_message
 from common.config import ConfigError, RunConfig
 from common.model import ModelConfig, build_model, read_model
 from server import run_folder
@@ -197,7 +197,7 @@ def test_secure_mode_completes_with_a_centre_dropped_mid_round(dropout_run: Path
     assert summary["equity_audit_done"] is True
     assert "region" not in equity["groups"]  # a region's sum would carry too little noise
     # Each centre's releases were made over its per-student cohorts, evaluation included.
-    from client.student_budget import run_cohorts
+    from client.privacy.student_budget import run_cohorts
 
     for centre in sorted((dropout_run / "state").iterdir()):
         kinds = {c.kind for c in run_cohorts(centre, summary["run_name"])}
@@ -425,7 +425,7 @@ def test_an_evaluation_no_student_can_pay_for_releases_nothing(network: Path,
     assert summary["rounds_completed"] == 2  # training went on: its students had budget
     assert summary["auc_pooled"] is None and summary["equity_audit_done"] is False
     assert all(not r.get("eval_centres") for r in run_folder.read_rounds(tmp_path / "run"))
-    from client.student_budget import run_cohorts
+    from client.privacy.student_budget import run_cohorts
 
     for centre in sorted((tmp_path / "run" / "state").iterdir()):
         kinds = [c.kind for c in run_cohorts(centre, summary["run_name"])]

@@ -1,0 +1,106 @@
+"""The ClientApp: wiring only. The task is ``client.federation.centre_task``'s, for both the plain
+Message-API handlers below and the SecAgg+ client (``client.federation.secure``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app.error import Error
+from flwr.clientapp import ClientApp
+from flwr.clientapp.typing import Mod
+
+from client.federation.centre_task import Centre, evaluate_task, refuse, train_task
+from client.federation.secure import is_secure_message, secure_app
+from client.privacy.releases import ReplyCache
+from common import protocol
+from common.protocol import Task, TrainRelease
+
+
+def _task(msg: Message, context: Context) -> Task:
+    """The instruction's task; the run name is what the ledger books under: it outlives
+    Flower's run id when a run is resumed."""
+    config = msg.content.config_records.get(protocol.CONFIG, ConfigRecord())
+    return protocol.task_of(config, default_run=str(context.run_id))
+
+
+def _handle(kind: str, msg: Message, context: Context) -> Message:
+    """Run the task ``kind`` (train or evaluate) and build its reply."""
+    task = _task(msg, context)
+    config = msg.content.config_records.get(protocol.CONFIG, ConfigRecord())
+    audit = protocol.audit_request_of(config) if kind == "evaluate" and \
+        protocol.is_audit(config) else None
+    if audit is not None:
+        kind = protocol.PHASE_AUDIT
+    # The audit's reply is kept under what it was asked at: the same request gets the
+    # same reply (no cost); any other is refused by the centre's ledger.
+    version = task.model_version if audit is None else (
+        f"{task.model_version}|{audit.threshold!r}|{audit.slope!r}|{audit.intercept!r}")
+    centre: Centre | None = None
+    try:
+        centre = Centre.of(context.run_config, context.node_config, context.run_id)
+        centre.audit("task_received", task, kind, message_id=msg.metadata.message_id)
+        folder = centre.state_dir
+        cache = ReplyCache(folder) if folder is not None else None
+        if cache is not None and (done := cache.get(kind, task.run_name, task.server_round,
+                                                    version)):
+            centre.audit("reply_sent", task, kind, resent=True)
+            return Message(content=done, reply_to=msg)  # the same release again: no cost
+        weights = msg.content.array_records[protocol.ARRAYS].to_torch_state_dict()
+        if kind == "train":
+            result = train_task(centre, task, weights)
+            metrics = TrainRelease(result.num_examples, result.epsilon).as_metrics()
+            content = RecordDict({protocol.ARRAYS: ArrayRecord(result.weights),
+                                  protocol.METRICS: MetricRecord(metrics)})  # type: ignore[arg-type]
+            extra = {"update_norm": result.update_norm,
+                     "update_bound": centre.config.training.max_update_norm}
+        else:
+            release = evaluate_task(centre, task, weights, audit)
+            content = RecordDict({protocol.METRICS: MetricRecord(release)})  # type: ignore[arg-type]
+            extra = {}
+        content[protocol.CENTRE] = ConfigRecord({protocol.CENTRE_NAME: centre.name})
+        content[protocol.RECORDS_HEAD] = ConfigRecord(centre.head())  # type: ignore[arg-type]
+    except Exception as exc:
+        code, reason = refuse(centre, task, kind, exc)
+        return Message(Error(code=code, reason=reason), reply_to=msg)
+    if cache is not None:
+        cache.put(kind, task.run_name, task.server_round, version, content)
+    _sent(centre, task, kind, content, **extra)
+    return Message(content=content, reply_to=msg)
+
+
+def _sent(centre: Centre, task: Task, kind: str, content: RecordDict, **extra: object) -> None:
+    """What the reply carries, in the centre's audit log (names and shapes, not values)."""
+    arrays = {name: list(array.shape) for record in content.array_records.values()
+              for name, array in record.items()}
+    metrics = {key: value for record in content.metric_records.values()
+               for key, value in record.items()}
+    scalars = {k: v for k, v in metrics.items() if k in protocol.TRAIN_METRIC_KEYS}
+    centre.audit("reply_sent", task, kind, arrays=arrays, metrics=sorted(metrics),
+                 resent=False, **scalars, **extra)
+
+
+def train(msg: Message, context: Context) -> Message:
+    """Train the global model locally with DP-SGD and reply with the new weights."""
+    if is_secure_message(msg):  # secure mode: Flower's SecAgg+ runs on the legacy path
+        return secure_app(msg, context)
+    return _handle("train", msg, context)
+
+
+def evaluate(msg: Message, context: Context) -> Message:
+    """Evaluate the global model on the held-out records; reply with histograms."""
+    if is_secure_message(msg):
+        return secure_app(msg, context)
+    return _handle("evaluate", msg, context)
+
+
+def build_client_app(mods: Sequence[Mod] = ()) -> ClientApp:
+    """The ClientApp, optionally with extra mods (tests capture what leaves a centre;
+    simulations plant attackers). Deployment uses ``app`` below, without mods."""
+    client_app = ClientApp(mods=list(mods))
+    client_app.train()(train)
+    client_app.evaluate()(evaluate)
+    return client_app
+
+
+app = build_client_app()

@@ -1,0 +1,1 @@
+"""Local scoring: support priorities, their explanations and reports (never uploaded)."""

@@ -1,0 +1,1 @@
+"""The equity audit: per-group metrics, pooling, intervals, consistency and reading."""

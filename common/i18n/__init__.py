@@ -1,0 +1,1 @@
+"""French first, English available: the message catalogue and the CLIs' language."""

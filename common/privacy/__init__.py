@@ -1,0 +1,1 @@
+"""Privacy accounting and mechanisms: accountants, the secure release."""

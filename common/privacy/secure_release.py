@@ -1,0 +1,155 @@
+"""A centre's evaluation release as one integer vector, for SecAgg+ to sum.
+
+In secure mode the centres' evaluation counts are summed by SecAgg+ (fixed point,
+modulo 2^32), like the training updates: the ministry learns only the sum. Every entry
+is an integer (counts with discrete Gaussian noise, ``common.discrete_gaussian``), so
+SecAgg+'s quantization is made exact: clipping range ``CLIP`` and quantization range
+2 x ``CLIP`` map each integer v to v + ``CLIP`` unchanged, the weight factor is 1, and
+the unmasked average times the number of summed centres is the exact integer sum.
+
+Layout (``evaluation.bins`` = B, ``regions`` = R):
+- the score histogram: positives[B], negatives[B];
+- each equity cell (``common.equity.audit.all_cell_keys`` order): ``BLOCK`` integers, the
+  score bands positives[5], negatives[5], then ``reach`` (1 when the centre's noisy
+  count reaches ``MIN_CELL`` by two of its noise's std), ``counted`` (reach, for a
+  group cell), ``cells`` (noisy cells summed in it: 1) and ``variance`` (its noise
+  variance per count, in thousandths, rounded up);
+- each region slot: the same block, filled by the centre the ministry's register places
+  there only (its total over the cells of one attribute, ``common.equity.audit.centre_total``).
+Probability sums, squared errors, true and false positives are derived from the summed
+bins at the server (post-processing), as plain mode's centres derive them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from common.equity.audit import (
+    GROUP_BINS,
+    MIN_CELL,
+    all_cell_keys,
+    cell_students,
+)
+from common.equity.consistency import with_bands
+from common.equity.pooling import PooledCell
+from common.metrics import bin_centres
+
+#: SecAgg+ clipping range of an evaluation entry: a centre's count (at most its
+#: held-out students, about 6,000 at the CSS de Montréal) plus noise stays far inside;
+#: 2 x 2^20 x 1,024 centres < 2^32, so the modular sum cannot wrap.
+CLIP = 2**20
+QUANTIZATION_RANGE = 2 * CLIP
+BLOCK = 2 * GROUP_BINS + 4
+#: Keys of the legacy fit instruction that asks a centre for its secure evaluation
+#: (SecAgg+ sums only fit replies): the phase, the region slots, the centre's slot.
+PHASE, EVALUATE = "secure.phase", "evaluate"
+REGIONS, REGION, COUNTS = "secure.regions", "secure.region", "secure.counts"
+#: Metric keys beside a centre's masked vector (plaintext: functions of the run's
+#: configuration, the centre's floor and the round's threshold, no count): the std of
+#: its noise on each histogram and cell count, whether it is a share, the threshold.
+NOISE_HISTOGRAM, NOISE_AUDIT = "noise.histogram", "noise.audit"
+NOISE_DISTRIBUTED, NOISE_THRESHOLD = "noise.distributed", "noise.threshold"
+AUDIT_SENSITIVE = "audit.sensitive"  # 1: its sex and indigenous cells carry counts
+
+
+def audit_noise_key(attribute: str) -> str:
+    """The metric beside a centre's masked audit counts that gives the std of the noise
+    on each count of ``attribute``'s cells (``NOISE_AUDIT`` when absent)."""
+    return f"{NOISE_AUDIT}.{attribute}"
+_REACH, _COUNTED, _CELLS, _VARIANCE = range(2 * GROUP_BINS, BLOCK)
+VARIANCE_SCALE = 1000.0
+
+
+def length(bins: int, regions: int) -> int:
+    """Entries of a release vector."""
+    return 2 * bins + BLOCK * (len(all_cell_keys()) + regions)
+
+
+def block(cell: npt.ArrayLike, variance: float, counted: bool = True, cells: int = 1,
+          ) -> npt.NDArray[np.int64]:
+    """One cell's block from a centre's (noisy, integer) cell vector (the ``CELL_LENGTH``
+    layout of ``common.equity.audit.centre_cells``) and its noise variance per count."""
+    out = np.zeros(BLOCK, dtype=np.int64)
+    bands = np.rint(np.asarray(cell, dtype=np.float64)[: 2 * GROUP_BINS]).astype(np.int64)
+    if not bands.any():
+        return out  # a suppressed or unreleased cell: nothing, no noise
+    out[: 2 * GROUP_BINS] = bands
+    std = math.sqrt(max(variance, 0.0) * cells)
+    reach = cell_students(bands.astype(np.float64)) >= MIN_CELL + 2.0 * std * math.sqrt(
+        2 * GROUP_BINS)
+    out[_REACH] = int(reach)
+    out[_COUNTED] = int(reach and counted)
+    out[_CELLS] = cells
+    out[_VARIANCE] = math.ceil(variance * cells * VARIANCE_SCALE)
+    return out
+
+
+def encode(positives: npt.ArrayLike, negatives: npt.ArrayLike,
+           cells: Mapping[str, npt.NDArray[np.int64]], regions: int,
+           region: tuple[int, npt.NDArray[np.int64]] | None = None) -> npt.NDArray[np.float64]:
+    """The vector a centre hands to SecAgg+: its histogram, its cell blocks
+    (:func:`block`, keyed as ``all_cell_keys``; absent keys are zeros) and, in slot
+    ``region[0]``, its region block ``region[1]``."""
+    parts = [np.rint(np.asarray(positives, dtype=np.float64)),
+             np.rint(np.asarray(negatives, dtype=np.float64))]
+    parts += [cells.get(key, np.zeros(BLOCK, dtype=np.int64)).astype(np.float64)
+              for key in all_cell_keys()]
+    slots = np.zeros((regions, BLOCK))
+    if region is not None and 0 <= region[0] < regions:
+        slots[region[0]] = region[1]
+    vector = np.concatenate([*parts, slots.ravel()])
+    assert np.all(np.abs(vector) < CLIP), "a count outside SecAgg+'s range"
+    return vector
+
+
+def exact_sum(average: npt.NDArray[np.float64], summed: int) -> npt.NDArray[np.int64]:
+    """The integer sum from SecAgg+'s unmasked average over ``summed`` centres."""
+    return np.rint(np.asarray(average, dtype=np.float64) * summed).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class SummedRelease:
+    """What the ministry learns of a round's evaluation in secure mode: the sums."""
+
+    positives: npt.NDArray[np.float64]
+    negatives: npt.NDArray[np.float64]
+    cells: dict[str, npt.NDArray[np.int64]]
+    regions: list[npt.NDArray[np.int64]]
+
+    def histogram_release(self) -> dict[str, int | float | list[float]]:
+        """The pooled histogram as plain mode's release keys (``hist_pos`` ...), with the
+        probability sums and squared errors derived from the bins' centres."""
+        centres = bin_centres(len(self.positives))
+        pos, neg = self.positives, self.negatives
+        return {"num-examples": max(0, round(float(pos.sum() + neg.sum()))),
+                "hist_pos": pos.tolist(), "hist_neg": neg.tolist(),
+                "prob_sum": ((pos + neg) * centres).tolist(),
+                "sq_err_sum": float((pos * (1 - centres) ** 2 + neg * centres**2).sum())}
+
+
+def decode(vector: npt.NDArray[np.int64], bins: int, regions: int) -> SummedRelease:
+    """Split a summed vector (:func:`encode`'s layout) into its parts."""
+    assert len(vector) == length(bins, regions), "the release layout differs"
+    keys = all_cell_keys()
+    blocks = vector[2 * bins:].reshape(len(keys) + regions, BLOCK)
+    return SummedRelease(vector[:bins].astype(np.float64),
+                         vector[bins: 2 * bins].astype(np.float64),
+                         dict(zip(keys, blocks[: len(keys)], strict=True)),
+                         list(blocks[len(keys):]))
+
+
+def pooled_cell(summed: npt.NDArray[np.int64], threshold: float,
+                centres: int | None = None) -> PooledCell:
+    """A summed block as the audit's pooled cell: the ``CELL_LENGTH`` vector (true and
+    false positives, probability sum from the bands), the centres that reach
+    ``MIN_CELL`` and count (or ``centres`` for both, when the blocks' indicators were not
+    sent), and the std of the noise on each count."""
+    total = with_bands(summed[: 2 * GROUP_BINS].astype(np.float64), threshold)
+    reach = int(summed[_REACH]) if centres is None else centres
+    counted = int(summed[_COUNTED]) if centres is None else centres
+    return PooledCell(total, reach, counted, math.sqrt(float(summed[_VARIANCE]) / VARIANCE_SCALE))

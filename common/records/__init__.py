@@ -1,0 +1,1 @@
+"""Records that prove themselves: the chain, its key and the audit trail."""

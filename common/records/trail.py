@@ -1,0 +1,237 @@
+"""Append-only audit trails: one JSON object per line, each keyed and chained to the one before.
+
+Both sides keep one (the ministry in the run folder, each centre in its state folder):
+who connected, what ran, what was sent, refused or rejected, with UTC timestamps. Every
+line carries ``seq`` (its line number), ``prev`` (the MAC of the line before, ``"0" * 64``
+for the first) and ``mac``: HMAC-SHA256, with the side's key (``common.records.key``),
+of the line's content including ``prev``. Editing a line, or recomputing the chain
+without the key, breaks the MAC at that line; removing or inserting one breaks ``prev``
+or ``seq``; :func:`check_trail` names the first such line. A cut-off tail leaves an intact
+chain: the heads anchored at the other side find it (``client.privacy.records``).
+
+Lines written before keying (``prev`` the SHA-256 of the line before, no ``mac``) are
+read as before and reported as unkeyed; they may only precede keyed lines. Lines are
+appended under an exclusive ``flock`` and fsynced: several processes of the same side
+(Flower starts one per message) may write to one trail.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from common.i18n.catalogue import N_, Sentence, word
+from common.records.key import GENESIS as GENESIS  # re-exported: the chain's first `prev`
+from common.records.key import KEY_FILE, chain_mac, load_or_create_key, same
+
+# Enough to hold the longest line we write (events are small); the last line is all we
+# need to read before appending.
+TAIL_BYTES = 65_536
+RESERVED = ("seq", "prev", "mac")
+
+
+def _digest(line: str) -> str:
+    return hashlib.sha256(line.encode("utf-8")).hexdigest()
+
+
+def _canonical(entry: dict[str, Any]) -> str:
+    return json.dumps(entry, sort_keys=True, default=str, allow_nan=False)
+
+
+def _last_line(handle: Any) -> str | None:
+    handle.seek(0, os.SEEK_END)
+    size = handle.tell()
+    if size == 0:
+        return None
+    handle.seek(max(0, size - TAIL_BYTES))
+    lines = handle.read().decode("utf-8", errors="replace").splitlines()
+    return lines[-1] if lines else None
+
+
+def _count_lines(handle: Any) -> int:
+    handle.seek(0)
+    return sum(1 for line in handle.read().decode("utf-8", errors="replace").splitlines()
+               if line.strip())
+
+
+@dataclass(frozen=True)
+class Head:
+    """Where a trail ends: its last line's ``link`` (MAC, or SHA-256 of an unkeyed line;
+    ``""`` if empty), its number of lines and the actor of its last line."""
+
+    link: str
+    lines: int
+    actor: str | None
+
+
+def _head(handle: Any) -> Head:
+    last = _last_line(handle)
+    if last is None:
+        return Head("", 0, None)
+    try:
+        entry = json.loads(last)
+        mac, seq, actor = entry.get("mac"), entry.get("seq"), entry.get("actor")
+    except (ValueError, AttributeError):
+        mac = seq = actor = None
+    link = mac if isinstance(mac, str) else _digest(last)
+    lines = seq if isinstance(seq, int) else _count_lines(handle)  # once, at keying
+    return Head(link, lines, actor if isinstance(actor, str) else None)
+
+
+def trail_head(path: Path) -> Head:
+    """The head of a trail, from its tail only (under a shared lock)."""
+    if not path.is_file():
+        return Head("", 0, None)
+    with path.open("rb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        try:
+            return _head(handle)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class AuditTrail:
+    """An append-only, keyed and chained JSON-lines file.
+
+    Parameters
+    ----------
+    path : Path
+        The trail's file; its folder is created if needed.
+    actor : str
+        Who writes it (``"ministry"`` or the centre's name), repeated on every line.
+    key_path : Path | None
+        The side's records key, created on first use; default ``records.key`` beside the
+        trail (a centre's state folder; the ministry always passes its own).
+    """
+
+    def __init__(self, path: Path, actor: str, key_path: Path | None = None) -> None:
+        self.path = path
+        self.actor = actor
+        self.key_path = key_path or path.parent / KEY_FILE
+        self._key: bytes | None = None
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def record(self, event: str, **fields: Any) -> dict[str, Any]:
+        """Append one event with the current UTC time; returns what was written."""
+        assert not set(RESERVED) & set(fields), f"{RESERVED} are the chain's own fields"
+        if self._key is None:
+            self._key = load_or_create_key(self.key_path)
+        with self.path.open("a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                head = _head(handle)
+                entry = {
+                    "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "actor": self.actor,
+                    "event": event,
+                    **fields,
+                    "seq": head.lines + 1,
+                    "prev": head.link or GENESIS,
+                }
+                # What a reader will parse back, so that its MAC is computed on the same text.
+                entry = dict(json.loads(_canonical(entry)))
+                entry["mac"] = chain_mac(self._key, entry["prev"], _canonical(entry))
+                handle.seek(0, os.SEEK_END)
+                handle.write((_canonical(entry) + "\n").encode("utf-8"))
+                handle.flush()
+                os.fsync(handle.fileno())
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return entry
+
+
+def read_trail(path: Path) -> list[dict[str, Any]]:
+    """Every event of a trail, oldest first (an absent file is an empty trail)."""
+    if not path.is_file():
+        return []
+    text = path.read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@dataclass(frozen=True)
+class Tampering:
+    """One record that is not what was written: the file, the entry, why."""
+
+    path: Path
+    entry: str
+    reason: str
+
+    def sentence(self) -> str:
+        # A reason or entry without parameters is a plain catalogue message: as a word,
+        # it is translated with the sentence (a centre's name is not in the catalogue).
+        return N_("%(path)s, %(entry)s: %(reason)s", path=self.path,
+                  entry=self.entry if isinstance(self.entry, Sentence) else word(self.entry),
+                  reason=self.reason if isinstance(self.reason, Sentence) else word(self.reason))
+
+
+@dataclass
+class TrailCheck:
+    """What :func:`check_trail` found: every line's link, the unkeyed lines, problems."""
+
+    path: Path
+    links: list[str] = field(default_factory=list)
+    actor: str | None = None
+    unkeyed: int = 0
+    problems: list[Tampering] = field(default_factory=list)
+
+
+def check_trail(path: Path, key: bytes | None) -> TrailCheck:
+    """Check a trail line by line. Without ``key`` only the chain's links and numbers are
+    checked (an edited line with its MAC left in place then goes unseen)."""
+    check = TrailCheck(path)
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    keyed = False
+    for number, line in enumerate(lines, start=1):
+        where = N_("line %(number)s", number=number)
+        expected = check.links[-1] if check.links else GENESIS
+        try:
+            entry = json.loads(line)
+            claimed, mac = entry.get("prev"), entry.pop("mac", None)
+        except (ValueError, AttributeError):
+            check.problems.append(Tampering(path, where, N_("it is not a JSON object.")))
+            check.links.append(_digest(line))
+            continue
+        check.actor = check.actor or entry.get("actor")
+        if mac is None:
+            check.unkeyed += 1
+            if keyed:
+                check.problems.append(Tampering(path, where, N_(
+                    "it carries no MAC after keyed lines: it was written without the key.")))
+            elif claimed != expected:
+                check.problems.append(Tampering(path, where, N_(
+                    "it does not follow line %(before)s: a line was edited, removed or "
+                    "inserted.", before=number - 1)))
+            check.links.append(_digest(line))
+            continue
+        keyed = True
+        check.links.append(str(mac))
+        if claimed != expected:
+            check.problems.append(Tampering(path, where, N_(
+                "it does not follow line %(before)s: a line before it was removed or "
+                "inserted.", before=number - 1)))
+        elif key is not None and not same(str(mac), chain_mac(key, expected,
+                                                                _canonical(entry))):
+            check.problems.append(Tampering(path, where, N_(
+                "its MAC does not match its content: the line was edited (its chain "
+                "recomputed without the key).")))
+        elif entry.get("seq") != number:
+            check.problems.append(Tampering(path, where, N_(
+                "it is numbered %(seq)s: lines before it were removed or inserted.",
+                seq=entry.get("seq"))))
+    if key is not None and lines and not keyed:
+        check.problems.append(Tampering(path, N_("line %(number)s", number=1), N_(
+            "no line carries a MAC although the key exists: the MACs were stripped and the "
+            "chain recomputed without the key.")))
+    return check
+
+
+def verify_trail(path: Path, key: bytes | None = None) -> list[str]:
+    """Where a trail is broken: one sentence per bad line, none if intact (see
+    :func:`check_trail` for what is checked without ``key``)."""
+    return [problem.sentence() for problem in check_trail(path, key).problems]
