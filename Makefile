@@ -15,7 +15,7 @@ export RAY_TMPDIR := $(CURDIR)/.work/ray
 export RAY_USAGE_STATS_ENABLED := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install system-packages demo test lint typecheck pytest fuzz clean
+.PHONY: install system-packages demo test test-fast lint typecheck pytest fuzz clean
 
 install: $(STAMP)
 
@@ -47,6 +47,14 @@ pytest: install system-packages
 	$(BIN)/python -m pytest -q --durations=20 -n 2 --dist loadgroup
 
 test: lint typecheck pytest
+
+# The daily loop (about 3 minutes here): lint, import contracts and every test not marked
+# `slow` (the federations, real servers, Ray and browsers are the slow ones; `make test`
+# runs them all, as CI does).
+test-fast: install
+	$(BIN)/ruff check common client server simulations tests tools
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q -m "not slow" -n 2
 
 # Fresh random malformed extracts (many more than `make test` checks, which are fixed).
 fuzz: install
