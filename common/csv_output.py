@@ -16,6 +16,7 @@ plain number (``-0.5``, ``+3``, ``-1,5``, ``-2e-3``), nor a lone ``-`` (the usua
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,16 +60,45 @@ def _is_risky(value: Any) -> bool:
     return neutralise_cell(value) is not value
 
 
-def write_csv(path: Path, frame: pd.DataFrame, *, mode: int = 0o644, **to_csv: Any) -> Path:
+@dataclass(frozen=True)
+class CsvStyle:
+    """How a CSV separates its cells and writes its decimals.
+
+    French spreadsheets (Excel and LibreOffice in a French locale) read ``;`` between
+    cells and a decimal comma, and take a file for UTF-8 only when it begins with a
+    byte-order mark; a comma-separated file opens there as one column.
+    """
+
+    sep: str = ","
+    decimal: str = "."
+    bom: bool = False
+
+
+#: For programs: RFC 4180 commas, decimal points, no byte-order mark.
+MACHINE = CsvStyle()
+#: For people, by the language of the command: what the locale's spreadsheets open.
+SPREADSHEET = {"fr": CsvStyle(";", ",", True), "en": CsvStyle(",", ".", True)}
+
+
+def csv_style(lang: str, *, machine: bool = False) -> CsvStyle:
+    """The style of a CSV written for people of ``lang`` (``machine``: for programs)."""
+    return MACHINE if machine else SPREADSHEET.get(lang, MACHINE)
+
+
+def write_csv(path: Path, frame: pd.DataFrame, *, mode: int = 0o644,
+              style: CsvStyle = MACHINE, **to_csv: Any) -> Path:
     """Write ``frame`` (neutralised) to ``path`` atomically: a temporary file beside it,
     fsynced, given ``mode``, then renamed over ``path``. ``to_csv`` goes to pandas
-    (defaults: ``index=False``, CRLF line ends); the file is UTF-8."""
+    (defaults: ``index=False``, CRLF line ends); the file is UTF-8, with a byte-order
+    mark and the separator and decimal mark of ``style``."""
     to_csv.setdefault("index", False)
+    to_csv.setdefault("sep", style.sep)
+    to_csv.setdefault("decimal", style.decimal)
     # CRLF (RFC 4180), which also makes the csv module quote a cell holding a bare
     # carriage return: with "\n" alone such a cell would start a new row, and the text
     # after its \r would be a fresh, unneutralised cell.
     to_csv.setdefault("lineterminator", "\r\n")
     text = neutralise_frame(frame).to_csv(**to_csv)
     path = Path(path)
-    atomic_write_bytes(path, text.encode("utf-8"), mode)
+    atomic_write_bytes(path, text.encode("utf-8-sig" if style.bom else "utf-8"), mode)
     return path

@@ -70,6 +70,15 @@ def score(
     top: Annotated[
         int, typer.Option("--top", min=1, max=10, help="Factors listed per student and kind.")
     ] = 3,
+    machine_csv: Annotated[
+        bool,
+        typer.Option(
+            "--machine-csv",
+            help="Write the CSV for programs (commas, decimal points, no byte-order mark) "
+            "instead of for the spreadsheets of the chosen language (French: semicolons, "
+            "decimal commas).",
+        ),
+    ] = False,
 ) -> None:
     """Score a centre's students and write the local support report (see HELP)."""
     import torch
@@ -78,6 +87,7 @@ def score(
     from client.scoring.explain import attribute, top_factors
     from client.scoring.scores import load_model, load_scoring_policy, score_frame
     from client.scoring.support_report import Explanations, support_table, write_support_report
+    from common.csv_output import csv_style
 
     language = chosen(lang)
     _ = i18n.gettext(language)
@@ -109,7 +119,9 @@ def score(
     fingerprint = hashlib.sha256(model.read_bytes()).hexdigest()[:12]
     table = support_table(scored, frame, explanations, language)
     try:
-        csv_path, html_path = write_support_report(out, table, scored, language, fingerprint)
+        csv_path, html_path = write_support_report(
+            out, table, scored, language, fingerprint,
+            csv_style(language, machine=machine_csv))
     except OSError as exc:
         err.print(
             _("Cannot write the report into %(out)s (%(reason)s); give a folder this "

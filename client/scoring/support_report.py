@@ -20,7 +20,7 @@ import pandas as pd
 from client.scoring.scores import LEVELS, ScoredStudents
 from client.scoring.support_wording import TEXT, describe_factor
 from common import pages
-from common.csv_output import write_csv
+from common.csv_output import CsvStyle, csv_style, write_csv
 from common.files import atomic_write_bytes
 from common.schema import PREDICTORS
 
@@ -76,11 +76,15 @@ def write_support_report(
     scored: ScoredStudents,
     lang: str = "fr",
     model_fingerprint: str = "",
+    style: CsvStyle | None = None,
 ) -> tuple[Path, Path]:
-    """Write the CSV and the HTML page into ``out_dir``; returns both paths."""
+    """Write the CSV and the HTML page into ``out_dir``; returns both paths. The CSV
+    follows the spreadsheets of ``lang`` (French: ``;``, decimal comma, UTF-8 with a
+    byte-order mark) unless ``style`` says otherwise (``common.csv_output.MACHINE``)."""
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     csv_path, html_path = out_dir / CSV_NAME, out_dir / HTML_NAME
-    write_csv(csv_path, table, mode=FILE_MODE)  # formula cells neutralised, atomic
+    # Formula cells neutralised, atomic.
+    write_csv(csv_path, table, mode=FILE_MODE, style=style or csv_style(lang))
     atomic_write_bytes(html_path, render_html(table, scored, lang, model_fingerprint)
                        .encode("utf-8"), FILE_MODE)
     return csv_path, html_path

@@ -44,9 +44,9 @@ def test_numbers_and_plain_text_are_unchanged(value: object) -> None:
     assert neutralise_cell(value) == value
 
 
-def _cells(path: Path) -> list[list[str]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        return list(csv.reader(handle))
+def _cells(path: Path, delimiter: str = ",") -> list[list[str]]:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        return list(csv.reader(handle, delimiter=delimiter))
 
 
 def _assert_safe(rows: list[list[str]]) -> None:
@@ -95,11 +95,11 @@ def test_support_priorities_csv_is_safe_to_open(tmp_path: Path) -> None:
 
     assert result.exit_code == 0, result.output
     path = tmp_path / "out" / "support-priorities.csv"
-    rows = _cells(path)
+    rows = _cells(path, ";")  # French spreadsheets' separator (the command's default language)
     _assert_safe(rows)
     cells = {cell for row in rows for cell in row}
     assert {"'" + p.strip() for p in PAYLOADS} <= cells  # ids are read stripped
-    table = pd.read_csv(path)
+    table = pd.read_csv(path, sep=";", decimal=",", encoding="utf-8-sig")
     assert pd.api.types.is_float_dtype(table["probability"])
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 

@@ -91,7 +91,7 @@ def test_every_student_gets_one_row_highest_probability_first(
 ) -> None:
     _score(*inputs, tmp_path / "out")
 
-    table = pd.read_csv(tmp_path / "out" / CSV_NAME)
+    table = pd.read_csv(tmp_path / "out" / CSV_NAME, sep=";", decimal=",", encoding="utf-8-sig")
     assert sorted(table["student_id"]) == [f"s{i:04d}" for i in range(30)]
     assert table["probability"].is_monotonic_decreasing
     assert set(table["support_priority"]) <= {"high", "moderate", "low"}
@@ -101,10 +101,34 @@ def test_every_student_gets_one_row_highest_probability_first(
 def test_no_explain_leaves_the_factors_out(inputs: tuple[Path, Path], tmp_path: Path) -> None:
     stdout = _score(*inputs, tmp_path / "out", "--no-explain")
 
-    table = pd.read_csv(tmp_path / "out" / CSV_NAME)
+    table = pd.read_csv(tmp_path / "out" / CSV_NAME, sep=";", decimal=",", encoding="utf-8-sig")
     assert "factors" not in table.columns
     assert "Integrated Gradients" not in stdout
     assert "--no-explain" in (tmp_path / "out" / HTML_NAME).read_text(encoding="utf-8")
+
+
+def test_the_french_csv_opens_in_a_french_spreadsheet(
+    inputs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _score(*inputs, tmp_path / "out", "--no-explain")
+
+    raw = (tmp_path / "out" / CSV_NAME).read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 byte-order mark: Excel reads UTF-8
+    header, first = raw[3:].decode("utf-8").split("\r\n")[:2]
+    assert header.split(";")[:2] == ["student_id", "school_id"] or ";" in header
+    cells = dict(zip(header.split(";"), first.split(";"), strict=True))
+    assert "," in cells["probability"] and "." not in cells["probability"]
+
+
+def test_the_machine_csv_is_rfc_4180_with_decimal_points(
+    inputs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _score(*inputs, tmp_path / "out", "--no-explain", "--machine-csv")
+
+    raw = (tmp_path / "out" / CSV_NAME).read_bytes()
+    assert not raw.startswith(b"\xef\xbb\xbf")
+    table = pd.read_csv(tmp_path / "out" / CSV_NAME)
+    assert table["probability"].between(0, 1).all()
 
 
 @pytest.mark.parametrize(
