@@ -52,7 +52,8 @@ def test_training_with_dp_learns_and_counts_examples_not_batches():
     x, y = _data(4000)
     model = build_model(ModelConfig(), seed=1)
     stats = train_local(model, x, y, epochs=3, batch_size=200, learning_rate=0.01,
-                        dp=DPSettings(noise_multiplier=0.8, max_grad_norm=1.0))
+                        dp=DPSettings(noise_multiplier=0.8, max_grad_norm=1.0), seed=3,
+                        reproducible=True)
     assert stats.num_examples == 4000
     assert stats.steps == 3 * 20
     assert roc_auc_score(y, predict_proba(model, x)) > 0.7

@@ -132,7 +132,8 @@ def corrupted_extract(draw: st.DrawFn) -> tuple[bytes, set[int], str]:
     return frame.to_csv(index=False, sep=sep).encode(encoding), {r + 1 for r in bad}, kind
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, derandomize=not FUZZ,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(corrupted_extract())
 def test_row_problems_past_the_threshold(case: tuple[bytes, set[int], str]) -> None:
     content, bad_rows, kind = case
@@ -143,7 +144,8 @@ def test_row_problems_past_the_threshold(case: tuple[bytes, set[int], str]) -> N
     assert every_row or (f"{len(bad_rows)} of " in first and "have invalid values" in first), kind
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, derandomize=not FUZZ,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(corrupted_extract())
 def test_the_same_rows_are_listed_and_excluded(case: tuple[bytes, set[int], str]) -> None:
     from client.ingest import ingest_file
