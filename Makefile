@@ -62,3 +62,19 @@ fuzz: install
 
 clean:
 	rm -rf runs .work .pytest_cache .mypy_cache .ruff_cache
+
+# ------------------------------------------------------------- container images
+# Offline images (deploy/images/build.sh): wheelhouse, Debian bases (mmdebstrap), then the
+# app, SuperLink, SuperNode and proxy images; podman's layer cache makes an unchanged
+# rebuild take seconds. Needs root (rootful podman) and the container tools.
+.PHONY: container-tools images images-check
+
+container-tools:
+	@bash deploy/install-container-tools.sh
+
+images: install container-tools
+	bash deploy/images/build.sh
+
+# The app in the image hashes like this checkout (what a centre approves).
+images-check: install
+	bash deploy/images/build.sh stage check

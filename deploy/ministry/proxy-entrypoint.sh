@@ -13,7 +13,9 @@ for name in PROXY_CENTRES_LISTEN PROXY_OPERATOR_LISTEN SUPERLINK_ADDRESS SUPERLI
     exit 2
   fi
 done
+mkdir -p /run/nginx
 envsubst "$VARIABLES" < /etc/nginx/templates/perseverance.conf.template \
-  > /etc/nginx/conf.d/perseverance.conf
-nginx -t -q
-exec nginx
+  > /run/nginx/perseverance.conf
+# -e: nginx's log before the configuration is read (its default file is root's).
+nginx -e stderr -t -q
+exec nginx -e stderr

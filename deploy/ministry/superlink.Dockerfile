@@ -1,16 +1,35 @@
-# The ministry's SuperLink: Flower's official image, pinned to the Python package's
-# version. Its flags are in deploy/ministry/compose.yaml (the same as the loopback
-# launcher's, see server/deployment/programs.py: TLS, SuperNode authentication, state in
+# The ministry's SuperLink: flower-superlink from flwr==1.42.0 (the version of
+# pyproject.toml), on the Debian base, installed from the wheelhouse only (offline),
+# pinned by deploy/images/requirements.lock. Build with `make images`.
+# Its flags are in deploy/ministry/compose.yaml (the same as the loopback launcher's, see
+# server/deployment/programs.py: TLS, SuperNode authentication, state in
 # /state/superlink.db, ServerApps in a separate container, no runtime installs).
-FROM flwr/superlink:1.42.0
 
-USER root
+ARG BASE_IMAGE=localhost/perseverance-base:bookworm-r1
+ARG BUILD_IMAGE=localhost/perseverance-build-base:bookworm-r1
+
+# The same build stage as deploy/centre/supernode.Dockerfile (one cached layer for both).
+FROM ${BUILD_IMAGE} AS build
+COPY deploy/images/requirements.lock /wheels/
+COPY .work/images/wheelhouse/ /wheels/
+RUN python3 -m venv /opt/flower \
+    && /opt/flower/bin/pip install --no-cache-dir --no-index --find-links /wheels \
+       --disable-pip-version-check --constraint /wheels/requirements.lock flwr==1.42.0 \
+    && cd /opt/flower/lib/python3.11/site-packages \
+    && find . -depth -type d -name tests -prune -exec rm -rf {} + \
+    && find . -type f -name '*.so*' -exec sh -c 'strip --strip-unneeded "$@" 2>/dev/null || true' sh {} +
+
+FROM ${BASE_IMAGE}
+COPY --from=build /opt/flower /opt/flower
+# The state volume takes its owner from here (uid 49999, as Flower's images).
 RUN mkdir -p /state /pki && chown app:app /state
-USER app
 
-ENV FLWR_TELEMETRY_ENABLED=0 \
+ENV PATH=/opt/flower/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    FLWR_TELEMETRY_ENABLED=0 \
     FLWR_DISABLE_UPDATE_CHECK=1 \
-    FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION=1
+    FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION=1 \
+    PYTHONDONTWRITEBYTECODE=1
+USER app
 
 VOLUME ["/state"]
 EXPOSE 8000
