@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from client.errors import CentreRefusal
 from common.config import RunConfig
+from common.model import ModelConfig
 from common.protocol import Reason, Reply
 
 
@@ -60,6 +61,69 @@ class PrivacyFloor:
 
 
 @dataclass(frozen=True)
+class WorkLimits:
+    """The most work one run may ask of the centre (``[limits]`` table of the site
+    policy), checked against the run's configuration and each instruction BEFORE any
+    record is read, any release booked or any model built: a run beyond one limit is
+    refused (``Reply.CONFIG``, ``Reason.OUT_OF_LIMITS``), the numbers in the centre's log.
+
+    ``max_hidden_layers`` / ``max_layer_width``: ``training.hidden``;
+    ``max_parameters``: weights and biases of the run's model, and elements of the arrays
+    an instruction may carry; ``max_rounds``, ``max_local_epochs``, ``max_batch_size``:
+    ``rounds``, ``local_epochs``, ``training.batch_size`` (0, automatic, always passes);
+    ``max_bins``: ``evaluation.bins``; ``max_regions``: region slots of a secure
+    evaluation (``secure.regions``; Québec has 17 administrative regions);
+    ``tasks_at_once``: ClientApp tasks the centre's runtime runs at the same time
+    (``perseverance-clientapp --max-tasks``).
+    """
+
+    max_hidden_layers: int = 4
+    max_layer_width: int = 512
+    max_parameters: int = 250_000
+    max_rounds: int = 100
+    max_local_epochs: int = 20
+    max_batch_size: int = 4096
+    max_bins: int = 200
+    max_regions: int = 32
+    tasks_at_once: int = 2
+
+    def problems(self, config: RunConfig) -> list[str]:
+        """Every value of ``config`` beyond a limit, in words with its numbers (for the
+        centre's log only)."""
+        hidden = config.training.hidden_sizes
+        found = [f"{key} = {value:g}, at most {limit:g}" for key, value, limit in (
+            ("number of layers of training.hidden", len(hidden), self.max_hidden_layers),
+            ("widest layer of training.hidden", max(hidden, default=0), self.max_layer_width),
+            ("rounds", config.rounds, self.max_rounds),
+            ("local_epochs", config.local_epochs, self.max_local_epochs),
+            ("training.batch_size", config.training.batch_size, self.max_batch_size),
+            ("evaluation.bins", config.evaluation.bins, self.max_bins),
+        ) if value > limit]
+        if not found:  # the widths are bounded: the count is cheap and cannot overflow
+            size = ModelConfig(hidden=hidden).num_parameters
+            if size > self.max_parameters:
+                found.append(f"the model's parameters = {size}, at most {self.max_parameters}")
+        return found
+
+    def check(self, config: RunConfig) -> None:
+        """Raise ``CentreRefusal`` (``Reply.CONFIG``) if the run asks for more work."""
+        self._refuse(self.problems(config))
+
+    def check_instruction(self, elements: int, regions: int = 0) -> None:
+        """Raise ``CentreRefusal`` if an instruction carries more array elements than
+        ``max_parameters`` or asks for more region slots than ``max_regions``."""
+        self._refuse([f"{key} = {value}, at most {limit}" for key, value, limit in (
+            ("array elements of the instruction", elements, self.max_parameters),
+            ("secure.regions", regions, self.max_regions)) if not 0 <= value <= limit])
+
+    @staticmethod
+    def _refuse(problems: list[str]) -> None:
+        if problems:
+            raise CentreRefusal(f"{Reason.OUT_OF_LIMITS} ({'; '.join(problems)})",
+                                Reason.OUT_OF_LIMITS, Reply.CONFIG)
+
+
+@dataclass(frozen=True)
 class SitePolicy:
     """What a centre allows. Owned by the centre (a TOML file next to its data).
 
@@ -67,7 +131,8 @@ class SitePolicy:
     usable labelled, consenting TRAINING records needed to take part in training;
     ``epsilon_cap`` is the centre's lifetime privacy cap (epsilon at ``privacy.delta``,
     the centre's own delta, per student); ``audit_attributes_allowed`` lets
-    sex/indigenous be used for equity statistics; ``privacy`` is the privacy floor.
+    sex/indigenous be used for equity statistics; ``privacy`` is the privacy floor;
+    ``limits`` the most work one run may ask.
     """
 
     refused_predictors: frozenset[str] = frozenset()
@@ -76,4 +141,5 @@ class SitePolicy:
     audit_attributes_allowed: bool = True
     max_invalid_fraction: float = 0.05
     privacy: PrivacyFloor = field(default_factory=PrivacyFloor)
+    limits: WorkLimits = field(default_factory=WorkLimits)
     extra: dict[str, object] = field(default_factory=dict)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,12 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    @property
+    def num_parameters(self) -> int:
+        """The number of weights and biases, computed without building the model."""
+        widths = (self.num_features, *self.hidden, 1)
+        return sum((a + 1) * b for a, b in pairwise(widths))
 
 
 class RiskModel(nn.Module):

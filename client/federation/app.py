@@ -3,6 +3,7 @@ Message-API handlers below and the SecAgg+ client (``client.federation.secure``)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
@@ -46,7 +47,9 @@ def _handle(kind: str, msg: Message, context: Context) -> Message:
                                                     version)):
             centre.audit("reply_sent", task, kind, resent=True)
             return Message(content=done, reply_to=msg)  # the same release again: no cost
-        weights = msg.content.array_records[protocol.ARRAYS].to_torch_state_dict()
+        record = msg.content.array_records[protocol.ARRAYS]
+        centre.admit(sum(math.prod(array.shape) for array in record.values()))
+        weights = record.to_torch_state_dict()
         if kind == "train":
             result = train_task(centre, task, weights)
             metrics = TrainRelease(result.num_examples, result.epsilon).as_metrics()

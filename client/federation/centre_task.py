@@ -71,11 +71,21 @@ class Centre:
             return ""
 
     def policy(self) -> SitePolicy:
-        """The centre's site policy, after checking the run against its privacy floor:
-        raises ``CentreRefusal`` (``Reply.FLOOR``) before any record is read."""
+        """The centre's site policy, after checking the run against its privacy floor and
+        its work limits: raises ``CentreRefusal`` (``Reply.FLOOR``, ``Reply.CONFIG``)
+        before any record is read."""
         _, _, policy_path = resolve_data_source(self.config, self.node_config)
         policy = centre_policy(policy_path)
         policy.privacy.check(self.config)
+        policy.limits.check(self.config)
+        return policy
+
+    def admit(self, elements: int, regions: int = 0) -> SitePolicy:
+        """Check the run against the centre's floor and limits, and an instruction's
+        ``elements`` (array elements it carries) and ``regions`` (secure region slots)
+        against its limits, before anything of it is used: raises ``CentreRefusal``."""
+        policy = self.policy()
+        policy.limits.check_instruction(elements, regions)
         return policy
 
     def data(self, run_name: str = "") -> CentreData:

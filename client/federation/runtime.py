@@ -8,7 +8,9 @@ asks the SuperNode's Runtime API for ClientApp tasks (``AcquireTask``, as Flower
 ``flower-superexec`` does) and starts one fresh process per task
 (``client/federation/runtime_task.py``, where Flower's ``flwr-clientapp`` would run), which checks
 the FAB's SHA-256 against ``<state>/approved-apps.json`` before anything of the FAB is
-unpacked. Approve, list and revoke with ``perseverance-client app``.
+unpacked. Approve, list and revoke with ``perseverance-client app``. At most
+``--max-tasks`` task processes run at once (default: the site policy's
+``limits.tasks_at_once``, 2); the SuperNode keeps the others until one ends.
 
 Exit codes: 0 stopped; 2 unusable command line (no state folder).
 """
@@ -33,6 +35,7 @@ from flwr.supercore.runtime import RuntimeHttpClient
 from flwr.supercore.telemetry import EventType
 from flwr.supercore.tls import validate_and_resolve_root_certificates
 
+from client.site_policy import WorkLimits
 from common.app_approval import ApprovalError, approved_apps_path, read_approved
 from common.errors import ExitCode
 
@@ -71,9 +74,10 @@ def announce_approved(state_dir: Path) -> None:
 
 
 def serve(runtime_api_address: str, state_dir: Path, insecure: bool,
-          root_certificates: str | None, poll_seconds: float = POLL_SECONDS) -> None:
+          root_certificates: str | None, poll_seconds: float = POLL_SECONDS,
+          max_tasks: int = WorkLimits().tasks_at_once) -> None:
     """Acquire the SuperNode's ClientApp tasks one by one and start a task process for
-    each, until stopped (SIGTERM or SIGINT)."""
+    each, never more than ``max_tasks`` at once, until stopped (SIGTERM or SIGINT)."""
     client = RuntimeHttpClient.from_server_address(
         server_address=runtime_api_address,
         insecure=insecure,
@@ -89,6 +93,9 @@ def serve(runtime_api_address: str, state_dir: Path, insecure: bool,
     running: list[subprocess.Popen[bytes]] = []
     while True:
         running = [task for task in running if task.poll() is None]  # reaps the ended
+        if len(running) >= max_tasks:  # the task stays with the SuperNode until one ends
+            time.sleep(poll_seconds)
+            continue
         answer = client.AcquireTask(
             AcquireTaskRequest(supported_task_types=[TaskType.CLIENT_APP]))
         if answer.HasField("task") and answer.token:
@@ -118,13 +125,20 @@ def main(argv: list[str] | None = None) -> None:
                         help="Plain HTTP to the Runtime API (it never leaves the centre).")
     parser.add_argument("--root-certificates", default=None,
                         help="CA certificate of the Runtime API's TLS certificate.")
+    parser.add_argument("--max-tasks", type=int, default=WorkLimits().tasks_at_once,
+                        help="Task processes run at once, at least 1 (default: "
+                        "%(default)s, the site policy's limits.tasks_at_once); the others "
+                        "wait with the SuperNode.")
     args = parser.parse_args(argv)
     if not args.state.is_dir():
         print(f"error: the state folder {args.state} does not exist; give the centre's "
               "state-dir.", file=sys.stderr)
         sys.exit(ExitCode.UNUSABLE)
+    if args.max_tasks < 1:
+        print("error: --max-tasks must be at least 1.", file=sys.stderr)
+        sys.exit(ExitCode.UNUSABLE)
     serve(args.runtime_api_address, args.state.resolve(), args.insecure,
-          args.root_certificates)
+          args.root_certificates, max_tasks=args.max_tasks)
 
 
 if __name__ == "__main__":

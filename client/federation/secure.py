@@ -79,6 +79,11 @@ def _global_weights(parameters: NDArrays, config: RunConfig) -> OrderedDict[str,
                        for name, array in zip(names, parameters, strict=True))
 
 
+def _elements(parameters: NDArrays) -> int:
+    """Array elements an instruction carries (held to the centre's ``max_parameters``)."""
+    return sum(int(np.asarray(array).size) for array in parameters)
+
+
 class SecureCentre(NumPyClient):
     """The centre's training and evaluation for the legacy path (``client.federation.centre_task``).
 
@@ -114,6 +119,7 @@ class SecureCentre(NumPyClient):
             return self._secure_evaluation(parameters, config)
         task = self._task(config)
         self.centre.audit("task_received", task, "train", secure_aggregation=True)
+        self.centre.admit(_elements(parameters))
         global_weights = _global_weights(parameters, self.centre.config)
         # No reply cache here, unlike plain mode: the same update summed again with
         # other centres would let the ministry subtract sums. A repeated request is
@@ -137,6 +143,9 @@ class SecureCentre(NumPyClient):
         kind = "evaluate" if audit is None else protocol.PHASE_AUDIT
         self.centre.audit("task_received", task, kind, secure_aggregation=True)
         run_config = self.centre.config
+        slot = SecureSlot(int(config.get(layout.REGIONS, 0)), int(config.get(layout.REGION, -1)),
+                          bool(config.get(layout.COUNTS, True)))
+        self.centre.admit(_elements(parameters), slot.regions)
         model = build_model(model_config(run_config), seed=run_config.seed)
         set_weights(model, dict(_global_weights(parameters, run_config)))
         data = self.centre.data(task.run_name)
@@ -148,8 +157,6 @@ class SecureCentre(NumPyClient):
         share_of = self._threshold() if (run_config.privacy.distributed_noise and
                                          data.policy.privacy.allow_distributed_noise) else None
         data = evaluation_records(run_config, data, task.run_name, ledger, share_of)
-        slot = SecureSlot(int(config.get(layout.REGIONS, 0)), int(config.get(layout.REGION, -1)),
-                          bool(config.get(layout.COUNTS, True)))
         vector, metrics = secure_release(run_config, data, predict_proba(model, data.x_test),
                                          task.server_round or run_config.rounds, ledger,
                                          task.run_name, slot, self._threshold(), audit)
@@ -164,6 +171,7 @@ class SecureCentre(NumPyClient):
         global_weights = _global_weights(parameters, self.centre.config)
         audit = protocol.audit_request_of(config) if protocol.is_audit(config) else None
         release = evaluate_task(self.centre, task, dict(global_weights), audit)
+        self.centre.admit(_elements(parameters))
         count = int(release[protocol.NUM_EXAMPLES])  # type: ignore[arg-type]
         self.centre.audit("reply_sent", task, "evaluate", secure_aggregation=True,
                           metrics=sorted(release))

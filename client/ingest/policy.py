@@ -15,7 +15,7 @@ import pandas as pd
 
 from client.ingest.errors import IngestError, quote
 from client.ingest.toml_files import read_toml
-from client.site_policy import PrivacyFloor, SitePolicy
+from client.site_policy import PrivacyFloor, SitePolicy, WorkLimits
 from common.i18n.catalogue import N_, word
 from common.schema import AUDIT_ATTRIBUTES, PREDICTORS, is_forbidden
 
@@ -23,10 +23,11 @@ from common.schema import AUDIT_ATTRIBUTES, PREDICTORS, is_forbidden
 # other parts of the client read from the same file (kept whole in SitePolicy.extra,
 # checked by their readers). A key in neither is refused, so typos never pass silently.
 POLICY_FIELDS = tuple(f.name for f in dataclasses.fields(SitePolicy)
-                      if f.name not in ("extra", "privacy"))
+                      if f.name not in ("extra", "privacy", "limits"))
 POLICY_SECTIONS = ("support",)  # [support]: support-priority thresholds, client.scoring.scores
 PRIVACY_KEYS = tuple(f.name for f in dataclasses.fields(PrivacyFloor))
-POLICY_KEYS = (*POLICY_FIELDS, "privacy", *POLICY_SECTIONS)
+LIMIT_KEYS = tuple(f.name for f in dataclasses.fields(WorkLimits))
+POLICY_KEYS = (*POLICY_FIELDS, "privacy", "limits", *POLICY_SECTIONS)
 
 
 def load_policy(path: Path) -> SitePolicy:
@@ -64,6 +65,10 @@ def load_policy(path: Path) -> SitePolicy:
         floor = _privacy_floor(raw["privacy"], problems)
         if floor is not None:
             fields["privacy"] = floor
+    if "limits" in raw:
+        limits = _work_limits(raw["limits"], problems)
+        if limits is not None:
+            fields["limits"] = limits
     extra: dict[str, object] = {}
     for section in POLICY_SECTIONS:
         if section in raw and not isinstance(raw[section], dict):
@@ -108,6 +113,23 @@ def _privacy_floor(table: object, problems: list[str]) -> PrivacyFloor | None:
             prefix="privacy.")
     values.update(numbers)
     return PrivacyFloor(**values) if len(problems) == found else None
+
+
+def _work_limits(table: object, problems: list[str]) -> WorkLimits | None:
+    """The ``[limits]`` table: the most work one run may ask (``client.site_policy``)."""
+    if not isinstance(table, dict):
+        problems.append(word(N_("limits must be a table ([limits])")))
+        return None
+    found = len(problems)
+    problems.extend(
+        N_("unknown key limits.%(key)s (known keys: %(known)s)", key=key,
+           known=", ".join(LIMIT_KEYS))
+        for key in sorted(set(table) - set(LIMIT_KEYS))
+    )
+    values: dict[str, Any] = {}
+    for key in LIMIT_KEYS:
+        _number(table, key, values, problems, int, low=1, prefix="limits.")
+    return WorkLimits(**values) if len(problems) == found else None
 
 
 def _number(
