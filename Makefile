@@ -6,11 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 # No outside network at run time: no telemetry, no update check; Flower and Ray
-# keep their state inside the ignored working folder.
+# keep their state inside the ignored working folder. Flower's home (and the ministry's
+# records key in it) is not set here: every command resolves it the same way
+# (common/workdirs.py: $FLWR_HOME, else .work/flwr-home of this checkout).
 export FLWR_TELEMETRY_ENABLED := 0
 export FLWR_DISABLE_UPDATE_CHECK := 1
 export FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION := 1
-export FLWR_HOME := $(CURDIR)/.work/flwr-home
 export RAY_TMPDIR := $(CURDIR)/.work/ray
 export RAY_USAGE_STATS_ENABLED := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1

@@ -28,6 +28,7 @@ class ExitCode(IntEnum):
     LAUNCHER_INPUT = 5  # perseverance-sim dev-federation: unusable input
     DEPLOYMENT = 6  # perseverance-server: a server did not start or died
     RUN_FAILED = 7  # perseverance-sim dev-federation: the federated run failed
+    UNREACHABLE = 8  # perseverance-server enrol/revoke: the SuperLink could not be reached
     INTERRUPTED = 130  # Ctrl-C; every process started has been stopped
 
 

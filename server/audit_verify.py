@@ -25,7 +25,7 @@ from common.records.chain import (
     verify_centre,
 )
 from common.records.key import RecordsKeyError, read_key
-from common.records.trail import Tampering, check_trail
+from common.records.trail import Tampering, check_trail, key_problem
 from server.federation.audit_log import AUDIT_FILE, KEY_ENV, ministry_key_path
 
 STATE = "state"
@@ -36,7 +36,8 @@ HELP = (
     "state/centre-* audit log and privacy ledger against its key and the heads the ministry "
     "recorded. "
     "Reads only.\n\nExit codes: 0 intact; 4 altered (the first bad entry is named on "
-    "stderr, then the others); 2 no such run folder, or a key missing for keyed records."
+    "stderr, then the others); 2 no such run folder, or a key missing or not the one that "
+    "signed the records (each line names its key by a key id)."
 )
 
 audit_app = typer.Typer(no_args_is_help=True, help="A run folder's records: check them.")
@@ -48,11 +49,8 @@ def verify_run(run_dir: Path) -> tuple[list[Tampering], list[str]]:
     key_file = ministry_key_path()
     key = read_key(key_file)
     ministry = check_trail(log, key)
-    if key is None and len(ministry.links) > ministry.unkeyed:
-        raise RecordsUnverifiable(N_(
-            "The ministry's log %(log)s is keyed but there is no key at %(path)s: set "
-            "%(variable)s to the ministry's records key.", log=log, path=key_file,
-            variable=KEY_ENV))
+    if (problem := key_problem(ministry, key, key_file, f"${KEY_ENV}")) is not None:
+        raise RecordsUnverifiable(problem)
     anchors = read_anchors(log) if log.is_file() else []
     problems, notes = list(ministry.problems), [N_(
         "ministry: audit log %(lines)s lines (%(unkeyed)s unkeyed), %(anchors)s centre "

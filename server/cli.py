@@ -6,7 +6,8 @@ Subcommands are grouped by task; add a group with ``app.add_typer(group, name=..
 Exit codes (``common.errors.ExitCode``): 0 success; 2 bad command line or input; 3 PKI
 error (missing CA, existing key without --force, bad name); 4 enrolment or revocation
 refused (by the inventory or the SuperLink), or for ``audit verify`` tampered records; 6
-the operator tunnel cannot start; 130 interrupted. ``operator-tunnel ... -- COMMAND``
+the operator tunnel cannot start; 8 ``enrol`` or ``pki revoke-centre`` could not reach the
+SuperLink (no operator tunnel open); 130 interrupted. ``operator-tunnel ... -- COMMAND``
 exits with COMMAND's code. The loopback launcher is ``perseverance-sim dev-federation``.
 
 The command's own sentences (what it made, its errors) and its help are in French unless
@@ -29,7 +30,7 @@ from rich.console import Console
 from common.errors import ExitCode
 from common.i18n.catalogue import N_, sentence, word
 from common.i18n.cli import LangOption, LocalisedGroup, error_line, shown
-from common.workdirs import work_root
+from common.workdirs import flwr_home, work_root
 from server.audit_verify import audit_app
 from server.deployment import pki as pki_lib
 from server.publication.registry_cli import registry_app
@@ -39,7 +40,7 @@ app = typer.Typer(
     cls=LocalisedGroup,
     help="The ministry's side of Persévérance: PKI, enrolment of centres, deployment. "
     "Exit codes: 0 ok, 2 usage, 3 PKI, 4 enrolment (audit verify: tampered), 6 tunnel, "
-    "130 interrupted.",
+    "8 SuperLink unreachable, 130 interrupted.",
 )
 pki_app = typer.Typer(no_args_is_help=True, help="The federation's and operators' CAs, the "
                       "SuperLink's and proxy's certificates, operators' certificates and "
@@ -160,6 +161,9 @@ def pki_revoke_centre(
     root = directory or _default_pki_dir()
     try:
         entry = enrolment.revoke_centre(name, inventory or root / "inventory.json", connection)
+    except enrolment.SuperLinkUnreachable as exc:
+        _fail(sentence(exc), ExitCode.UNREACHABLE)
+        return
     except enrolment.EnrolmentError as exc:
         _fail(sentence(exc), ExitCode.ENROLMENT)
         return
@@ -216,6 +220,9 @@ def enrol(
     try:
         entry = enrolment.enrol(name, key, inventory or root / "inventory.json", connection,
                                 region=region, indigenous_governed=indigenous_governed)
+    except enrolment.SuperLinkUnreachable as exc:
+        _fail(sentence(exc), ExitCode.UNREACHABLE)
+        return
     except (enrolment.EnrolmentError, pki_lib.PkiError) as exc:
         _fail(sentence(exc), ExitCode.ENROLMENT)
         return
@@ -254,8 +261,6 @@ def operator_tunnel(
     """Open the operator's mutual-TLS tunnel to the Control API for the flwr CLI: writes
     the flwr connection (insecure, to --listen on this machine) and forwards it to the
     proxy's operator listener with the operator's client certificate."""
-    from flwr.supercore.utils import get_flwr_home
-
     from server.deployment import enrolment
     from server.deployment import operator_tunnel as tunnel
 
@@ -275,7 +280,7 @@ def operator_tunnel(
             key or paths.operator_key(str(operator)),
             ca or paths.ca_certificate, server_name,
         )
-        enrolment.write_connection(get_flwr_home(), connection, listen, None)
+        enrolment.write_connection(flwr_home(), connection, listen, None)
         if command:
             raise typer.Exit(tunnel.run_command(settings, command))
         _say(err, N_("Operator tunnel: %(listen)s -> %(proxy)s (connection %(connection)s); "

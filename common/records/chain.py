@@ -23,7 +23,7 @@ from typing import Any
 from common.errors import ExitCode, PerseveranceError
 from common.i18n.catalogue import N_, word
 from common.records.key import GENESIS, KEY_FILE, chain_mac, read_key, same
-from common.records.trail import Tampering, check_trail
+from common.records.trail import Tampering, check_trail, key_problem
 
 AUDIT_FILE = "audit.jsonl"  # a centre's audit log, beside its ledger (client.privacy.audit_log)
 LEDGER_FILE = "privacy-ledger.sqlite"  # a centre's privacy ledger (client.privacy.ledger)
@@ -230,7 +230,9 @@ def verify_centre(
     key = read_key(key_file)
     trail = check_trail(audit, key)
     ledger = check_ledger(ledger_path, key)
-    if key is None and (len(trail.links) > trail.unkeyed or len(ledger.links) > ledger.unkeyed):
+    if (problem := key_problem(trail, key, key_file, "--key")) is not None:
+        raise RecordsUnverifiable(problem)
+    if key is None and len(ledger.links) > ledger.unkeyed:
         raise RecordsUnverifiable(N_("The records of %(folder)s are keyed but there is no "
                                      "key at %(key)s: give the centre's records key (--key).",
                                      folder=state_dir, key=key_file))

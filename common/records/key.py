@@ -25,6 +25,8 @@ from common.errors import ExitCode, PerseveranceError
 KEY_FILE = "records.key"
 KEY_BYTES = 32
 GENESIS = "0" * 64  # what the first record of a chain follows
+KEY_ID_LABEL = b"perseverance records key id\0"
+KEY_ID_HEX_DIGITS = 16
 
 
 class RecordsKeyError(PerseveranceError):
@@ -73,6 +75,13 @@ def load_or_create_key(path: Path) -> bytes:
     created = read_key(path)
     assert created is not None, f"the records key {path} vanished as it was created"
     return created
+
+
+def key_id(key: bytes) -> str:
+    """A records key's public name: the first 16 hex digits of SHA-256 over a fixed label
+    and the key. A function of the key only (nothing about a record or a student), and
+    it tells nothing of the key; it lets a verifier say "signed with another key"."""
+    return hashlib.sha256(KEY_ID_LABEL + key).hexdigest()[:KEY_ID_HEX_DIGITS]
 
 
 def chain_mac(key: bytes, previous: str, content: str) -> str:

@@ -3,11 +3,18 @@
 Both sides keep one (the ministry in the run folder, each centre in its state folder):
 who connected, what ran, what was sent, refused or rejected, with UTC timestamps. Every
 line carries ``seq`` (its line number), ``prev`` (the MAC of the line before, ``"0" * 64``
-for the first) and ``mac``: HMAC-SHA256, with the side's key (``common.records.key``),
-of the line's content including ``prev``. Editing a line, or recomputing the chain
-without the key, breaks the MAC at that line; removing or inserting one breaks ``prev``
-or ``seq``; :func:`check_trail` names the first such line. A cut-off tail leaves an intact
-chain: the heads anchored at the other side find it (``client.privacy.records``).
+for the first), ``key_id`` (the public name of the key that signs it,
+``common.records.key.key_id``) and ``mac``: HMAC-SHA256, with the side's key
+(``common.records.key``), of the line's content including ``prev`` and ``key_id``.
+Editing a line, or recomputing the chain without the key, breaks the MAC at that
+line; removing or inserting one breaks ``prev`` or ``seq``; :func:`check_trail` names
+the first such line. A cut-off tail leaves an intact chain: the heads anchored at the
+other side find it (``client.privacy.records``).
+The ``key_id`` lets a verifier tell a wrong or missing key from an edited line
+(:func:`key_problem`): lines that all name another key were signed with another key.
+Keyed lines written before key ids (no ``key_id``) are checked as before; if not one of
+them verifies with the key given, the key is named as not theirs rather than every line
+as edited.
 
 Lines written before keying (``prev`` the SHA-256 of the line before, no ``mac``) are
 read as before and reported as unkeyed; they may only precede keyed lines. Lines are
@@ -28,12 +35,12 @@ from typing import Any
 
 from common.i18n.catalogue import N_, Sentence, word
 from common.records.key import GENESIS as GENESIS  # re-exported: the chain's first `prev`
-from common.records.key import KEY_FILE, chain_mac, load_or_create_key, same
+from common.records.key import KEY_FILE, chain_mac, key_id, load_or_create_key, same
 
 # Enough to hold the longest line we write (events are small); the last line is all we
 # need to read before appending.
 TAIL_BYTES = 65_536
-RESERVED = ("seq", "prev", "mac")
+RESERVED = ("seq", "prev", "key_id", "mac")
 
 
 def _digest(line: str) -> str:
@@ -133,6 +140,7 @@ class AuditTrail:
                     **fields,
                     "seq": head.lines + 1,
                     "prev": head.link or GENESIS,
+                    "key_id": key_id(self._key),
                 }
                 # What a reader will parse back, so that its MAC is computed on the same text.
                 entry = dict(json.loads(_canonical(entry)))
@@ -172,13 +180,24 @@ class Tampering:
 
 @dataclass
 class TrailCheck:
-    """What :func:`check_trail` found: every line's link, the unkeyed lines, problems."""
+    """What :func:`check_trail` found: every line's link, the unkeyed lines, problems;
+    ``key_ids`` the key ids the keyed lines name, ``foreign`` the lines whose key is not
+    the one given (by their key id, or every keyed line of a log without key ids whose
+    MAC fails), ``verified`` the lines whose MAC the key given confirmed."""
 
     path: Path
     links: list[str] = field(default_factory=list)
     actor: str | None = None
     unkeyed: int = 0
     problems: list[Tampering] = field(default_factory=list)
+    key_ids: list[str] = field(default_factory=list)
+    foreign: list[int] = field(default_factory=list)
+    verified: int = 0
+
+    @property
+    def keyed(self) -> int:
+        """The number of lines that carry a MAC."""
+        return len(self.links) - self.unkeyed
 
 
 def check_trail(path: Path, key: bytes | None) -> TrailCheck:
@@ -187,6 +206,7 @@ def check_trail(path: Path, key: bytes | None) -> TrailCheck:
     check = TrailCheck(path)
     lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
     keyed = False
+    unnamed_failures: list[tuple[int, Tampering]] = []
     for number, line in enumerate(lines, start=1):
         where = N_("line %(number)s", number=number)
         expected = check.links[-1] if check.links else GENESIS
@@ -211,24 +231,83 @@ def check_trail(path: Path, key: bytes | None) -> TrailCheck:
             continue
         keyed = True
         check.links.append(str(mac))
+        named = entry.get("key_id")
+        if isinstance(named, str) and named not in check.key_ids:
+            check.key_ids.append(named)
         if claimed != expected:
             check.problems.append(Tampering(path, where, N_(
                 "it does not follow line %(before)s: a line before it was removed or "
                 "inserted.", before=number - 1)))
+        elif key is not None and isinstance(named, str) and named != key_id(key):
+            check.foreign.append(number)  # signed with another key: key_problem names it
         elif key is not None and not same(str(mac), chain_mac(key, expected,
                                                                 _canonical(entry))):
-            check.problems.append(Tampering(path, where, N_(
+            failure = Tampering(path, where, N_(
                 "its MAC does not match its content: the line was edited (its chain "
-                "recomputed without the key).")))
+                "recomputed without the key)."))
+            check.problems.append(failure)
+            if named is None:
+                unnamed_failures.append((number, failure))
         elif entry.get("seq") != number:
             check.problems.append(Tampering(path, where, N_(
                 "it is numbered %(seq)s: lines before it were removed or inserted.",
                 seq=entry.get("seq"))))
+        elif key is not None:
+            check.verified += 1
+    if key is not None and not check.verified and not check.key_ids and unnamed_failures \
+            and len(unnamed_failures) == check.keyed:
+        # A log from before key ids, not one line of which this key signed: another key.
+        check.foreign = [number for number, _ in unnamed_failures]
+        dropped = [failure for _, failure in unnamed_failures]
+        check.problems = [p for p in check.problems if p not in dropped]
+    if key is not None and len(check.key_ids) > 1:
+        _mixed_keys(check, key)
     if key is not None and lines and not keyed:
         check.problems.append(Tampering(path, N_("line %(number)s", number=1), N_(
             "no line carries a MAC although the key exists: the MACs were stripped and the "
             "chain recomputed without the key.")))
     return check
+
+
+def _mixed_keys(check: TrailCheck, key: bytes) -> None:
+    """Lines naming another key than the log's other lines, signed with the key given:
+    one side has one key, so these lines were edited (or the key changed mid-run)."""
+    mine = key_id(key)
+    if mine not in check.key_ids:
+        return  # every line names another key: a wrong key, not an edit (key_problem)
+    for number in check.foreign:
+        check.problems.append(Tampering(check.path, N_("line %(number)s", number=number), N_(
+            "it names the key %(other)s, but the log's other lines were signed with the key "
+            "given (%(mine)s): the line was edited, or the key was replaced during the run.",
+            other=check.key_ids[-1] if check.key_ids[0] == mine else check.key_ids[0],
+            mine=mine)))
+    check.foreign = []
+
+
+def key_problem(check: TrailCheck, key: bytes | None, key_path: Path, option: str) -> str | None:
+    """Why ``key`` (read from ``key_path``) cannot verify a trail, in one sentence, or
+    None: it is missing while lines are keyed, or every keyed line was signed with
+    another key (named by its key id). Not an alteration: the key is the problem.
+    ``option`` says how to give another key (``--key``, a variable)."""
+    if key is None:
+        if not check.keyed:
+            return None
+        if check.key_ids:
+            return N_("%(log)s was signed with the key %(id)s, but there is no key at "
+                      "%(path)s: give the key that signed it (%(option)s).",
+                      log=check.path, id=", ".join(check.key_ids), path=key_path, option=option)
+        return N_("%(log)s is keyed, but there is no key at %(path)s: give the key that "
+                  "signed it (%(option)s).", log=check.path, path=key_path, option=option)
+    if not check.foreign:
+        return None
+    if check.key_ids:
+        return N_("The key at %(path)s (%(mine)s) is not the one that signed %(log)s "
+                  "(%(id)s): give the key that signed it (%(option)s).", path=key_path,
+                  mine=key_id(key), log=check.path, id=", ".join(check.key_ids), option=option)
+    return N_("The key at %(path)s (%(mine)s) verifies none of the %(lines)s keyed lines of "
+              "%(log)s: it is not the key that signed it (%(option)s; this log, written before "
+              "key ids, does not name its key).", path=key_path, mine=key_id(key),
+              lines=len(check.foreign), log=check.path, option=option)
 
 
 def verify_trail(path: Path, key: bytes | None = None) -> list[str]:

@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.i18n.catalogue import sentence
 from common.records.key import RecordsKeyError, read_key
-from common.records.trail import check_trail
+from common.records.trail import check_trail, key_problem
 from server.console.follow import Followers
-from server.federation.audit_log import AUDIT_FILE, ministry_key_path
+from server.federation.audit_log import AUDIT_FILE, KEY_ENV, ministry_key_path
 from server.federation.checkpoint import LOCK
 from server.run_folder import PARTICIPATION, ROUNDS, SUMMARY, stopped_reason
 
@@ -113,11 +114,15 @@ class RunDetail:
 
 @dataclass(frozen=True)
 class AuditCheck:
-    """Whether a run's audit log verifies: ``keyed`` says if the MACs could be checked."""
+    """Whether a run's audit log verifies: ``keyed`` says if the MACs could be checked;
+    ``key_problem`` why the key cannot check them (missing, or not the one that signed
+    the log: named by key ids), as ``audit verify`` says it; ``problems`` the lines
+    altered."""
 
     lines: int
     keyed: bool
     problems: list[str]
+    key_problem: str | None = None
 
 
 class RunFolders:
@@ -201,8 +206,8 @@ class RunFolders:
 def centre_rows(events: list[dict[str, Any]],
                 participation: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One row per centre (node): its name, rounds trained, updates rejected, refusals,
-    the run's epsilon (once ``participation.json`` is written) and its lifetime epsilon
-    (from the records head its last reply carried)."""
+    the run's epsilon (once ``participation.json`` is written). A centre's lifetime
+    spending is not sent: it stays in its own ledger (``common.releases``)."""
     rows: dict[int, dict[str, Any]] = {}
 
     def row(node: Any) -> dict[str, Any] | None:
@@ -210,7 +215,7 @@ def centre_rows(events: list[dict[str, Any]],
             return None
         return rows.setdefault(node, {"node": node, "name": "", "trained": 0, "rejected": 0,
                                       "refused": 0, "absent": 0, "epsilon": None,
-                                      "epsilon_evaluation": None, "epsilon_lifetime": None})
+                                      "epsilon_evaluation": None})
 
     counters = {"update_accepted": "trained", "update_rejected": "rejected",
                 "centre_refused": "refused", "centre_absent": "absent"}
@@ -223,7 +228,6 @@ def centre_rows(events: list[dict[str, Any]],
             target[counters[kind]] += 1
         elif kind == "centre_records":
             target["name"] = str(event.get("actor") or target["name"])
-            target["epsilon_lifetime"] = finite(event.get("epsilon_lifetime"))
     for centre in participation.get("centres", []) if isinstance(participation, Mapping) else []:
         target = row(centre.get("node")) if isinstance(centre, Mapping) else None
         if target is not None:
@@ -235,13 +239,17 @@ def centre_rows(events: list[dict[str, Any]],
 def verify_audit(run_dir: Path) -> AuditCheck:
     """Check the ministry's audit log: with its key where the console can read it, else
     its chain only (links and numbers)."""
+    key_file = ministry_key_path()
     try:
-        key = read_key(ministry_key_path())
+        key = read_key(key_file)
     except RecordsKeyError as exc:
-        return AuditCheck(0, False, [str(exc)])
+        return AuditCheck(0, False, [], sentence(exc))
     check = check_trail(run_dir / AUDIT_FILE, key)
-    return AuditCheck(len(check.links), key is not None,
-                      [problem.sentence() for problem in check.problems])
+    # Without a key the chain alone is checked (the page says so); with another key's
+    # lines, their MACs say nothing here, and the page names the key, not an edit.
+    problem = key_problem(check, key, key_file, f"${KEY_ENV}") if key is not None else None
+    return AuditCheck(len(check.links), key is not None and problem is None,
+                      [p.sentence() for p in check.problems], problem)
 
 
 def _modified(path: Path) -> float:

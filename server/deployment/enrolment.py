@@ -27,13 +27,26 @@ import tomli_w
 
 from common.files import atomic_write_bytes
 from common.i18n.catalogue import N_, sentence
+from common.workdirs import FLWR_HOME_ENV, flwr_home
 from server.deployment import pki
 
 REGISTER_TIMEOUT_SECONDS = 60.0
 
 
+#: What ``flwr`` says when it cannot reach the SuperLink, or has no such connection.
+UNREACHABLE_MARKS = ("Connection to the SuperLink is unavailable",
+                     "not found in the Flower configuration file")
+#: The documented way to reach the Control API (docs/DEPLOYMENT.md, "Operator access"),
+#: around the command that needs it.
+TUNNEL_COMMAND = "perseverance-server operator-tunnel --proxy HOST:9443 --operator NAME -- {}"
+
+
 class EnrolmentError(Exception):
     """A centre cannot be enrolled (message is one sentence)."""
+
+
+class SuperLinkUnreachable(EnrolmentError):
+    """``flwr`` could not reach the SuperLink: no SuperLink was asked (one sentence)."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +140,19 @@ def write_connection(
     return path
 
 
+def connection_address(flwr_home_dir: Path, name: str) -> str:
+    """The address of the ``flwr`` connection ``name`` in ``flwr_home_dir``, or a word
+    saying it is not configured."""
+    try:
+        config = tomllib.loads((flwr_home_dir / "config.toml").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = {}
+    entry = config.get("superlink", {}).get(name)
+    if isinstance(entry, dict) and entry.get("address"):
+        return str(entry["address"])
+    return N_("not configured in %(path)s", path=flwr_home_dir / "config.toml")
+
+
 def _json_payload(stdout: str) -> dict[str, object]:
     start = stdout.find("{")
     if start < 0:
@@ -138,14 +164,20 @@ def _json_payload(stdout: str) -> dict[str, object]:
 
 
 def _flwr_supernode(
-    args: list[str], env: Mapping[str, str] | None, refused: str
+    args: list[str], connection: str, env: Mapping[str, str] | None, refused: str,
+    again: str,
 ) -> dict[str, object]:
-    """Run ``flwr supernode ARGS --format json``; return its answer if it succeeded, else
-    raise :class:`EnrolmentError` starting with ``refused`` and the SuperLink's reason."""
-    argv = [flower_executable("flwr"), "supernode", *args, "--format", "json"]
+    """Run ``flwr supernode ARGS CONNECTION --format json``; return its answer if it
+    succeeded, else raise :class:`SuperLinkUnreachable` if the SuperLink could not be
+    reached (``again``: the command to run through the operator tunnel), or
+    :class:`EnrolmentError` starting with ``refused`` and its reason."""
+    argv = [flower_executable("flwr"), "supernode", *args, connection, "--format", "json"]
+    # Flower's home as every command resolves it (common.workdirs), where operator-tunnel
+    # wrote the connection; the flwr CLI alone would read ~/.flwr.
+    environment = dict(env) if env is not None else {**os.environ, FLWR_HOME_ENV: str(flwr_home())}
     try:
         result = subprocess.run(
-            argv, capture_output=True, text=True, env=dict(env) if env is not None else None,
+            argv, capture_output=True, text=True, env=environment,
             timeout=REGISTER_TIMEOUT_SECONDS, check=False,
         )
     except subprocess.TimeoutExpired as err:
@@ -156,6 +188,14 @@ def _flwr_supernode(
     if payload.get("success") is True and "node-id" in payload:
         return payload
     reason = str(payload.get("error-message") or result.stderr or result.stdout).strip()
+    if any(mark in reason for mark in UNREACHABLE_MARKS):
+        home = Path(environment.get(FLWR_HOME_ENV) or flwr_home())
+        raise SuperLinkUnreachable(N_(
+            "The SuperLink could not be reached through the flwr connection %(connection)s "
+            "(%(address)s), so nothing was changed: no operator tunnel is open there, or it "
+            "cannot reach the proxy; run the command through the tunnel: %(command)s",
+            connection=connection, address=connection_address(home, connection),
+            command=TUNNEL_COMMAND.format(again)))
     last = reason.splitlines()[-1] if reason else N_("flwr exited with code %(code)s",
                                                      code=result.returncode)
     raise EnrolmentError(N_("%(refused)s: %(reason)s", refused=refused, reason=last))
@@ -169,16 +209,18 @@ def register_public_key(
     Raises :class:`EnrolmentError` with the SuperLink's reason if it refuses.
     """
     payload = _flwr_supernode(
-        ["register", str(public_key), connection, "--name", centre], env,
+        ["register", str(public_key), "--name", centre], connection, env,
         N_("The SuperLink refused to register %(centre)s's key", centre=centre),
+        f"perseverance-server enrol {centre}",
     )
     return int(str(payload["node-id"]))
 
 
 def unregister_node(node_id: int, connection: str, env: Mapping[str, str] | None = None) -> None:
     """Unregister a SuperNode with ``flwr supernode unregister`` (its key is burnt)."""
-    _flwr_supernode(["unregister", str(node_id), connection], env,
-                    N_("The SuperLink refused to unregister node %(node)s", node=node_id))
+    _flwr_supernode(["unregister", str(node_id)], connection, env,
+                    N_("The SuperLink refused to unregister node %(node)s", node=node_id),
+                    "perseverance-server pki revoke-centre ...")
 
 
 def enrol(

@@ -18,34 +18,25 @@
   against which ``audit verify`` finds a centre's rewritten or cut-off records.
 
 Nothing about a student is ever written here: node ids, counts, norms, versions. The
-lines are keyed with the ministry's records key (:func:`ministry_key_path`), which is
+lines are keyed with the ministry's records key (``common.workdirs.ministry_key_path``:
+the same file for the ServerApp, ``audit verify`` and the console), which is
 never kept in the run folder (a run folder is published; its key would let anyone
 rewrite it).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from common.records.trail import AuditTrail
+from common.workdirs import MINISTRY_KEY_ENV as KEY_ENV
+from common.workdirs import MINISTRY_KEY_NAME as KEY_NAME
+from common.workdirs import ministry_key_path
 
 AUDIT_FILE = "audit.jsonl"
 ACTOR = "ministry"
-KEY_ENV = "PERSEVERANCE_MINISTRY_KEY"
-KEY_NAME = "ministry-records.key"
-
-
-def ministry_key_path() -> Path:
-    """The ministry's records key: ``$PERSEVERANCE_MINISTRY_KEY``, else
-    ``$FLWR_HOME/perseverance/ministry-records.key`` (``~/.flwr`` without FLWR_HOME):
-    beside the SuperLink's own state, outside every run folder."""
-    configured = os.environ.get(KEY_ENV, "")
-    if configured:
-        return Path(configured)
-    home = os.environ.get("FLWR_HOME", "") or str(Path.home() / ".flwr")
-    return Path(home) / "perseverance" / KEY_NAME
+__all__ = ["ACTOR", "AUDIT_FILE", "KEY_ENV", "KEY_NAME", "ServerAudit", "ministry_key_path"]
 
 
 class ServerAudit:

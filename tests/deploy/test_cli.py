@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from common.errors import ExitCode
@@ -95,3 +96,34 @@ def test_operator_tunnel_without_credentials_exits_2(tmp_path: Path) -> None:
                                  "--dir", str(tmp_path)])
 
     assert result.exit_code == 2 and "--operator" in result.output
+
+
+def test_enrol_without_an_open_tunnel_says_the_superlink_was_not_reached_and_exits_8(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    from server.deployment.enrolment import write_connection
+
+    pki_dir, flwr_home = tmp_path / "pki", tmp_path / "flwr-home"
+    runner.invoke(app, ["pki", "init", "--dir", str(pki_dir)])
+    runner.invoke(app, ["pki", "add-centre", "css-a", "--dir", str(pki_dir)])
+    monkeypatch.setenv("FLWR_HOME", str(flwr_home))
+    never_configured = runner.invoke(app, ["enrol", "css-a", "--dir", str(pki_dir)])
+    with socket.socket() as probe:  # a port where no tunnel listens (closed again)
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    write_connection(flwr_home, "perseverance-operator", address, None)  # as the tunnel does
+
+    closed = runner.invoke(app, ["enrol", "css-a", "--dir", str(pki_dir)])
+    english = runner.invoke(app, ["--lang", "en", "enrol", "css-a", "--dir", str(pki_dir)])
+
+    assert closed.exit_code == ExitCode.UNREACHABLE == 8, closed.output
+    assert closed.output.startswith("erreur : Le SuperLink n'a pas pu être joint par la "
+                                    f"connexion flwr perseverance-operator ({address})")
+    assert "perseverance-server operator-tunnel --proxy" in closed.output
+    assert "-- perseverance-server enrol css-a" in closed.output
+    assert "refusé" not in closed.output
+    assert english.exit_code == 8 and "The SuperLink could not be reached" in english.output
+    assert never_configured.exit_code == 8 and "non configurée dans" in never_configured.output
+    assert not (pki_dir / "inventory.json").exists()

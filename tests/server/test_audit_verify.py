@@ -5,6 +5,7 @@ The first test runs a real federation (real ClientApp and ServerApp over
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -18,10 +19,12 @@ from typer.testing import CliRunner
 
 from client.federation.app import app as client_app
 from client.privacy.ledger import LEDGER_FILE
+from common import workdirs
 from common.config import RunConfig
+from common.records.key import GENESIS, chain_mac, key_id, load_or_create_key, read_key
 from common.records.trail import read_trail
 from server.cli import app
-from server.federation.audit_log import KEY_ENV
+from server.federation.audit_log import KEY_ENV, ministry_key_path
 from server.federation.run import run_federation
 from simulations.direct_grid import DirectGrid
 from simulations.network import generate_network, write_network
@@ -114,9 +117,96 @@ def test_a_deleted_centre_folder_exits_4(run_dir: Path) -> None:
 
 def test_bad_input_exits_2(run_dir: Path, _ministry_key: Path) -> None:
     assert verify(run_dir.parent / "nowhere")[0] == 2
+    signer = key_id(read_key(_ministry_key) or b"")
     _ministry_key.unlink()
     code, _, err = verify(run_dir)
-    assert code == 2 and f"set {KEY_ENV}" in err
+    assert code == 2 and f"signed with the key {signer}, but there is no key at" in err
+    assert f"(${KEY_ENV})" in err and "altered" not in err
+
+
+def test_a_foreign_ministry_key_exits_2_naming_both_keys(run_dir: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        _ministry_key: Path) -> None:
+    signer = key_id(read_key(_ministry_key) or b"")
+    foreign = tmp_path / "another-ministry.key"
+    monkeypatch.setenv(KEY_ENV, str(foreign))
+    mine = key_id(load_or_create_key(foreign))
+
+    code, _, err = verify(run_dir)
+
+    assert code == 2 and "altered" not in err, err
+    assert f"The key at {foreign} ({mine}) is not the one that signed" in err
+    assert f"({signer})" in err
+    french = CliRunner().invoke(app, ["audit", "verify", str(run_dir)])
+    assert french.exit_code == 2
+    assert french.stderr.startswith(f"erreur : La clé à {foreign} ({mine}) n'est pas celle qui "
+                                    "a signé"), french.stderr
+
+
+def test_a_foreign_centre_key_exits_2(run_dir: Path) -> None:
+    key = run_dir / "state" / "centre-1" / "records.key"
+    key.unlink()
+    load_or_create_key(key)
+
+    code, _, err = verify(run_dir)
+
+    assert code == 2 and f"The key at {key}" in err and "(--key)" in err, err
+
+
+def test_a_line_naming_another_key_among_lines_of_the_key_exits_4(run_dir: Path) -> None:
+    log = run_dir / "audit.jsonl"
+    lines = log.read_text().splitlines()
+    entry = json.loads(lines[1])
+    entry["key_id"] = "0123456789abcdef"
+    lines[1] = json.dumps(entry, sort_keys=True)
+    log.write_text("\n".join(lines) + "\n")
+
+    code, _, err = verify(run_dir)
+
+    assert code == 4 and f"{log}, line 2: it names the key 0123456789abcdef" in err, err
+
+
+def _strip_key_ids(log: Path, key: bytes) -> None:
+    """Rewrite a log as it was written before key ids (same key, no ``key_id``)."""
+    previous, lines = GENESIS, []
+    for line in log.read_text().splitlines():
+        entry = json.loads(line)
+        entry.pop("key_id"), entry.pop("mac")
+        entry["prev"] = previous
+        content = json.dumps(entry, sort_keys=True, default=str, allow_nan=False)
+        entry["mac"] = previous = chain_mac(key, previous, content)
+        lines.append(json.dumps(entry, sort_keys=True))
+    log.write_text("\n".join(lines) + "\n")
+
+
+def test_a_log_without_key_ids_verifies_and_a_wrong_key_is_named_not_an_edit(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _ministry_key: Path,
+) -> None:
+    _strip_key_ids(run_dir / "audit.jsonl", read_key(_ministry_key) or b"")
+    assert verify(run_dir)[0] == 0
+    monkeypatch.setenv(KEY_ENV, str(tmp_path / "another.key"))
+    load_or_create_key(tmp_path / "another.key")
+
+    code, _, err = verify(run_dir)
+
+    assert code == 2 and "verifies none of the 6 keyed lines" in err, err
+    assert "written before key ids" in err
+
+
+def test_the_key_and_flower_s_home_are_the_same_from_any_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("FLWR_HOME", raising=False)
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    seen = set()
+    for folder in (tmp_path, Path("/")):
+        monkeypatch.chdir(folder)
+        seen.add((workdirs.flwr_home(), ministry_key_path()))
+    project = Path(__file__).resolve().parents[2]
+    assert seen == {(project / ".work" / "flwr-home",
+                     project / ".work" / "flwr-home" / "perseverance" / "ministry-records.key")}
+    monkeypatch.setenv("FLWR_HOME", str(tmp_path / "flwr"))
+    assert ministry_key_path() == tmp_path / "flwr" / "perseverance" / "ministry-records.key"
 
 
 def test_the_console_script_exits_4_on_tampering(run_dir: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from common.records.key import load_or_create_key
 from server.console.follow import JsonLinesFollower
 from server.console.runs import FAILED, FINISHED, RUNNING, STOPPED, RunFolders, lock_held
 from server.federation.audit_log import ServerAudit
@@ -88,3 +89,29 @@ def test_the_command_refuses_a_missing_folder_in_one_sentence(tmp_path: Path) ->
 
     assert result.exit_code == 2
     assert "is not a folder" in result.output and "Traceback" not in result.output
+
+
+def test_the_audit_page_names_a_foreign_key_and_does_not_say_altered(
+    runs: RunFolders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from starlette.testclient import TestClient
+
+    from server.console import ConsoleSettings
+    from server.console.app import create_app
+
+    foreign = tmp_path / "another.key"
+    monkeypatch.setenv("PERSEVERANCE_MINISTRY_KEY", str(foreign))
+    load_or_create_key(foreign)
+
+    found = runs.audit(fixtures.FINISHED)
+    page = TestClient(create_app(ConsoleSettings(runs=tmp_path / "runs"))).get(
+        f"/audit/{fixtures.FINISHED}")
+
+    assert found is not None and found[1].problems == [] and not found[1].keyed
+    assert found[1].key_problem is not None
+    assert "ne peut pas être vérifié ici" in page.text and "modifié après" not in page.text
+    assert f"La clé à {foreign}" in page.text and "n&#39;est pas celle qui a signé" in page.text
+    foreign.unlink()  # no key here (the console without the key): the chain only
+    missing = runs.audit(fixtures.FINISHED)
+    assert missing is not None and missing[1].problems == [] and not missing[1].keyed
+    assert missing[1].key_problem is None

@@ -8,11 +8,12 @@ import os
 import stat
 from pathlib import Path
 
-from common.records.key import KEY_FILE, read_key
+from common.records.key import KEY_FILE, key_id, read_key
 from common.records.trail import (
     GENESIS,
     AuditTrail,
     check_trail,
+    key_problem,
     read_trail,
     trail_head,
     verify_trail,
@@ -87,3 +88,24 @@ def test_lines_written_before_keying_are_read_and_counted_as_unkeyed(tmp_path: P
     check = check_trail(path, _key(tmp_path))
     assert check.problems == [] and check.unkeyed == 2
     assert read_trail(path)[2]["seq"] == 3
+
+
+def test_each_line_names_its_key_and_another_key_is_named_not_an_edit(tmp_path: Path) -> None:
+    path = _trail(tmp_path)
+    other = bytes(32)
+
+    check = check_trail(path, other)
+    problem = key_problem(check, other, tmp_path / "other.key", "--key")
+
+    assert {e["key_id"] for e in read_trail(path)} == {key_id(_key(tmp_path))}
+    assert check.problems == [] and check.foreign == [1, 2, 3] and check.verified == 0
+    assert problem == (f"The key at {tmp_path / 'other.key'} ({key_id(other)}) is not the one "
+                       f"that signed {path} ({key_id(_key(tmp_path))}): give the key that "
+                       "signed it (--key).")
+    assert key_problem(check_trail(path, _key(tmp_path)), _key(tmp_path), path, "--key") is None
+    assert "there is no key at" in str(key_problem(check_trail(path, None), None, path, "-k"))
+
+
+def test_a_key_id_is_public_short_and_a_function_of_the_key_only() -> None:
+    assert key_id(bytes(32)) == key_id(bytes(32)) != key_id(bytes(31) + b"\x01")
+    assert len(key_id(bytes(32))) == 16 and bytes(32).hex()[:16] != key_id(bytes(32))
