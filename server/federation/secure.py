@@ -84,6 +84,7 @@ from server.federation.bookkeeping import (
 from server.federation.lifecycle import RunLifecycle
 from server.federation.rounds import GridView, wait_for_centres
 from server.federation.validation import model_version
+from server.federation.weights import sum_problem
 
 Weights = OrderedDict[str, torch.Tensor]
 #: Flower seeds each SecAgg+ mask with 32 bits: with 4 centres or more, at least 3
@@ -334,6 +335,16 @@ class SecureFedAvg(FedAvg):
         if not results:
             return None, {}
         update = parameters_to_ndarrays(results[0][1].parameters)
+        problem = sum_problem(update, [tuple(w.shape) for w in self.weights.values()],
+                              self.config.training.max_update_norm)
+        if problem is not None:
+            entry.rejections.append(f"the secure sum: {problem}")
+            log(WARNING, "round %s: the secure sum is rejected (%s): the model is left "
+                "unchanged", server_round, problem)
+            self.run.audit.event("round_aggregated", round=server_round, updates=0,
+                                 model_changed=False, secure_aggregation=True, reason=problem)
+            self.book.trained(server_round, [], 0)
+            return ndarrays_to_parameters([v.numpy() for v in self.weights.values()]), {}
         self.weights = OrderedDict(
             (name, (weight.double() + torch.from_numpy(np.asarray(delta))).to(weight.dtype))
             for (name, weight), delta in zip(self.weights.items(), update, strict=True))

@@ -24,6 +24,7 @@ from common.metrics import ScoreHistogram
 from common.protocol import AuditRequest, TrainRelease
 from server.federation.bookkeeping import CentreRecord, RoundCallback, RoundLog, RunBook
 from server.federation.validation import ExpectedUpdate, model_version, screen_updates
+from server.federation.weights import bounded_weights
 
 
 def _metrics(content: RecordDict) -> MetricRecord:
@@ -148,6 +149,23 @@ class PooledFedAvg(FedAvg):
                     verdict.node, verdict.reason)
         return kept
 
+    def _bound_weights(self, server_round: int, accepted: list[Message]) -> None:
+        """Replace each accepted reply's ``num-examples`` by its bounded weight
+        (``server.federation.weights``): no centre outweighs the others by its word."""
+        metrics = [_metrics(reply.content) for reply in accepted]
+        reported = [float(m[protocol.NUM_EXAMPLES]) for m in metrics]  # type: ignore[arg-type]
+        bounded = bounded_weights(reported, self.book.config.privacy.secagg_max_weight)
+        for reply, record, before, weight in zip(accepted, metrics, reported, bounded,
+                                                 strict=True):
+            record[protocol.NUM_EXAMPLES] = weight
+            if weight < before:
+                log(WARNING, "round %s: the weight of node %s is bounded from %g to %s",
+                    server_round, reply.metadata.src_node_id, before, weight)
+                if self.book.audit is not None:
+                    self.book.audit.event("weight_bounded", round=server_round,
+                                          node=reply.metadata.src_node_id,
+                                          reported=before, weight=weight)
+
     def _refusals(self, server_round: int, phase: str, replies: list[Message]) -> None:
         for reply in replies:
             if reply.has_error():
@@ -164,15 +182,15 @@ class PooledFedAvg(FedAvg):
                                    _configs(reply.content), _metrics(reply.content))
         replies = self._screen(server_round, replies)
         accepted = [reply for reply in replies if not reply.has_error()]
+        released = [(r.metadata.src_node_id, TrainRelease.of(_metrics(r.content)))
+                    for r in accepted]
+        self._bound_weights(server_round, accepted)
         arrays, metrics = super().aggregate_train(server_round, replies)
         if len(accepted) < self.min_updates:
             log(WARNING, "round %s: %s valid updates, fewer than the %s required: the model "
                 "is left unchanged", server_round, len(accepted), self.min_updates)
             arrays = None
-        self.book.trained(
-            server_round,
-            [(r.metadata.src_node_id, TrainRelease.of(_metrics(r.content))) for r in accepted],
-            len(accepted) if arrays is not None else 0)
+        self.book.trained(server_round, released, len(accepted) if arrays is not None else 0)
         self._refusals(server_round, "train", replies)
         return arrays, metrics
 
