@@ -59,9 +59,9 @@ TRAIN_METRIC_KEYS = frozenset({NUM_EXAMPLES, EPSILON})
 #: Scalar metrics of an evaluation reply (the rest are histograms and equity cells).
 EVALUATION_SCALAR_KEYS = frozenset({NUM_EXAMPLES, SQ_ERR_SUM})
 
-#: Keys of the records head (``client.privacy.records.records_head``).
-HEAD_KEYS = ("actor", "audit_head", "audit_lines", "ledger_head", "ledger_rows",
-             "epsilon_lifetime")
+#: Keys of the records head (``client.privacy.records.records_head``): MACs and lengths,
+#: no figure of the centre's students (``common.releases``).
+HEAD_KEYS = ("actor", "audit_head", "audit_lines", "ledger_head", "ledger_rows")
 
 
 class Reply(IntEnum):
@@ -209,7 +209,7 @@ def _number(metrics: Mapping[str, object], key: str) -> float:
     return float(value)
 
 
-def head_metrics(head: Mapping[str, str | int | float]) -> dict[str, str | int | float]:
+def head_metrics(head: Mapping[str, str | int]) -> dict[str, str | int]:
     """The records head as flat metrics of a secure (legacy) reply."""
     return {f"{HEAD_PREFIX}{key}": value for key, value in head.items()}
 

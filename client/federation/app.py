@@ -14,7 +14,7 @@ from flwr.clientapp.typing import Mod
 from client.federation.centre_task import Centre, evaluate_task, refuse, train_task
 from client.federation.secure import is_secure_message, secure_app
 from client.privacy.releases import ReplyCache
-from common import protocol
+from common import protocol, releases
 from common.protocol import Task, TrainRelease
 
 
@@ -63,6 +63,9 @@ def _handle(kind: str, msg: Message, context: Context) -> Message:
             extra = {}
         content[protocol.CENTRE] = ConfigRecord({protocol.CENTRE_NAME: centre.name})
         content[protocol.RECORDS_HEAD] = ConfigRecord(centre.head())  # type: ignore[arg-type]
+        # Nothing undeclared leaves: a key the release table lacks is a programming error.
+        releases.check_reply("plain", kind, {name: list(record)
+                                             for name, record in content.items()})
     except Exception as exc:
         code, reason = refuse(centre, task, kind, exc)
         return Message(Error(code=code, reason=reason), reply_to=msg)

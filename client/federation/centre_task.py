@@ -96,14 +96,12 @@ class Centre:
             self.config.evaluation.test_fraction
         return load_centre(data_path, mapping, policy, share)
 
-    def head(self, data: CentreData | None = None) -> dict[str, str | int | float]:
+    def head(self) -> dict[str, str | int]:
         """The head of the centre's records (audit log, ledger), sent with every reply
-        so that the ministry anchors it; empty without a state folder."""
+        so that the ministry anchors it; empty without a state folder. It carries no
+        figure of the centre's students (``common.releases``)."""
         folder = self.state_dir
-        if folder is None:
-            return {}
-        delta = (data.policy if data is not None else self.policy()).privacy.delta
-        return records_head(folder, delta)
+        return {} if folder is None else records_head(folder)
 
     def audit(self, event: str, task: Task, kind: str, **fields: Any) -> None:
         """One line of the centre's audit log (none without a state folder)."""

@@ -38,6 +38,9 @@ from common.protocol import AuditRequest, Reason, Reply
 from common.training import DPSettings, train_local
 
 DATA_FILE_SUFFIXES = (".parquet", ".csv")
+#: The salt of the size release's seeded noise (reproducible runs): evaluation releases
+#: use their round (1 to rounds + 1).
+SIZE_SALT = 2**20
 
 
 def model_config(config: RunConfig) -> ModelConfig:
@@ -135,13 +138,19 @@ def bound_update(
     return bounded, norm
 
 
-def require_training_records(data: CentreData) -> None:
+def require_training_records(data: CentreData, plan: RunPlan | None = None) -> None:
     """Refuse training when the centre has fewer training records (held-out students do
-    not count: they never train) than its policy's ``min_records``."""
-    if data.num_train < data.policy.min_records:
+    not count: they never train) than its policy's ``min_records``: with DP, judged on
+    the run's released size (``plan.public_size``: noisy and booked), so that the refusal
+    is that mechanism's output and one student more or less changes it only through the
+    noise (``common.releases``); without DP (no guarantee), on the exact count."""
+    count = data.num_train if plan is None else plan.public_size
+    if count < data.policy.min_records:
+        what = "usable training records" if plan is None else \
+            "training records by its released (noisy) size"
         raise CentreRefusal(
-            f"The centre has {data.num_train} usable training records, fewer than the "
-            f"{data.policy.min_records} its policy requires to take part in training.",
+            f"The centre has {count} {what}, fewer than the {data.policy.min_records} its "
+            "policy requires to take part in training.",
             Reason.TOO_FEW_RECORDS, Reply.REFUSED)
 
 
@@ -164,8 +173,8 @@ def training_plan(config: RunConfig, data: CentreData, run_name: str,
     uses the exact size and every record: such runs are references, with no guarantee
     to keep."""
     floor = data.policy.privacy
-    require_training_records(data)  # before any release: a refusing centre books nothing
     if not config.privacy.dp:
+        require_training_records(data)
         return plan_for(data.num_train, config, floor), data
     budget = StudentBudget(ledger, data, config) if ledger is not None else None
     plan = load_plan(state_dir, run_name) if state_dir is not None else None
@@ -176,10 +185,13 @@ def training_plan(config: RunConfig, data: CentreData, run_name: str,
             check_run_budget(history, config, floor, "release of the training-set size")
             counted = budget.size_records(run_name)
             _book(ledger, run_name, 0, "train", [size_release()], data)
-        size = released_size(counted.num_train, noise_generator(config, counted.num_train))
+        # Seeded noise (research runs) is salted by the release, never by the count.
+        size = released_size(counted.num_train, noise_generator(config, SIZE_SALT))
         plan = plan_for(size, config, floor)
         if state_dir is not None:
             save_plan(state_dir, run_name, plan)
+    # After the size release: taking part is decided on it (booked), not on the count.
+    require_training_records(data, plan)
     if budget is None:
         return plan, data
     return plan, budget.training_records(run_name, plan)
@@ -228,7 +240,7 @@ def train_round(
     this run's booked training rows (without a ledger: of the plan's releases through
     ``server_round``), at the run's delta.
     """
-    require_training_records(data)
+    require_training_records(data, plan if config.privacy.dp else None)
     model = build_model(model_config(config), seed=config.seed)
     set_weights(model, global_weights)
     dp: DPSettings | None = None

@@ -49,7 +49,7 @@ from client.federation.centre_task import Centre, evaluate_task, refuse, train_t
 from client.federation.rounds import evaluation_records, model_config, open_ledger
 from client.privacy.evaluation import check_evaluation_request
 from client.privacy.secure_evaluation import SecureSlot, secure_release
-from common import protocol
+from common import protocol, releases
 from common.config import RunConfig
 from common.model import build_model, predict_proba, set_weights
 from common.privacy import secure_release as layout
@@ -130,8 +130,9 @@ class SecureCentre(NumPyClient):
                           num_examples=weight, epsilon=result.epsilon,
                           update_norm=result.update_norm,
                           update_bound=self.centre.config.training.max_update_norm)
-        return (update_of(result, global_weights), weight,
-                {protocol.EPSILON: result.epsilon, **self._identity()})
+        metrics = {protocol.EPSILON: result.epsilon, **self._identity()}
+        releases.check_reply("secure", "train", {protocol.METRICS: metrics})
+        return update_of(result, global_weights), weight, metrics
 
     def _secure_evaluation(self, parameters: NDArrays, config: Scalars
                            ) -> tuple[NDArrays, int, Scalars]:
@@ -162,7 +163,9 @@ class SecureCentre(NumPyClient):
                                          task.run_name, slot, self._threshold(), audit)
         self.centre.audit("reply_sent", task, kind, secure_aggregation=True,
                           masked=True, **metrics)
-        return [vector], 1, {**metrics, **self._identity()}
+        metrics = {**metrics, **self._identity()}
+        releases.check_reply("secure", "evaluate", {protocol.METRICS: metrics})
+        return [vector], 1, metrics
 
     def evaluate(self, parameters: NDArrays, config: Scalars) -> tuple[float, int, Scalars]:
         """The same evaluation release as plain mode, as one JSON metric."""
@@ -177,7 +180,11 @@ class SecureCentre(NumPyClient):
                           metrics=sorted(release))
         # The loss is the Brier score of the noisy histogram: post-processing, no cost.
         loss = float(release[protocol.SQ_ERR_SUM]) / max(count, 1)  # type: ignore[arg-type]
-        return loss, count, {protocol.RELEASE: json.dumps(release), **self._identity()}
+        metrics = {protocol.RELEASE: json.dumps(release), **self._identity()}
+        releases.check_reply("plain", "evaluate" if audit is None else "audit",
+                             {protocol.METRICS: list(release)})
+        releases.check_reply("secure", "legacy-evaluate", {protocol.METRICS: metrics})
+        return loss, count, metrics
 
 
 def _client_fn(context: Context) -> Any:

@@ -18,7 +18,9 @@ Training is decided in two steps because the mechanism depends on the released s
 the size is released over the records the size release alone leaves within the cap
 (cohort ``size``), the plan follows from that size, and training uses those of them the
 whole run leaves within the cap (cohort ``train``). A record in the first and not the
-second paid for the size release only (one count, noise multiplier 50).
+second paid for the size release only (one count, noise multiplier 50). No cohort is
+refused for being small: that would be a decision on an exact count of students; the
+centre takes part or not on its released size.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from client.errors import CentreRefusal
 from client.ingest.centre_data import CentreData
 from client.privacy.cohorts import (
     Cohort,
@@ -45,7 +46,6 @@ from client.privacy.ledger import PrivacyLedger
 from client.privacy.run_plan import Mechanism, RunPlan, size_release
 from common.config import RunConfig
 from common.privacy.accounting import run_shares
-from common.protocol import Reason, Reply
 from common.records.chain import LEDGER_FILE
 from common.records.key import load_or_create_key
 
@@ -121,11 +121,11 @@ class StudentBudget:
 
     def _select(self, run_name: str, which: tuple[str, int], label: str,
                 pseudonyms: tuple[str, ...], mechanisms: list[Mechanism],
-                among: Cohort | None = None,
-                minimum: int = 0) -> npt.NDArray[np.bool_]:
+                among: Cohort | None = None) -> npt.NDArray[np.bool_]:
         """The run's cohort ``which`` as a mask over ``pseudonyms``: the one booked, or
-        the records within budget (and in ``among``), booked now. Refuses when fewer
-        than ``minimum`` remain (nothing booked)."""
+        the records within budget (and in ``among``), booked now. Never a refusal: how
+        many remain is an exact count of the students (issue 26); taking part is decided
+        on the released size (``client.federation.rounds.require_training_records``)."""
         hashes = self.hashes(pseudonyms)
         if len(hashes) != (self.data.num_train if which[0] == "train" else self.data.num_test):
             raise ValueError("The centre's records carry no pseudonyms (CentreData.ids_*): "
@@ -137,15 +137,6 @@ class StudentBudget:
         keep = self.within(hashes, run_name, mechanisms)
         if among is not None:
             keep &= np.fromiter((h in among.members for h in hashes), bool, len(hashes))
-        if int(keep.sum()) < minimum:
-            held_out = which[0] == EVALUATE[0]
-            raise CentreRefusal(
-                f"Only {int(keep.sum())} of the centre's {len(hashes)} "
-                f"{'held-out' if held_out else 'training'} records have privacy budget left "
-                f"for this run's {'evaluation' if held_out else 'training'} (cap "
-                f"{self.cap:g} per student at delta {self.delta:g}), fewer than {minimum}.",
-                Reason.EVALUATION_RETIRED if held_out else Reason.BUDGET_RETIRED,
-                Reply.REFUSED)
         kind, first_round = which
         members = [h for h, k in zip(hashes, keep, strict=True) if k]
         self.ledger.book_cohort(run_id=run_name, kind=kind, first_round=first_round,
@@ -154,8 +145,7 @@ class StudentBudget:
 
     def size_records(self, run_name: str) -> CentreData:
         """The training records the size release is made over (cohort booked)."""
-        keep = self._select(run_name, SIZE, "size", self.data.ids_train, [size_release()],
-                            minimum=self.data.policy.min_records)
+        keep = self._select(run_name, SIZE, "size", self.data.ids_train, [size_release()])
         return self.data.restricted(train=keep)
 
     def training_records(self, run_name: str, plan: RunPlan) -> CentreData:
@@ -163,8 +153,7 @@ class StudentBudget:
         within the cap (cohort booked before the first round's release)."""
         keep = self._select(run_name, TRAIN, "train", self.data.ids_train,
                             run_mechanisms(plan, self.config),
-                            among=self._cohort(run_name, SIZE),
-                            minimum=self.data.policy.min_records)
+                            among=self._cohort(run_name, SIZE))
         return self.data.restricted(train=keep)
 
     def evaluation_records(self, run_name: str,
@@ -177,10 +166,10 @@ class StudentBudget:
         if noise is None:
             return self.data
         releases = run_shares(noise, survivors_min)
-        # A release over no student would be noise alone, and the ministry would pool it
-        # as if it were an evaluation: refused instead (nothing booked).
-        keep = self._select(run_name, EVALUATE, "evaluate", self.data.ids_test, releases,
-                            minimum=1)
+        # No minimum: a refusal on the exact number of students with budget left would
+        # tell whether one student is there. A release over no student is noise alone,
+        # which the ministry's pooled histogram absorbs (zero mean).
+        keep = self._select(run_name, EVALUATE, "evaluate", self.data.ids_test, releases)
         return self.data.restricted(test=keep)
 
 

@@ -41,7 +41,7 @@ def audit_a_round(audit: ServerAudit, server_round: int, *, reject: bool = False
     audit.update(server_round, 11, None, 3.2)
     audit.update(server_round, 12, REJECTION if reject else None, 41.0 if reject else 2.9)
     audit.event("centre_records", node=11, round=server_round, phase="train",
-                actor="css-de-laval", audit_lines=server_round, epsilon_lifetime=0.9 * server_round)
+                actor="css-de-laval", audit_lines=server_round)
     audit.event("round_aggregated", round=server_round, updates=1 if reject else 2)
 
 

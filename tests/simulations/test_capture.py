@@ -27,7 +27,7 @@ EVALUATION_METRICS = {"num-examples", "epsilon", "hist_pos", "hist_neg", "prob_s
                       "sq_err_sum", *all_cell_keys()}
 CONFIG_RECORDS = {CENTRE_RECORD: {"name"},
                   "records-head": {"actor", "audit_head", "audit_lines", "ledger_head",
-                                   "ledger_rows", "epsilon_lifetime"}}
+                                   "ledger_rows"}}
 
 
 class CaptureReplies:

@@ -233,7 +233,7 @@ def inprocess(network: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
 
 
 HEAD = {f"head.{key}" for key in ("actor", "audit_head", "audit_lines", "ledger_head",
-                                  "ledger_rows", "epsilon_lifetime")}
+                                  "ledger_rows")}
 
 
 @pytest.mark.slow

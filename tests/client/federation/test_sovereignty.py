@@ -161,8 +161,9 @@ def test_participation_counts_the_training_students_only(network: Path) -> None:
     enough_with_held_out = replace(data, policy=SitePolicy(min_records=data.num_train + 1))
     assert data.num_train + data.num_test > enough_with_held_out.policy.min_records
 
-    with pytest.raises(CentreRefusal) as info:
-        centre_plan(RunConfig(), enough_with_held_out, "run", None, None)
+    with pytest.raises(CentreRefusal) as info:  # without DP: on the exact count
+        centre_plan(RunConfig.from_flat({"privacy.dp": False}), enough_with_held_out, "run",
+                    None, None)
 
     assert info.value.reason == Reason.TOO_FEW_RECORDS
 

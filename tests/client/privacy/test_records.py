@@ -38,7 +38,7 @@ def serve_rounds(state: Path, run_dir: Path, rounds: int, node: int = 7) -> None
         ledger.book(run_id="run-a", server_round=server_round, kind="train",
                     mechanisms=[(1.0, 0.05, 50)], delta=DELTA, cap=50)
         ministry.event("centre_records", node=node, round=server_round, phase="train",
-                       **records_head(state, DELTA))
+                       **records_head(state))
         trail.record("reply_sent", kind="train", round=server_round)
 
 
@@ -61,13 +61,12 @@ def _lines(path: Path) -> list[str]:
 
 def test_records_head_reads_the_tails(records: tuple[Path, Path]) -> None:
     state, run_dir = records
-    head = records_head(state, DELTA)
+    head = records_head(state)
     lines = [json.loads(line) for line in _lines(state / "audit.jsonl")]
     assert tuple(head) == HEAD_KEYS
     assert head["actor"] == ACTOR and head["audit_lines"] == len(lines) == 9
     assert head["audit_head"] == lines[-1]["mac"]
     assert head["ledger_rows"] == 3 and head["ledger_head"] == lines[-2]["ledger_head"]
-    assert head["epsilon_lifetime"] == pytest.approx(PrivacyLedger(state).epsilon_spent(DELTA))
     anchors = [e for e in read_trail(run_dir / "audit.jsonl") if e["event"] == "centre_records"]
     assert [a["round"] for a in anchors] == [1, 2, 3] and anchors[0]["ledger_rows"] == 1
 

@@ -1,0 +1,244 @@
+"""The neighbouring-data-sets test (issue 26): a centre run on D and on D plus or minus
+one student, with the same noise seeds, sends the same bytes in every PUBLIC and MAC
+field of the release table (``common.releases``), and its NOISED fields differ only as
+their mechanism lets one student move them.
+
+The centre runs through the ClientApp itself (plain mode: ``client.federation.app``;
+secure mode: the SecAgg+ client's ``fit``, what ``secaggplus_mod`` masks), as a
+ministry's instruction reaches it. MAC fields (the HMACs of the records head) cannot be
+byte-identical: each centre's key is its own and the rows they cover carry the time of
+booking; the test requires their form (64 hex digits), and the head's PUBLIC lengths.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
+
+from client.federation.app import app as client_app
+from client.federation.secure import SecureCentre
+from client.privacy.run_plan import SIZE_GRID
+from common import protocol, releases
+from common.config import RunConfig
+from common.equity.audit import AUDIT_GROUPS, GROUP_BINS, cell_key
+from common.model import ModelConfig, build_model
+from common.privacy import secure_release as layout
+from common.releases import Class
+from common.split import held_out_mask
+from tests.client.conftest import harmonised_frame
+from tests.server.messages import instruction
+
+CENTRE = "css-voisine"  # the same declared name on both sides
+TEST_FRACTION = 0.3
+POLICY = "min_records = {min_records}\n[privacy]\nallow_replayable_noise = true\n"
+HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def _flat(**values: object) -> dict[str, object]:
+    return dict(RunConfig.from_flat({
+        "rounds": 1, "local_epochs": 1, "training.hidden": "8", "seed": 7,
+        "privacy.reproducible_noise": True, "evaluation.test_fraction": TEST_FRACTION,
+        **values}).to_flat())
+
+
+def _students(count: int, start: int = 0) -> pd.DataFrame:
+    return harmonised_frame(start + count).iloc[start:].reset_index(drop=True)
+
+
+def _one(held_out: bool, after: int = 400) -> pd.DataFrame:
+    """One student beyond the first ``after``, held out or training as asked."""
+    frame = harmonised_frame(after + 200).iloc[after:].reset_index(drop=True)
+    mask = held_out_mask(frame["student_id"], TEST_FRACTION)
+    return frame[mask == held_out].head(1).reset_index(drop=True)
+
+
+def _centre(folder: Path, frame: pd.DataFrame, min_records: int = 50,
+            state: Path | None = None) -> dict[str, object]:
+    """A centre's files (the same names on both sides) and its node configuration."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / f"{CENTRE}.csv"
+    frame.to_csv(data, index=False)
+    (folder / "policy.toml").write_text(POLICY.format(min_records=min_records))
+    target = folder / "state"
+    if state is not None:
+        shutil.copytree(state, target)
+    return {"data-path": str(data), "policy-path": str(folder / "policy.toml"),
+            "state-dir": str(target)}
+
+
+def _weights(flat: dict[str, object]) -> OrderedDict[str, torch.Tensor]:
+    config = RunConfig.from_flat(flat)
+    model = build_model(ModelConfig(hidden=config.training.hidden_sizes), seed=config.seed)
+    return OrderedDict(model.state_dict())
+
+
+def _ask(flat: dict[str, object], node: dict[str, object], kind: str, run: str,
+         server_round: int = 1, audit: protocol.AuditRequest | None = None) -> Message:
+    """The ClientApp's reply to one plain instruction."""
+    message = instruction(f"r{server_round}", 1, ArrayRecord(_weights(flat)))
+    message.metadata.__dict__["_message_type"] = kind
+    config = ConfigRecord({**protocol.Task(run, server_round, f"r{server_round}").as_config(),
+                           **(audit.as_config() if audit else {})})
+    message.content[protocol.CONFIG] = config
+    context = Context(run_id=1, node_id=1, state=RecordDict(), node_config=node,
+                      run_config=flat)
+    return client_app(message, context)
+
+
+def _plain(reply: Message) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
+    """(record -> key -> value, name -> array) of a plain reply."""
+    assert not reply.has_error(), reply.error.reason
+    content = reply.content
+    records = {name: dict(record) for name, record in content.config_records.items()}
+    records.update({name: dict(record) for name, record in content.metric_records.items()})
+    arrays = {name: array.numpy() for record in content.array_records.values()
+              for name, array in record.items()}
+    return records, arrays
+
+
+def _check_counts(a: Any, b: Any) -> float:
+    """The total change one student made to noisy counts with the same noise: the
+    noise cancels, what is left is an integer per count."""
+    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    assert np.allclose(diff, np.round(diff), atol=1e-6), "the noise did not cancel"
+    return float(np.abs(np.round(diff)).sum())
+
+
+def _compare(mode: str, phase: str, left: dict[str, dict[str, Any]],
+             right: dict[str, dict[str, Any]]) -> None:
+    """Every key declared; PUBLIC equal; MAC of the form of a MAC; NOISED counts moved
+    by one student at most (histograms: one count; equity cells: one per attribute)."""
+    assert {r: set(k) for r, k in left.items()} == {r: set(k) for r, k in right.items()}
+    releases.check_reply(mode, phase, {r: list(k) for r, k in left.items()})
+    cells = 0.0
+    for record, values in left.items():
+        for key, value in values.items():
+            declared = releases.key_of(releases.REPLIES[(mode, phase)][record], key)
+            assert declared is not None
+            other = right[record][key]
+            if declared.cls is Class.PUBLIC:
+                assert json.dumps(value) == json.dumps(other), (record, key, value, other)
+            elif declared.cls is Class.MAC:
+                assert HEX.fullmatch(str(value)) and HEX.fullmatch(str(other)), (record, key)
+            elif key in (protocol.HIST_POS, protocol.HIST_NEG):
+                cells += _check_counts(value, other)
+    assert cells <= 1, "one student moved the histogram by more than one count"
+    for group in AUDIT_GROUPS:  # each student is one count in one cell per attribute
+        moved = sum(_check_counts(left[protocol.METRICS][k][:2 * GROUP_BINS],
+                                  right[protocol.METRICS][k][:2 * GROUP_BINS])
+                    for k in (cell_key(group.name, v) for v in group.cells)
+                    if k in left[protocol.METRICS])
+        assert moved <= 1, group.name
+
+
+def _plain_run(flat: dict[str, object], node: dict[str, object], run: str
+               ) -> dict[str, tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]]:
+    """A run of one round as a ministry drives it: train, evaluate, the audit."""
+    train = _plain(_ask(flat, node, "train", run))
+    evaluation = _plain(_ask(flat, node, "evaluate", run))
+    audit = _plain(_ask(flat, node, "evaluate", run,
+                        audit=protocol.AuditRequest(0.3, 1.0, 0.0)))
+    return {"train": train, "evaluate": evaluation, "audit": audit}
+
+
+def _compare_runs(left: dict[str, Any], right: dict[str, Any]) -> None:
+    for phase in ("train", "evaluate", "audit"):
+        _compare("plain", phase, left[phase][0], right[phase][0])
+    shapes = {k: v.shape for k, v in left["train"][1].items()}
+    assert shapes == {k: v.shape for k, v in right["train"][1].items()}
+
+
+@pytest.mark.parametrize("held_out", [False, True], ids=["training", "held-out"])
+def test_a_first_run_is_the_same_with_one_student_more(held_out: bool, tmp_path: Path
+                                                       ) -> None:
+    flat = _flat()
+    base = _students(400)
+    runs = [_plain_run(flat, _centre(tmp_path / name, frame), "run-1")
+            for name, frame in (("d", base), ("d1", pd.concat([base, _one(held_out)])))]
+
+    _compare_runs(*runs)
+
+
+def test_a_second_run_is_the_same_with_or_without_a_returning_student(tmp_path: Path
+                                                                      ) -> None:
+    """The issue's case: run 1 over A and a student s; run 2 over new students B, with s
+    back or not. The old head's ``epsilon_lifetime`` told them apart (s spent twice)."""
+    flat = _flat()
+    returning = _one(held_out=False, after=1000)
+    first = _centre(tmp_path / "year-1", pd.concat([_students(300), returning]))
+    _plain_run(flat, first, "run-1")
+    state = Path(str(first["state-dir"]))
+    new = _students(300, start=400)
+    runs = [_plain_run(flat, _centre(tmp_path / name, frame, state=state), "run-2")
+            for name, frame in (("without", new), ("with", pd.concat([new, returning])))]
+
+    _compare_runs(*runs)
+
+
+def test_taking_part_is_decided_on_the_released_size(tmp_path: Path) -> None:
+    """A centre at ``min_records`` and one student below it: the same released size
+    (same noise), hence the same decision, whichever it is."""
+    flat = _flat()
+    at = _students(200)
+    at = at[~held_out_mask(at["student_id"], TEST_FRACTION)].head(50)
+    replies = [_ask(flat, _centre(tmp_path / name, frame), "train", "run-1")
+               for name, frame in (("at", at), ("below", at.head(49)))]
+
+    assert [r.has_error() for r in replies] == [replies[0].has_error()] * 2
+    if replies[0].has_error():
+        assert replies[0].error.reason == replies[1].error.reason
+    else:
+        _compare("plain", "train", _plain(replies[0])[0], _plain(replies[1])[0])
+
+
+def _secure(flat: dict[str, object], node: dict[str, object], run: str,
+            phase: str | None) -> tuple[dict[str, Any], np.ndarray, int]:
+    context = Context(run_id=1, node_id=1, state=RecordDict(), node_config=node,
+                      run_config=flat)
+    parameters = [w.numpy() for w in _weights(flat).values()]
+    config: dict[str, Any] = protocol.Task(run, 1, "r1").as_config()
+    if phase is not None:
+        config[layout.PHASE] = phase
+    vectors, weight, metrics = SecureCentre(context).fit(parameters, config)
+    return metrics, vectors[0], weight
+
+
+@pytest.mark.parametrize("held_out", [False, True], ids=["training", "held-out"])
+def test_a_secure_release_is_the_same_with_one_student_more(held_out: bool,
+                                                            tmp_path: Path) -> None:
+    flat = _flat(**{"privacy.secure_aggregation": True})
+    base = _students(400)
+    sides = []
+    for name, frame in (("d", base), ("d1", pd.concat([base, _one(held_out)]))):
+        node = _centre(tmp_path / name, frame)
+        sides.append((_secure(flat, node, "run-1", None),
+                      _secure(flat, node, "run-1", layout.EVALUATE)))
+    (train, evaluation), (train1, evaluation1) = sides
+
+    # The weight is the released size: the same noise, one student moves it one grid
+    # step at most (rounding), never more.
+    assert abs(train[2] - train1[2]) <= SIZE_GRID
+    _compare("secure", "train", {protocol.METRICS: train[0]}, {protocol.METRICS: train1[0]})
+    _compare("secure", "evaluate", {protocol.METRICS: evaluation[0]},
+             {protocol.METRICS: evaluation1[0]})
+    # The counts under the mask: one count moved at most, by the student held out.
+    moved = _check_counts(evaluation[1], evaluation1[1])
+    assert moved <= (1 if held_out else 0)
+
+
+def test_every_refusal_a_centre_can_send_is_declared() -> None:
+    sentences = {value for name, value in vars(protocol.Reason).items()
+                 if not name.startswith("_")}
+
+    assert sentences - releases.NOT_SENT == set(releases.REFUSALS)
+    assert all(key.cls is not Class.MAC for key in releases.REFUSALS.values())
