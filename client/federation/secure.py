@@ -143,10 +143,10 @@ class SecureCentre(NumPyClient):
         audit = protocol.audit_request_of(config) if protocol.is_audit(config) else None
         kind = "evaluate" if audit is None else protocol.PHASE_AUDIT
         self.centre.audit("task_received", task, kind, secure_aggregation=True)
-        run_config = self.centre.config
         slot = SecureSlot(int(config.get(layout.REGIONS, 0)), int(config.get(layout.REGION, -1)),
                           bool(config.get(layout.COUNTS, True)))
         self.centre.admit(_elements(parameters), slot.regions)
+        run_config = self.centre.config
         model = build_model(model_config(run_config), seed=run_config.seed)
         set_weights(model, dict(_global_weights(parameters, run_config)))
         data = self.centre.data(task.run_name)
@@ -171,10 +171,10 @@ class SecureCentre(NumPyClient):
         """The same evaluation release as plain mode, as one JSON metric."""
         task = self._task(config)
         self.centre.audit("task_received", task, "evaluate", secure_aggregation=True)
+        self.centre.admit(_elements(parameters))
         global_weights = _global_weights(parameters, self.centre.config)
         audit = protocol.audit_request_of(config) if protocol.is_audit(config) else None
         release = evaluate_task(self.centre, task, dict(global_weights), audit)
-        self.centre.admit(_elements(parameters))
         count = int(release[protocol.NUM_EXAMPLES])  # type: ignore[arg-type]
         self.centre.audit("reply_sent", task, "evaluate", secure_aggregation=True,
                           metrics=sorted(release))
