@@ -210,4 +210,4 @@ def test_bad_input_exits_2(records: tuple[Path, Path]) -> None:
     assert verify(state, "--anchors", str(state.parent / "no-run"))[0] == 2
     (state / "records.key").unlink()
     code, _, err = verify(state)
-    assert code == 2 and "keyed but there is no key" in err
+    assert code == 2 and "but there is no key at" in err and "(--key)" in err
