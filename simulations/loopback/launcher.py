@@ -27,7 +27,7 @@ from common.config import ConfigError, RunConfig, parse_assignment
 from common.errors import ExitCode, PerseveranceError
 from common.i18n import cli as cli_language
 from common.i18n.catalogue import LANGUAGE_VARIABLE, N_, Number, sentence
-from common.workdirs import work_root
+from common.workdirs import MINISTRY_KEY_ENV, ministry_key_path, work_root
 from server.deployment import enrolment, pki
 from server.deployment import programs as deployment
 from server.deployment.processes import (
@@ -315,7 +315,10 @@ def run_dev_federation(
     paths = prepare_pki(work / "pki", centres)
     # A fresh federation every time: new SuperLink database, inventory and ledgers.
     # The processes it starts (the ServerApp's progress lines) speak the command's language.
+    # The ministry's key is not the fresh Flower home's: the one every command resolves
+    # (common.workdirs), so that `perseverance-server audit verify` checks this run as is.
     env = offline_environment({"FLWR_HOME": str(_fresh(work / "flwr-home")),
+                               MINISTRY_KEY_ENV: str(ministry_key_path()),
                                LANGUAGE_VARIABLE: cli_language.current()})
     echo(N_("Loopback federation of %(count)s centres (%(names)s), %(rounds)s rounds; run "
             "folder %(run_dir)s", count=len(centres), names=", ".join(centres),

@@ -49,12 +49,20 @@ def test_three_centres_complete_a_round_over_tls_and_authentication(
 ) -> None:
     run_dir, work = tmp_path / "run", tmp_path / "work"
     started = time.monotonic()
+    # Flower's home as a user's shell may set it: the launcher's SuperLink gets a fresh one
+    # of its own, but the ministry's key stays the one `audit verify` reads.
+    env = {**{k: v for k, v in os.environ.items() if k != "PERSEVERANCE_MINISTRY_KEY"},
+           "FLWR_HOME": str(tmp_path / "flwr-home")}
 
     result = subprocess.run(
         [*_cli(), "dev-federation", "--centres", "3", "--rounds", "1",
          "--out", str(run_dir), "--work", str(work)],
-        capture_output=True, text=True, timeout=CLI_TIMEOUT, check=False,
+        capture_output=True, text=True, timeout=CLI_TIMEOUT, check=False, env=env,
     )
+    verified = subprocess.run(
+        [str(Path(sys.executable).parent / "perseverance-server"), "audit", "verify",
+         str(run_dir)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        check=False)
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -67,6 +75,7 @@ def test_three_centres_complete_a_round_over_tls_and_authentication(
     inventory = json.loads((work / "inventory.json").read_text())["centres"]
     assert len(inventory) == 3 and all(e["fingerprint"].startswith("SHA256:") for e in inventory)
     assert "ronde 1/1" in result.stdout  # the ServerApp speaks the command's language
+    assert (verified.returncode, verified.stderr) == (0, ""), verified.stderr
     _every_centre_ran_the_app_it_approved(run_dir / "logs", work / "state" / "centres")
     _no_process_left(work)
     _only_allowed_content_left_the_centres(work / "state" / "centres", model["state_dict"])
