@@ -32,26 +32,26 @@ RUN python3 -m venv /opt/perseverance \
 # Never used at run time (the app image stays under 1.5 GB): the packages' own test
 # suites, torch's C++ test programs, headers and CMake files (torch_shm_manager, which
 # torch's multiprocessing uses, stays; `testing` modules stay: torch imports them), and
-# the shared libraries' debugging symbols (strip --strip-unneeded, as Debian's packages).
+# the shared libraries' debugging symbols (strip --strip-unneeded, as Debian's packages,
+# kept only where the stripped library still loads: deploy/images/strip_shared_libraries.py).
+COPY deploy/images/strip_shared_libraries.py /usr/local/lib/
 RUN cd /opt/perseverance/lib/python3.11/site-packages \
     && find . -depth -type d -name tests -prune -exec rm -rf {} + \
     && rm -rf torch/test torch/include torch/share/cmake \
     && find torch/bin -mindepth 1 ! -name torch_shm_manager -exec rm -rf {} + \
-    && find . -type f -name '*.so*' -exec sh -c 'strip --strip-unneeded "$@" 2>/dev/null || true' sh {} +
-COPY .work/images/app-src/ /app/src/
-# The project, non-editable, built from a throw-away copy (a build writes into its
-# source folder; /app/src stays as checked out). --no-deps: its dependencies are above,
-# without flwr's [simulation] extra.
-RUN cp -a /app/src /tmp/project \
-    && /opt/perseverance/bin/pip install --no-cache-dir --no-index --find-links /wheels \
-       --disable-pip-version-check --no-deps /tmp/project \
-    && rm -rf /tmp/project
+    && python3 /usr/local/lib/strip_shared_libraries.py .
+# The project, non-editable, from its packages whole (their data files too); --no-deps:
+# its dependencies are above, without flwr's [simulation] extra.
+COPY .work/images/project/ /tmp/project/
+RUN /opt/perseverance/bin/pip install --no-cache-dir --no-index --find-links /wheels \
+       --disable-pip-version-check --no-deps /tmp/project
 
 # ---------------------------------------------------------------- the image
 FROM ${BASE_IMAGE}
 # Code and packages belong to root: the app cannot change what the centre approved.
 COPY --from=build /opt/perseverance /opt/perseverance
-COPY --from=build /app/src /app/src
+# The app's files exactly as in the checkout (those of its FAB; never built or edited).
+COPY .work/images/app-src/ /app/src/
 # Folders that become volumes take their owner from here (uid 49999, as Flower's images).
 RUN mkdir -p /app/work/runs /state /data /operator \
     && chown -R app:app /app/work /state /operator \

@@ -13,7 +13,8 @@
 #              when the lock or pyproject's dependencies change. Copy the folder to an
 #              air-gapped network to build there.
 # - stage:     the app's files, exactly those of its FAB, into .work/images/app-src (the
-#              app image copies them unchanged to /app/src: same SHA-256 as the checkout).
+#              app image copies them unchanged to /app/src: same SHA-256 as the checkout),
+#              and the project's packages whole into .work/images/project (installed).
 # - base:      localhost/perseverance-base (python3), -build-base (the same with binutils,
 #              for the build stages) and -proxy-base (nginx), made from Debian's archive
 #              with mmdebstrap; each skipped when its tag exists.
@@ -130,6 +131,16 @@ step_stage() {
   local digest
   digest="$("$PYTHON" deploy/images/stage_app_source.py . "$WORK/app-src" "$WORK/app.fab")"
   echo "$digest" > "$WORK/app.sha256"
+  # The project's packages whole (their data files too: catalogues, templates, scripts,
+  # which a FAB leaves out), for the app image to install from.
+  rm -rf "$WORK/project.tmp" && mkdir -p "$WORK/project.tmp"
+  cp -a pyproject.toml "$WORK/project.tmp/"
+  local package
+  for package in $("$PYTHON" -c 'import tomllib; print(" ".join(p.rstrip("*") for p in tomllib.load(open("pyproject.toml", "rb"))["tool"]["setuptools"]["packages"]["find"]["include"]))'); do
+    cp -a "$package" "$WORK/project.tmp/"
+  done
+  find "$WORK/project.tmp" \( -name __pycache__ -o -name '*.egg-info' \) -prune -exec rm -rf {} +
+  rm -rf "$WORK/project" && mv "$WORK/project.tmp" "$WORK/project"
   echo "app FAB SHA-256 (checkout): $digest"
 }
 

@@ -10,14 +10,14 @@ ARG BUILD_IMAGE=localhost/perseverance-build-base:bookworm-r1
 
 # The same build stage as deploy/centre/supernode.Dockerfile (one cached layer for both).
 FROM ${BUILD_IMAGE} AS build
-COPY deploy/images/requirements.lock /wheels/
+COPY deploy/images/requirements.lock deploy/images/strip_shared_libraries.py /wheels/
 COPY .work/images/wheelhouse/ /wheels/
 RUN python3 -m venv /opt/flower \
     && /opt/flower/bin/pip install --no-cache-dir --no-index --find-links /wheels \
        --disable-pip-version-check --constraint /wheels/requirements.lock flwr==1.42.0 \
     && cd /opt/flower/lib/python3.11/site-packages \
     && find . -depth -type d -name tests -prune -exec rm -rf {} + \
-    && find . -type f -name '*.so*' -exec sh -c 'strip --strip-unneeded "$@" 2>/dev/null || true' sh {} +
+    && python3 /wheels/strip_shared_libraries.py .
 
 FROM ${BASE_IMAGE}
 COPY --from=build /opt/flower /opt/flower
