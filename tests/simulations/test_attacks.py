@@ -110,8 +110,10 @@ def test_the_mod_poisons_only_the_chosen_centres_training_replies() -> None:
 def ten_centres(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("ten-centres")
     write_network(generate_network(centres=10, students=8000, seed=3), folder)
-    # Research runs without DP: the simulated centres lower their floor, explicitly.
-    (folder / "policy.toml").write_text("[privacy]\nrequire_dp = false\n", encoding="utf-8")
+    # Research runs without DP and with batches drawn from the run's seed: the simulated
+    # centres lower their floor, explicitly.
+    (folder / "policy.toml").write_text(
+        "[privacy]\nrequire_dp = false\nallow_replayable_noise = true\n", encoding="utf-8")
     return folder
 
 
@@ -125,6 +127,8 @@ def _federate(data: Path, out: Path, aggregation: str, attack: AttackSpec,
         "run_dir": str(out), "data_dir": str(data), "privacy.dp": False,
         "training.hidden": "32", "strategy.aggregation": aggregation,
         "training.max_update_norm": bound,
+        # Batches drawn from the run's seed: the AUC comparisons must not depend on a draw.
+        "privacy.reproducible_noise": True,
     })
     files = sorted(data.glob("*.parquet"))
     mods, _ = attack_mods(attack, files, out)

@@ -107,7 +107,10 @@ def test_years_on_the_tiny_scenario(tmp_path: Path) -> None:
     proc = subprocess.run(
         [str(SIM), "years", "--scenario", "tiny", "--years", "2", "--out", str(out),
          "--set", "rounds=1", "--set", "privacy.epsilon=8",
-         "--set", "centre_policy.max_epsilon_per_run=8"],
+         "--set", "centre_policy.max_epsilon_per_run=8",
+         # Seeded noise: the assertions below must not depend on a draw.
+         "--set", "privacy.reproducible_noise=true",
+         "--set", "centre_policy.allow_replayable_noise=true"],
         env=env, capture_output=True, text=True, timeout=400, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = json.loads((out / "years.json").read_text(encoding="utf-8"))
