@@ -13,22 +13,21 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """Exit codes of the three commands (``perseverance-client``, ``-server``, ``-sim``).
-
-    Codes 3 to 7 mean different things to different commands (each documents its own):
-    the names below say which.
+    """Exit codes of the commands (``perseverance-client``, ``-server``, ``-sim``,
+    ``-clientapp``): one meaning per code, whatever the command (a test checks that no
+    two names share a value; docs/DEPLOYMENT.md, "Exit codes", is the table).
     """
 
     SUCCESS = 0
     UNUSABLE = 2  # bad input: file, key, value, command line; one sentence on stderr
     SIMULATION_FAILED = 3  # perseverance-sim: the simulation failed while running
-    PKI = 3  # perseverance-server: missing CA, CA key offline, existing key, bad name
     TAMPERED = 4  # audit verify (both sides): a record is not what was written
-    ENROLMENT = 4  # perseverance-server: enrolment or revocation refused
     LAUNCHER_INPUT = 5  # perseverance-sim dev-federation: unusable input
     DEPLOYMENT = 6  # perseverance-server: a server did not start or died
     RUN_FAILED = 7  # perseverance-sim dev-federation: the federated run failed
     UNREACHABLE = 8  # perseverance-server enrol/revoke: the SuperLink could not be reached
+    PKI = 9  # perseverance-server: missing CA, CA key offline, existing key, bad name
+    ENROLMENT = 10  # perseverance-server: enrolment or revocation refused
     INTERRUPTED = 130  # Ctrl-C; every process started has been stopped
 
 

@@ -3,8 +3,8 @@
 Subcommands are grouped by task; add a group with ``app.add_typer(group, name=...)``
 (``pki`` below is the pattern, e.g. a later ``registry publish``).
 
-Exit codes (``common.errors.ExitCode``): 0 success; 2 bad command line or input; 3 PKI
-error (missing CA, existing key without --force, bad name); 4 enrolment or revocation
+Exit codes (``common.errors.ExitCode``): 0 success; 2 bad command line or input; 9 PKI
+error (missing CA, existing key without --force, bad name); 10 enrolment or revocation
 refused (by the inventory or the SuperLink), or for ``audit verify`` tampered records; 6
 the operator tunnel cannot start; 8 ``enrol`` or ``pki revoke-centre`` could not reach the
 SuperLink (no operator tunnel open); 130 interrupted. ``operator-tunnel ... -- COMMAND``

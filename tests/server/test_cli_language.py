@@ -7,6 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from common.errors import ExitCode
 from server.cli import app
 
 runner = CliRunner()
@@ -48,7 +49,7 @@ def test_a_library_error_is_french_by_default_and_english_when_asked(tmp_path: P
     french = runner.invoke(app, args, env=NO_LOCALE)
     english = runner.invoke(app, ["--lang", "en", *args], env=NO_LOCALE)
 
-    assert french.exit_code == english.exit_code == 3
+    assert french.exit_code == english.exit_code == ExitCode.PKI == 9
     assert " ".join(french.output.split()).startswith(
         "erreur : Le nom de centre '../x' n'est pas valide : utilisez de 1 à 64 lettres")
     assert " ".join(english.output.split()).startswith(
