@@ -54,7 +54,13 @@ class LedgerCheck:
 
 
 def _read_only(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    """A connection that writes nothing beside ``path``: SQLite opens a WAL database
+    read-only by creating its ``-wal`` and ``-shm`` files, so a database with no
+    writer (no ``-wal`` file) is opened immutable; one being written is read through
+    the writer's own files."""
+    immutable = "" if path.with_name(path.name + "-wal").exists() else "&immutable=1"
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro{immutable}", uri=True,
+                           timeout=30)
 
 
 def check_ledger(path: Path, key: bytes | None) -> LedgerCheck:
