@@ -4,19 +4,20 @@ left of each student's lifetime budget."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from client.commands.language import LangOption, chosen
-from client.privacy.ledger import LedgerError, PrivacyLedger
-from client.privacy.student_budget import BudgetSpread, budget_spread
 from common.errors import ExitCode
 from common.i18n import catalogue as i18n
 from common.records.chain import LEDGER_FILE
+
+if TYPE_CHECKING:
+    from client.privacy.ledger import PrivacyLedger
+    from client.privacy.student_budget import BudgetSpread
 
 HELP = (
     "Show the centre's privacy ledger: every release booked (training rounds, "
@@ -38,6 +39,10 @@ def ledger(
     delta: Annotated[float, typer.Option(help="Delta of the epsilon shown.")] = 1e-6,
     lang: LangOption = None,
 ) -> None:
+    # Here, not at the top: --help must not wait for numpy and opacus (issue 28).
+    from client.privacy.ledger import LedgerError, PrivacyLedger
+    from client.privacy.student_budget import budget_spread
+
     language = chosen(lang)
     _ = i18n.gettext(language)
     console, err = Console(highlight=False), Console(stderr=True, highlight=False)
@@ -89,7 +94,7 @@ def ledger(
     counts = spread.counts(edges)
     for low, high, count in zip(edges, edges[1:], counts, strict=False):
         spent.add_row(f"{num(low)} - {num(high)}", str(count))
-    over = int((spread.epsilons > cap).sum())
+    over = int((spread.shown() > cap).sum())
     if over:
         spent.add_row(_("above the cap (charged before per-student accounting)"), str(over))
     console.print(spent)
@@ -110,6 +115,8 @@ def ledger(
 def _runs_left(book: PrivacyLedger, spread: BudgetSpread, cap: float) -> list[int]:
     """How many known students can take 0, 1, ..., ``RUNS_AHEAD`` (or more) further runs
     with the last run's training releases, at ``spread.delta``; empty if none."""
+    import numpy as np
+
     from client.privacy.cohorts import known_students, student_epsilons
 
     booked = book.booked()

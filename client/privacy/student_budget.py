@@ -173,6 +173,10 @@ class StudentBudget:
         return self.data.restricted(test=keep)
 
 
+#: Decimals of the epsilons the ledger shows (``perseverance-client ledger``).
+SHOWN_DECIMALS = 3
+
+
 @dataclass(frozen=True)
 class BudgetSpread:
     """Every student a centre's ledger knows, with its lifetime epsilon at ``delta``."""
@@ -185,10 +189,20 @@ class BudgetSpread:
         return len(self.epsilons)
 
     def counts(self, edges: list[float]) -> list[int]:
-        """How many students spent within each interval ``[edges[i], edges[i+1])`` (the
-        last one closed)."""
-        counts, _ = np.histogram(self.epsilons, bins=edges)
-        return [int(c) for c in counts]
+        """How many students spent within each interval ``(edges[i], edges[i+1]]`` (the
+        first one closed: ``[edges[0], edges[1]]``), their epsilons rounded to the
+        ``SHOWN_DECIMALS`` the ledger shows: a student who spent one run at epsilon 3
+        is in the band that ends at 3, whatever the accountant's last digits. Students
+        outside ``[edges[0], edges[-1]]`` are not counted."""
+        spent = self.shown()
+        inside = (spent >= edges[0]) & (spent <= edges[-1])
+        band = np.clip(np.searchsorted(edges, spent[inside], side="left") - 1, 0,
+                       len(edges) - 2)
+        return [int(c) for c in np.bincount(band, minlength=len(edges) - 1)]
+
+    def shown(self) -> npt.NDArray[np.float64]:
+        """The students' epsilons as the ledger shows them (``SHOWN_DECIMALS``)."""
+        return np.round(self.epsilons, SHOWN_DECIMALS)
 
 
 @dataclass(frozen=True)

@@ -297,3 +297,12 @@ def test_a_centre_killed_while_booking_leaves_a_ledger_that_checks(tmp_path: Pat
     assert all(any(c.run_id == b[0] for c in cohorts) for b in ledger.booked())
     assert len(cohorts) in (len(ledger.releases()), len(ledger.releases()) + 1)
     assert not check_ledger(tmp_path / LEDGER_FILE, load_or_create_key(ledger.key_path)).problems
+
+
+def test_the_ledger_bands_hold_their_edges() -> None:
+    from client.privacy.student_budget import BudgetSpread
+
+    spread = BudgetSpread(1e-6, np.array([0.0, 2.9999999, 3.0000004, 3.001, 6.0, 10.0, 10.2]))
+
+    # (0-3], (3-6], (6-10]: one run at epsilon 3 ends in the first band, above the cap none.
+    assert spread.counts([0.0, 3.0, 6.0, 10.0]) == [3, 2, 1]
