@@ -108,10 +108,13 @@ def list_command(
         _say(N_("No app is approved in %(path)s: every run will be refused.", path=state))
         return
     table = Table(title=shown(N_("Approved apps %(path)s", path=approved_apps_path(state))))
-    for column in ("FAB SHA-256", N_("approved at"), N_("note")):
-        table.add_column(shown(column), no_wrap=column == "FAB SHA-256", overflow="fold")
+    # Readable at 80 columns: the hash folded in two halves of 32 digits (whole, to
+    # compare with the published one), the date to the minute, the note folded.
+    table.add_column(shown("FAB SHA-256"), overflow="fold", width=32)
+    table.add_column(shown(N_("approved at")), no_wrap=True)
+    table.add_column(shown(N_("note")), overflow="fold", ratio=1)
     for app in apps:
-        table.add_row(app.fab_hash, app.approved_at, app.note)
+        table.add_row(app.fab_hash, app.approved_at[:16].replace("T", " "), app.note)
     _out.print(table)
 
 

@@ -38,6 +38,9 @@ def ledger(
                                                 "(for the cap); default policy without.")] = None,
     delta: Annotated[float, typer.Option(help="Delta of the epsilon shown.")] = 1e-6,
     lang: LangOption = None,
+    details: Annotated[bool, typer.Option(
+        "--details", help="Also show each release's mechanism (noise multiplier, sample "
+        "rate, steps): a wider table.")] = False,
 ) -> None:
     # Here, not at the top: --help must not wait for numpy and opacus (issue 28).
     from client.privacy.ledger import LedgerError, PrivacyLedger
@@ -69,21 +72,29 @@ def ledger(
     def num(value: float) -> str:
         return i18n.number(value, 3, language)
 
+    # Readable at 80 columns: the date to the minute, whole run names (folded, never
+    # cut), the mechanism's three columns only with --details.
     table = Table(title=_("Privacy ledger {path}").format(path=state / LEDGER_FILE))
-    for column in (_("booked at"), _("run"), _("round"), _("kind"), _("noise mult."),
-                   _("sample rate"), _("steps"), _("largest student epsilon after")):
-        table.add_column(column)
+    table.add_column(_("booked at"), no_wrap=True)
+    table.add_column(_("run"), overflow="fold", ratio=1)
+    for column in (_("round"), _("kind")):
+        table.add_column(column, no_wrap=True)
+    if details:
+        for column in (_("noise mult."), _("sample rate"), _("steps")):
+            table.add_column(column, justify="right")
+    table.add_column(_("largest student epsilon after"), justify="right")
     for r in releases:
-        table.add_row(r.booked_at, r.run_id[:24], str(r.server_round), _(r.kind),
-                      num(r.noise_multiplier), i18n.number(r.sample_rate, 4, language),
-                      str(r.steps), num(r.epsilon_after))
+        mechanism = [num(r.noise_multiplier), i18n.number(r.sample_rate, 4, language),
+                     str(r.steps)] if details else []
+        table.add_row(_minute(r.booked_at), r.run_id, str(r.server_round), _(r.kind),
+                      *mechanism, num(r.epsilon_after))
     console.print(table)
     runs = Table(title=_("Records each run used, and retired for budget"))
-    for column in (_("run"), _("cohort"), _("from round"), _("records used"),
-                   _("records retired")):
+    runs.add_column(_("run"), overflow="fold", ratio=1)
+    for column in (_("cohort"), _("from round"), _("records used"), _("records retired")):
         runs.add_column(column)
     for c in cohorts:
-        runs.add_row(c.run_id[:24], _(c.label), str(c.first_round), str(c.records),
+        runs.add_row(c.run_id, _(c.label), str(c.first_round), str(c.records),
                      str(c.retired))
     console.print(runs)
     edges = [0.0, 0.3 * cap, 0.6 * cap, cap]
@@ -135,3 +146,8 @@ def _runs_left(book: PrivacyLedger, spread: BudgetSpread, cap: float) -> list[in
 
 def register(app: typer.Typer) -> None:
     app.command("ledger", help=HELP)(ledger)
+
+
+def _minute(stamp: str) -> str:
+    """``2026-12-07T17:22:30+00:00`` as ``2026-12-07 17:22`` (the ledger's times are UTC)."""
+    return stamp[:16].replace("T", " ")

@@ -108,7 +108,9 @@ def test_list_revoke_and_hash_commands(app_folder: Path, tmp_path: Path) -> None
     assert hashed.stdout.strip() == digest
     assert "No app is approved" in empty.stdout
     assert "Aucune application n'est approuvée" in vide.stdout
-    assert approved.exit_code == 0 and digest in listed.stdout.replace("\n", "")
+    hash_cells = "".join(line.split("│")[1].strip() for line in listed.stdout.splitlines()
+                         if line.startswith("│"))
+    assert approved.exit_code == 0 and digest in hash_cells  # folded in two halves, whole
     assert revoked.exit_code == 0 and read_approved(tmp_path) == []
 
 
@@ -148,3 +150,17 @@ def test_a_task_process_gets_its_token_on_stdin_not_its_command_line(tmp_path: P
 
     assert argv[:4] == [sys.executable, "-P", "-m", "client.federation.runtime_task"]
     assert "--token" not in argv and argv[argv.index("--state") + 1] == str(tmp_path)
+
+
+def test_the_approved_list_reads_at_80_columns(app_folder: Path, tmp_path: Path) -> None:
+    digest = _fab(app_folder).hash_str
+    runner.invoke(app, ["app", "approve", digest, "--state", str(tmp_path), "--note",
+                        "revue par l'équipe TI, version 0.1.0 du 7 décembre 2026"])
+
+    listed = runner.invoke(app, ["app", "list", "--state", str(tmp_path)],
+                           env={"COLUMNS": "80"})
+
+    rows = [line for line in listed.stdout.splitlines() if line.startswith("│")]
+    assert all(len(line) <= 80 and line.endswith("│") for line in rows), listed.stdout
+    notes = " ".join(line.split("│")[3].strip() for line in rows)
+    assert "version 0.1.0 du 7 décembre 2026" in notes  # folded, never cut

@@ -110,3 +110,23 @@ def test_ledger_command_without_a_ledger_exits_2(tmp_path: Path) -> None:
                                 env={"LC_ALL": "", "LC_MESSAGES": "", "LANG": ""})
     assert result.exit_code == 2
     assert "pas de registre de confidentialité" in " ".join(result.output.split())
+
+
+def test_the_ledger_reads_at_80_columns_with_whole_run_names(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from client.cli import app
+
+    run = "quebec-72-20261207T172222-0aeb2642"
+    PrivacyLedger(tmp_path).book(run_id=run, server_round=1, kind="train",
+                                 mechanisms=[(1.0, 0.05, 100)], delta=DELTA, cap=10)
+    result = CliRunner().invoke(app, ["ledger", "--state", str(tmp_path), "--lang", "en"],
+                                env={"COLUMNS": "80"})
+
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+    assert "…" not in result.output  # nothing cut
+    cells = "".join(line.split("│")[2].strip() for line in result.output.splitlines()
+                    if line.count("│") > 5 and "noise" not in line)
+    assert run in cells  # the run's name, folded over lines, whole
+    assert "noise mult." not in result.output  # the mechanism's columns with --details
