@@ -29,6 +29,7 @@ from common.i18n import catalogue as i18n
 from server.console import charts, words
 from server.console.federation import SuperLinkNodes, federation
 from server.console.runs import RUNNING, RunDetail, RunFolders
+from server.publication import app_release
 from server.publication import registry as registry_lib
 from server.publication.model_card import CARD_HTML, CARD_HTML_EN
 
@@ -147,14 +148,16 @@ class Console:
 
     def registry_page(self, request: Request) -> Response:
         models: list[dict[str, Any]] = []
+        apps: list[dict[str, Any]] = []
         error = None
         if self.settings.registry is not None:
             try:
                 models = registry_lib.list_models(self.settings.registry)
+                apps = app_release.list_apps(self.settings.registry)
             except (OSError, ValueError, KeyError) as exc:
                 error = f"{self.settings.registry}: {exc}"
-        return render(request, "console/registry.html", models=models, error=error,
-                      registry=self.settings.registry)
+        return render(request, "console/registry.html", models=models, apps=apps,
+                      error=error, registry=self.settings.registry)
 
     def registry_card(self, request: Request) -> Response:
         model_id = request.path_params["model_id"]

@@ -8,6 +8,8 @@ Layout of a registry folder::
     <model-id>/model_card.html    in French; model_card.en.html in English
     <model-id>/weights.sha256     "<hex>  model.pt", checkable with ``sha256sum -c``
     <model-id>/publication.json   when and from which run folder it was published
+    apps/<version>/...            the releases of the Flower app (FAB, SHA256SUMS,
+                                  publication.json) the centres approve: app_release.py
 
 A model id is never overwritten: publishing an id that exists is refused. A model's
 folder is assembled in a hidden staging folder and renamed into place, so a reader never
@@ -33,6 +35,13 @@ from common.errors import ExitCode, PerseveranceError
 from common.files import atomic_write_bytes
 from common.i18n.catalogue import N_
 from server import run_folder
+from server.publication.app_release import (
+    AppRelease,
+    AppReleaseError,
+    list_apps,
+    prepare,
+    write_release,
+)
 from server.publication.model_card import (
     CARD_HTML,
     CARD_HTML_EN,
@@ -48,6 +57,7 @@ INDEX_HTML_EN = "index.en.html"
 WEIGHTS_SHA = "weights.sha256"
 PUBLICATION = "publication.json"
 LOCK = ".lock"
+APPS = "apps"  # the app's releases (app_release.py); never a model id
 PUBLIC_FILE, PUBLIC_DIR = 0o644, 0o755  # the registry is served as static files
 
 
@@ -101,13 +111,35 @@ def publish(run_dir: Path, registry_dir: Path, now: datetime | None = None) -> P
     return target
 
 
+def publish_app(app_dir: Path, registry_dir: Path, version: str | None = None,
+                now: datetime | None = None) -> AppRelease:
+    """Build the FAB of ``app_dir`` with Flower's build function and publish it as
+    ``version`` (default: the app's pyproject version) in ``registry_dir/apps``.
+
+    Raises ``AppAlreadyPublishedError`` when that version exists (nothing is changed),
+    ``AppReleaseError`` when the folder is not an app or the registry cannot be written.
+    """
+    content, record = prepare(app_dir, version, now)
+    try:
+        registry_dir.mkdir(parents=True, exist_ok=True)
+        with _locked(registry_dir):
+            release = write_release(registry_dir, content, record)
+            write_index(registry_dir)
+    except OSError as exc:
+        raise AppReleaseError(N_(
+            "The registry %(path)s cannot be written (%(reason)s); check the path and its "
+            "permissions.", path=registry_dir, reason=exc.strerror)) from None
+    return release
+
+
 def list_models(registry_dir: Path) -> list[dict[str, Any]]:
     """Index entries of every published model, newest first."""
     if not registry_dir.is_dir():
         return []
     entries = []
     for folder in registry_dir.iterdir():
-        if folder.name.startswith(".") or not (folder / PUBLICATION).is_file():
+        if (folder.name.startswith(".") or folder.name == APPS
+                or not (folder / PUBLICATION).is_file()):
             continue
         card = run_folder.read_json(folder / CARD_JSON)
         publication = run_folder.read_json(folder / PUBLICATION)
@@ -117,10 +149,11 @@ def list_models(registry_dir: Path) -> list[dict[str, Any]]:
 
 def write_index(registry_dir: Path) -> None:
     """Rebuild ``index.json`` and ``index.html`` from the model folders (atomic writes)."""
-    models = list_models(registry_dir)
-    run_folder.write_json(registry_dir / INDEX_JSON, {"format": 1, "models": models})
+    models, apps = list_models(registry_dir), list_apps(registry_dir)
+    run_folder.write_json(registry_dir / INDEX_JSON,
+                          {"format": 1, "models": models, "apps": apps})
     for name, lang in ((INDEX_HTML, "fr"), (INDEX_HTML_EN, "en")):
-        atomic_write_bytes(registry_dir / name, render_index(models, lang).encode())
+        atomic_write_bytes(registry_dir / name, render_index(models, lang, apps).encode())
     for name in (INDEX_JSON, INDEX_HTML, INDEX_HTML_EN):
         (registry_dir / name).chmod(PUBLIC_FILE)
 
@@ -144,11 +177,14 @@ def _entry(card: dict[str, Any], publication: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def render_index(models: list[dict[str, Any]], lang: str = "fr") -> str:
+def render_index(models: list[dict[str, Any]], lang: str = "fr",
+                 apps: list[dict[str, Any]] | None = None) -> str:
     """The registry's public page in ``lang``: one row per model, linking to its card,
-    and to the same page in the other language."""
+    one per release of the app (its FAB and SHA-256), and a link to the same page in the
+    other language."""
     other = "en" if lang == "fr" else "fr"
-    return pages.render("registry_index.html", lang, models=models, other_lang=other,
+    return pages.render("registry_index.html", lang, models=models, apps=apps or [],
+                        other_lang=other,
                         other_page=INDEX_HTML_EN if other == "en" else INDEX_HTML)
 
 
@@ -166,4 +202,4 @@ def read_index(registry_dir: Path) -> dict[str, Any]:
     """The registry's ``index.json`` (empty when there is none yet)."""
     path = registry_dir / INDEX_JSON
     return dict(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else {
-        "format": 1, "models": []}
+        "format": 1, "models": [], "apps": []}
