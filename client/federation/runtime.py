@@ -8,7 +8,10 @@ asks the SuperNode's Runtime API for ClientApp tasks (``AcquireTask``, as Flower
 ``flower-superexec`` does) and starts one fresh process per task
 (``client/federation/runtime_task.py``, where Flower's ``flwr-clientapp`` would run), which checks
 the FAB's SHA-256 against ``<state>/approved-apps.json`` before anything of the FAB is
-unpacked. Approve, list and revoke with ``perseverance-client app``. At most
+unpacked. Approve, list and revoke with ``perseverance-client app``. With
+``--superexec-auth-secret-file`` (the same file as the SuperNode's flag of that name:
+Flower's SuperExec authentication, HMAC over each ``AcquireTask``), the SuperNode gives
+tasks only to this runtime, not to whoever else reaches its Runtime API. At most
 ``--max-tasks`` task processes run at once (default: the site policy's
 ``limits.tasks_at_once``, 2); the SuperNode keeps the others until one ends.
 
@@ -27,9 +30,12 @@ from pathlib import Path
 
 from flwr.proto.runtime_pb2 import AcquireTaskRequest
 from flwr.supercore import log
+from flwr.supercore.auth import load_superexec_auth_secret
 from flwr.supercore.constant import TaskType
 from flwr.supercore.exit import register_signal_handlers
 from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
+from flwr.supercore.interceptors.http.superexec_auth import SuperExecAuthHttpInterceptor
+from flwr.supercore.protobuf.client import ProtobufClientInterceptor
 from flwr.supercore.retry import make_simple_http_retry_invoker
 from flwr.supercore.runtime import RuntimeHttpClient
 from flwr.supercore.telemetry import EventType
@@ -40,6 +46,9 @@ from common.app_approval import ApprovalError, approved_apps_path, read_approved
 from common.errors import ExitCode
 
 POLL_SECONDS = 0.2
+#: The Runtime API calls Flower's SuperExec authentication covers (as ``flower-superexec``):
+#: a task's other calls carry the token its ``AcquireTask`` answer gave.
+AUTHENTICATED_METHODS = frozenset({"/flwr.proto.Runtime/AcquireTask"})
 #: ``-P``: the task process's working folder (the centre's state) is not on its path.
 TASK_COMMAND = (sys.executable, "-P", "-m", "client.federation.runtime_task")
 
@@ -75,14 +84,21 @@ def announce_approved(state_dir: Path) -> None:
 
 def serve(runtime_api_address: str, state_dir: Path, insecure: bool,
           root_certificates: str | None, poll_seconds: float = POLL_SECONDS,
-          max_tasks: int = WorkLimits().tasks_at_once) -> None:
+          max_tasks: int = WorkLimits().tasks_at_once,
+          auth_secret: bytes | None = None) -> None:
     """Acquire the SuperNode's ClientApp tasks one by one and start a task process for
-    each, never more than ``max_tasks`` at once, until stopped (SIGTERM or SIGINT)."""
+    each, never more than ``max_tasks`` at once, until stopped (SIGTERM or SIGINT).
+    ``auth_secret`` signs each ``AcquireTask`` (Flower's SuperExec authentication)."""
+    interceptors: list[ProtobufClientInterceptor] = [
+        RuntimeVersionHttpInterceptor(component_name="SuperExec")]
+    if auth_secret is not None:
+        interceptors.append(SuperExecAuthHttpInterceptor(
+            master_secret=auth_secret, protected_methods=AUTHENTICATED_METHODS))
     client = RuntimeHttpClient.from_server_address(
         server_address=runtime_api_address,
         insecure=insecure,
         root_certificates=validate_and_resolve_root_certificates(root_certificates, insecure),
-        interceptors=[RuntimeVersionHttpInterceptor(component_name="SuperExec")],
+        interceptors=interceptors,
         retry_invoker=make_simple_http_retry_invoker(),
     )
     register_signal_handlers(event_type=EventType.RUN_SUPEREXEC_LEAVE,
@@ -129,6 +145,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="Task processes run at once, at least 1 (default: "
                         "%(default)s, the site policy's limits.tasks_at_once); the others "
                         "wait with the SuperNode.")
+    parser.add_argument("--superexec-auth-secret-file", type=Path, default=None,
+                        help="The SuperNode's SuperExec secret (the file given to its flag "
+                        "of the same name): signs each task request, so that the SuperNode "
+                        "gives its tasks to this runtime only.")
     args = parser.parse_args(argv)
     if not args.state.is_dir():
         print(f"error: the state folder {args.state} does not exist; give the centre's "
@@ -137,8 +157,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.max_tasks < 1:
         print("error: --max-tasks must be at least 1.", file=sys.stderr)
         sys.exit(ExitCode.UNUSABLE)
+    secret = None
+    if args.superexec_auth_secret_file is not None:
+        try:
+            secret = load_superexec_auth_secret(str(args.superexec_auth_secret_file))
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(ExitCode.UNUSABLE)
     serve(args.runtime_api_address, args.state.resolve(), args.insecure,
-          args.root_certificates, max_tasks=args.max_tasks)
+          args.root_certificates, max_tasks=args.max_tasks, auth_secret=secret)
 
 
 if __name__ == "__main__":

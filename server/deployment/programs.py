@@ -13,6 +13,8 @@ runs next to the data only the apps the centre approved.
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from server.deployment.pki import PkiPaths
 
 #: The ``flwr`` CLI connection (in ``$FLWR_HOME/config.toml``) of the operator tunnel.
 OPERATOR_CONNECTION = "perseverance-operator"
+#: Bytes of a SuperExec secret (:func:`write_superexec_secret`).
+SUPEREXEC_SECRET_BYTES = 32
 #: Keys of a SuperNode's node config, read by ``client.federation.rounds.resolve_data_source``.
 NODE_CONFIG_KEYS = ("data-path", "mapping-path", "policy-path", "state-dir")
 
@@ -57,8 +61,31 @@ def node_config(
     return config_string(values)
 
 
-def superlink_argv(program: str, pki: PkiPaths, database: Path, host: str, port: int) -> list[str]:
-    """``flower-superlink``: one HTTPS port for the Fleet, Control and Runtime APIs."""
+def write_superexec_secret(path: Path) -> Path:
+    """Write a fresh SuperExec secret (random bytes, mode 0600 from the first byte) unless
+    ``path`` holds one; return ``path``.
+
+    Flower's SuperExec authentication (``--superexec-auth-secret-file``, experimental in
+    1.42): the SuperLink or SuperNode hands its Runtime API's tasks (``AcquireTask``) only
+    to an executor that signs the request with the same secret.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(secrets.token_bytes(SUPEREXEC_SECRET_BYTES))
+    return path
+
+
+def _secret_flag(secret: Path | None) -> list[str]:
+    return [] if secret is None else ["--superexec-auth-secret-file", str(secret)]
+
+
+def superlink_argv(program: str, pki: PkiPaths, database: Path, host: str, port: int,
+                   superexec_secret: Path | None = None) -> list[str]:
+    """``flower-superlink``: one HTTPS port for the Fleet, Control and Runtime APIs; with
+    ``superexec_secret``, its Runtime API gives ServerApp tasks only to the executor that
+    holds the same secret."""
     return [
         program,
         "--ssl-ca-certfile", str(pki.ca_certificate),
@@ -70,17 +97,20 @@ def superlink_argv(program: str, pki: PkiPaths, database: Path, host: str, port:
         "--disable-runtime-dependency-installation",
         "--host", host,
         "--port", str(port),
+        *_secret_flag(superexec_secret),
     ]
 
 
 def serverapp_executor_argv(
-    program: str, superlink_address: str, ca_certificate: Path
+    program: str, superlink_address: str, ca_certificate: Path,
+    superexec_secret: Path | None = None,
 ) -> list[str]:
     """``flower-superexec`` running ServerApps against the SuperLink's Runtime API (TLS)."""
     return [
         program,
         "--runtime-api-address", superlink_address,
         "--root-certificates", str(ca_certificate),
+        *_secret_flag(superexec_secret),
     ]
 
 
@@ -92,6 +122,7 @@ def supernode_argv(
     runtime_host: str,
     runtime_port: int,
     node_config_text: str,
+    superexec_secret: Path | None = None,
 ) -> list[str]:
     """``flower-supernode``: TLS to the proxy's centres' listener, signed with the centre's
     key; its Runtime API (for the ClientApp executor) on ``runtime_host:runtime_port``."""
@@ -104,11 +135,13 @@ def supernode_argv(
         "--host", runtime_host,
         "--port", str(runtime_port),
         "--node-config", node_config_text,
+        *_secret_flag(superexec_secret),
     ]
 
 
 def clientapp_runtime_argv(
-    program: Sequence[str], runtime_address: str, state_dir: Path
+    program: Sequence[str], runtime_address: str, state_dir: Path,
+    superexec_secret: Path | None = None,
 ) -> list[str]:
     """``perseverance-clientapp`` running the SuperNode's ClientApp tasks, only those whose
     FAB the centre approved in ``state_dir`` (its ``approved-apps.json``).
@@ -116,7 +149,9 @@ def clientapp_runtime_argv(
     ``program`` is the command (one word in the container, ``python -P -m
     client.federation.runtime``
     on loopback). The SuperNode's Runtime API stays inside the centre (loopback, or the
-    centre's private container network), hence ``--insecure``.
+    centre's private container network), hence ``--insecure``; ``superexec_secret`` (the
+    SuperNode's) signs its task requests, so that no other process that reaches the
+    Runtime API gets the centre's tasks.
     """
     return [*program, "--runtime-api-address", runtime_address, "--insecure",
-            "--state", str(state_dir)]
+            "--state", str(state_dir), *_secret_flag(superexec_secret)]

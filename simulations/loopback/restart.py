@@ -135,7 +135,7 @@ class LoopbackFederation:
             deployment.superlink_argv(
                 flower_executable("flower-superlink"), self.paths,
                 self.ministry.state_dir / "superlink.db", "127.0.0.1",
-                self.ministry.superlink_port,
+                self.ministry.superlink_port, self.ministry.superexec_secret,
             ),
             cwd=self.ministry.state_dir,
         )

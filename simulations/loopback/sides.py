@@ -52,6 +52,12 @@ class Ministry:
     console_port: int = 8080  # where the proxy's /console/ goes (if a console runs)
 
     @property
+    def superexec_secret(self) -> Path:
+        """The secret the SuperLink and its ServerApp executor share (SuperExec
+        authentication: no other process gets the ServerApp's tasks)."""
+        return self.state_dir / "superexec.secret"
+
+    @property
     def superlink_address(self) -> str:
         """The SuperLink's own HTTPS port (Runtime API for the ServerApp)."""
         return f"{HOST}:{self.superlink_port}"
@@ -87,11 +93,12 @@ def start_ministry(group: ProcessGroup, ministry: Ministry) -> None:
     writes the ``flwr`` connection ``deployment.OPERATOR_CONNECTION`` in the group's
     ``FLWR_HOME``); wait until they answer."""
     paths = ministry.pki
+    deployment.write_superexec_secret(ministry.superexec_secret)
     group.start(
         "superlink",
         deployment.superlink_argv(
             flower_executable("flower-superlink"), paths, ministry.state_dir / "superlink.db",
-            HOST, ministry.superlink_port,
+            HOST, ministry.superlink_port, ministry.superexec_secret,
         ),
         cwd=ministry.state_dir,
     )
@@ -103,7 +110,7 @@ def start_ministry(group: ProcessGroup, ministry: Ministry) -> None:
         "serverapp-executor",
         deployment.serverapp_executor_argv(
             flower_executable("flower-superexec"), ministry.superlink_address,
-            paths.ca_certificate,
+            paths.ca_certificate, ministry.superexec_secret,
         ),
         cwd=ministry.state_dir,
     )
@@ -171,6 +178,8 @@ def start_centre(
     """
     for digest in approved_apps:
         approve(state_dir, digest, note="pre-approved by the loopback launcher")
+    # The SuperNode's Runtime API gives tasks only to the runtime holding this secret.
+    secret = deployment.write_superexec_secret(state_dir / "superexec.secret")
     group.start(
         f"supernode-{centre}",
         deployment.supernode_argv(
@@ -181,13 +190,14 @@ def start_centre(
             HOST,
             runtime_port,
             deployment.node_config(data_file, state_dir, mapping, policy),
+            secret,
         ),
         cwd=state_dir,
     )
     group.start(
         f"clientapp-executor-{centre}",
         deployment.clientapp_runtime_argv(CLIENTAPP_RUNTIME, f"{HOST}:{runtime_port}",
-                                          state_dir),
+                                          state_dir, secret),
         cwd=state_dir,
         env={"FLWR_HOME": str(state_dir / "flwr-home")},
     )

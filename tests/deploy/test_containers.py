@@ -3,6 +3,7 @@ with the same flags (the images themselves are built by `make images`, with podm
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shutil
@@ -22,6 +23,11 @@ from server.deployment.pki import SUPERLINK_NAMES, PkiPaths
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 OFFLINE = {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1",
            "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"}
+#: Where each side's containers find their SuperExec secret (Flower's SuperExec
+#: authentication: the Runtime API gives tasks only to the executor holding it).
+SECRET = Path("/secrets/superexec.secret")
+#: The SuperNode's address on the centre's internal runtime network (its Runtime API).
+RUNTIME_ADDRESS = "${CENTRE_RUNTIME_ADDRESS:-10.94.94.2}"
 
 
 def _compose(side: str) -> dict[str, Any]:
@@ -58,7 +64,8 @@ def test_the_images_pin_flower_and_torch_like_pyproject() -> None:
 
 def test_superlink_runs_with_the_launchers_flags() -> None:
     expected = deployment.superlink_argv(
-        "flower-superlink", PkiPaths(Path("/pki")), Path("/state/superlink.db"), "0.0.0.0", 8000
+        "flower-superlink", PkiPaths(Path("/pki")), Path("/state/superlink.db"), "0.0.0.0", 8000,
+        SECRET,
     )
 
     assert _services("ministry")["superlink"]["command"] == expected[1:]
@@ -66,7 +73,7 @@ def test_superlink_runs_with_the_launchers_flags() -> None:
 
 def test_serverapp_executor_runs_with_the_launchers_flags() -> None:
     expected = deployment.serverapp_executor_argv(
-        "flower-superexec", "superlink:8000", Path("/pki/ca.crt")
+        "flower-superexec", "superlink:8000", Path("/pki/ca.crt"), SECRET
     )
 
     assert _services("ministry")["serverapp"]["command"] == expected[1:]
@@ -75,13 +82,13 @@ def test_serverapp_executor_runs_with_the_launchers_flags() -> None:
 def test_supernode_runs_with_the_launchers_flags() -> None:
     command = _services("centre")["supernode"]["command"]
     expected = deployment.supernode_argv(
-        "flower-supernode", "FLEET", Path("/pki/ca.crt"), Path("/keys/centre.key"), "0.0.0.0",
-        9094, "NODE-CONFIG",
+        "flower-supernode", "FLEET", Path("/pki/ca.crt"), Path("/keys/centre.key"),
+        RUNTIME_ADDRESS, 9094, "NODE-CONFIG", SECRET,
     )[1:]
 
     assert [c for c in command if c.startswith("--")] == [e for e in expected if e.startswith("--")]
     fixed = {"--root-certificates", "--auth-supernode-private-key", "--isolation", "--host",
-             "--port"}
+             "--port", "--superexec-auth-secret-file"}
     for flag in fixed:
         assert command[command.index(flag) + 1] == expected[expected.index(flag) + 1]
     node_config = command[command.index("--node-config") + 1]
@@ -91,7 +98,7 @@ def test_supernode_runs_with_the_launchers_flags() -> None:
 
 def test_the_centres_own_clientapp_runtime_runs_with_the_launchers_flags() -> None:
     expected = deployment.clientapp_runtime_argv(
-        ("perseverance-clientapp",), "supernode:9094", Path("/state"))
+        ("perseverance-clientapp",), f"{RUNTIME_ADDRESS}:9094", Path("/state"), SECRET)
     clientapp = _services("centre")["clientapp"]
     scripts = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())["project"]["scripts"]
 
@@ -164,8 +171,83 @@ def test_the_operator_listener_is_not_published_on_every_interface() -> None:
 
     operator = next(p for p in ports if p.endswith(":9443"))
     assert operator.startswith("${OPERATOR_BIND:-127.0.0.1}:")
-    assert ministry["networks"]["backend"]["internal"] is True
-    assert "ports" not in ministry["services"]["superlink"]
+    assert ministry["networks"]["superlink"]["internal"] is True
+    assert ministry["networks"]["operators"]["internal"] is True
+    assert [n for n, s in ministry["services"].items() if "ports" in s] == ["proxy"]
+
+
+def _on_network(side: str, network: str) -> set[str]:
+    return {name for name, service in _services(side).items()
+            if network in service.get("networks", [])}
+
+
+def test_the_superlink_is_reached_only_by_the_proxy_and_its_serverapp_executor() -> None:
+    """The SuperLink's one port serves the Control API too: only nginx (which demands an
+    operator certificate for it) and the ServerApp executor share its network; the
+    console and the operator tools go through the proxy's operator listener."""
+    ministry = _services("ministry")
+
+    assert _on_network("ministry", "superlink") == {"superlink", "serverapp", "proxy"}
+    assert ministry["superlink"]["networks"] == ["superlink"]
+    assert _on_network("ministry", "operators") == {"proxy", "console", "operator"}
+    for tool in ("console", "operator"):
+        entrypoint = ministry[tool]["entrypoint"]
+        assert entrypoint[entrypoint.index("--proxy") + 1] == "proxy:9443"
+
+
+def test_the_runtime_apis_take_only_the_executor_holding_the_secret() -> None:
+    """Flower's SuperExec authentication on both sides: the same secret file for the
+    Runtime API's server and its one executor, mounted in no other service."""
+    for side, server, executor in (("ministry", "superlink", "serverapp"),
+                                   ("centre", "supernode", "clientapp")):
+        services = _services(side)
+        holders = {name: host for name, service in services.items()
+                   for host, inside in _mounts(service) if inside == str(SECRET)}
+        assert set(holders) == {server, executor}, side
+        assert len(set(holders.values())) == 1, holders
+        for name in (server, executor):
+            command = services[name]["command"]
+            assert command[command.index("--superexec-auth-secret-file") + 1] == str(SECRET)
+
+
+def test_the_supernode_runtime_api_listens_only_on_the_internal_network() -> None:
+    """The SuperNode is on two networks; its Runtime API binds its address on the
+    internal one (a fixed address in the network's subnet), never 0.0.0.0."""
+    centre = _compose("centre")
+    supernode = centre["services"]["supernode"]
+    command = supernode["command"]
+    host = command[command.index("--host") + 1]
+
+    assert host == RUNTIME_ADDRESS == supernode["networks"]["runtime"]["ipv4_address"]
+    assert centre["networks"]["runtime"]["internal"] is True
+    subnet = centre["networks"]["runtime"]["ipam"]["config"][0]["subnet"]
+    default_address = re.fullmatch(r"\$\{\w+:-(.*)\}", host)
+    default_subnet = re.fullmatch(r"\$\{\w+:-(.*)\}", subnet)
+    assert default_address and default_subnet
+    assert ipaddress.ip_address(default_address.group(1)) in ipaddress.ip_network(
+        default_subnet.group(1))
+    assert _on_network("centre", "runtime") == {"supernode", "clientapp"}
+    assert "ports" not in supernode and "egress" not in centre["services"]["clientapp"]["networks"]
+
+
+@pytest.mark.parametrize("side,service", [
+    ("ministry", "superlink"), ("ministry", "serverapp"), ("ministry", "proxy"),
+    ("ministry", "console"), ("ministry", "operator"),
+    ("centre", "supernode"), ("centre", "clientapp"),
+])
+def test_every_service_is_hardened(side: str, service: str) -> None:
+    """No capability, no privilege gain, a read-only root with a tmpfs for what it
+    writes, and memory and process limits."""
+    spec = _services(side)[service]
+
+    assert spec["cap_drop"] == ["ALL"] and "cap_add" not in spec
+    assert spec["security_opt"] == ["no-new-privileges:true"]
+    assert spec["read_only"] is True and any(t.startswith("/tmp:") for t in spec["tmpfs"])
+    assert re.fullmatch(r"\d+[mg]", spec["mem_limit"])
+    assert 0 < spec["pids_limit"] <= 256
+    assert "privileged" not in spec and "user" not in spec  # the image's uid 49999
+    flwr_home = dict(spec.get("environment", {})).get("FLWR_HOME", "/tmp/")
+    assert flwr_home.startswith(("/tmp/", "/operator/")), flwr_home  # writable there
 
 
 def test_proxy_container_and_launcher_fill_the_same_placeholders() -> None:
