@@ -94,6 +94,8 @@ def pki_init(
         return
     _print_servers(paths)
     _say(console, N_("Operator CA certificate: %(path)s", path=paths.operator_ca_certificate))
+    _say(console, N_("Operator revocation list (the proxy checks it): %(path)s",
+                     path=paths.operator_crl))
 
 
 def _print_servers(paths: pki_lib.PkiPaths) -> None:
@@ -139,6 +141,29 @@ def pki_add_operator(
     _say(console, N_("Certificate: %(path)s", path=paths.operator_certificate(name)))
     _say(console, N_("Private key (to the operator only): %(path)s",
                      path=paths.operator_key(name)))
+
+
+@pki_app.command("revoke-operator")
+def pki_revoke_operator(
+    name: Annotated[str, typer.Argument(help="The operator's name, as issued by add-operator.")],
+    directory: PkiDir = None,
+) -> None:
+    """Revoke an operator's certificate: add it to the operator CA's revocation list
+    (operator-ca.crl), which the proxy's operator listener checks. Needs the operator CA
+    key (an offline step, where the CA keys are kept); then copy the CRL to the proxy and
+    reload it (nginx -s reload, or restart the proxy container)."""
+    root = directory or _default_pki_dir()
+    try:
+        serial, revoked = pki_lib.revoke_operator(root, name)
+    except pki_lib.PkiError as exc:
+        _fail(sentence(exc), ExitCode.PKI)
+        return
+    paths = pki_lib.PkiPaths(root)
+    _say(console, N_("Revoked the operator certificate %(name)s (serial %(serial)x); "
+                     "revocation list: %(path)s. Reload the proxy to apply it.", name=name,
+                     serial=serial, path=paths.operator_crl) if revoked else
+         N_("The operator certificate %(name)s (serial %(serial)x) was already revoked; "
+            "revocation list: %(path)s.", name=name, serial=serial, path=paths.operator_crl))
 
 
 Inventory = Annotated[Path | None, typer.Option(

@@ -117,6 +117,29 @@ def issue_client_certificate(
     return key, cert
 
 
+def build_crl(ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate,
+              revoked: dict[int, dt.datetime], number: int) -> x509.CertificateRevocationList:
+    """A CRL of ``ca_cert`` listing the serials ``revoked`` (serial -> revocation time),
+    CRL number ``number``, valid until the CA itself expires (the CA key is kept offline:
+    a CRL that expired sooner would lock every operator out until it is signed again)."""
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(now - dt.timedelta(minutes=5))
+        .next_update(max(ca_cert.not_valid_after_utc, now + dt.timedelta(days=1)))
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+    )
+    for serial, when in sorted(revoked.items()):
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when)
+            .build())
+    return builder.sign(ca_key, hashes.SHA384())
+
+
 def certificate_names(cert: x509.Certificate) -> list[str]:
     """Return the DNS names and IP addresses a certificate covers, as strings."""
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

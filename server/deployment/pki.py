@@ -15,6 +15,8 @@ administration machine, never in a container)::
     superlink.crt  superlink.key        # the SuperLink's own certificate and key
     proxy.crt  proxy.key                # the reverse proxy's own certificate and key
     operator-ca.crt  operator-ca.key    # signs operators' client certificates only
+    operator-ca.crl                     # the operator certificates it revoked (nginx
+                                        # refuses them; `pki revoke-operator`)
     operators/<name>/<name>.crt .key    # an operator's client certificate and key
     centres/<name>/<name>.key           # a centre's private key (OpenSSH, ECDSA P-384)
     centres/<name>/<name>.pub           # its public key (OpenSSH), sent to the ministry
@@ -23,6 +25,7 @@ administration machine, never in a container)::
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass
@@ -38,6 +41,7 @@ from server.deployment import keyfiles
 from server.deployment.certificates import (
     CURVE,
     CertificateError,
+    build_crl,
     certificate_names,
     generate_ca,
     is_signed_by,
@@ -53,11 +57,29 @@ _CURVE = CURVE
 #: The certificate helpers live in :mod:`server.deployment.certificates`; callers use
 #: them from here.
 __all__ = [
-    "PkiError", "PkiPaths", "add_centre", "add_operator", "certificate_names",
-    "check_centre_name", "fingerprint", "generate_ca", "generate_centre_key", "init_pki",
-    "is_signed_by", "issue_client_certificate", "issue_server_certificate",
-    "key_pair_matches", "load_ca", "load_operator_ca", "load_public_key",
-    "private_key_to_openssh", "public_key_to_openssh", "renew_server", "write_public",
+    "PkiError",
+    "PkiPaths",
+    "add_centre",
+    "add_operator",
+    "certificate_names",
+    "check_centre_name",
+    "fingerprint",
+    "generate_ca",
+    "generate_centre_key",
+    "init_pki",
+    "is_signed_by",
+    "issue_client_certificate",
+    "issue_server_certificate",
+    "key_pair_matches",
+    "load_ca",
+    "load_operator_ca",
+    "load_public_key",
+    "private_key_to_openssh",
+    "public_key_to_openssh",
+    "renew_server",
+    "revoke_operator",
+    "write_operator_crl",
+    "write_public",
     "write_secret",
 ]
 _CENTRE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -112,6 +134,11 @@ class PkiPaths:
     def operator_ca_key(self) -> Path:
         """The operator CA's private key (PEM); keep offline in production."""
         return self.root / "operator-ca.key"
+
+    @property
+    def operator_crl(self) -> Path:
+        """The operator CA's revocation list (PEM): nginx refuses the certificates it lists."""
+        return self.root / "operator-ca.crl"
 
     def operator_certificate(self, name: str) -> Path:
         """An operator's client certificate (PEM)."""
@@ -312,6 +339,9 @@ def init_pki(root: Path, extra_names: list[str] | None = None, *, force: bool = 
     if force or not paths.operator_ca_certificate.exists():
         _new_ca(paths.operator_ca_certificate, paths.operator_ca_key,
                 "Perseverance operator CA", force=True)
+        write_operator_crl(paths, {})  # a new CA revoked nothing yet
+    elif not paths.operator_crl.exists():
+        write_operator_crl(paths, {})  # a folder made before CRLs existed
     _, ca_cert = load_ca(paths)
     for which, extra in (("superlink", None), ("proxy", extra_names)):
         certificate, key_path = _server_pair(paths, which)
@@ -372,3 +402,55 @@ def add_operator(root: Path, name: str, *, force: bool = False) -> PkiPaths:
     write_secret(paths.operator_key(name), _key_pem(key), overwrite=force)
     write_public(paths.operator_certificate(name), _pem(cert))
     return paths
+
+
+def read_operator_crl(paths: PkiPaths) -> tuple[dict[int, dt.datetime], int]:
+    """The serials the operator CA revoked (serial -> when) and the CRL's number; none
+    and 0 when there is no CRL yet."""
+    if not paths.operator_crl.is_file():
+        return {}, 0
+    try:
+        crl = x509.load_pem_x509_crl(paths.operator_crl.read_bytes())
+        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except (ValueError, x509.ExtensionNotFound) as err:
+        raise PkiError(N_("%(path)s is not a revocation list of this PKI (%(reason)s).",
+                          path=paths.operator_crl, reason=str(err))) from err
+    return {entry.serial_number: entry.revocation_date_utc for entry in crl}, number
+
+
+def write_operator_crl(paths: PkiPaths, revoked: dict[int, dt.datetime]) -> Path:
+    """Sign and write the operator CA's CRL listing ``revoked`` (the CA key is needed:
+    an offline step); the next CRL number follows the current one."""
+    ca_key, ca_cert = load_operator_ca(paths)
+    _, number = read_operator_crl(paths) if paths.operator_crl.is_file() else ({}, 0)
+    crl = build_crl(ca_key, ca_cert, revoked, number + 1)
+    write_public(paths.operator_crl, crl.public_bytes(serialization.Encoding.PEM))
+    return paths.operator_crl
+
+
+def revoke_operator(root: Path, name: str) -> tuple[int, bool]:
+    """Add the certificate ``operators/<name>/<name>.crt`` to the operator CA's CRL.
+
+    Returns its serial number and whether it was revoked now (false: it was already).
+    nginx reads the CRL when it starts or reloads: reload the proxy afterwards.
+    Raises :class:`PkiError` when the operator CA key is not here (revoking is done
+    where the CA keys are kept), or the certificate is missing or not the CA's.
+    """
+    check_centre_name(name)
+    paths = PkiPaths(root)
+    _, ca_cert = load_operator_ca(paths)  # before anything else: the key must be here
+    certificate = paths.operator_certificate(name)
+    if not certificate.is_file():
+        raise PkiError(N_("No certificate of the operator %(name)s in %(path)s; give the "
+                          "name it was issued under (`pki add-operator`).", name=name,
+                          path=certificate.parent.parent))
+    cert = x509.load_pem_x509_certificate(certificate.read_bytes())
+    if not is_signed_by(cert, ca_cert):
+        raise PkiError(N_("%(path)s was not signed by this PKI's operator CA.",
+                          path=certificate))
+    revoked, _ = read_operator_crl(paths)
+    if cert.serial_number in revoked:
+        return cert.serial_number, False
+    revoked[cert.serial_number] = dt.datetime.now(dt.UTC)
+    write_operator_crl(paths, revoked)
+    return cert.serial_number, True

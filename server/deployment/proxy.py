@@ -32,6 +32,7 @@ TEMPLATE_VARIABLES: tuple[str, ...] = (
     "TLS_CA_CERTIFICATE",
     "OPERATOR_CA_CERTIFICATE",
     "CONSOLE_ADDRESS",
+    "OPERATOR_CRL",
 )
 _PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
@@ -60,6 +61,10 @@ class ProxySettings:
     console_address : str
         ``host:port`` of the operations console (``perseverance-server console``), served
         under ``/console/`` on the operator listener only.
+    operator_crl : Path | None
+        The operator CA's revocation list; default: beside the operator CA's certificate
+        with the suffix ``.crl`` (``operator-ca.crl`` of a PKI folder), as the proxy
+        container's entrypoint derives it.
     """
 
     centres_listen: str
@@ -71,6 +76,7 @@ class ProxySettings:
     ca_certificate: Path
     operator_ca_certificate: Path
     console_address: str = "127.0.0.1:8080"
+    operator_crl: Path | None = None
 
     def as_variables(self) -> dict[str, str]:
         """Return the values keyed by the template's placeholder names."""
@@ -84,6 +90,8 @@ class ProxySettings:
             "TLS_CA_CERTIFICATE": str(self.ca_certificate),
             "OPERATOR_CA_CERTIFICATE": str(self.operator_ca_certificate),
             "CONSOLE_ADDRESS": self.console_address,
+            "OPERATOR_CRL": str(self.operator_crl or
+                                self.operator_ca_certificate.with_suffix(".crl")),
         }
 
 
