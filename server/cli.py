@@ -129,12 +129,15 @@ def pki_add_operator(
     name: Annotated[str, typer.Argument(help="The operator's name, e.g. jdoe.")],
     directory: PkiDir = None,
     force: Force = False,
+    read_only: Annotated[bool, typer.Option(
+        "--read-only", help="A certificate that may only list the SuperLink's nodes and "
+        "runs (the operations console's).")] = False,
 ) -> None:
     """Issue an operator's client certificate (signed by the operator CA), which the
     proxy's operator listener demands; never replaces a key unless --force."""
     root = directory or _default_pki_dir()
     try:
-        paths = pki_lib.add_operator(root, name, force=force)
+        paths = pki_lib.add_operator(root, name, force=force, read_only=read_only)
     except pki_lib.PkiError as exc:
         _fail(sentence(exc), ExitCode.PKI)
         return

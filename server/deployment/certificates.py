@@ -93,15 +93,25 @@ def issue_server_certificate(
     return key, cert
 
 
+#: The organisational unit of a read-only operator certificate: the proxy lets it list
+#: the SuperLink's nodes and runs, nothing else (deploy/nginx/perseverance.conf.template).
+READ_ONLY_UNIT = "read-only"
+
+
 def issue_client_certificate(
-    ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, name: str
+    ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, name: str,
+    *, read_only: bool = False,
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """Issue an operator's TLS client certificate (common name ``name``, client auth only)."""
+    """Issue an operator's TLS client certificate (common name ``name``, client auth only;
+    ``read_only``: organisational unit ``READ_ONLY_UNIT``, which the proxy lets list only)."""
     key = ec.generate_private_key(CURVE())
     now = dt.datetime.now(dt.UTC)
+    subject = [x509.NameAttribute(NameOID.COMMON_NAME, name)]
+    if read_only:
+        subject.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, READ_ONLY_UNIT))
     cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .subject_name(x509.Name(subject))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())

@@ -8,16 +8,24 @@ for each, a TLS connection to the operator listener that verifies the proxy agai
 federation's CA and presents the operator's certificate. Bytes are copied both ways
 unchanged.
 
-Anyone who can open a socket on the operator's machine can use the tunnel while it
-runs: run it for one command (``operator-tunnel ... -- flwr ...``) on shared machines.
+Only its owner can use it. Flower 1.42's CLI cannot reach a Unix socket (its Control API
+client is ``httpx`` on ``http://<address>``, with no transport to set), so the tunnel
+listens on TCP loopback, where any local user could connect; it therefore asks the kernel
+who opened each connection (the uid of the connecting socket, in ``/proc/net/tcp`` or
+``tcp6``, as ``ss -e`` shows it) and closes at once, before anything reaches the proxy,
+every connection not opened by its own user (root's included). Where that record cannot
+be read, the tunnel does not start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import socket
 import ssl
+import struct
 import subprocess
 import threading
 from collections.abc import Sequence
@@ -30,6 +38,11 @@ from common.i18n.catalogue import N_
 DEFAULT_LISTEN = "127.0.0.1:9444"
 CONNECT_TIMEOUT_SECONDS = 10.0
 _CHUNK = 64 * 1024
+
+
+_LOG = logging.getLogger(__name__)
+_PROC_TABLES: dict[int, Path] = {socket.AF_INET: Path("/proc/net/tcp"),
+                                 socket.AF_INET6: Path("/proc/net/tcp6")}
 
 
 class TunnelError(Exception):
@@ -83,6 +96,36 @@ def client_context(settings: TunnelSettings) -> ssl.SSLContext:
     return context
 
 
+def _proc_address(family: int, host: str, port: int) -> str:
+    """``host:port`` as ``/proc/net/tcp*`` writes it: the address's 32-bit words in the
+    machine's byte order, in hex, then the port in hex."""
+    packed = socket.inet_pton(family, host)
+    words = struct.unpack(f"={len(packed) // 4}I", packed)
+    return "".join(f"{word:08X}" for word in words) + f":{port:04X}"
+
+
+def connection_uid(family: int, local: tuple[str, int], peer: tuple[str, int]) -> int | None:
+    """The uid that owns the other end of a TCP connection accepted on this machine
+    (``local`` is our end, ``peer`` the connecting socket's), from the kernel's socket
+    table; None when the table has no such socket."""
+    want_local = _proc_address(family, peer[0], peer[1])
+    want_remote = _proc_address(family, local[0], local[1])
+    with _PROC_TABLES[family].open(encoding="ascii") as table:
+        next(table)  # the header
+        for line in table:
+            fields = line.split()
+            if fields[1] == want_local and fields[2] == want_remote:
+                return int(fields[7])
+    return None
+
+
+def _owner_only_supported() -> None:
+    table = _PROC_TABLES[socket.AF_INET]
+    if not os.access(table, os.R_OK):
+        raise TunnelError(N_("The tunnel cannot check who connects to it (%(path)s cannot "
+                             "be read), so it does not start.", path=table))
+
+
 async def _copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
     try:
         while data := await source.read(_CHUNK):
@@ -105,8 +148,25 @@ class OperatorTunnel:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
                                         name="operator-tunnel")
 
+    def _from_owner(self, writer: asyncio.StreamWriter) -> bool:
+        """Whether the connection was opened by the tunnel's own user."""
+        sock = writer.get_extra_info("socket")
+        try:
+            local, peer = sock.getsockname(), sock.getpeername()
+            uid = connection_uid(sock.family, local[:2], peer[:2])
+        except (OSError, ValueError, KeyError):
+            return False
+        if uid == os.geteuid():
+            return True
+        _LOG.warning("operator tunnel: refused a connection from %s:%s (uid %s, not the "
+                     "tunnel's owner %s)", peer[0], peer[1], uid, os.geteuid())
+        return False
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         s = self.settings
+        if not self._from_owner(writer):
+            writer.close()  # before anything reaches the proxy
+            return
         try:
             remote_reader, remote_writer = await asyncio.wait_for(
                 asyncio.open_connection(s.proxy_host, s.proxy_port, ssl=self._context,
@@ -121,6 +181,7 @@ class OperatorTunnel:
     def start(self) -> OperatorTunnel:
         """Bind the listening socket and serve connections in the background."""
         s = self.settings
+        _owner_only_supported()
         self._thread.start()
         future = asyncio.run_coroutine_threadsafe(
             asyncio.start_server(self._handle, s.listen_host, s.listen_port), self._loop

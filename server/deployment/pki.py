@@ -389,16 +389,18 @@ def add_centre(root: Path, name: str, *, force: bool = False) -> PkiPaths:
     return paths
 
 
-def add_operator(root: Path, name: str, *, force: bool = False) -> PkiPaths:
+def add_operator(root: Path, name: str, *, force: bool = False,
+                 read_only: bool = False) -> PkiPaths:
     """Issue an operator's client certificate and key in ``root/operators/<name>/``.
 
-    The certificate is signed by the operator CA: nginx's operator listener accepts it.
+    The certificate is signed by the operator CA: nginx's operator listener accepts it;
+    a ``read_only`` one may only list the SuperLink's nodes and runs (the console's).
     An existing key is never replaced unless ``force`` is true; raises :class:`PkiError`.
     """
     check_centre_name(name)  # same rule: it is a file name and a certificate's name
     paths = PkiPaths(root)
     ca_key, ca_cert = load_operator_ca(paths)
-    key, cert = issue_client_certificate(ca_key, ca_cert, name)
+    key, cert = issue_client_certificate(ca_key, ca_cert, name, read_only=read_only)
     write_secret(paths.operator_key(name), _key_pem(key), overwrite=force)
     write_public(paths.operator_certificate(name), _pem(cert))
     return paths

@@ -1,6 +1,7 @@
-"""Operator certificates are revocable: `pki revoke-operator` writes the operator CA's
-CRL, which the real nginx of the operator listener checks. A certificate works, is
-revoked, and is then refused; the others keep working; revoking needs the CA key."""
+"""Operator certificates on the real nginx of the operator listener: revocable (`pki
+revoke-operator` writes the operator CA's CRL, which nginx checks: a certificate works,
+is revoked, and is then refused; the others keep working; revoking needs the CA key),
+and a read-only one (the console's) may only list the SuperLink's nodes and runs."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def listener(nginx: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     paths = pki.init_pki(tmp_path / "pki")
     for name in ("alice", "bob"):
         pki.add_operator(paths.root, name)
+    pki.add_operator(paths.root, "console", read_only=True)
     centres, operator, upstream, console = free_ports(4)
     settings = proxy.ProxySettings(
         centres_listen=f"127.0.0.1:{centres}", operator_listen=f"127.0.0.1:{operator}",
@@ -56,9 +58,9 @@ def _open(port: int) -> bool:
     return True
 
 
-def _status(listener: dict[str, Any], name: str | None) -> int:
-    """The status the operator listener answers for a route that does not exist (404
-    once the client certificate is accepted; 400 when nginx refuses it)."""
+def _status(listener: dict[str, Any], name: str | None, path: str = "/nowhere") -> int:
+    """The status the operator listener answers (for the default route, which does not
+    exist: 404 once the client certificate is accepted; 400 when nginx refuses it)."""
     paths: pki.PkiPaths = listener["paths"]
     context = ssl.create_default_context(cafile=str(paths.ca_certificate))
     if name is not None:
@@ -67,7 +69,7 @@ def _status(listener: dict[str, Any], name: str | None) -> int:
     connection = http.client.HTTPSConnection("127.0.0.1", listener["port"], context=context,
                                              timeout=10)
     try:
-        connection.request("GET", "/nowhere")
+        connection.request("POST" if path.startswith("/v1/") else "GET", path, body=b"")
         return connection.getresponse().status
     finally:
         connection.close()
@@ -136,3 +138,20 @@ def test_revoking_needs_the_operator_ca_key_and_a_known_operator(tmp_path: Path)
     assert unknown.exit_code == ExitCode.PKI and "No certificate of the operator" in unknown.output
     assert offline.exit_code == ExitCode.PKI and "operator CA" in offline.output
     assert paths.operator_crl.read_bytes() == before
+
+
+def test_a_read_only_certificate_may_only_list(listener: dict[str, Any]) -> None:
+    """The SuperLink is not running here: a call nginx lets through gets 502 (no
+    upstream), one it refuses gets 403 before any upstream is tried."""
+    for path in ("/v1/control/list-nodes", "/v1/control/list-runs"):
+        assert _status(listener, "console", path) == 502
+    for path in ("/v1/control/start-run", "/v1/control/stop-run",
+                 "/v1/control/register-node", "/v1/control/unregister-node",
+                 "/v1/control/stream-logs", "/v1/control/list-nodes/../start-run",
+                 "/v1/control//start-run", "/v1/control/list-nodes2"):
+        assert _status(listener, "console", path) == 403, path
+    # A full operator certificate is not restricted.
+    assert _status(listener, "alice", "/v1/control/start-run") == 502
+    subject = x509.load_pem_x509_certificate(
+        listener["paths"].operator_certificate("console").read_bytes()).subject
+    assert subject.rfc4514_string() in ("OU=read-only,CN=console", "CN=console,OU=read-only")
