@@ -13,7 +13,8 @@ refusal sentence, with what it is a function of:
 - ``MAC``: pseudorandom to whoever lacks the centre's key: an HMAC of its records, or a
   vector masked by SecAgg+;
 - ``OUTSIDE``: not covered by the guarantee yet, listed so that it is seen (a software
-  fault; the share of invalid rows, docs/PRIVACY.md "What is not covered").
+  fault; an extract that one row makes unreadable as a file, docs/PRIVACY.md "What is
+  not covered").
 
 The centre checks every reply against the table before it leaves (:func:`check_reply`,
 an undeclared key is a programming error), and the neighbouring-data-sets test
@@ -49,14 +50,14 @@ class Key:
     basis: str
 
 
-SIZE = "the size release: a Gaussian count (COUNT_NOISE_MULTIPLIER, sensitivity 1) " \
-       "rounded to SIZE_GRID, booked as the run's 'train' row of round 0"
+SIZE = "the size release: a discrete Gaussian count (COUNT_NOISE_MULTIPLIER, " \
+       "sensitivity 1) rounded to SIZE_GRID, booked as the run's 'train' row of round 0"
 DP_SGD = "DP-SGD (clipped per-student gradients, Gaussian noise, Poisson sampling of the " \
          "plan's rate), booked as a 'train' row before each round"
-HISTOGRAM = "the score histogram with Gaussian noise (sensitivity 1), booked as the " \
-            "round's 'evaluate' rows"
-AUDIT = "the equity cells with Gaussian noise (sensitivity sqrt(6)), booked as the " \
-        "'evaluate' rows of round rounds + 1"
+HISTOGRAM = "the score histogram with discrete Gaussian noise (sensitivity 1), booked " \
+            "as the round's 'evaluate' rows"
+AUDIT = "the equity cells with discrete Gaussian noise (sensitivity sqrt(6)), booked " \
+        "as the 'evaluate' rows of round rounds + 1"
 PLAN = "a function of the run's plan and configuration (the booked mechanisms)"
 ZERO = "exact zeros in this phase"
 MASKED = "masked by SecAgg+ (pairwise masks and the centre's own mask)"
@@ -162,8 +163,14 @@ REFUSALS: dict[str, Key] = {
                              "(centre-wide composition of public rows) can pass it"),
     Reason.TOO_FEW_RECORDS: Key(Class.NOISED, "the released size below min_records: "
                                 "post-processing of " + SIZE + " (exact without DP)"),
-    Reason.DATA_UNUSABLE: Key(Class.OUTSIDE, "the share of invalid rows against "
-                              "max_invalid_fraction, or a missing file or ledger"),
+    Reason.DATA_UNUSABLE: Key(Class.OUTSIDE, "the centre's files as files (a missing or "
+                              "unreadable file, ledger or state folder, a format, header "
+                              "or mapping that cannot be read, a required column "
+                              "missing: public for a well-formed extract); never a count "
+                              "of invalid rows (client.ingest.federated_extract). Outside: "
+                              "a file one row makes unreadable (a line with more fields "
+                              "than the header, a byte the declared encoding cannot "
+                              "decode, past MAX_EXTRACT_BYTES, no row at all)"),
     Reason.INTERNAL: Key(Class.OUTSIDE, "a fault in the centre's software"),
 }
 

@@ -4,7 +4,9 @@
 renames, recodes, units, constants and derived fields) -> ``policy`` (what the centre
 withholds) -> ``validation`` (pandera, built from ``common.schema``) -> ``report``.
 ``extract`` chains them; the ``validate`` command and ``client.ingest.centre_data.load_centre`` both
-call it, so a centre checks its data exactly as the ClientApp will use them.
+call it, so a centre checks its data exactly as the ClientApp will use them (the
+ClientApp, ``federated_extract``, does not refuse on a count of invalid rows: it uses the
+valid ones; ``validate`` applies the policy's threshold).
 """
 
 from client.ingest.centres import prepare_centres, split_by_centre
@@ -12,6 +14,7 @@ from client.ingest.errors import IngestError
 from client.ingest.extract import (
     IngestResult,
     ensure_usable,
+    federated_extract,
     ingest,
     ingest_file,
     inspect_extract,
@@ -28,6 +31,7 @@ __all__ = [
     "QualityReport",
     "RowProblem",
     "ensure_usable",
+    "federated_extract",
     "ingest",
     "ingest_file",
     "inspect_extract",

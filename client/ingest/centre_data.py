@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -18,13 +19,14 @@ import pandas as pd
 
 from client.errors import CentreRefusal as CentreRefusal  # re-exported for callers
 from client.errors import DataError as DataError
-from client.ingest import load_policy, prepare_extract
+from client.ingest import federated_extract, load_policy
 from client.site_policy import SitePolicy as SitePolicy
 from common.encoding import ENCODING_VERSION, encode, encode_labels
 from common.equity.audit import AUDIT_COLUMNS
 from common.schema import CONSENT, LABEL, STUDENT_ID
 from common.split import held_out_mask
 
+LOG = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CentreData:
@@ -113,14 +115,25 @@ def load_centre(
     """Load, map, validate and encode a centre's data; cached per process because the
     simulation engine rebuilds the ClientApp for every message.
 
-    Raises ``DataError`` when the data are unusable.
+    Raises ``DataError`` when the files are unusable as files (``federated_extract``:
+    never on a count of invalid rows).
     """
     policy = centre_policy(policy_path)
     shared = _shared_path(data_path, mapping_path, policy_path, test_fraction)
     if shared is not None and (data := _read_shared(shared, policy)) is not None:
         return data
-    frame = prepare_extract(Path(data_path), Path(mapping_path) if mapping_path else None, policy)
-    data = split_and_encode(frame, policy, test_fraction)
+    result = federated_extract(Path(data_path), Path(mapping_path) if mapping_path else None,
+                               policy)
+    report = result.report
+    if report.rows_valid == 0 or report.exceeds_invalid_threshold:
+        # Said here, at the centre, never to the ministry (a refusal on the share would
+        # be an exact function of the rows): the task uses the valid rows.
+        LOG.warning("%d of %d rows of %s have invalid values (the site policy's "
+                    "max_invalid_fraction is %.1f%%); the federated task uses the %d valid "
+                    "rows. 'perseverance-client validate' lists the others.",
+                    report.rows_invalid, report.rows_read, report.source,
+                    100 * policy.max_invalid_fraction, report.rows_valid)
+    data = split_and_encode(result.frame, policy, test_fraction)
     if shared is not None:
         _share(shared, data)
     return data

@@ -104,6 +104,24 @@ def ensure_usable(report: QualityReport) -> None:
         )
 
 
+def federated_extract(
+    path: Path | str, mapping_path: Path | str | None, policy: SitePolicy
+) -> IngestResult:
+    """The valid rows of a centre's extract for a federated task, and the report.
+
+    Refused (``IngestError``) only as a file: absent, unreadable, a format, header or
+    mapping that cannot be read, a required column missing. Never on how many rows are
+    invalid (``max_invalid_fraction``, no valid row): such a refusal would leave the
+    centre as an exact function of its students' rows (issue 26). Each row's validity is
+    a function of that row (and of its student's other rows: a duplicated id drops them
+    all), so dropping invalid rows changes nothing of another student's inclusion; the
+    operator's ``validate`` command still applies the policy's threshold before
+    enrolment. Whether the centre takes part is then decided on its released size
+    (``client.privacy.run_plan``).
+    """
+    return ingest_file(path, mapping_path, policy)
+
+
 def prepare_extract(
     path: Path | str, mapping_path: Path | str | None, policy: SitePolicy
 ) -> pd.DataFrame:

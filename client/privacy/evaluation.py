@@ -2,8 +2,12 @@
 
 Without DP the release is exact: score histograms by label over ``evaluation.bins``
 fixed bins (``common.metrics``), and the equity audit's per-group counts. With DP
-(``privacy.dp`` and ``privacy.evaluation_noise``), each count gets Gaussian noise and
-the release is booked in the centre's ledger before it leaves:
+(``privacy.dp`` and ``privacy.evaluation_noise``), each count gets discrete Gaussian
+noise (``common.discrete_gaussian``, as in secure mode: the counts stay integers, so the
+floating-point attack on textbook samplers, Mironov 2012, has no low-order bits to read;
+its Renyi-DP is at most the continuous Gaussian's of the same sigma, Canonne, Kamath and
+Steinke 2020, so the ledger books the same Gaussian rows) and the release is booked in
+the centre's ledger before it leaves:
 - at each scheduled round (``evaluation.progress_every``, and always the final one), the
   score histogram (each held-out student adds 1 to one bin: L2 sensitivity 1) with
   noise multiplier ``progress`` (intermediate rounds) or ``final``;
@@ -34,6 +38,7 @@ from client.privacy.ledger import BudgetExceeded, PrivacyLedger
 from client.privacy.run_plan import BUDGET_SLACK, check_run_budget, run_history
 from client.site_policy import PrivacyFloor
 from common.config import RunConfig
+from common.discrete_gaussian import discrete_gaussian
 from common.equity.audit import CELL_LENGTH, all_cell_keys, centre_cells
 from common.metrics import bin_centres, score_histogram
 from common.privacy.accounting import (
@@ -167,7 +172,7 @@ def evaluation_release(
             sensitive_allowed=data.policy.audit_attributes_allowed,
             # The noise the centre books: calibrated at its own delta when that is smaller.
             noise_std=0.0 if noise is None else noise.audit_stds(),
-            rng=rng))
+            rng=rng, discrete=True))
         return metrics
     final = server_round >= config.rounds
     histogram = score_histogram(probabilities, data.y_test, bins)
@@ -179,8 +184,8 @@ def evaluation_release(
         if ledger is not None:
             epsilon = book_evaluation(config, data, ledger, run_id, server_round, mechanisms,
                                       reserved=reserved_rows(noise, server_round, False))
-        pos += rng.normal(0.0, multiplier, bins)
-        neg += rng.normal(0.0, multiplier, bins)
+        pos += discrete_gaussian(rng, multiplier, bins)
+        neg += discrete_gaussian(rng, multiplier, bins)
         centres = bin_centres(bins)
         probability_sum = (pos + neg) * centres
         squared_error = float((pos * (1 - centres) ** 2 + neg * centres**2).sum())

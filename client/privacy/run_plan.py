@@ -4,8 +4,9 @@ the centre's own ledger books it.
 The mechanism (batch size, sampling rate, steps, noise multiplier) must not depend on
 the exact number of students: adding one student would change the mechanism itself,
 which no accountant covers. So at its first training task of a run the centre releases
-its training-set size once, with Gaussian noise (``COUNT_NOISE_MULTIPLIER``, L2
-sensitivity 1), rounded to ``SIZE_GRID``, and books that release; the plan is a function
+its training-set size once, with discrete Gaussian noise (``COUNT_NOISE_MULTIPLIER``,
+L2 sensitivity 1; an integer, as the evaluation counts: no floating-point bits to read),
+rounded to ``SIZE_GRID``, and books that release; the plan is a function
 of that released size and the run's configuration only (:func:`plan_for`), and it is
 kept in the state folder for the whole run, resumes included. The released size is
 also the FedAvg weight of every training reply (post-processing: no further cost).
@@ -30,6 +31,7 @@ from client.errors import CentreRefusal
 from client.privacy.ledger import PrivacyLedger
 from client.site_policy import PrivacyFloor
 from common.config import RunConfig
+from common.discrete_gaussian import discrete_gaussian
 from common.files import atomic_write_bytes
 from common.privacy.accounting import (
     COUNT_NOISE_MULTIPLIER,
@@ -82,9 +84,10 @@ def size_release() -> Mechanism:
 
 
 def released_size(count: int, rng: np.random.Generator) -> int:
-    """``count`` with Gaussian noise, rounded to ``SIZE_GRID`` (at least ``SIZE_GRID``)."""
-    noisy = count + rng.normal(0.0, COUNT_NOISE_MULTIPLIER)
-    return max(SIZE_GRID, round(float(noisy) / SIZE_GRID) * SIZE_GRID)
+    """``count`` with discrete Gaussian noise, rounded to ``SIZE_GRID`` (at least
+    ``SIZE_GRID``)."""
+    noisy = count + int(discrete_gaussian(rng, COUNT_NOISE_MULTIPLIER, 1)[0])
+    return max(SIZE_GRID, round(noisy / SIZE_GRID) * SIZE_GRID)
 
 
 def plan_for(public_size: int, config: RunConfig, floor: PrivacyFloor) -> RunPlan:

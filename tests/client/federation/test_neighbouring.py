@@ -24,9 +24,11 @@ import pandas as pd
 import pytest
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_STATE
 
 from client.federation.app import app as client_app
 from client.federation.secure import SecureCentre
+from client.privacy.ledger import PrivacyLedger
 from client.privacy.run_plan import SIZE_GRID
 from common import protocol, releases
 from common.config import RunConfig
@@ -40,7 +42,8 @@ from tests.server.messages import instruction
 
 CENTRE = "css-voisine"  # the same declared name on both sides
 TEST_FRACTION = 0.3
-POLICY = "min_records = {min_records}\n[privacy]\nallow_replayable_noise = true\n"
+POLICY = ("min_records = {min_records}\n{top}[privacy]\nallow_replayable_noise = true\n"
+          "{floor}")
 HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -63,12 +66,14 @@ def _one(held_out: bool, after: int = 400) -> pd.DataFrame:
 
 
 def _centre(folder: Path, frame: pd.DataFrame, min_records: int = 50,
-            state: Path | None = None) -> dict[str, object]:
-    """A centre's files (the same names on both sides) and its node configuration."""
+            state: Path | None = None, top: str = "", floor: str = "") -> dict[str, object]:
+    """A centre's files (the same names on both sides) and its node configuration;
+    ``top`` and ``floor``: more lines of its site policy (top level, ``[privacy]``)."""
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / f"{CENTRE}.csv"
     frame.to_csv(data, index=False)
-    (folder / "policy.toml").write_text(POLICY.format(min_records=min_records))
+    (folder / "policy.toml").write_text(POLICY.format(min_records=min_records, top=top,
+                                                      floor=floor))
     target = folder / "state"
     if state is not None:
         shutil.copytree(state, target)
@@ -202,9 +207,14 @@ def test_taking_part_is_decided_on_the_released_size(tmp_path: Path) -> None:
 
 
 def _secure(flat: dict[str, object], node: dict[str, object], run: str,
-            phase: str | None) -> tuple[dict[str, Any], np.ndarray, int]:
-    context = Context(run_id=1, node_id=1, state=RecordDict(), node_config=node,
-                      run_config=flat)
+            phase: str | None, threshold: int | None = None
+            ) -> tuple[dict[str, Any], np.ndarray, int]:
+    """The SecAgg+ client's vector, weight and metrics; ``threshold``: the round's
+    reconstruction threshold, as ``secaggplus_mod`` keeps it in the node's state."""
+    state = RecordDict()
+    if threshold is not None:
+        state[RECORD_KEY_STATE] = ConfigRecord({"threshold": threshold})
+    context = Context(run_id=1, node_id=1, state=state, node_config=node, run_config=flat)
     parameters = [w.numpy() for w in _weights(flat).values()]
     config: dict[str, Any] = protocol.Task(run, 1, "r1").as_config()
     if phase is not None:
@@ -234,6 +244,100 @@ def test_a_secure_release_is_the_same_with_one_student_more(held_out: bool,
     # The counts under the mask: one count moved at most, by the student held out.
     moved = _check_counts(evaluation[1], evaluation1[1])
     assert moved <= (1 if held_out else 0)
+
+
+def test_a_secure_release_with_distributed_noise_is_the_same_with_one_student_more(
+        tmp_path: Path) -> None:
+    """A share of the noise (1/t of its variance, t the round's threshold), booked for
+    what it costs alone: its std, the flag, the threshold and the epsilon are PUBLIC."""
+    flat = _flat(**{"privacy.secure_aggregation": True, "privacy.distributed_noise": True})
+    floor = "allow_distributed_noise = true\nmax_epsilon_per_run = 10.0\n"
+    base = _students(400)
+    sides = []
+    for name, frame in (("d", base), ("d1", pd.concat([base, _one(held_out=True)]))):
+        node = _centre(tmp_path / name, frame, floor=floor)
+        sides.append(_secure(flat, node, "run-1", layout.EVALUATE, threshold=4))
+    (metrics, vector, _), (metrics1, vector1, _) = sides
+
+    assert metrics[layout.NOISE_DISTRIBUTED] == 1 and metrics[layout.NOISE_THRESHOLD] == 4
+    _compare("secure", "evaluate", {protocol.METRICS: metrics}, {protocol.METRICS: metrics1})
+    assert _check_counts(vector, vector1) <= 1
+
+
+def test_a_student_at_the_lifetime_cap_changes_nothing(tmp_path: Path) -> None:
+    """Run 1 spends a student's budget (cap 3.2, a run at 3: another would pass it);
+    run 2, with him back or not, sends the same bytes, its noisy releases included: the
+    student at the cap is left out of every release (the per-student filter), and his
+    presence changes no other student's inclusion."""
+    flat = _flat()
+    cap = "epsilon_cap = 3.2\n"
+    returning = _one(held_out=False, after=1000)
+    first = _centre(tmp_path / "year-1", pd.concat([_students(300), returning]), top=cap)
+    assert not _ask(flat, first, "train", "run-1").has_error()  # he trains: one round
+    state = Path(str(first["state-dir"]))
+    new = _students(300, start=400)
+    runs = [_plain_run(flat, _centre(tmp_path / name, frame, state=state, top=cap), "run-2")
+            for name, frame in (("without", new), ("with", pd.concat([new, returning])))]
+
+    _compare_runs(*runs)
+    _same_release(*runs)
+    # Not vacuous: he trained in run 1, and run 2 left him out of its training.
+    retired = {name: {(c.run_id, c.label): c.retired for c in
+                      PrivacyLedger(tmp_path / name / "state").cohorts()}
+               for name in ("year-1", "without", "with")}
+    assert retired["year-1"][("run-1", "train")] == 0
+    assert (retired["without"][("run-2", "train")], retired["with"][("run-2", "train")]) \
+        == (0, 1)
+
+
+def _same_release(left: dict[str, Any], right: dict[str, Any]) -> None:
+    """Every field but the MACs byte-identical, the model's arrays included."""
+    for phase in ("train", "evaluate", "audit"):
+        for record, values in left[phase][0].items():
+            table = releases.REPLIES[("plain", phase)][record]
+            for key, value in values.items():
+                declared = releases.key_of(table, key)
+                if declared is not None and declared.cls is not Class.MAC:
+                    assert json.dumps(value) == json.dumps(right[phase][0][record][key]), \
+                        (phase, record, key)
+        for name, array in left[phase][1].items():
+            assert np.array_equal(array, right[phase][1][name]), (phase, name)
+
+
+@pytest.mark.parametrize("what", ["no-dp", "epsilon"])
+def test_a_refusal_by_the_floor_is_the_same_with_one_student_more(what: str,
+                                                                  tmp_path: Path) -> None:
+    """The floor refuses on the run's configuration and the centre's policy alone:
+    the same code and sentence on D and D', before any record is read."""
+    flat = _flat(**({"privacy.dp": False} if what == "no-dp" else {"privacy.epsilon": 5.0}))
+    base = _students(400)
+    replies = [_ask(flat, _centre(tmp_path / name, frame), kind, "run-1")
+               for name, frame in (("d", base), ("d1", pd.concat([base, _one(False)])))
+               for kind in ("train", "evaluate")]
+
+    assert all(r.has_error() for r in replies)
+    for reply, other in zip(replies[:2], replies[2:], strict=True):
+        assert (reply.error.code, reply.error.reason) == (other.error.code,
+                                                          other.error.reason)
+    expected = protocol.Reason.FLOOR_NO_DP if what == "no-dp" else \
+        protocol.Reason.FLOOR_EPSILON
+    assert all(str(expected) in r.error.reason for r in replies)
+
+
+def test_an_invalid_row_more_changes_nothing(tmp_path: Path) -> None:
+    """One student more whose row is invalid: the centre trains and evaluates on the
+    valid rows, the same on both sides, whatever the policy's ``max_invalid_fraction``
+    (0 here: ``validate`` would refuse the file; the ClientApp no longer refuses on a
+    count of rows, which was DATA_UNUSABLE on the exact share)."""
+    flat = _flat()
+    base = _students(400)
+    invalid = _one(held_out=False).assign(grade_level=99)  # out of the schema's range
+    top = "max_invalid_fraction = 0.0\n"
+    runs = [_plain_run(flat, _centre(tmp_path / name, frame, top=top), "run-1")
+            for name, frame in (("d", base), ("d1", pd.concat([base, invalid])))]
+
+    _compare_runs(*runs)
+    _same_release(*runs)
 
 
 def test_every_refusal_a_centre_can_send_is_declared() -> None:

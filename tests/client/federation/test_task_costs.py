@@ -166,12 +166,12 @@ def test_an_engines_actors_share_an_extract_read_once_and_read_a_changed_one_aga
     monkeypatch.setenv(data_module.EXTRACT_CACHE_ENV, str(shared))
     first = _load_fresh(extract)
     assert len(list(shared.glob("*.npz"))) == 1
-    real_prepare = data_module.prepare_extract  # type: ignore[attr-defined]
+    real_prepare = data_module.federated_extract
 
     def not_read(*args: object) -> None:
         raise AssertionError("the extract was read again")
 
-    monkeypatch.setattr(data_module, "prepare_extract", not_read)
+    monkeypatch.setattr(data_module, "federated_extract", not_read)
     _same(first, _load_fresh(extract))  # the second actor: from the shared folder
     # The scores' equity cells come out the same from either.
     scores = np.random.default_rng(2).random(first.num_test)
@@ -185,7 +185,7 @@ def test_an_engines_actors_share_an_extract_read_once_and_read_a_changed_one_aga
     write_csv(extract, changed)
     with pytest.raises(AssertionError, match="read again"):
         _load_fresh(extract)
-    monkeypatch.setattr(data_module, "prepare_extract", real_prepare)
+    monkeypatch.setattr(data_module, "federated_extract", real_prepare)
     again = _load_fresh(extract)
     assert len(list(shared.glob("*.npz"))) == 2
     assert not np.array_equal(np.concatenate([again.x_train, again.x_test]),
