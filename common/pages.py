@@ -20,6 +20,7 @@ from typing import Any
 import jinja2
 
 from common.equity.audit import GAPS
+from common.equity.words import attribute_words, cell_words, group_words, label_words
 from common.files import package_data
 from common.i18n import catalogue as i18n
 from common.i18n.catalogue import N_ as N_  # re-exported: the pages mark their messages with it
@@ -106,6 +107,11 @@ def build_environment(loader: jinja2.BaseLoader, lang: str = "en") -> jinja2.Env
             return f"{name}{' : ' if lang == 'fr' else ': '}{gettext(sentence)}"
         return gettext(sentence)
 
+    # The audit's attributes, groups and size bands in the page's language.
+    env.filters["attribute"] = attribute_words(gettext)
+    env.filters["group"] = group_words(gettext)
+    env.filters["label"] = label_words(gettext)
+    env.filters["cell"] = cell_words(gettext)
     env.filters["number"] = number
     env.filters["figure"] = localised_figure
     env.filters["reason"] = reason

@@ -106,8 +106,8 @@ def test_write_model_card_writes_json_and_html_into_the_run_folder(tmp_path: Pat
     card = json.loads(json_path.read_text(encoding="utf-8"))
     page = (run / "model_card.en.html").read_text(encoding="utf-8")
     assert card["model_id"] in page
-    assert "equal opportunity gap" in page and "indigenous=true" in page
-    assert "0.200 [0.110,&nbsp;0.280]" in page and "true − false" in page
+    assert "equal opportunity gap" in page and "Indigenous : yes" in page
+    assert "0.200 [0.110,&nbsp;0.280]" in page and "yes − no" in page
     # Each group's figure with its interval under it (EHDAA true: AUC 0.74 [0.68, 0.80]).
     assert '0.740<br><span class="muted">[0.680,&nbsp;0.800]</span>' in page
     # The French page (the default): the same figures with decimal commas, lists with ";".
