@@ -8,14 +8,18 @@
   the model version they were sent;
 - ``update_accepted`` / ``update_rejected``: a centre's training update, its norm, and
   the reason of a rejection; ``evaluation_rejected``: a malformed evaluation reply;
-- ``centre_refused``: a centre declined (its own error reply: budget, data);
+- ``centre_refused``: a centre declined (its own error reply: budget, data), filed under
+  its node's identity (``centre``);
+- ``identity_rejected``: a reply declared a name that is not its node's
+  (``server.federation.identity``): its node, identity, the declared name and why;
 - ``centre_absent``: a centre sent nothing in time, or the SuperLink reports it gone;
 - ``round_aggregated``: how many updates went into the new model version, or why the
   model was left unchanged;
 - ``checkpoint_saved``;
 - ``centre_records``: the heads of a centre's records carried by its reply (``node``,
-  ``round``, ``phase`` and the keys of ``client.privacy.records.records_head``): the anchors
-  against which ``audit verify`` finds a centre's rewritten or cut-off records.
+  ``round``, ``phase`` and the keys of ``client.privacy.records.records_head``, its
+  ``actor`` the identity of the node that sent it): the anchors against which
+  ``audit verify`` finds a centre's rewritten or cut-off records.
 
 Nothing about a student is ever written here: node ids, counts, norms, versions. The
 lines are keyed with the ministry's records key (``common.workdirs.ministry_key_path``:
@@ -68,8 +72,12 @@ class ServerAudit:
             self.event("update_rejected", round=server_round, node=node, norm=norm,
                        reason=reason)
 
-    def refused(self, server_round: int, phase: str, node: int, reason: str) -> None:
-        self.event("centre_refused", round=server_round, phase=phase, node=node, reason=reason)
+    def refused(self, server_round: int, phase: str, node: int, reason: str,
+                centre: str = "") -> None:
+        """A centre's refusal, as received (``reason``), filed under ``centre``: the
+        identity of the node that sent it (``server.federation.identity``)."""
+        self.event("centre_refused", round=server_round, phase=phase, node=node,
+                   centre=centre, reason=reason)
 
     def absent(self, server_round: int, phase: str, node: int, reason: str) -> None:
         self.event("centre_absent", round=server_round, phase=phase, node=node, reason=reason)

@@ -8,7 +8,8 @@ size, the per-run epsilons it reported, its last histogram), the centres that re
 the run for good (their floor, an unapproved app, an invalid configuration) and, in
 the ministry's audit log, the head of every centre's records as each reply carried it
 (``centre_records``: the anchor ``perseverance-server audit verify`` checks the
-centres' logs and ledgers against).
+centres' logs and ledgers against), filed under the identity of the node that sent it
+(``server.federation.identity``), never under the name the reply declares.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from common.privacy.secure_release import (
 )
 from common.protocol import LASTING_REFUSALS, AuditRequest, TrainRelease
 from server.federation.audit_log import ServerAudit
+from server.federation.identity import CentreIdentities
 from server.federation.regions import CentreRegister
 from server.federation.secure_pooling import audit_stds_of, number, sum_cost, summed_cells
 from server.federation.validation import evaluation_problem
@@ -241,7 +243,8 @@ class RunBook:
         # Std of the DP noise on each equity count a centre sends, per attribute: in the
         # audit's intervals.
         self.audit_noise = audit_noise_stds(config)
-        self.names: dict[int, str] = {}  # node -> the name the centre declares
+        # Who sent each reply: its node, enrolled or bound to its first declared name.
+        self.identities = CentreIdentities()
         self.refused: dict[str, str] = {}  # centre -> the fixed reason it refused the run
         self.refusing_nodes: set[int] = set()
         self.unplaced: set[str] = set()  # refusing centres whose node is unknown
@@ -270,34 +273,66 @@ class RunBook:
         if self.audit is not None:
             self.audit.event(event, **fields)
 
+    @property
+    def names(self) -> dict[int, str]:
+        """node -> the name it declared first in the run (``server.federation.identity``)."""
+        return self.identities.declared
+
     def identify(self, server_round: int, phase: str, node: int,
-                 configs: Mapping[str, Mapping[str, object]], metrics: Metrics) -> None:
-        """Note the centre's declared name and anchor its records head (from a plain
-        reply's config records, or a secure reply's metrics)."""
-        name = configs.get(protocol.CENTRE, {}).get(protocol.CENTRE_NAME, metrics.get(
+                 configs: Mapping[str, Mapping[str, object]], metrics: Metrics) -> bool:
+        """Check the name a reply declares (a plain reply's config records, or a secure
+        reply's metrics) against its node's identity and anchor its records head under
+        that identity. False, logged and not anchored, when the name is not the node's
+        (``server.federation.identity``): the reply is then left out."""
+        declared = configs.get(protocol.CENTRE, {}).get(protocol.CENTRE_NAME, metrics.get(
             protocol.CENTRE, ""))
-        if isinstance(name, str) and name:
-            self.names[node] = name
         head = protocol.head_of(configs.get(protocol.RECORDS_HEAD, {})) or protocol.head_of(
             metrics)
+        problem = self.identities.check(node, declared, head.get("actor"))
+        if problem is not None:
+            self.reject_identity(server_round, phase, node, declared or head.get("actor"),
+                                 problem)
+            return False
         if head:
+            fields = {key: head[key] for key in protocol.HEAD_KEYS if key in head}
+            fields["actor"] = self.identities.actor(node)  # who sent it, not what it says
             self._event("centre_records", node=node, round=server_round, phase=phase,
-                        **{key: head[key] for key in protocol.HEAD_KEYS if key in head})
+                        centre=self.identities.of(node), **fields)
+        return True
+
+    def reject_identity(self, server_round: int, phase: str, node: int, declared: object,
+                        problem: str) -> None:
+        """A reply (or refusal) declaring a name that is not its node's: logged with the
+        node's identity and the name it declared."""
+        self.round_log(server_round).rejections.append(f"node {node}: {phase} {problem}")
+        log(WARNING, "round %s: %s reply of node %s rejected: %s", server_round, phase, node,
+            problem)
+        self._event("identity_rejected", round=server_round, phase=phase, node=node,
+                    centre=self.identities.of(node), declared=str(declared or ""),
+                    reason=problem)
 
     def refusal(self, server_round: int, phase: str, node: int, code: int | None,
                 text: str) -> None:
-        """A centre's error reply: logged; a lasting one takes the centre out of the run."""
+        """A centre's error reply: logged under its node's identity (a refusal naming
+        another centre is also an ``identity_rejected``); a lasting one takes the centre
+        out of the run."""
         self.round_log(server_round).refusals.append(f"node {node}: {text}" if node >= 0 else text)
         log(INFO, "round %s: a centre declined %s: %s", server_round, phase, text)
+        named, sentence = protocol.refusing_centre(text, "")
+        if node >= 0:
+            if named and (problem := self.identities.check(node, named)) is not None:
+                self.reject_identity(server_round, phase, node, named, problem)
+            centre = self.identities.of(node)
+        else:  # SecAgg+ reports error replies without their node: only the text names it
+            centre = named or self.identities.of(node)
         if self.audit is not None:
-            self.audit.refused(server_round, phase, node, text)
+            self.audit.refused(server_round, phase, node, text, centre)
         if code is not None and code in LASTING_REFUSALS:
-            name, sentence = protocol.refusing_centre(text, self.names.get(node, f"node {node}"))
-            self.refused[name] = sentence
+            self.refused[centre] = sentence
             if node >= 0:
                 self.refusing_nodes.add(node)
-            else:  # SecAgg+ reports error replies without their node
-                self.unplaced.add(name)
+            else:
+                self.unplaced.add(centre)
 
     def check_quorum(self, server_round: int, nodes: list[int]) -> None:
         """Stop the run (``CentresRefused``) when, without the centres that refused it for

@@ -28,6 +28,7 @@ from server.federation import checkpoint
 from server.federation.audit_log import ServerAudit
 from server.federation.bookkeeping import FederationStopped, RoundLog, RunBook
 from server.federation.checkpoint import Checkpoint, ResumeError
+from server.federation.identity import CentreIdentities
 from server.federation.outputs import write_outputs
 from server.federation.progress import print_round
 from server.federation.regions import register_of
@@ -104,6 +105,8 @@ class RunLifecycle:
         self.state, self.resumed = self._open()
         self.book = RunBook(self.config, self.audit)
         self.book.register = register
+        if register is not None:
+            self.book.identities = CentreIdentities(register.enrolled)
         if self.resumed:
             checkpoint.restore_book(self.book, self.state)
         self.audit.event("run_resumed" if self.resumed else "run_started",

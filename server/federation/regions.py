@@ -6,7 +6,8 @@ Two files serve as a register (``evaluation.centre_register`` in the run configu
 
 - the ministry's inventory of enrolled centres (``server.deployment.enrolment``, written by
   ``perseverance-server enrol --region R [--indigenous-governed]``): centres are found by
-  their SuperNode's node id, which their enrolled key authenticates. Entries without a
+  their SuperNode's node id, which their enrolled key authenticates (the inventory's
+  centres are also the replies' identities, ``server.federation.identity``). Entries without a
   region are in no region;
 - a simulated network's ``centres.json`` (``perseverance-sim generate``): centres are
   found by the name they declare in their evaluation reply, their data file's name,
@@ -37,6 +38,9 @@ class CentreRegister:
 
     by_node: Mapping[int, Placement] = field(default_factory=dict)
     by_name: Mapping[str, Placement] = field(default_factory=dict)
+    #: The inventory's enrolled centre of each node id (keys not revoked): who sent a
+    #: reply (``server.federation.identity``). Empty for a simulated network.
+    enrolled: Mapping[int, str] = field(default_factory=dict)
 
     def place(self, node: int, name: str) -> Placement | None:
         """Where the centre of ``node``, which calls itself ``name``, is (None: unknown)."""
@@ -75,6 +79,7 @@ def read_register(path: Path) -> CentreRegister:
         raise RegisterError(N_("The centre register %(path)s is neither an inventory of enrolled "
                                "centres nor a network's centres.json.", path=str(path)))
     placements: dict[object, Placement] = {}
+    enrolled: dict[int, str] = {}
     for entry in entries:
         if not isinstance(entry, dict) or key not in entry:
             raise RegisterError(N_("The centre register %(path)s has an entry without %(key)s.",
@@ -85,8 +90,12 @@ def read_register(path: Path) -> CentreRegister:
         placement = _placement(entry, path)
         if placement is not None:
             placements[entry[key]] = placement
+        if key == "node_id" and isinstance(entry.get("centre"), str) and \
+                not entry.get("revoked_at"):
+            enrolled[int(entry[key])] = str(entry["centre"])
     if key == "node_id":
-        return CentreRegister(by_node={int(str(k)): p for k, p in placements.items()})
+        return CentreRegister(by_node={int(str(k)): p for k, p in placements.items()},
+                              enrolled=enrolled)
     return CentreRegister(by_name={str(k): p for k, p in placements.items()})
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from logging import WARNING
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.common.constant import SUPERLINK_NODE_ID
 from flwr.common.logger import log
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
@@ -86,6 +87,22 @@ class GridView(Grid):
         self.grid = grid
         self.nodes = None if nodes is None else list(nodes)
         self.timeout = timeout
+        # Each error reply's sender (by the error's identity, the error kept alive):
+        # Flower's SecAgg+ workflow hands its strategy the errors without their node.
+        self._senders: dict[int, tuple[object, int]] = {}
+
+    def sender(self, error: object) -> int | None:
+        """The node that sent the error reply carrying ``error`` (None: not a centre's,
+        or not received through this view)."""
+        found = self._senders.get(id(error))
+        return found[1] if found is not None and found[0] is error else None
+
+    def _received(self, replies: Iterable[Message]) -> list[Message]:
+        replies = list(replies)
+        for reply in replies:
+            if reply.has_error() and reply.metadata.src_node_id != SUPERLINK_NODE_ID:
+                self._senders[id(reply.error)] = (reply.error, reply.metadata.src_node_id)
+        return replies
 
     def set_run(self, run: Run) -> None:
         self.grid.set_run(run)
@@ -115,7 +132,7 @@ class GridView(Grid):
         ``REPLY_POLL_SECONDS``; other grids (the simulation's) wait their own way."""
         wait = self.timeout if timeout is None else timeout
         if not isinstance(self.grid, HttpGrid):
-            return self.grid.send_and_receive(messages, timeout=wait)
+            return self._received(self.grid.send_and_receive(messages, timeout=wait))
         pending = set(self.grid.push_messages(messages))
         end = None if wait is None else time.monotonic() + wait
         received: list[Message] = []
@@ -127,7 +144,7 @@ class GridView(Grid):
                 break
             time.sleep(REPLY_POLL_SECONDS if end is None else
                        max(0.0, min(REPLY_POLL_SECONDS, end - time.monotonic())))
-        return received
+        return self._received(received)
 
 
 @dataclass

@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import timeit
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from logging import WARNING
 from pathlib import Path
 from typing import Any
@@ -92,10 +92,13 @@ Weights = OrderedDict[str, torch.Tensor]
 MIN_CENTRES_ADVISED = 4
 
 
-def _failures(failures: Iterable[BaseException | tuple[ClientProxy, Any]]
+def _failures(failures: Iterable[BaseException | tuple[ClientProxy, Any]],
+              sender: Callable[[object], int | None] = lambda error: None,
               ) -> list[tuple[int | None, int | None, str]]:
-    """(node, code, reason) of each failed reply. SecAgg+'s masked-vector stage lists
-    each error reply twice (Flower 1.42), hence the de-duplication on the error object."""
+    """(node, code, reason) of each failed reply; ``sender`` finds the node of an error
+    SecAgg+ hands over without it (``GridView.sender``). SecAgg+'s masked-vector stage
+    lists each error reply twice (Flower 1.42), hence the de-duplication on the error
+    object."""
     seen: set[int] = set()
     found: list[tuple[int | None, int | None, str]] = []
     for failure in failures:
@@ -106,7 +109,7 @@ def _failures(failures: Iterable[BaseException | tuple[ClientProxy, Any]]
         if id(error) not in seen:
             seen.add(id(error))
             code = getattr(error, "code", None)
-            found.append((None, code if isinstance(code, int) else None,
+            found.append((sender(error), code if isinstance(code, int) else None,
                           str(getattr(error, "reason", None) or error)))
     return found
 
@@ -312,7 +315,8 @@ class SecureFedAvg(FedAvg):
 
     def _refusals(self, server_round: int, phase: str,
                   failures: Iterable[BaseException | tuple[ClientProxy, Any]]) -> None:
-        for node, code, reason in _failures(failures):
+        sender = self.grid.sender if isinstance(self.grid, GridView) else (lambda e: None)
+        for node, code, reason in _failures(failures, sender):
             self.book.refusal(server_round, phase, -1 if node is None else node, code, reason)
 
     def aggregate_fit(
@@ -329,8 +333,11 @@ class SecureFedAvg(FedAvg):
             if node not in contributed:
                 entry.absent.append(f"node {node} (train): left the secure aggregation")
                 self.run.audit.absent(server_round, "train", node, "left the secure aggregation")
-        for proxy, res in results:
-            self.book.identify(server_round, "train", proxy.node_id, {}, res.metrics)
+        # SecAgg+ has summed every masked vector: a centre declaring another's name is
+        # left out of the book and its head is not anchored (its update, bounded like
+        # any other, stays in the sum).
+        identified = {proxy.node_id for proxy, res in results
+                      if self.book.identify(server_round, "train", proxy.node_id, {}, res.metrics)}
         self.book.check_quorum(server_round, self.sampled.get(server_round, []))
         if not results:
             return None, {}
@@ -350,7 +357,7 @@ class SecureFedAvg(FedAvg):
             for (name, weight), delta in zip(self.weights.items(), update, strict=True))
         accepted = [(proxy.node_id, TrainRelease(res.num_examples,
                                                  float(res.metrics[protocol.EPSILON])))
-                    for proxy, res in results]
+                    for proxy, res in results if proxy.node_id in identified]
         train = self.book.trained(server_round, accepted, len(results))
         self.run.audit.event("round_aggregated", round=server_round, updates=len(results),
                              model_changed=True, secure_aggregation=True)

@@ -31,6 +31,12 @@ def _metrics(content: RecordDict) -> MetricRecord:
     return next(iter(content.metric_records.values()))
 
 
+def _declared(content: RecordDict) -> MetricRecord:
+    """A reply's metrics for its identity (none when it carries no metric record: its
+    validation rejects it)."""
+    return next(iter(content.metric_records.values()), MetricRecord())
+
+
 def _configs(content: RecordDict) -> dict[str, dict[str, object]]:
     return {name: dict(record) for name, record in content.config_records.items()}
 
@@ -175,11 +181,10 @@ class PooledFedAvg(FedAvg):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        replies = list(replies)
-        for reply in replies:
-            if not reply.has_error():
-                self.book.identify(server_round, "train", reply.metadata.src_node_id,
-                                   _configs(reply.content), _metrics(reply.content))
+        # Named by the node that sent it: a reply declaring another centre is left out.
+        replies = [reply for reply in replies if reply.has_error() or self.book.identify(
+            server_round, "train", reply.metadata.src_node_id, _configs(reply.content),
+            _declared(reply.content))]
         replies = self._screen(server_round, replies)
         accepted = [reply for reply in replies if not reply.has_error()]
         released = [(r.metadata.src_node_id, TrainRelease.of(_metrics(r.content)))
@@ -207,8 +212,8 @@ class PooledFedAvg(FedAvg):
                 continue
             configs, metrics = _configs(content), _metrics(content)
             if self.book.screen_evaluation(server_round, node, metrics, configs,
-                                           reply.metadata.group_id, self.evaluated_version):
-                self.book.identify(server_round, "evaluate", node, configs, metrics)
+                                           reply.metadata.group_id, self.evaluated_version) \
+                    and self.book.identify(server_round, "evaluate", node, configs, metrics):
                 releases.append((node, dict(metrics)))
         return releases
 
