@@ -14,7 +14,7 @@ class DataError(PerseveranceError):
     exit_code = ExitCode.UNUSABLE
 
 
-class CentreRefusal(Exception):
+class CentreRefusal(PerseveranceError):
     """The centre declines a task (its privacy floor or budget, too few records).
 
     Parameters

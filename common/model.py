@@ -18,6 +18,7 @@ from torch import nn
 
 from common.calibration import Calibration
 from common.encoding import ENCODING_VERSION, NUM_FEATURES
+from common.errors import PerseveranceError
 from common.i18n.catalogue import N_
 
 
@@ -100,7 +101,7 @@ def predict_proba(
     return out
 
 
-class CheckpointError(ValueError):
+class CheckpointError(PerseveranceError, ValueError):
     """A model file is not a usable Persévérance model. One sentence."""
 
 

@@ -24,6 +24,7 @@ import pandas as pd
 
 from client.ingest.report import RowProblem
 from client.ingest.values import as_boolean, as_number, as_text, is_textual, text_of
+from common.errors import PerseveranceError
 from common.i18n.catalogue import N_, word
 
 MAX_LENGTH = 1000
@@ -66,7 +67,7 @@ _ORDER: dict[type, Callable[[Any, Any], Any]] = {
 _BACKTICKS = re.compile(r"`([^`]*)`")
 
 
-class ExpressionError(ValueError):
+class ExpressionError(PerseveranceError, ValueError):
     """An expression that cannot be parsed or evaluated; the message is a sentence part."""
 
 

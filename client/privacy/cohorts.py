@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from common.errors import PerseveranceError
 from common.privacy.accounting import composed_epsilon
 from common.records.key import GENESIS, chain_mac, same
 
@@ -66,7 +67,7 @@ Mechanism = tuple[float, float, int]  # noise multiplier, sample rate, steps
 Booked = tuple[str, str, int, Mechanism]  # run_id, kind, server_round, mechanism
 
 
-class CohortTampered(ValueError):
+class CohortTampered(PerseveranceError, ValueError):
     """A cohort row does not match its MAC: the ledger was edited. One sentence."""
 
 

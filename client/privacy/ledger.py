@@ -87,7 +87,7 @@ _LOCK = threading.RLock()  # one connection, used by one thread at a time
 _COHORTS: dict[str, list[tuple[Cohort, str]]] = {}
 
 
-class BudgetExceeded(Exception):
+class BudgetExceeded(PerseveranceError):
     """The release would take a student (or the centre, for a release no cohort covers)
     past its cap. One sentence."""
 

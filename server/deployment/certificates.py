@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from common.errors import ExitCode, PerseveranceError
 from common.i18n.catalogue import N_
 
 CA_VALID_DAYS = 3650
@@ -22,7 +23,8 @@ OPERATOR_VALID_DAYS = 397
 CURVE = ec.SECP384R1
 
 
-class CertificateError(ValueError):
+class CertificateError(PerseveranceError, ValueError):
+    exit_code = ExitCode.PKI
     """A certificate cannot be issued as asked (message is one sentence)."""
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import tomli_w
 
+from common.errors import ExitCode, PerseveranceError
 from common.files import atomic_write_bytes
 from common.i18n.catalogue import N_, sentence
 from common.workdirs import FLWR_HOME_ENV, flwr_home
@@ -41,7 +42,8 @@ UNREACHABLE_MARKS = ("Connection to the SuperLink is unavailable",
 TUNNEL_COMMAND = "perseverance-server operator-tunnel --proxy HOST:9443 --operator NAME -- {}"
 
 
-class EnrolmentError(Exception):
+class EnrolmentError(PerseveranceError):
+    exit_code = ExitCode.ENROLMENT
     """A centre cannot be enrolled (message is one sentence)."""
 
 

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.errors import ExitCode, PerseveranceError
 from common.i18n.catalogue import N_
 
 #: Where the tunnel listens by default (the operator's machine only).
@@ -45,7 +46,8 @@ _PROC_TABLES: dict[int, Path] = {socket.AF_INET: Path("/proc/net/tcp"),
                                  socket.AF_INET6: Path("/proc/net/tcp6")}
 
 
-class TunnelError(Exception):
+class TunnelError(PerseveranceError):
+    exit_code = ExitCode.DEPLOYMENT
     """The tunnel cannot start (message is one sentence)."""
 
 

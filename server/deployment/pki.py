@@ -36,6 +36,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from common.errors import ExitCode, PerseveranceError
 from common.i18n.catalogue import N_, word
 from server.deployment import keyfiles
 from server.deployment.certificates import (
@@ -85,7 +86,8 @@ __all__ = [
 _CENTRE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class PkiError(Exception):
+class PkiError(PerseveranceError):
+    exit_code = ExitCode.PKI
     """A PKI operation a user asked for cannot be done (message is one sentence)."""
 
 

@@ -20,13 +20,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from common.errors import ExitCode, PerseveranceError
 from common.i18n.catalogue import N_
 from common.workdirs import OFFLINE_ENVIRONMENT
 
 STOP_GRACE_SECONDS = 10.0
 
 
-class ProcessError(Exception):
+class ProcessError(PerseveranceError):
+    exit_code = ExitCode.DEPLOYMENT
     """A managed program did not start or died (message is one sentence)."""
 
 

@@ -19,6 +19,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.errors import ExitCode, PerseveranceError
 from common.i18n.catalogue import N_
 
 #: Placeholders of the template, in the order the container's entrypoint lists them.
@@ -37,7 +38,8 @@ TEMPLATE_VARIABLES: tuple[str, ...] = (
 _PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
 
-class ProxyError(Exception):
+class ProxyError(PerseveranceError):
+    exit_code = ExitCode.DEPLOYMENT
     """The proxy cannot be configured or started (message is one sentence)."""
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from common.config import ConfigValue, RunConfig
+from common.errors import PerseveranceError
 from common.files import atomic_write_bytes
 from common.i18n.catalogue import N_
 from common.metrics import ScoreHistogram
@@ -40,7 +41,7 @@ RESUMABLE_CHANGES = frozenset(
 )
 
 
-class ResumeError(Exception):
+class ResumeError(PerseveranceError):
     """The run cannot be resumed as asked. One sentence."""
 
 
