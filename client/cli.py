@@ -14,7 +14,7 @@ import importlib
 
 import typer
 
-from common.i18n.cli import LocalisedGroup
+from common.i18n.cli import LangOption, LocalisedGroup
 
 # Modules with a ``register(app)`` function, in the order their commands are listed.
 COMMANDS = ("client.commands.validate", "client.commands.score", "client.commands.ledger",
@@ -32,8 +32,10 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root() -> None:
-    """Persévérance, centre side (the group always lists its commands)."""
+def _root(lang: LangOption = None) -> None:
+    """Persévérance, centre side (the group always lists its commands). ``--lang`` before
+    the command, as the other two commands take it (``perseverance-client --lang en
+    validate ...``), or after it; the option's callback sets the language."""
 
 
 for _module in COMMANDS:

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 from client.errors import CentreRefusal
 from common.config import RunConfig
-from common.model import ModelConfig
 from common.protocol import Reason, Reply
 
 
@@ -100,6 +99,10 @@ class WorkLimits:
             ("evaluation.bins", config.evaluation.bins, self.max_bins),
         ) if value > limit]
         if not found:  # the widths are bounded: the count is cheap and cannot overflow
+            # Imported here: common.model loads torch, which reading a policy (a
+            # scenario, a command's options) need not wait for.
+            from common.model import ModelConfig
+
             size = ModelConfig(hidden=hidden).num_parameters
             if size > self.max_parameters:
                 found.append(f"the model's parameters = {size}, at most {self.max_parameters}")

@@ -7,8 +7,9 @@ The same flat keys are used everywhere: ``[tool.flwr.app.config]`` in pyproject.
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
@@ -17,6 +18,9 @@ from common.errors import ExitCode, PerseveranceError
 from common.i18n.catalogue import N_, Sentence, word
 
 ConfigValue = bool | int | float | str
+#: Keys the harnesses set themselves (the scenario's name, the run and data folders, the
+#: centres' state root): accepted, but never offered to a user as known keys.
+INTERNAL_KEYS = frozenset({"scenario", "run_dir", "data_dir", "state_root"})
 
 
 class ConfigError(PerseveranceError, ValueError):
@@ -261,9 +265,7 @@ class RunConfig:
         defaults = cls().to_flat()
         for key, raw in flat.items():
             if key not in defaults:
-                known = ", ".join(sorted(defaults))
-                raise ConfigError(N_("Unknown configuration key '%(key)s' (known keys: "
-                                     "%(known)s).", key=key, known=known))
+                raise unknown_key(key, defaults)
             value = _coerce(key, raw, defaults[key])
             if "." in key:
                 section, name = key.split(".", 1)
@@ -307,6 +309,20 @@ def _coerce(key: str, raw: Any, default: ConfigValue) -> ConfigValue:
             type(default), N_("text"))
         raise ConfigError(N_("Configuration key '%(key)s' needs %(kind)s, got %(value)r.",
                              key=key, kind=word(kind), value=raw)) from None
+
+
+def unknown_key(key: str, known: Iterable[str]) -> ConfigError:
+    """The error for a key that is none of ``known``: the closest known key when one is
+    close ("did you mean"), and the known keys but the internal ones
+    (:data:`INTERNAL_KEYS`)."""
+    offered = sorted(k for k in set(known) if k not in INTERNAL_KEYS)
+    close = difflib.get_close_matches(key, offered, n=1, cutoff=0.6)
+    if close:
+        return ConfigError(N_("Unknown configuration key '%(key)s'; did you mean "
+                              "'%(suggestion)s'? Known keys: %(known)s.", key=key,
+                              suggestion=close[0], known=", ".join(offered)))
+    return ConfigError(N_("Unknown configuration key '%(key)s' (known keys: %(known)s).",
+                          key=key, known=", ".join(offered)))
 
 
 def parse_assignment(text: str) -> tuple[str, str]:

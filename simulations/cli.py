@@ -17,16 +17,21 @@ import re
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from common.config import ConfigError
 from common.errors import ExitCode
 from common.i18n.catalogue import N_, Number, sentence, word
 from common.i18n.cli import LangOption, LocalisedGroup, current, error_line, shown
-from simulations.scenario import Scenario, available_scenarios, load_scenario
+from common.i18n.waits import TerminalWaits, command_seconds
+
+if TYPE_CHECKING:
+    from simulations.scenario import Scenario
+
+# The commands import what they run inside their functions: --help and a wrong option
+# answer at once, without torch, pandas or Flower (issue 28; tests/simulations/test_cli_fast.py).
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   cls=LocalisedGroup,
@@ -37,6 +42,10 @@ err = Console(stderr=True, highlight=False)
 ScenarioOption = Annotated[str, typer.Option("--scenario", "-s",
                            help="Scenario name (see `list`) or path to a TOML file.")]
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override: KEY=VALUE.")]
+VerboseOption = Annotated[bool, typer.Option(
+    help="Also show the libraries' own logs and warnings (Flower, Ray); the run folder's "
+    "logs keep them in any case.")]
+LOADING = N_("Loading torch, Opacus and Flower")
 
 
 @app.callback()
@@ -67,11 +76,12 @@ def _started(loaded: Scenario) -> str:
               name=loaded.name, where=where, rounds=loaded.run.rounds, dp=dp)
 
 
-def _done(summary: dict[str, Any]) -> str:
-    """A finished run's figures (summary.json): time, pooled AUC, epsilon spent."""
+def _done(summary: dict[str, Any], seconds: float | None = None) -> str:
+    """A finished run's figures (summary.json): time (``seconds``, the command's own,
+    else the run's), pooled AUC, epsilon spent."""
     released, eps = summary.get("auc_pooled"), summary.get("epsilon_max")
     figures = {
-        "seconds": Number(summary["wall_seconds"], 0),
+        "seconds": Number(summary["wall_seconds"] if seconds is None else seconds, 0),
         "auc": (Number(released, 3) if released is not None
                 else word(N_("not measured: no centre released its final evaluation "
                              "(centres_refused in summary.json, and each centre's audit "
@@ -96,6 +106,8 @@ def console_command(run_dir: Path) -> str:
 @app.command("list")
 def list_scenarios() -> None:
     """List the shipped scenarios."""
+    from simulations.scenario import available_scenarios, load_scenario
+
     for name in available_scenarios():
         scenario = load_scenario(name)
         console.print(f"{name:<14} {scenario.description}")
@@ -106,10 +118,11 @@ def run(
     scenario: ScenarioOption = "demo",
     set_: SetOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="Run folder to write.")] = None,
-    verbose: Annotated[bool, typer.Option(help="Show Flower's own logs.")] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Run a scenario end to end and write its run folder (summary.json, model, ...)."""
-    from simulations.runner import SimulationError, run_scenario
+    from common.config import ConfigError
+    from simulations.scenario import load_scenario
 
     try:
         loaded = load_scenario(scenario, set_)
@@ -128,8 +141,11 @@ def run(
               ExitCode.UNUSABLE)
         return
     _say(N_("To watch it live: %(command)s", command=console_command(folder)))
+    waits = TerminalWaits(err)
+    with waits(LOADING):
+        from simulations.runner import SimulationError, run_scenario, wall_time_line
     try:
-        run_dir = run_scenario(loaded, folder, quiet_flower=not verbose)
+        run_dir = run_scenario(loaded, folder, quiet_flower=not verbose, waits=waits)
     except (SimulationError, ConfigError) as exc:
         _fail(sentence(exc), getattr(exc, "exit_code", 3))
         return
@@ -137,10 +153,9 @@ def run(
         _fail(N_("interrupted; the run folder may be incomplete."), 130)
         return
     summary = read_json(run_dir / SUMMARY)
-    _say(_done(summary))
-    from simulations.runner import wall_time_line
-
-    _say(wall_time_line(summary))
+    seconds = command_seconds()
+    _say(_done(summary, seconds))
+    _say(wall_time_line(summary, seconds))
     _say(N_("Results: %(path)s", path=run_dir))
     _say(N_("To open it in the console: %(command)s", command=console_command(folder)))
 
@@ -154,7 +169,9 @@ def generate(
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
 ) -> None:
     """Write the scenario's synthetic centres, one file per centre, harmonised schema."""
+    from common.config import ConfigError
     from simulations.network import generate_network, write_network
+    from simulations.scenario import load_scenario
 
     try:
         loaded = load_scenario(scenario, set_)
@@ -190,16 +207,19 @@ def bench(
 
     from rich.table import Table
 
-    from server.run_folder import default_run_dir, write_json
-    from simulations.bench import run_bench
-    from simulations.bench_report import table_rows
-    from simulations.runner import SimulationError
+    from common.config import ConfigError
+    from simulations.scenario import load_scenario
 
     try:
         loaded = load_scenario(scenario, set_)
-    except ConfigError as exc:
+    except ConfigError as exc:  # said before the libraries load
         _fail(sentence(exc), ConfigError.exit_code)
         return
+    with TerminalWaits(err)(LOADING):
+        from server.run_folder import default_run_dir, write_json
+        from simulations.bench import run_bench
+        from simulations.bench_report import table_rows
+        from simulations.runner import SimulationError
     folder = out or default_run_dir(f"bench-{loaded.name}")
     _say(N_("Persévérance benchmark of scenario %(name)s: plain loop and simulation engine, "
             "with and without DP.", name=loaded.name))
@@ -245,7 +265,9 @@ def sweep(
     out: Annotated[Path, typer.Option("--out", help="Sweep folder.")] = Path("runs/sweep"),
 ) -> None:
     """Run the scenario at several epsilons; write sweep.json, sweep.md and sweep.png."""
+    from common.config import ConfigError
     from simulations.runner import SimulationError
+    from simulations.scenario import load_scenario
     from simulations.sweep import parse_epsilons, run_sweep, table
 
     try:
@@ -266,16 +288,20 @@ def years_command(
     set_: SetOption = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="Folder: years.json, the centres' state, one run folder a year.")] = None,
-    verbose: Annotated[bool, typer.Option(help="Show Flower's own logs.")] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Simulate successive school years: one federated training a year on that year's
     extract, the centres' ledgers kept from year to year; write years.json."""
+    from common.config import ConfigError
     from server.run_folder import default_run_dir
-    from simulations.runner import SimulationError
-    from simulations.years import YEARS_FILE, check_out, check_years_scenario, run_years
+    from simulations.scenario import load_scenario
 
+    waits = TerminalWaits(err)
     try:
         loaded = load_scenario(scenario, set_)
+        with waits(LOADING):
+            from simulations.runner import SimulationError
+            from simulations.years import YEARS_FILE, check_out, check_years_scenario, run_years
         check_years_scenario(loaded, years)
         folder = out or default_run_dir(f"years-{loaded.name}")
         check_out(folder)
@@ -290,13 +316,15 @@ def years_command(
         _say(f"  {shown(year_line(row))}")
 
     try:
-        run_years(loaded, years, folder, quiet_flower=not verbose, progress=show)
+        run_years(loaded, years, folder, quiet_flower=not verbose, progress=show,
+                  waits=waits)
     except (SimulationError, ConfigError) as exc:
         _fail(sentence(exc), getattr(exc, "exit_code", 3))
         return
     except KeyboardInterrupt:
         _fail(N_("interrupted; the years done so far are in years.json."), 130)
         return
+    _say(N_("Done in %(seconds)s s.", seconds=Number(command_seconds(), 0)))
     _say(N_("Results: %(path)s", path=folder / YEARS_FILE))
 
 
@@ -336,6 +364,9 @@ def dev_federation(
     work: Annotated[Path | None, typer.Option(
         "--work", help="Folder for the launcher's keys, state and proxy files "
         "(default: .work/devfed/<run folder name>).")] = None,
+    verbose: Annotated[bool, typer.Option(
+        help="Also show Flower's own log lines of the run; logs/run.log in the run folder "
+        "keeps them in any case.")] = False,
 ) -> None:
     """Run the real deployment on 127.0.0.1 (TLS, SuperNode authentication, reverse
     proxy, the centres' own ClientApp runtimes) and one federated training; stop every
@@ -354,7 +385,7 @@ def dev_federation(
 
     options = DevFederationOptions(
         centres=centres, rounds=rounds, data=data, out=out, students=students,
-        overrides=set_ or [], timeout=timeout, work=work,
+        overrides=set_ or [], timeout=timeout, work=work, verbose=verbose,
     )
     codes: list[tuple[type[Exception], int]] = [
         (LauncherInputError, ExitCode.LAUNCHER_INPUT), (pki_lib.PkiError, ExitCode.PKI),
@@ -363,7 +394,8 @@ def dev_federation(
     ]
     try:
         run_dir = run_dev_federation(
-            options, echo=lambda line: console.print(shown(line), markup=False, soft_wrap=True)
+            options, echo=lambda line: console.print(shown(line), markup=False, soft_wrap=True),
+            waits=TerminalWaits(err),
         )
     except tuple(kind for kind, _ in codes) as exc:
         code = next(c for kind, c in codes if isinstance(exc, kind))
@@ -376,7 +408,7 @@ def dev_federation(
         return
     from server.run_folder import SUMMARY, read_json
 
-    _say(_done(read_json(run_dir / SUMMARY)))
+    _say(_done(read_json(run_dir / SUMMARY), command_seconds()))
     _say(N_("Results: %(path)s", path=run_dir))
 
 

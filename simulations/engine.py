@@ -119,6 +119,10 @@ class SimulationEngine:
         self.noise_plans: Path | None = None
         self._environment_before: str | None = None
         self._extracts_before: str | None = None
+        #: Where what the actors print goes (Ray's dispatcher's records), once Ray has
+        #: started; None leaves Ray printing it on the terminal
+        #: (:class:`simulations.terminal.ThirdPartyOutput` sets it, run by run).
+        self.actor_output: Callable[[dict[str, Any]], None] | None = None
 
     # -- Flower's side -------------------------------------------------------------
     def _backend_for(self, config: dict[str, Any]) -> KeptRayBackend:
@@ -134,13 +138,33 @@ class SimulationEngine:
     def _start(self) -> None:
         started = time.perf_counter()
         self._share_noise_plans()
-        backend = KeptRayBackend(self, self.backend_config)
+        backend = KeptRayBackend(self, self.backend_config)  # starts Ray
+        self._route_actor_output()
         backend.build(_warm)
         assert backend.pool is not None
         self._call_every_actor(backend, _warm)
         self._backend = backend
         self.start_seconds += time.perf_counter() - started
         self.starts += 1
+
+    def _route_actor_output(self) -> None:
+        """Give what the actors print to :attr:`actor_output` instead of Ray's printer
+        (Ray's dispatcher of the workers' output, its one hook for it), or to Ray's
+        printer while it is None."""
+        from ray._private.ray_logging import global_worker_stdstream_dispatcher as dispatcher
+
+        dispatcher.remove_handler("ray_print_logs")
+        dispatcher.remove_handler("perseverance")
+        dispatcher.add_handler("perseverance", self._actor_output)
+
+    def _actor_output(self, data: dict[str, Any]) -> None:
+        # Looked up at each line: a kept engine's runs each have their own log.
+        if self.actor_output is not None:
+            self.actor_output(data)
+        else:
+            from ray._private.worker import print_to_stdstream
+
+            print_to_stdstream(data, ignore_prefix=False)
 
     @staticmethod
     def _call_every_actor(backend: RayBackend, loader: Callable[[], Any]) -> list[Any]:
@@ -214,6 +238,11 @@ class SimulationEngine:
             self._start()
 
     @property
+    def started(self) -> bool:
+        """Whether Ray and the actors are running (a run now starts at once)."""
+        return self._backend is not None
+
+    @property
     def is_open(self) -> bool:
         """Whether runs made now use this engine (inside its ``with`` block)."""
         return self._restore is not None
@@ -254,6 +283,9 @@ class SimulationEngine:
             if ray.is_initialized():
                 ray.shutdown()
             self._forget_noise_plans(remove=True)
+            from ray._private.ray_logging import global_worker_stdstream_dispatcher
+
+            global_worker_stdstream_dispatcher.remove_handler("perseverance")
 
 
 def _normalised(config: dict[str, Any]) -> str:

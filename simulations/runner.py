@@ -25,6 +25,7 @@ from common.config import ConfigError, RunConfig
 from common.csv_output import write_csv
 from common.errors import ExitCode, PerseveranceError
 from common.i18n.catalogue import N_, Number
+from common.i18n.waits import Waits, no_waits
 from common.metrics import calibration_error, score_histogram
 from common.model import read_model
 from common.workdirs import prepare_environment
@@ -37,6 +38,7 @@ from simulations.membership import dp_advantage_bound, loss_threshold_advantage
 from simulations.reference import centralized_auc_of, pooled_data
 from simulations.report import write_report
 from simulations.scenario import Scenario
+from simulations.terminal import SIMULATION_LOG, ThirdPartyOutput
 
 if TYPE_CHECKING:
     from flwr.clientapp import ClientApp
@@ -135,10 +137,13 @@ def run_flower_simulation(
     quiet_flower: bool = True,
     client_app: ClientApp | None = None,
     engine: SimulationEngine | None = None,
+    own_logging: bool = True,
 ) -> None:
     """Run the app's ServerApp and ClientApp on the simulation engine, then stop Ray
     (unless ``engine``, an open :class:`simulations.engine.SimulationEngine`, keeps Ray
-    and its actors for the next run)."""
+    and its actors for the next run). ``own_logging``: set Flower's log level from
+    ``quiet_flower`` (False: the caller routes the libraries' logs itself, as
+    :class:`simulations.terminal.ThirdPartyOutput` does)."""
     import ray
     from flwr.app import Context, RecordDict
     from flwr.common.constant import RUN_ID_NUM_BYTES, SUPERLINK_NODE_ID, TASK_ID_NUM_BYTES
@@ -154,7 +159,8 @@ def run_flower_simulation(
 
     if engine is not None and not engine.is_open:
         raise ValueError("run_flower_simulation needs an open engine (inside its with block).")
-    configure_flower_logging(quiet_flower)
+    if own_logging:
+        configure_flower_logging(quiet_flower)
     # `flwr.simulation.run_simulation` would pass an empty run configuration; this is
     # what it does (Flower 1.42), plus the scenario's configuration for both apps.
     flat = config.to_flat()
@@ -207,8 +213,10 @@ class SharedInputs:
         return cls(data_dir.resolve(), files, num_students)
 
 
-def wall_time_line(summary: dict[str, object]) -> str:
-    """Where a run's wall time went, from ``summary.json`` (printed by ``run``)."""
+def wall_time_line(summary: dict[str, object], command_seconds: float | None = None) -> str:
+    """Where a run's wall time went, from ``summary.json`` (printed by ``run``);
+    ``command_seconds``, the whole command's, adds what came before the run (loading
+    the libraries, reading the scenario)."""
     split = summary.get("wall_seconds_split")
     if not isinstance(split, dict):
         return ""
@@ -217,6 +225,15 @@ def wall_time_line(summary: dict[str, object]) -> str:
         "reports")}
     engine = seconds["engine_start"] + seconds["engine_stop"]
     total = summary.get("wall_seconds", 0.0)
+    if command_seconds is not None and isinstance(total, int | float):
+        return N_("Wall time %(total)s s: loading the libraries and reading the scenario "
+                  "%(start)s s, starting and stopping the engine %(engine)s s, federation "
+                  "%(federation)s s, baselines and references %(references)s s, data and "
+                  "reports %(rest)s s.", total=Number(command_seconds, 0),
+                  start=Number(max(0.0, command_seconds - float(total)), 0),
+                  engine=Number(engine, 0), federation=Number(seconds["federation"], 0),
+                  references=Number(seconds["references_and_baselines"], 0),
+                  rest=Number(seconds["data"] + seconds["reports"], 0))
     return N_("Wall time %(total)s s: starting and stopping the engine %(engine)s s, "
               "federation %(federation)s s, baselines and references %(references)s s, "
               "data and reports %(rest)s s.",
@@ -239,6 +256,7 @@ def run_scenario(
     client_app: ClientApp | None = None,
     engine: SimulationEngine | None = None,
     shared: SharedInputs | None = None,
+    waits: Waits = no_waits,
 ) -> Path:
     """Generate the data, run the federation, add the centralised reference; returns the
     run folder holding ``summary.json``.
@@ -251,7 +269,10 @@ def run_scenario(
     ``engine_stop`` (0 on a kept engine),
     ``references_and_baselines`` (the centralised reference, the exact pooled metrics,
     the membership audit, the environment-only and local-only baselines) and
-    ``reports`` (model card and report).
+    ``reports`` (model card and report). Flower's, Ray's and the libraries' own logs
+    and warnings go to ``logs/simulation.log`` in the run folder, and to the terminal
+    too unless ``quiet_flower`` (:class:`simulations.terminal.ThirdPartyOutput`);
+    ``waits`` says what each long step waits for (:mod:`common.i18n.waits`).
     """
     from simulations.attacks import attack_mods
 
@@ -265,107 +286,119 @@ def run_scenario(
         raise ConfigError(N_("Cannot create the folder %(path)s (%(reason)s); give an "
                                  "--out this account may write to.", path=str(run_dir),
                                  reason=exc.strerror or str(exc))) from None
-    if shared is None:
-        data_dir = run_dir / "data"
-        files, num_students = prepare_data(scenario, data_dir)
-    else:
-        data_dir, files, num_students = shared.data_dir, shared.files, shared.num_students
-        link = run_dir / "data"
-        if not link.exists():  # the run folder shows its data as an unshared one would
-            link.symlink_to(data_dir, target_is_directory=True)
-    config = replace(scenario.run, run_dir=str(run_dir), data_dir=str(data_dir))
-    from simulations.network import MANIFEST
-
-    manifest = data_dir / MANIFEST
-    if not config.evaluation.centre_register and manifest.is_file():
-        # A generated network's centres.json places each centre in its region.
-        config = replace(config, evaluation=replace(config.evaluation,
-                                                    centre_register=str(manifest)))
-    mods, attackers = attack_mods(scenario.attack, files, run_dir)
-    if mods:
-        if client_app is not None:
-            raise ConfigError(N_("An [attack] needs the default ClientApp; drop the attack."))
-        from client.federation.app import build_client_app
-
-        client_app = build_client_app(mods)
-    split["data"] = time.monotonic() - started
-    engine_started = time.monotonic()
-    from simulations.engine import SimulationEngine  # imports Ray
-
-    own = SimulationEngine(backend_config(scenario)) if engine is None else None
-    with own if own is not None else nullcontext():
-        kept = own or engine
-        assert kept is not None
-        configure_flower_logging(quiet_flower)  # before Flower's backend logs its start
-        kept.start()  # Ray and the actors with their imports, apart from the rounds
-        split["engine_start"] = time.monotonic() - engine_started
-        federation_started = time.monotonic()
-        run_flower_simulation(scenario, config, len(files), quiet_flower, client_app, kept)
-        split["federation"] = time.monotonic() - federation_started
-        stop_started = time.monotonic()
-    split["engine_stop"] = time.monotonic() - stop_started  # 0 on a kept engine
-    references_started = time.monotonic()
-    # One torch thread per process, as the simulated centres (a Ray actor per CPU): a
-    # second thread costs more than it gives on this small model and a small machine.
-    with torch_threads(max(1, math.floor(scenario.backend.num_cpus))):
-        mapping = data_dir / "mapping.toml"
-        centres = pooled_data(files, config, mapping if mapping.is_file() else None)
-        key = _reference_key(config)
-        if shared is not None and key in shared.references:
-            reference = shared.references[key]
+    output = ThirdPartyOutput(run_dir / SIMULATION_LOG, verbose=not quiet_flower)
+    with output:
+        if shared is None:
+            data_dir = run_dir / "data"
+            with waits(N_("Generating the centres' data")):
+                files, num_students = prepare_data(scenario, data_dir)
         else:
-            reference = centralized_auc_of(centres, config)
-            if shared is not None:
-                shared.references[key] = reference
-        summary = run_folder.read_json(run_dir / run_folder.SUMMARY)
-        if summary.get("rounds_completed", 0) < config.rounds:
-            raise SimulationError(run_folder.stopped_early(summary, config.rounds, run_dir))
-        final_model = read_model(run_dir / run_folder.MODEL)
-        probabilities, labels = scores(final_model, centres)
-        extras: dict[str, object] = {
-            "mia_advantage": loss_threshold_advantage(final_model, centres),
-            # The exact pooled AUC, which only a harness holding every centre's data can
-            # compute; auc_pooled is what the ministry gets from the centres' releases.
-            "auc_pooled_exact": float(roc_auc_score(labels, probabilities)),
-            # The same for calibration: ``scores`` applies the model's recalibration, as
-            # ``perseverance-client score`` does.
-            "calibration_error_pooled_calibrated_exact": calibration_error(
-                score_histogram(probabilities, labels, config.evaluation.bins)),
-        }
-        if config.privacy.dp:  # per centre, from the simulated centres' own ledgers
-            extras["records_retired"] = records_retired(config, files,
-                                                        str(summary["run_name"]))
-        if config.privacy.dp and summary.get("epsilon_max"):
-            extras["mia_advantage_bound"] = dp_advantage_bound(
-                float(summary["epsilon_max"]), config.privacy.delta
-            )
-        if scenario.baselines.enabled:
-            extras["auc_environment_only"] = environment_only_auc(config, centres)
-            extras.update(local_only(config, centres))
-            extras["auc_individual_minus_environment"] = (
-                float(summary["auc_pooled"]) - float(extras["auc_environment_only"])  # type: ignore[arg-type]
-            )
-    split["references_and_baselines"] = time.monotonic() - references_started
-    run_folder.update_summary(
-        run_dir,
-        **extras,
-        auc_centralized=reference,
-        num_students=num_students,
-        num_centres_total=len(files),
-        wall_seconds=round(time.monotonic() - started, 2),
-        scenario_file=scenario.source_file,
-        overrides=scenario.overrides,
-        attack=(
-            {"kind": scenario.attack.kind, "fraction": scenario.attack.fraction,
-             "malicious_centres": attackers} if attackers else None
-        ),
-    )
-    reports_started = time.monotonic()
-    write_model_card(run_dir)
-    write_report(run_dir)
-    split["reports"] = time.monotonic() - reports_started
-    # The whole command, reports included; the split says where it went.
-    run_folder.update_summary(
-        run_dir, wall_seconds=round(time.monotonic() - started, 2),
-        wall_seconds_split={part: round(seconds, 2) for part, seconds in split.items()})
-    return run_dir
+            data_dir, files, num_students = shared.data_dir, shared.files, shared.num_students
+            link = run_dir / "data"
+            if not link.exists():  # the run folder shows its data as an unshared one would
+                link.symlink_to(data_dir, target_is_directory=True)
+        config = replace(scenario.run, run_dir=str(run_dir), data_dir=str(data_dir))
+        from simulations.network import MANIFEST
+
+        manifest = data_dir / MANIFEST
+        if not config.evaluation.centre_register and manifest.is_file():
+            # A generated network's centres.json places each centre in its region.
+            config = replace(config, evaluation=replace(config.evaluation,
+                                                        centre_register=str(manifest)))
+        mods, attackers = attack_mods(scenario.attack, files, run_dir)
+        if mods:
+            if client_app is not None:
+                raise ConfigError(N_("An [attack] needs the default ClientApp; drop the attack."))
+            from client.federation.app import build_client_app
+
+            client_app = build_client_app(mods)
+        split["data"] = time.monotonic() - started
+        engine_started = time.monotonic()
+        from simulations.engine import SimulationEngine  # imports Ray
+
+        own = SimulationEngine(backend_config(scenario)) if engine is None else None
+        with own if own is not None else nullcontext():
+            kept = own or engine
+            assert kept is not None
+            # Until the next run's: the actors' last words come as the engine stops.
+            kept.actor_output = output.actor_output
+            if not kept.started:
+                with waits(N_("Starting the simulation engine (Ray and its actors, which "
+                              "load torch, Opacus and Flower)")):
+                    kept.start()  # Ray and the actors with their imports, not the rounds
+            split["engine_start"] = time.monotonic() - engine_started
+            federation_started = time.monotonic()
+            with waits(N_("Federated training: %(rounds)s rounds over %(centres)s centres",
+                          rounds=config.rounds, centres=len(files))):
+                run_flower_simulation(scenario, config, len(files), quiet_flower, client_app,
+                                      kept, own_logging=False)
+            split["federation"] = time.monotonic() - federation_started
+            stop_started = time.monotonic()
+        split["engine_stop"] = time.monotonic() - stop_started  # 0 on a kept engine
+        references_started = time.monotonic()
+        # One torch thread per process, as the simulated centres (a Ray actor per CPU): a
+        # second thread costs more than it gives on this small model and a small machine.
+        with torch_threads(max(1, math.floor(scenario.backend.num_cpus))), waits(
+                N_("Centralised reference, membership audit and baselines")):
+            mapping = data_dir / "mapping.toml"
+            centres = pooled_data(files, config, mapping if mapping.is_file() else None)
+            key = _reference_key(config)
+            if shared is not None and key in shared.references:
+                reference = shared.references[key]
+            else:
+                reference = centralized_auc_of(centres, config)
+                if shared is not None:
+                    shared.references[key] = reference
+            summary = run_folder.read_json(run_dir / run_folder.SUMMARY)
+            if summary.get("rounds_completed", 0) < config.rounds:
+                raise SimulationError(run_folder.stopped_early(summary, config.rounds, run_dir))
+            final_model = read_model(run_dir / run_folder.MODEL)
+            probabilities, labels = scores(final_model, centres)
+            extras: dict[str, object] = {
+                "mia_advantage": loss_threshold_advantage(final_model, centres),
+                # The exact pooled AUC, which only a harness holding every centre's data can
+                # compute; auc_pooled is what the ministry gets from the centres' releases.
+                "auc_pooled_exact": float(roc_auc_score(labels, probabilities)),
+                # The same for calibration: ``scores`` applies the model's recalibration, as
+                # ``perseverance-client score`` does.
+                "calibration_error_pooled_calibrated_exact": calibration_error(
+                    score_histogram(probabilities, labels, config.evaluation.bins)),
+            }
+            if config.privacy.dp:  # per centre, from the simulated centres' own ledgers
+                extras["records_retired"] = records_retired(config, files,
+                                                            str(summary["run_name"]))
+            if config.privacy.dp and summary.get("epsilon_max"):
+                extras["mia_advantage_bound"] = dp_advantage_bound(
+                    float(summary["epsilon_max"]), config.privacy.delta
+                )
+            if scenario.baselines.enabled:
+                extras["auc_environment_only"] = environment_only_auc(config, centres)
+                extras.update(local_only(config, centres))
+                extras["auc_individual_minus_environment"] = (
+                    float(summary["auc_pooled"]) - float(extras["auc_environment_only"])  # type: ignore[arg-type]
+                )
+        split["references_and_baselines"] = time.monotonic() - references_started
+        run_folder.update_summary(
+            run_dir,
+            **extras,
+            auc_centralized=reference,
+            num_students=num_students,
+            num_centres_total=len(files),
+            wall_seconds=round(time.monotonic() - started, 2),
+            scenario_file=scenario.source_file,
+            overrides=scenario.overrides,
+            attack=(
+                {"kind": scenario.attack.kind, "fraction": scenario.attack.fraction,
+                 "malicious_centres": attackers} if attackers else None
+            ),
+        )
+        reports_started = time.monotonic()
+        with waits(N_("Writing the model card and the report")):
+            write_model_card(run_dir)
+            write_report(run_dir)
+        split["reports"] = time.monotonic() - reports_started
+        # The whole command, reports included; the split says where it went.
+        run_folder.update_summary(
+            run_dir, wall_seconds=round(time.monotonic() - started, 2),
+            wall_seconds_split={part: round(seconds, 2) for part, seconds in split.items()})
+        return run_dir

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from client.site_policy import PrivacyFloor
-from common.config import ConfigError, RunConfig, parse_assignment
+from common.config import ConfigError, RunConfig, parse_assignment, unknown_key
 from common.i18n.catalogue import N_
 
 SCENARIO_FOLDER = "scenarios"  # inside the simulations package
@@ -162,8 +162,7 @@ def build_section(cls: type, values: dict[str, Any]) -> Any:
         if key not in known:
             section = next((name for name, kind in SECTIONS.items() if kind is cls),
                            cls.__name__)
-            raise ConfigError(N_("Unknown scenario key '%(key)s' (known: %(known)s).",
-                                 key=section + "." + key, known=", ".join(known)))
+            raise unknown_key(f"{section}.{key}", (f"{section}.{name}" for name in known))
         default = getattr(cls(), key)
         try:
             if isinstance(default, bool):
@@ -179,6 +178,11 @@ def build_section(cls: type, values: dict[str, Any]) -> Any:
             raise ConfigError(N_("Scenario key '%(key)s' got an invalid value %(value)r.",
                                  key=key, value=value)) from None
     return cls(**typed)
+
+
+def scenario_keys() -> list[str]:
+    """The keys of a scenario's own sections (``network.centres``, ...)."""
+    return [f"{section}.{f.name}" for section, kind in SECTIONS.items() for f in fields(kind)]
 
 
 def load_scenario(name_or_file: str, overrides: list[str] | None = None) -> Scenario:
@@ -198,6 +202,10 @@ def load_scenario(name_or_file: str, overrides: list[str] | None = None) -> Scen
         else:
             run_flat[key] = value
     run_flat.setdefault("scenario", name)
+    run_keys = RunConfig().to_flat()
+    for key in run_flat:
+        if key not in run_keys:  # a mistyped section ("netwrk.centres") is offered too
+            raise unknown_key(key, [*run_keys, *scenario_keys()])
     return Scenario(
         name=name,
         description=description,

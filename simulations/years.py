@@ -32,6 +32,7 @@ from client.site_policy import SitePolicy
 from common.config import ConfigError
 from common.encoding import encode
 from common.i18n.catalogue import N_
+from common.i18n.waits import Waits, no_waits
 from common.model import RiskModel, predict_proba, read_model
 from common.schema import STUDENT_ID
 from common.split import held_out_mask
@@ -51,6 +52,7 @@ from simulations.runner import (
 )
 from simulations.scenario import Scenario
 from simulations.school_years import MAX_YEARS, YearExtract, network_years
+from simulations.terminal import SIMULATION_LOG, ThirdPartyOutput
 
 if TYPE_CHECKING:
     from simulations.engine import SimulationEngine
@@ -96,10 +98,13 @@ def check_out(out: Path) -> None:
 
 
 def run_years(scenario: Scenario, years: int, out: Path, *, quiet_flower: bool = True,
-              progress: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+              progress: Callable[[dict[str, Any]], None] | None = None,
+              waits: Waits = no_waits) -> list[dict[str, Any]]:
     """Run ``years`` yearly federations of ``scenario`` into ``out`` (a folder that holds
     no earlier years simulation); returns the rows of ``years.json`` (also written).
-    ``progress`` gets each year's row when it is done."""
+    ``progress`` gets each year's row when it is done; ``waits`` says what each long
+    step waits for. The libraries' own logs go to ``out/logs/simulation.log`` (and to
+    the terminal too unless ``quiet_flower``)."""
     check_years_scenario(scenario, years)
     out = out.resolve()
     check_out(out)
@@ -108,16 +113,24 @@ def run_years(scenario: Scenario, years: int, out: Path, *, quiet_flower: bool =
     spec = scenario.network
     rows: list[dict[str, Any]] = []
     previous: RiskModel | None = None
-    extracts = network_years(
+    extracts = network_years(  # one year at a time, as the loop asks
         years=years, centres=spec.centres, students=spec.students, seed=spec.seed,
         include_indigenous_boards=spec.include_indigenous_boards,
         consent_refusal_rate=spec.consent_refusal_rate)
     from simulations.engine import SimulationEngine  # imports Ray
 
-    with SimulationEngine(backend_config(scenario)) as engine:  # started once for all years
-        for extract in extracts:
-            row, previous = _year(scenario, extract, out, rows, previous, quiet_flower,
-                                  engine)
+    output = ThirdPartyOutput(out / SIMULATION_LOG, verbose=not quiet_flower)
+    with output, SimulationEngine(backend_config(scenario)) as engine:  # once for all years
+        engine.actor_output = output.actor_output
+        with waits(N_("Starting the simulation engine (Ray and its actors, which load "
+                      "torch, Opacus and Flower)")):
+            engine.start()
+        for year in range(1, years + 1):
+            with waits(N_("Year %(year)s of %(years)s: its data, federated training and "
+                          "evaluation", year=year, years=years)):
+                extract = next(extracts)
+                row, previous = _year(scenario, extract, out, rows, previous, quiet_flower,
+                                      engine)
             rows.append(row)
             if progress is not None:
                 progress(row)
@@ -156,7 +169,8 @@ def _run_year(scenario: Scenario, extract: YearExtract, folder: Path, state_root
         scenario.run, scenario=f"{scenario.name}-year-{extract.year}", run_dir=str(folder),
         data_dir=str(data_dir), state_root=str(state_root),
         evaluation=replace(scenario.run.evaluation, centre_register=str(data_dir / MANIFEST)))
-    run_flower_simulation(scenario, config, len(files), quiet_flower, engine=engine)
+    run_flower_simulation(scenario, config, len(files), quiet_flower, engine=engine,
+                          own_logging=False)
     summary = run_folder.read_json(folder / run_folder.SUMMARY)
     if summary.get("rounds_completed", 0) < config.rounds:
         reason = str(summary.get("stopped") or "").rstrip(".")

@@ -7,12 +7,12 @@ and the help in that language are the three commands' own (``common.i18n.cli``).
 
 from __future__ import annotations
 
-from common.i18n import catalogue as i18n
-from common.i18n.cli import LangOption, Language
+from common.i18n.cli import LangOption, Language, current
 
 __all__ = ["LangOption", "Language", "chosen"]
 
 
 def chosen(option: Language | None) -> str:
-    """The command's language: ``--lang``, else the locale, else French."""
-    return i18n.choose(option.value if option is not None else None)
+    """The command's language: its ``--lang``, else the group's (``perseverance-client
+    --lang en validate``), else the locale, else French."""
+    return option.value if option is not None else current()

@@ -17,6 +17,7 @@ from client.ingest.centre_data import DataError
 from client.ingest.report import QualityReport
 from common.i18n import catalogue as i18n
 from common.i18n.catalogue import N_
+from common.i18n.cli import error_line
 
 # How the report names a delimiter and an exclusion reason (the data keeps the English).
 DELIMITERS = {",": N_("comma delimiter"), ";": N_("semicolon delimiter"),
@@ -34,7 +35,7 @@ COLUMN_ROLES = {"predictor": N_("predictor"), "label": N_("label"),
 def render_error(console: Console, error: DataError, max_problems: int,
                  lang: str = i18n.DEFAULT) -> None:
     """The one sentence first, then the details and the report when there is one."""
-    console.print(i18n.translate(_sentence(error), lang), style="bold red", soft_wrap=True)
+    console.print(error_line(_sentence(error), lang), soft_wrap=True)
     details = tuple(getattr(error, "details", ()))
     if len(details) == 1 and details[0] in str(error):
         details = ()  # the one problem is already the sentence: say it once

@@ -11,9 +11,9 @@ import typer
 from rich.console import Console
 
 from client.commands.language import LangOption, chosen
-from client.ingest.centre_data import DataError
 from common.errors import ExitCode
 from common.i18n import catalogue as i18n
+from common.i18n.cli import error_line
 
 HELP = (
     "Score a centre's students with the global model: a support priority per student "
@@ -84,6 +84,7 @@ def score(
     import torch
 
     from client.ingest import prepare_extract
+    from client.ingest.centre_data import DataError
     from client.scoring.explain import attribute, top_factors
     from client.scoring.scores import load_model, load_scoring_policy, score_frame
     from client.scoring.support_report import Explanations, support_table, write_support_report
@@ -98,8 +99,7 @@ def score(
         risk_model = load_model(model)
         frame = prepare_extract(data, mapping, site_policy)
     except DataError as exc:
-        err.print(i18n.translate(exc.args[0] if exc.args else str(exc), language),
-                  style="bold red", soft_wrap=True)
+        err.print(error_line(exc.args[0] if exc.args else str(exc), language), soft_wrap=True)
         raise typer.Exit(ExitCode.UNUSABLE) from None
 
     # The model is tiny: one intra-op thread is as fast on an idle machine and many
@@ -123,12 +123,10 @@ def score(
             out, table, scored, language, fingerprint,
             csv_style(language, machine=machine_csv))
     except OSError as exc:
-        err.print(
+        err.print(error_line(
             _("Cannot write the report into %(out)s (%(reason)s); give a folder this "
-              "account may write to.") % {"out": out, "reason": exc.strerror},
-            style="bold red",
-            soft_wrap=True,
-        )
+              "account may write to.") % {"out": out, "reason": exc.strerror}, language),
+            soft_wrap=True)
         raise typer.Exit(ExitCode.UNUSABLE) from None
 
     counts = scored.counts()

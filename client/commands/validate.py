@@ -9,8 +9,6 @@ import typer
 from rich.console import Console
 
 from client.commands.language import LangOption, chosen
-from client.commands.quality_view import render_error, render_report
-from client.ingest.centre_data import DataError, SitePolicy
 from common.errors import ExitCode
 
 HELP = (
@@ -51,7 +49,10 @@ def validate(
     lang: LangOption = None,
 ) -> None:
     """Map and validate a centre's extract and print its data-quality report (see HELP)."""
+    # Here, not at the top: --help must not wait for pandas and torch (issue 28).
+    from client.commands.quality_view import render_error, render_report
     from client.ingest import ensure_usable, ingest_file, load_policy
+    from client.ingest.centre_data import DataError, SitePolicy
 
     language = chosen(lang)
     out, err = (

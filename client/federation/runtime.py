@@ -20,7 +20,6 @@ Exit codes: 0 stopped; 2 unusable command line (no state folder).
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -44,7 +43,11 @@ from flwr.supercore.tls import validate_and_resolve_root_certificates
 from client.site_policy import WorkLimits
 from common.app_approval import ApprovalError, approved_apps_path, read_approved
 from common.errors import ExitCode
+from common.i18n.catalogue import N_
+from common.i18n.parser import LocalisedParser
 
+HELP = ("Run the ClientApps of the centre's SuperNode, only those the centre approved "
+        "(perseverance-client app approve). Exit codes: 0 stopped; 2 unusable command line.")
 POLL_SECONDS = 0.2
 #: The Runtime API calls Flower's SuperExec authentication covers (as ``flower-superexec``):
 #: a task's other calls carry the token its ``AcquireTask`` answer gave.
@@ -127,11 +130,8 @@ def serve(runtime_api_address: str, state_dir: Path, insecure: bool,
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``perseverance-clientapp`` console script."""
-    parser = argparse.ArgumentParser(
-        prog="perseverance-clientapp",
-        description="Run the ClientApps of the centre's SuperNode, only those the centre "
-        "approved (perseverance-client app approve). Exit codes: 0 stopped; 2 unusable "
-        "command line.")
+    # The help and the errors in French unless --lang en or the locale (issue 28).
+    parser = LocalisedParser(prog="perseverance-clientapp", description=HELP, argv=argv)
     parser.add_argument("--runtime-api-address", required=True,
                         help="The SuperNode's Runtime API (HOST:PORT).")
     parser.add_argument("--state", type=Path, required=True,
@@ -151,19 +151,18 @@ def main(argv: list[str] | None = None) -> None:
                         "gives its tasks to this runtime only.")
     args = parser.parse_args(argv)
     if not args.state.is_dir():
-        print(f"error: the state folder {args.state} does not exist; give the centre's "
-              "state-dir.", file=sys.stderr)
-        sys.exit(ExitCode.UNUSABLE)
+        parser.fail(N_("the state folder %(path)s does not exist; give the centre's "
+                       "state-dir.", path=str(args.state)), ExitCode.UNUSABLE)
     if args.max_tasks < 1:
-        print("error: --max-tasks must be at least 1.", file=sys.stderr)
-        sys.exit(ExitCode.UNUSABLE)
+        parser.fail(N_("--max-tasks must be at least 1."), ExitCode.UNUSABLE)
     secret = None
     if args.superexec_auth_secret_file is not None:
         try:
             secret = load_superexec_auth_secret(str(args.superexec_auth_secret_file))
         except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(ExitCode.UNUSABLE)
+            parser.fail(N_("the SuperExec secret file %(path)s cannot be used: %(reason)s",
+                           path=str(args.superexec_auth_secret_file), reason=str(err)),
+                        ExitCode.UNUSABLE)
     serve(args.runtime_api_address, args.state.resolve(), args.insecure,
           args.root_certificates, max_tasks=args.max_tasks, auth_secret=secret)
 

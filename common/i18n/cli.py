@@ -79,10 +79,13 @@ def shown(message: str) -> str:
     return i18n.translate(message, current())
 
 
-def error_line(message: str) -> Text:
-    """``error: <message>`` in the running command's language, the first word in red (a
-    :class:`rich.text.Text`: the message is never read as markup)."""
-    return Text.assemble((shown(ERROR), "bold red"), " ", shown(message))
+def error_line(message: str, lang: str | None = None) -> Text:
+    """``error: <message>`` in ``lang`` (default: the running command's language), the
+    first word in red (a :class:`rich.text.Text`: the message is never read as markup).
+    Every command's error begins so ("erreur : " in French)."""
+    lang = lang or current()
+    return Text.assemble((i18n.translate(ERROR, lang), "bold red"), " ",
+                         i18n.translate(message, lang))
 
 
 def help_message(text: str) -> str:

@@ -15,6 +15,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from common.config import ConfigError, RunConfig, parse_assignment
 from common.errors import ExitCode, PerseveranceError
 from common.i18n import cli as cli_language
 from common.i18n.catalogue import LANGUAGE_VARIABLE, N_, Number, sentence
+from common.i18n.waits import Waits, no_waits
 from common.workdirs import MINISTRY_KEY_ENV, ministry_key_path, work_root
 from server.deployment import enrolment, pki
 from server.deployment import programs as deployment
@@ -49,6 +51,7 @@ from simulations.loopback.sides import (
 from simulations.reference import centralized_auc
 from simulations.runner import write_centre_policy
 from simulations.scenario import build_section
+from simulations.terminal import plain
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATA_SUFFIXES = (".parquet", ".csv")
@@ -78,7 +81,8 @@ class DevFederationOptions:
 
     ``students`` is the total number of synthetic students over all centres (used when
     ``data`` is not given); ``overrides`` are extra run-config ``KEY=VALUE`` pairs;
-    ``timeout`` bounds the federated run in seconds.
+    ``timeout`` bounds the federated run in seconds; ``verbose`` shows Flower's own log
+    lines of the run too (they are always in ``logs/run.log``).
     """
 
     centres: int | None = None
@@ -90,6 +94,7 @@ class DevFederationOptions:
     overrides: list[str] = field(default_factory=list)
     timeout: float = 1800.0
     work: Path | None = None
+    verbose: bool = False
 
 
 def centre_files(options: DevFederationOptions, data_dir: Path) -> list[Path]:
@@ -215,9 +220,10 @@ def run_status(run_id: int, env: dict[str, str]) -> str:
 
 def follow_run(
     run_id: int, group: ProcessGroup, env: dict[str, str], timeout: float,
-    echo: Callable[[str], None],
+    echo: Callable[[str], None], verbose: bool = False,
 ) -> str:
-    """Stream the run's log (``flwr log --stream``) until the run ends; return its status."""
+    """Stream the run's log (``flwr log --stream``) until the run ends; return its status.
+    ``echo`` gets the ServerApp's own lines (and Flower's too when ``verbose``)."""
     follower = group.start(
         "run", [enrolment.flower_executable("flwr"), "log", str(run_id),
                 deployment.OPERATOR_CONNECTION, "--stream"],
@@ -229,8 +235,8 @@ def follow_run(
         nonlocal shown
         lines = follower.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
         for line in lines[shown:]:
-            if _worth_showing(line):
-                echo(line)
+            if _worth_showing(line, verbose):
+                echo(line if verbose and sys.stdout.isatty() else plain(line))
         shown = len(lines)
 
     deadline = time.monotonic() + timeout
@@ -278,12 +284,20 @@ def round_seconds(log_text: str) -> list[float]:
     return [(later - earlier).total_seconds() for earlier, later in pairwise(bounds)]
 
 
-def _worth_showing(line: str) -> bool:
-    """Keep the ServerApp's own progress lines, Flower's round headers and any problem;
-    drop Flower's INFO dumps (the full log stays in ``logs/run.log``)."""
-    if "INFO" not in line[:16]:
-        return bool(line.strip()) and not line.startswith("Using SuperLink")
-    return "[ROUND" in line
+#: A line of Flower's own log ("INFO :      [ROUND 1/2]", colour codes removed).
+_FLOWER_LINE = re.compile(r"^\s*(DEBUG|INFO|WARNING|ERROR|CRITICAL)\s*:")
+
+
+def _worth_showing(line: str, verbose: bool = False) -> bool:
+    """Keep the ServerApp's own lines (its round lines, in the command's language); drop
+    Flower's log lines, whatever their level, unless ``verbose`` (the full log stays in
+    ``logs/run.log``; a failed run's sentence names it)."""
+    text = plain(line)
+    if not text.strip():
+        return False
+    if verbose:
+        return True
+    return not (text.startswith("Using SuperLink") or _FLOWER_LINE.match(text))
 
 
 def _fresh(folder: Path) -> Path:
@@ -294,10 +308,12 @@ def _fresh(folder: Path) -> Path:
 
 
 def run_dev_federation(
-    options: DevFederationOptions, echo: Callable[[str], None] = print
+    options: DevFederationOptions, echo: Callable[[str], None] = print,
+    waits: Waits = no_waits,
 ) -> Path:
     """Run one federated training on loopback with the real components; return the run
-    folder (``summary.json``, model, per-round metrics, config, data, logs)."""
+    folder (``summary.json``, model, per-round metrics, config, data, logs). ``waits``
+    says what each phase waits for."""
     started = time.monotonic()
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     run_dir = (options.out or Path("runs") / f"loopback-{stamp}").resolve()
@@ -306,13 +322,15 @@ def run_dev_federation(
     (run_dir / "summary.json").unlink(missing_ok=True)
     work = (options.work or work_root() / "devfed" / run_dir.name).resolve()
     floor = centre_floor(options)
-    files = centre_files(options, run_dir / "data")
+    with waits(N_("Preparing the centres' data")):
+        files = centre_files(options, run_dir / "data")
     if options.data is None:
         write_centre_policy(floor, run_dir / "data")
     centres = [p.stem for p in files]
     config = run_config(options, run_dir, len(centres))
 
-    paths = prepare_pki(work / "pki", centres)
+    with waits(N_("Creating the keys and certificates of the ministry and the centres")):
+        paths = prepare_pki(work / "pki", centres)
     # A fresh federation every time: new SuperLink database, inventory and ledgers.
     # The processes it starts (the ServerApp's progress lines) speak the command's language.
     # The ministry's key is not the fresh Flower home's: the one every command resolves
@@ -327,20 +345,25 @@ def run_dev_federation(
     restore_sigterm = terminate_on_sigterm()
     try:
         with ProcessGroup(run_dir / "logs", env) as group:
-            start_federation(group, paths, work, files, env, echo)
+            start_federation(group, paths, work, files, env, echo, waits)
             mapping = _optional(files[0].parent / "mapping.toml")
-            run_id = submit_run(config, env)
+            with waits(N_("Submitting the app to the SuperLink (flwr run)")):
+                run_id = submit_run(config, env)
             echo(N_("Submitted run %(run_id)s; following it to the end.", run_id=run_id))
             # The centralised reference (no DP, pooled data) is computed here, while the
             # centres train: the launcher would otherwise only wait. On one thread: it
             # shares the cores with the centres' first round.
-            with torch_threads(1):
+            with torch_threads(1), waits(N_("Centralised reference, while the centres "
+                                            "start training")):
                 reference = centralized_auc(files, config, mapping)
-            follow_run(run_id, group, env, options.timeout, echo)
+            with waits(N_("Federated training of run %(run_id)s: %(rounds)s rounds",
+                          run_id=run_id, rounds=config.rounds)):
+                follow_run(run_id, group, env, options.timeout, echo, options.verbose)
     finally:
         restore_sigterm()
-    return _complete_summary(run_dir, config, started, run_id, len(files), reference,
-                             round_seconds(follower_log(run_dir)))
+    with waits(N_("Writing the model card and the report")):
+        return _complete_summary(run_dir, config, started, run_id, len(files), reference,
+                                 round_seconds(follower_log(run_dir)))
 
 
 def follower_log(run_dir: Path) -> str:
@@ -363,7 +386,7 @@ def prepare_pki(root: Path, centres: list[str]) -> pki.PkiPaths:
 
 def start_federation(
     group: ProcessGroup, paths: pki.PkiPaths, work: Path, files: list[Path],
-    env: dict[str, str], echo: Callable[[str], None] = print,
+    env: dict[str, str], echo: Callable[[str], None] = print, waits: Waits = no_waits,
 ) -> Ministry:
     """Start the ministry side, enrol every centre (one per data file, named after it),
     start the centres and wait until every SuperNode is online. State (SuperLink
@@ -374,12 +397,14 @@ def start_federation(
     inventory.unlink(missing_ok=True)
     ports = free_ports(4 + len(centres))
     ministry = Ministry(paths, state, ports[0], ports[1], ports[2], work / "nginx", ports[3])
-    start_ministry(group, ministry)  # its operator tunnel writes the flwr connection
+    with waits(N_("Starting the ministry's servers (SuperLink, reverse proxy)")):
+        start_ministry(group, ministry)  # its operator tunnel writes the flwr connection
     for centre in centres:
-        entry = enrolment.enrol(
-            centre, paths.centre_public_key(centre), inventory,
-            deployment.OPERATOR_CONNECTION, env,
-        )
+        with waits(N_("Enrolling %(centre)s: registering its public key", centre=centre)):
+            entry = enrolment.enrol(
+                centre, paths.centre_public_key(centre), inventory,
+                deployment.OPERATOR_CONNECTION, env,
+            )
         echo(N_("Enrolled %(centre)s as node %(node)s (%(fingerprint)s).", centre=centre,
                 node=entry.node_id, fingerprint=entry.fingerprint))
     mapping = _optional(files[0].parent / "mapping.toml")
@@ -387,11 +412,14 @@ def start_federation(
     # Each centre runs only the apps it approved: here, the one this launcher ships.
     app_hash = project_fab_hash(PROJECT_ROOT)
     echo(N_("Every centre approves the app %(hash)s (its FAB's SHA-256).", hash=app_hash[:12]))
-    for centre, data_file, port in zip(centres, files, ports[4:], strict=True):
-        start_centre(group, ministry, paths, centre, data_file, port,
-                     _fresh(state / "centres" / centre), mapping, policy, (app_hash,))
-    wait_until(lambda: nodes_online(env) >= len(centres), timeout=NODES_ONLINE_TIMEOUT,
-               what=f"{len(centres)} SuperNodes to come online", group=group, interval=2.0)
+    with waits(N_("Starting the %(count)s centres and waiting until they are online",
+                  count=len(centres))):
+        for centre, data_file, port in zip(centres, files, ports[4:], strict=True):
+            start_centre(group, ministry, paths, centre, data_file, port,
+                         _fresh(state / "centres" / centre), mapping, policy, (app_hash,))
+        wait_until(lambda: nodes_online(env) >= len(centres), timeout=NODES_ONLINE_TIMEOUT,
+                   what=f"{len(centres)} SuperNodes to come online", group=group,
+                   interval=2.0)
     return ministry
 
 

@@ -35,8 +35,8 @@ def test_unusable_input_exits_2_with_one_sentence_first(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     first = result.stderr.strip().splitlines()[0]
-    assert first == (f"Le fichier de données {tmp_path / 'absent.csv'} n'existe pas; vérifiez "
-                     "le chemin indiqué.")
+    assert first == (f"erreur : Le fichier de données {tmp_path / 'absent.csv'} n'existe pas; "
+                     "vérifiez le chemin indiqué.")
     assert "Traceback" not in result.output
     assert result.stdout == ""
 
@@ -71,8 +71,9 @@ def test_an_error_sentence_follows_the_language(tmp_path: Path) -> None:
     english = runner.invoke(app, ["validate", "--data", str(garbage), "--lang", "en"])
 
     assert french.exit_code == english.exit_code == 2
-    assert french.stderr.startswith(f"Le fichier {garbage} n'est pas un fichier CSV texte")
-    assert english.stderr.startswith(f"The file {garbage} is not a text CSV file")
+    assert french.stderr.startswith(f"erreur : Le fichier {garbage} n'est pas un fichier CSV "
+                                    "texte")
+    assert english.stderr.startswith(f"error: The file {garbage} is not a text CSV file")
 
 
 def test_too_many_invalid_rows_exit_2_and_list_the_rows(tmp_path: Path) -> None:
@@ -84,7 +85,7 @@ def test_too_many_invalid_rows_exit_2_and_list_the_rows(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     lines = result.stderr.splitlines()
-    assert lines[0].startswith("2 of 10 rows of")
+    assert lines[0].startswith("error: 2 of 10 rows of")
     assert "more than the 5.0% the site policy allows" in lines[0]
     problem_rows = [line.split() for line in lines if "not a number" in line]
     assert [(row[0], row[1], row[2]) for row in problem_rows] == [
@@ -116,7 +117,7 @@ def test_mapping_and_policy_errors_exit_2(harmonised_csv: Path, tmp_path: Path) 
                                      str(path)])
         assert result.exit_code == 2
         first = result.stderr.splitlines()[0]
-        assert first.startswith("The ") and first.endswith(" again.")
+        assert first.startswith("error: The ") and first.endswith(" again.")
 
 
 def test_usage_errors_exit_2_and_help_documents_exit_codes() -> None:
@@ -161,5 +162,5 @@ def test_the_installed_console_script_runs(harmonised_csv: Path, tmp_path: Path)
     assert ok.returncode == 0, ok.stderr
     assert "Utilisable : 40 lignes valides" in ok.stdout
     assert bad.returncode == 2
-    assert bad.stderr.startswith(f"The file {garbage} is not a text CSV file")
+    assert bad.stderr.startswith(f"error: The file {garbage} is not a text CSV file")
     assert "Traceback" not in bad.stderr

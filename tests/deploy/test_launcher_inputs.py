@@ -73,15 +73,18 @@ def test_the_run_folder_is_set_with_out_only(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("line,shown", [
-    ("\x1b[92mINFO \x1b[0m:      [ROUND 1/2]", True),
+    ("\x1b[92mINFO \x1b[0m:      [ROUND 1/2]", False),
     ("\x1b[92mINFO \x1b[0m:      aggregate_train: Received 3 results", False),
+    ("DEBUG :   Will push ServerApp task output", False),
     ("  round 1/2 | pooled AUC 0.733 | epsilon max 2.36", True),
-    ("\x1b[91mERROR \x1b[0m:     ServerApp raised an exception", True),
+    ("\x1b[91mERROR \x1b[0m:     ServerApp raised an exception", False),
     ("Using SuperLink: perseverance-operator (127.0.0.1:1)", False),
     ("", False),
 ])
-def test_the_console_shows_progress_and_problems_only(line: str, shown: bool) -> None:
+def test_the_console_shows_the_serverapps_own_lines_only(line: str, shown: bool) -> None:
     assert _worth_showing(line) is shown
+    # --verbose: every line but an empty one (logs/run.log keeps them all anyway).
+    assert _worth_showing(line, verbose=True) is bool(line)
 
 
 def test_centre_policy_keys_lower_the_generated_centres_floor_not_the_run(tmp_path) -> None:

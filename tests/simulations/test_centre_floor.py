@@ -14,6 +14,7 @@ import pytest
 from common.i18n.catalogue import translate
 from common.protocol import Reason
 from tests.simulations.conftest import SIM
+from tests.simulations.test_quiet_terminal import assert_french_and_plain
 
 
 @pytest.mark.slow
@@ -38,3 +39,7 @@ def test_a_run_without_dp_is_refused_by_every_centre_and_ends_in_exit_3(tmp_path
     assert all(name in last for name in names)
     assert translate(Reason.FLOOR_NO_DP, "fr") in last
     assert not list((out / "state").glob("centre-*/privacy-ledger.sqlite"))
+    # Nothing English before it (Flower's WARNING lines are in logs/simulation.log), and
+    # no colour code in a pipe (issue 28).
+    assert_french_and_plain(proc.stdout + proc.stderr)
+    assert "WARNING" in (out / "logs" / "simulation.log").read_text(encoding="utf-8")

@@ -141,8 +141,9 @@ def test_the_runtime_without_its_state_folder_exits_2_in_one_sentence(tmp_path: 
     )
 
     assert result.returncode == 2
-    assert result.stderr.strip() == (f"error: the state folder {tmp_path / 'absent'} does not "
-                                     "exist; give the centre's state-dir.")
+    # French by default, as every command (issue 28); English with --lang en.
+    assert result.stderr.strip() == (f"erreur : le dossier d'état {tmp_path / 'absent'} "
+                                     "n'existe pas; indiquez le state-dir du centre.")
 
 
 def test_a_task_process_gets_its_token_on_stdin_not_its_command_line(tmp_path: Path) -> None:

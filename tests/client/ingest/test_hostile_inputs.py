@@ -115,7 +115,8 @@ def test_the_console_script_survives_the_nested_minus(tmp_path: Path, extract: P
                           capture_output=True, text=True, timeout=120, check=False)
 
     assert done.returncode == 2
-    assert _one_sentence(done.stderr).startswith(f"The mapping {mapping} cannot be used")
+    assert _one_sentence(done.stderr).startswith(
+        f"error: The mapping {mapping} cannot be used")
 
 
 def test_ordinary_nesting_and_numbers_still_pass(tmp_path: Path, extract: Path) -> None:

@@ -53,6 +53,8 @@ def assert_refused(code: int, stdout: str, stderr: str) -> str:
     assert "Traceback" not in stdout + stderr
     first = stderr.splitlines()[0]
     assert first.endswith("."), first
+    assert first.startswith("error: "), first  # every command's errors begin so
+    first = first.removeprefix("error: ")
     assert first[0].isupper() or first[0].isdigit(), first
     return first
 

@@ -58,4 +58,4 @@ def test_a_file_above_the_limit_is_refused_in_one_sentence(tmp_path: Path) -> No
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith(f"The data file {huge} is 500 MB, more than the 500 MB")
+    assert lines[0].startswith(f"error: The data file {huge} is 500 MB, more than the 500 MB")

@@ -178,8 +178,8 @@ def test_the_cli_speaks_french_unless_told_english(tmp_path: Path) -> None:
     assert english.stdout.startswith("Scored 12 students in ")
     assert "(thresholds 0.50 and 0.25)" in english.stdout
     assert refused.exit_code == 2
-    assert refused.stderr.startswith(f"Le fichier de modèle {garbage} n'est pas un modèle "
-                                     "Persévérance")
+    assert refused.stderr.startswith(f"erreur : Le fichier de modèle {garbage} n'est pas un "
+                                     "modèle Persévérance")
 
 
 def test_the_cli_refuses_unusable_data_with_exit_2(tmp_path: Path) -> None:
