@@ -28,6 +28,8 @@ class PrivacyFloor:
     the evaluation noise (the SUM meets the run's target; this centre's own release then
     costs more, booked and held to ``max_epsilon_per_run``); without it the centre adds
     the whole noise, as if the sum were not secure (docs/PRIVACY.md, "Distributed noise").
+    ``allow_prv_accounting``: accept runs booked with the PRV accountant (research only:
+    the per-student filter is argued for Renyi accounting; docs/PRIVACY.md, "RDP and PLD").
     """
 
     require_dp: bool = True
@@ -36,6 +38,7 @@ class PrivacyFloor:
     allow_replayable_noise: bool = False
     allow_unnoised_evaluation: bool = False
     allow_distributed_noise: bool = False
+    allow_prv_accounting: bool = False
 
     def check(self, config: RunConfig) -> None:
         """Raise ``CentreRefusal`` (code ``Reply.FLOOR``) if the run is below the floor."""
@@ -49,6 +52,10 @@ class PrivacyFloor:
             self._refuse(Reason.FLOOR_REPLAYABLE)
         if privacy.dp and not privacy.evaluation_noise and not self.allow_unnoised_evaluation:
             self._refuse(Reason.FLOOR_EVALUATION)
+        # The per-student filter and the discrete Gaussian's bound are Renyi statements:
+        # PRV booking across runs is a research option (docs/PRIVACY.md, "RDP and PLD").
+        if privacy.dp and privacy.accountant != "rdp" and not self.allow_prv_accounting:
+            self._refuse(Reason.FLOOR_ACCOUNTANT)
 
     @staticmethod
     def _refuse(reason: str, detail: str = "") -> None:

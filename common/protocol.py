@@ -102,6 +102,7 @@ class Reason:
                         "floor accepts per run.")
     FLOOR_REPLAYABLE = N_("The centre's privacy floor refuses replayable (seeded) noise.")
     FLOOR_EVALUATION = N_("The centre's privacy floor refuses unnoised evaluation releases.")
+    FLOOR_ACCOUNTANT = N_("The centre's privacy floor books with the RDP accountant only.")
     OUT_OF_LIMITS = N_("The run asks for more work than the centre's limits accept (model "
                        "size, rounds, epochs, batch size, bins, regions or message size).")
     NOT_SCHEDULED = N_("The run's configuration schedules no evaluation release for this "

@@ -151,6 +151,7 @@ REFUSALS: dict[str, Key] = {
     Reason.FLOOR_EPSILON: Key(Class.PUBLIC, "configuration and floor"),
     Reason.FLOOR_REPLAYABLE: Key(Class.PUBLIC, "configuration and floor"),
     Reason.FLOOR_EVALUATION: Key(Class.PUBLIC, "configuration and floor"),
+    Reason.FLOOR_ACCOUNTANT: Key(Class.PUBLIC, "configuration and floor"),
     Reason.OUT_OF_LIMITS: Key(Class.PUBLIC, "configuration, instruction and the centre's "
                               "limits"),
     Reason.NOT_SCHEDULED: Key(Class.PUBLIC, "configuration and the instruction's round"),

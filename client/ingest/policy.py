@@ -100,7 +100,7 @@ def _privacy_floor(table: object, problems: list[str]) -> PrivacyFloor | None:
     )
     values: dict[str, Any] = {}
     for key in ("require_dp", "allow_replayable_noise", "allow_unnoised_evaluation",
-                "allow_distributed_noise"):
+                "allow_distributed_noise", "allow_prv_accounting"):
         if key in table:
             if isinstance(table[key], bool):
                 values[key] = table[key]

@@ -70,6 +70,7 @@ def _ask(config: RunConfig, kind: str = "train", server_round: int = 1,
     ({"privacy.epsilon": 8.0}, Reason.FLOOR_EPSILON),
     ({"privacy.reproducible_noise": True}, Reason.FLOOR_REPLAYABLE),
     ({"privacy.evaluation_noise": False}, Reason.FLOOR_EVALUATION),
+    ({"privacy.accountant": "prv"}, Reason.FLOOR_ACCOUNTANT),
 ])
 def test_a_run_below_the_floor_is_refused_before_any_record_is_read(
         values: dict[str, object], reason: str, tmp_path: Path) -> None:
