@@ -31,6 +31,11 @@ RUN_NAME = "run-name"  # the logical run: what the centres' ledgers book under
 SERVER_ROUND = "server-round"
 MODEL_VERSION = "model-version"  # round and digest of the global model sent
 CENTRE_NAME = "name"  # the only key of the CENTRE record
+#: The ministry's audit log when the instruction left: the MAC of its last line and its
+#: number of lines (public: a MAC). The centre records them in its own audit log, where
+#: the ministry cannot rewrite them (``common.records.chain.ministry_problems``).
+MINISTRY_HEAD = "ministry-head"
+MINISTRY_LINES = "ministry-lines"
 #: An evaluation instruction's phase: absent (or EVALUATE) for a round's evaluation,
 #: AUDIT for the equity-audit exchange that follows the final round, with the three
 #: keys after it.
@@ -145,6 +150,15 @@ def task_of(config: Mapping[str, object], default_run: str = "") -> Task:
     raw_round = config.get(SERVER_ROUND, 0)
     server_round = int(raw_round) if isinstance(raw_round, int | float | str) else 0
     return Task(run_name, server_round, str(config.get(MODEL_VERSION, "") or ""))
+
+
+def ministry_head_of(config: Mapping[str, object]) -> dict[str, str | int]:
+    """The ministry's audit head an instruction carries, as the fields of the centre's
+    ``task_received`` line (``ministry_head``, ``ministry_lines``); empty without one."""
+    head, lines = config.get(MINISTRY_HEAD), config.get(MINISTRY_LINES)
+    if not isinstance(head, str) or isinstance(lines, bool) or not isinstance(lines, int):
+        return {}
+    return {"ministry_head": head[:128], "ministry_lines": lines}
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,10 @@
 It checks the ministry's audit log against the ministry's records key, and, in a
 simulation run folder, every centre's records (``state/centre-*``, each with its own
 key beside it) against their keys and against the heads the ministry recorded from the
-centres' replies (``centre_records`` events, matched by the centre's name). A centre
-whose records the ministry anchored but whose folder is gone is reported too.
+centres' replies (``centre_records`` events, filed under the identity of the node that
+sent each reply). A centre whose records the ministry anchored but whose folder is gone
+is reported too, and so is a ministry log rewritten since the centres recorded its head
+from their instructions (``common.records.chain``).
 """
 
 from __future__ import annotations

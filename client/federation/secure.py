@@ -118,7 +118,8 @@ class SecureCentre(NumPyClient):
         if config.get(layout.PHASE) == layout.EVALUATE:
             return self._secure_evaluation(parameters, config)
         task = self._task(config)
-        self.centre.audit("task_received", task, "train", secure_aggregation=True)
+        self.centre.audit("task_received", task, "train", secure_aggregation=True,
+                          **protocol.ministry_head_of(config))
         self.centre.admit(_elements(parameters))
         global_weights = _global_weights(parameters, self.centre.config)
         # No reply cache here, unlike plain mode: the same update summed again with
@@ -142,7 +143,8 @@ class SecureCentre(NumPyClient):
         task = self._task(config)
         audit = protocol.audit_request_of(config) if protocol.is_audit(config) else None
         kind = "evaluate" if audit is None else protocol.PHASE_AUDIT
-        self.centre.audit("task_received", task, kind, secure_aggregation=True)
+        self.centre.audit("task_received", task, kind, secure_aggregation=True,
+                          **protocol.ministry_head_of(config))
         slot = SecureSlot(int(config.get(layout.REGIONS, 0)), int(config.get(layout.REGION, -1)),
                           bool(config.get(layout.COUNTS, True)))
         self.centre.admit(_elements(parameters), slot.regions)
@@ -170,7 +172,8 @@ class SecureCentre(NumPyClient):
     def evaluate(self, parameters: NDArrays, config: Scalars) -> tuple[float, int, Scalars]:
         """The same evaluation release as plain mode, as one JSON metric."""
         task = self._task(config)
-        self.centre.audit("task_received", task, "evaluate", secure_aggregation=True)
+        self.centre.audit("task_received", task, "evaluate", secure_aggregation=True,
+                          **protocol.ministry_head_of(config))
         self.centre.admit(_elements(parameters))
         global_weights = _global_weights(parameters, self.centre.config)
         audit = protocol.audit_request_of(config) if protocol.is_audit(config) else None

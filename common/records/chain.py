@@ -209,9 +209,26 @@ def _against(
         check.problems.append(Tampering(path, entry, reason))
 
 
+def _ministry_heads(check: CentreCheck, audit: Path, ministry_log: Path) -> None:
+    """The ministry's log must still hold, at the line each task's instruction named,
+    the MAC the centre recorded in its ``task_received`` line (``ministry_head``): a
+    log the ministry rewrote, even re-keyed whole with its own key, no longer does.
+    Only the tasks of the runs that log started are compared."""
+    ministry = dict(_events(ministry_log))
+    runs = {e.get("run_name") for e in ministry.values()
+            if e.get("event") in ("run_started", "run_resumed")}
+    macs = [str(ministry.get(n, {}).get("mac", "")) for n in range(1, max(ministry, default=0) + 1)]
+    for number, entry in _events(audit):
+        if entry.get("event") == "task_received" and entry.get("run_name") in runs and \
+                isinstance(entry.get("ministry_lines"), int):
+            _against(check, ministry_log, macs, "line", entry["ministry_lines"],
+                     str(entry.get("ministry_head", "")),
+                     N_("%(file)s line %(number)s", file=audit, number=number))
+
+
 def verify_centre(
     state_dir: Path, key_path: Path | None = None, anchors: list[Anchor] | None = None,
-    actor: str | None = None,
+    actor: str | None = None, ministry_log: Path | None = None,
 ) -> CentreCheck:
     """Check a centre's audit log and ledger.
 
@@ -225,6 +242,9 @@ def verify_centre(
         The ministry's ``centre_records`` events; those of this centre's actor are used.
     actor : str | None
         The centre's name in the anchors; default the actor of its audit log.
+    ministry_log : Path | None
+        The ministry's audit log to check against the heads the centre recorded from
+        its instructions; default the one ``anchors`` were read from.
 
     Raises
     ------
@@ -258,6 +278,9 @@ def verify_centre(
                  int(anchor.event.get("ledger_rows", 0)),
                  str(anchor.event.get("ledger_head", "")),
                  N_("the ministry (%(where)s)", where=anchor.where()))
+    ministry_log = ministry_log or (anchors[0].source if anchors else None)
+    if ministry_log is not None and ministry_log.is_file():
+        _ministry_heads(check, audit, ministry_log)
     check.notes.append(N_("%(actor)s: audit log %(lines)s lines, ledger %(rows)s rows, "
                           "%(anchors)s ministry anchors checked.", actor=check.actor,
                           lines=len(trail.links), rows=len(ledger.links), anchors=len(mine)))

@@ -16,6 +16,10 @@
 - ``round_aggregated``: how many updates went into the new model version, or why the
   model was left unchanged;
 - ``checkpoint_saved``;
+
+Every instruction carries the log's head as it stands (``head``): each centre records
+it in its own audit log, where the ministry cannot rewrite it, and ``audit verify``
+with the ministry's log as anchors finds a ministry log rewritten since.
 - ``centre_records``: the heads of a centre's records carried by its reply (``node``,
   ``round``, ``phase`` and the keys of ``client.privacy.records.records_head``, its
   ``actor`` the identity of the node that sent it): the anchors against which
@@ -33,7 +37,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from common.records.trail import AuditTrail
+from common import protocol
+from common.records.trail import AuditTrail, trail_head
 from common.workdirs import MINISTRY_KEY_ENV as KEY_ENV
 from common.workdirs import MINISTRY_KEY_NAME as KEY_NAME
 from common.workdirs import ministry_key_path
@@ -48,6 +53,12 @@ class ServerAudit:
 
     def __init__(self, run_dir: Path) -> None:
         self.trail = AuditTrail(run_dir / AUDIT_FILE, ACTOR, ministry_key_path())
+
+    def head(self) -> dict[str, str | int]:
+        """The log's head for an instruction (``common.protocol.MINISTRY_HEAD``): the
+        centres record it, so that a rewritten log no longer matches what they hold."""
+        head = trail_head(self.trail.path)
+        return {protocol.MINISTRY_HEAD: head.link, protocol.MINISTRY_LINES: head.lines}
 
     def event(self, event: str, **fields: Any) -> None:
         """Append any event (the names above)."""

@@ -169,7 +169,8 @@ class SecureFedAvg(FedAvg):
         version = model_version(server_round, ArrayRecord(OrderedDict(self.weights)))
         if phase == "train":
             self.book.round_log(server_round).model_version = version
-        return dict(protocol.Task(self.run.state.run_name, server_round, version).as_config())
+        return {**protocol.Task(self.run.state.run_name, server_round, version).as_config(),
+                **self.run.audit.head()}
 
     def configure_fit(self, server_round: int, parameters: Parameters,
                       client_manager: ClientManager) -> list[tuple[ClientProxy, FitIns]]:

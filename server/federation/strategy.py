@@ -120,6 +120,7 @@ class PooledFedAvg(FedAvg):
         version = model_version(server_round, arrays)
         config[protocol.MODEL_VERSION] = version
         config[protocol.SERVER_ROUND] = server_round
+        self._ministry_head(config)
         messages = list(super().configure_train(server_round, arrays, config, grid))
         for message in messages:
             message.metadata.group_id = version
@@ -128,12 +129,18 @@ class PooledFedAvg(FedAvg):
         self.round_log(server_round).model_version = version
         return messages
 
+    def _ministry_head(self, config: ConfigRecord) -> None:
+        """The ministry's audit head, for the centres to record (``common.protocol``)."""
+        if self.book.audit is not None:
+            config.update(self.book.audit.head())
+
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         version = model_version(server_round, arrays)
         config[protocol.MODEL_VERSION] = version
         config[protocol.SERVER_ROUND] = server_round
+        self._ministry_head(config)
         messages = list(super().configure_evaluate(server_round, arrays, config, grid))
         for message in messages:
             message.metadata.group_id = version
