@@ -284,20 +284,18 @@ def round_seconds(log_text: str) -> list[float]:
     return [(later - earlier).total_seconds() for earlier, later in pairwise(bounds)]
 
 
-#: A line of Flower's own log ("INFO :      [ROUND 1/2]", colour codes removed).
-_FLOWER_LINE = re.compile(r"^\s*(DEBUG|INFO|WARNING|ERROR|CRITICAL)\s*:")
-
-
 def _worth_showing(line: str, verbose: bool = False) -> bool:
-    """Keep the ServerApp's own lines (its round lines, in the command's language); drop
-    Flower's log lines, whatever their level, unless ``verbose`` (the full log stays in
-    ``logs/run.log``; a failed run's sentence names it)."""
+    """Keep the ServerApp's own round lines (indented, in the command's language); drop
+    everything else of the stream unless ``verbose``: Flower's log lines whatever their
+    level ("12/07/2026 17:58:14:INFO:configure_train: ...", "INFO :  [ROUND 1]"), the
+    ``flwr`` CLI's own ("Successfully installed ...") and a traceback's frames. The full
+    log stays in ``logs/run.log``; a failed run's sentence names it."""
     text = plain(line)
     if not text.strip():
         return False
     if verbose:
         return True
-    return not (text.startswith("Using SuperLink") or _FLOWER_LINE.match(text))
+    return text.startswith("  ") and not text.lstrip().startswith("File ")
 
 
 def _fresh(folder: Path) -> Path:

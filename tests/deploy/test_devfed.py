@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from tests.deploy.conftest import processes_mentioning
+from tests.simulations.test_quiet_terminal import assert_french_and_plain
 
 pytestmark = pytest.mark.slow
 CLI_TIMEOUT = 480.0
@@ -65,6 +66,11 @@ def test_three_centres_complete_a_round_over_tls_and_authentication(
         check=False)
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # French, one line per phase and the ServerApp's round lines only: Flower's log lines
+    # stay in logs/run.log (issue 28).
+    assert_french_and_plain(result.stdout + result.stderr)
+    assert "Démarrage des centres (3) et attente de leur connexion" in result.stderr
+    assert "INFO" in (run_dir / "logs" / "run.log").read_text(encoding="utf-8")
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["rounds_completed"] == 1 and summary["num_centres"] == 3
     assert summary["deployment"] == "loopback" and 0.5 <= summary["auc_centralized"] <= 1.0

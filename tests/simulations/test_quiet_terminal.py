@@ -23,13 +23,15 @@ from simulations.terminal import ThirdPartyOutput, plain
 ANSI = re.compile(r"\x1b\[")
 #: Words of an English line that no French line of ours holds (paths are left out).
 ENGLISH = re.compile(r"\b(the|and|of|is|with|was|Manually|WARNING|ERROR|INFO|DEBUG|"
-                     r"Traceback|Done|Results|Wall|Loading|Starting|Federated|round)\b")
+                     r"Traceback|Done|Results|Wall|Loading|Starting|Federated|round|to|for|from|"
+                     r"Successfully|Received|Sampled|Will)\b")
 
 
 def english_lines(text: str) -> list[str]:
-    """The lines of ``text`` that read as English (words in paths do not count)."""
-    return [line for line in text.splitlines()
-            if ENGLISH.search(" ".join(w for w in line.split() if "/" not in w))]
+    """The lines of ``text`` that read as English (paths and fingerprints, words holding
+    "/" or ":", do not count)."""
+    return [line for line in text.splitlines() if ENGLISH.search(
+        " ".join(w for w in line.split() if "/" not in w and ":" not in w.rstrip(":")))]
 
 
 def assert_french_and_plain(text: str) -> None:
