@@ -416,7 +416,7 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        err.print(shown(N_("interrupted.")))
+        err.print(error_line(N_("interrupted.")), soft_wrap=True)
         sys.exit(130)
 
 
