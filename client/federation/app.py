@@ -3,6 +3,8 @@ Message-API handlers below and the SecAgg+ client (``client.federation.secure``)
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Sequence
 
@@ -46,8 +48,10 @@ def _handle(kind: str, msg: Message, context: Context) -> Message:
         cache = ReplyCache(folder) if folder is not None else None
         if cache is not None and (done := cache.get(kind, task.run_name, task.server_round,
                                                     version)):
-            centre.audit("reply_sent", task, kind, resent=True)
-            return Message(content=done, reply_to=msg)  # the same release again: no cost
+            centre.audit("reply_sent", task, kind, resent=True, reply_digest=_digest(done))
+            # The same release again (no cost), with the head that covers this line.
+            done[protocol.RECORDS_HEAD] = ConfigRecord(centre.head())  # type: ignore[arg-type]
+            return Message(content=done, reply_to=msg)
         record = msg.content.array_records[protocol.ARRAYS]
         centre.admit(sum(math.prod(array.shape) for array in record.values()))
         weights = record.to_torch_state_dict()
@@ -67,13 +71,31 @@ def _handle(kind: str, msg: Message, context: Context) -> Message:
         # Nothing undeclared leaves: a key the release table lacks is a programming error.
         releases.check_reply("plain", kind, {name: list(record)
                                              for name, record in content.items()})
+        # The record of the reply is chained BEFORE it leaves, with the reply's digest,
+        # so the head the reply carries covers it: no line of the centre's log is left
+        # outside an anchor the ministry holds (docs/PRIVACY.md, "Records").
+        _sent(centre, task, kind, content, **extra)
+        content[protocol.RECORDS_HEAD] = ConfigRecord(centre.head())  # type: ignore[arg-type]
     except Exception as exc:
         code, reason = refuse(centre, task, kind, exc)
         return Message(Error(code=code, reason=reason), reply_to=msg)
     if cache is not None:
         cache.put(kind, task.run_name, task.server_round, version, content)
-    _sent(centre, task, kind, content, **extra)
     return Message(content=content, reply_to=msg)
+
+
+def _digest(content: RecordDict) -> str:
+    """SHA-256 of what a reply releases (its arrays' bytes and its metrics), the records
+    head aside: the audit log's ``reply_sent`` line names the reply it stands for."""
+    digest = hashlib.sha256()
+    for name, record in sorted(content.array_records.items()):
+        for key, array in record.items():
+            digest.update(f"{name}/{key}/{array.dtype}/{list(array.shape)}".encode())
+            digest.update(array.data)
+    for name, metrics in sorted(content.metric_records.items()):
+        digest.update(name.encode())
+        digest.update(json.dumps(dict(metrics), sort_keys=True, default=str).encode())
+    return digest.hexdigest()
 
 
 def _sent(centre: Centre, task: Task, kind: str, content: RecordDict, **extra: object) -> None:
@@ -84,7 +106,7 @@ def _sent(centre: Centre, task: Task, kind: str, content: RecordDict, **extra: o
                for key, value in record.items()}
     scalars = {k: v for k, v in metrics.items() if k in protocol.TRAIN_METRIC_KEYS}
     centre.audit("reply_sent", task, kind, arrays=arrays, metrics=sorted(metrics),
-                 resent=False, **scalars, **extra)
+                 resent=False, reply_digest=_digest(content), **scalars, **extra)
 
 
 def train(msg: Message, context: Context) -> Message:
