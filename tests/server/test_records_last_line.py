@@ -14,27 +14,33 @@ from flwr.supercore.logger import FLOWER_LOGGER
 
 import tests.server.messages  # noqa: F401  (sets the task identity messages need)
 from client.federation.app import build_client_app
+from client.federation.secure import build_secure_app
 from common.config import RunConfig
 from server.audit_verify import verify_run
 from server.federation.audit_log import KEY_ENV
 from server.federation.run import run_federation
+from server.federation.secure import run_secure_federation
 from simulations.direct_grid import DirectGrid
 from simulations.network import generate_network, write_network
 
 FLOWER_LOGGER.setLevel(logging.WARNING)
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("last-line")
+@pytest.fixture(scope="module", params=["plain", "secure"])
+def run_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    secure = request.param == "secure"
+    base = tmp_path_factory.mktemp(f"last-line-{request.param}")
     write_network(generate_network(centres=3, students=3000, seed=5), base / "data")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(KEY_ENV, str(base / "ministry.key"))
         config = RunConfig.from_flat({
             "scenario": "last-line-test", "rounds": 2, "local_epochs": 1, "min_centres": 2,
             "training.hidden": "8", "run_dir": str(base / "run"),
-            "data_dir": str(base / "data"), "min_centres_wait": 0.3})
-        run_federation(DirectGrid(build_client_app(), 3, dict(config.to_flat()), 1), config)
+            "data_dir": str(base / "data"), "min_centres_wait": 0.3,
+            "privacy.secure_aggregation": secure})
+        app = build_secure_app() if secure else build_client_app()
+        (run_secure_federation if secure else run_federation)(
+            DirectGrid(app, 3, dict(config.to_flat()), 1), config)
     return base / "run"
 
 
@@ -75,3 +81,24 @@ def test_cutting_everything_after_the_first_reply_is_found(run_dir: Path) -> Non
         assert any("centre-1" in p and "missing" in p for p in _verify(run_dir))
     finally:
         log.write_text("".join(lines))
+
+
+def test_the_centres_own_command_agrees(run_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from client.cli import app
+
+    state = run_dir / "state" / "centre-2"
+    log = state / "audit.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    argv = ["audit", "verify", "--state", str(state), "--anchors", str(run_dir),
+            "--lang", "en"]
+    intact = CliRunner().invoke(app, argv)
+    try:
+        log.write_text("".join(lines[:-1]))
+        cut = CliRunner().invoke(app, argv)
+    finally:
+        log.write_text("".join(lines))
+
+    assert intact.exit_code == 0, intact.output
+    assert cut.exit_code == 4 and "missing" in cut.output, cut.output
