@@ -18,6 +18,7 @@ from client.ingest import prepare_extract
 from client.site_policy import SitePolicy
 from common.schema import LABEL, STUDENT_ID
 from simulations.school_years import YearExtract, network_years
+from tests.simulations.test_quiet_terminal import assert_french_and_plain
 
 SIM = Path(sys.executable).with_name("perseverance-sim")
 NETWORK: dict[str, Any] = {"centres": 3, "students": 3000, "seed": 5,
@@ -117,6 +118,9 @@ def test_years_on_the_tiny_scenario(tmp_path: Path) -> None:
     rows = table["years"]
     assert [row["year"] for row in rows] == [1, 2]
     assert "année 2 (2025-2026)" in proc.stdout  # French by default
+    # One line per year's wait, nothing English, no colour code in a pipe (issue 28).
+    assert "Année 2 sur 2 : ses données, l'entraînement fédéré et l'évaluation" in proc.stderr
+    assert_french_and_plain(proc.stdout + proc.stderr)
     first, second = rows
     assert first["run_name"] != second["run_name"] and "-year-2-" in second["run_name"]
     assert first["auc_previous_model"] is None
