@@ -115,9 +115,17 @@ class ThirdPartyOutput:
     def actor_output(self, data: dict[str, Any]) -> None:
         """What one of Ray's actors printed (Ray's dispatcher's record: ``lines``,
         ``pid``, ``actor_name``, ``is_err``): to the log, and to stderr when verbose."""
+        raw = [str(line) for line in data.get("lines", [])]
+        if data.get("pid") == "autoscaler":  # its events only, as Ray prints them
+            from ray._private.worker import filter_autoscaler_events
+
+            try:
+                raw = list(filter_autoscaler_events(raw))
+            except Exception:  # Ray already stopping: its status dumps are no events
+                raw = []
         who = f"({data.get('actor_name') or data.get('task_name') or 'ray'} " \
               f"pid={data.get('pid')})"
-        lines = [f"{who} {plain(str(line))}" for line in data.get("lines", [])]
+        lines = [f"{who} {plain(line)}" for line in raw]
         if not lines:
             return
         if self._file is not None and self._file.stream is not None:
@@ -126,5 +134,5 @@ class ThirdPartyOutput:
         if self.verbose:
             stream = sys.stderr
             terminal = stream.isatty()
-            for raw, line in zip(data.get("lines", []), lines, strict=False):
-                print(f"{who} {raw}" if terminal else line, file=stream)
+            for text, line in zip(raw, lines, strict=True):
+                print(f"{who} {text}" if terminal else line, file=stream)

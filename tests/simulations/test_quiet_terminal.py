@@ -116,3 +116,12 @@ def test_a_tiny_runs_french_output_is_quiet_and_plain(tiny_run) -> None:
     assert "Terminé en " in proc.stdout
     assert "FutureWarning" in (tiny_run.out / "logs" / "simulation.log").read_text(
         encoding="utf-8")  # Ray's, at its start
+
+
+def test_the_autoscalers_status_dumps_are_not_kept(tmp_path: Path) -> None:
+    log_file = tmp_path / "simulation.log"
+
+    with ThirdPartyOutput(log_file, verbose=True) as output:
+        output.actor_output({"pid": "autoscaler", "lines": ["Node status", "Active:"]})
+
+    assert "Node status" not in log_file.read_text(encoding="utf-8")
