@@ -44,8 +44,9 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# The container federation (marker `containers`) has its own target, test-containers.
 pytest: install system-packages
-	$(BIN)/python -m pytest -q --durations=20 -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q --durations=20 -n 2 --dist loadgroup -m "not containers"
 
 test: lint typecheck pytest
 
@@ -68,7 +69,7 @@ clean:
 # Offline images (deploy/images/build.sh): wheelhouse, Debian bases (mmdebstrap), then the
 # app, SuperLink, SuperNode and proxy images; podman's layer cache makes an unchanged
 # rebuild take seconds. Needs root (rootful podman) and the container tools.
-.PHONY: container-tools images images-check
+.PHONY: container-tools images images-check test-containers
 
 container-tools:
 	@bash deploy/install-container-tools.sh
@@ -79,3 +80,11 @@ images: install container-tools
 # The app in the image hashes like this checkout (what a centre approves).
 images-check: install
 	bash deploy/images/build.sh stage check
+
+# The deployment end to end in containers (tests/deploy/test_container_federation.py): the
+# ministry's and three centres' compose files run with podman, each site on its own
+# networks, the guides' own commands, 2 rounds, then nothing of it left. Installs the
+# container tools if missing and builds the images first (cached when unchanged).
+test-containers: images
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m containers -s \
+	    tests/deploy/test_container_federation.py
