@@ -306,6 +306,39 @@ def scoring_throughput(centres: list[CentreData], weights: Weights, config: RunC
             "students_per_second": scored / seconds}
 
 
+def parallel_workers(scenario: Scenario, num_centres: int) -> int | None:
+    """How many simulated centres train at once on this machine: its CPUs over each
+    centre's (``backend.num_cpus``), at most the centres; None on an existing cluster
+    (its size is the cluster's, not this machine's)."""
+    if scenario.backend.address:
+        return None
+    per_centre = max(scenario.backend.num_cpus, 1e-9)
+    return max(1, min(num_centres, math.floor((os.cpu_count() or 1) / per_centre)))
+
+
+def one_worker_backend(scenario: Scenario) -> dict[str, object]:
+    """The engine's backend with room for one simulated centre at a time (the same
+    CPUs per centre), for the speed-up from one worker to all."""
+    config = backend_config(scenario)
+    init_args = dict(config["init_args"])  # type: ignore[call-overload]
+    init_args["num_cpus"] = max(1, math.ceil(scenario.backend.num_cpus))
+    return {**config, "init_args": init_args}
+
+
+def parallel_figures(pure_training: float, engine_wall: float, workers: int | None,
+                     one_worker_wall: float | None) -> dict[str, float | int | None]:
+    """``parallel_efficiency`` = pure training summed over the centres / (the engine's
+    wall x the workers it ran at once): 1 when every worker trains all the time;
+    ``speedup`` = the engine's wall with one worker / with all of them (same run)."""
+    nan = float("nan")
+    efficiency = (pure_training / (engine_wall * workers)
+                  if workers and engine_wall > 0 and pure_training > 0 else nan)
+    speedup = (one_worker_wall / engine_wall
+               if one_worker_wall is not None and engine_wall > 0 else nan)
+    return {"workers": workers, "parallel_efficiency": efficiency,
+            "one_worker_wall_seconds": one_worker_wall, "speedup": speedup}
+
+
 def run_bench(scenario: Scenario, out: Path,
               progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Run the four federations side by side and return every figure (see module doc).
@@ -354,6 +387,22 @@ def run_bench(scenario: Scenario, out: Path,
                                                                  engine)
                     aucs[phase] = float(summary.get("auc_pooled", float("nan")))
                 progress(f"{phase}: {walls[phase]:.1f} s, pooled AUC {aucs[phase]:.3f}")
+        workers = parallel_workers(scenario, len(files))
+        one_worker_wall: float | None = None
+        if workers is not None and workers > 1:
+            # The same DP federation with one worker, on an engine of its own: the
+            # speed-up from one core to all of them, in this run (docs/BENCHMARKS.md).
+            memory.phase("sim_dp_one_worker")
+            progress(f"sim_dp with one worker (speed-up from 1 to {workers} workers)")
+            shutil.rmtree(out / "sim_dp_one_worker", ignore_errors=True)
+            single = SimulationEngine(one_worker_backend(scenario))
+            with single:
+                single.start()
+                one_worker_wall, _ = simulated_federation(
+                    scenario, replace(base, run_dir=str(out / "sim_dp_one_worker"),
+                                      privacy=replace(base.privacy, dp=True)),
+                    len(files), single)
+            progress(f"sim_dp with one worker: {one_worker_wall:.1f} s")
         memory.phase("scoring")
         centres = load_centres(base, len(files))
         with torch_threads(threads):
@@ -381,6 +430,9 @@ def run_bench(scenario: Scenario, out: Path,
         "overhead_ratio": walls["sim_dp"] / walls["raw_dp"],
         "overhead_ratio_no_dp": walls["sim_no_dp"] / walls["raw_no_dp"],
         "raw_compute_seconds": compute,
+        # The headline of the engine's use of the machine (issue 32): pure training over
+        # (wall x workers), and the speed-up from one worker to all, in this run.
+        "parallel": parallel_figures(compute, walls["sim_dp"], workers, one_worker_wall),
         "compute_ratio": walls["sim_dp"] / compute if compute > 0 else float("nan"),
         # Ray and the actors with their imports, paid once for both simulated phases (and
         # once per sweep; `run` pays it once too): the two ratios as a single run pays it.

@@ -52,6 +52,7 @@ def table_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     """(figure, value) pairs for the printed table and docs/BENCHMARKS.md: the figures'
     names are catalogue messages (the command shows them in its language)."""
     w, mem = report["wall_seconds"], report["peak_memory"]
+    parallel = report.get("parallel", {})  # reports before issue 32 have none
     gib = 1024**3
     return [
         (N_("centres / students / rounds"),
@@ -60,6 +61,11 @@ def table_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         (N_("simulation engine, DP (s)"), f"{w['sim_dp']:.1f}"),
         (N_("raw loop, no DP (s)"), f"{w['raw_no_dp']:.1f}"),
         (N_("simulation engine, no DP (s)"), f"{w['sim_no_dp']:.1f}"),
+        (N_("parallel efficiency: pure training / (engine wall x workers)"),
+         f"{parallel.get('parallel_efficiency', float('nan')):.2f} "
+         f"({parallel.get('workers')} workers)"),
+        (N_("speed-up from one worker to all (engine wall, DP)"),
+         f"{parallel.get('speedup', float('nan')):.2f}"),
         (N_("overhead_ratio (sim / raw, DP)"), f"{report['overhead_ratio']:.2f}"),
         (N_("overhead_ratio without DP"), f"{report['overhead_ratio_no_dp']:.2f}"),
         (N_("raw_compute_seconds: pure local training, DP (s)"),
