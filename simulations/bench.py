@@ -316,27 +316,13 @@ def parallel_workers(scenario: Scenario, num_centres: int) -> int | None:
     return max(1, min(num_centres, math.floor((os.cpu_count() or 1) / per_centre)))
 
 
-def one_worker_backend(scenario: Scenario) -> dict[str, object]:
-    """The engine's backend with room for one simulated centre at a time (the same
-    CPUs per centre), for the speed-up from one worker to all."""
-    config = backend_config(scenario)
-    init_args = dict(config["init_args"])  # type: ignore[call-overload]
-    init_args["num_cpus"] = max(1, math.ceil(scenario.backend.num_cpus))
-    return {**config, "init_args": init_args}
-
-
-def parallel_figures(pure_training: float, engine_wall: float, workers: int | None,
-                     one_worker_wall: float | None) -> dict[str, float | int | None]:
+def parallel_figures(pure_training: float, engine_wall: float,
+                     workers: int | None) -> dict[str, float | int | None]:
     """``parallel_efficiency`` = pure training summed over the centres / (the engine's
-    wall x the workers it ran at once): 1 when every worker trains all the time;
-    ``speedup`` = the engine's wall with one worker / with all of them (same run)."""
-    nan = float("nan")
+    wall x the workers it ran at once): 1 when every worker trains all the time."""
     efficiency = (pure_training / (engine_wall * workers)
-                  if workers and engine_wall > 0 and pure_training > 0 else nan)
-    speedup = (one_worker_wall / engine_wall
-               if one_worker_wall is not None and engine_wall > 0 else nan)
-    return {"workers": workers, "parallel_efficiency": efficiency,
-            "one_worker_wall_seconds": one_worker_wall, "speedup": speedup}
+                  if workers and engine_wall > 0 and pure_training > 0 else float("nan"))
+    return {"workers": workers, "parallel_efficiency": efficiency}
 
 
 def run_bench(scenario: Scenario, out: Path,
@@ -388,21 +374,6 @@ def run_bench(scenario: Scenario, out: Path,
                     aucs[phase] = float(summary.get("auc_pooled", float("nan")))
                 progress(f"{phase}: {walls[phase]:.1f} s, pooled AUC {aucs[phase]:.3f}")
         workers = parallel_workers(scenario, len(files))
-        one_worker_wall: float | None = None
-        if workers is not None and workers > 1:
-            # The same DP federation with one worker, on an engine of its own: the
-            # speed-up from one core to all of them, in this run (docs/BENCHMARKS.md).
-            memory.phase("sim_dp_one_worker")
-            progress(f"sim_dp with one worker (speed-up from 1 to {workers} workers)")
-            shutil.rmtree(out / "sim_dp_one_worker", ignore_errors=True)
-            single = SimulationEngine(one_worker_backend(scenario))
-            with single:
-                single.start()
-                one_worker_wall, _ = simulated_federation(
-                    scenario, replace(base, run_dir=str(out / "sim_dp_one_worker"),
-                                      privacy=replace(base.privacy, dp=True)),
-                    len(files), single)
-            progress(f"sim_dp with one worker: {one_worker_wall:.1f} s")
         memory.phase("scoring")
         centres = load_centres(base, len(files))
         with torch_threads(threads):
@@ -431,8 +402,8 @@ def run_bench(scenario: Scenario, out: Path,
         "overhead_ratio_no_dp": walls["sim_no_dp"] / walls["raw_no_dp"],
         "raw_compute_seconds": compute,
         # The headline of the engine's use of the machine (issue 32): pure training over
-        # (wall x workers), and the speed-up from one worker to all, in this run.
-        "parallel": parallel_figures(compute, walls["sim_dp"], workers, one_worker_wall),
+        # (wall x workers), in this run.
+        "parallel": parallel_figures(compute, walls["sim_dp"], workers),
         "compute_ratio": walls["sim_dp"] / compute if compute > 0 else float("nan"),
         # Ray and the actors with their imports, paid once for both simulated phases (and
         # once per sweep; `run` pays it once too): the two ratios as a single run pays it.

@@ -64,8 +64,6 @@ def table_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         (N_("parallel efficiency: pure training / (engine wall x workers)"),
          f"{parallel.get('parallel_efficiency', float('nan')):.2f} "
          f"({parallel.get('workers')} workers)"),
-        (N_("speed-up from one worker to all (engine wall, DP)"),
-         f"{parallel.get('speedup', float('nan')):.2f}"),
         (N_("overhead_ratio (sim / raw, DP)"), f"{report['overhead_ratio']:.2f}"),
         (N_("overhead_ratio without DP"), f"{report['overhead_ratio_no_dp']:.2f}"),
         (N_("raw_compute_seconds: pure local training, DP (s)"),
