@@ -158,6 +158,38 @@ def nonnegative(histogram: ScoreHistogram) -> ScoreHistogram:
                           float((pos * (1 - centres) ** 2 + neg * centres**2).sum()))
 
 
+#: How many standard deviations of the pooled count's noise the noisy count of held-out
+#: students must stand above for the pooled figures to be reported (one-sided: a pool
+#: over no student passes with probability 3e-5).
+NOISE_MARGIN = 4.0
+
+
+#: The pooled evaluation's key saying whether it stands above its noise (1.0) or not.
+ABOVE_NOISE = "above_noise"
+
+
+def kept_evaluation(pooled: Mapping[str, object] | None) -> dict[str, list[float]] | None:
+    """The pooled histogram a run keeps (for the recalibration, the audit's threshold and
+    ``evaluation.json``), or None when there is none or it is noise over (nearly) no
+    student: the run then publishes no pooled figure and asks for no audit."""
+    if not pooled or pooled.get(ABOVE_NOISE, 1.0) == 0.0:
+        return None
+    return {key: [float(v) for v in pooled[key]]  # type: ignore[attr-defined]
+            for key in HISTOGRAM_KEYS}
+
+
+def above_the_noise(raw: ScoreHistogram, noise_variance: float) -> bool:
+    """Whether the pooled held-out count (before the bins are clipped at 0, so that the
+    noise stays centred) stands ``NOISE_MARGIN`` standard deviations of its noise above
+    0. Post-processing of the released counts: it costs nothing. Centres no longer
+    refuse an evaluation on their exact count of students with budget left (issue 26):
+    an evaluation over no student is noise alone, and the ministry says so here."""
+    if noise_variance <= 0:
+        return raw.count > 0
+    spread = math.sqrt(noise_variance * 2 * raw.bins)  # positives and negatives per bin
+    return raw.count >= NOISE_MARGIN * spread
+
+
 def aggregate_evaluation(releases: Sequence[Metrics], noise_variance: float = 0.0
                          ) -> dict[str, int | float | list[float]]:
     """Pooled metrics (AUC, PR AUC, Brier, calibration) and the pooled histogram;
@@ -165,10 +197,17 @@ def aggregate_evaluation(releases: Sequence[Metrics], noise_variance: float = 0.
     centres will read, once recalibrated on this histogram (``common.calibration``).
     ``noise_variance``: of the DP noise on each pooled bin count, which the calibration
     errors take out (``common.metrics.calibration_error``)."""
-    histogram = nonnegative(pooled_histogram(releases))
+    raw = pooled_histogram(releases)
+    histogram = nonnegative(raw)
     metrics: dict[str, int | float | list[float]] = {
         k: float(v) for k, v in summarise(histogram, noise_variance).items()
     }
+    measurable = above_the_noise(raw, noise_variance)
+    if not measurable:
+        # Noise over (nearly) no student: figures of it would read as an evaluation.
+        for key in ("auc", "pr_auc", "brier", "calibration_error", "label_rate"):
+            metrics[key] = float("nan")
+    metrics[ABOVE_NOISE] = float(measurable)
     metrics["calibration_error_calibrated"] = calibrated_error(
         histogram, fit_calibration(histogram), noise_variance)
     metrics[protocol.NUM_EXAMPLES] = max(0, round(histogram.count))

@@ -19,7 +19,7 @@ from flwr.serverapp import Grid
 from common import protocol
 from common.config import RunConfig
 from server.federation.aggregation import build_strategy
-from server.federation.bookkeeping import HISTOGRAM_KEYS, FederationStopped
+from server.federation.bookkeeping import FederationStopped, kept_evaluation
 from server.federation.lifecycle import RunLifecycle
 from server.federation.rounds import run_audit, run_round, wait_for_centres
 
@@ -42,9 +42,7 @@ def run_federation(grid: Grid, config: RunConfig) -> Path:
                 previous = nodes
                 arrays, metrics = run_round(strategy, grid, nodes, server_round, arrays,
                                             run_config, config.round_timeout, run.audit)
-                evaluation = None if metrics is None else {
-                    key: [float(v) for v in metrics[key]]  # type: ignore[union-attr]
-                    for key in HISTOGRAM_KEYS}
+                evaluation = kept_evaluation(metrics)
                 run.checkpoint(server_round, arrays.to_torch_state_dict(), evaluation)
             if run.audit_pending:
                 nodes = wait_for_centres(grid, config.min_centres, config.min_centres_wait)

@@ -80,6 +80,7 @@ from server.federation.bookkeeping import (
     RunBook,
     audit_request,
     histogram_of,
+    kept_evaluation,
 )
 from server.federation.lifecycle import RunLifecycle
 from server.federation.rounds import GridView, wait_for_centres
@@ -308,9 +309,8 @@ class SecureFedAvg(FedAvg):
                 regions)
         else:
             log(WARNING, "round %s: the secure evaluation did not complete", server_round)
-        if pooled:
-            self.last_evaluation = {key: [float(v) for v in pooled[key]]
-                                    for key in protocol.HISTOGRAM_KEYS}
+        if (kept := kept_evaluation(pooled)) is not None:
+            self.last_evaluation = kept
         self.run.round_done(entry)
         self.run.checkpoint(server_round, dict(self.weights), self.last_evaluation)
 
@@ -382,9 +382,8 @@ class SecureFedAvg(FedAvg):
                 self.book.identify(server_round, "evaluate", node, {}, res.metrics)
                 releases.append((node, release))
         pooled = self.book.evaluated(server_round, releases)
-        if pooled:
-            self.last_evaluation = {key: [float(v) for v in pooled[key]]  # type: ignore[union-attr]
-                                    for key in protocol.HISTOGRAM_KEYS}
+        if (kept := kept_evaluation(pooled)) is not None:
+            self.last_evaluation = kept
         self.run.round_done(entry)
         self.run.checkpoint(server_round, dict(self.weights), self.last_evaluation)
         metrics = {k: v for k, v in entry.evaluation.items()}

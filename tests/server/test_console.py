@@ -230,7 +230,7 @@ def test_the_audit_page_says_whether_the_chain_verifies(site: dict[str, Any], br
 
     page.goto(f"{site['url']}/audit/{TAMPERED}")
     verdict = page.inner_text("#verdict")
-    assert "NE se vérifie PAS" in verdict and "line 3" in verdict
+    assert "NE se vérifie PAS" in verdict and "ligne 3" in verdict
 
 
 def test_the_registry_lists_published_models_and_their_cards(
