@@ -304,12 +304,18 @@ def _same_release(left: dict[str, Any], right: dict[str, Any]) -> None:
             assert np.array_equal(array, right[phase][1][name]), (phase, name)
 
 
-@pytest.mark.parametrize("what", ["no-dp", "epsilon"])
+FLOOR_CASES = {"no-dp": ({"privacy.dp": False}, protocol.Reason.FLOOR_NO_DP),
+               "epsilon": ({"privacy.epsilon": 5.0}, protocol.Reason.FLOOR_EPSILON),
+               "prv": ({"privacy.accountant": "prv"}, protocol.Reason.FLOOR_ACCOUNTANT)}
+
+
+@pytest.mark.parametrize("what", sorted(FLOOR_CASES))
 def test_a_refusal_by_the_floor_is_the_same_with_one_student_more(what: str,
                                                                   tmp_path: Path) -> None:
     """The floor refuses on the run's configuration and the centre's policy alone:
     the same code and sentence on D and D', before any record is read."""
-    flat = _flat(**({"privacy.dp": False} if what == "no-dp" else {"privacy.epsilon": 5.0}))
+    values, expected = FLOOR_CASES[what]
+    flat = _flat(**values)
     base = _students(400)
     replies = [_ask(flat, _centre(tmp_path / name, frame), kind, "run-1")
                for name, frame in (("d", base), ("d1", pd.concat([base, _one(False)])))
@@ -319,8 +325,6 @@ def test_a_refusal_by_the_floor_is_the_same_with_one_student_more(what: str,
     for reply, other in zip(replies[:2], replies[2:], strict=True):
         assert (reply.error.code, reply.error.reason) == (other.error.code,
                                                           other.error.reason)
-    expected = protocol.Reason.FLOOR_NO_DP if what == "no-dp" else \
-        protocol.Reason.FLOOR_EPSILON
     assert all(str(expected) in r.error.reason for r in replies)
 
 
