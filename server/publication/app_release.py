@@ -40,7 +40,7 @@ from server import run_folder
 APPS = "apps"
 SHA256SUMS = "SHA256SUMS"
 PUBLICATION = "publication.json"
-PUBLIC_FILE, PUBLIC_DIR = 0o644, 0o755
+PUBLIC_FILE, PUBLIC_DIR = 0o644, 0o755  # the registry is served as static files
 _VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z._+-]{0,63}")
 
 
@@ -118,13 +118,19 @@ def write_release(registry_dir: Path, content: bytes, record: dict[str, Any]) ->
         (staging / SHA256SUMS).write_text(f"{record['fab_sha256']}  {fab_name}\n",
                                           encoding="utf-8")
         run_folder.write_json(staging / PUBLICATION, record)
-        for path in [staging, *staging.iterdir()]:
-            path.chmod(PUBLIC_DIR if path.is_dir() else PUBLIC_FILE)
-        os.rename(staging, target)
+        place_public(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return AppRelease(target, target / fab_name, str(record["fab_sha256"]), record)
+
+
+def place_public(staging: Path, target: Path) -> None:
+    """Give a staged release folder and its files the registry's public modes, then
+    rename it to ``target`` in one step (a reader sees all of it or none)."""
+    for path in [staging, *staging.iterdir()]:
+        path.chmod(PUBLIC_DIR if path.is_dir() else PUBLIC_FILE)
+    os.rename(staging, target)
 
 
 def list_apps(registry_dir: Path) -> list[dict[str, Any]]:

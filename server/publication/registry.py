@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -36,9 +35,11 @@ from common.files import atomic_write_bytes
 from common.i18n.catalogue import N_
 from server import run_folder
 from server.publication.app_release import (
+    PUBLIC_FILE,
     AppRelease,
     AppReleaseError,
     list_apps,
+    place_public,
     prepare,
     write_release,
 )
@@ -58,7 +59,6 @@ WEIGHTS_SHA = "weights.sha256"
 PUBLICATION = "publication.json"
 LOCK = ".lock"
 APPS = "apps"  # the app's releases (app_release.py); never a model id
-PUBLIC_FILE, PUBLIC_DIR = 0o644, 0o755  # the registry is served as static files
 
 
 class RegistryError(PerseveranceError, ValueError):
@@ -97,9 +97,7 @@ def publish(run_dir: Path, registry_dir: Path, now: datetime | None = None) -> P
                     f"{card['version']['weights_sha256']}  {run_folder.MODEL}\n", encoding="utf-8")
                 run_folder.write_json(staging / PUBLICATION, {
                     "model_id": model_id, "published": published, "source_run": run_dir.name})
-                for path in [staging, *staging.iterdir()]:
-                    path.chmod(PUBLIC_DIR if path.is_dir() else PUBLIC_FILE)
-                os.rename(staging, target)
+                place_public(staging, target)
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
