@@ -194,12 +194,15 @@ def _against(
     entry = N_("row %(number)s", number=count) if rows else \
         N_("line %(number)s", number=count)
     if len(links) < count:
-        reason = N_("missing: there are %(there)s rows, but %(who)s recorded row %(number)s "
-                    "with MAC %(mac)s: rows were deleted.", there=len(links), who=recorded_by,
+        # The first missing entry is named too: one past what is left (issue 31).
+        reason = N_("missing: there are %(there)s rows, the first missing is row %(first)s, "
+                    "but %(who)s recorded row %(number)s with MAC %(mac)s: rows were "
+                    "deleted.", there=len(links), first=len(links) + 1, who=recorded_by,
                     number=count, mac=head[:12]) if rows else \
-            N_("missing: there are %(there)s lines, but %(who)s recorded line %(number)s "
-               "with MAC %(mac)s: lines were deleted.", there=len(links), who=recorded_by,
-               number=count, mac=head[:12])
+            N_("missing: there are %(there)s lines, the first missing is line %(first)s, "
+               "but %(who)s recorded line %(number)s with MAC %(mac)s: lines were deleted.",
+               there=len(links), first=len(links) + 1, who=recorded_by, number=count,
+               mac=head[:12])
     elif links[count - 1] != head:
         reason = N_("its MAC is %(mac)s, but %(who)s recorded %(head)s: the records were "
                     "rewritten.", mac=links[count - 1][:12], who=recorded_by, head=head[:12])

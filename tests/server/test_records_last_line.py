@@ -65,8 +65,10 @@ def test_cutting_the_last_lines_of_a_centres_log_is_found(run_dir: Path, cut: in
 
         found = _verify(run_dir)
 
-        # ...and an anchor the ministry holds covers it: its absence is named.
-        assert found and any("centre-0" in p and "missing" in p for p in found), found
+        # ...and an anchor the ministry holds covers it: the first missing line is named.
+        first = len(lines) - cut + 1
+        assert found and any("centre-0" in p and f"the first missing is line {first}," in p
+                             for p in found), found
     finally:
         log.write_text("".join(lines))
 
