@@ -78,10 +78,13 @@ def _free_port() -> int:
 
 # ----------------------------------------------------------------- the guides' commands
 def guide_commands(guide: Path, heading: str) -> list[str]:
-    """The commands of the first ``bash`` block under the heading that starts with
-    ``heading``, one per logical line (continuations joined, comments dropped)."""
+    """The commands of the first ``bash`` block under the heading of step ``heading``
+    (its number, e.g. ``"5."`` or ``"7b."``; the words after it are the guide's, in
+    whichever language), one per logical line (continuations joined, comments dropped)."""
     text = guide.read_text(encoding="utf-8")
-    section = re.search(rf"^##+ {re.escape(heading)}.*?$(.*?)(?=^##+ |\Z)", text, re.M | re.S)
+    number = heading.split()[0]
+    section = re.search(rf"^##+ {re.escape(number)}(?= ).*?$(.*?)(?=^##+ |\Z)", text,
+                        re.M | re.S)
     assert section, f"{guide.name}: no section {heading!r}"
     block = re.search(r"```bash\n(.*?)```", section.group(1), re.S)
     assert block, f"{guide.name}, {heading!r}: no bash block"
@@ -369,9 +372,32 @@ def _guide_run_commands(fed: Federation) -> tuple[str, str]:
     return list_nodes, run
 
 
-def _run_command(fed: Federation, config: str) -> str:
-    return re.sub(r'--run-config "[^"]*"', f'--run-config "{config}"',
-                  _guide_run_commands(fed)[1])
+def _with_config(command: str, **values: object) -> str:
+    """A guide's ``flwr run`` line with some of its ``--run-config`` values replaced or
+    added (the others, e.g. the inventory, as the guide gives them)."""
+    found = re.search(r'--run-config "([^"]*)"', command)
+    assert found, command
+    config = dict(word.split("=", 1) for word in shlex.split(found.group(1), posix=False))
+    for key, value in values.items():
+        name = key.replace("__", ".")
+        config[name] = f"'{value}'" if isinstance(value, str) else str(value).lower() \
+            if isinstance(value, bool) else str(value)
+    joined = " ".join(f"{key}={value}" for key, value in config.items())
+    return command[:found.start(1)] + joined + command[found.end(1):]
+
+
+def _run_command(fed: Federation, run_name: str, **values: object) -> str:
+    """The guide's run line for ``run_name``, with ``values`` (``a__b`` for ``a.b``)."""
+    return _with_config(_guide_run_commands(fed)[1],
+                        run_dir=f"/app/work/runs/{run_name}", **values)
+
+
+def _resume_command(fed: Federation, run_name: str, **values: object) -> str:
+    """The ministry guide's resume line (step 6b) for ``run_name``."""
+    guide = DEPLOY / "ministry" / "README.md"
+    resume = next(c for c in guide_commands(guide, "6b.") if " flwr run " in c)
+    assert "resume=true" in resume, resume
+    return _with_config(resume, run_dir=f"/app/work/runs/{run_name}", **values)
 
 
 def _summary(fed: Federation, run_name: str) -> dict[str, object]:
@@ -385,8 +411,7 @@ def test_three_centres_in_containers_run_two_rounds_through_the_proxy(
         federation: Federation) -> None:
     fed = federation
     run_name = "pvt-run"
-    run = _run_command(
-        fed, f"rounds={ROUNDS} min_centres={CENTRES} run_dir='/app/work/runs/{run_name}'")
+    run = _run_command(fed, run_name, rounds=ROUNDS, min_centres=CENTRES)
     submitted = time.monotonic()
     try:
         out = fed.compose(fed.ministry, run, timeout=RUN_TIMEOUT)
@@ -395,9 +420,7 @@ def test_three_centres_in_containers_run_two_rounds_through_the_proxy(
     fed.timings["run"] = time.monotonic() - submitted
 
     summary = _summary(fed, run_name)
-    verified = fed.compose_result(
-        fed.ministry, f"docker compose run --rm operator perseverance-server audit verify "
-        f"/runs/{run_name}", check=False)
+    verified = _verify(fed, run_name)
     rounds = _round_seconds(out)
     fed.timings["round_seconds"] = rounds
     (fed.root / "timings.json").write_text(json.dumps(
@@ -456,6 +479,43 @@ def _acquired(container: str) -> int:
     return (log.stdout + log.stderr).count("acquired.")
 
 
+def _follow(fed: Federation, run: str, name: str) -> subprocess.Popen[str]:
+    """The guide's ``docker compose run --rm operator flwr run ... --stream`` line
+    started in the background (container ``name``), its output kept."""
+    words = _words(run)
+    assert words[:4] == ["docker", "compose", "run", "--rm"] and words[4] == "operator"
+    container = fed.ministry.resource(name)
+    fed.ministry.created.append(("container", container))
+    fed.note(f"[{fed.ministry.prefix}] $ {run}   (in the background)")
+    argv = fed.ministry.run_argv("operator", container=container, detach=False,
+                                 command=words[5:])
+    return subprocess.Popen(["podman", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_acquired(fed: Federation, clientapp: str, before: int,
+                   follower: subprocess.Popen[str], timeout: float = 300.0) -> None:
+    """Until ``clientapp`` took one more task than ``before`` (the run's first)."""
+    deadline = time.monotonic() + timeout
+    while _acquired(clientapp) == before:
+        assert time.monotonic() < deadline and follower.poll() is None, fed.logs()
+        time.sleep(1)
+
+
+def _approve_again(fed: Federation, site: Site) -> None:
+    """The centre guide's step 5 (approve what was reviewed), as written."""
+    review = fed.root / "review"
+    for command in guide_commands(DEPLOY / "centre" / "README.md", "5."):
+        if not command.startswith("git clone"):
+            fed.compose(site, command.replace("/srv/perseverance-review", str(review)))
+
+
+def _verify(fed: Federation, run_name: str) -> subprocess.CompletedProcess[str]:
+    return fed.compose_result(
+        fed.ministry, f"docker compose run --rm operator perseverance-server audit verify "
+        f"/runs/{run_name}", check=False)
+
+
 def test_a_centre_killed_mid_round_the_run_goes_on_and_it_rejoins(
         federation: Federation) -> None:
     """Round 1 of a new run: one centre's containers are killed once its clientapp took
@@ -469,22 +529,11 @@ def test_a_centre_killed_mid_round_the_run_goes_on_and_it_rejoins(
     before = _acquired(clientapp)
     # No progress evaluation: it would wait the timeout again for the killed centre,
     # which Flower keeps "online" for about a minute (as tests/deploy/test_resilience.py).
-    run = _run_command(
-        fed, f"rounds={ROUNDS} min_centres=2 round_timeout={FAULT_ROUND_TIMEOUT} "
-        "evaluation.progress_every=0 "
-        f"run_dir='/app/work/runs/{run_name}'")
-    words = _words(run)
-    assert words[:4] == ["docker", "compose", "run", "--rm"] and words[4] == "operator"
-    fed.ministry.created.append(("container", fed.ministry.resource("fault-run")))
-    argv = fed.ministry.run_argv("operator", container=fed.ministry.resource("fault-run"),
-                                 detach=False, command=words[5:])
+    run = _run_command(fed, run_name, rounds=ROUNDS, min_centres=2,
+                       round_timeout=FAULT_ROUND_TIMEOUT, evaluation__progress_every=0)
     started = time.monotonic()
-    with subprocess.Popen(["podman", *argv], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True) as follower:
-        deadline = time.monotonic() + 300
-        while _acquired(clientapp) == before:
-            assert time.monotonic() < deadline and follower.poll() is None, fed.logs()
-            time.sleep(1)
+    with _follow(fed, run, "fault-run") as follower:
+        _wait_acquired(fed, clientapp, before, follower)
         podman("kill", clientapp, supernode)
         killed_at = time.monotonic() - started
         time.sleep(5)
@@ -504,3 +553,122 @@ def test_a_centre_killed_mid_round_the_run_goes_on_and_it_rejoins(
     # The centre, started again mid-run, is online again.
     _wait_online(fed, _guide_run_commands(fed)[0], timeout=240.0)
     print(f"\ncontainer fault: {json.dumps(fed.timings)}")
+
+
+def test_a_centre_that_withdrew_its_approval_is_refused_under_its_enrolled_name(
+        federation: Federation) -> None:
+    """The centre guide's step 5b as written: that centre's clientapp refuses the run's
+    app before unpacking it (1005); the ministry's summary names the centre (by the key
+    its node was enrolled with: the guide's run gives the inventory) with the reason,
+    and the others train. The centre approves again after (step 5)."""
+    fed = federation
+    name, victim = next(iter(fed.centres.items()))
+    for command in guide_commands(DEPLOY / "centre" / "README.md", "5b."):
+        fed.compose(victim, command.replace("<hash>", fed.app_hash[:12]))
+    run_name = "pvt-withdrawn"
+    started = time.monotonic()
+    try:
+        out = fed.compose(fed.ministry, _run_command(fed, run_name, rounds=1, min_centres=2,
+                                                     evaluation__progress_every=0),
+                          timeout=RUN_TIMEOUT)
+        summary = _summary(fed, run_name)
+    finally:
+        _approve_again(fed, victim)
+    fed.timings["withdrawn_run"] = time.monotonic() - started
+    (fed.root / "withdrawn-run.log").write_text(out)
+
+    refused = dict(summary["centres_refused"])  # type: ignore[call-overload]
+    assert list(refused) == [name], summary
+    assert "not approved" in str(refused[name]) and fed.app_hash in str(refused[name]), refused
+    assert summary["rounds_completed"] == 1 and summary["rounds_unchanged"] == 0, summary
+    assert _verify(fed, run_name).returncode == 0
+
+
+def test_a_centre_cut_from_the_network_for_30_s_rejoins_and_the_run_completes(
+        federation: Federation) -> None:
+    """Round 1 of a new run: one centre's SuperNode is disconnected from its way out
+    (``podman network disconnect``) once its clientapp took the training task, for 30 s,
+    then connected again; the run completes, and the centre is online after it."""
+    fed = federation
+    run_name = "pvt-cut"
+    victim = list(fed.centres.values())[1]
+    supernode, egress = victim.resource("supernode"), victim.resource("egress")
+    before = _acquired(victim.resource("clientapp"))
+    run = _run_command(fed, run_name, rounds=ROUNDS, min_centres=2,
+                       round_timeout=FAULT_ROUND_TIMEOUT, evaluation__progress_every=0)
+    started = time.monotonic()
+    with _follow(fed, run, "cut-run") as follower:
+        _wait_acquired(fed, victim.resource("clientapp"), before, follower)
+        podman("network", "disconnect", egress, supernode)
+        try:
+            time.sleep(30)
+        finally:
+            podman("network", "connect", egress, supernode)
+        out, _ = follower.communicate(timeout=RUN_TIMEOUT)
+    fed.timings["cut_run"] = time.monotonic() - started
+    (fed.root / "cut-run.log").write_text(out)
+
+    summary = _summary(fed, run_name)
+    assert follower.returncode == 0, out[-3000:]
+    assert summary["rounds_completed"] == ROUNDS, summary
+    assert int(str(summary["rounds_unchanged"])) < ROUNDS, summary
+    assert _verify(fed, run_name).returncode == 0
+    _wait_online(fed, _guide_run_commands(fed)[0], timeout=240.0)
+    print(f"\ncontainer network cut: {json.dumps(fed.timings)}")
+
+
+def _checkpointed(fed: Federation, run_name: str) -> int:
+    """The round of the run's last checkpoint (0 when none yet), read in its folder."""
+    out = podman("exec", fed.ministry.resource("serverapp"), "python", "-c",
+                 "import json, pathlib, sys; p = pathlib.Path(sys.argv[1]); "
+                 "print(sum(1 for _ in p.open()) if p.exists() else 0)",
+                 f"/app/work/runs/{run_name}/rounds.jsonl", check=False)
+    return int(out.stdout.strip() or 0)
+
+
+def test_the_superlink_restarted_mid_run_the_run_is_resumed_losing_at_most_one_round(
+        federation: Federation) -> None:
+    """The SuperLink's container restarted after round 1 (its state volume kept): the
+    run in flight fails; once the centres are back online, the ministry guide's resume
+    line (step 6b) as written finishes it from its last checkpoint, and its records
+    verify. Last in the module: it stops every centre's connection for a while."""
+    fed = federation
+    run_name, rounds = "pvt-restart", 3
+    run = _run_command(fed, run_name, rounds=rounds, min_centres=CENTRES,
+                       evaluation__progress_every=0)
+    started = time.monotonic()
+    with _follow(fed, run, "restart-run") as follower:
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while _checkpointed(fed, run_name) < 1:
+            assert time.monotonic() < deadline and follower.poll() is None, fed.logs()
+            time.sleep(2)
+        podman("restart", fed.ministry.resource("superlink"))
+        restarted_after = _checkpointed(fed, run_name)
+        try:
+            first, _ = follower.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            follower.kill()
+            first, _ = follower.communicate()
+    (fed.root / "restart-run.log").write_text(first)
+    done = _checkpointed(fed, run_name)
+    fed.timings["superlink_restarted_after_round"] = restarted_after
+    fed.timings["rounds_before_resume"] = done
+    _wait_online(fed, _guide_run_commands(fed)[0], timeout=240.0)
+    if done < rounds:
+        out = fed.compose(fed.ministry, _resume_command(fed, run_name, rounds=rounds,
+                                                        min_centres=CENTRES,
+                                                        evaluation__progress_every=0),
+                          timeout=RUN_TIMEOUT)
+        (fed.root / "resume-run.log").write_text(out)
+    fed.timings["restart_run"] = time.monotonic() - started
+
+    summary = _summary(fed, run_name)
+    lines = fed.compose(fed.ministry,
+                        f"docker compose run --rm operator cat /runs/{run_name}/rounds.jsonl")
+    trained = [json.loads(line)["round"] for line in lines.splitlines() if line.startswith("{")]
+    assert summary["rounds_completed"] == rounds, summary
+    assert trained == list(range(1, rounds + 1)), trained
+    # Nothing checkpointed before the restart was lost: at most the round in flight.
+    assert done >= restarted_after >= 1, fed.timings
+    assert _verify(fed, run_name).returncode == 0
+    print(f"\ncontainer SuperLink restart: {json.dumps(fed.timings)}")
