@@ -53,8 +53,8 @@ COPY --from=build /opt/perseverance /opt/perseverance
 # The app's files exactly as in the checkout (those of its FAB; never built or edited).
 COPY .work/images/app-src/ /app/src/
 # Folders that become volumes take their owner from here (uid 49999, as Flower's images).
-RUN mkdir -p /app/work/runs /state /data /operator /ministry-key \
-    && chown -R app:app /app/work /state /operator /ministry-key \
+RUN mkdir -p /app/work/runs /state /data /operator /ministry-key /keeper /keeper-state \
+    && chown -R app:app /app/work /state /operator /ministry-key /keeper /keeper-state \
     && /opt/perseverance/bin/python -c 'import sys; assert sys.version_info[:2] == (3, 11), "the app needs Python 3.11"' \
     # The app's components (pyproject's [tool.flwr.app.components]) import without Ray.
     && /opt/perseverance/bin/python -c 'import importlib, tomllib, flwr, torch; c = tomllib.load(open("/app/src/pyproject.toml", "rb"))["tool"]["flwr"]["app"]["components"]; [importlib.import_module(r.split(":")[0]) for r in c.values()]; print("flwr", flwr.__version__, "torch", torch.__version__, "components", *c.values())' \

@@ -359,6 +359,40 @@ def console_command(
           root_path.rstrip("/"))
 
 
+@app.command("records-keeper")
+def records_keeper_command(
+    socket_path: Annotated[Path, typer.Option(
+        "--socket", help="The Unix socket to answer on (on a volume shared with the "
+        "ServerApp executor, which sets $PERSEVERANCE_RECORDS_KEEPER to it).",
+        show_default=False)],
+    runs: Annotated[Path, typer.Option(
+        "--runs", help="The folder holding the run folders (the ServerApp's path to "
+        "it): the only place it writes.", show_default=False)],
+    state: Annotated[Path, typer.Option(
+        "--state", help="Its own folder: the last line it wrote to each log.",
+        show_default=False)],
+) -> None:
+    """The records keeper: the one process holding the ministry's records key
+    ($PERSEVERANCE_MINISTRY_KEY); it appends the ServerApp's audit lines, each on top of
+    the last line it wrote, so that no app an operator submits can read the key or sign
+    a rewritten line. Exit codes: 0 stopped by Ctrl-C, 2 a folder given does not exist or
+    no key can be made."""
+    from common.records.keeper import Keeper, serve
+    from common.records.key import RecordsKeyError, load_or_create_key
+    from server.federation.audit_log import ACTOR, ministry_key_path
+
+    if not runs.is_dir():
+        _fail(N_("%(option)s %(path)s is not a folder.", option="--runs", path=runs),
+              ExitCode.UNUSABLE)
+    try:
+        load_or_create_key(ministry_key_path())
+    except RecordsKeyError as exc:
+        _fail(sentence(exc), ExitCode.UNUSABLE)
+    _say(err, N_("Records keeper: %(socket)s, writing under %(runs)s (Ctrl-C to stop).",
+                 socket=socket_path, runs=runs))
+    serve(socket_path, Keeper(ministry_key_path(), runs, state, ACTOR))
+
+
 def main() -> None:
     """Entry point of ``perseverance-server``."""
     try:

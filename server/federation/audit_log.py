@@ -29,7 +29,10 @@ Nothing about a student is ever written here: node ids, counts, norms, versions.
 lines are keyed with the ministry's records key (``common.workdirs.ministry_key_path``:
 the same file for the ServerApp, ``audit verify`` and the console), which is
 never kept in the run folder (a run folder is published; its key would let anyone
-rewrite it).
+rewrite it). In a deployment the ServerApp does not hold it at all: with
+``$PERSEVERANCE_RECORDS_KEEPER`` set, each line is appended by the records keeper
+(``common.records.keeper``), the one process with the key, on top of the last line it
+wrote itself.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from common import protocol
+from common.records.keeper import append_through, keeper_socket
 from common.records.trail import AuditTrail, trail_head
 from common.workdirs import MINISTRY_KEY_ENV as KEY_ENV
 from common.workdirs import MINISTRY_KEY_NAME as KEY_NAME
@@ -53,6 +57,8 @@ class ServerAudit:
 
     def __init__(self, run_dir: Path) -> None:
         self.trail = AuditTrail(run_dir / AUDIT_FILE, ACTOR, ministry_key_path())
+        # In a deployment the key is the records keeper's alone (common.records.keeper).
+        self.keeper = keeper_socket()
 
     def head(self) -> dict[str, str | int]:
         """The log's head for an instruction (``common.protocol.MINISTRY_HEAD``): the
@@ -62,7 +68,10 @@ class ServerAudit:
 
     def event(self, event: str, **fields: Any) -> None:
         """Append any event (the names above)."""
-        self.trail.record(event, **fields)
+        if self.keeper is not None:
+            append_through(self.keeper, self.trail.path.absolute(), event, fields)
+        else:
+            self.trail.record(event, **fields)
 
     def connected(self, server_round: int, nodes: list[int], previous: list[int]) -> None:
         """The centres online before a round, and the change since the last round."""

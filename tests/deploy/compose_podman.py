@@ -135,11 +135,17 @@ class Site:
         spec = self.service(service)
         known = {"build", "image", "command", "entrypoint", "environment", "volumes",
                  "networks", "ports", "depends_on", "restart", "profiles", "cap_drop",
-                 "security_opt", "read_only", "tmpfs", "mem_limit", "pids_limit"}
+                 "security_opt", "read_only", "tmpfs", "mem_limit", "pids_limit",
+                 "network_mode"}
         unknown = set(spec) - known
         if unknown:
             raise ComposeError(f"{self.side}/{service}: no translation for {sorted(unknown)}")
-        argv = ["run", "--name", container, "--network-alias", service]
+        if spec.get("network_mode", "none") != "none":
+            raise ComposeError(f"{self.side}/{service}: only network_mode none is translated")
+        argv = ["run", "--name", container]
+        # No network at all (network_mode: none), or the site's, where its name resolves.
+        argv += ["--network", "none"] if "network_mode" in spec else [
+            "--network-alias", service]
         argv += ["--detach"] if detach else ["--rm"]
         if detach and spec.get("restart"):
             argv += ["--restart", spec["restart"]]
