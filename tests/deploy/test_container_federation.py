@@ -375,7 +375,7 @@ def _guide_run_commands(fed: Federation) -> tuple[str, str]:
 def _with_config(command: str, **values: object) -> str:
     """A guide's ``flwr run`` line with some of its ``--run-config`` values replaced or
     added (the others, e.g. the inventory, as the guide gives them)."""
-    found = re.search(r'--run-config "([^"]*)"', command)
+    found = re.search(r'--run-config\s+"([^"]*)"', command)
     assert found, command
     config = dict(word.split("=", 1) for word in shlex.split(found.group(1), posix=False))
     for key, value in values.items():
