@@ -53,19 +53,13 @@ from flwr.common import (
     FitRes,
     Parameters,
     Scalar,
+    log,
     ndarrays_to_parameters,
     parameters_to_ndarrays,
 )
-from flwr.common.logger import log
-from flwr.server import ServerConfig
-from flwr.server.client_manager import ClientManager, SimpleClientManager
-from flwr.server.client_proxy import ClientProxy
-from flwr.server.compat.app_utils import start_update_client_manager_thread
-from flwr.server.compat.legacy_context import LegacyContext
+from flwr.server import ClientManager, LegacyContext, ServerConfig, SimpleClientManager
 from flwr.server.strategy import FedAvg
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
-from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, Key
-from flwr.server.workflow.default_workflows import default_init_params_workflow
 from flwr.serverapp import Grid
 
 from common import protocol
@@ -85,12 +79,23 @@ from server.federation.bookkeeping import (
 from server.federation.lifecycle import RunLifecycle
 from server.federation.rounds import GridView, wait_for_centres
 from server.federation.validation import model_version
-from server.federation.weights import sum_problem
+from server.federation.weights import secure_weight_problem, sum_problem
+from server.flower_compat import (
+    MAIN_CONFIGS_RECORD,
+    ClientProxy,
+    WeighedSecAggPlusWorkflow,
+    default_init_params_workflow,
+    start_update_client_manager_thread,
+    summed_weight,
+)
+from server.flower_compat import WorkflowKey as Key
 
 Weights = OrderedDict[str, torch.Tensor]
 #: Flower seeds each SecAgg+ mask with 32 bits: with 4 centres or more, at least 3
 #: survive any tolerated dropout and each update hides behind 64 bits of masks or more.
 MIN_CENTRES_ADVISED = 4
+#: SecAgg+'s quantization levels for the training sum (Flower's default, 2**22).
+QUANTIZATION_LEVELS = 2**22
 
 
 def _failures(failures: Iterable[BaseException | tuple[ClientProxy, Any]],
@@ -343,8 +348,9 @@ class SecureFedAvg(FedAvg):
         if not results:
             return None, {}
         update = parameters_to_ndarrays(results[0][1].parameters)
-        problem = sum_problem(update, [tuple(w.shape) for w in self.weights.values()],
-                              self.config.training.max_update_norm)
+        problem = self._weight_problem(results) or sum_problem(
+            update, [tuple(w.shape) for w in self.weights.values()],
+            self.config.training.max_update_norm)
         if problem is not None:
             entry.rejections.append(f"the secure sum: {problem}")
             log(WARNING, "round %s: the secure sum is rejected (%s): the model is left "
@@ -363,6 +369,18 @@ class SecureFedAvg(FedAvg):
         self.run.audit.event("round_aggregated", round=server_round, updates=len(results),
                              model_changed=True, secure_aggregation=True)
         return ndarrays_to_parameters([v.numpy() for v in self.weights.values()]), dict(train)
+
+    def _weight_problem(self, results: list[tuple[ClientProxy, FitRes]]) -> str | None:
+        """What is wrong with the weights inside the round's sum (``server.federation.
+        weights.secure_weight_problem``: each declared weight within the cap, the weight
+        unmasked with the sum equal to the declared ones'), or None."""
+        summed = summed_weight()
+        cap = float(self.config.privacy.secagg_max_weight)
+        return secure_weight_problem(
+            {proxy.node_id: float(res.num_examples) for proxy, res in results},
+            None if summed is None else summed.factor,
+            QUANTIZATION_LEVELS if summed is None else summed.levels,
+            cap if summed is None else summed.max_weight)
 
     def aggregate_evaluate(
         self, server_round: int, results: list[tuple[ClientProxy, EvaluateRes]],
@@ -489,12 +507,14 @@ class SecureWorkflow(DefaultWorkflow):
 
 
 def secagg_workflow(config: RunConfig) -> SecAggPlusWorkflow:
-    """SecAgg+ with the project's choices (module docstring)."""
-    return SecAggPlusWorkflow(
+    """SecAgg+ with the project's choices (module docstring), keeping the summed weight
+    for :meth:`SecureFedAvg.aggregate_fit`'s check."""
+    return WeighedSecAggPlusWorkflow(
         num_shares=config.privacy.secagg_shares,
         reconstruction_threshold=config.privacy.secagg_threshold,
         max_weight=float(config.privacy.secagg_max_weight),
         clipping_range=config.training.max_update_norm,
+        quantization_range=QUANTIZATION_LEVELS,
         timeout=config.round_timeout,
     )
 

@@ -13,7 +13,13 @@ from flwr.app import ConfigRecord
 from common.config import RunConfig
 from server.federation.aggregation import build_strategy
 from server.federation.rounds import GridView
-from server.federation.weights import MAX_WEIGHT_SPREAD, bounded_weights, sum_problem
+from server.federation.weights import (
+    MAX_WEIGHT_SPREAD,
+    bounded_weights,
+    secure_weight_problem,
+    sum_problem,
+    weight_factor,
+)
 from tests.server.messages import SHAPES, arrays, reply
 
 HONEST, HOSTILE = 1.0, -1.0
@@ -86,3 +92,29 @@ def test_a_bad_secure_sum_is_named(update: list[np.ndarray], problem: str) -> No
 def test_an_honest_secure_sum_passes() -> None:
     assert sum_problem([np.full(s, 1.0) for s in SHAPE_LIST], SHAPE_LIST, 12.0) is None
 
+
+
+LEVELS, CAP = 2**22, 30_000.0
+DECLARED = {1: 900.0, 2: 4_000.0, 3: 29_999.0}
+HONEST_FACTOR = sum(weight_factor(w, CAP, LEVELS) for w in DECLARED.values())
+
+
+def test_honest_secure_weights_pass() -> None:
+    assert secure_weight_problem(DECLARED, HONEST_FACTOR, LEVELS, CAP) is None
+    assert secure_weight_problem(DECLARED, HONEST_FACTOR + 3, LEVELS, CAP) is None  # rounding
+
+
+@pytest.mark.parametrize(("declared", "factor", "problem"), [
+    ({**DECLARED, 3: 3e7}, HONEST_FACTOR, "node 3 declared a weight of 3e+07"),
+    ({**DECLARED, 2: math.nan}, HONEST_FACTOR, "node 2 declared"),
+    ({**DECLARED, 1: 0.0}, HONEST_FACTOR, "node 1 declared"),
+    (DECLARED, None, "unknown"),
+    (DECLARED, 3 * LEVELS + 4, "beyond 3 centres x the cap"),
+    (DECLARED, HONEST_FACTOR + LEVELS // 2, "not the 34899 the centres declared"),
+    (DECLARED, HONEST_FACTOR - 100, "not the"),
+])
+def test_a_hostile_secure_weight_is_named(declared: dict[int, float], factor: int | None,
+                                          problem: str) -> None:
+    found = secure_weight_problem(declared, factor, LEVELS, CAP)
+
+    assert found is not None and problem in found, found
