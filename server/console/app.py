@@ -1,12 +1,15 @@
 """The ministry's operations console: a read-only Starlette application.
 
 Pages (French unless the visitor asks for English: the page's switch, ``?lang=``, then
-``Accept-Language``): ``/`` the federation, ``/runs`` every run, ``/runs/<name>`` one
-run (its live part, ``/runs/<name>/live``, is polled by ``console.js`` while the run
-goes), ``/audit/<name>`` the ministry's audit log and whether it verifies,
-``/registry`` the published models. Every route answers GET only; nothing is written
-anywhere (the language switch is a cookie in the visitor's browser). Behind the proxy
-the console is served under a prefix (``root_path``), which every link carries.
+``Accept-Language``): ``/`` the federation (``?federation=deployed|loopback``: whose
+runs give the centres' refusals and history), ``/runs`` every run, by kind (deployed,
+loopback, simulated, multi-year simulations), ``/runs/<name>`` one run (its live part,
+``/runs/<name>/live``, is polled by ``console.js`` while the run goes) or one multi-year
+simulation (its years; a year's run is ``/runs/<name>/year-N``), ``/audit/<name>`` the
+ministry's audit log and whether it verifies, ``/registry`` the published models.
+Every route answers GET only; nothing is written anywhere (the language switch is a
+cookie in the visitor's browser). Behind the proxy the console is served under a prefix
+(``root_path``), which every link carries.
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ from common import pages
 from common.i18n import catalogue as i18n
 from server.console import charts, words
 from server.console.federation import SuperLinkNodes, federation
-from server.console.runs import RUNNING, RunDetail, RunFolders
+from server.console.runs import KINDS, RUNNING, RunDetail, RunFolders, read_json_file
 from server.publication import app_release
 from server.publication import registry as registry_lib
 from server.publication.model_card import CARD_HTML, CARD_HTML_EN
+from server.run_folder import SUMMARY, stopped_reason
 
 LANG_COOKIE = "lang"
 POLL_SECONDS = 2
@@ -67,7 +71,8 @@ def environment(lang: str) -> jinja2.Environment:
     loader = jinja2.ChoiceLoader([jinja2.PackageLoader("server.console", "templates"),
                                   jinja2.PackageLoader("common", "templates")])
     env = pages.build_environment(loader, lang)
-    env.globals.update(words=words, POLL_SECONDS=POLL_SECONDS, RUNNING=RUNNING)
+    env.globals.update(words=words, POLL_SECONDS=POLL_SECONDS, RUNNING=RUNNING, KINDS=KINDS)
+    words.install(env, lang)
     return env
 
 
@@ -106,19 +111,26 @@ class Console:
         self.superlink = SuperLinkNodes(settings.superlink) if settings.superlink else None
 
     def federation(self, request: Request) -> Response:
-        rows, error, view = federation(self.settings.inventory, self.runs, self.superlink)
-        return render(request, "console/federation.html", rows=rows, error=error, view=view,
-                      inventory=self.settings.inventory, superlink=self.settings.superlink)
+        page = federation(self.settings.inventory, self.runs, self.superlink,
+                          request.query_params.get("federation"))
+        return render(request, "console/federation.html", page=page, rows=page.rows,
+                      error=page.error, view=page.view, inventory=self.settings.inventory,
+                      superlink=self.settings.superlink)
 
     def runs_page(self, request: Request) -> Response:
         return render(request, "console/runs.html", runs=self.runs.overviews(),
-                      root_dir=self.settings.runs)
+                      years_runs=self.runs.years_runs(), root_dir=self.settings.runs)
 
     def run_page(self, request: Request) -> Response:
-        detail = self.runs.detail(request.path_params["name"])
-        if detail is None:
-            return not_found(request, request.path_params["name"])
-        files = [f for f in RUN_FILES if (self.settings.runs / detail.overview.name / f).is_file()]
+        name = request.path_params["name"]
+        years = self.runs.years_run(name) if "/" not in name else None
+        if years is not None:
+            return render(request, "console/years.html", years=years)
+        detail = self.runs.detail(name)
+        run_dir = self.runs.folder(name)
+        if detail is None or run_dir is None:
+            return not_found(request, name)
+        files = [f for f in RUN_FILES if (run_dir / f).is_file()]
         return render(request, "console/run.html", run=detail, files=files,
                       charts=run_charts(detail, language(request)))
 
@@ -143,8 +155,11 @@ class Console:
         if found is None:
             return not_found(request, request.path_params["name"])
         events, check = found
+        run_dir = self.runs.folder(request.path_params["name"])
+        summary = read_json_file(run_dir / SUMMARY) if run_dir is not None else {}
         return render(request, "console/audit.html", name=request.path_params["name"],
-                      events=events, check=check)
+                      events=events, check=check, stopped=stopped_reason(summary),
+                      stopped_text=summary.get("stopped"))
 
     def registry_page(self, request: Request) -> Response:
         models: list[dict[str, Any]] = []
@@ -212,10 +227,12 @@ def create_app(settings: ConsoleSettings) -> Starlette:
     routes = [
         Route("/", console.federation, methods=["GET"]),
         Route("/runs", console.runs_page, methods=["GET"]),
-        Route("/runs/{name}", console.run_page, methods=["GET"]),
-        Route("/runs/{name}/live", console.run_live, methods=["GET"]),
-        Route("/runs/{name}/files/{file}", console.run_file, methods=["GET"]),
-        Route("/audit/{name}", console.audit_page, methods=["GET"]),
+        # A name may be a multi-year simulation's year (``DIR/year-N``): RunFolders.folder
+        # resolves it, nothing else.
+        Route("/runs/{name:path}/live", console.run_live, methods=["GET"]),
+        Route("/runs/{name:path}/files/{file}", console.run_file, methods=["GET"]),
+        Route("/runs/{name:path}", console.run_page, methods=["GET"]),
+        Route("/audit/{name:path}", console.audit_page, methods=["GET"]),
         Route("/registry", console.registry_page, methods=["GET"]),
         Route("/registry/{model_id}", console.registry_card, methods=["GET"]),
         Route("/static/console.js", static_script, methods=["GET"]),

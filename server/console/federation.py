@@ -3,9 +3,11 @@
 The centres come from the ministry's inventory (``server.deployment.enrolment``); whether each is
 connected, and when it was last seen, from the SuperLink (``flwr supernode list``
 through a connection to the address given, the operator tunnel's loopback end in
-deployment), asked at most every :data:`SUPERLINK_CACHE_SECONDS`; refusals from the
-run folders (each run's ``centres_refused`` and its audit log's ``centre_refused``
-events, newest run first).
+deployment), asked at most every :data:`SUPERLINK_CACHE_SECONDS`; refusals and the runs
+a centre took part in from the run folders of the same federation only (each run's
+``centres_refused`` and its audit log's events, newest run first): the deployed
+federation's runs, or the loopback deployment's (``?federation=loopback``); a simulated
+run's centres are never the inventory's, even when they bear the same name.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from server.console.runs import RunFolders, read_json_file
+from server.console.runs import DEPLOYED, LOOPBACK, RunFolders, read_json_file
 from server.deployment.enrolment import (
     EnrolmentError,
     InventoryEntry,
@@ -116,50 +118,93 @@ class CentreRow:
     node: NodeState | None = None
     refusal: str | None = None
     refused_in: str | None = None
+    runs: int = 0
+    last_run: str | None = None
 
 
-def refusals_by_centre(runs: RunFolders,
-                       names_by_node: dict[int, str]) -> dict[str, tuple[str, str]]:
-    """The newest refusal of each centre: centre name -> (run folder, reason)."""
-    found: dict[str, tuple[str, str]] = {}
-    for name in runs.names():  # newest first: the first refusal seen of a centre is kept
+@dataclass
+class CentreHistory:
+    """What the runs of one federation say of its centres (centre name -> ...)."""
+
+    refusals: dict[str, tuple[str, str]] = field(default_factory=dict)  # (run, reason)
+    runs: dict[str, list[str]] = field(default_factory=dict)  # runs taken part in, newest first
+
+
+# The audit events that say a centre (node) took part in a run.
+TOOK_PART = ("update_accepted", "update_rejected", "centre_records", "centre_refused",
+             "evaluation_rejected")
+
+
+def centre_history(runs: RunFolders, names: list[str],
+                   names_by_node: dict[int, str]) -> CentreHistory:
+    """The newest refusal of each centre and the runs it took part in, over ``names``
+    (run folders, newest first)."""
+    history = CentreHistory()
+    for name in names:  # newest first: the first refusal seen of a centre is kept
         folder = runs.folder(name)
         if folder is None:
             continue
+        seen: set[str] = set()
         for event in reversed(runs.followers.get(folder / AUDIT_FILE).lines()):
             node = event.get("node")
-            if event.get("event") != "centre_refused" or not isinstance(node, int):
+            centre = names_by_node.get(node) if isinstance(node, int) else None
+            if not centre or event.get("event") not in TOOK_PART:
                 continue
-            centre = names_by_node.get(node)
-            if centre and centre not in found:
-                found[centre] = (name, str(event.get("reason", "")))
+            seen.add(centre)
+            if event.get("event") == "centre_refused" and centre not in history.refusals:
+                history.refusals[centre] = (name, str(event.get("reason", "")))
         refused = read_json_file(folder / SUMMARY).get("centres_refused")
         for centre, reason in (refused.items() if isinstance(refused, dict) else []):
-            found.setdefault(str(centre), (name, str(reason)))
-    return found
+            seen.add(str(centre))
+            history.refusals.setdefault(str(centre), (name, str(reason)))
+        for centre in seen:
+            history.runs.setdefault(centre, []).append(name)
+    return history
 
 
-def federation(inventory: Path | None, runs: RunFolders,
-               superlink: SuperLinkNodes | None) -> tuple[list[CentreRow], str | None,
-                                                          SuperLinkView | None]:
-    """The centres of the inventory with their state; the inventory's error, if any.
-    A node the SuperLink knows but the inventory does not gets a row of its own (a key
-    registered outside ``enrol``: the ministry should know whose it is)."""
+@dataclass
+class FederationPage:
+    """The federation page: its centres, the federation whose runs are read (``kind``),
+    how many runs each kind has (simulated runs are counted, never read), the
+    inventory's error and the SuperLink's view."""
+
+    rows: list[CentreRow]
+    kind: str
+    counts: dict[str, int]
+    error: str | None = None
+    view: SuperLinkView | None = None
+
+
+def federation(inventory: Path | None, runs: RunFolders, superlink: SuperLinkNodes | None,
+               kind: str | None = None) -> FederationPage:
+    """The centres of the inventory with their state, refusals and runs from the runs of
+    federation ``kind`` (``deployed`` or ``loopback``; by default the deployed one, or
+    the loopback deployment's when only it has runs). A node the SuperLink knows but
+    the inventory does not gets a row of its own (a key registered outside ``enrol``:
+    the ministry should know whose it is)."""
+    overviews = runs.overviews()
+    counts = {k: sum(1 for o in overviews if o.kind == k) for k in (DEPLOYED, LOOPBACK)}
+    counts["simulated"] = len(overviews) - counts[DEPLOYED] - counts[LOOPBACK] + sum(
+        len(y.years) for y in runs.years_runs())
+    if kind not in (DEPLOYED, LOOPBACK):
+        kind = LOOPBACK if counts[LOOPBACK] and not counts[DEPLOYED] else DEPLOYED
     try:
         entries = read_inventory(inventory) if inventory is not None else []
     except EnrolmentError as exc:
-        return [], str(exc), None
+        return FederationPage([], kind, counts, str(exc))
     view = superlink.view() if superlink is not None else None
     names = {e.node_id: e.centre for e in entries if not e.revoked_at}
-    refusals = refusals_by_centre(runs, names)
+    history = centre_history(runs, [o.name for o in overviews if o.kind == kind], names)
     rows = []
     for entry in sorted(entries, key=lambda e: e.centre):
         row = CentreRow(entry, view.nodes.get(entry.node_id) if view else None)
-        if entry.centre in refusals:
-            row.refused_in, row.refusal = refusals[entry.centre]
+        if entry.centre in history.refusals:
+            row.refused_in, row.refusal = history.refusals[entry.centre]
+        taken = history.runs.get(entry.centre, [])
+        row.runs, row.last_run = len(taken), (taken[0] if taken else None)
         rows.append(row)
     known = {e.node_id for e in entries}
     for node_id, state in sorted(view.nodes.items()) if view else []:
         if node_id not in known and state.status != "unregistered":
             rows.append(CentreRow(InventoryEntry("", node_id, "", ""), state))
-    return rows, None, view
+    return FederationPage(rows, kind, counts, None, view)

@@ -7,11 +7,22 @@ reads it. Its status:
   in the kernel's table of locks (``/proc/locks``) so that the console never takes the
   lock itself, not even for a moment (a run starting then would be refused);
 - ``finished``: the final summary is written and every planned round was done;
-- ``stopped``: the final summary says why the run stopped early (``stopped``);
+- ``stopped``: the final summary says why the run stopped early (``stopped``), before
+  its first round included (every centre refused: "arrêté avant la fin");
 - ``failed``: neither: the process ended without its final summary, or its audit log's
   last word is that it started (or resumed) and nothing says it ended (the process
-  died; a summary left by an earlier attempt does not count), or the run stopped before
-  its first round.
+  died; a summary left by an earlier attempt does not count).
+
+Its kind (:func:`run_kind`): ``simulated`` (the simulation engine: the centres read
+their data from the run's folder, ``data_dir`` in ``config.toml``), ``loopback``
+(``perseverance-sim dev-federation``: ``"deployment": "loopback"`` in ``summary.json``,
+written when the run starts) or ``deployed`` (anything else: a ``flwr run`` on the
+ministry's SuperLink).
+
+A multi-year simulation (``perseverance-sim years --out DIR``) is a folder of its own
+under the runs folder: ``years.json`` (one row a year, rewritten after each year), the
+centres' shared ``state/`` and one run folder a year (``year-1``, ``year-2``, ...),
+named here ``DIR/year-N``.
 """
 
 from __future__ import annotations
@@ -19,6 +30,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +43,16 @@ from common.records.trail import check_trail, key_problem
 from server.console.follow import Followers
 from server.federation.audit_log import AUDIT_FILE, KEY_ENV, ministry_key_path
 from server.federation.checkpoint import LOCK
-from server.run_folder import PARTICIPATION, ROUNDS, SUMMARY, stopped_reason
+from server.run_folder import CONFIG, PARTICIPATION, ROUNDS, SUMMARY, stopped_reason
 
 RUNNING, FINISHED, STOPPED, FAILED = "running", "finished", "stopped", "failed"
+DEPLOYED, LOOPBACK, SIMULATED = "deployed", "loopback", "simulated"
+KINDS = (DEPLOYED, LOOPBACK, SIMULATED)
 PROC_LOCKS = Path("/proc/locks")
+# What ``perseverance-sim years`` writes (simulations.years: YEARS_FILE, year_dir).
+YEARS_FILE = "years.json"
+YEAR_FOLDER = re.compile(r"year-([1-9][0-9]?)")
+RUN_FILES = (SUMMARY, ROUNDS, AUDIT_FILE)
 
 
 def read_json_file(path: Path) -> dict[str, Any]:
@@ -70,9 +89,20 @@ def run_status(run_dir: Path, summary: Mapping[str, Any],
                  if e.get("event") in LIFECYCLE), None)
     if "rounds_completed" not in summary or last in ("run_started", "run_resumed"):
         return FAILED
-    if summary.get("stopped"):
-        return STOPPED if summary.get("rounds_completed", 0) > 0 else FAILED
-    return FINISHED
+    return STOPPED if summary.get("stopped") else FINISHED
+
+
+def run_kind(run_dir: Path, summary: Mapping[str, Any]) -> str:
+    """``simulated``, ``loopback`` or ``deployed`` (see the module's text)."""
+    if summary.get("deployment") == LOOPBACK:
+        return LOOPBACK
+    if "scenario_file" in summary:
+        return SIMULATED
+    try:
+        config = tomllib.loads((run_dir / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = {}
+    return SIMULATED if config.get("data_dir") else DEPLOYED
 
 
 def finite(value: Any) -> float | None:
@@ -88,6 +118,7 @@ class RunOverview:
 
     name: str
     status: str
+    kind: str
     rounds_done: int
     rounds_planned: int | None
     auc_pooled: float | None
@@ -95,6 +126,36 @@ class RunOverview:
     updates_rejected: int
     stopped: str | None
     modified: float
+
+    @property
+    def year(self) -> int | None:
+        """The year of a multi-year simulation's run (``DIR/year-N``), else None."""
+        match = YEAR_FOLDER.fullmatch(self.name.rpartition("/")[2])
+        return int(match.group(1)) if match and "/" in self.name else None
+
+
+@dataclass
+class YearsRun:
+    """A multi-year simulation: its years' runs (oldest first) and the rows of
+    ``years.json`` (by year) as they stand."""
+
+    name: str
+    years: list[RunOverview]
+    table: dict[int, dict[str, Any]]
+    modified: float
+
+    @property
+    def status(self) -> str:
+        """Running while a year runs; else the worst of its years (failed, stopped)."""
+        statuses = {y.status for y in self.years}
+        for status in (RUNNING, FAILED, STOPPED):
+            if status in statuses:
+                return status
+        return FINISHED
+
+    def school_year(self, year: int) -> str:
+        value = self.table.get(year, {}).get("school_year")
+        return value if isinstance(value, str) else ""
 
 
 @dataclass
@@ -132,20 +193,58 @@ class RunFolders:
         self.root = root
         self.followers = Followers()
 
-    def folder(self, name: str) -> Path | None:
-        """The run folder ``name`` directly under the root, or None (no path tricks)."""
+    def _child(self, name: str) -> Path | None:
+        """The folder ``name`` directly under the root, or None (no path tricks)."""
         if not name or name.startswith(".") or "/" in name or "\\" in name:
             return None
         path = self.root / name
         return path if path.is_dir() and path.resolve().parent == self.root.resolve() else None
 
+    def folder(self, name: str) -> Path | None:
+        """The run folder ``name``: a folder directly under the root, or ``DIR/year-N``
+        of a multi-year simulation ``DIR``; None otherwise."""
+        group, _, year = name.partition("/")
+        if not year:
+            return self._child(name)
+        parent = self._child(group)
+        if parent is None or not YEAR_FOLDER.fullmatch(year) or not is_years_run(parent):
+            return None
+        path = parent / year
+        return path if path.is_dir() and path.resolve().parent == parent.resolve() else None
+
     def names(self) -> list[str]:
-        """Every run folder (one with a summary, rounds or an audit log), newest first."""
+        """Every run folder directly under the root (one with a summary, rounds or an
+        audit log), newest first; multi-year simulations are :meth:`years_runs`."""
         if not self.root.is_dir():
             return []
         found = [p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
-                 and any((p / f).exists() for f in (SUMMARY, ROUNDS, AUDIT_FILE))]
+                 and is_run_folder(p)]
         return [p.name for p in sorted(found, key=_modified, reverse=True)]
+
+    def years_names(self) -> list[str]:
+        """Every multi-year simulation directly under the root, newest first."""
+        if not self.root.is_dir():
+            return []
+        found = [p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                 and not is_run_folder(p) and is_years_run(p)]
+        return [p.name for p in sorted(found, key=_years_modified, reverse=True)]
+
+    def years_run(self, name: str) -> YearsRun | None:
+        """The multi-year simulation ``name`` with its years so far."""
+        folder = self._child(name)
+        if folder is None or is_run_folder(folder) or not is_years_run(folder):
+            return None
+        table = {}
+        rows = read_json_file(folder / YEARS_FILE).get("years")
+        for row in rows if isinstance(rows, list) else []:
+            if isinstance(row, dict) and isinstance(row.get("year"), int):
+                table[row["year"]] = row
+        years = [o for o in (self.overview(f"{name}/{y.name}") for y in year_folders(folder))
+                 if o is not None]
+        return YearsRun(name, years, table, _years_modified(folder))
+
+    def years_runs(self) -> list[YearsRun]:
+        return [y for y in (self.years_run(n) for n in self.years_names()) if y is not None]
 
     def overview(self, name: str) -> RunOverview | None:
         run_dir = self.folder(name)
@@ -164,7 +263,7 @@ class RunFolders:
                          if finite(r.get("eval_auc")) is not None), None)
         final = status != RUNNING and "rounds_completed" in summary
         return RunOverview(
-            name=name, status=status,
+            name=name, status=status, kind=run_kind(run_dir, summary),
             rounds_done=int(summary["rounds_completed"]) if final else len(rounds),
             rounds_planned=planned if isinstance(planned, int) else None,
             auc_pooled=finite(summary.get("auc_pooled")) if final else live_auc,
@@ -226,8 +325,10 @@ def centre_rows(events: list[dict[str, Any]],
             continue
         if kind in counters:
             target[counters[kind]] += 1
-        elif kind == "centre_records":
-            target["name"] = str(event.get("actor") or target["name"])
+        if kind in ("centre_records", "centre_refused") and not target["name"]:
+            # The identity the ministry gave the node (its inventory's centre, or the
+            # name it declared), else the records' actor.
+            target["name"] = str(event.get("centre") or event.get("actor") or "")
     for centre in participation.get("centres", []) if isinstance(participation, Mapping) else []:
         target = row(centre.get("node")) if isinstance(centre, Mapping) else None
         if target is not None:
@@ -250,6 +351,30 @@ def verify_audit(run_dir: Path) -> AuditCheck:
     problem = key_problem(check, key, key_file, f"${KEY_ENV}") if key is not None else None
     return AuditCheck(len(check.links), key is not None and problem is None,
                       [p.sentence() for p in check.problems], problem)
+
+
+def is_run_folder(path: Path) -> bool:
+    """Whether ``path`` is a run folder: it holds a summary, rounds or an audit log."""
+    return any((path / f).exists() for f in RUN_FILES)
+
+
+def year_folders(path: Path) -> list[Path]:
+    """The years' run folders of a multi-year simulation, in year order."""
+    try:
+        found = [(int(m.group(1)), p) for p in path.iterdir()
+                 if p.is_dir() and (m := YEAR_FOLDER.fullmatch(p.name)) and is_run_folder(p)]
+    except OSError:
+        return []
+    return [p for _, p in sorted(found)]
+
+
+def is_years_run(path: Path) -> bool:
+    """Whether ``path`` is a multi-year simulation: ``years.json`` or a year's run."""
+    return (path / YEARS_FILE).is_file() or bool(year_folders(path))
+
+
+def _years_modified(path: Path) -> float:
+    return max([path.stat().st_mtime, *(_modified(p) for p in year_folders(path))])
 
 
 def _modified(path: Path) -> float:

@@ -316,8 +316,13 @@ def run_dev_federation(
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     run_dir = (options.out or Path("runs") / f"loopback-{stamp}").resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    # A summary left by an earlier run would pass for this run's.
-    (run_dir / "summary.json").unlink(missing_ok=True)
+    # A summary left by an earlier run would pass for this run's. The new one says from
+    # the start that the run is the loopback deployment's (the console keeps it apart
+    # from the deployed federation's runs, also when it stops early).
+    from server import run_folder
+
+    (run_dir / run_folder.SUMMARY).unlink(missing_ok=True)
+    run_folder.update_summary(run_dir, deployment="loopback")
     work = (options.work or work_root() / "devfed" / run_dir.name).resolve()
     floor = centre_floor(options)
     with waits(N_("Preparing the centres' data")):
@@ -433,7 +438,8 @@ def _complete_summary(
     from server import run_folder
 
     summary_path = run_dir / run_folder.SUMMARY
-    if not summary_path.is_file():
+    if "rounds_completed" not in (run_folder.read_json(summary_path)
+                                  if summary_path.is_file() else {}):
         raise RunFailedError(N_("The run finished without writing %(path)s.",
                                 path=str(summary_path)))
     summary = run_folder.read_json(summary_path)

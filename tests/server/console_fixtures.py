@@ -4,6 +4,7 @@ the check that a page's screenshot shows something."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -30,8 +31,14 @@ STARTUP_SECONDS = 30.0
 VIEWPORT = {"width": 1280, "height": 800}
 FINISHED, STOPPED, FAILED, TAMPERED, GROWING = (
     "finished-run", "stopped-run", "failed-run", "tampered-run", "growing-run")
+SIMULATED, LOOPBACK = "simulated-run", "loopback-run"
 REFUSAL = "css-des-laurentides refused the run: its budget is spent (epsilon 8.0 of 8.0)."
-REJECTION = "update norm 41.0 above the bound 12.0"
+# A simulated centre that bears an enrolled centre's name (and node): its refusal is
+# the simulation's, never the deployed federation's.
+SIMULATED_REFUSAL = "The run's epsilon target is above the largest the centre's privacy " \
+    "floor accepts per run."
+# As the ministry records a rejection (server.federation.validation), in English.
+REJECTION = "its update norm 41 is beyond the bound 12 (x3.4)"
 
 
 def audit_a_round(audit: ServerAudit, server_round: int, *, reject: bool = False) -> None:
@@ -57,6 +64,7 @@ def write_runs(root: Path) -> None:
     and one whose audit log was edited after the fact."""
     finished = write_run_folder(root / FINISHED, summary_extra={
         "centres_refused": {"css-des-laurentides": REFUSAL}, "updates_rejected": 0})
+    deployed(finished)
     audit = ServerAudit(finished)
     audit.event("run_started", run_name="fixture", rounds=3)
     for r in (1, 2, 3):
@@ -67,6 +75,13 @@ def write_runs(root: Path) -> None:
     write_run_folder(root / STOPPED, summary_extra={
         "rounds_completed": 2, "stopped": "Too few centres are left (1 of 2).",
         "auc_pooled": 0.75})
+    simulated = write_run_folder(root / SIMULATED, summary_extra={
+        "centres_refused": {"css-de-laval": SIMULATED_REFUSAL}})
+    audit = ServerAudit(simulated)
+    audit.event("run_started", run_name="simulated", rounds=3)
+    audit.refused(1, "train", 11, f"css-de-laval: {SIMULATED_REFUSAL}")
+    audit.event("run_finished", rounds_completed=3)
+    write_run_folder(root / LOOPBACK, summary_extra={"deployment": "loopback"})
     failed = root / FAILED
     failed.mkdir()
     run_folder.append_round(failed, round_line(1))
@@ -80,6 +95,15 @@ def write_runs(root: Path) -> None:
     edited = next(i for i, line in enumerate(lines) if "update_accepted" in line)
     lines[edited] = lines[edited].replace("3.2", "0.1")  # the MAC left as it was
     log.write_text("\n".join(lines) + "\n")
+
+
+def deployed(run_dir: Path) -> Path:
+    """The fixture's run folder as a deployed run's: no scenario (``flwr run`` on the
+    ministry's SuperLink)."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary.pop("scenario_file", None)
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    return run_dir
 
 
 def write_inventory_file(path: Path) -> Path:

@@ -22,8 +22,9 @@ from tests.server.console_fixtures import (
     FAILED,
     FINISHED,
     GROWING,
+    LOOPBACK,
     REFUSAL,
-    REJECTION,
+    SIMULATED,
     STOPPED,
     TAMPERED,
     VIEWPORT,
@@ -109,6 +110,14 @@ def test_runs_are_listed_in_french_with_status_and_french_numbers(
               for run in (FINISHED, STOPPED, FAILED, GROWING)}
     assert status == {FINISHED: "terminé", STOPPED: "arrêté avant la fin",
                       FAILED: "échoué", GROWING: "en cours"}
+    # Each kind of run in its own section: the deployed federation's apart from the
+    # simulations and from the loopback deployment's.
+    for kind, runs in (("deployed", {FINISHED, FAILED, GROWING}),
+                       ("loopback", {LOOPBACK}), ("simulated", {SIMULATED, STOPPED})):
+        rows = page.locator(f"#runs-table-{kind} tr[data-run]")
+        shown = {rows.nth(i).get_attribute("data-run") for i in range(rows.count())}
+        assert runs <= shown, (kind, shown)
+        assert not shown & (({FINISHED, FAILED, GROWING, LOOPBACK, SIMULATED, STOPPED}) - runs)
     finished = page.inner_text(f"tr[data-run='{FINISHED}']")
     assert "3 / 3" in finished and "0,780" in finished and "2,95" in finished
     assert "1 / 5" in page.inner_text(f"tr[data-run='{FAILED}']")
@@ -141,6 +150,18 @@ def test_federation_lists_the_inventory_with_refusals(site: dict[str, Any], brow
     assert "Laval" in laval and "SHA256:lavalkeyfingerprint" in laval
     refused = page.inner_text("tr[data-centre='css-des-laurentides'] .refusal")
     assert REFUSAL in refused and FINISHED in refused
+    # The simulated run's centre of the same name (and node) refused: not this centre.
+    assert page.inner_text("tr[data-centre='css-de-laval'] .refusal") == "—"
+    assert SIMULATED not in page.inner_text("#centres")
+    assert "exécutions simulées ne sont pas comptées" in page.inner_text("#federation-kind")
+    # Its runs: the deployed federation's two it took part in (the finished one and the
+    # one growing), not the simulated one.
+    assert page.inner_text("tr[data-centre='css-de-laval'] .history") == (
+        f"2 (dernière : {GROWING})")
+    # The loopback deployment's runs, on demand: its own federation.
+    page.goto(site["url"] + "/?federation=loopback")
+    assert page.inner_text("tr[data-centre='css-des-laurentides'] .refusal") == "—"
+    assert "déploiement sur la boucle locale" in page.inner_text("#federation-kind")
     assert "révoqué le" in page.inner_text("tr[data-centre='css-crie'] .connection")
     assert "2 centres inscrits." in page.inner_text("body")
 
@@ -175,7 +196,9 @@ def test_the_run_page_shows_a_rejected_update_live_with_its_reason(
     growing.add_round(reject=True)  # the page is not reloaded: it polls its live part
     # Waiting through Playwright's selectors: the console's policy forbids eval().
     playwright_api.expect(rows).to_have_count(1 + growing.rounds, timeout=LIVE_TIMEOUT_MS)
-    assert REJECTION in page.inner_text("#rejections")
+    # The reason recorded in English, in French on the page.
+    assert "la norme de sa mise à jour, 41, dépasse la borne 12 (3,4 fois)" in page.inner_text(
+        "#rejections")
     assert "1,80" in page.inner_text("#rounds")  # epsilon of round 2, in French
 
 
@@ -238,7 +261,7 @@ def test_the_registry_lists_published_models_and_their_cards(
     page = _page(browser, locale="en-CA")
     page.goto(f"{site['url']}/registry")
     check_screenshot(page, tmp_path / "registry.png")
-    assert "1 models published." in page.inner_text("body")
+    assert "1 model published." in page.inner_text("body")
     link = page.locator("#models a").first
     model_id = link.inner_text()
     link.click()

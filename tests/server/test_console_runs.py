@@ -10,10 +10,21 @@ import pytest
 
 from common.records.key import load_or_create_key
 from server.console.follow import JsonLinesFollower
-from server.console.runs import FAILED, FINISHED, RUNNING, STOPPED, RunFolders, lock_held
+from server.console.runs import (
+    DEPLOYED,
+    FAILED,
+    FINISHED,
+    LOOPBACK,
+    RUNNING,
+    SIMULATED,
+    STOPPED,
+    RunFolders,
+    lock_held,
+)
 from server.federation.audit_log import ServerAudit
 from server.federation.checkpoint import LOCK, run_folder_lock
 from tests.server import console_fixtures as fixtures
+from tests.server.run_fixtures import write_run_folder
 
 
 @pytest.fixture
@@ -115,3 +126,42 @@ def test_the_audit_page_names_a_foreign_key_and_does_not_say_altered(
     missing = runs.audit(fixtures.FINISHED)
     assert missing is not None and missing[1].problems == [] and not missing[1].keyed
     assert missing[1].key_problem is None
+
+
+def test_each_run_kind_is_told_from_the_folder(runs: RunFolders) -> None:
+    kinds = {o.name: o.kind for o in runs.overviews()}
+    assert kinds[fixtures.FINISHED] == DEPLOYED  # no scenario, no data folder of its own
+    assert kinds[fixtures.SIMULATED] == SIMULATED  # scenario_file in its summary
+    assert kinds[fixtures.LOOPBACK] == LOOPBACK  # "deployment": "loopback"
+
+
+def test_a_run_every_centre_refused_is_stopped_not_failed(runs: RunFolders,
+                                                          tmp_path: Path) -> None:
+    refused = write_run_folder(tmp_path / "runs" / "refused", summary_extra={
+        "rounds_completed": 0, "stopped": "Round 1: only 0 centres can take part."})
+    ServerAudit(refused).event("run_stopped", rounds_completed=0, reason="...")
+    overview = runs.overview("refused")
+    assert overview is not None and overview.status == STOPPED
+    assert overview.stopped == "Round 1: only 0 centres can take part."
+
+
+def test_a_years_simulation_is_listed_with_its_years(runs: RunFolders, tmp_path: Path) -> None:
+    years = tmp_path / "runs" / "years-tiny"
+    for year in (1, 2):
+        write_run_folder(years / f"year-{year}", summary_extra={"rounds_completed": 3})
+    (years / "state" / "centre-0").mkdir(parents=True)
+    (years / "years.json").write_text(json.dumps({"years": [
+        {"year": 1, "school_year": "2024-2025", "auc_pooled": 0.7},
+        {"year": 2, "school_year": "2025-2026", "auc_pooled": 0.72}]}))
+
+    assert "years-tiny" not in runs.names()
+    (found,) = runs.years_runs()
+    assert found.name == "years-tiny" and found.status == FINISHED
+    assert [(y.name, y.year) for y in found.years] == [("years-tiny/year-1", 1),
+                                                       ("years-tiny/year-2", 2)]
+    assert found.school_year(2) == "2025-2026"
+    detail = runs.detail("years-tiny/year-2")
+    assert detail is not None and detail.overview.rounds_done == 3
+    for name in ("years-tiny/state", "years-tiny/year-3", "years-tiny/../finished-run",
+                 "years-tiny/year-1/..", f"{fixtures.FINISHED}/year-1"):
+        assert runs.folder(name) is None, name
