@@ -11,6 +11,11 @@ from client.errors import CentreRefusal
 from common.config import RunConfig
 from common.protocol import Reason, Reply
 
+#: The trust models of distributed noise a site policy may name
+#: (``PrivacyFloor.distributed_noise_trust``).
+TRUST_ALONE, TRUST_SECURE_AGGREGATION = "alone", "secure-aggregation"
+TRUST_MODELS = (TRUST_ALONE, TRUST_SECURE_AGGREGATION)
+
 
 @dataclass(frozen=True)
 class PrivacyFloor:
@@ -30,6 +35,14 @@ class PrivacyFloor:
     the whole noise, as if the sum were not secure (docs/PRIVACY.md, "Distributed noise").
     ``allow_prv_accounting``: accept runs booked with the PRV accountant (research only:
     the per-student filter is argued for Renyi accounting; docs/PRIVACY.md, "RDP and PLD").
+    ``distributed_noise_trust``: how a share of distributed noise is booked (with
+    ``allow_distributed_noise``): ``"alone"`` (the default) what the share costs seen
+    alone; ``"secure-aggregation"`` what the SUM of the t - c honest shares that any sum
+    the ministry can unmask holds costs (t: the SecAgg+ round's reconstruction threshold,
+    c: ``max_colluding_centres``, the most centres the centre assumes collude with an
+    honest-but-curious ministry). Under it the centre refuses a SecAgg+ round whose
+    threshold does not let its floor hold (``client.privacy.trust``; docs/PRIVACY.md,
+    "Distributed noise: what a centre books, and whom it trusts").
     """
 
     require_dp: bool = True
@@ -39,6 +52,16 @@ class PrivacyFloor:
     allow_unnoised_evaluation: bool = False
     allow_distributed_noise: bool = False
     allow_prv_accounting: bool = False
+    distributed_noise_trust: str = "alone"
+    max_colluding_centres: int = 1
+
+    def honest_shares(self, threshold: int) -> int | None:
+        """Under the 'secure-aggregation' trust model, the honest shares any sum of a
+        SecAgg+ round of reconstruction threshold ``threshold`` holds (t - c, at most 0
+        when c >= t); None under 'alone'."""
+        if self.distributed_noise_trust != TRUST_SECURE_AGGREGATION:
+            return None
+        return threshold - self.max_colluding_centres
 
     def check(self, config: RunConfig) -> None:
         """Raise ``CentreRefusal`` (code ``Reply.FLOOR``) if the run is below the floor."""

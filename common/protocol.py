@@ -115,6 +115,10 @@ class Reason:
     AUDIT_INVALID = N_("The equity-audit request is invalid: it must follow the run's final "
                        "round with a finite threshold between 0 and 1.")
     AUDIT_DONE = N_("The centre has already released this run's equity audit.")
+    SECAGG_SETTINGS = N_("The SecAgg+ settings the centre received are inconsistent or "
+                         "differ from those the run's configuration declares.")
+    SECAGG_TRUST = N_("The SecAgg+ threshold is too low for the trust model of the "
+                      "centre's privacy floor.")
 
 
 def refusal_text(centre: str, reason: str) -> str:

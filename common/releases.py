@@ -92,6 +92,9 @@ _SECURE_NOISE = {
     secure.NOISE_DISTRIBUTED: Key(Class.PUBLIC, "configuration and floor"),
     secure.NOISE_THRESHOLD: Key(Class.PUBLIC, "the SecAgg+ round's threshold"),
     secure.AUDIT_SENSITIVE: Key(Class.PUBLIC, "the site policy and the phase"),
+    secure.NOISE_TRUST: Key(Class.PUBLIC, "the site policy's trust model of distributed "
+                            "noise, configuration and floor"),
+    secure.NOISE_COLLUDING: Key(Class.PUBLIC, "the site policy's max_colluding_centres"),
     # A family, declared once (``name.*``): each audit attribute's std.
     f"{secure.NOISE_AUDIT}.*": Key(Class.PUBLIC, "the noise's std: the run's audit weights"),
 }
@@ -157,6 +160,11 @@ REFUSALS: dict[str, Key] = {
     Reason.NOT_SCHEDULED: Key(Class.PUBLIC, "configuration and the instruction's round"),
     Reason.AUDIT_INVALID: Key(Class.PUBLIC, "the instruction"),
     Reason.AUDIT_DONE: Key(Class.PUBLIC, "the mechanisms the ledger booked for the run"),
+    Reason.SECAGG_SETTINGS: Key(Class.PUBLIC, "the SecAgg+ settings of the round's setup "
+                                "stage and the run's configuration (client.privacy.trust)"),
+    Reason.SECAGG_TRUST: Key(Class.PUBLIC, "the round's SecAgg+ threshold, the "
+                             "configuration and the floor's trust model "
+                             "(client.privacy.trust)"),
     Reason.RUN_BUDGET: Key(Class.PUBLIC, "the mechanisms booked for the run, the "
                            "configuration and the floor"),
     Reason.LIFETIME_CAP: Key(Class.PUBLIC, "the booked mechanisms: a release's cohort is "

@@ -49,6 +49,8 @@ from client.federation.centre_task import Centre, evaluate_task, refuse, train_t
 from client.federation.rounds import evaluation_records, model_config, open_ledger
 from client.privacy.evaluation import check_evaluation_request
 from client.privacy.secure_evaluation import SecureSlot, secure_release
+from client.privacy.trust import SecAggSetup, check_setup, check_trust
+from client.site_policy import SitePolicy
 from common import protocol, releases
 from common.config import RunConfig
 from common.model import build_model, predict_proba, set_weights
@@ -97,12 +99,24 @@ class SecureCentre(NumPyClient):
         self.centre = Centre.of(context.run_config, context.node_config, context.run_id)
         self.context = context
 
+    def _setup(self) -> SecAggSetup | None:
+        """The settings of the SecAgg+ round in progress, as ``secaggplus_mod`` received
+        them at the setup stage (None outside a SecAgg+ round)."""
+        return SecAggSetup.of_state(self.context.state.config_records.get(RECORD_KEY_STATE))
+
     def _threshold(self) -> int | None:
-        """The reconstruction threshold of the SecAgg+ round in progress, as
-        ``secaggplus_mod`` received it at the setup stage (None before any)."""
-        state = self.context.state.config_records.get(RECORD_KEY_STATE)
-        value = None if state is None else state.get("threshold")
-        return int(value) if isinstance(value, int) and value >= 2 else None
+        """The reconstruction threshold of the SecAgg+ round in progress (None before
+        any): checked against the run's declared settings first (``_admit``)."""
+        setup = self._setup()
+        return setup.threshold if setup is not None and setup.threshold >= 2 else None
+
+    def _admit(self, elements: int, regions: int = 0) -> SitePolicy:
+        """The centre's floor and limits (``Centre.admit``), then the round's SecAgg+
+        settings against the run's (``client.privacy.trust``): refused before anything
+        is read or booked."""
+        policy = self.centre.admit(elements, regions)
+        check_setup(self.centre.config, self._setup())
+        return policy
 
     def _task(self, config: Scalars) -> Task:
         return protocol.task_of(config, default_run=str(self.centre.flower_run_id))
@@ -120,7 +134,7 @@ class SecureCentre(NumPyClient):
         task = self._task(config)
         self.centre.audit("task_received", task, "train", secure_aggregation=True,
                           **protocol.ministry_head_of(config))
-        self.centre.admit(_elements(parameters))
+        self._admit(_elements(parameters))
         global_weights = _global_weights(parameters, self.centre.config)
         # No reply cache here, unlike plain mode: the same update summed again with
         # other centres would let the ministry subtract sums. A repeated request is
@@ -147,8 +161,10 @@ class SecureCentre(NumPyClient):
                           **protocol.ministry_head_of(config))
         slot = SecureSlot(int(config.get(layout.REGIONS, 0)), int(config.get(layout.REGION, -1)),
                           bool(config.get(layout.COUNTS, True)))
-        self.centre.admit(_elements(parameters), slot.regions)
+        policy = self._admit(_elements(parameters), slot.regions)
         run_config = self.centre.config
+        # Its trust model against the round's threshold, before any record is read.
+        check_trust(run_config, policy.privacy, self._threshold())
         model = build_model(model_config(run_config), seed=run_config.seed)
         set_weights(model, dict(_global_weights(parameters, run_config)))
         data = self.centre.data(task.run_name)

@@ -15,7 +15,13 @@ import pandas as pd
 
 from client.ingest.errors import IngestError, quote
 from client.ingest.toml_files import read_toml
-from client.site_policy import PrivacyFloor, SitePolicy, WorkLimits
+from client.site_policy import (
+    TRUST_ALONE,
+    TRUST_MODELS,
+    PrivacyFloor,
+    SitePolicy,
+    WorkLimits,
+)
 from common.i18n.catalogue import N_, word
 from common.schema import AUDIT_ATTRIBUTES, PREDICTORS, is_forbidden
 
@@ -111,7 +117,16 @@ def _privacy_floor(table: object, problems: list[str]) -> PrivacyFloor | None:
             prefix="privacy.")
     _number(table, "max_epsilon_per_run", numbers, problems, float, low=0, strict=True,
             prefix="privacy.")
+    _number(table, "max_colluding_centres", numbers, problems, int, low=0,
+            prefix="privacy.")
     values.update(numbers)
+    trust = table.get("distributed_noise_trust", TRUST_ALONE)
+    if trust in TRUST_MODELS:
+        values["distributed_noise_trust"] = trust
+    else:
+        problems.append(N_("privacy.distributed_noise_trust must be %(models)s, not "
+                           "%(value)s", models=" or ".join(f'"{m}"' for m in TRUST_MODELS),
+                           value=quote(str(trust))))
     return PrivacyFloor(**values) if len(problems) == found else None
 
 

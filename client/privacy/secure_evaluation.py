@@ -12,10 +12,13 @@ same std, so the ledger rows are the same). Two ways to noise them:
 - a share (``privacy.distributed_noise`` in the run, ``allow_distributed_noise`` in the
   floor): 1/t of the variance, t the reconstruction threshold of the SecAgg+ round (the
   fewest centres the round can finish with), never below ``MIN_SHARE_STD``; the sum of
-  any surviving set carries at least the run's noise. The centre books what its share
-  costs ALONE (a ministry that colludes with other centres, or a SecAgg+ that fails,
-  sees its release), checked against its floor's ``max_epsilon_per_run``: that is more
-  than the run's target, which the sum meets. Its blocks then carry no per-centre
+  any surviving set carries at least the run's noise. Under its floor's trust model
+  (``distributed_noise_trust``, ``client.privacy.trust``) the centre books what its
+  share costs ALONE ('alone', the default: a ministry that colludes with other centres,
+  or a SecAgg+ that fails, sees its release; more than the run's target, which the sum
+  meets), or what the SUM of the t - c honest shares any unmaskable sum holds costs
+  ('secure-aggregation', c colluding centres); either is checked against its floor's
+  ``max_epsilon_per_run``. Its blocks then carry no per-centre
   indicator (they would be read from its own, lightly noised, counts), and no region
   slot (a region's sum has only its own centres' shares).
 """
@@ -36,6 +39,7 @@ from client.privacy.evaluation import (
     noise_generator,
 )
 from client.privacy.ledger import PrivacyLedger
+from client.privacy.trust import check_trust, honest_sum
 from common.config import RunConfig
 from common.discrete_gaussian import discrete_gaussian
 from common.equity.audit import GROUP_BINS, attribute_of, centre_cells
@@ -45,9 +49,11 @@ from common.privacy.accounting import audit_share, noise_share, reserved_rows
 from common.privacy.secure_release import (
     AUDIT_SENSITIVE,
     NOISE_AUDIT,
+    NOISE_COLLUDING,
     NOISE_DISTRIBUTED,
     NOISE_HISTOGRAM,
     NOISE_THRESHOLD,
+    NOISE_TRUST,
     audit_noise_key,
     block,
     encode,
@@ -82,6 +88,9 @@ def secure_release(
                        and noise is not None and survivors_min)
     bins = config.evaluation.bins
     share_of = survivors_min if distributed else None
+    # Nothing booked under a trust model the round's threshold cannot support.
+    check_trust(config, floor, share_of)
+    honest = honest_sum(config, floor, share_of)
     rng = noise_generator(config, server_round + (0 if audit is None else AUDIT_ROUND_OFFSET))
     epsilon, std_histogram, std_audit = 0.0, 0.0, 0.0
     stds: dict[str, float] = {}  # the audit's std per attribute (``evaluation.audit_weights``)
@@ -89,19 +98,19 @@ def secure_release(
         histogram = score_histogram(probabilities, data.y_test, bins)
         pos, neg = histogram.positives.copy(), histogram.negatives.copy()
         if noise is not None:
-            share = noise_share(noise, server_round, share_of)
+            share = noise_share(noise, server_round, share_of, honest)
             if ledger is not None:
                 epsilon = book_evaluation(
                     config, data, ledger, run_id, server_round, list(share.rows),
                     alone=distributed,
-                    reserved=reserved_rows(noise, server_round, False, share_of))
+                    reserved=reserved_rows(noise, server_round, False, share_of, honest))
             std_histogram = share.histogram
             pos += discrete_gaussian(rng, std_histogram, bins)
             neg += discrete_gaussian(rng, std_histogram, bins)
     else:
         pos, neg = np.zeros(bins), np.zeros(bins)
         if noise is not None:
-            share = audit_share(noise, share_of)
+            share = audit_share(noise, share_of, honest)
             if ledger is not None:
                 epsilon = book_evaluation(config, data, ledger, run_id, audit_round(config),
                                           list(share.rows), alone=distributed)
@@ -124,6 +133,8 @@ def secure_release(
     metrics: dict[str, float | int] = {
         "epsilon": epsilon, NOISE_HISTOGRAM: std_histogram, NOISE_AUDIT: std_audit,
         NOISE_DISTRIBUTED: int(distributed), NOISE_THRESHOLD: int(survivors_min or 0),
+        NOISE_TRUST: int(honest is not None),
+        NOISE_COLLUDING: floor.max_colluding_centres if honest is not None else 0,
         AUDIT_SENSITIVE: int(sensitive)}
     if len(set(stds.values())) > 1:  # the run's audit weights: each attribute's std
         metrics.update({audit_noise_key(name): std for name, std in stds.items()})

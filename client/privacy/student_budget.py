@@ -44,6 +44,7 @@ from client.privacy.cohorts import (
 from client.privacy.evaluation import evaluation_noise
 from client.privacy.ledger import PrivacyLedger
 from client.privacy.run_plan import Mechanism, RunPlan, size_release
+from client.privacy.trust import honest_sum
 from common.config import RunConfig
 from common.privacy.accounting import run_shares
 from common.records.chain import LEDGER_FILE
@@ -161,11 +162,15 @@ class StudentBudget:
         """The held-out records the run's evaluation releases are made over: those every
         evaluation release of the run leaves within the cap (cohort booked first).
         ``survivors_min``: the centre adds a share of distributed noise (secure mode),
-        each release then costs the centre what its share alone does."""
-        noise = evaluation_noise(self.config, self.data.policy.privacy)
+        each release then costs the centre what its trust model books
+        (``client.privacy.trust``): its share alone, or the honest sum."""
+        floor = self.data.policy.privacy
+        noise = evaluation_noise(self.config, floor)
         if noise is None:
             return self.data
-        releases = run_shares(noise, survivors_min)
+        # Priced as the centre books them: alone, or the honest sum (its trust model).
+        releases = run_shares(noise, survivors_min,
+                              honest_sum(self.config, floor, survivors_min))
         # No minimum: a refusal on the exact number of students with budget left would
         # tell whether one student is there. A release over no student is noise alone,
         # which the ministry's pooled histogram absorbs (zero mean).

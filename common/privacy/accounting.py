@@ -27,7 +27,7 @@ from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
 from opacus.accountants.utils import get_noise_multiplier
 
 from common.discrete_gaussian import MIN_SHARE_STD, sum_multiplier
-from common.equity.audit import AUDIT_GROUPS
+from common.equity.audit import AUDIT_GROUPS, GROUP_BINS, all_cell_keys
 
 if TYPE_CHECKING:
     from common.config import RunConfig
@@ -475,9 +475,11 @@ class NoiseShare:
     round's score histogram (0 in the audit exchange), ``audit`` on each count of the
     equity cells (the audit exchange only, else 0); ``distributed`` when these are its
     share of the run's noise (the sum over the round's centres carries the run's), else
-    the whole of it. ``rows``: what its own release costs ALONE (ledger rows, q = 1): the
-    centre books these, since a ministry colluding with other centres, or a SecAgg+ that
-    fails, sees its release."""
+    the whole of it. ``rows``: what the centre books (ledger rows, q = 1): under its
+    'alone' trust model (the default) what its own release costs ALONE, since a ministry
+    colluding with other centres, or a SecAgg+ that fails, sees its release; under the
+    'secure-aggregation' model (:class:`HonestSum`) what the SUM of the honest shares any
+    sum the ministry can unmask holds costs."""
 
     histogram: float
     audit: float
@@ -496,52 +498,102 @@ class NoiseShare:
 AUDIT_L2 = math.sqrt(len(AUDIT_GROUPS))  # one count per audit attribute per student
 
 
+#: Counts of the audit exchange's release: each equity cell's score bands by label.
+AUDIT_DIM = 2 * GROUP_BINS * len(all_cell_keys())
+
+
+@dataclass(frozen=True)
+class HonestSum:
+    """The 'secure-aggregation' trust model of a centre's site policy
+    (``distributed_noise_trust``, docs/PRIVACY.md "Distributed noise: what a centre
+    books, and whom it trusts"): SecAgg+ unmasks no sum of fewer than t shares (each
+    centre has at least t surviving neighbours, itself included, or the round halts), and
+    at most ``max_colluding_centres`` c of them collude with an honest-but-curious
+    ministry, so any sum the ministry can unmask holds at least ``summands`` = t - c
+    honest shares, whose noise no colluder knows. The centre books what that sum costs:
+    the distributed discrete Gaussian's bound (:func:`summed_rows`) over ``summands``
+    shares of the run's noise ``noise`` (calibrated at the RUN's delta: every centre
+    following the run calibrates at the smaller of its own delta and the run's, so no
+    honest share is smaller); ``histogram_dim``: counts of the score histogram (2 x
+    bins)."""
+
+    summands: int
+    noise: EvaluationNoise
+    histogram_dim: int
+    audit_dim: int = AUDIT_DIM
+
+    def histogram_rows(self, server_round: int, survivors_min: int
+                       ) -> tuple[tuple[float, float, int], ...]:
+        """The rows of the round's histogram sum (none at an unscheduled round)."""
+        return tuple(summed_rows(noise_share(self.noise, server_round, survivors_min),
+                                 self.summands, self.histogram_dim, self.audit_dim))
+
+    def audit_rows(self, survivors_min: int) -> tuple[tuple[float, float, int], ...]:
+        """The rows of the audit exchange's sum."""
+        return tuple(summed_rows(audit_share(self.noise, survivors_min), self.summands,
+                                 self.histogram_dim, self.audit_dim))
+
+
 def _share(std: float, survivors_min: int | None) -> float:
     return std if survivors_min is None else max(std / math.sqrt(survivors_min),
                                                  MIN_SHARE_STD)
 
 
 def noise_share(noise: EvaluationNoise, server_round: int,
-                survivors_min: int | None = None) -> NoiseShare:
+                survivors_min: int | None = None, honest: HonestSum | None = None
+                ) -> NoiseShare:
     """A centre's noise for the evaluation of ``server_round`` (its score histogram):
     the run's whole noise, or with ``survivors_min`` (the fewest centres its SecAgg+
     round can finish with: the reconstruction threshold it was sent) a
     1/``survivors_min`` share of the variance, never below ``MIN_SHARE_STD``, so that
     any surviving set's sum carries at least the run's noise. An unscheduled round
-    releases nothing (no rows)."""
+    releases nothing (no rows). ``honest``: the share is booked under the
+    'secure-aggregation' trust model (its rows are the honest sum's), else alone."""
     if not noise.scheduled(server_round):
         return NoiseShare(0.0, 0.0, survivors_min is not None, ())
     final = server_round >= noise.rounds
     histogram = _share(noise.final if final else noise.progress, survivors_min)
-    return NoiseShare(histogram, 0.0, survivors_min is not None, ((histogram, 1.0, 1),))
+    rows: tuple[tuple[float, float, int], ...] = ((histogram, 1.0, 1),)
+    if honest is not None and survivors_min is not None:
+        rows = honest.histogram_rows(server_round, survivors_min)
+    return NoiseShare(histogram, 0.0, survivors_min is not None, rows)
 
 
-def audit_share(noise: EvaluationNoise, survivors_min: int | None = None) -> NoiseShare:
+def audit_share(noise: EvaluationNoise, survivors_min: int | None = None,
+                honest: HonestSum | None = None) -> NoiseShare:
     """A centre's noise for the audit exchange (the equity cells, L2 sensitivity
     ``AUDIT_L2``), whole or shared as in :func:`noise_share`. With the run's attributes
     at different stds (``EvaluationNoise.audit_scales``) each attribute's is shared and
     floored on its own, and its rows are one per attribute (sensitivity 1 each: their
-    composition is the release's cost, the audit multiplier when nothing is floored)."""
+    composition is the release's cost, the audit multiplier when nothing is floored).
+    ``honest``: booked under the 'secure-aggregation' trust model, as in
+    :func:`noise_share`."""
     audit = _share(noise.audit * AUDIT_L2, survivors_min)
     distributed = survivors_min is not None
+    booked = None
+    if honest is not None and survivors_min is not None:
+        booked = honest.audit_rows(survivors_min)
     if not noise.audit_scales:
-        return NoiseShare(0.0, audit, distributed, ((audit / AUDIT_L2, 1.0, 1),))
+        return NoiseShare(0.0, audit, distributed,
+                          booked or ((audit / AUDIT_L2, 1.0, 1),))
     stds = {name: _share(std, survivors_min) for name, std in noise.audit_stds().items()}
-    return NoiseShare(0.0, audit, distributed, tuple((std, 1.0, 1) for std in stds.values()),
+    return NoiseShare(0.0, audit, distributed,
+                      booked or tuple((std, 1.0, 1) for std in stds.values()),
                       tuple(stds.items()))
 
 
-def run_shares(noise: EvaluationNoise, survivors_min: int | None = None
-               ) -> list[tuple[float, float, int]]:
+def run_shares(noise: EvaluationNoise, survivors_min: int | None = None,
+               honest: HonestSum | None = None) -> list[tuple[float, float, int]]:
     """Every ledger row the run's evaluation releases book at a centre, in advance
     (the per-student cohorts price them): the scheduled histograms and the audit."""
     rows = [row for r in range(1, noise.rounds + 1)
-            for row in noise_share(noise, r, survivors_min).rows]
-    return [*rows, *audit_share(noise, survivors_min).rows]
+            for row in noise_share(noise, r, survivors_min, honest).rows]
+    return [*rows, *audit_share(noise, survivors_min, honest).rows]
 
 
 def reserved_rows(noise: EvaluationNoise, server_round: int, audit: bool,
-                  survivors_min: int | None = None) -> list[tuple[float, float, int]]:
+                  survivors_min: int | None = None, honest: HonestSum | None = None
+                  ) -> list[tuple[float, float, int]]:
     """The run's evaluation releases still to come after this one (the scheduled rounds
     after ``server_round`` and, unless this is the ``audit``, the audit): a centre checks
     its budget with them reserved, so a release asked twice (a new model version for a
@@ -550,8 +602,8 @@ def reserved_rows(noise: EvaluationNoise, server_round: int, audit: bool,
     if audit:
         return []
     rows = [row for r in range(server_round + 1, noise.rounds + 1)
-            for row in noise_share(noise, r, survivors_min).rows]
-    return [*rows, *audit_share(noise, survivors_min).rows]
+            for row in noise_share(noise, r, survivors_min, honest).rows]
+    return [*rows, *audit_share(noise, survivors_min, honest).rows]
 
 
 def summed_rows(share: NoiseShare, summands: int, histogram_dim: int, audit_dim: int,

@@ -55,6 +55,15 @@ REGIONS, REGION, COUNTS = "secure.regions", "secure.region", "secure.counts"
 NOISE_HISTOGRAM, NOISE_AUDIT = "noise.histogram", "noise.audit"
 NOISE_DISTRIBUTED, NOISE_THRESHOLD = "noise.distributed", "noise.threshold"
 AUDIT_SENSITIVE = "audit.sensitive"  # 1: its sex and indigenous cells carry counts
+#: The trust model a share of distributed noise was booked under (the site policy's
+#: ``distributed_noise_trust``: 1 'secure-aggregation', 0 'alone' or no share) and the
+#: colluding centres it assumes (``max_colluding_centres``; 0 under 'alone').
+NOISE_TRUST, NOISE_COLLUDING = "noise.trust", "noise.colluding"
+#: How a centre's secure evaluation releases were booked, as the ministry's summary and
+#: the model card name it: the whole noise (its release alone meets the target), a share
+#: booked alone, or a share booked as the honest sum (``NOISE_TRUST``).
+TRUST_WHOLE, TRUST_ALONE, TRUST_SECURE_AGGREGATION = ("whole-noise", "alone",
+                                                      "secure-aggregation")
 
 
 def audit_noise_key(attribute: str) -> str:

@@ -45,7 +45,13 @@ from common.protocol import LASTING_REFUSALS, AuditRequest, TrainRelease
 from server.federation.audit_log import ServerAudit
 from server.federation.identity import CentreIdentities
 from server.federation.regions import CentreRegister
-from server.federation.secure_pooling import audit_stds_of, number, sum_cost, summed_cells
+from server.federation.secure_pooling import (
+    audit_stds_of,
+    number,
+    sum_cost,
+    summed_cells,
+    trust_of,
+)
 from server.federation.validation import evaluation_problem
 
 HISTOGRAM_KEYS = protocol.HISTOGRAM_KEYS
@@ -290,6 +296,9 @@ class RunBook:
         # Secure mode with distributed noise: what the SUMS released cost a student
         # (accountant rows, q = 1), round after round.
         self.sum_rows: list[tuple[float, float, int]] = []
+        # Secure mode: how each centre booked its evaluation releases (its trust model,
+        # ``secure_pooling.trust_of``), by name, as its last release said.
+        self.trust: dict[str, dict[str, object]] = {}
 
     def histogram_noise(self, server_round: int) -> float:
         """Std of the DP noise on each bin count of one centre's score histogram for
@@ -457,6 +466,8 @@ class RunBook:
         pooled["centres"] = len(survivors)
         entry.evaluation = _scalars(pooled)
         shares = [m for _, m in survivors if number(m, NOISE_DISTRIBUTED) > 0]
+        self.trust.update({self.names.get(node, str(node)): trust_of(m)
+                           for node, m in survivors})
         if shares:
             self.sum_rows.extend(sum_cost(self.config, shares, len(survivors) > len(shares),
                                           server_round))
@@ -517,6 +528,8 @@ class RunBook:
         if not survivors:
             return {}
         shares = [m for _, m in survivors if number(m, NOISE_DISTRIBUTED) > 0]
+        self.trust.update({self.names.get(node, str(node)): trust_of(m)
+                           for node, m in survivors})
         calibration = Calibration(request.slope, request.intercept)
         bands = band_probabilities(histogram, request.threshold, calibration)
         cells = summed_cells(summed, [m for _, m in survivors], regions, request.threshold,

@@ -95,6 +95,10 @@ def write_outputs(
         "accountant": config.privacy.accountant,
         "privacy_unit": "one student's record, per centre, over the whole run",
         "centres_refused": dict(sorted(book.refused.items())),
+        # Secure mode: how each centre booked its evaluation releases (its trust model
+        # of distributed noise, public: its policy; docs/PRIVACY.md); null in plain mode.
+        "centres_trust": (dict(sorted(book.trust.items()))
+                          if config.privacy.secure_aggregation else None),
         "server_seconds": round(seconds, 2),
     }
     audited = book.logs.get(config.rounds)

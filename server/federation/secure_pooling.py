@@ -24,7 +24,14 @@ from common.privacy.secure_release import (
 )
 from common.privacy.secure_release import (
     NOISE_AUDIT,
+    NOISE_COLLUDING,
+    NOISE_DISTRIBUTED,
     NOISE_HISTOGRAM,
+    NOISE_THRESHOLD,
+    NOISE_TRUST,
+    TRUST_ALONE,
+    TRUST_SECURE_AGGREGATION,
+    TRUST_WHOLE,
     VARIANCE_SCALE,
     SummedRelease,
     audit_noise_key,
@@ -42,6 +49,20 @@ def number(metrics: Metrics, key: str) -> float:
     """A numeric metric beside a masked vector (0 when absent)."""
     value = metrics.get(key, 0.0)
     return float(value) if isinstance(value, int | float) else 0.0
+
+
+def trust_of(metrics: Metrics) -> dict[str, object]:
+    """How a centre booked its secure evaluation release (public: its site policy and
+    the round's threshold, ``common.releases``): ``model`` (``TRUST_WHOLE``,
+    ``TRUST_ALONE`` or ``TRUST_SECURE_AGGREGATION``), and under the last the colluding
+    centres ``c`` it assumes and the round's threshold ``t``."""
+    if number(metrics, NOISE_DISTRIBUTED) <= 0:
+        return {"model": TRUST_WHOLE}
+    if number(metrics, NOISE_TRUST) <= 0:
+        return {"model": TRUST_ALONE}
+    return {"model": TRUST_SECURE_AGGREGATION,
+            "colluding": int(number(metrics, NOISE_COLLUDING)),
+            "threshold": int(number(metrics, NOISE_THRESHOLD))}
 
 
 def audit_stds_of(metrics: Metrics) -> dict[str, float]:

@@ -26,6 +26,7 @@ from common.files import atomic_write_bytes
 from common.i18n import catalogue as i18n
 from common.i18n.catalogue import Number, Sentence, to_record, word
 from common.pages import N_
+from common.privacy.secure_release import TRUST_ALONE, TRUST_SECURE_AGGREGATION, TRUST_WHOLE
 from common.schema import AUDIT_ATTRIBUTES, COLUMN_BY_NAME, PREDICTORS, SCHEMA_VERSION
 from server import run_folder
 
@@ -194,6 +195,31 @@ def centres_refused(summary: dict[str, Any]) -> dict[str, str] | str:
     return {str(name): str(refused[name]) for name in sorted(refused, key=str)}
 
 
+def centres_trust(summary: dict[str, Any]) -> dict[str, str] | str:
+    """``centres_trust`` of the summary in words, by centre: how it booked its secure
+    evaluation releases (its policy's trust model of distributed noise, public;
+    docs/PRIVACY.md). ``NOT_MEASURED`` in plain mode and for older runs."""
+    trust = summary.get("centres_trust")
+    if not isinstance(trust, dict) or not trust:
+        return NOT_MEASURED
+    return {str(name): _trust_words(trust[name]) for name in sorted(trust, key=str)}
+
+
+def _trust_words(entry: object) -> str:
+    model = entry.get("model") if isinstance(entry, dict) else None
+    if model == TRUST_WHOLE:
+        return word(N_("the whole noise: its release alone meets the run's target"))
+    if model == TRUST_ALONE:
+        return word(N_("a share of the noise, booked as if seen alone"))
+    if model == TRUST_SECURE_AGGREGATION and isinstance(entry, dict):
+        threshold, colluding = int(entry.get("threshold", 0)), int(entry.get("colluding", 0))
+        return N_("a share of the noise, booked as the sum of %(honest)s honest shares "
+                  "(SecAgg+ threshold %(threshold)s, at most %(colluding)s colluding "
+                  "centres)", honest=threshold - colluding, threshold=threshold,
+                  colluding=colluding)
+    return NOT_MEASURED
+
+
 def _read_config(run_dir: Path) -> dict[str, Any]:
     path = run_dir / run_folder.CONFIG
     if not path.is_file():
@@ -275,6 +301,7 @@ def _privacy(summary: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         "unit": summary.get("privacy_unit", PRIVACY_UNIT),
         "max_grad_norm": config.get("privacy.max_grad_norm", NOT_MEASURED),
         "secure_aggregation": secure,
+        "distributed_noise_trust": centres_trust(summary),
         # Per centre, records retired for budget (each student's lifetime cap): known to a
         # simulation from the centres' own state; in deployment they stay at each centre.
         "records_retired_for_budget": summary.get(

@@ -195,6 +195,8 @@ def test_secure_mode_completes_with_a_centre_dropped_mid_round(dropout_run: Path
     assert summary["epsilon_evaluation_sum"] == pytest.approx(shared["epsilon_sum"])
     assert summary["epsilon_evaluation_sum"] < summary["epsilon_evaluation"]
     assert summary["equity_audit_done"] is True
+    # Each centre's trust model of distributed noise, public: the default, alone.
+    assert list(summary["centres_trust"].values()) == [{"model": "alone"}] * 3
     assert "region" not in equity["groups"]  # a region's sum would carry too little noise
     # Each centre's releases were made over its per-student cohorts, evaluation included.
     from client.privacy.student_budget import run_cohorts
@@ -248,7 +250,8 @@ def test_secure_replies_carry_only_the_allowed_keys(inprocess) -> None:
         assert set(metrics) == {"epsilon", "centre", *HEAD}
     for metrics in secure_evaluations:  # beside the masked counts: the noise, no count
         assert set(metrics) == {"epsilon", "centre", *HEAD, "noise.histogram", "noise.audit",
-                                "noise.distributed", "noise.threshold", "audit.sensitive"}
+                                "noise.distributed", "noise.threshold", "audit.sensitive",
+                                "noise.trust", "noise.colluding"}
         assert metrics["noise.distributed"] == 0
         assert (metrics["noise.histogram"] > 1) != (metrics["noise.audit"] > 1)
 

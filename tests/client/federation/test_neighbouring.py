@@ -26,15 +26,18 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_STATE
 
+from client.errors import CentreRefusal
 from client.federation.app import app as client_app
 from client.federation.secure import SecureCentre
 from client.privacy.ledger import PrivacyLedger
 from client.privacy.run_plan import SIZE_GRID
+from client.privacy.trust import declared_setup
 from common import protocol, releases
 from common.config import RunConfig
 from common.equity.audit import AUDIT_GROUPS, GROUP_BINS, cell_key
 from common.model import ModelConfig, build_model
 from common.privacy import secure_release as layout
+from common.records.chain import LEDGER_FILE
 from common.releases import Class
 from common.split import held_out_mask
 from tests.client.conftest import harmonised_frame
@@ -206,15 +209,28 @@ def test_taking_part_is_decided_on_the_released_size(tmp_path: Path) -> None:
         _compare("plain", "train", _plain(replies[0])[0], _plain(replies[1])[0])
 
 
-def _secure(flat: dict[str, object], node: dict[str, object], run: str,
-            phase: str | None, threshold: int | None = None
-            ) -> tuple[dict[str, Any], np.ndarray, int]:
-    """The SecAgg+ client's vector, weight and metrics; ``threshold``: the round's
-    reconstruction threshold, as ``secaggplus_mod`` keeps it in the node's state."""
+def _secagg_state(flat: dict[str, object], sampled: int) -> ConfigRecord:
+    """What ``secaggplus_mod`` keeps in the node's state after a setup stage for
+    ``sampled`` centres, with the settings the run declares (Flower's arithmetic)."""
+    shares, threshold = declared_setup(RunConfig.from_flat(flat), sampled)
+    return ConfigRecord({"sample_num": sampled, "share_num": shares,
+                         "threshold": threshold})
+
+
+def _secure_context(flat: dict[str, object], node: dict[str, object],
+                    sampled: int | None) -> Context:
     state = RecordDict()
-    if threshold is not None:
-        state[RECORD_KEY_STATE] = ConfigRecord({"threshold": threshold})
-    context = Context(run_id=1, node_id=1, state=state, node_config=node, run_config=flat)
+    if sampled is not None:
+        state[RECORD_KEY_STATE] = _secagg_state(flat, sampled)
+    return Context(run_id=1, node_id=1, state=state, node_config=node, run_config=flat)
+
+
+def _secure(flat: dict[str, object], node: dict[str, object], run: str,
+            phase: str | None, sampled: int | None = None
+            ) -> tuple[dict[str, Any], np.ndarray, int]:
+    """The SecAgg+ client's vector, weight and metrics; ``sampled``: the centres of the
+    SecAgg+ round whose settings ``secaggplus_mod`` keeps in the node's state."""
+    context = _secure_context(flat, node, sampled)
     parameters = [w.numpy() for w in _weights(flat).values()]
     config: dict[str, Any] = protocol.Task(run, 1, "r1").as_config()
     if phase is not None:
@@ -256,12 +272,58 @@ def test_a_secure_release_with_distributed_noise_is_the_same_with_one_student_mo
     sides = []
     for name, frame in (("d", base), ("d1", pd.concat([base, _one(held_out=True)]))):
         node = _centre(tmp_path / name, frame, floor=floor)
-        sides.append(_secure(flat, node, "run-1", layout.EVALUATE, threshold=4))
+        sides.append(_secure(flat, node, "run-1", layout.EVALUATE, sampled=6))
     (metrics, vector, _), (metrics1, vector1, _) = sides
 
     assert metrics[layout.NOISE_DISTRIBUTED] == 1 and metrics[layout.NOISE_THRESHOLD] == 4
+    assert metrics[layout.NOISE_TRUST] == 0  # the default trust model: alone
     _compare("secure", "evaluate", {protocol.METRICS: metrics}, {protocol.METRICS: metrics1})
     assert _check_counts(vector, vector1) <= 1
+
+
+SECURE_AGGREGATION = ('allow_distributed_noise = true\nmax_epsilon_per_run = 10.0\n'
+                      'distributed_noise_trust = "secure-aggregation"\n'
+                      'max_colluding_centres = {c}\n')
+
+
+def test_a_share_booked_under_secure_aggregation_is_the_same_with_one_student_more(
+        tmp_path: Path) -> None:
+    """The 'secure-aggregation' trust model (t = 4 of 6, c = 1): the same share, booked
+    as the sum of t - c = 3 honest shares; the model and c are PUBLIC (the policy)."""
+    flat = _flat(**{"privacy.secure_aggregation": True, "privacy.distributed_noise": True})
+    base = _students(400)
+    sides = []
+    for name, frame in (("d", base), ("d1", pd.concat([base, _one(held_out=True)]))):
+        node = _centre(tmp_path / name, frame, floor=SECURE_AGGREGATION.format(c=1))
+        sides.append(_secure(flat, node, "run-1", layout.EVALUATE, sampled=6))
+    (metrics, vector, _), (metrics1, vector1, _) = sides
+
+    assert (metrics[layout.NOISE_TRUST], metrics[layout.NOISE_COLLUDING]) == (1, 1)
+    _compare("secure", "evaluate", {protocol.METRICS: metrics}, {protocol.METRICS: metrics1})
+    assert _check_counts(vector, vector1) <= 1
+
+
+@pytest.mark.parametrize("colluding", [4, 3], ids=["c-at-t", "t-minus-c-too-small"])
+def test_a_refusal_by_the_trust_model_is_the_same_with_one_student_more(
+        colluding: int, tmp_path: Path) -> None:
+    """t = 4: c = 4 leaves no honest share; c = 3 leaves one, whose sum's cost (the
+    share alone, about 9) passes a floor of 5. The same refusal on D and D', before any
+    record is read: a function of the configuration, the threshold and the policy."""
+    flat = _flat(**{"privacy.secure_aggregation": True, "privacy.distributed_noise": True})
+    floor = SECURE_AGGREGATION.format(c=colluding).replace("10.0", "5.0")
+    base = _students(400)
+    reasons = []
+    for name, frame in (("d", base), ("d1", pd.concat([base, _one(held_out=True)]))):
+        node = _centre(tmp_path / name, frame, floor=floor)
+        with pytest.raises(CentreRefusal) as refused:
+            _secure(flat, node, "run-1", layout.EVALUATE, sampled=6)
+        reasons.append((refused.value.code, refused.value.reason))
+        state = tmp_path / name / "state"
+        if (state / LEDGER_FILE).exists():  # nothing booked, no cohort chosen
+            ledger = PrivacyLedger(state)
+            assert not ledger.booked() and not ledger.cohorts()
+
+    assert reasons == [(protocol.Reply.FLOOR, protocol.Reason.SECAGG_TRUST)] * 2
 
 
 def test_a_student_at_the_lifetime_cap_changes_nothing(tmp_path: Path) -> None:
