@@ -13,6 +13,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from client.commands.left_out import counted, print_problems, print_wrapped
 from client.ingest.centre_data import DataError
 from client.ingest.report import QualityReport
 from common.i18n import catalogue as i18n
@@ -80,9 +81,9 @@ def render_report(
         console.print(_centres_table(report, lang))
     console.print(_columns_table(report, lang))
     if report.problems:
-        console.print(_problems_table(report, max_problems, lang))
+        _print_problems(console, report, max_problems, lang)
     for note in _notes(report, lang):
-        console.print(f"  - {note}", soft_wrap=True)
+        print_wrapped(console, f"- {note}")
     if verdict:
         console.print(
             _("Usable: %(valid)s valid rows, %(usable)s for training and federated "
@@ -146,26 +147,26 @@ def _columns_table(report: QualityReport, lang: str) -> Table:
     return table
 
 
-def _problems_table(report: QualityReport, max_problems: int, lang: str) -> Table:
+def _print_problems(console: Console, report: QualityReport, max_problems: int,
+                    lang: str) -> None:
+    """The invalid cells as the file holds them, one line each, then (if cut) how many
+    rows each source column and reason excluded."""
     _ = i18n.gettext(lang)
-    shown = report.problems[:max_problems]
-    if len(shown) < len(report.problems):
-        title = _("Invalid values (%(rows)s rows excluded; first %(shown)s of %(all)s "
-                  "listed)") % {"rows": report.rows_invalid, "shown": len(shown),
-                                "all": len(report.problems)}
-    else:
-        title = _("Invalid values (%(rows)s rows excluded)") % {"rows": report.rows_invalid}
-    table = Table(_("row"), _("column"), _("value"), _("reason"), title=title, box=box.SIMPLE,
-                  title_justify="left")
-    for problem in shown:
-        value = problem.value if len(problem.value) <= 30 else problem.value[:29] + "…"
-        table.add_row(str(problem.row), problem.column, value,
-                      i18n.translate(problem.reason, lang))
-    if len(shown) < len(report.problems):
+    where = (_("lines numbered as in the file, the header being line 1")
+             if report.file_format == "csv" else _("records numbered from 1"))
+    print_wrapped(console, counted(lang, report.rows_invalid,
+                          N_("Invalid values: %(count)s of %(read)s rows excluded "
+                             "(%(where)s)"),
+                          N_("Invalid values: %(count)s row of %(read)s excluded "
+                             "(%(where)s)"),
+                          read=report.rows_read, where=where), indent="")
+    print_problems(console, report, max_problems, lang)
+    if len(report.problems) > max_problems:
+        console.print(_("By column and reason:"), soft_wrap=True)
         for column, reason, count in report.problem_summary():
-            table.add_row(_("all"), column, _("%(count)s rows") % {"count": count},
-                          i18n.translate(reason, lang))
-    return table
+            print_wrapped(console, _("%(column)s: %(reason)s, %(rows)s") % {
+                "column": column, "reason": i18n.translate(reason, lang),
+                "rows": counted(lang, count, N_("%(count)s rows"), N_("%(count)s row"))})
 
 
 def _notes(report: QualityReport, lang: str) -> list[str]:

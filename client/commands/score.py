@@ -15,11 +15,15 @@ from common.errors import ExitCode
 from common.i18n import catalogue as i18n
 from common.i18n.cli import error_line
 
+SHOWN = 10  # rows left out listed on the terminal; rows-left-out.csv has them all
+
 HELP = (
     "Score a centre's students with the global model: a support priority per student "
     "(high / moderate / low, from the thresholds of the site policy's [support] table), "
     "the factors that raise it and the protective ones (Integrated Gradients). Writes "
-    "support-priorities.csv and support-report.html into --out; nothing is ever "
+    "support-priorities.csv, support-priorities.xlsx (the spreadsheet for the school "
+    "team) and support-report.html into --out, and rows-left-out.csv when rows of the "
+    "extract have invalid values (their students get no priority); nothing is ever "
     "uploaded.\n\n"
     "Exit codes: 0 success; 2 unusable input (model file, data, mapping, policy) or "
     "wrong usage, after one sentence saying what is wrong. The report and the messages "
@@ -40,7 +44,8 @@ def score(
         typer.Option(
             "--out",
             "-o",
-            help="Folder for the CSV and the HTML report (created; kept at the centre).",
+            help="Folder for the CSV, the spreadsheet and the HTML report (created; kept at "
+            "the centre).",
             show_default=False,
         ),
     ],
@@ -70,6 +75,11 @@ def score(
     top: Annotated[
         int, typer.Option("--top", min=1, max=10, help="Factors listed per student and kind.")
     ] = 3,
+    xlsx: Annotated[
+        bool,
+        typer.Option("--xlsx/--no-xlsx",
+                     help="Also write the list as a spreadsheet (support-priorities.xlsx)."),
+    ] = True,
     machine_csv: Annotated[
         bool,
         typer.Option(
@@ -83,7 +93,14 @@ def score(
     """Score a centre's students and write the local support report (see HELP)."""
     import torch
 
-    from client.ingest import prepare_extract
+    from client.commands.left_out import (
+        LEFT_OUT_NAME,
+        left_out_sentence,
+        print_problems,
+        print_wrapped,
+        write_left_out,
+    )
+    from client.ingest import ensure_usable, ingest_file
     from client.ingest.centre_data import DataError
     from client.scoring.explain import attribute, top_factors
     from client.scoring.scores import load_model, load_scoring_policy, score_frame
@@ -97,10 +114,15 @@ def score(
     try:
         site_policy, thresholds = load_scoring_policy(policy)
         risk_model = load_model(model)
-        frame = prepare_extract(data, mapping, site_policy)
+        ingested = ingest_file(data, mapping, site_policy)
+        ensure_usable(ingested.report)
     except DataError as exc:
         err.print(error_line(exc.args[0] if exc.args else str(exc), language), soft_wrap=True)
+        report = getattr(exc, "report", None)
+        if report is not None:  # past the policy's share: the rows to correct
+            print_problems(err, report, SHOWN, language)
         raise typer.Exit(ExitCode.UNUSABLE) from None
+    frame, report = ingested.frame, ingested.report
 
     # The model is tiny: one intra-op thread is as fast on an idle machine and many
     # times faster on a busy one (measured: IG 0.06 s instead of 1-2.6 s per 1,000
@@ -119,9 +141,14 @@ def score(
     fingerprint = hashlib.sha256(model.read_bytes()).hexdigest()[:12]
     table = support_table(scored, frame, explanations, language)
     try:
-        csv_path, html_path = write_support_report(
-            out, table, scored, language, fingerprint,
-            csv_style(language, machine=machine_csv))
+        style = csv_style(language, machine=machine_csv)
+        written = write_support_report(out, table, scored, language, fingerprint, style,
+                                       xlsx=xlsx)
+        left_out = out / LEFT_OUT_NAME
+        if report.problems:
+            written.append(write_left_out(left_out, report, language, style))
+        else:
+            left_out.unlink(missing_ok=True)  # an earlier run's list is not this one's
     except OSError as exc:
         err.print(error_line(
             _("Cannot write the report into %(out)s (%(reason)s); give a folder this "
@@ -131,7 +158,8 @@ def score(
 
     counts = scored.counts()
     rate = len(scored) / scoring_seconds if scoring_seconds > 0 else float("inf")
-    out_console.print(
+    print_wrapped(
+        out_console,
         _("Scored %(students)s students in %(seconds)s s (%(rate)s per second): high "
           "%(high)s, moderate %(moderate)s, low %(low)s (thresholds %(t_high)s and "
           "%(t_moderate)s).") % {
@@ -140,15 +168,17 @@ def score(
             "high": counts["high"], "moderate": counts["moderate"], "low": counts["low"],
             "t_high": i18n.number(thresholds.high, 2, language),
             "t_moderate": i18n.number(thresholds.moderate, 2, language)},
-        soft_wrap=True,
+        indent="",
     )
     if explain:
         out_console.print(_("Factors (Integrated Gradients) in %(seconds)s s.") % {
             "seconds": i18n.number(explain_seconds, 1, language)})
-    out_console.print(
-        _("Kept at the centre, never uploaded: %(csv)s and %(html)s") % {
-            "csv": csv_path, "html": html_path}, soft_wrap=True
-    )
+    if report.problems:
+        print_wrapped(out_console, left_out_sentence(report, language), indent="")
+        print_problems(out_console, report, SHOWN, language, full_list=out / LEFT_OUT_NAME)
+    out_console.print(_("Kept at the centre, never uploaded:"))
+    for path in written:
+        out_console.print(f"  {path}", soft_wrap=True)
     raise typer.Exit(ExitCode.SUCCESS)
 
 

@@ -18,6 +18,7 @@ from client.ingest.mapping import Mapping, apply_mapping, identity_mapping, load
 from client.ingest.policy import apply_policy, withheld_columns
 from client.ingest.reading import Extract, read_extract
 from client.ingest.report import CentreCount, ColumnReport, QualityReport
+from client.ingest.source_cells import locate
 from client.ingest.validation import validate_rows
 from client.site_policy import SitePolicy
 from common.i18n.catalogue import N_, word
@@ -51,7 +52,7 @@ def ingest(
     mapped = apply_mapping(extract, mapping)
     _require_columns(extract, mapped.frame, mapping_source)
     valid, problems = validate_rows(apply_policy(mapped.frame, policy), extract.decimal)
-    problems = sorted(set(mapped.problems + problems), key=lambda p: (p.row, p.column))
+    problems = locate(mapped.problems + problems, extract.frame, mapped)
     bad = {p.row - 1 for p in problems}
     valid = valid.loc[~valid.index.isin(bad)]
     consent = valid[CONSENT].astype(bool)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import codecs
 import difflib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,10 @@ class MappedExtract:
     ignored_columns: tuple[str, ...]
     forbidden_dropped: tuple[str, ...]
     centres: pd.Series | None  # centre of every row, as text, when the mapping names one
+    #: The source columns each harmonised column was made from, in the file's order.
+    sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: The harmonised columns that are a source column's cells unchanged (a rename).
+    copies: frozenset[str] = frozenset()
 
 
 def load_mapping(path: Path) -> Mapping:
@@ -275,7 +279,12 @@ def apply_mapping(extract: Extract, mapping: Mapping) -> MappedExtract:
     read = {c for rule in rules.values() for c in rule.reads} | {mapping.centre_column}
     ignored = tuple(c for c in raw.columns if c not in read)
     centres = as_text(raw[mapping.centre_column]) if mapping.centre_column else None
-    return MappedExtract(frame, problems, ignored, forbidden, centres)
+    sources = {target: tuple(c for c in raw.columns if c in rule.reads)
+               for target, rule in rules.items()}
+    copies = frozenset(target for target, rule in rules.items() if rule.source is not None
+                       and not (rule.missing or rule.recode or rule.scale != 1.0
+                                or rule.offset != 0.0))
+    return MappedExtract(frame, problems, ignored, forbidden, centres, sources, copies)
 
 
 def _require_columns(
@@ -312,7 +321,8 @@ def _fill(rule: ColumnRule, raw: pd.DataFrame, decimal: str) -> tuple[pd.Series,
         values = raw[rule.source].rename(rule.source)
     elif rule.expression is not None:
         try:
-            values, problems = evaluate(rule.expression, raw, decimal)
+            values, found = evaluate(rule.expression, raw, decimal)
+            problems = [replace(p, target=rule.target) for p in found]
         except ExpressionError as exc:
             raise IngestError(N_("The expression for %(target)s %(problem)s; correct the "
                                  "mapping.", target=rule.target, problem=_part(exc))) from exc
@@ -328,7 +338,8 @@ def _fill(rule: ColumnRule, raw: pd.DataFrame, decimal: str) -> tuple[pd.Series,
         numbers, failed = as_number(values, decimal)
         name = rule.source or rule.target
         problems += [
-            RowProblem(int(i) + 1, name, str(values.at[i]), "not a number")
+            RowProblem(int(i) + 1, name, str(values.at[i]), N_("not a number"),
+                       target=rule.target)
             for i in failed.index[failed.to_numpy()]
         ]
         values = numbers * rule.scale + rule.offset

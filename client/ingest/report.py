@@ -13,12 +13,25 @@ class RowProblem:
     """One invalid cell; its row is excluded.
 
     ``row`` counts records from 1 (the first row after the header, line 2 of a CSV).
+    ``column`` and ``value`` are what was checked: a harmonised column and its value
+    after the mapping, or the source column an expression or a unit change read.
+    ``target`` is the harmonised column it was for (empty: ``column``); ``cells`` the
+    source cells behind it as the file holds them (column, text; None when empty), and
+    ``student`` the row's student id as read (``client.ingest.source_cells`` fills both).
     """
 
     row: int
     column: str
     value: str
     reason: str
+    target: str = ""
+    cells: tuple[tuple[str, str | None], ...] = ()
+    student: str | None = None
+
+    @property
+    def harmonised(self) -> str:
+        """The harmonised column the problem is about."""
+        return self.target or self.column
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,12 @@ class QualityReport:
     ignored_columns: tuple[str, ...] = ()
     centres: tuple[CentreCount, ...] = ()
 
+    def line_of(self, row: int) -> int:
+        """The number a reader finds record ``row`` under: its line in a CSV file, the
+        header being line 1 (as a spreadsheet numbers its rows), or its record number
+        in a Parquet file."""
+        return row + 1 if self.file_format == "csv" else row
+
     @property
     def rows_valid(self) -> int:
         """Rows kept after validation (usable for local scoring)."""
@@ -106,6 +125,8 @@ class QualityReport:
         return tuple(c.name for c in self.columns if c.role == "predictor" and c.status == "absent")
 
     def problem_summary(self) -> list[tuple[str, str, int]]:
-        """(column, reason, rows) for every kind of invalid value, most frequent first."""
-        counts = Counter((p.column, p.reason) for p in self.problems)
+        """(column, reason, rows) for every kind of invalid value, most frequent first:
+        the file's columns the value came from (else the harmonised column)."""
+        counts = Counter((", ".join(c for c, _ in p.cells) or p.harmonised, p.reason)
+                         for p in self.problems)
         return [(column, reason, n) for (column, reason), n in counts.most_common()]

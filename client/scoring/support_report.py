@@ -1,5 +1,6 @@
-"""The local support report: a CSV for the centre's systems and a standalone HTML page
-for the school team, in French by default (English with ``lang="en"``).
+"""The local support report: a CSV for the centre's systems, a spreadsheet and a
+standalone HTML page for the school team, in French by default (English with
+``lang="en"``).
 
 Both stay at the centre: they hold the students' local pseudonyms and are written with
 owner-only permissions into the folder the centre gives. The page is the template
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from client.scoring.scores import LEVELS, ScoredStudents
+from client.scoring.spreadsheet import XLSX_NAME, write_support_xlsx
 from client.scoring.support_wording import TEXT, describe_factor
 from common import pages
 from common.csv_output import CsvStyle, csv_style, write_csv
@@ -77,17 +79,23 @@ def write_support_report(
     lang: str = "fr",
     model_fingerprint: str = "",
     style: CsvStyle | None = None,
-) -> tuple[Path, Path]:
-    """Write the CSV and the HTML page into ``out_dir``; returns both paths. The CSV
-    follows the spreadsheets of ``lang`` (French: ``;``, decimal comma, UTF-8 with a
-    byte-order mark) unless ``style`` says otherwise (``common.csv_output.MACHINE``)."""
+    *,
+    xlsx: bool = True,
+) -> list[Path]:
+    """Write the CSV, the spreadsheet (unless ``xlsx`` is false) and the HTML page into
+    ``out_dir``; returns the paths written. The CSV follows the spreadsheets of ``lang``
+    (French: ``;``, decimal comma, UTF-8 with a byte-order mark) unless ``style`` says
+    otherwise (``common.csv_output.MACHINE``)."""
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     csv_path, html_path = out_dir / CSV_NAME, out_dir / HTML_NAME
     # Formula cells neutralised, atomic.
     write_csv(csv_path, table, mode=FILE_MODE, style=style or csv_style(lang))
+    written = [csv_path]
+    if xlsx:
+        written.append(write_support_xlsx(out_dir / XLSX_NAME, table, lang, FILE_MODE))
     atomic_write_bytes(html_path, render_html(table, scored, lang, model_fingerprint)
                        .encode("utf-8"), FILE_MODE)
-    return csv_path, html_path
+    return [*written, html_path]
 
 
 @dataclass(frozen=True)

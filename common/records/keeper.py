@@ -14,7 +14,7 @@ socket on a volume the two share, to append an event, and the keeper:
   count) in its own state folder, and refuses to append to a log whose last line is not
   the one it wrote (a log rewritten, cut or replaced since) — so no line already written
   can be signed again, whatever the app asks;
-- writes the actor itself (``ministry``): a request cannot sign in another's name.
+- sets the time (``at``) and the chain's fields itself: a request cannot set them.
 
 What a hostile app can still do: append false events (it decides what to write), or
 stop writing. What it cannot: read the key, rewrite or cut a line without
@@ -163,7 +163,7 @@ class _Handler(socketserver.StreamRequestHandler):
         try:
             request = json.loads(raw)
             fields = request["fields"]
-            reserved = ({"actor", "at", "event"} | set(RESERVED)) & set(fields)
+            reserved = ({"at", "event"} | set(RESERVED)) & set(fields)
             if not isinstance(fields, dict) or reserved:
                 raise ValueError(f"fields may not set {sorted(reserved)}")
             entry = self.server.keeper.append(str(request["path"]), str(request["event"]),

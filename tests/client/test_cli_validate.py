@@ -87,10 +87,9 @@ def test_too_many_invalid_rows_exit_2_and_list_the_rows(tmp_path: Path) -> None:
     lines = result.stderr.splitlines()
     assert lines[0].startswith("error: 2 of 10 rows of")
     assert "more than the 5.0% the site policy allows" in lines[0]
-    problem_rows = [line.split() for line in lines if "not a number" in line]
-    assert [(row[0], row[1], row[2]) for row in problem_rows] == [
-        ("3", "grade_math", "n/d"),
-        ("6", "grade_math", "n/d"),
+    assert [line for line in lines if "not a number" in line] == [
+        "  line 4 (student s0002): \u201cgrade_math\u201d = \u201cn/d\u201d: not a number",
+        "  line 7 (student s0005): \u201cgrade_math\u201d = \u201cn/d\u201d: not a number",
     ]
 
 

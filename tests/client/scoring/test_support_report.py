@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from client.cli import app
-from client.scoring.support_report import CSV_NAME, HTML_NAME
+from client.scoring.support_report import CSV_NAME, HTML_NAME, XLSX_NAME
 from client.scoring.support_wording import FORBIDDEN_WORDS, describe_factor, describe_value
 from common.schema import COLUMN_BY_NAME, PREDICTORS, Column, Kind, Role, Unit, Words
 from tests.client.conftest import harmonised_frame, write_csv
@@ -73,7 +73,8 @@ def test_student_data_is_written_into_the_output_folder_only(
     stdout = _score(*inputs, tmp_path / "out")
 
     written = {p for p in tmp_path.rglob("*")} - before
-    assert written == {tmp_path / "out", tmp_path / "out" / CSV_NAME, tmp_path / "out" / HTML_NAME}
+    assert written == {tmp_path / "out", tmp_path / "out" / CSV_NAME, tmp_path / "out" / HTML_NAME,
+                       tmp_path / "out" / XLSX_NAME}
     assert "s0001" not in stdout  # pseudonyms only in the files
     assert all(os.stat(p).st_mode & 0o077 == 0 for p in written if p.is_file())
 

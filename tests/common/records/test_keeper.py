@@ -109,11 +109,11 @@ def test_only_audit_logs_under_the_runs_folder_by_their_own_path(
     assert not (tmp_path / "elsewhere").exists()
 
 
-def test_a_request_cannot_sign_in_another_s_name(keeper: tuple[Path, Path]) -> None:
+def test_a_request_cannot_set_the_time_nor_the_chain(keeper: tuple[Path, Path]) -> None:
     socket, runs = keeper
-    with pytest.raises(KeeperError, match="actor"):
+    with pytest.raises(KeeperError, match="at"):
         append_through(socket, runs / "r" / "audit.jsonl", "run_started",
-                       {"actor": "css-de-laval"})
+                       {"at": "2020-01-01T00:00:00"})
     with pytest.raises(KeeperError, match="seq"):
         append_through(socket, runs / "r" / "audit.jsonl", "run_started", {"seq": 1})
 
