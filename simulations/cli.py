@@ -106,11 +106,22 @@ def console_command(run_dir: Path) -> str:
 @app.command("list")
 def list_scenarios() -> None:
     """List the shipped scenarios."""
+    import textwrap
+
     from simulations.scenario import available_scenarios, load_scenario
 
-    for name in available_scenarios():
-        scenario = load_scenario(name)
-        console.print(f"{name:<14} {scenario.description}")
+    names = available_scenarios()
+    column = max(len(name) for name in names) + 2
+    width = max(console.width, column + 30)
+    for name in names:
+        # The description through the catalogue (simulations/scenario_catalogue.py).
+        text = shown(load_scenario(name).description)
+        lines = textwrap.wrap(text, width - column, break_on_hyphens=False) or [""]
+        console.print(f"{name:<{column}}{lines[0]}", soft_wrap=True, markup=False,
+                      highlight=False)
+        for line in lines[1:]:
+            console.print(" " * column + line, soft_wrap=True, markup=False,
+                          highlight=False)
 
 
 @app.command()

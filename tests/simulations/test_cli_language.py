@@ -4,6 +4,8 @@ Only refusals before any simulation starts: no Ray, no Flower."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from typer.testing import CliRunner
 
 from common.i18n import catalogue as i18n
@@ -112,3 +114,41 @@ def test_a_run_folder_that_cannot_be_made_is_one_sentence_and_exit_2(tmp_path) -
     assert result.exit_code == 2
     assert result.stderr.startswith(f"erreur : Impossible de créer le dossier {blocker}/runs (")
     assert "ronde 1/" not in result.stdout and "Pour suivre" not in result.stdout
+
+
+def test_list_describes_the_scenarios_in_french_by_default_and_in_english_with_lang() -> None:
+    french = runner.invoke(app, ["list"], env={**NO_LOCALE, "COLUMNS": "80"})
+    english = runner.invoke(app, ["--lang", "en", "list"], env={**NO_LOCALE, "COLUMNS": "80"})
+
+    assert french.exit_code == english.exit_code == 0
+    joined = " ".join(french.stdout.split())  # the descriptions wrap within 80 columns
+    # (split() reads the non-breaking space of "45 000" as a space)
+    assert "demo 12 centres synthétiques, environ 45 000 élèves; DP-SGD epsilon 3 par " \
+        "centre (make demo)" in joined
+    assert "tiny 3 petits centres, 2 rondes" in joined
+    assert "synthetic" not in french.stdout and "Real data" not in french.stdout
+    assert "demo 12 synthetic centres, about 45,000 students" in " ".join(english.stdout.split())
+    assert max(len(line) for line in french.stdout.splitlines()) <= 80
+
+
+def test_every_shipped_scenario_is_described_in_the_catalogue() -> None:
+    from simulations.scenario import available_scenarios, load_scenario
+
+    french = i18n.gettext("fr")
+    for name in available_scenarios():
+        description = load_scenario(name).description
+        assert description and french(description) != description, name
+
+
+def test_a_researchers_own_description_is_shown_as_written(tmp_path: Path) -> None:
+    from simulations.scenario_catalogue import extract
+
+    own = tmp_path / "mine.toml"
+    own.write_text('name = "mine"\ndescription = "Mon propre scénario"\nrounds = 2\n',
+                   encoding="utf-8")
+
+    with own.open("rb") as file:
+        found = list(extract(file, {}, [], {}))
+
+    assert found == [(2, "", "Mon propre scénario", [])]
+    assert i18n.translate("Mon propre scénario", "fr") == "Mon propre scénario"
