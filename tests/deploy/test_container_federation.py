@@ -437,6 +437,45 @@ def test_three_centres_in_containers_run_two_rounds_through_the_proxy(
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
+def test_the_run_is_read_in_the_console_through_the_operator_listener(
+        federation: Federation) -> None:
+    """The guide's step 7: an operator's browser (headless Chromium) holding the
+    operator's certificate reads the run at https://<operator address>:9443/console/;
+    without the certificate the proxy refuses it (400)."""
+    from playwright.sync_api import sync_playwright
+
+    fed = federation
+    chromium = shutil.which("chromium") or pytest.skip("chromium is not installed")
+    operator = fed.ministry.folder / "pki" / "operators" / "ops"
+    origin = f"https://127.0.0.1:{fed.operator_port}"
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            # The proxy's certificate names the ministry's public and internal names,
+            # not this loopback address: its chain is checked by the guide's curl lines.
+            holder = browser.new_context(
+                locale="fr-CA", ignore_https_errors=True, viewport={"width": 1280,
+                                                                    "height": 900},
+                client_certificates=[{"origin": origin, "certPath": str(operator / "ops.crt"),
+                                      "keyPath": str(operator / "ops.key")}])
+            page = holder.new_page()
+            listing = page.goto(f"{origin}/console/runs", timeout=60_000)
+            assert listing is not None and listing.status == 200, fed.logs()
+            assert "pvt-run" in page.inner_text("body")
+            shown = page.goto(f"{origin}/console/runs/pvt-run", timeout=60_000)
+            assert shown is not None and shown.status == 200
+            text = page.inner_text("body")
+            assert "pvt-run" in text and "terminé" in text, text[:2000]
+            page.screenshot(path=str(fed.root / "console-run.png"), full_page=True)
+
+            stranger = browser.new_context(ignore_https_errors=True).new_page()
+            refused = stranger.goto(f"{origin}/console/", timeout=60_000)
+            assert refused is not None and refused.status == 400
+        finally:
+            browser.close()
+
+
 _UNSIGNED_ACQUIRE = """
 import sys, urllib.error, urllib.request
 from flwr.proto.runtime_pb2 import AcquireTaskRequest
