@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.linear_model import LogisticRegression
 
-from common.metrics import ScoreHistogram, bin_centres, calibration_error
+from common.metrics import ScoreHistogram, calibration_error
 
 MIN_SLOPE, MAX_SLOPE = 0.1, 10.0
 
@@ -40,7 +40,7 @@ class Calibration:
 def fit_calibration(histogram: ScoreHistogram) -> Calibration:
     """Platt scaling fitted on a (possibly noisy) pooled histogram; identity when the
     histogram cannot support a fit (too few records of either label)."""
-    centres = bin_centres(histogram.bins)
+    centres = histogram.centres()
     pos = np.clip(histogram.positives, 0.0, None)
     neg = np.clip(histogram.negatives, 0.0, None)
     if pos.sum() < 10 or neg.sum() < 10:
@@ -66,8 +66,8 @@ def calibrated_error(histogram: ScoreHistogram, calibration: Calibration,
     probabilities once recalibrated: each bin's students at its recalibrated centre.
     From a noisy (DP) histogram, ``noise_variance`` (of each bin count's noise) takes
     the noise's share out of each group's distance, which would otherwise err high."""
-    centres = calibration.apply(bin_centres(histogram.bins))
+    centres = calibration.apply(histogram.centres())
     recalibrated = ScoreHistogram(histogram.positives, histogram.negatives,
                                   (histogram.positives + histogram.negatives) * centres,
-                                  histogram.squared_error_sum)
+                                  histogram.squared_error_sum, histogram.edges)
     return calibration_error(recalibrated, noise_variance=noise_variance)

@@ -105,7 +105,11 @@ class EvaluationConfig:
     between its attributes, ``"imse_band=1.75,sex=1"`` (an attribute it does not name
     weighs 1; empty: all equal): attribute ``a`` gets the noise std
     ``m * sqrt(sum(w) / w[a])``, where ``m`` is the audit's multiplier, so the release's
-    privacy is that of the equal shares (``common.privacy.accounting.audit_noise_stds``)."""
+    privacy is that of the equal shares (``common.privacy.accounting.audit_noise_stds``).
+    ``placement``: where the score bins are (issue 30): ``"released"`` (the default)
+    places each evaluation's edges at the quantiles of the pooled histogram released
+    before it (the first on the fixed bins; ``common.metrics.place_edges``),
+    ``"fixed"`` keeps the fixed bins on logit -7..5 throughout (the behaviour before)."""
 
     bins: int = 20
     test_fraction: float = 0.2
@@ -113,6 +117,7 @@ class EvaluationConfig:
     centre_register: str = ""
     progress_every: int = 1
     audit_weights: str = ""
+    placement: str = "released"
 
     @property
     def audit_weight_map(self) -> dict[str, float]:
@@ -128,6 +133,9 @@ class EvaluationConfig:
             weights[name.strip()] = weight
         return weights
 
+
+#: Where the evaluation's score bins are (``EvaluationConfig.placement``).
+PLACEMENTS = ("released", "fixed")
 
 AGGREGATIONS = ("fedavg", "trimmed-mean", "median", "krum", "multi-krum")
 
@@ -231,6 +239,8 @@ class RunConfig:
                N_("evaluation.threshold must be in (0, 1)"))
         _check(self.evaluation.progress_every >= 0,
                N_("evaluation.progress_every must be >= 0"))
+        _check(self.evaluation.placement in PLACEMENTS,
+               N_("evaluation.placement must be released or fixed"))
         try:
             weights = self.evaluation.audit_weight_map
         except ValueError:

@@ -44,6 +44,12 @@ PHASE_EVALUATE, PHASE_AUDIT = "evaluate", "audit"
 AUDIT_THRESHOLD = "audit-threshold"  # the model's raw score the audit counts flags at
 CALIBRATION_SLOPE = "calibration-slope"  # the ministry's Platt recalibration: which
 CALIBRATION_INTERCEPT = "calibration-intercept"  # calibrated probability that score is
+#: An evaluation instruction's score bins (issue 30): the interior edges on the logit
+#: scale, as text (``"-3.1,-2.9,..."``, which both Flower APIs carry), placed by the
+#: ministry from the pooled histogram released before (``common.metrics.place_edges``);
+#: absent: the fixed bins. Public input, the same for every centre, checked by each
+#: (``common.metrics.edges_problem``) before anything is counted.
+EVALUATION_EDGES = "evaluation-edges"
 
 # ---------------------------------------------------------------- keys of the release
 NUM_EXAMPLES = "num-examples"  # Flower's FedAvg weight: a noisy, booked count
@@ -119,6 +125,8 @@ class Reason:
                          "differ from those the run's configuration declares.")
     SECAGG_TRUST = N_("The SecAgg+ threshold is too low for the trust model of the "
                       "centre's privacy floor.")
+    EDGES_INVALID = N_("The evaluation request's score bins are invalid: they must be "
+                       "one fewer increasing edges than the run's bins.")
 
 
 def refusal_text(centre: str, reason: str) -> str:
@@ -204,6 +212,35 @@ def audit_request_of(config: Mapping[str, object]) -> AuditRequest:
 
     return AuditRequest(value(AUDIT_THRESHOLD), value(CALIBRATION_SLOPE),
                         value(CALIBRATION_INTERCEPT))
+
+
+def edges_config(edges: tuple[float, ...] | None) -> dict[str, str]:
+    """The instruction's key for the evaluation's bins (none for the fixed bins)."""
+    if edges is None:
+        return {}
+    return {EVALUATION_EDGES: ",".join(repr(float(v)) for v in edges)}
+
+
+@dataclass(frozen=True)
+class EdgesRequest:
+    """The bins an evaluation instruction asks for: ``edges`` (None: the fixed bins),
+    or ``malformed`` when the text is not a list of numbers."""
+
+    edges: tuple[float, ...] | None = None
+    malformed: bool = False
+
+
+def edges_of(config: Mapping[str, object]) -> EdgesRequest:
+    """The evaluation's bins an instruction carries (:func:`edges_config`)."""
+    raw = config.get(EVALUATION_EDGES)
+    if raw is None:
+        return EdgesRequest()
+    if not isinstance(raw, str) or len(raw) > 20_000:
+        return EdgesRequest(malformed=True)
+    try:
+        return EdgesRequest(tuple(float(part) for part in raw.split(",")))
+    except ValueError:
+        return EdgesRequest(malformed=True)
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,21 @@ REPLIES: dict[tuple[str, str], dict[str, dict[str, Key]]] = {
     },
 }
 
+#: What an evaluation's release is counted over, besides the centre's records: inputs of
+#: the instruction, each PUBLIC (the same for every centre; any value keeps each
+#: count's sensitivity, since each held-out student still adds 1 to one bin). Issue 30:
+#: the score bins are placed by the ministry from the pooled histogram released before
+#: (post-processing), not fixed offline on our own synthetic scores.
+INSTRUCTION_INPUTS: dict[str, Key] = {
+    protocol.EVALUATION_EDGES: Key(Class.PUBLIC, "the interior edges of the score bins, "
+                                   "placed by the ministry at the quantiles of the pooled "
+                                   "histogram released before (common.metrics.place_edges): "
+                                   "post-processing of NOISED releases; checked by the "
+                                   "centre (common.metrics.edges_problem)"),
+    protocol.AUDIT_THRESHOLD: Key(Class.PUBLIC, "the raw score the audit counts flags at: "
+                                  "post-processing of the final pooled histogram"),
+}
+
 #: Sentences of ``Reason`` a centre no longer sends (a decision on an exact count of its
 #: students with budget left, issue 26); the ministry still reads them from older ones.
 NOT_SENT = frozenset({Reason.BUDGET_RETIRED, Reason.EVALUATION_RETIRED})
@@ -160,6 +175,7 @@ REFUSALS: dict[str, Key] = {
     Reason.NOT_SCHEDULED: Key(Class.PUBLIC, "configuration and the instruction's round"),
     Reason.AUDIT_INVALID: Key(Class.PUBLIC, "the instruction"),
     Reason.AUDIT_DONE: Key(Class.PUBLIC, "the mechanisms the ledger booked for the run"),
+    Reason.EDGES_INVALID: Key(Class.PUBLIC, "the instruction and the configuration"),
     Reason.SECAGG_SETTINGS: Key(Class.PUBLIC, "the SecAgg+ settings of the round's setup "
                                 "stage and the run's configuration (client.privacy.trust)"),
     Reason.SECAGG_TRUST: Key(Class.PUBLIC, "the round's SecAgg+ threshold, the "

@@ -65,6 +65,7 @@ def histogram_of(evaluation: dict[str, Any]) -> ScoreHistogram:
         np.asarray(evaluation["hist_neg"], dtype=np.float64),
         np.asarray(evaluation["prob_sum"], dtype=np.float64),
         0.0,
+        tuple(float(v) for v in evaluation["edges"]) if evaluation.get("edges") else None,
     )
 
 

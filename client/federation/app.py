@@ -33,12 +33,16 @@ def _handle(kind: str, msg: Message, context: Context) -> Message:
     config = msg.content.config_records.get(protocol.CONFIG, ConfigRecord())
     audit = protocol.audit_request_of(config) if kind == "evaluate" and \
         protocol.is_audit(config) else None
+    edges = protocol.edges_of(config) if kind == "evaluate" and audit is None else None
     if audit is not None:
         kind = protocol.PHASE_AUDIT
     # The audit's reply is kept under what it was asked at: the same request gets the
-    # same reply (no cost); any other is refused by the centre's ledger.
+    # same reply (no cost); any other is refused by the centre's ledger. An evaluation's
+    # under its bins too (issue 30), so that a reply is never read over other bins.
     version = task.model_version if audit is None else (
         f"{task.model_version}|{audit.threshold!r}|{audit.slope!r}|{audit.intercept!r}")
+    if edges is not None and edges.edges is not None:
+        version = f"{version}|{config.get(protocol.EVALUATION_EDGES)!s}"
     centre: Centre | None = None
     try:
         centre = Centre.of(context.run_config, context.node_config, context.run_id)
@@ -63,7 +67,7 @@ def _handle(kind: str, msg: Message, context: Context) -> Message:
             extra = {"update_norm": result.update_norm,
                      "update_bound": centre.config.training.max_update_norm}
         else:
-            release = evaluate_task(centre, task, weights, audit)
+            release = evaluate_task(centre, task, weights, audit, edges)
             content = RecordDict({protocol.METRICS: MetricRecord(release)})  # type: ignore[arg-type]
             extra = {}
         content[protocol.CENTRE] = ConfigRecord({protocol.CENTRE_NAME: centre.name})

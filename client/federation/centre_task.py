@@ -36,7 +36,7 @@ from client.privacy.records import records_head
 from client.privacy.run_plan import held_out_share
 from client.site_policy import SitePolicy
 from common.config import ConfigError, RunConfig
-from common.protocol import AuditRequest, Reason, Reply, Task, refusal_text
+from common.protocol import AuditRequest, EdgesRequest, Reason, Reply, Task, refusal_text
 
 Weights = dict[str, torch.Tensor]
 LOG = logging.getLogger("perseverance.centre")
@@ -124,14 +124,16 @@ def train_task(centre: Centre, task: Task, global_weights: Weights) -> RoundResu
 
 
 def evaluate_task(centre: Centre, task: Task, global_weights: Weights,
-                  audit: AuditRequest | None = None) -> dict[str, int | float | list[float]]:
-    """Evaluate the global model on the centre's held-out records (noised, booked), or
-    with ``audit`` release the equity audit's counts at its threshold."""
+                  audit: AuditRequest | None = None, edges: EdgesRequest | None = None
+                  ) -> dict[str, int | float | list[float]]:
+    """Evaluate the global model on the centre's held-out records (noised, booked) over
+    the instruction's score bins (``edges``), or with ``audit`` release the equity
+    audit's counts at its threshold."""
     config = centre.config
     data = centre.data(task.run_name)
     ledger = open_ledger(config, centre.node_config) if config.privacy.dp else None
     return evaluate_round(config, data, global_weights, task.server_round or None, ledger,
-                          task.run_name, audit)
+                          task.run_name, audit, edges)
 
 
 def refusal_of(exc: BaseException) -> tuple[Reply, str, str] | None:

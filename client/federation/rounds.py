@@ -34,7 +34,7 @@ from client.privacy.student_budget import StudentBudget
 from common.config import RunConfig
 from common.model import ModelConfig, build_model, get_weights, predict_proba, set_weights
 from common.privacy.accounting import composed_epsilon
-from common.protocol import AuditRequest, Reason, Reply
+from common.protocol import AuditRequest, EdgesRequest, Reason, Reply
 from common.training import DPSettings, train_local
 
 DATA_FILE_SUFFIXES = (".parquet", ".csv")
@@ -285,6 +285,7 @@ def evaluate_round(
     ledger: PrivacyLedger | None = None,
     run_id: str = "",
     audit: AuditRequest | None = None,
+    edges: EdgesRequest | None = None,
 ) -> dict[str, int | float | list[float]]:
     """Aggregate evaluation of the global model on the centre's held-out records:
     score histograms by label, or with ``audit`` the equity audit's per-group counts at
@@ -294,11 +295,13 @@ def evaluate_round(
     noise and the release is booked first (see ``client.privacy.evaluation``), over the held-out
     records whose own budget the run's evaluation leaves within the cap
     (``client.privacy.student_budget``)."""
-    check_evaluation_request(config, server_round or config.rounds, audit, ledger, run_id)
+    check_evaluation_request(config, server_round or config.rounds, audit, ledger, run_id,
+                             edges)
     data = evaluation_records(config, data, run_id, ledger)
     model = build_model(model_config(config), seed=config.seed)
     set_weights(model, global_weights)
     probabilities = predict_proba(model, data.x_test)
     return evaluation_release(
-        config, data, probabilities, server_round or config.rounds, ledger, run_id, audit
+        config, data, probabilities, server_round or config.rounds, ledger, run_id, audit,
+        None if edges is None else edges.edges,
     )

@@ -171,14 +171,16 @@ class SecureCentre(NumPyClient):
         ledger = open_ledger(run_config, self.centre.node_config) if run_config.privacy.dp \
             else None
         # No reply cache (as for training): a repeated audit is refused by the ledger.
+        edges = None if audit is not None else protocol.edges_of(config)
         check_evaluation_request(run_config, task.server_round or run_config.rounds, audit,
-                                 ledger, task.run_name)
+                                 ledger, task.run_name, edges)
         share_of = self._threshold() if (run_config.privacy.distributed_noise and
                                          data.policy.privacy.allow_distributed_noise) else None
         data = evaluation_records(run_config, data, task.run_name, ledger, share_of)
         vector, metrics = secure_release(run_config, data, predict_proba(model, data.x_test),
                                          task.server_round or run_config.rounds, ledger,
-                                         task.run_name, slot, self._threshold(), audit)
+                                         task.run_name, slot, self._threshold(), audit,
+                                         None if edges is None else edges.edges)
         self.centre.audit("reply_sent", task, kind, secure_aggregation=True,
                           masked=True, **metrics)
         metrics = {**metrics, **self._identity()}
@@ -193,7 +195,8 @@ class SecureCentre(NumPyClient):
         self.centre.admit(_elements(parameters))
         global_weights = _global_weights(parameters, self.centre.config)
         audit = protocol.audit_request_of(config) if protocol.is_audit(config) else None
-        release = evaluate_task(self.centre, task, dict(global_weights), audit)
+        edges = None if audit is not None else protocol.edges_of(config)
+        release = evaluate_task(self.centre, task, dict(global_weights), audit, edges)
         count = int(release[protocol.NUM_EXAMPLES])  # type: ignore[arg-type]
         self.centre.audit("reply_sent", task, "evaluate", secure_aggregation=True,
                           metrics=sorted(release))

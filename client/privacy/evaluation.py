@@ -18,7 +18,11 @@ the centre's ledger before it leaves:
   threshold the ministry sends, the one its recalibration of the final pooled histogram
   maps to ``evaluation.threshold``; the ledger books them at round ``rounds + 1``
   (:data:`AUDIT_ROUND_OFFSET`), which is how a second audit request is recognised.
-Probability sums and squared errors are then derived from the noisy bins (bin centres),
+The score bins are the instruction's (``common.protocol.EVALUATION_EDGES``, placed by
+the ministry from the pooled histogram released before: public input, checked here) or
+the fixed ones; any edges keep each count's sensitivity, since each held-out student
+adds 1 to one bin. Probability sums and squared errors are then derived from the noisy
+bins (bin centres),
 so they cost nothing more. The multipliers come from
 ``common.privacy.accounting.calibrate_evaluation_noise``: the run's evaluation releases together
 stay within ``privacy.epsilon`` at ``privacy.delta``. Held-out students never train, so
@@ -40,7 +44,7 @@ from client.site_policy import PrivacyFloor
 from common.config import RunConfig
 from common.discrete_gaussian import discrete_gaussian
 from common.equity.audit import CELL_LENGTH, all_cell_keys, centre_cells
-from common.metrics import bin_centres, score_histogram
+from common.metrics import bin_centres, edges_problem, padded, score_histogram
 from common.privacy.accounting import (
     EvaluationNoise,
     composed_epsilon,
@@ -48,7 +52,7 @@ from common.privacy.accounting import (
     reserved_rows,
     run_evaluation_noise,
 )
-from common.protocol import AuditRequest, Reason, Reply
+from common.protocol import AuditRequest, EdgesRequest, Reason, Reply
 
 #: The audit exchange's ledger rows are booked at round ``rounds + AUDIT_ROUND_OFFSET``.
 AUDIT_ROUND_OFFSET = 1
@@ -67,10 +71,17 @@ def audit_booked(ledger: PrivacyLedger, config: RunConfig, run_id: str) -> bool:
 
 def check_evaluation_request(config: RunConfig, server_round: int,
                              audit: AuditRequest | None, ledger: PrivacyLedger | None,
-                             run_id: str) -> None:
+                             run_id: str, edges: EdgesRequest | None = None) -> None:
     """Refuse (``CentreRefusal``, nothing booked) an evaluation the run's configuration
-    does not schedule, or an audit request that is malformed, not after the final round,
-    or the run's second (whatever the ministry sends)."""
+    does not schedule, score bins that are not ``evaluation.bins`` bins (``edges``),
+    or an audit request that is malformed, not after the final round, or the run's
+    second (whatever the ministry sends)."""
+    if audit is None and edges is not None and (edges.malformed or (
+            edges.edges is not None and
+            edges_problem(edges.edges, config.evaluation.bins) is not None)):
+        raise CentreRefusal(
+            f"The evaluation's score bins ({edges}) are not {config.evaluation.bins - 1} "
+            "increasing finite logits.", Reason.EDGES_INVALID, Reply.REFUSED)
     if audit is None:
         if not evaluation_scheduled(server_round, config.rounds,
                                     config.evaluation.progress_every):
@@ -150,10 +161,13 @@ def evaluation_release(
     ledger: PrivacyLedger | None,
     run_id: str,
     audit: AuditRequest | None = None,
+    edges: tuple[float, ...] | None = None,
 ) -> dict[str, int | float | list[float]]:
     """The metrics a centre sends for one evaluation round, or with ``audit`` for the
     audit exchange (see the module docstring). Every reply has the same keys: what a
-    phase does not release is sent as exact zeros (independent of the data)."""
+    phase does not release is sent as exact zeros (independent of the data).
+    ``edges``: the instruction's score bins (checked by
+    :func:`check_evaluation_request`; None: the fixed bins)."""
     floor = data.policy.privacy
     noise = evaluation_noise(config, floor)
     bins = config.evaluation.bins
@@ -175,7 +189,10 @@ def evaluation_release(
             rng=rng, discrete=True))
         return metrics
     final = server_round >= config.rounds
-    histogram = score_histogram(probabilities, data.y_test, bins)
+    # Placed bins (``edges``) may be fewer than ``evaluation.bins``: the release's other
+    # bins are exact zeros (public), the noise goes on the bins used.
+    histogram = score_histogram(probabilities, data.y_test, bins, edges)
+    used = histogram.bins
     pos, neg = histogram.positives.copy(), histogram.negatives.copy()
     probability_sum, squared_error = histogram.probability_sum, histogram.squared_error_sum
     if noise is not None:
@@ -184,17 +201,17 @@ def evaluation_release(
         if ledger is not None:
             epsilon = book_evaluation(config, data, ledger, run_id, server_round, mechanisms,
                                       reserved=reserved_rows(noise, server_round, False))
-        pos += discrete_gaussian(rng, multiplier, bins)
-        neg += discrete_gaussian(rng, multiplier, bins)
-        centres = bin_centres(bins)
+        pos += discrete_gaussian(rng, multiplier, used)
+        neg += discrete_gaussian(rng, multiplier, used)
+        centres = bin_centres(used, edges)
         probability_sum = (pos + neg) * centres
         squared_error = float((pos * (1 - centres) ** 2 + neg * centres**2).sum())
     metrics = {
         "num-examples": max(0, round(float(pos.sum() + neg.sum()))),
         "epsilon": epsilon,
-        "hist_pos": pos.tolist(),
-        "hist_neg": neg.tolist(),
-        "prob_sum": np.asarray(probability_sum).tolist(),
+        "hist_pos": padded(pos, bins).tolist(),
+        "hist_neg": padded(neg, bins).tolist(),
+        "prob_sum": padded(np.asarray(probability_sum), bins).tolist(),
         "sq_err_sum": squared_error,
     }
     # The audit is released once, in its own exchange: here its cells are zeros (not

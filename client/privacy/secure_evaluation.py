@@ -44,7 +44,7 @@ from common.config import RunConfig
 from common.discrete_gaussian import discrete_gaussian
 from common.equity.audit import GROUP_BINS, attribute_of, centre_cells
 from common.equity.consistency import centre_total_of
-from common.metrics import score_histogram
+from common.metrics import padded, score_histogram
 from common.privacy.accounting import audit_share, noise_share, reserved_rows
 from common.privacy.secure_release import (
     AUDIT_SENSITIVE,
@@ -76,12 +76,14 @@ def secure_release(
     config: RunConfig, data: CentreData, probabilities: npt.NDArray[np.float64],
     server_round: int, ledger: PrivacyLedger | None, run_id: str, slot: SecureSlot,
     survivors_min: int | None, audit: AuditRequest | None = None,
+    edges: tuple[float, ...] | None = None,
 ) -> tuple[npt.NDArray[np.float64], dict[str, float | int]]:
     """The round's vector for SecAgg+ and the plaintext metrics beside it (the
     evaluation epsilon the centre booked for the run, at the run's delta, and the noise
     it added). ``survivors_min``: the SecAgg+ round's reconstruction threshold.
     ``audit``: the audit exchange (the equity cells at its threshold; the histogram
-    part is exact zeros), else a round's evaluation (the histogram; the cells zeros)."""
+    part is exact zeros), else a round's evaluation (the histogram; the cells zeros).
+    ``edges``: the instruction's score bins (None: the fixed ones)."""
     floor = data.policy.privacy
     noise = evaluation_noise(config, floor)
     distributed = bool(config.privacy.distributed_noise and floor.allow_distributed_noise
@@ -95,7 +97,8 @@ def secure_release(
     epsilon, std_histogram, std_audit = 0.0, 0.0, 0.0
     stds: dict[str, float] = {}  # the audit's std per attribute (``evaluation.audit_weights``)
     if audit is None:
-        histogram = score_histogram(probabilities, data.y_test, bins)
+        histogram = score_histogram(probabilities, data.y_test, bins, edges)
+        used = histogram.bins  # placed bins may be fewer: the others are exact zeros
         pos, neg = histogram.positives.copy(), histogram.negatives.copy()
         if noise is not None:
             share = noise_share(noise, server_round, share_of, honest)
@@ -105,8 +108,9 @@ def secure_release(
                     alone=distributed,
                     reserved=reserved_rows(noise, server_round, False, share_of, honest))
             std_histogram = share.histogram
-            pos += discrete_gaussian(rng, std_histogram, bins)
-            neg += discrete_gaussian(rng, std_histogram, bins)
+            pos += discrete_gaussian(rng, std_histogram, used)
+            neg += discrete_gaussian(rng, std_histogram, used)
+        pos, neg = padded(pos, bins), padded(neg, bins)
     else:
         pos, neg = np.zeros(bins), np.zeros(bins)
         if noise is not None:

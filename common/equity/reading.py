@@ -14,7 +14,7 @@ import numpy as np
 
 from common.calibration import Calibration
 from common.equity.audit import GAPS, GROUP_BINS, BandProbabilities, band_midpoints, group_bin_edges
-from common.metrics import ScoreHistogram, bin_centres
+from common.metrics import ScoreHistogram
 
 #: What the audit can say of one gap (its interval is of the difference between the
 #: attribute's extreme groups, simultaneous over the attribute's pairs).
@@ -31,7 +31,7 @@ def band_probabilities(histogram: ScoreHistogram, threshold: float,
     holds no count keeps its logit midpoint."""
     edges = group_bin_edges(threshold)
     fallback = band_midpoints(edges)
-    centres = bin_centres(histogram.bins)
+    centres = histogram.centres()
     counts = np.clip(histogram.positives + histogram.negatives, 0.0, None)
     band = np.searchsorted(edges, centres, side="right")
     recalibrated = (calibration or Calibration()).apply(centres)

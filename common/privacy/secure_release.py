@@ -130,11 +130,14 @@ class SummedRelease:
     cells: dict[str, npt.NDArray[np.int64]]
     regions: list[npt.NDArray[np.int64]]
 
-    def histogram_release(self) -> dict[str, int | float | list[float]]:
+    def histogram_release(self, edges: tuple[float, ...] | None = None
+                          ) -> dict[str, int | float | list[float]]:
         """The pooled histogram as plain mode's release keys (``hist_pos`` ...), with the
-        probability sums and squared errors derived from the bins' centres."""
-        centres = bin_centres(len(self.positives))
-        pos, neg = self.positives, self.negatives
+        probability sums and squared errors derived from the centres of the bins the
+        instructions asked for (``edges``; None: the fixed ones)."""
+        used = len(self.positives) if edges is None else len(edges) + 1
+        centres = bin_centres(used, edges)
+        pos, neg = self.positives[:used], self.negatives[:used]
         return {"num-examples": max(0, round(float(pos.sum() + neg.sum()))),
                 "hist_pos": pos.tolist(), "hist_neg": neg.tolist(),
                 "prob_sum": ((pos + neg) * centres).tolist(),

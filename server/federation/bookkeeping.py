@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from logging import INFO, WARNING
 
 import numpy as np
-from flwr.common.logger import log
+from flwr.common import log
 
 from common import protocol
 from common.calibration import Calibration, calibrated_error, fit_calibration
@@ -29,7 +29,14 @@ from common.equity.audit import MIN_CENTRES_PER_CELL, SIZE_BANDS, size_band
 from common.equity.pooling import audit_report, pooled_audit
 from common.equity.reading import band_probabilities, conclusions
 from common.i18n.catalogue import N_, Joined, word
-from common.metrics import ScoreHistogram, auc_from_histogram, bin_centres, summarise
+from common.metrics import (
+    PLACED_BINS,
+    ScoreHistogram,
+    auc_from_histogram,
+    edge_logits,
+    place_edges,
+    summarise,
+)
 from common.privacy.accounting import (
     audit_noise_stds,
     composed_epsilon,
@@ -56,6 +63,12 @@ from server.federation.validation import evaluation_problem
 
 HISTOGRAM_KEYS = protocol.HISTOGRAM_KEYS
 Metrics = Mapping[str, object]
+#: Keys of a kept pooled evaluation (``evaluation.json``, the checkpoint) beside the
+#: histogram's: the interior edges of its bins (logits; absent: the fixed bins) and each
+#: bin's noisy counts (positives, negatives) before the clipping at 0, from which the next
+#: evaluation's edges are placed (issue 30; :func:`next_edges`).
+EDGES_KEY = "edges"
+RAW_KEYS = ("hist_pos_raw", "hist_neg_raw")
 
 
 class FederationStopped(Exception):
@@ -101,16 +114,19 @@ class CentreRecord:
 RoundCallback = Callable[[RoundLog], None]
 
 
-def pooled_histogram(releases: Sequence[Metrics]) -> ScoreHistogram:
-    """Sum of the centres' score histograms."""
+def pooled_histogram(releases: Sequence[Metrics],
+                     edges: tuple[float, ...] | None = None) -> ScoreHistogram:
+    """Sum of the centres' score histograms, counted over the bins of ``edges`` (the
+    instruction's; None: the fixed bins)."""
     total: ScoreHistogram | None = None
+    used = None if edges is None else len(edges) + 1  # placed bins: the rest are zeros
     for metrics in releases:
         positives, negatives, probability_sum = (
-            np.asarray(metrics[key], dtype=np.float64) for key in HISTOGRAM_KEYS
+            np.asarray(metrics[key], dtype=np.float64)[:used] for key in HISTOGRAM_KEYS
         )
         squared = metrics[protocol.SQ_ERR_SUM]
         assert isinstance(squared, int | float), "the release protocol was screened"
-        h = ScoreHistogram(positives, negatives, probability_sum, float(squared))
+        h = ScoreHistogram(positives, negatives, probability_sum, float(squared), edges)
         total = h if total is None else total + h
     assert total is not None, "pooling needs at least one evaluation reply"
     return total
@@ -143,11 +159,37 @@ def audit_request(threshold: float, histogram: ScoreHistogram
                          calibration.intercept), calibration)
 
 
+def edges_in(evaluation: Mapping[str, Sequence[float]]) -> tuple[float, ...] | None:
+    """The bins' interior edges of a kept evaluation (None: the fixed bins)."""
+    edges = evaluation.get(EDGES_KEY)
+    return None if not edges else tuple(float(v) for v in edges)
+
+
 def histogram_of(evaluation: Mapping[str, Sequence[float]]) -> ScoreHistogram:
     """The pooled histogram of a checkpoint's last evaluation (clipped at 0)."""
     pos, neg, probability_sum = (np.asarray(evaluation[key], dtype=np.float64)
                                  for key in HISTOGRAM_KEYS)
-    return nonnegative(ScoreHistogram(pos, neg, probability_sum, 0.0))
+    return nonnegative(ScoreHistogram(pos, neg, probability_sum, 0.0, edges_in(evaluation)))
+
+
+def next_edges(config: RunConfig, evaluation: Mapping[str, Sequence[float]] | None
+               ) -> tuple[float, ...] | None:
+    """The score bins of the run's next evaluation (issue 30): with
+    ``evaluation.placement = "released"``, edges at the quantiles of the last pooled
+    histogram the run kept (released, so this is post-processing: no privacy cost, and
+    the same edges go to every centre, ``common.metrics.place_edges``); None (the fixed
+    bins) before any, or with ``"fixed"``. A function of released counts and the
+    configuration only, so a resumed run asks for the same bins."""
+    if config.evaluation.placement != "released" or not evaluation:
+        return None
+    if len(evaluation[protocol.HIST_POS]) < 2 or config.evaluation.bins < 2:
+        return None
+    # The counts before the clipping at 0 (an older checkpoint kept only the clipped ones).
+    pos, neg = (evaluation.get(raw) or evaluation[key]
+                for raw, key in zip(RAW_KEYS, (protocol.HIST_POS, protocol.HIST_NEG),
+                                    strict=True))
+    return place_edges(pos, neg, edges_in(evaluation),
+                       min(PLACED_BINS, config.evaluation.bins))
 
 
 def nonnegative(histogram: ScoreHistogram) -> ScoreHistogram:
@@ -159,9 +201,10 @@ def nonnegative(histogram: ScoreHistogram) -> ScoreHistogram:
     neg = np.clip(histogram.negatives, 0.0, None)
     if np.array_equal(pos, histogram.positives) and np.array_equal(neg, histogram.negatives):
         return histogram
-    centres = bin_centres(len(pos))
+    centres = histogram.centres()
     return ScoreHistogram(pos, neg, (pos + neg) * centres,
-                          float((pos * (1 - centres) ** 2 + neg * centres**2).sum()))
+                          float((pos * (1 - centres) ** 2 + neg * centres**2).sum()),
+                          histogram.edges)
 
 
 #: How many standard deviations of the pooled count's noise the noisy count of held-out
@@ -181,7 +224,7 @@ def kept_evaluation(pooled: Mapping[str, object] | None) -> dict[str, list[float
     if not pooled or pooled.get(ABOVE_NOISE, 1.0) == 0.0:
         return None
     return {key: [float(v) for v in pooled[key]]  # type: ignore[attr-defined]
-            for key in HISTOGRAM_KEYS}
+            for key in (*HISTOGRAM_KEYS, EDGES_KEY, *RAW_KEYS) if key in pooled}
 
 
 def above_the_noise(raw: ScoreHistogram, noise_variance: float) -> bool:
@@ -196,14 +239,17 @@ def above_the_noise(raw: ScoreHistogram, noise_variance: float) -> bool:
     return raw.count >= NOISE_MARGIN * spread
 
 
-def aggregate_evaluation(releases: Sequence[Metrics], noise_variance: float = 0.0
+def aggregate_evaluation(releases: Sequence[Metrics], noise_variance: float = 0.0,
+                         edges: tuple[float, ...] | None = None
                          ) -> dict[str, int | float | list[float]]:
     """Pooled metrics (AUC, PR AUC, Brier, calibration) and the pooled histogram;
     ``calibration_error_calibrated``: the calibration error of the probabilities the
     centres will read, once recalibrated on this histogram (``common.calibration``).
     ``noise_variance``: of the DP noise on each pooled bin count, which the calibration
-    errors take out (``common.metrics.calibration_error``)."""
-    raw = pooled_histogram(releases)
+    errors take out (``common.metrics.calibration_error``). ``edges``: the bins the
+    centres were asked to count over (None: the fixed ones); kept with the histogram
+    (``EDGES_KEY``), as are the counts before the clipping (``RAW_KEYS``)."""
+    raw = pooled_histogram(releases, edges)
     histogram = nonnegative(raw)
     metrics: dict[str, int | float | list[float]] = {
         k: float(v) for k, v in summarise(histogram, noise_variance).items()
@@ -224,6 +270,9 @@ def aggregate_evaluation(releases: Sequence[Metrics], noise_variance: float = 0.
         strict=True,
     ):
         metrics[key] = values.tolist()
+    metrics[RAW_KEYS[0]], metrics[RAW_KEYS[1]] = raw.positives.tolist(), raw.negatives.tolist()
+    if edges is not None:
+        metrics[EDGES_KEY] = [float(v) for v in edges]
     return metrics
 
 
@@ -247,6 +296,11 @@ def participation(centres: list[CentreRecord]) -> dict[str, object]:
     auc_by_band: dict[str, float | None] = {}
     for name, _, _ in SIZE_BANDS:
         members = [c.histogram for c in bands.get(name, []) if c.histogram is not None]
+        # Only histograms over the same bins add up (a centre absent from the last
+        # evaluation keeps an earlier one, whose bins may differ: issue 30).
+        latest = [h for h in members if _same_bins(h, members[-1])] if members else []
+        members = latest if len(latest) >= MIN_CENTRES_PER_CELL else members
+        members = [h for h in members if _same_bins(h, members[0])] if members else []
         if len(members) >= MIN_CENTRES_PER_CELL:
             total = members[0]
             for h in members[1:]:
@@ -260,6 +314,11 @@ def participation(centres: list[CentreRecord]) -> dict[str, object]:
         "centres_by_size_band": {name: len(bands.get(name, [])) for name, _, _ in SIZE_BANDS},
         "size_bands": {name: [low, high] for name, low, high in SIZE_BANDS},
     }
+
+
+def _same_bins(a: ScoreHistogram, b: ScoreHistogram) -> bool:
+    return a.bins == b.bins and bool(np.array_equal(edge_logits(a.bins, a.edges),
+                                                    edge_logits(b.bins, b.edges)))
 
 
 def _scalars(values: Mapping[str, object]) -> dict[str, float]:
@@ -299,6 +358,9 @@ class RunBook:
         # Secure mode: how each centre booked its evaluation releases (its trust model,
         # ``secure_pooling.trust_of``), by name, as its last release said.
         self.trust: dict[str, dict[str, object]] = {}
+        # The bins the current evaluation's instructions asked for (None: the fixed
+        # ones; ``next_edges``), set when they are sent.
+        self.evaluation_edges: tuple[float, ...] | None = None
 
     def histogram_noise(self, server_round: int) -> float:
         """Std of the DP noise on each bin count of one centre's score histogram for
@@ -438,11 +500,12 @@ class RunBook:
         if not releases:
             return {}
         pooled = aggregate_evaluation([metrics for _, metrics in releases],
-                                      len(releases) * self.histogram_noise(server_round)**2)
+                                      len(releases) * self.histogram_noise(server_round)**2,
+                                      self.evaluation_edges)
         entry.evaluation = _scalars(pooled)
         for node, metrics in releases:
             centre = self.centre(node)
-            centre.histogram = pooled_histogram([metrics])
+            centre.histogram = pooled_histogram([metrics], self.evaluation_edges)
             # A noisy count of a small centre can fall below zero.
             centre.num_test = max(0, round(centre.histogram.count))
             epsilon = metrics.get(protocol.EPSILON, 0.0)
@@ -460,9 +523,10 @@ class RunBook:
         entry = self.round_log(server_round)
         if not survivors:
             return {}
-        release = summed.histogram_release()
+        release = summed.histogram_release(self.evaluation_edges)
         pooled = aggregate_evaluation([release], sum(number(m, NOISE_HISTOGRAM) ** 2
-                                                     for _, m in survivors))
+                                                     for _, m in survivors),
+                                      self.evaluation_edges)
         pooled["centres"] = len(survivors)
         entry.evaluation = _scalars(pooled)
         shares = [m for _, m in survivors if number(m, NOISE_DISTRIBUTED) > 0]

@@ -73,7 +73,8 @@ def _histogram_to_lists(h: ScoreHistogram | None) -> dict[str, Any] | None:
         return None
     return {"positives": h.positives.tolist(), "negatives": h.negatives.tolist(),
             "probability_sum": h.probability_sum.tolist(),
-            "squared_error_sum": float(h.squared_error_sum)}
+            "squared_error_sum": float(h.squared_error_sum),
+            "edges": None if h.edges is None else list(h.edges)}
 
 
 def _histogram_from_lists(d: dict[str, Any] | None) -> ScoreHistogram | None:
@@ -82,7 +83,8 @@ def _histogram_from_lists(d: dict[str, Any] | None) -> ScoreHistogram | None:
     return ScoreHistogram(np.asarray(d["positives"], dtype=np.float64),
                           np.asarray(d["negatives"], dtype=np.float64),
                           np.asarray(d["probability_sum"], dtype=np.float64),
-                          float(d["squared_error_sum"]))
+                          float(d["squared_error_sum"]),
+                          None if not d.get("edges") else tuple(float(v) for v in d["edges"]))
 
 
 def book_state(book: RunBook) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -15,7 +15,7 @@ from common.metrics import ScoreHistogram
 from common.model import ModelConfig
 from common.privacy.accounting import composed_epsilon
 from server import run_folder
-from server.federation.bookkeeping import HISTOGRAM_KEYS, RunBook, participation
+from server.federation.bookkeeping import HISTOGRAM_KEYS, RunBook, edges_in, participation
 from server.federation.checkpoint import Checkpoint
 from server.publication.model_card import write_model_card
 
@@ -25,7 +25,8 @@ def _calibration(evaluation: dict[str, list[float]] | None) -> Calibration | Non
     if not evaluation:
         return None
     pos, neg, probability_sum = (np.asarray(evaluation[key]) for key in HISTOGRAM_KEYS)
-    return fit_calibration(ScoreHistogram(pos, neg, probability_sum, 0.0))
+    return fit_calibration(ScoreHistogram(pos, neg, probability_sum, 0.0,
+                                          edges_in(evaluation)))
 
 
 def write_outputs(

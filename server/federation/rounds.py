@@ -194,10 +194,13 @@ def run_round(
     run_config: ConfigRecord,
     timeout: float,
     audit: ServerAudit,
+    edges: tuple[float, ...] | None = None,
 ) -> tuple[ArrayRecord, MetricRecord | None]:
     """Train among ``nodes``, aggregate what is valid, evaluate the new model on the
-    centres that are still there. Returns the global model after the round (unchanged
-    if too few valid updates came) and the pooled evaluation."""
+    centres that are still there over the score bins of ``edges`` (placed from the last
+    released pooled histogram, ``bookkeeping.next_edges``; None: the fixed bins).
+    Returns the global model after the round (unchanged if too few valid updates came)
+    and the pooled evaluation."""
     messages = list(strategy.configure_train(
         server_round, arrays, ConfigRecord(dict(run_config)), GridView(grid, nodes)
     ))
@@ -221,8 +224,11 @@ def run_round(
                                 config.evaluation.progress_every):
         present = []
     if present:
+        strategy.book.evaluation_edges = edges
         messages = list(strategy.configure_evaluate(
-            server_round, after, ConfigRecord(dict(run_config)), GridView(grid, present)
+            server_round, after, ConfigRecord({**dict(run_config),
+                                               **protocol.edges_config(edges)}),
+            GridView(grid, present)
         ))
         audit.sent(server_round, "evaluate", [m.metadata.dst_node_id for m in messages],
                    messages[0].metadata.group_id if messages else "")

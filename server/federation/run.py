@@ -19,7 +19,7 @@ from flwr.serverapp import Grid
 from common import protocol
 from common.config import RunConfig
 from server.federation.aggregation import build_strategy
-from server.federation.bookkeeping import FederationStopped, kept_evaluation
+from server.federation.bookkeeping import FederationStopped, kept_evaluation, next_edges
 from server.federation.lifecycle import RunLifecycle
 from server.federation.rounds import run_audit, run_round, wait_for_centres
 
@@ -41,7 +41,8 @@ def run_federation(grid: Grid, config: RunConfig) -> Path:
                 run.audit.connected(server_round, nodes, previous)
                 previous = nodes
                 arrays, metrics = run_round(strategy, grid, nodes, server_round, arrays,
-                                            run_config, config.round_timeout, run.audit)
+                                            run_config, config.round_timeout, run.audit,
+                                            next_edges(config, run.state.last_evaluation))
                 evaluation = kept_evaluation(metrics)
                 run.checkpoint(server_round, arrays.to_torch_state_dict(), evaluation)
             if run.audit_pending:

@@ -75,6 +75,7 @@ from server.federation.bookkeeping import (
     audit_request,
     histogram_of,
     kept_evaluation,
+    next_edges,
 )
 from server.federation.lifecycle import RunLifecycle
 from server.federation.rounds import GridView, wait_for_centres
@@ -197,7 +198,9 @@ class SecureFedAvg(FedAvg):
     def configure_evaluate(self, server_round: int, parameters: Parameters,
                            client_manager: ClientManager) -> list[tuple[ClientProxy, EvaluateIns]]:
         server_round += self.offset
-        config = self._instructions(server_round, "evaluate")
+        self.book.evaluation_edges = next_edges(self.config, self.last_evaluation)
+        config = {**self._instructions(server_round, "evaluate"),
+                  **protocol.edges_config(self.book.evaluation_edges)}
         instructions = super().configure_evaluate(server_round, parameters, client_manager)
         for _, evaluate_ins in instructions:
             evaluate_ins.config = dict(config)
@@ -234,7 +237,10 @@ class SecureFedAvg(FedAvg):
                                     ) -> list[tuple[ClientProxy, FitIns]]:
         """The round's secure evaluation instructions (:meth:`_secure_instructions`)."""
         server_round += self.offset
-        config = self._instructions(server_round, "evaluate")
+        # The bins placed from the last released pooled histogram (issue 30).
+        self.book.evaluation_edges = next_edges(self.config, self.last_evaluation)
+        config = {**self._instructions(server_round, "evaluate"),
+                  **protocol.edges_config(self.book.evaluation_edges)}
         return self._secure_instructions(config, parameters, client_manager)
 
     def configure_secure_audit(self, parameters: Parameters, client_manager: ClientManager
