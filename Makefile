@@ -16,7 +16,7 @@ export RAY_TMPDIR := $(CURDIR)/.work/ray
 export RAY_USAGE_STATS_ENABLED := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install system-packages demo test test-fast lint typecheck pytest fuzz clean
+.PHONY: install system-packages demo test test-fast lint typecheck pytest fuzz clean screenshots
 
 install: $(STAMP)
 
@@ -36,6 +36,11 @@ system-packages:
 
 demo: install
 	$(BIN)/perseverance-sim run --scenario demo
+
+# The console's and the model card's screenshots (docs/figures/*.png, French, 1280 px),
+# regenerated on real runs: about 5 minutes on two cores (tools/screenshots.py).
+screenshots: install system-packages
+	$(BIN)/python tools/screenshots.py
 
 lint: install
 	$(BIN)/ruff check common client server simulations tests tools

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from common.equity.audit import UNKNOWN
-from common.i18n.catalogue import N_
+from common.i18n.catalogue import N_, word
 
 ATTRIBUTES: dict[str, str] = {
     "sex": N_("sex"),
@@ -66,3 +66,17 @@ def cell_words(gettext: Callable[[str], str]) -> Callable[[object], str]:
         name, sep, value = str(cell).partition("=")
         return f"{attribute(name)} : {group(value, name)}" if sep else str(cell)
     return words
+
+
+def cell_sentence(cell: object) -> str:
+    """An audit cell ``attribute=value`` as a sentence kept with its words (translated
+    where it is shown: a model card's note, recorded in its JSON); any other text as it
+    is."""
+    name, sep, value = str(cell).partition("=")
+    if not sep:
+        return str(cell)
+    attribute = word(ATTRIBUTES[name]) if name in ATTRIBUTES else name
+    known = GROUPS.get(name, {})
+    group = (word(_UNKNOWN) if value == UNKNOWN
+             else word(known[value]) if value in known else value)
+    return N_("%(attribute)s: %(group)s", attribute=attribute, group=group)

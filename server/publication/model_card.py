@@ -21,10 +21,11 @@ from typing import Any
 
 from common import pages
 from common.encoding import ENCODING_VERSION, NUM_FEATURES
+from common.equity.words import cell_sentence
 from common.errors import ExitCode, PerseveranceError
 from common.files import atomic_write_bytes
 from common.i18n import catalogue as i18n
-from common.i18n.catalogue import Number, Sentence, to_record, word
+from common.i18n.catalogue import Joined, Number, Sentence, to_record, word
 from common.pages import N_
 from common.privacy.secure_release import TRUST_ALONE, TRUST_SECURE_AGGREGATION, TRUST_WHOLE
 from common.schema import AUDIT_ATTRIBUTES, COLUMN_BY_NAME, PREDICTORS, SCHEMA_VERSION
@@ -370,7 +371,7 @@ def _limitations(
         if equity.get("suppressed"):
             notes.append(N_("Groups too small to report without exposing a centre are "
                             "suppressed: %(groups)s.",
-                            groups=", ".join(map(str, equity["suppressed"]))))
+                            groups=Joined([cell_sentence(c) for c in equity["suppressed"]])))
         noise = equity.get("noise_std") or 0.0
         if noise > 0:
             notes.append(_noise_note(noise, _too_noisy(equity)))
@@ -395,7 +396,8 @@ def _noise_note(noise: float, vague: list[str]) -> str:
         return N_("The equity counts carry differential-privacy noise (std %(std)s per count "
                   "from each centre); every equity interval includes it. At this budget the "
                   "noise leaves the AUC of these groups undetermined (interval wider than "
-                  "0.5): %(groups)s.", std=Number(noise, 2), groups=", ".join(vague))
+                  "0.5): %(groups)s.", std=Number(noise, 2),
+                  groups=Joined([cell_sentence(group) for group in vague]))
     return N_("The equity counts carry differential-privacy noise (std %(std)s per count "
               "from each centre); every equity interval includes it.", std=Number(noise, 2))
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Screenshots of the operations console (docs/CONSOLE.md), taken on real runs.
+"""Screenshots of the operations console and of the model card (docs/CONSOLE.md,
+docs/TRANSPARENCY.md), taken on real runs: ``make screenshots``.
 
-    python tools/console-screenshots.py [--out docs/figures] [--work DIR] [--no-deployment]
+    python tools/screenshots.py [--out docs/figures] [--work DIR] [--no-deployment]
 
 From the project's root, in its virtual environment (``make install``), with Debian's
 chromium (``deploy/install-test-browser.sh``) and, for the federation page, nginx:
@@ -13,18 +14,23 @@ chromium (``deploy/install-test-browser.sh``) and, for the federation page, ngin
    folders, an empty registry and that inventory;
 3. a real tiny federation (``perseverance-sim run --scenario tiny --set rounds=4``): its
    run page is shot while it runs, once its first round is shown;
-4. both runs published (``perseverance-server registry publish``), then every page shot:
-   ``/``, ``/runs``, ``/runs/<tiny run>``, ``/audit/<tiny run>``, ``/registry``;
-5. the console stopped by its PID (and every command run waited for).
+4. a run every centre refuses (``privacy.epsilon=5``, above their floor of 3) and a
+   multi-year simulation (``perseverance-sim years --years 2``);
+5. the finished runs published (``perseverance-server registry publish``), then every
+   page shot: ``/``, ``/runs``, ``/runs/<tiny run>``, ``/audit/<tiny run>``,
+   ``/runs/<years>``, ``/registry`` and the tiny run's model card (``/registry/<id>``);
+6. the console stopped by its PID (and every command run waited for).
 
-Each page is written as ``console-<page>.png``: 1280 pixels wide, the full page cut at
-``MAX_HEIGHT``, in French, reduced to a palette of 128 colours to stay small. Runs,
-keys and the registry stay in ``--work`` (a temporary folder, removed unless given).
+Each page is written as ``console-<page>.png`` (the card as ``model-card.png``): 1280
+pixels wide, the full page cut at ``MAX_HEIGHT``, in French, reduced to a palette of
+``COLOURS`` colours to stay small (each under 300 KB). Runs, keys and the registry stay
+in ``--work`` (a temporary folder, removed unless given).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import socket
@@ -47,6 +53,10 @@ COLOURS = 128
 RUN_SECONDS = 600
 STARTUP_SECONDS = 30.0
 TINY = ["--scenario", "tiny", "--set", "rounds=4"]
+# Above every simulated centre's privacy floor (3 per run): each refuses at round 1.
+REFUSED = ["--scenario", "tiny", "--set", "rounds=2", "--set", "privacy.epsilon=5"]
+YEARS = ["--scenario", "tiny", "--years", "2", "--set", "rounds=1", "--set", "privacy.epsilon=8",
+         "--set", "centre_policy.max_epsilon_per_run=8"]
 DEPLOYMENT = ["--centres", "3", "--rounds", "2"]
 
 
@@ -65,13 +75,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def run(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> None:
-    """Run one of the project's commands to its end; its output goes to ``log``."""
+def run(command: list[str], env: dict[str, str], cwd: Path, log: Path,
+        fails: bool = False) -> None:
+    """Run one of the project's commands to its end (``fails``: it must fail, as a run
+    every centre refuses does); its output goes to ``log``."""
     print("$", " ".join(command), flush=True)
     with log.open("ab") as out:
         done = subprocess.run(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
                               timeout=RUN_SECONDS, check=False)
-    if done.returncode != 0:
+    if (done.returncode != 0) != fails:
         sys.exit(f"{command[0]} ended with {done.returncode}: see {log}")
 
 
@@ -137,8 +149,10 @@ def take(work: Path, out: Path, deployment: bool) -> None:
     sim, server = program("perseverance-sim"), program("perseverance-server")
     runs, registry, log = work / "runs", work / "registry", work / "commands.log"
     tiny, loopback = runs / "tiny-4-rounds", runs / "loopback-3-centres"
-    shutil.rmtree(tiny, ignore_errors=True)  # a --work used again: the tiny run anew,
-    shutil.rmtree(registry, ignore_errors=True)  # published anew; the deployment's run kept
+    refused, years = runs / "tiny-refused", runs / "years-tiny"
+    # A --work used again: the simulations anew, published anew; the deployment's run kept.
+    for folder in (tiny, refused, years, registry):
+        shutil.rmtree(folder, ignore_errors=True)
     runs.mkdir(parents=True, exist_ok=True)
     registry.mkdir()
     ray_tmp = Path(tempfile.mkdtemp(prefix="prs-ray-", dir="/tmp"))  # Ray's socket paths are short
@@ -176,15 +190,24 @@ def take(work: Path, out: Path, deployment: bool) -> None:
                     print("  the run ended before its live page was shot", flush=True)
                 if federation.wait(timeout=RUN_SECONDS) != 0:
                     sys.exit(f"the tiny federation failed: see {log}")
-            for name in sorted(p.name for p in runs.iterdir() if p.is_dir()):
-                run([server, "registry", "publish", str(runs / name), "--registry",
-                     str(registry)], env, work, log)
+            run([sim, "run", *REFUSED, "--out", str(refused)], env, work, log, fails=True)
+            run([sim, "years", *YEARS, "--out", str(years)], env, work, log)
+            for folder in (tiny, loopback):
+                if folder.is_dir():
+                    run([server, "registry", "publish", str(folder), "--registry",
+                         str(registry)], env, work, log)
             page = new_page(browser)
-            for path, name in (("/", "federation"), ("/runs", "runs"),
-                               (f"/runs/{tiny.name}", "run"), (f"/audit/{tiny.name}", "audit"),
-                               ("/registry", "registry")):
+            card = next(p.name for p in registry.iterdir() if (p / "publication.json").is_file()
+                        and json.loads((p / "publication.json").read_text(
+                            encoding="utf-8"))["source_run"] == tiny.name)
+            for path, name in (("/", "console-federation"), ("/runs", "console-runs"),
+                               (f"/runs/{tiny.name}", "console-run"),
+                               (f"/audit/{tiny.name}", "console-audit"),
+                               (f"/runs/{years.name}", "console-years"),
+                               ("/registry", "console-registry"),
+                               (f"/registry/{card}", "model-card")):
                 page.goto(url + path)
-                shoot(page, out / f"console-{name}.png")
+                shoot(page, out / f"{name}.png")
             browser.close()
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
