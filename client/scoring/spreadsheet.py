@@ -39,7 +39,7 @@ class SheetColumn:
 
     name: str
     header: str  # English message id, translated
-    number_format: str | None = None  # for numbers; None: text
+    number_format: str | None = None  # numbers (English notation; _PERCENT by language)
     wrapped: bool = False
 
 
@@ -72,8 +72,8 @@ def write_support_xlsx(path: Path, table: pd.DataFrame, lang: str = "fr",
     sheet = book.create_sheet(_("Support priorities"))
     sheet.freeze_panes = "A2"
     values = [table[c.name].tolist() for c in columns]
-    for index, (column, cells) in enumerate(zip(columns, values, strict=True), start=1):
-        shown = (_lines(v) if column.wrapped else _text(v) for v in cells)
+    for index, (column, column_values) in enumerate(zip(columns, values, strict=True), 1):
+        shown = (_lines(v) if column.wrapped else _text(v) for v in column_values)
         width = _width([_(column.header), *shown], column)
         sheet.column_dimensions[get_column_letter(index)].width = width
     last = get_column_letter(max(len(columns), 1))
@@ -86,17 +86,22 @@ def write_support_xlsx(path: Path, table: pd.DataFrame, lang: str = "fr",
         cell.font = bold
         header.append(cell)
     sheet.append(header)
+    percent = _PERCENT.get(lang, "0.0%")
     for row in zip(*values, strict=True):
-        cells = []
+        cells: list[Any] = []
         for column, value in zip(columns, row, strict=True):
-            cell = WriteOnlyCell(sheet)
             if column.number_format is not None and _is_number(value):
-                cell.value = float(value)
-                cell.number_format = _PERCENT.get(lang, column.number_format)
+                cell = WriteOnlyCell(sheet, value=float(value))
+                cell.number_format = percent
             elif column.wrapped:
-                _cell(cell, _lines(value)).alignment = wrap
+                cell = _cell(WriteOnlyCell(sheet), _lines(value))
+                cell.alignment = wrap
             else:
-                _cell(cell, _text(value))
+                text = _text(value)
+                # A plain string is written as one (a styled cell costs about twice the
+                # time); openpyxl would make one beginning with "=" a formula.
+                cell = _cell(WriteOnlyCell(sheet), text) if text.startswith(
+                    FORMULA_TRIGGERS) else text
             cells.append(cell)
         sheet.append(cells)
     buffer = io.BytesIO()
