@@ -104,7 +104,12 @@ def score(
     from client.ingest.centre_data import DataError
     from client.scoring.explain import attribute, top_factors
     from client.scoring.scores import load_model, load_scoring_policy, score_frame
-    from client.scoring.support_report import Explanations, support_table, write_support_report
+    from client.scoring.support_report import (
+        Explanations,
+        LeftOut,
+        support_table,
+        write_support_report,
+    )
     from common.csv_output import csv_style
 
     language = chosen(lang)
@@ -142,8 +147,9 @@ def score(
     table = support_table(scored, frame, explanations, language)
     try:
         style = csv_style(language, machine=machine_csv)
-        written = write_support_report(out, table, scored, language, fingerprint, style,
-                                       xlsx=xlsx)
+        written = write_support_report(
+            out, table, scored, language, fingerprint, style, xlsx=xlsx,
+            left_out=LeftOut(report.rows_invalid, report.rows_read, LEFT_OUT_NAME))
         left_out = out / LEFT_OUT_NAME
         if report.problems:
             written.append(write_left_out(left_out, report, language, style))

@@ -33,6 +33,16 @@ FILE_MODE = 0o600  # student pseudonyms: readable by the centre's operator only
 
 
 @dataclass(frozen=True)
+class LeftOut:
+    """Rows of the extract that got no priority (an invalid value), for the page to say
+    so: how many of how many, and the file that lists them for the centre's IT."""
+
+    count: int
+    rows_read: int
+    file_name: str
+
+
+@dataclass(frozen=True)
 class Explanations:
     """Per student, the predictors that raise the priority and the protective ones."""
 
@@ -81,6 +91,7 @@ def write_support_report(
     style: CsvStyle | None = None,
     *,
     xlsx: bool = True,
+    left_out: LeftOut | None = None,
 ) -> list[Path]:
     """Write the CSV, the spreadsheet (unless ``xlsx`` is false) and the HTML page into
     ``out_dir``; returns the paths written. The CSV follows the spreadsheets of ``lang``
@@ -93,8 +104,8 @@ def write_support_report(
     written = [csv_path]
     if xlsx:
         written.append(write_support_xlsx(out_dir / XLSX_NAME, table, lang, FILE_MODE))
-    atomic_write_bytes(html_path, render_html(table, scored, lang, model_fingerprint)
-                       .encode("utf-8"), FILE_MODE)
+    page = render_html(table, scored, lang, model_fingerprint, left_out)
+    atomic_write_bytes(html_path, page.encode("utf-8"), FILE_MODE)
     return [*written, html_path]
 
 
@@ -110,10 +121,11 @@ class Section:
 
 
 def render_html(
-    table: pd.DataFrame, scored: ScoredStudents, lang: str = "fr", model_fingerprint: str = ""
+    table: pd.DataFrame, scored: ScoredStudents, lang: str = "fr", model_fingerprint: str = "",
+    left_out: LeftOut | None = None,
 ) -> str:
-    """The standalone page: purpose, levels and thresholds, how to read the factors,
-    then the students by level (low priority folded)."""
+    """The standalone page: purpose, levels and thresholds, the students left out (if
+    any), how to read the factors, then the students by level (low priority folded)."""
     explained = "factors" in table.columns
     sections = []
     for level in LEVELS:
@@ -134,6 +146,7 @@ def render_html(
         explained=explained,
         sections=sections,
         csv_name=CSV_NAME,
+        left_out=_left_out_sentence(left_out, lang),
         date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         model=model_fingerprint,
     )
@@ -154,6 +167,16 @@ def _student_rows(rows: pd.DataFrame, explained: bool) -> list[dict[str, object]
             student["protective"] = _factors(row.protective_factors)
         out.append(student)
     return out
+
+
+def _left_out_sentence(left_out: LeftOut | None, lang: str) -> str:
+    """How many students of the extract have no priority, and where the list is."""
+    if left_out is None or left_out.count == 0:
+        return ""
+    singular = left_out.count in (0, 1) if lang == "fr" else left_out.count == 1
+    template = TEXT[lang]["left_out_one" if singular else "left_out_many"]
+    return template.format(count=left_out.count, read=left_out.rows_read,
+                           csv=left_out.file_name)
 
 
 def _factors(text: object) -> list[str]:

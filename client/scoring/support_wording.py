@@ -58,6 +58,16 @@ TEXT: dict[str, dict[str, str]] = {
         "high": "Priorité de soutien élevée",
         "moderate": "Priorité de soutien modérée",
         "low": "Priorité de soutien faible",
+        "left_out_one": (
+            "{count} élève sur les {read} de l'extraction n'a pas de priorité : sa ligne a "
+            "une valeur invalide. Le service informatique du centre en trouve la ligne dans "
+            "{csv}, pour la corriger."
+        ),
+        "left_out_many": (
+            "{count} élèves sur les {read} de l'extraction n'ont pas de priorité : leur "
+            "ligne a une valeur invalide. Le service informatique du centre en trouve la "
+            "liste dans {csv}, pour les corriger."
+        ),
         "yes": "oui",
         "no": "non",
     },
@@ -100,6 +110,15 @@ TEXT: dict[str, dict[str, str]] = {
         "high": "High support priority",
         "moderate": "Moderate support priority",
         "low": "Low support priority",
+        "left_out_one": (
+            "{count} of the {read} students of the extract has no priority: their row has "
+            "an invalid value. The centre's IT finds the row in {csv}, to correct it."
+        ),
+        "left_out_many": (
+            "{count} of the {read} students of the extract have no priority: their rows "
+            "have an invalid value. The centre's IT finds the list in {csv}, to correct "
+            "them."
+        ),
         "yes": "yes",
         "no": "no",
     },

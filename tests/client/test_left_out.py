@@ -4,6 +4,7 @@ by default, within 80 columns, a long list cut with its whole in rows-left-out.c
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import pandas as pd
@@ -111,6 +112,10 @@ def test_score_says_how_many_students_were_left_out_and_why(
                                         "-0,02222", "hors de la plage 0 à 1"]
     scored = pd.read_csv(out / "support-priorities.csv", sep=";", encoding="utf-8-sig")
     assert len(scored) == 146
+    page = html.unescape((out / "support-report.html").read_text(encoding="utf-8"))
+    assert ("4 élèves sur les 150 de l'extraction n'ont pas de priorité : leur ligne a une "
+            "valeur invalide. Le service informatique du centre en trouve la liste dans "
+            "rows-left-out.csv") in page
 
 
 def test_a_long_list_is_cut_and_written_whole_beside_the_outputs(
@@ -149,6 +154,7 @@ def test_a_later_clean_extract_removes_the_earlier_list(tmp_path: Path, mapping:
     assert clean.exit_code == 0, clean.output
     assert not (out / LEFT_OUT_NAME).exists()
     assert "laissé" not in clean.stdout
+    assert "extraction n'" not in (out / "support-report.html").read_text(encoding="utf-8")
 
 
 def test_past_the_policys_share_score_lists_the_rows_and_writes_nothing(
