@@ -73,7 +73,7 @@ PRIVATE: tuple[tuple[str, str, tuple[str, ...] | None], ...] = (
      "SecAggPlusWorkflow.unmask_stage", ("self", "grid", "context", "state")),
     ("flwr.supercore.run", "Run", None),
     ("flwr.superlink.grid.http_grid", "HttpGrid", None),
-    ("flwr.cli.build", "build_fab_from_disk", ("path",)),
+    ("flwr.cli.build", "build_fab_from_disk", ("app",)),
 )
 
 

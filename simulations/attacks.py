@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 import torch
 from flwr.app import ArrayRecord, Context, Message, RecordDict
-from flwr.clientapp.typing import ClientAppCallable
 
+from client.flower_compat import ClientAppCallable
 from common.schema import LABEL
 from simulations.scenario import AttackSpec
 

@@ -118,7 +118,7 @@ def _pooled_auc(replies: list[dict[str, Any]]) -> float:
 
 def content_bytes(record: Any) -> int:
     """Size of a message's content as Flower serialises it for the wire (protobuf)."""
-    from flwr.common.serde import recorddict_to_proto
+    from simulations.flower_compat import recorddict_to_proto
 
     return int(recorddict_to_proto(record).ByteSize())
 

@@ -17,15 +17,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flwr.app import Context, Message, RecordDict
-from flwr.app.error import Error
-from flwr.common.constant import SUPERLINK_NODE_ID, ErrorCode
+from flwr.app import Context, Error, Message, RecordDict
 from flwr.serverapp import Grid
-from flwr.supercore.run import Run
-from flwr.supercore.task_identity import TaskIdentity
 
 from common.config import RunConfig
 from server.federation.run import run_federation
+from simulations.flower_compat import SUPERLINK_NODE_ID, ErrorCode, Run, TaskIdentity
 
 if TYPE_CHECKING:
     from flwr.clientapp import ClientApp

@@ -9,7 +9,8 @@ across those runs and stops them at the end, whatever happens.
 
 Flower has no hook for it: its simulation runtime builds its backend with
 ``flwr.server.superlink.fleet.vce.backend.raybackend.RayBackend(config)``, looked up at
-each run, so while an engine is open that name gives the engine's own backend (a
+each run, so while an engine is open that name gives the engine's own backend
+(``simulations.flower_compat.replace_ray_backend``) (a
 ``RayBackend`` whose ``terminate`` keeps the pool). What the runs share is only what
 Flower's own actors would share within one run: processes with their imports and
 per-process caches (each centre's encoded data, its noise calibration). Nothing of a
@@ -35,8 +36,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from flwr.server.superlink.fleet.vce.backend import raybackend
-from flwr.server.superlink.fleet.vce.backend.raybackend import RayBackend
+from simulations.flower_compat import (
+    RayBackend,
+    print_actor_output,
+    replace_ray_backend,
+    route_actor_output,
+    stop_routing_actor_output,
+)
 
 #: The engine's folder of the centres' encoded records, inside its noise plans' folder.
 EXTRACTS = "extracts"
@@ -151,20 +157,14 @@ class SimulationEngine:
         """Give what the actors print to :attr:`actor_output` instead of Ray's printer
         (Ray's dispatcher of the workers' output, its one hook for it), or to Ray's
         printer while it is None."""
-        from ray._private.ray_logging import global_worker_stdstream_dispatcher as dispatcher
-
-        dispatcher.remove_handler("ray_print_logs")
-        dispatcher.remove_handler("perseverance")
-        dispatcher.add_handler("perseverance", self._actor_output)
+        route_actor_output(self._actor_output)
 
     def _actor_output(self, data: dict[str, Any]) -> None:
         # Looked up at each line: a kept engine's runs each have their own log.
         if self.actor_output is not None:
             self.actor_output(data)
         else:
-            from ray._private.worker import print_to_stdstream
-
-            print_to_stdstream(data, ignore_prefix=False)
+            print_actor_output(data)
 
     @staticmethod
     def _call_every_actor(backend: RayBackend, loader: Callable[[], Any]) -> list[Any]:
@@ -255,14 +255,8 @@ class SimulationEngine:
         self._forget_noise_plans(remove=False)
 
     def __enter__(self) -> SimulationEngine:
-        original = raybackend.RayBackend
         # Flower's runtime calls ``RayBackend(backend_config)`` at every run.
-        raybackend.RayBackend = self._backend_for  # type: ignore[misc,assignment]
-
-        def restore() -> None:
-            raybackend.RayBackend = original  # type: ignore[misc]
-
-        self._restore = restore
+        self._restore = replace_ray_backend(self._backend_for)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -283,9 +277,7 @@ class SimulationEngine:
             if ray.is_initialized():
                 ray.shutdown()
             self._forget_noise_plans(remove=True)
-            from ray._private.ray_logging import global_worker_stdstream_dispatcher
-
-            global_worker_stdstream_dispatcher.remove_handler("perseverance")
+            stop_routing_actor_output()
 
 
 def _normalised(config: dict[str, Any]) -> str:

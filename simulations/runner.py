@@ -124,10 +124,9 @@ def backend_config(scenario: Scenario) -> dict[str, object]:
 def configure_flower_logging(quiet: bool) -> None:
     """Flower logs every round at length; the runner prints one line per round instead.
     Opacus installs a root handler at import: stop Flower's records reaching it twice."""
-    from flwr.supercore.logger import FLOWER_LOGGER
-
-    FLOWER_LOGGER.setLevel(logging.WARNING if quiet else logging.INFO)
-    FLOWER_LOGGER.propagate = False
+    flower_logger = logging.getLogger("flwr")
+    flower_logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    flower_logger.propagate = False
 
 
 def run_flower_simulation(
@@ -145,48 +144,20 @@ def run_flower_simulation(
     ``quiet_flower`` (False: the caller routes the libraries' logs itself, as
     :class:`simulations.terminal.ThirdPartyOutput` does)."""
     import ray
-    from flwr.app import Context, RecordDict
-    from flwr.common.constant import RUN_ID_NUM_BYTES, SUPERLINK_NODE_ID, TASK_ID_NUM_BYTES
-    from flwr.server.superlink.linkstate.utils import generate_rand_int_from_bytes
-    from flwr.simulation.run_simulation import _run_simulation
-    from flwr.supercore.constant import NOOP_FEDERATION_ID
-    from flwr.supercore.run import Run
-    from flwr.supercore.task_identity import TaskIdentity
-    from flwr.supercore.telemetry import EventType
 
     from client.federation.app import app as default_client_app
     from server.app import app as server_app
+    from simulations.flower_compat import run_simulation
 
     if engine is not None and not engine.is_open:
         raise ValueError("run_flower_simulation needs an open engine (inside its with block).")
     if own_logging:
         configure_flower_logging(quiet_flower)
-    # `flwr.simulation.run_simulation` would pass an empty run configuration; this is
-    # what it does (Flower 1.42), plus the scenario's configuration for both apps.
-    flat = config.to_flat()
-    run = Run.create_empty(run_id=generate_rand_int_from_bytes(RUN_ID_NUM_BYTES))
-    run.primary_task_id = generate_rand_int_from_bytes(TASK_ID_NUM_BYTES)
-    run.federation_id = NOOP_FEDERATION_ID
-    run.override_config = dict(flat)
-    TaskIdentity.task_id = 1
-    TaskIdentity.run_id = run.run_id
-    TaskIdentity.node_id = SUPERLINK_NODE_ID
-    server_context = Context(
-        run_id=run.run_id, node_id=0, node_config={}, state=RecordDict(), run_config=dict(flat)
-    )
     try:
-        _run_simulation(
-            num_supernodes=num_centres,
-            exit_event=EventType.PYTHON_API_RUN_SIMULATION_LEAVE,
-            client_app=client_app or default_client_app,
-            server_app=server_app,
-            backend_name="ray",
-            backend_config=backend_config(scenario),  # type: ignore[arg-type]
-            server_app_context=server_context,
-            app_dir=str(PROJECT_ROOT),
-            run=run,
-            is_app=True,
-        )
+        # Flower's public launch, both apps seeing the scenario's configuration.
+        run_simulation(server_app=server_app, client_app=client_app or default_client_app,
+                       num_supernodes=num_centres, backend_config=backend_config(scenario),
+                       run_config=config.to_flat())
     except Exception as exc:
         raise SimulationError(N_("The federated simulation failed: %(error)s.",
                                  error=str(exc))) from exc

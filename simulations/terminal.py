@@ -117,10 +117,10 @@ class ThirdPartyOutput:
         ``pid``, ``actor_name``, ``is_err``): to the log, and to stderr when verbose."""
         raw = [str(line) for line in data.get("lines", [])]
         if data.get("pid") == "autoscaler":  # its events only, as Ray prints them
-            from ray._private.worker import filter_autoscaler_events
+            from simulations.flower_compat import autoscaler_events
 
             try:
-                raw = list(filter_autoscaler_events(raw))
+                raw = autoscaler_events(raw)
             except Exception:  # Ray already stopping: its status dumps are no events
                 raw = []
         who = f"({data.get('actor_name') or data.get('task_name') or 'ray'} " \

@@ -50,10 +50,10 @@ def app_hash(target: str) -> str:
     if is_fab_hash(target) and not path.exists():
         return target.strip().lower()
     if path.is_dir():
-        from flwr.cli.build import build_fab_from_disk
+        from client.flower_compat import build_fab
 
         try:
-            return fab_hash(build_fab_from_disk(path))
+            return fab_hash(build_fab(path))
         except (ValueError, OSError) as err:
             raise ApprovalError(N_("%(path)s cannot be packaged as a Flower app "
                                    "(%(reason)s).", path=path, reason=str(err))) from err

@@ -8,13 +8,20 @@ import json
 import math
 from collections.abc import Sequence
 
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
-from flwr.app.error import Error
+from flwr.app import (
+    ArrayRecord,
+    ConfigRecord,
+    Context,
+    Error,
+    Message,
+    MetricRecord,
+    RecordDict,
+)
 from flwr.clientapp import ClientApp
-from flwr.clientapp.typing import Mod
 
 from client.federation.centre_task import Centre, evaluate_task, refuse, train_task
 from client.federation.secure import is_secure_message, secure_app
+from client.flower_compat import Mod
 from client.privacy.releases import ReplyCache
 from common import protocol, releases
 from common.protocol import Task, TrainRelease

@@ -27,19 +27,20 @@ import time
 from logging import INFO, WARN
 from pathlib import Path
 
-from flwr.proto.runtime_pb2 import AcquireTaskRequest
-from flwr.supercore import log
-from flwr.supercore.auth import load_superexec_auth_secret
-from flwr.supercore.constant import TaskType
-from flwr.supercore.exit import register_signal_handlers
-from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
-from flwr.supercore.interceptors.http.superexec_auth import SuperExecAuthHttpInterceptor
-from flwr.supercore.protobuf.client import ProtobufClientInterceptor
-from flwr.supercore.retry import make_simple_http_retry_invoker
-from flwr.supercore.runtime import RuntimeHttpClient
-from flwr.supercore.telemetry import EventType
-from flwr.supercore.tls import validate_and_resolve_root_certificates
+from flwr.common import EventType, log
 
+from client.flower_compat import (
+    AcquireTaskRequest,
+    ProtobufClientInterceptor,
+    RuntimeHttpClient,
+    RuntimeVersionHttpInterceptor,
+    SuperExecAuthHttpInterceptor,
+    TaskType,
+    load_superexec_auth_secret,
+    make_simple_http_retry_invoker,
+    register_signal_handlers,
+    validate_and_resolve_root_certificates,
+)
 from client.site_policy import WorkLimits
 from common.app_approval import ApprovalError, approved_apps_path, read_approved
 from common.errors import ExitCode

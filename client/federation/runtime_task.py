@@ -21,31 +21,32 @@ import sys
 from logging import ERROR, INFO
 from pathlib import Path
 
-from flwr.app import Context, Message
-from flwr.app.error import Error
-from flwr.cli.install import install_from_fab
-from flwr.clientapp.client_app import ClientApp, LoadClientAppError
-from flwr.clientapp.utils import get_load_client_app_fn
-from flwr.common.constant import ErrorCode, SubStatus
-from flwr.supercore import log
-from flwr.supercore.app_utils import start_parent_process_monitor
-from flwr.supercore.exit import ExitCode, flwr_exit, register_signal_handlers
-from flwr.supercore.fab import Fab
-from flwr.supercore.heartbeat import HeartbeatSender, make_task_heartbeat_fn_http
-from flwr.supercore.interceptors import (
+from flwr.app import Context, Error, Message
+from flwr.clientapp import ClientApp
+from flwr.common import EventType, log
+
+from client.flower_compat import (
+    ErrorCode,
+    Fab,
+    FlowerExitCode,
+    HeartbeatSender,
+    LoadClientAppError,
+    RuntimeHttpClient,
     RuntimeTokenHttpInterceptor,
     RuntimeVersionHttpInterceptor,
-)
-from flwr.supercore.retry import make_simple_http_retry_invoker
-from flwr.supercore.runtime import RuntimeHttpClient
-from flwr.supercore.telemetry import EventType
-from flwr.supercore.tls import validate_and_resolve_root_certificates
-from flwr.supernode.runtime.run_clientapp import (
+    SubStatus,
+    flwr_exit,
+    get_load_client_app_fn,
+    install_from_fab,
+    make_simple_http_retry_invoker,
+    make_task_heartbeat_fn_http,
     pull_task_input,
     push_message,
     push_task_output,
+    register_signal_handlers,
+    start_parent_process_monitor,
+    validate_and_resolve_root_certificates,
 )
-
 from common.app_approval import ApprovalError, approved_apps_path, fab_hash, is_approved
 from common.protocol import Reply, refusal_text
 
@@ -128,7 +129,7 @@ def run_task(
     reply: Message | None = None
     context: Context | None = None
     sub_status, details = SubStatus.FAILED, "ClientApp task failed due to unknown reason"
-    exit_code = ExitCode.SUCCESS
+    exit_code = FlowerExitCode.SUCCESS
 
     def on_exit() -> None:
         retry_invoker.max_tries = 1  # do not block the exit on retries
@@ -169,15 +170,15 @@ def run_task(
         details = reason
         if message is not None:
             reply = Message(Error(code=code, reason=reason), reply_to=message)
-        exit_code = (ExitCode.COMMON_APP_IMPORT_ERROR if isinstance(ex, ImportError)
-                     else ExitCode.TASK_PROC_EXCEPTION)
+        exit_code = (FlowerExitCode.COMMON_APP_IMPORT_ERROR if isinstance(ex, ImportError)
+                     else FlowerExitCode.TASK_PROC_EXCEPTION)
     finally:
         if reply is not None and context is not None:
             try:
                 push_message(client, reply, context)
             except Exception as ex:
                 log(ERROR, "Failed to push reply message", exc_info=ex)
-                exit_code = ExitCode.CLIENTAPP_COMMUNICATION_ERROR
+                exit_code = FlowerExitCode.CLIENTAPP_COMMUNICATION_ERROR
     flwr_exit(code=exit_code, event_type=EventType.FLWR_CLIENTAPP_RUN_LEAVE)
 
 

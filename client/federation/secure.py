@@ -33,20 +33,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
-from flwr.app import Context, Message
-from flwr.app.error import Error
+from flwr.app import Context, Error, Message
 from flwr.client import NumPyClient
 from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
-from flwr.clientapp.typing import ClientAppCallable, Mod
-from flwr.common.secure_aggregation.secaggplus_constants import (
-    RECORD_KEY_CONFIGS,
-    RECORD_KEY_STATE,
-)
 
 from client.errors import DataError
 from client.federation.centre_task import Centre, evaluate_task, refuse, train_task, update_of
 from client.federation.rounds import evaluation_records, model_config, open_ledger
+from client.flower_compat import RECORD_KEY_CONFIGS, RECORD_KEY_STATE, ClientAppCallable, Mod
 from client.privacy.evaluation import check_evaluation_request
 from client.privacy.secure_evaluation import SecureSlot, secure_release
 from client.privacy.trust import SecAggSetup, check_setup, check_trust

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 import torch
-from flwr.common.logger import log
+from flwr.common import log
 from flwr.serverapp import Grid
 
 from common.config import RunConfig

@@ -17,11 +17,8 @@ from dataclasses import dataclass, field
 from logging import WARNING
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
-from flwr.common.constant import SUPERLINK_NODE_ID
-from flwr.common.logger import log
+from flwr.common import log
 from flwr.serverapp import Grid
-from flwr.supercore.run import Run
-from flwr.superlink.grid.http_grid import HttpGrid
 
 from common import protocol
 from common.i18n.catalogue import N_, Number
@@ -34,6 +31,7 @@ from server.federation.bookkeeping import (
     histogram_of,
 )
 from server.federation.strategy import PooledFedAvg
+from server.flower_compat import SUPERLINK_NODE_ID, HttpGrid, Run
 
 __all__ = ["CentresAbsent", "CentresRefused", "FederationStopped", "GridView", "run_audit",
            "run_round", "wait_for_centres"]

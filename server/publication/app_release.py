@@ -67,10 +67,10 @@ class AppRelease:
 def build_fab(app_dir: Path) -> bytes:
     """The app's FAB, as ``flwr build`` and ``flwr run`` make it (Flower's own function,
     so its SHA-256 is the one a run of this folder ships)."""
-    from flwr.cli.build import build_fab_from_disk
+    from server.flower_compat import build_fab as flower_build_fab
 
     try:
-        return build_fab_from_disk(app_dir)
+        return flower_build_fab(app_dir)
     except (ValueError, OSError) as err:
         raise AppReleaseError(N_("%(path)s cannot be packaged as a Flower app (%(reason)s).",
                                  path=app_dir, reason=str(err))) from err

@@ -206,6 +206,6 @@ def start_centre(
 def project_fab_hash(project: Path) -> str:
     """The SHA-256 of ``project`` packaged as ``flwr build`` and ``flwr run`` do (Flower's
     own function): the hash of the FAB a run of it ships."""
-    from flwr.cli.build import build_fab_from_disk
+    from server.flower_compat import build_fab
 
-    return hashlib.sha256(build_fab_from_disk(project)).hexdigest()
+    return hashlib.sha256(build_fab(project)).hexdigest()
