@@ -348,7 +348,8 @@ def run_dev_federation(
     restore_sigterm = terminate_on_sigterm()
     try:
         with ProcessGroup(run_dir / "logs", env) as group:
-            start_federation(group, paths, work, files, env, echo, waits)
+            start_federation(group, paths, work, files, env, echo, waits,
+                             runs_root=run_dir.parent)
             mapping = _optional(files[0].parent / "mapping.toml")
             with waits(N_("Submitting the app to the SuperLink (flwr run)")):
                 run_id = submit_run(config, env)
@@ -390,16 +391,19 @@ def prepare_pki(root: Path, centres: list[str]) -> pki.PkiPaths:
 def start_federation(
     group: ProcessGroup, paths: pki.PkiPaths, work: Path, files: list[Path],
     env: dict[str, str], echo: Callable[[str], None] = print, waits: Waits = no_waits,
+    runs_root: Path | None = None,
 ) -> Ministry:
     """Start the ministry side, enrol every centre (one per data file, named after it),
     start the centres and wait until every SuperNode is online. State (SuperLink
-    database, inventory, ledgers) is made fresh under ``work``."""
+    database, inventory, ledgers) is made fresh under ``work``. With ``runs_root`` (the
+    folder of the run folders), a records keeper holds the ministry's key, as deployed."""
     centres = [p.stem for p in files]
     state = _fresh(work / "state")
     inventory = work / "inventory.json"
     inventory.unlink(missing_ok=True)
     ports = free_ports(4 + len(centres))
-    ministry = Ministry(paths, state, ports[0], ports[1], ports[2], work / "nginx", ports[3])
+    ministry = Ministry(paths, state, ports[0], ports[1], ports[2], work / "nginx", ports[3],
+                        runs_root=runs_root)
     with waits(N_("Starting the ministry's servers (SuperLink, reverse proxy)")):
         start_ministry(group, ministry)  # its operator tunnel writes the flwr connection
     for centre in centres:

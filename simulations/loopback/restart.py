@@ -71,7 +71,8 @@ class LoopbackFederation:
     def __enter__(self) -> LoopbackFederation:
         try:
             self.ministry = start_federation(self.group, self.paths, self.work, self.files,
-                                             self.env, self.echo)
+                                             self.env, self.echo,
+                                             runs_root=self.run_dir.parent)
         except BaseException:
             self.group.stop_all()
             raise

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.app_approval import approve
+from common.records.keeper import KEEPER_ENV
 from server.deployment import programs as deployment
 from server.deployment import proxy
 from server.deployment.enrolment import flower_executable
@@ -34,6 +35,7 @@ START_TIMEOUT = 60.0
 LOOPBACK_OPERATOR = "loopback-operator"
 #: The centre's ClientApp runtime (``perseverance-clientapp``) from this environment's
 #: code; ``-P``: its working folder (the centre's state) is not on its import path.
+MAX_SOCKET_PATH = 104  # AF_UNIX's sun_path, less its terminating byte and some margin
 CLIENTAPP_RUNTIME = (sys.executable, "-P", "-m", "client.federation.runtime")
 
 
@@ -50,6 +52,15 @@ class Ministry:
     tunnel_port: int
     operator: str = LOOPBACK_OPERATOR
     console_port: int = 8080  # where the proxy's /console/ goes (if a console runs)
+    #: The folder of the run folders: given, a records keeper holds the ministry's key and
+    #: appends the ServerApp's audit lines there, as in the deployment (the executor then
+    #: never holds the key); None, the ServerApp keys its lines itself.
+    runs_root: Path | None = None
+
+    @property
+    def keeper_socket(self) -> Path:
+        """The records keeper's socket (common.records.keeper)."""
+        return self.state_dir / "keeper.sock"
 
     @property
     def superexec_secret(self) -> Path:
@@ -88,6 +99,22 @@ def https_ok(url: str, ca_certificate: Path | None, timeout: float = 2.0) -> boo
         return False
 
 
+def start_records_keeper(group: ProcessGroup, ministry: Ministry) -> None:
+    """``perseverance-server records-keeper`` over the runs folder, with the ministry's
+    key of the group's environment; wait until its socket answers."""
+    socket = ministry.keeper_socket
+    if len(str(socket)) > MAX_SOCKET_PATH:
+        raise ValueError(f"{socket}: a Unix socket's path must be under "
+                         f"{MAX_SOCKET_PATH} characters; use a shorter work folder")
+    assert ministry.runs_root is not None
+    ministry.runs_root.mkdir(parents=True, exist_ok=True)
+    group.start("records-keeper", [
+        sys.executable, "-m", "server.cli", "records-keeper", "--socket", str(socket),
+        "--runs", str(ministry.runs_root), "--state", str(ministry.state_dir / "keeper")],
+        cwd=ministry.state_dir)
+    wait_until(socket.exists, timeout=START_TIMEOUT, what="the records keeper", group=group)
+
+
 def start_ministry(group: ProcessGroup, ministry: Ministry) -> None:
     """Start the SuperLink, the ServerApp executor, nginx and the operator's tunnel (which
     writes the ``flwr`` connection ``deployment.OPERATOR_CONNECTION`` in the group's
@@ -106,13 +133,17 @@ def start_ministry(group: ProcessGroup, ministry: Ministry) -> None:
         lambda: https_ok(f"https://{ministry.superlink_address}/health", paths.ca_certificate),
         timeout=START_TIMEOUT, what="the SuperLink", group=group,
     )
+    executor_env: dict[str, str] = {}
+    if ministry.runs_root is not None:
+        start_records_keeper(group, ministry)
+        executor_env[KEEPER_ENV] = str(ministry.keeper_socket)
     group.start(
         "serverapp-executor",
         deployment.serverapp_executor_argv(
             flower_executable("flower-superexec"), ministry.superlink_address,
             paths.ca_certificate, ministry.superexec_secret,
         ),
-        cwd=ministry.state_dir,
+        cwd=ministry.state_dir, env=executor_env,
     )
     settings = proxy.ProxySettings(
         centres_listen=ministry.fleet_address,
