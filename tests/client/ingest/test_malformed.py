@@ -7,6 +7,7 @@ any it finds as an ``@example``)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
@@ -33,7 +34,8 @@ ENCODINGS = st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "cp1252"])
 def run_validate(content: bytes, *extra: tuple[str, str]) -> tuple[int, str, str]:
     """Validate ``content`` from a fresh working folder that also holds the file; assert
     the folder is left exactly as it was."""
-    with runner.isolated_filesystem() as folder:
+    # (Click 8.5 deprecates its isolated_filesystem: the same, a fresh folder made current)
+    with tempfile.TemporaryDirectory() as folder, contextlib.chdir(folder):
         path = Path(folder) / "extract.csv"
         path.write_bytes(content)
         args = ["validate", "--lang", "en", "--lang", "en", "--data", str(path)]
