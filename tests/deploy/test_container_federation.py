@@ -29,7 +29,9 @@ import pytest
 
 from tests.deploy.compose_podman import DEPLOY, ComposeError, Site, podman, read_env_file
 
-pytestmark = [pytest.mark.slow, pytest.mark.containers]
+# Containers on a shared 2-core machine: a test (the first one with the federation up)
+# can take many minutes at a high load; the suite's 600 s per test is too short here.
+pytestmark = [pytest.mark.slow, pytest.mark.containers, pytest.mark.timeout(3600)]
 
 ROOT = DEPLOY.parent
 BIN = ROOT / ".venv" / "bin"
