@@ -288,3 +288,23 @@ def test_no_key_certificate_or_data_can_enter_a_build_context() -> None:
     for dockerfile in DEPLOY.rglob("*.Dockerfile"):
         assert Path(f"{dockerfile}.dockerignore").is_file(), dockerfile
     assert "**/*.key" in (DEPLOY / "app.Dockerfile.dockerignore").read_text()
+
+
+def test_only_the_records_keeper_holds_the_ministry_s_records_key() -> None:
+    """The ServerApp executor runs whatever app an operator submits: it gets the records
+    keeper's socket, never the key's volume or path; the keeper has the key and no
+    network; the operator tools read it (audit verify) read-only."""
+    services = _compose("ministry")["services"]
+    holders = sorted(name for name, spec in services.items()
+                     if any(str(v).startswith("ministry-key:") for v in spec.get("volumes", []))
+                     or "PERSEVERANCE_MINISTRY_KEY" in (spec.get("environment") or {}))
+    assert holders == ["operator", "records-keeper"], holders
+    assert "ministry-key:/ministry-key:ro" in services["operator"]["volumes"]
+    keeper, executor = services["records-keeper"], services["serverapp"]
+    assert keeper["network_mode"] == "none" and "networks" not in keeper
+    assert keeper["entrypoint"][:2] == ["perseverance-server", "records-keeper"]
+    socket = keeper["entrypoint"][keeper["entrypoint"].index("--socket") + 1]
+    assert executor["environment"]["PERSEVERANCE_RECORDS_KEEPER"] == socket
+    shared = {v.split(":")[0] for v in keeper["volumes"]} & {
+        v.split(":")[0] for v in executor["volumes"]}
+    assert shared == {"runs", "keeper-socket"}, shared
