@@ -22,9 +22,11 @@ chromium (``deploy/install-test-browser.sh``) and, for the federation page, ngin
 6. the console stopped by its PID (and every command run waited for).
 
 Each page is written as ``console-<page>.png`` (the card as ``model-card.png``): 1280
-pixels wide, the full page cut at ``MAX_HEIGHT``, in French, reduced to a palette of
-``COLOURS`` colours to stay small (each under 300 KB). Runs, keys and the registry stay
-in ``--work`` (a temporary folder, removed unless given).
+pixels wide, the full page cut at ``MAX_HEIGHT`` (the card at ``CARD_MAX_HEIGHT``), in
+French, reduced to a palette of ``COLOURS`` colours (the card ``CARD_COLOURS``) to stay
+small (each under 300 KB).
+Runs, keys and the registry stay in ``--work`` (a temporary folder, removed unless
+given).
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ from server.deployment.processes import interrupt
 
 VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
 MAX_HEIGHT = 2400
+# The model card down to its equity audit, in fewer colours (it is long): under 300 KB.
+CARD_MAX_HEIGHT, CARD_COLOURS = 4800, 48
 COLOURS = 128
 RUN_SECONDS = 600
 STARTUP_SECONDS = 30.0
@@ -126,15 +130,17 @@ def wait_until_running(run_dir: Path, process: subprocess.Popen[bytes], log: Pat
         time.sleep(0.1)
 
 
-def shoot(page: Page, target: Path) -> None:
-    """The page as a small PNG (full page, cut at MAX_HEIGHT, palette of COLOURS)."""
+def shoot(page: Page, target: Path, max_height: int = MAX_HEIGHT,
+          colours: int = COLOURS) -> None:
+    """The page as a small PNG (full page, cut at ``max_height``, a palette of
+    ``colours``)."""
     raw = target.with_suffix(".raw.png")
     page.screenshot(path=str(raw), full_page=True)
     with Image.open(raw) as shot:
         image = shot.convert("RGB")
     raw.unlink()
-    image = image.crop((0, 0, image.width, min(image.height, MAX_HEIGHT)))
-    image.quantize(colors=COLOURS, method=Image.Quantize.MEDIANCUT).save(target, optimize=True)
+    image = image.crop((0, 0, image.width, min(image.height, max_height)))
+    image.quantize(colors=colours, method=Image.Quantize.MEDIANCUT).save(target, optimize=True)
     print(f"  {target} {image.width}x{image.height} {target.stat().st_size // 1024} KB",
           flush=True)
 
@@ -145,7 +151,7 @@ def new_page(browser: Browser) -> Page:
     return context.new_page()
 
 
-def take(work: Path, out: Path, deployment: bool) -> None:
+def take(work: Path, out: Path, deployment: bool, inventory: Path | None = None) -> None:
     sim, server = program("perseverance-sim"), program("perseverance-server")
     runs, registry, log = work / "runs", work / "registry", work / "commands.log"
     tiny, loopback = runs / "tiny-4-rounds", runs / "loopback-3-centres"
@@ -168,6 +174,8 @@ def take(work: Path, out: Path, deployment: bool) -> None:
         console += ["--inventory", str(work / "devfed" / "inventory.json")]
     else:
         shutil.rmtree(loopback, ignore_errors=True)
+        if inventory is not None:
+            console += ["--inventory", str(inventory)]
     port = free_port()
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -207,7 +215,9 @@ def take(work: Path, out: Path, deployment: bool) -> None:
                                ("/registry", "console-registry"),
                                (f"/registry/{card}", "model-card")):
                 page.goto(url + path)
-                shoot(page, out / f"{name}.png")
+                card_page = name == "model-card"
+                shoot(page, out / f"{name}.png", CARD_MAX_HEIGHT if card_page else MAX_HEIGHT,
+                      CARD_COLOURS if card_page else COLOURS)
             browser.close()
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
@@ -223,13 +233,18 @@ def main() -> None:
     parser.add_argument("--no-deployment", action="store_true",
                         help="skip the loopback deployment (no nginx): the federation page "
                         "then has no inventory")
+    parser.add_argument("--inventory", type=Path, default=None,
+                        help="with --no-deployment, an inventory of enrolled centres for the "
+                        "federation page (an earlier deployment's, e.g. WORK/devfed/"
+                        "inventory.json)")
     args = parser.parse_args()
+    inventory = args.inventory.resolve() if args.inventory else None
     if args.work is not None:
         args.work.mkdir(parents=True, exist_ok=True)
-        take(args.work.resolve(), args.out.resolve(), not args.no_deployment)
+        take(args.work.resolve(), args.out.resolve(), not args.no_deployment, inventory)
         return
-    with tempfile.TemporaryDirectory(prefix="console-screenshots-") as work:
-        take(Path(work), args.out.resolve(), not args.no_deployment)
+    with tempfile.TemporaryDirectory(prefix="screenshots-") as work:
+        take(Path(work), args.out.resolve(), not args.no_deployment, inventory)
 
 
 if __name__ == "__main__":

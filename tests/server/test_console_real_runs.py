@@ -20,13 +20,15 @@ import pytest
 
 from common.i18n import catalogue as i18n
 from common.i18n.catalogue import number
-from tests.server.console_fixtures import console_server, tree_digest, write_inventory_file
+from server.deployment.enrolment import InventoryEntry, write_inventory
+from tests.server.console_fixtures import console_server, tree_digest
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 RUN_SECONDS = 600
 WIDTH = 1280
+FINGERPRINT = "Vhfkxe3P9Ctyplxg1BMx+rrKLAUM6D7V9LQnZOQzX3Y"
 TINY, REFUSED, YEARS = "tiny", "refused", "years"
 # Sources whose messages the console's pages show (their English must not be on a
 # French page): its templates and words, the equity audit's words, the pages' filters.
@@ -96,7 +98,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         subprocess.run([str(BIN / "perseverance-server"), "registry", "publish",
                         str(runs / TINY), "--registry", str(registry)], env=env, stdout=out,
                        stderr=subprocess.STDOUT, timeout=120, check=True)
-    inventory = write_inventory_file(root / "inventory.json")
+    # The simulated centres' names, enrolled: their runs must not be counted; fingerprints
+    # as enrol writes them (the widest column).
+    inventory = root / "inventory.json"
+    write_inventory(inventory, [
+        InventoryEntry(f"css-{n}", 1000 + n, f"SHA256:{FINGERPRINT}", "2026-09-01T12:00:00Z",
+                       region="Laval") for n in (20, 56, 67)])
     before = tree_digest(runs)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PERSEVERANCE_MINISTRY_KEY", env["PERSEVERANCE_MINISTRY_KEY"])
