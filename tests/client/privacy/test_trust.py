@@ -317,3 +317,21 @@ def test_a_larger_honest_share_keeps_the_sum_within_the_booked_bound(summands: i
         terms = alpha * np.log(total[keep]) + (1 - alpha) * np.log(shifted[keep])
         divergence = math.log(np.exp(terms).sum()) / (alpha - 1)
         assert divergence <= alpha / (2 * z**2), (summands, big, alpha)
+
+
+def test_the_trust_model_is_read_from_the_site_policy(tmp_path: Path) -> None:
+    from client.ingest.errors import IngestError
+    from client.ingest.policy import load_policy
+
+    path = tmp_path / "policy.toml"
+    path.write_text('[privacy]\ndistributed_noise_trust = "secure-aggregation"\n'
+                    'max_colluding_centres = 2\n')
+    floor = load_policy(path).privacy
+    assert (floor.distributed_noise_trust, floor.max_colluding_centres) == (
+        "secure-aggregation", 2)
+    assert floor.honest_shares(9) == 7 and PrivacyFloor().honest_shares(9) is None
+    for bad in ('distributed_noise_trust = "sometimes"', "max_colluding_centres = -1",
+                "max_colluding_centres = 1.5"):
+        path.write_text(f"[privacy]\n{bad}\n")
+        with pytest.raises(IngestError):
+            load_policy(path)
