@@ -138,7 +138,10 @@ def test_noisy_equity_counts_are_said_and_unjudgeable_groups_named(tmp_path: Pat
 
     noisy = [note for note in limitations if "differential-privacy noise" in note]
     assert len(noisy) == 1 and "7.26" in noisy[0]
-    assert "ehdaa=true" in noisy[0] and "ehdaa=false" not in noisy[0]
+    # The group in words (the JSON keeps the English), not the audit's code ehdaa=true.
+    ehdaa = "EHDAA (handicap, social maladjustment or learning difficulty)"
+    assert f"{ehdaa}: yes" in noisy[0] and f"{ehdaa}: no" not in noisy[0]
+    assert "ehdaa=true" not in noisy[0]
     # Without noise the card says nothing of it.
     plain = build_model_card(write_run_folder(tmp_path / "plain"))["limitations"]
     assert not any("differential-privacy noise" in note for note in plain)
@@ -175,7 +178,7 @@ def test_the_computed_sentences_are_in_the_language_of_each_page(tmp_path: Path)
     noise = "The equity counts carry differential-privacy noise (std 7.26 per count"
     assert any(note.startswith(noise) for note in card["limitations"])  # the JSON: English
     assert noise in english and "écart-type 7,26 par effectif de chaque centre" in french
-    assert "sont supprimés : region=Nord." in french
+    assert "sont supprimés : région : Nord." in french  # in words, not region=Nord
     assert "simulation (scénario fixture)" in french and "(ReLU), sortie logit" in french
     assert "differential-privacy noise" not in french and "Groups too small" not in french
 
