@@ -1,11 +1,12 @@
 """The commands the deployment's guides and reference give are the commands that exist.
 
-Every ``bash`` block of docs/DEPLOYMENT.md and of the centre's and the ministry's guides
-(deploy/*/README*.md) is read line by line; each call of ``perseverance-server``,
-``perseverance-client`` or ``perseverance-sim`` (alone, after ``docker compose run ...
-SERVICE``, after ``--entrypoint``, or inside an operator tunnel's ``-- COMMAND``) must
-name subcommands that exist and options that command takes (the click command under
-typer, introspected: no process, well under a second). The container test
+Every ``bash`` block of docs/DEPLOYMENT.md, of the centre's and the ministry's deployment
+guides (deploy/*/README*.md) and of the role guides (docs/guides/*.md) is read line by
+line; each call of ``perseverance-server``, ``perseverance-client`` or
+``perseverance-sim`` (alone, after ``docker compose run ... SERVICE``, after
+``--entrypoint``, or inside an operator tunnel's ``-- COMMAND``) must name subcommands
+that exist and options that command takes (the click command under typer, introspected:
+no process, well under a second). The container test
 (tests/deploy/test_container_federation.py) runs the guides' steps themselves; this
 catches a synopsis or an option that drifted from the code in ``make test``, where the
 container test does not run. ``make`` targets and build steps named there exist too.
@@ -22,7 +23,8 @@ import pytest
 import typer
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = [ROOT / "docs" / "DEPLOYMENT.md", *sorted((ROOT / "deploy").glob("*/README*.md"))]
+DOCS = [ROOT / "docs" / "DEPLOYMENT.md", *sorted((ROOT / "deploy").glob("*/README*.md")),
+        *sorted((ROOT / "docs" / "guides").glob("*.md"))]  # the role guides (issue 28)
 PROGRAMS = ("perseverance-server", "perseverance-client", "perseverance-sim")
 #: The ministry's guide calls the CA machine's perseverance-server ``$PKI``.
 ALIASES = {"$PKI": "perseverance-server"}
