@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
+from common.equity.audit import Threshold, bands_problem
 from common.i18n.catalogue import N_
 
 # ---------------------------------------------------------------- records of a message
@@ -44,6 +45,9 @@ PHASE_EVALUATE, PHASE_AUDIT = "evaluate", "audit"
 AUDIT_THRESHOLD = "audit-threshold"  # the model's raw score the audit counts flags at
 CALIBRATION_SLOPE = "calibration-slope"  # the ministry's Platt recalibration: which
 CALIBRATION_INTERCEPT = "calibration-intercept"  # calibrated probability that score is
+#: The audit's lower band edges (logits, as text) the ministry placed below the
+#: threshold from the final pooled histogram (issue 30; absent: 1 logit apart).
+AUDIT_BANDS = "audit-bands"
 #: An evaluation instruction's score bins (issue 30): the interior edges on the logit
 #: scale, as text (``"-3.1,-2.9,..."``, which both Flower APIs carry), placed by the
 #: ministry from the pooled histogram released before (``common.metrics.place_edges``);
@@ -182,18 +186,33 @@ class AuditRequest:
     threshold: float
     slope: float
     intercept: float
+    #: The band edges below the threshold (logits; None: 1 logit apart), placed by the
+    #: ministry from the final pooled histogram (``common.equity.audit.place_bands``).
+    bands: tuple[float, ...] | None = None
+    malformed_bands: bool = False
 
     def as_config(self) -> dict[str, str | float]:
-        return {PHASE: PHASE_AUDIT, AUDIT_THRESHOLD: self.threshold,
-                CALIBRATION_SLOPE: self.slope, CALIBRATION_INTERCEPT: self.intercept}
+        config: dict[str, str | float] = {
+            PHASE: PHASE_AUDIT, AUDIT_THRESHOLD: self.threshold,
+            CALIBRATION_SLOPE: self.slope, CALIBRATION_INTERCEPT: self.intercept}
+        if self.bands is not None:
+            config[AUDIT_BANDS] = ",".join(repr(float(v)) for v in self.bands)
+        return config
+
+    @property
+    def cut(self) -> Threshold:
+        """The raw threshold with its bands, as the audit's counting and reading take it."""
+        return Threshold(self.threshold, self.bands)
 
     @property
     def valid(self) -> bool:
         """A finite threshold strictly between 0 and 1, a finite positive slope and a
-        finite intercept: whatever the ministry sent, nothing else is counted at."""
+        finite intercept, and well-formed bands below the threshold: whatever the
+        ministry sent, nothing else is counted at."""
         numbers = (self.threshold, self.slope, self.intercept)
         return (all(math.isfinite(v) for v in numbers) and 0.0 < self.threshold < 1.0
-                and self.slope > 0.0)
+                and self.slope > 0.0 and not self.malformed_bands
+                and (self.bands is None or bands_problem(self.threshold, self.bands) is None))
 
 
 def is_audit(config: Mapping[str, object]) -> bool:
@@ -210,8 +229,16 @@ def audit_request_of(config: Mapping[str, object]) -> AuditRequest:
             return math.nan
         return float(raw)
 
+    bands, malformed = None, False
+    raw = config.get(AUDIT_BANDS)
+    if raw is not None:
+        try:
+            assert isinstance(raw, str) and len(raw) < 1_000
+            bands = tuple(float(part) for part in raw.split(","))
+        except (AssertionError, ValueError):
+            malformed = True
     return AuditRequest(value(AUDIT_THRESHOLD), value(CALIBRATION_SLOPE),
-                        value(CALIBRATION_INTERCEPT))
+                        value(CALIBRATION_INTERCEPT), bands, malformed)
 
 
 def edges_config(edges: tuple[float, ...] | None) -> dict[str, str]:

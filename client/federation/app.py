@@ -47,7 +47,8 @@ def _handle(kind: str, msg: Message, context: Context) -> Message:
     # same reply (no cost); any other is refused by the centre's ledger. An evaluation's
     # under its bins too (issue 30), so that a reply is never read over other bins.
     version = task.model_version if audit is None else (
-        f"{task.model_version}|{audit.threshold!r}|{audit.slope!r}|{audit.intercept!r}")
+        f"{task.model_version}|{audit.threshold!r}|{audit.slope!r}|{audit.intercept!r}"
+        f"|{audit.bands!r}")
     if edges is not None and edges.edges is not None:
         version = f"{version}|{config.get(protocol.EVALUATION_EDGES)!s}"
     centre: Centre | None = None

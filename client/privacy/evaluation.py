@@ -182,7 +182,7 @@ def evaluation_release(
             "num-examples": 0, "epsilon": epsilon, "hist_pos": zeros, "hist_neg": zeros,
             "prob_sum": zeros, "sq_err_sum": 0.0}
         metrics.update(centre_cells(
-            data.audit_test, probabilities, data.y_test, threshold=audit.threshold,
+            data.audit_test, probabilities, data.y_test, threshold=audit.cut,
             sensitive_allowed=data.policy.audit_attributes_allowed,
             # The noise the centre books: calibrated at its own delta when that is smaller.
             noise_std=0.0 if noise is None else noise.audit_stds(),

@@ -123,7 +123,7 @@ def secure_release(
     blocks, region = {}, None
     if audit is not None:
         cells = centre_cells(data.audit_test, probabilities, data.y_test,
-                             threshold=audit.threshold, sensitive_allowed=sensitive,
+                             threshold=audit.cut, sensitive_allowed=sensitive,
                              noise_std=stds or 0.0, rng=rng, discrete=True)
         variances = {name: std**2 for name, std in stds.items()}
         for key, vector in cells.items():
@@ -131,7 +131,7 @@ def secure_release(
             if distributed:
                 blocks[key][2 * GROUP_BINS:] = 0  # only the counts: see the module doc
         if not distributed and 0 <= slot.region < slot.regions:
-            total = centre_total_of(cells, variances or 0.0, audit.threshold)
+            total = centre_total_of(cells, variances or 0.0, audit.cut)
             # Its bands are rounded to integers: add the rounding's variance (1/12).
             region = (slot.region, block(total.vector, total.variance + 1 / 12, slot.counts))
     metrics: dict[str, float | int] = {

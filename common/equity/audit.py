@@ -28,6 +28,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from common.discrete_gaussian import discrete_gaussian
+from common.metrics import resolved
 
 MIN_CELL = 10
 MIN_CENTRES_PER_CELL = 3
@@ -117,11 +118,79 @@ def size_band(num_students: float) -> str:
     raise AssertionError(num_students)  # the last band is open-ended
 
 
+class Threshold(float):
+    """The audit's raw threshold with the band edges below it that the ministry placed
+    from the final pooled histogram (issue 30: ``bands``, ``GROUP_BINS - 2`` increasing
+    logits below the threshold's; None: 1 logit apart). A float, so that every function
+    that counts or reads the audit at a threshold takes it unchanged; the bands follow
+    it to :func:`group_bin_edges` on both sides."""
+
+    bands: tuple[float, ...] | None
+
+    def __new__(cls, value: float, bands: tuple[float, ...] | None = None) -> Threshold:
+        made = super().__new__(cls, value)
+        made.bands = bands
+        return made
+
+
+def bands_problem(threshold: float, bands: tuple[float, ...]) -> str | None:
+    """Why ``bands`` cannot be the audit's lower band edges below ``threshold`` (None:
+    they can): ``GROUP_BINS - 2`` finite logits, increasing by at least 0.001, the last
+    at least 0.001 below the threshold's logit."""
+    values = np.asarray(bands, dtype=np.float64)
+    if len(values) != GROUP_BINS - 2 or not np.all(np.isfinite(values)):
+        return f"{len(values)} band edges, not {GROUP_BINS - 2} finite logits"
+    top = math.log(threshold / (1 - threshold))
+    if np.any(np.diff(np.append(values, top)) < 0.99e-3) or np.any(np.abs(values) > 30):
+        return "the band edges do not increase up to the threshold"
+    return None
+
+
+def place_bands(threshold: float, positives: Sequence[float], negatives: Sequence[float],
+                bounds: npt.NDArray[np.float64], noise_sd: float = 0.0
+                ) -> tuple[float, ...] | None:
+    """The audit's lower band edges (logits) at the quantiles 1/4, 2/4, 3/4 of the
+    mixture of the positives' and negatives' distributions BELOW ``threshold`` in the
+    final pooled histogram (``positives``, ``negatives``: its noisy counts per bin, not
+    clipped; ``bounds``: its ``bins + 1`` edges on the logit scale, end bins closed).
+    Post-processing of released counts, the same for every centre. A label whose counts
+    the noise (``noise_sd`` on each) does not resolve is left out
+    (``common.metrics.resolved``); None (the fixed bands) when neither is, or when the
+    histogram holds no count below the threshold."""
+    top = math.log(threshold / (1 - threshold))
+    upper = min(top, float(bounds[-1]))
+    if upper <= bounds[0]:
+        return None
+    grid = np.linspace(bounds[0], upper, 2001)
+    shares = []
+    for values in (positives, negatives):
+        if not resolved(np.asarray(values, dtype=np.float64), noise_sd):
+            continue
+        cumulative = np.maximum.accumulate(np.concatenate(([0.0], np.cumsum(values))))
+        below = np.interp(grid, bounds, cumulative)
+        if below[-1] > 0:
+            shares.append(np.clip(below / below[-1], 0.0, 1.0))
+    if not shares:
+        return None
+    share = np.mean(shares, axis=0) + np.arange(len(grid)) * 1e-12
+    logits = np.interp(np.arange(1, GROUP_BINS - 1) / (GROUP_BINS - 1), share, grid)
+    logits = np.minimum(logits, top - 1e-3 * (GROUP_BINS - 1 - np.arange(1, GROUP_BINS - 1)))
+    for i in range(1, len(logits)):
+        logits[i] = max(logits[i], logits[i - 1] + 1e-3)
+    placed = tuple(round(float(v), 6) for v in logits)
+    return placed if bands_problem(threshold, placed) is None else None
+
+
 def group_bin_edges(threshold: float) -> npt.NDArray[np.float64]:
     """Interior bin edges (probabilities) of the group histograms, the last on
-    ``threshold``."""
+    ``threshold``; below it the bands the ministry placed (:class:`Threshold`) or 1
+    logit apart."""
     anchor = math.log(threshold / (1 - threshold))
-    logits = anchor - _LOGIT_STEP * np.arange(GROUP_BINS - 2, -1, -1)
+    bands = getattr(threshold, "bands", None)
+    if bands is not None:
+        logits = np.append(np.asarray(bands, dtype=np.float64), anchor)
+    else:
+        logits = anchor - _LOGIT_STEP * np.arange(GROUP_BINS - 2, -1, -1)
     edges = np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
     # Exactly the threshold: sigmoid(logit(t)) can fall a rounding below t (0.0593...),
     # which would put the flagged band past the last one (no true or false positive).
@@ -229,8 +298,11 @@ def _noise(rng: np.random.Generator, std: float, discrete: bool) -> npt.NDArray[
 def band_midpoints(edges: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """A representative probability per bin (midpoint in logit), for noisy sums."""
     logits = np.log(edges / (1 - edges))
-    mids = np.concatenate(([logits[0] - _LOGIT_STEP / 2], (logits[:-1] + logits[1:]) / 2,
-                           [logits[-1] + _LOGIT_STEP / 2]))
+    # The end bands as wide as their neighbour (1 logit for the fixed bands).
+    first = logits[1] - logits[0] if len(logits) > 1 else _LOGIT_STEP
+    last = logits[-1] - logits[-2] if len(logits) > 1 else _LOGIT_STEP
+    mids = np.concatenate(([logits[0] - first / 2], (logits[:-1] + logits[1:]) / 2,
+                           [logits[-1] + last / 2]))
     return np.asarray(1.0 / (1.0 + np.exp(-mids)), dtype=np.float64)
 
 

@@ -25,7 +25,7 @@ from flwr.common import log
 from common import protocol
 from common.calibration import Calibration, calibrated_error, fit_calibration
 from common.config import RunConfig
-from common.equity.audit import MIN_CENTRES_PER_CELL, SIZE_BANDS, size_band
+from common.equity.audit import MIN_CENTRES_PER_CELL, SIZE_BANDS, place_bands, size_band
 from common.equity.pooling import audit_report, pooled_audit
 from common.equity.reading import band_probabilities, conclusions
 from common.i18n.catalogue import N_, Joined, word
@@ -33,8 +33,10 @@ from common.metrics import (
     PLACED_BINS,
     ScoreHistogram,
     auc_from_histogram,
+    bin_bounds,
     edge_logits,
     place_edges,
+    span_edges,
     summarise,
 )
 from common.privacy.accounting import (
@@ -69,6 +71,14 @@ Metrics = Mapping[str, object]
 #: evaluation's edges are placed (issue 30; :func:`next_edges`).
 EDGES_KEY = "edges"
 RAW_KEYS = ("hist_pos_raw", "hist_neg_raw")
+#: And the std of the noise on each of its pooled counts (a list of one number).
+NOISE_KEY = "noise_sd"
+
+
+def noise_of(evaluation: Mapping[str, Sequence[float]]) -> float:
+    """The std of the noise on each pooled count of a kept evaluation (0 if unknown)."""
+    values = evaluation.get(NOISE_KEY) or [0.0]
+    return float(values[0])
 
 
 class FederationStopped(Exception):
@@ -149,14 +159,25 @@ def calibrated_threshold(raw: float, calibration: Calibration) -> float:
     return float(calibration.apply(np.array([raw]))[0])
 
 
-def audit_request(threshold: float, histogram: ScoreHistogram
+def audit_request(threshold: float, histogram: ScoreHistogram,
+                  evaluation: Mapping[str, Sequence[float]] | None = None
                   ) -> tuple[AuditRequest, Calibration]:
     """The audit exchange's request: Platt scaling fitted on the final pooled histogram
     (``common.calibration``, post-processing of released counts) and the raw-score
-    threshold it maps to the calibrated ``threshold`` (``evaluation.threshold``)."""
+    threshold it maps to the calibrated ``threshold`` (``evaluation.threshold``). With
+    the kept final ``evaluation`` (``evaluation.placement = "released"``), the bands
+    below the threshold placed at the quantiles of its students below it (issue 30,
+    ``common.equity.audit.place_bands``: post-processing, the same for every centre);
+    without, 1 logit apart."""
     calibration = fit_calibration(histogram)
-    return (AuditRequest(raw_threshold(threshold, calibration), calibration.slope,
-                         calibration.intercept), calibration)
+    raw = raw_threshold(threshold, calibration)
+    bands = None
+    if evaluation:
+        pos, neg = (evaluation.get(key) or evaluation[plain] for key, plain in
+                    zip(RAW_KEYS, (protocol.HIST_POS, protocol.HIST_NEG), strict=True))
+        bands = place_bands(raw, pos, neg, bin_bounds(histogram.bins, histogram.edges),
+                            noise_of(evaluation))
+    return (AuditRequest(raw, calibration.slope, calibration.intercept, bands), calibration)
 
 
 def edges_in(evaluation: Mapping[str, Sequence[float]]) -> tuple[float, ...] | None:
@@ -188,8 +209,15 @@ def next_edges(config: RunConfig, evaluation: Mapping[str, Sequence[float]] | No
     pos, neg = (evaluation.get(raw) or evaluation[key]
                 for raw, key in zip(RAW_KEYS, (protocol.HIST_POS, protocol.HIST_NEG),
                                     strict=True))
-    return place_edges(pos, neg, edges_in(evaluation),
-                       min(PLACED_BINS, config.evaluation.bins))
+    count = min(PLACED_BINS, config.evaluation.bins)
+    placed = place_edges(pos, neg, edges_in(evaluation), count, noise_of(evaluation))
+    if placed is not None:
+        return placed
+    # Too noisy to place by quantiles (neither label resolved): the placed bins of that
+    # evaluation again, or, from the fixed bins, even bins over where the students are.
+    if (kept := edges_in(evaluation)) is not None:
+        return kept
+    return span_edges(pos, neg, None, count, noise_of(evaluation))
 
 
 def nonnegative(histogram: ScoreHistogram) -> ScoreHistogram:
@@ -224,7 +252,7 @@ def kept_evaluation(pooled: Mapping[str, object] | None) -> dict[str, list[float
     if not pooled or pooled.get(ABOVE_NOISE, 1.0) == 0.0:
         return None
     return {key: [float(v) for v in pooled[key]]  # type: ignore[attr-defined]
-            for key in (*HISTOGRAM_KEYS, EDGES_KEY, *RAW_KEYS) if key in pooled}
+            for key in (*HISTOGRAM_KEYS, EDGES_KEY, *RAW_KEYS, NOISE_KEY) if key in pooled}
 
 
 def above_the_noise(raw: ScoreHistogram, noise_variance: float) -> bool:
@@ -271,6 +299,7 @@ def aggregate_evaluation(releases: Sequence[Metrics], noise_variance: float = 0.
     ):
         metrics[key] = values.tolist()
     metrics[RAW_KEYS[0]], metrics[RAW_KEYS[1]] = raw.positives.tolist(), raw.negatives.tolist()
+    metrics[NOISE_KEY] = [math.sqrt(max(noise_variance, 0.0))]
     if edges is not None:
         metrics[EDGES_KEY] = [float(v) for v in edges]
     return metrics
@@ -551,6 +580,8 @@ class RunBook:
         calibration = Calibration(request.slope, request.intercept)
         report["threshold"] = calibrated_threshold(request.threshold, calibration)
         report["threshold_raw"] = request.threshold
+        if request.bands is not None:  # placed from the final pooled histogram (issue 30)
+            report["bands_raw"] = list(request.bands)
         report["threshold_scale"] = "calibrated"
         report["calibration"] = calibration.to_dict()
         report["conclusions"] = conclusions(report)
@@ -575,8 +606,8 @@ class RunBook:
         placements = None if self.register is None else [
             self.register.place(node, self.names.get(node, "")) for node, _ in releases]
         calibration = Calibration(request.slope, request.intercept)
-        bands = band_probabilities(histogram, request.threshold, calibration)
-        report = pooled_audit([_equity_cells(m) for _, m in releases], request.threshold,
+        bands = band_probabilities(histogram, request.cut, calibration)
+        report = pooled_audit([_equity_cells(m) for _, m in releases], request.cut,
                               placements, self.audit_noise, bands)
         self._audit_epsilons(releases)
         self._event("audit_pooled", centres=len(releases), threshold_raw=request.threshold)
@@ -595,11 +626,11 @@ class RunBook:
         self.trust.update({self.names.get(node, str(node)): trust_of(m)
                            for node, m in survivors})
         calibration = Calibration(request.slope, request.intercept)
-        bands = band_probabilities(histogram, request.threshold, calibration)
-        cells = summed_cells(summed, [m for _, m in survivors], regions, request.threshold,
+        bands = band_probabilities(histogram, request.cut, calibration)
+        cells = summed_cells(summed, [m for _, m in survivors], regions, request.cut,
                              distributed=bool(shares))
         stds = [audit_stds_of(m) for _, m in survivors]
-        report = audit_report(cells, request.threshold,
+        report = audit_report(cells, request.cut,
                               {name: max(s[name] for s in stds) for name in stds[0]}, bands)
         entry = self.round_log(self.config.rounds)
         if shares:

@@ -253,7 +253,9 @@ def run_audit(
     (empty when no centre released it)."""
     config = strategy.book.config
     histogram = histogram_of(evaluation)
-    request, _ = audit_request(config.evaluation.threshold, histogram)
+    request, _ = audit_request(config.evaluation.threshold, histogram,
+                               evaluation if config.evaluation.placement == "released"
+                               else None)
     instruction = ConfigRecord({**dict(run_config), **request.as_config()})
     messages = list(strategy.configure_evaluate(config.rounds, arrays, instruction,
                                                 GridView(grid, nodes)))

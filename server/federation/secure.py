@@ -250,8 +250,10 @@ class SecureFedAvg(FedAvg):
         histogram maps to ``evaluation.threshold``."""
         rounds = self.config.rounds
         self.audit_histogram = histogram_of(self.run.state.last_evaluation)
-        self.audit_request, _ = audit_request(self.config.evaluation.threshold,
-                                              self.audit_histogram)
+        self.audit_request, _ = audit_request(
+            self.config.evaluation.threshold, self.audit_histogram,
+            self.run.state.last_evaluation if self.config.evaluation.placement == "released"
+            else None)
         config = {**self._instructions(rounds, "evaluate"), **self.audit_request.as_config()}
         instructions = self._secure_instructions(config, parameters, client_manager)
         self.run.audit.sent(rounds, protocol.PHASE_AUDIT, self.sampled_evaluation,

@@ -40,6 +40,7 @@ from common.privacy import secure_release as layout
 from common.records.chain import LEDGER_FILE
 from common.releases import Class
 from common.split import held_out_mask
+from server.federation.bookkeeping import next_edges
 from tests.client.conftest import harmonised_frame
 from tests.server.messages import instruction
 
@@ -91,12 +92,13 @@ def _weights(flat: dict[str, object]) -> OrderedDict[str, torch.Tensor]:
 
 
 def _ask(flat: dict[str, object], node: dict[str, object], kind: str, run: str,
-         server_round: int = 1, audit: protocol.AuditRequest | None = None) -> Message:
-    """The ClientApp's reply to one plain instruction."""
+         server_round: int = 1, audit: protocol.AuditRequest | None = None,
+         extra: dict[str, str] | None = None) -> Message:
+    """The ClientApp's reply to one plain instruction (``extra``: more of its keys)."""
     message = instruction(f"r{server_round}", 1, ArrayRecord(_weights(flat)))
     message.metadata.__dict__["_message_type"] = kind
     config = ConfigRecord({**protocol.Task(run, server_round, f"r{server_round}").as_config(),
-                           **(audit.as_config() if audit else {})})
+                           **(audit.as_config() if audit else {}), **(extra or {})})
     message.content[protocol.CONFIG] = config
     context = Context(run_id=1, node_id=1, state=RecordDict(), node_config=node,
                       run_config=flat)
@@ -412,3 +414,38 @@ def test_every_refusal_a_centre_can_send_is_declared() -> None:
 
     assert sentences - releases.NOT_SENT == set(releases.REFUSALS)
     assert all(key.cls is not Class.MAC for key in releases.REFUSALS.values())
+
+
+@pytest.mark.parametrize("held_out", [False, True], ids=["training", "held-out"])
+def test_an_evaluation_over_placed_bins_is_the_same_with_one_student_more(
+        held_out: bool, tmp_path: Path) -> None:
+    """Issue 30: the bins the ministry places from the pooled histogram released before
+    (``server.federation.bookkeeping.next_edges``, post-processing) reach the centre as
+    public input; counted over them, the release still moves by one count for one
+    student, the bins it does not use are exact zeros, and a malformed request is
+    refused the same way on both sides, nothing booked."""
+    flat = _flat(**{"rounds": 2})
+    released = {protocol.HIST_POS: [0.0] * 8 + [40.0, 60.0, 30.0] + [0.0] * 9,
+                protocol.HIST_NEG: [0.0] * 7 + [90.0, 250.0, 120.0, 20.0] + [0.0] * 9}
+    edges = next_edges(RunConfig.from_flat(flat), released)
+    assert edges is not None
+    base = _students(400)
+    replies, refusals, audits = [], [], []
+    for name, frame in (("d", base), ("d1", pd.concat([base, _one(held_out)]))):
+        node = _centre(tmp_path / name, frame)
+        _ask(flat, node, "train", "run-1")
+        replies.append(_plain(_ask(flat, node, "evaluate", "run-1",
+                                   extra=protocol.edges_config(edges)))[0])
+        refusals.append(_ask(flat, node, "evaluate", "run-1", server_round=2,
+                             extra={protocol.EVALUATION_EDGES: "3,2,1"}))
+        # The audit over bands placed below its threshold (public input too).
+        audits.append(_plain(_ask(flat, node, "evaluate", "run-1", server_round=2, audit=(
+            protocol.AuditRequest(0.3, 1.0, 0.0, (-3.0, -2.2, -1.5)))))[0])
+    _compare("plain", "evaluate", *replies)
+    _compare("plain", "audit", *audits)
+    for reply in replies:
+        for key in (protocol.HIST_POS, protocol.HIST_NEG, protocol.PROB_SUM):
+            assert reply[protocol.METRICS][key][len(edges) + 1:] == [0.0] * (19 - len(edges))
+    assert refusals[0].has_error() and refusals[1].has_error()
+    assert refusals[0].error.reason == refusals[1].error.reason
+    assert protocol.Reason.EDGES_INVALID in refusals[0].error.reason
