@@ -104,13 +104,15 @@ def _run(guide: str, home: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(TIMEOUT + 120)
 def test_the_centre_guide_runs_as_written(tmp_path: Path) -> None:
     started = time.monotonic()
     done = _run("centre.md", tmp_path / "home")
     assert done.returncode == 0, done.stdout[-8000:]
     trial = tmp_path / "home" / "essai"
     assert (trial / "soutien" / "support-priorities.xlsx").stat().st_size > 0
-    assert json.loads((trial / "etat-centre" / "approved-apps.json").read_text("utf-8"))
+    assert json.loads((trial / "federation" / "state" / "centre-0" / "approved-apps.json")
+                      .read_text("utf-8"))
     assert "Registres intacts" in done.stdout
     assert "Utilisable" in done.stdout  # validate's verdict, in French
     summary = json.loads((trial / "federation" / "summary.json").read_text("utf-8"))
@@ -120,6 +122,7 @@ def test_the_centre_guide_runs_as_written(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(TIMEOUT + 120)
 def test_the_research_guide_runs_as_written(tmp_path: Path) -> None:
     started = time.monotonic()
     done = _run("recherche.md", tmp_path / "home")
