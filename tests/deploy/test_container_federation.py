@@ -221,8 +221,12 @@ def _start_ministry(fed: Federation) -> None:
     site.folder.mkdir(parents=True)
     steps = _ministry_guide_commands(fed)
     env = read_env_file(DEPLOY / "ministry" / ".env.example")
+    # Subnets of its own (another test's federation may be up beside it).
+    block = 100 + os.getpid() % 100
     env.update(CENTRES_PORT=str(fed.centres_port), OPERATOR_PORT=str(fed.operator_port),
-               OPERATOR_BIND="127.0.0.1")
+               OPERATOR_BIND="127.0.0.1",
+               SUPERLINK_SUBNET=f"10.96.{block}.0/28", SUPERLINK_IP=f"10.96.{block}.2",
+               OPERATORS_SUBNET=f"10.97.{block}.0/24", CONSOLE_IP=f"10.97.{block}.2")
     site.env = env
     for command in steps["1. Configure"]:
         if command.startswith(("git ", "cd ", "cp .env.example")):

@@ -188,7 +188,7 @@ def test_the_superlink_is_reached_only_by_the_proxy_and_its_serverapp_executor()
     ministry = _services("ministry")
 
     assert _on_network("ministry", "superlink") == {"superlink", "serverapp", "proxy"}
-    assert ministry["superlink"]["networks"] == ["superlink"]
+    assert list(ministry["superlink"]["networks"]) == ["superlink"]
     assert _on_network("ministry", "operators") == {"proxy", "console", "operator"}
     for tool in ("console", "operator"):
         entrypoint = ministry[tool]["entrypoint"]
