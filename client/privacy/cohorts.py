@@ -11,8 +11,11 @@ largest ``first_round`` not after ``server_round``. A row no cohort covers (a le
 from before per-student accounting, until :meth:`client.privacy.ledger.PrivacyLedger.migrate`)
 counts against every student.
 
-A student's composed epsilon is then the composition (Opacus's RDP accountant, at the
-centre's delta) of the rows of every cohort it is a member of, plus the uncovered rows.
+A student's composed epsilon is then the composition (Opacus's RDP accountant) of the
+rows of every cohort it is a member of, plus the uncovered rows, as the individual filter
+checks it against the cap: the best of a fixed grid of orders, each converted at the
+centre's delta shared among them (``common.privacy.accounting.filter_epsilon``; the
+union bound that makes the filter sound: docs/PRIVACY.md, "The argument").
 Students with the same memberships have the same epsilon, so it is computed once per
 distinct membership (a handful per centre), not once per student.
 
@@ -34,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from common.errors import PerseveranceError
-from common.privacy.accounting import composed_epsilon
+from common.privacy.accounting import filter_epsilon
 from common.records.key import GENESIS, chain_mac, same
 
 #: Bytes of a student's keyed hash: 128 bits, no collision among a centre's students.
@@ -229,7 +232,7 @@ def student_epsilons(
     epsilon_of: dict[bytes, float] = {}
     for ids, part in _memberships(students, counted):
         history = [*everyone, *(m for cid in ids for m in rows[cid])]
-        epsilon = composed_epsilon(history, delta, accountant)
+        epsilon = filter_epsilon(history, delta, accountant)
         epsilon_of.update(dict.fromkeys(part, epsilon))
     return np.fromiter((epsilon_of[s] for s in students), np.float64, len(students))
 
@@ -246,8 +249,8 @@ def largest_student_epsilon(
     """The largest of :func:`student_epsilons` over ``students`` (0 for none), without
     a figure per student: what a booking checks against the cap."""
     counted, rows, everyone = _histories(cohorts, booked, extra, None)
-    return max((composed_epsilon([*everyone, *(m for cid in ids for m in rows[cid])],
-                                 delta, accountant)
+    return max((filter_epsilon([*everyone, *(m for cid in ids for m in rows[cid])],
+                               delta, accountant)
                 for ids, _ in _memberships(students, counted)), default=0.0)
 
 

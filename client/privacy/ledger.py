@@ -46,7 +46,7 @@ from client.privacy.cohorts import (
 )
 from common.errors import ExitCode, PerseveranceError
 from common.i18n.catalogue import N_
-from common.privacy.accounting import composed_epsilon
+from common.privacy.accounting import filter_epsilon
 from common.records.chain import (
     AUDIT_FILE,
     LEDGER_FIELDS,
@@ -217,7 +217,7 @@ class PrivacyLedger:
         booked release composed when no cohort says over whom)."""
         cohorts, booked = self.cohorts(), self.booked()
         if not cohorts:
-            return composed_epsilon([b[3] for b in booked], delta)
+            return filter_epsilon([b[3] for b in booked], delta)
         return largest_student_epsilon(set().union(*(c.members for c in cohorts)),
                                        cohorts, booked, delta)
 
@@ -338,7 +338,7 @@ class PrivacyLedger:
         cohorts = self._read_cohorts(db)
         cohort = covering(cohorts, run_id, kind, server_round)
         if cohort is None:
-            after = composed_epsilon([*(b[3] for b in booked), *mechanisms], delta)
+            after = filter_epsilon([*(b[3] for b in booked), *mechanisms], delta)
             who = "the centre's lifetime epsilon"
         else:
             after = largest_student_epsilon(cohort.members, cohorts, booked, delta,

@@ -37,6 +37,14 @@ if TYPE_CHECKING:
 RDP_ORDERS: tuple[float, ...] = (
     *(1 + x / 10.0 for x in range(1, 100)), *range(12, 64), *range(64, 257, 8), 320, 512, 1024
 )
+#: The orders the individual filter (``client.privacy.cohorts``) takes the best of when
+#: it checks a student's lifetime against the cap: a fixed, public grid (all of them in
+#: ``RDP_ORDERS``), few enough that sharing delta among them costs little. Feldman and
+#: Zrnic's filter is a statement at one fixed order; letting a record in while any one
+#: of k orders holds its budget is covered by a union bound over the k orders, each at
+#: delta / k (docs/PRIVACY.md, "The argument").
+FILTER_ORDERS: tuple[float, ...] = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, 7.0, 8.0, 10.0,
+                                    12.0, 16.0, 20.0, 24.0, 32.0, 48.0, 64.0, 128.0, 256.0)
 MIN_BATCH = 32
 MAX_BATCH = 512
 
@@ -123,6 +131,31 @@ def composed_epsilon(
     acc = _accountant(accountant)
     acc.history = entries
     return float(acc.get_epsilon(delta=delta))
+
+
+def _filter_indices() -> list[int]:
+    return [next(i for i, order in enumerate(RDP_ORDERS) if abs(order - wanted) < 1e-9)
+            for wanted in FILTER_ORDERS]
+
+
+def filter_epsilon(
+    history: list[tuple[float, float, int]], delta: float, accountant: str = "rdp"
+) -> float:
+    """A student's lifetime epsilon as the individual filter checks it against the cap:
+    the history's RDP at each of :data:`FILTER_ORDERS`, converted at ``delta`` / k (k the
+    number of those orders), the best order taken. Always at least
+    :func:`composed_epsilon` at ``delta``. Other accountants: :func:`composed_epsilon`
+    (the filter's argument is RDP's; the floor refuses them unless a policy allows)."""
+    entries = [(float(z), float(q), int(t)) for z, q, t in history if int(t) > 0]
+    if not entries:
+        return 0.0
+    if accountant != "rdp":
+        return composed_epsilon(entries, delta, accountant)
+    rdp = sum(np.asarray(_rdp_per_step(z, q)) * t for z, q, t in entries)
+    chosen = _filter_indices()
+    epsilon, _ = get_privacy_spent(orders=list(FILTER_ORDERS), rdp=np.asarray(rdp)[chosen],
+                                   delta=delta / len(FILTER_ORDERS))
+    return float(epsilon)
 
 
 def epsilon_spent(

@@ -29,7 +29,7 @@ from client.privacy.evaluation import evaluation_release
 from client.site_policy import SitePolicy
 from common.config import RunConfig
 from common.equity.audit import CELL_LENGTH, all_cell_keys, centre_cells
-from common.privacy.accounting import composed_epsilon
+from common.privacy.accounting import filter_epsilon
 from tests.client.conftest import harmonised_frame, write_csv
 
 DELTA = 1e-6
@@ -49,7 +49,7 @@ def _by_student(students: list[bytes], cohorts: list[Cohort], booked: list[Booke
             cover = covering(cohorts, run_id, kind, server_round)
             if cover is None or student in cover.members:
                 history.append(mechanism)
-        out.append(composed_epsilon(history, DELTA))
+        out.append(filter_epsilon(history, DELTA))
     return out
 
 

@@ -20,7 +20,7 @@ from client.privacy.student_budget import budget_spread, run_cohorts
 from client.site_policy import SitePolicy
 from common.config import RunConfig
 from common.privacy import accounting as privacy
-from common.privacy.accounting import composed_epsilon
+from common.privacy.accounting import filter_epsilon
 from common.records.chain import LEDGER_FILE
 from common.records.key import load_or_create_key
 
@@ -72,9 +72,12 @@ def test_a_student_at_the_cap_never_trains_again_and_new_students_do(tmp_path: P
     first_year = _students("y1", 40)
     _train_all_rounds(ledger, state, _data(first_year), "year-1")
     after_one = _spent(ledger, first_year)
-    assert np.allclose(after_one, after_one[0]) and 2.5 < after_one[0] <= 3.0 + 0.05
-    # A cap that one run reaches: the first year's students have no room for another.
-    cap = float(after_one.max()) * 1.01
+    # A run booked at 3 (the run's epsilon at delta); the filter's figure for the same
+    # history pays for its union bound over orders (delta / k at each): a little more.
+    assert np.allclose(after_one, after_one[0]) and 3.0 < after_one[0] <= 3.0 * 1.3
+    # A cap one run stays under and a second passes (two runs count about 1.35 times
+    # one): the first year's students have no room for another, newcomers have.
+    cap = float(after_one.max()) * 1.15
     second_year = _data([*first_year, *_students("y2", 30)], cap=cap)
 
     used = _train_all_rounds(ledger, state, second_year, "year-2")
@@ -83,7 +86,7 @@ def test_a_student_at_the_cap_never_trains_again_and_new_students_do(tmp_path: P
     assert used.num_train == 30 == len(used.x_train)
     assert _spent(ledger, first_year).max() <= cap  # the size release fitted, no more
     newcomers = _spent(ledger, _students("y2", 30))
-    assert np.allclose(newcomers, newcomers[0]) and 2.5 < newcomers[0] <= 3.0 + 0.05
+    assert np.allclose(newcomers, newcomers[0]) and 3.0 < newcomers[0] <= 3.0 * 1.3
     cohorts = {c.kind: c for c in run_cohorts(state, "year-2")}
     assert (cohorts["size"].records, cohorts["train"].records) == (70, 30)
     assert cohorts["train"].retired == 40
@@ -142,8 +145,8 @@ def test_the_ledger_refuses_a_release_that_passes_a_members_cap(tmp_path: Path) 
     ledger.book_cohort(run_id="r", kind="train", first_round=1, label="train",
                        members=members, retired=0)
     mechanism = (1.0, 0.05, 100)
-    one = composed_epsilon([mechanism], DELTA)
-    cap = (one + composed_epsilon([mechanism, mechanism], DELTA)) / 2
+    one = filter_epsilon([mechanism], DELTA)
+    cap = (one + filter_epsilon([mechanism, mechanism], DELTA)) / 2
     assert ledger.book(run_id="r", server_round=1, kind="train", mechanisms=[mechanism],
                        delta=DELTA, cap=cap) == pytest.approx(one)
     with pytest.raises(BudgetExceeded, match="a student of this release"):
@@ -196,8 +199,10 @@ def test_an_evaluation_no_held_out_record_can_pay_for_is_noise_alone(tmp_path: P
     state = tmp_path / "state"
     ledger = PrivacyLedger(state)
     held_out = _students("t", 8)
-    spent = composed_epsilon(privacy.run_shares(privacy.run_evaluation_noise(CONFIG)), DELTA)
-    assert 2.5 < spent <= 3.0  # the run's evaluation costs each held-out student about 3
+    spent = filter_epsilon(privacy.run_shares(privacy.run_evaluation_noise(CONFIG)), DELTA)
+    # The run's evaluation is booked at 3; as the filter counts it, each held-out
+    # student pays a little more (its union bound over orders).
+    assert 3.0 < spent <= 3.0 * 1.3
 
     kept = evaluation_records(CONFIG, _data(_students("s", 20), held_out, cap=spent - 0.1),
                               "run", ledger)
@@ -225,7 +230,7 @@ def test_the_migration_charges_the_students_present_and_no_later_one(tmp_path: P
 
     assert {c.kind for c in run_cohorts(tmp_path, "old-run")} == {"migrated"}
     assert _spent(ledger, ["someone-who-came-later"])[0] == 0.0
-    with_new = composed_epsilon([*old, size_release()], DELTA)
+    with_new = filter_epsilon([*old, size_release()], DELTA)
     assert _spent(ledger, present) == pytest.approx(np.full(15, with_new))
     assert used.num_train == 15
     assert budget_spread(tmp_path, DELTA).students == 15
@@ -253,7 +258,8 @@ def test_the_ledger_command_shows_how_the_students_budget_is_spread(tmp_path: Pa
     for low, high in ((0, 3), (3, 6), (6, 10)):
         count = int(((spent >= low) & (spent < high)).sum())
         assert re.search(rf"{low:.3f} - {high:.3f}\s*│ {count}\s", english.output), (low, high)
-    assert int((spent < 3).sum()) == 12 and int(((spent >= 3) & (spent < 6)).sum()) == 30
+    values, counts = np.unique(np.round(spent, 9), return_counts=True)
+    assert counts.tolist() == [12, 30] and values[0] < values[1]  # one run; two runs
     assert "Runs like the last one each student can still take" in text
     french = CliRunner().invoke(app, ["ledger", "--state", str(state)],
                                 env={"LC_ALL": "", "LC_MESSAGES": "", "LANG": ""})
