@@ -166,12 +166,13 @@ def score_histogram(
 
 #: How many bins an evaluation placed from a released histogram asks for (at most
 #: ``evaluation.bins``; the rest of the release's bins are exact zeros). With DP noise on
-#: every count, the noise a bin adds to the pooled AUC does not shrink with the bin, so
-#: fewer bins placed where the students are beat 20 (docs/PRIVACY.md, "Bins placed from
-#: what is released": on the demo's scores 8 such bins err -0.003 +- 0.006, 20 fixed
-#: ones -0.006 +- 0.009; on a weak signal at 40 % dropout -0.001 +- 0.004 against
-#: -0.009 +- 0.007).
-PLACED_BINS = 8
+#: every count, each bin's noise moves the pooled AUC whatever the bin holds, so fewer
+#: bins carry less noise, and placed bins lose less to ties; but a model's scores move
+#: between the evaluation that placed them and the next, and too few bins then lose to
+#: ties what they save in noise (docs/measurements/evaluation.md, "Bins placed from what
+#: is released": on the demo, 8 placed bins lost 0.008 to ties after the scores moved,
+#: 16 lose 0.003 as the fixed 20 do, with less noise).
+PLACED_BINS = 16
 #: A label's distribution in a released histogram places bins only when the noise on
 #: its cumulative count (about ``noise_sd * sqrt(bins)``) is at most this share of its
 #: total: otherwise the noise, not the students, would place them (UCI Dropout's 890

@@ -130,7 +130,7 @@ def test_placement_keeps_the_bins_when_the_noise_decides() -> None:
     # From the fixed bins, even bins over the bins that stand above the noise.
     narrow = np.zeros(20)
     narrow[8] = 600.0
-    spread = next_edges(RunConfig(), {"hist_pos": list(noise), "hist_neg": list(narrow),
+    spread = next_edges(RunConfig(), {"hist_pos": list(zeros), "hist_neg": list(narrow),
                                       "noise_sd": [30.0]})
     assert spread is not None and len(spread) == PLACED_BINS - 1
     assert spread[0] > -2.2 and spread[-1] < -1.6  # within the fixed bin [-2.2, -1.6]
