@@ -16,9 +16,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
-from common.equity.audit import Threshold, bands_problem
 from common.i18n.catalogue import N_
+
+if TYPE_CHECKING:  # the audit imports numpy and pandas: not at a command's start
+    from common.equity.audit import Threshold
 
 # ---------------------------------------------------------------- records of a message
 ARRAYS = "arrays"  # the global model (instruction) or the centre's weights (reply)
@@ -202,6 +205,8 @@ class AuditRequest:
     @property
     def cut(self) -> Threshold:
         """The raw threshold with its bands, as the audit's counting and reading take it."""
+        from common.equity.audit import Threshold
+
         return Threshold(self.threshold, self.bands)
 
     @property
@@ -209,6 +214,8 @@ class AuditRequest:
         """A finite threshold strictly between 0 and 1, a finite positive slope and a
         finite intercept, and well-formed bands below the threshold: whatever the
         ministry sent, nothing else is counted at."""
+        from common.equity.audit import bands_problem
+
         numbers = (self.threshold, self.slope, self.intercept)
         return (all(math.isfinite(v) for v in numbers) and 0.0 < self.threshold < 1.0
                 and self.slope > 0.0 and not self.malformed_bands
