@@ -20,7 +20,8 @@ from pathlib import Path
 
 import click
 import pytest
-import typer
+
+from tests.docs.cli_reference import command as _command
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "docs" / "DEPLOYMENT.md", *sorted((ROOT / "deploy").glob("*/README*.md")),
@@ -28,18 +29,6 @@ DOCS = [ROOT / "docs" / "DEPLOYMENT.md", *sorted((ROOT / "deploy").glob("*/READM
 PROGRAMS = ("perseverance-server", "perseverance-client", "perseverance-sim")
 #: The ministry's guide calls the CA machine's perseverance-server ``$PKI``.
 ALIASES = {"$PKI": "perseverance-server"}
-
-
-def _command(program: str) -> click.Group:
-    if program == "perseverance-server":
-        from server.cli import app
-    elif program == "perseverance-client":
-        from client.cli import app
-    else:
-        from simulations.cli import app
-    command = typer.main.get_command(app)
-    assert isinstance(command, click.Group)
-    return command
 
 
 def _blocks(path: Path) -> list[tuple[int, str]]:
