@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.accountants.accountant import IAccountant
 from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
@@ -116,26 +117,37 @@ def _rdp_per_step(noise_multiplier: float, sample_rate: float) -> tuple[float, .
     return tuple(float(value) for value in np.atleast_1d(rdp))
 
 
+def _entries(history: list[tuple[float, float, int]]) -> list[tuple[float, float, int]]:
+    """The mechanisms of ``history`` that took at least one step."""
+    return [(float(z), float(q), int(t)) for z, q, t in history if int(t) > 0]
+
+
+def _history_rdp(entries: list[tuple[float, float, int]]) -> npt.NDArray[np.float64]:
+    """RDP of ``entries`` at every order of ``RDP_ORDERS`` (composed: summed)."""
+    return np.asarray(sum(np.asarray(_rdp_per_step(z, q)) * t for z, q, t in entries),
+                      dtype=np.float64)
+
+
 def composed_epsilon(
     history: list[tuple[float, float, int]], delta: float, accountant: str = "rdp"
 ) -> float:
     """Epsilon at ``delta`` of a sequence of subsampled Gaussian mechanisms, each given
     as (noise multiplier, sample rate, steps); 0 for an empty history."""
-    entries = [(float(z), float(q), int(t)) for z, q, t in history if int(t) > 0]
+    entries = _entries(history)
     if not entries:
         return 0.0
     if accountant == "rdp":
-        rdp = sum(np.asarray(_rdp_per_step(z, q)) * t for z, q, t in entries)
-        epsilon, _ = get_privacy_spent(orders=list(RDP_ORDERS), rdp=rdp, delta=delta)
+        epsilon, _ = get_privacy_spent(orders=list(RDP_ORDERS), rdp=_history_rdp(entries),
+                                       delta=delta)
         return float(epsilon)
     acc = _accountant(accountant)
     acc.history = entries
     return float(acc.get_epsilon(delta=delta))
 
 
-def _filter_indices() -> list[int]:
-    return [next(i for i, order in enumerate(RDP_ORDERS) if abs(order - wanted) < 1e-9)
-            for wanted in FILTER_ORDERS]
+#: Where each of :data:`FILTER_ORDERS` stands in ``RDP_ORDERS``.
+_FILTER_INDICES = [next(i for i, order in enumerate(RDP_ORDERS) if abs(order - wanted) < 1e-9)
+                   for wanted in FILTER_ORDERS]
 
 
 def filter_epsilon(
@@ -146,19 +158,17 @@ def filter_epsilon(
     number of those orders), the best order taken. Always at least
     :func:`composed_epsilon` at ``delta``. Other accountants: :func:`composed_epsilon`
     (the filter's argument is RDP's; the floor refuses them unless a policy allows)."""
-    entries = [(float(z), float(q), int(t)) for z, q, t in history if int(t) > 0]
+    entries = _entries(history)
     if not entries:
         return 0.0
     if accountant != "rdp":
         return composed_epsilon(entries, delta, accountant)
-    rdp = sum(np.asarray(_rdp_per_step(z, q)) * t for z, q, t in entries)
-    chosen = _filter_indices()
     with warnings.catch_warnings():
         # The grid is fixed by design (it is what the union bound pays for): a small
         # history whose best order would lie past it is far from any cap.
         warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
         epsilon, _ = get_privacy_spent(orders=list(FILTER_ORDERS),
-                                       rdp=np.asarray(rdp)[chosen],
+                                       rdp=_history_rdp(entries)[_FILTER_INDICES],
                                        delta=delta / len(FILTER_ORDERS))
     return float(epsilon)
 

@@ -99,6 +99,7 @@ class Keeper:
         self.state = state
         self.actor = actor
         self._lock = threading.Lock()
+        self._trails: dict[Path, AuditTrail] = {}  # one per log: the key read once
         state.mkdir(parents=True, exist_ok=True)
 
     def _log(self, requested: str) -> Path:
@@ -133,7 +134,10 @@ class Keeper:
                         f"the log ends at line {found.lines}, not at line {kept['lines']} "
                         "that this keeper wrote last: it was rewritten, cut or replaced")
             path.parent.mkdir(parents=True, exist_ok=True)
-            entry = AuditTrail(path, self.actor, self.key_path).record(event, **fields)
+            trail = self._trails.get(path)
+            if trail is None:
+                trail = self._trails[path] = AuditTrail(path, self.actor, self.key_path)
+            entry = trail.record(event, **fields)
             written = trail_head(path)
             temporary = head_file.with_suffix(".tmp")
             temporary.write_text(json.dumps({"path": str(path), "link": written.link,
