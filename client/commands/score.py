@@ -13,7 +13,9 @@ from rich.console import Console
 from client.commands.language import LangOption, chosen
 from common.errors import ExitCode
 from common.i18n import catalogue as i18n
+from common.i18n.catalogue import N_
 from common.i18n.cli import error_line
+from common.i18n.waits import TerminalWaits
 
 SHOWN = 10  # rows left out listed on the terminal; rows-left-out.csv has them all
 
@@ -91,35 +93,42 @@ def score(
     ] = False,
 ) -> None:
     """Score a centre's students and write the local support report (see HELP)."""
-    import torch
-
-    from client.commands.left_out import (
-        LEFT_OUT_NAME,
-        left_out_sentence,
-        print_problems,
-        print_wrapped,
-        write_left_out,
-    )
-    from client.ingest import ensure_usable, ingest_file
-    from client.ingest.centre_data import DataError
-    from client.scoring.explain import attribute, top_factors
-    from client.scoring.scores import load_model, load_scoring_policy, score_frame
-    from client.scoring.support_report import (
-        Explanations,
-        LeftOut,
-        support_table,
-        write_support_report,
-    )
-    from common.csv_output import csv_style
-
     language = chosen(lang)
     _ = i18n.gettext(language)
     out_console = Console(highlight=False, markup=False)
     err = Console(stderr=True, highlight=False, markup=False)
+    # Loading torch and Captum takes seconds (the first 4 s, measured): said at once. On a
+    # large extract reading, the factors and the spreadsheet take seconds too. Each wait
+    # is said on stderr: a spinner on a terminal, elsewhere one line (those that are
+    # often short, once they have lasted a second).
+    waits = TerminalWaits(err, after=1.0)
+    with TerminalWaits(err)(N_("Loading the scoring tools (PyTorch, Captum)")):
+        import torch
+
+        from client.commands.left_out import (
+            LEFT_OUT_NAME,
+            left_out_sentence,
+            print_problems,
+            print_wrapped,
+            write_left_out,
+        )
+        from client.ingest import ensure_usable, ingest_file
+        from client.ingest.centre_data import DataError
+        from client.scoring.explain import attribute, top_factors
+        from client.scoring.scores import load_model, load_scoring_policy, score_frame
+        from client.scoring.support_report import (
+            Explanations,
+            LeftOut,
+            support_table,
+            write_support_report,
+        )
+        from common.csv_output import csv_style
+
     try:
         site_policy, thresholds = load_scoring_policy(policy)
         risk_model = load_model(model)
-        ingested = ingest_file(data, mapping, site_policy)
+        with waits(N_("Reading and checking the extract %(data)s", data=str(data))):
+            ingested = ingest_file(data, mapping, site_policy)
         ensure_usable(ingested.report)
     except DataError as exc:
         err.print(error_line(exc.args[0] if exc.args else str(exc), language), soft_wrap=True)
@@ -139,7 +148,9 @@ def score(
     explanations, explain_seconds = None, 0.0
     if explain:
         started = time.perf_counter()
-        raising, protective = top_factors(attribute(risk_model, scored.x).per_predictor, k=top)
+        with waits(N_("Computing each student's factors (Integrated Gradients)")):
+            raising, protective = top_factors(attribute(risk_model, scored.x).per_predictor,
+                                              k=top)
         explanations = Explanations(raising, protective)
         explain_seconds = time.perf_counter() - started
 
@@ -147,9 +158,11 @@ def score(
     table = support_table(scored, frame, explanations, language)
     try:
         style = csv_style(language, machine=machine_csv)
-        written = write_support_report(
-            out, table, scored, language, fingerprint, style, xlsx=xlsx,
-            left_out=LeftOut(report.rows_invalid, report.rows_read, LEFT_OUT_NAME))
+        with waits(N_("Writing the list, the spreadsheet and the report into %(out)s",
+                      out=str(out))):
+            written = write_support_report(
+                out, table, scored, language, fingerprint, style, xlsx=xlsx,
+                left_out=LeftOut(report.rows_invalid, report.rows_read, LEFT_OUT_NAME))
         left_out = out / LEFT_OUT_NAME
         if report.problems:
             written.append(write_left_out(left_out, report, language, style))

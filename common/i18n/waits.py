@@ -10,6 +10,7 @@ messages, shown in the running command's language (:func:`common.i18n.cli.shown`
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -47,15 +48,31 @@ def command_seconds() -> float:
 class TerminalWaits:
     """The waits of one command, said on ``console`` (stderr by default)."""
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None, after: float = 0.0) -> None:
+        """``after``: off a terminal, say a wait only once it has lasted that many
+        seconds (a command whose waits are often short keeps its log quiet)."""
         self.console = console or Console(stderr=True, highlight=False)
+        self.after = after
 
     @contextmanager
     def __call__(self, what: str) -> Iterator[None]:
         text = shown(what)
         if not self.console.is_terminal:
-            print(f"{text}…", file=self.console.file, flush=True)
-            yield
+            def say() -> None:
+                print(f"{text}…", file=self.console.file, flush=True)
+
+            if self.after <= 0:
+                say()
+                yield
+                return
+            timer = threading.Timer(self.after, say)
+            timer.daemon = True
+            timer.start()
+            try:
+                yield
+            finally:
+                timer.cancel()
+                timer.join()  # a line being said is said before what follows
             return
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 

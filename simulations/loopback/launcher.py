@@ -320,9 +320,10 @@ def run_dev_federation(
     # the start that the run is the loopback deployment's (the console keeps it apart
     # from the deployed federation's runs, also when it stops early).
     from server import run_folder
+    from server.summary import Summary
 
     (run_dir / run_folder.SUMMARY).unlink(missing_ok=True)
-    run_folder.update_summary(run_dir, deployment="loopback")
+    run_folder.update_summary(run_dir, Summary(deployment="loopback"))
     work = (options.work or work_root() / "devfed" / run_dir.name).resolve()
     floor = centre_floor(options)
     with waits(N_("Preparing the centres' data")):
@@ -417,7 +418,8 @@ def start_federation(
     mapping = _optional(files[0].parent / "mapping.toml")
     policy = _optional(files[0].parent / "policy.toml")
     # Each centre runs only the apps it approved: here, the one this launcher ships.
-    app_hash = project_fab_hash(PROJECT_ROOT)
+    with waits(N_("Building the app's package (FAB) and computing its SHA-256")):
+        app_hash = project_fab_hash(PROJECT_ROOT)
     echo(N_("Every centre approves the app %(hash)s (its FAB's SHA-256).", hash=app_hash[:12]))
     with waits(N_("Starting the %(count)s centres and waiting until they are online",
                   count=len(centres))):
@@ -440,17 +442,15 @@ def _complete_summary(
 ) -> Path:
     """Check the ServerApp's summary and add what only the launcher knows."""
     from server import run_folder
+    from server.summary import Summary
 
-    summary_path = run_dir / run_folder.SUMMARY
-    if "rounds_completed" not in (run_folder.read_json(summary_path)
-                                  if summary_path.is_file() else {}):
+    summary = run_folder.summary_or_empty(run_dir)
+    if summary.rounds_completed is None:
         raise RunFailedError(N_("The run finished without writing %(path)s.",
-                                path=str(summary_path)))
-    summary = run_folder.read_json(summary_path)
-    if int(summary.get("rounds_completed", 0)) < config.rounds:
+                                path=str(run_dir / run_folder.SUMMARY)))
+    if summary.rounds_completed < config.rounds:
         raise RunFailedError(run_folder.stopped_early(summary, config.rounds, run_dir))
-    run_folder.update_summary(
-        run_dir,
+    run_folder.update_summary(run_dir, Summary(
         auc_centralized=auc_centralized,
         num_centres_total=centres,
         deployment="loopback",
@@ -458,7 +458,7 @@ def _complete_summary(
         # Seconds per round (whole seconds: Flower's log stamps), for docs/BENCHMARKS.md.
         round_seconds=rounds or [],
         wall_seconds=round(time.monotonic() - started, 2),
-    )
+    ))
     from server.publication.model_card import write_model_card
     from simulations.report import write_report
 

@@ -56,3 +56,9 @@ def real_file(name: str) -> Path:
     if not path.is_file():
         pytest.skip(f"public data set {path} not available (expected in ../shared/data)")
     return path
+
+
+def said_lines(stderr: str) -> list[str]:
+    """The lines of ``stderr`` that are not progress: a command's waits (``…``-ended
+    lines, said off a terminal once a wait lasts; common.i18n.waits) are not its error."""
+    return [line for line in stderr.strip().splitlines() if not line.endswith("…")]

@@ -87,6 +87,23 @@ def test_a_wait_is_one_plain_line_in_the_language_off_a_terminal(
     assert stream.getvalue() == "Génération des données des centres…\n"
 
 
+def test_a_wait_said_after_a_delay_is_said_only_if_it_lasts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = io.StringIO()
+    waits = TerminalWaits(Console(file=stream, force_terminal=False), after=0.2)
+    monkeypatch.setattr(cli_language._Invocation, "lang", "fr")
+
+    with waits("Generating the centres' data"):
+        pass
+    assert stream.getvalue() == ""
+
+    with waits("Generating the centres' data"):
+        time.sleep(0.5)
+        assert stream.getvalue() == "Génération des données des centres…\n"  # while waiting
+    print("after", file=stream)
+    assert stream.getvalue() == "Génération des données des centres…\nafter\n"
+
+
 def test_the_commands_time_counts_from_the_process_start() -> None:
     assert command_seconds() >= time.process_time() * 0.5 > 0
 

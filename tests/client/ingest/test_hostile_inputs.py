@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from client.cli import app
 from client.ingest.centre_data import DataError, load_centre
-from tests.client.conftest import harmonised_frame, write_csv, write_text
+from tests.client.conftest import harmonised_frame, said_lines, write_csv, write_text
 from tests.client.model_files import random_model, save_checkpoint
 
 runner = CliRunner()
@@ -50,7 +50,7 @@ HOSTILE_POLICIES = {
 
 
 def _one_sentence(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
+    lines = said_lines(stderr)
     assert len(lines) == 1, stderr[:2000]
     assert "Traceback" not in stderr
     assert lines[0].endswith(".")

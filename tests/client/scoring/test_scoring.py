@@ -3,6 +3,9 @@ exit codes of ``perseverance-client score`` and the scoring throughput."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -26,7 +29,7 @@ from client.scoring.scores import (
 from common.calibration import Calibration
 from common.encoding import FEATURE_SLICES, encode
 from common.model import predict_proba
-from tests.client.conftest import harmonised_frame, write_csv, write_text
+from tests.client.conftest import harmonised_frame, said_lines, write_csv, write_text
 from tests.client.model_files import random_model, save_checkpoint
 
 runner = CliRunner()
@@ -152,7 +155,7 @@ def test_the_cli_refuses_a_bad_model_file_with_exit_2_and_one_sentence(tmp_path:
                                  "--out", str(tmp_path / "out")])
 
     assert result.exit_code == 2
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert len(said_lines(result.stderr)) == 1
     assert "is not a Persévérance model" in result.stderr
     assert "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
@@ -178,8 +181,28 @@ def test_the_cli_speaks_french_unless_told_english(tmp_path: Path) -> None:
     assert english.stdout.startswith("Scored 12 students in ")
     assert "(thresholds 0.50 and 0.25)" in english.stdout
     assert refused.exit_code == 2
-    assert refused.stderr.startswith(f"erreur : Le fichier de modèle {garbage} n'est pas un "
-                                     "modèle Persévérance")
+    assert said_lines(refused.stderr)[0].startswith(
+        f"erreur : Le fichier de modèle {garbage} n'est pas un modèle Persévérance")
+
+
+def test_the_console_script_says_what_it_loads_before_the_first_result(
+        tmp_path: Path) -> None:
+    # A real process (stderr not a terminal): its seconds of loading PyTorch and Captum
+    # are said in one plain French line, before the result, without terminal codes.
+    model = save_checkpoint(tmp_path / "model.pt", random_model())
+    data = write_csv(tmp_path / "x.csv", harmonised_frame(12))
+    script = Path(sys.executable).parent / "perseverance-client"
+    env = {**os.environ, "LC_ALL": "", "LC_MESSAGES": "", "LANG": "C.UTF-8"}
+
+    done = subprocess.run([str(script), "score", "--model", str(model), "--data", str(data),
+                           "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300, check=False, env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[0] == (
+        "Chargement des outils de calcul des scores (PyTorch, Captum)…")
+    assert "\x1b" not in done.stderr + done.stdout
+    assert done.stdout.startswith("Scores calculés pour 12 élèves en ")
 
 
 def test_the_cli_refuses_unusable_data_with_exit_2(tmp_path: Path) -> None:
@@ -191,7 +214,7 @@ def test_the_cli_refuses_unusable_data_with_exit_2(tmp_path: Path) -> None:
                                  "--out", str(tmp_path / "out")])
 
     assert result.exit_code == 2
-    assert "lacks the required column student_id" in result.stderr.splitlines()[0]
+    assert "lacks the required column student_id" in said_lines(result.stderr)[0]
     assert "Traceback" not in result.output
 
 
