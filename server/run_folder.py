@@ -25,6 +25,7 @@ from common.config import RunConfig
 from common.files import atomic_write_bytes
 from common.i18n.catalogue import N_, from_record
 from common.model import ModelConfig
+from server.summary import Summary, merged, summary_of
 
 SUMMARY = "summary.json"
 MODEL = "model.pt"
@@ -66,21 +67,19 @@ def read_json(path: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text(encoding="utf-8")))
 
 
-def stopped_reason(summary: Mapping[str, Any]) -> str:
+def stopped_reason(summary: Summary) -> str:
     """Why the run of ``summary`` stopped early ("" if it did not): the sentence with its
     parameters when the summary keeps them (to be shown translated), else its text."""
-    record = summary.get("stopped_sentence")
-    if record:
-        return from_record(record)
-    stopped = summary.get("stopped")
-    return stopped if isinstance(stopped, str) else ""
+    if summary.stopped_sentence:
+        return from_record(summary.stopped_sentence)
+    return summary.stopped or ""
 
 
-def stopped_early(summary: Mapping[str, Any], rounds: int, run_dir: Path) -> str:
+def stopped_early(summary: Summary, rounds: int, run_dir: Path) -> str:
     """The sentence a launcher ends with when the run of ``summary`` did not complete its
     ``rounds`` rounds (with why, when the summary says)."""
     reason = stopped_reason(summary)
-    done = summary.get("rounds_completed", 0)
+    done = summary.rounds_completed or 0
     if reason:
         return N_("The federation stopped after %(done)s of %(rounds)s rounds (%(reason)s); "
                   "see %(run_dir)s.", done=done, rounds=rounds, reason=reason,
@@ -89,13 +88,33 @@ def stopped_early(summary: Mapping[str, Any], rounds: int, run_dir: Path) -> str
               done=done, rounds=rounds, run_dir=str(run_dir))
 
 
-def update_summary(run_dir: Path, **values: Any) -> dict[str, Any]:
-    """Add keys to ``summary.json`` (read, merge, atomic rewrite)."""
+def update_summary(run_dir: Path, *fields: Summary) -> Summary:
+    """Set ``fields`` (the keys given to each :class:`~server.summary.Summary`, the
+    later over the earlier) in ``summary.json``: read, merge, check against the type,
+    atomic rewrite. The one writer of the summary; returns it as written."""
     path = run_dir / SUMMARY
-    summary = read_json(path) if path.exists() else {}
-    summary.update(values)
-    write_json(path, summary)
+    summary = merged(read_json(path) if path.exists() else {}, *fields)
+    write_json(path, summary.written())
     return summary
+
+
+def read_summary(run_dir: Path) -> Summary:
+    """The summary of ``run_dir`` (:func:`server.summary.summary_of`: tolerant of an
+    older run folder). Raises ``FileNotFoundError`` without one and ``ValueError`` when
+    it is not a JSON object (being written by another version, or damaged)."""
+    data = json.loads((run_dir / SUMMARY).read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{run_dir / SUMMARY} is not a JSON object")
+    return summary_of(data)
+
+
+def summary_or_empty(run_dir: Path) -> Summary:
+    """The summary of ``run_dir``, or an empty one when it has none (yet) or it cannot
+    be read as it is being replaced: what a reader that must not fail (the console) uses."""
+    try:
+        return read_summary(run_dir)
+    except (OSError, ValueError):
+        return Summary()
 
 
 def write_config(run_dir: Path, config: RunConfig) -> None:

@@ -17,6 +17,7 @@ from client.ingest.centre_data import CentreData
 from common.config import RunConfig
 from common.equity.audit import MIN_CENTRES_PER_CELL, SIZE_BANDS, size_band
 from common.model import predict_proba
+from server.summary import Summary
 from simulations.inprocess import federate, restricted, scores, train_alone
 
 ENVIRONMENT_PREDICTORS = ("imse_decile", "sfr_decile")
@@ -29,9 +30,10 @@ def environment_only_auc(config: RunConfig, centres: list[CentreData]) -> float:
     return float(roc_auc_score(labels, probabilities))
 
 
-def local_only(config: RunConfig, centres: list[CentreData]) -> dict[str, object]:
+def local_only(config: RunConfig, centres: list[CentreData]) -> Summary:
     """Each centre alone: pooled AUC of all students scored by their own centre's model,
-    and the same by centre size band (bands of fewer than three centres not reported)."""
+    and the same by centre size band (bands of fewer than three centres not reported),
+    as the summary's keys."""
     per_centre = []
     for centre in centres:
         model = train_alone(config, centre)
@@ -46,5 +48,5 @@ def local_only(config: RunConfig, centres: list[CentreData]) -> dict[str, object
             by_band[band] = float(roc_auc_score(y, np.concatenate([p for _, p in members])))
         else:
             by_band[band] = None
-    return {"auc_local_only": float(roc_auc_score(labels, probabilities)),
-            "auc_local_only_by_size_band": by_band}
+    return Summary(auc_local_only=float(roc_auc_score(labels, probabilities)),
+                   auc_local_only_by_size_band=by_band)

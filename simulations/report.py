@@ -33,6 +33,7 @@ from common.metrics import ScoreHistogram
 from common.pages import N_
 from server import run_folder
 from server.publication.model_card import centres_refused
+from server.summary import Summary
 from simulations import report_plots
 
 REPORT = "report.html"  # French, Québec's language of public administration
@@ -81,12 +82,12 @@ def render_report(run_dir: Path, lang: str = "fr") -> str:
     """The page (template ``common/templates/run_report.html``) of a run folder in
     ``lang``, linking to the other language's page."""
     _ = i18n.gettext(lang)
-    summary = _optional(run_dir / run_folder.SUMMARY) or {}
+    summary = run_folder.summary_or_empty(run_dir)
     rounds = run_folder.read_rounds(run_dir)
     evaluation = _optional(run_dir / run_folder.EVALUATION)
     equity = _optional(run_dir / "equity.json")
     participation = _optional(run_dir / "participation.json")
-    target = summary.get("epsilon_target") if summary.get("dp", True) else None
+    target = summary.epsilon_target if summary.dp is not False else None
     learning = Part(
         _plot(report_plots.learning_curves(rounds, target, lang),
               _("Pooled metrics of the global model on all centres' held-out records, and "
@@ -109,7 +110,7 @@ def render_report(run_dir: Path, lang: str = "fr") -> str:
         lang=lang,
         other_lang=other,
         other_page=REPORT_EN if other == "en" else REPORT,
-        scenario=summary.get("scenario", run_dir.name),
+        scenario=summary.scenario or run_dir.name,
         run_name=run_dir.name,
         summary_rows=_summary_rows(summary, lang),
         centres_refused=centres_refused(summary),
@@ -165,7 +166,7 @@ def _epsilon(participation: dict[str, Any] | None, target: float | None, lang: s
                       _("Each bar is one centre (no names); the dashed line is the target.")))
 
 
-def _auc_by_size(participation: dict[str, Any] | None, summary: dict[str, Any],
+def _auc_by_size(participation: dict[str, Any] | None, summary: Summary,
                  lang: str) -> Part:
     _ = i18n.gettext(lang)
     if participation is None:
@@ -175,16 +176,15 @@ def _auc_by_size(participation: dict[str, Any] | None, summary: dict[str, Any],
     if all(value is None for value in federated.values()):
         return Part(note=_("No centre-size band holds enough centres to be shown on its "
                            "own."))
-    local = summary.get("auc_local_only_by_size_band")
-    pooled = summary.get("auc_pooled")
+    local = summary.auc_local_only_by_size_band
+    pooled = summary.auc_pooled
     caption = _("Pooled AUC of the centres of each size band; a band with fewer than three "
                 "centres is not shown.")
-    if not isinstance(local, dict):
+    if local is None:
         caption += " " + _("Local-only baseline not measured in this run.")
     return Part(_plot(
-        report_plots.auc_by_size(federated, local if isinstance(local, dict) else None,
-                                 float(pooled) if isinstance(pooled, int | float) else math.nan,
-                                 lang),
+        report_plots.auc_by_size(federated, local,
+                                 pooled if pooled is not None else math.nan, lang),
         caption))
 
 
@@ -202,12 +202,13 @@ SUMMARY_ROWS = (
 )
 
 
-def _summary_rows(summary: dict[str, Any], lang: str = "fr") -> list[tuple[str, str]]:
-    """(label, figure as text) of each summary row, in ``lang``."""
+def _summary_rows(summary: Summary, lang: str = "fr") -> list[tuple[str, str]]:
+    """(label, figure as text) of each summary row, in ``lang``: ``NOT_MEASURED`` when
+    the run did not write the key, "not measurable" when it wrote ``null``."""
     _ = i18n.gettext(lang)
     rows = []
     for key, label in SUMMARY_ROWS:
-        value = summary.get(key, NOT_MEASURED)
+        value = getattr(summary, key) if key in summary.model_fields_set else NOT_MEASURED
         if isinstance(value, float):
             text = (f"{value:.3g}".replace(".", "," if lang == "fr" else ".")
                     if key == "delta" else i18n.number(value, 3, lang))

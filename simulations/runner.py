@@ -31,6 +31,7 @@ from common.model import read_model
 from common.workdirs import prepare_environment
 from server import run_folder
 from server.publication.model_card import write_model_card
+from server.summary import Attack, Summary
 from simulations.baselines import environment_only_auc, local_only
 from simulations.centre_states import records_retired
 from simulations.inprocess import scores, torch_threads
@@ -320,38 +321,36 @@ def run_scenario(
                 reference = centralized_auc_of(centres, config)
                 if shared is not None:
                     shared.references[key] = reference
-            summary = run_folder.read_json(run_dir / run_folder.SUMMARY)
-            if summary.get("rounds_completed", 0) < config.rounds:
+            summary = run_folder.read_summary(run_dir)
+            if (summary.rounds_completed or 0) < config.rounds:
                 raise SimulationError(run_folder.stopped_early(summary, config.rounds, run_dir))
             final_model = read_model(run_dir / run_folder.MODEL)
             probabilities, labels = scores(final_model, centres)
-            extras: dict[str, object] = {
-                "mia_advantage": loss_threshold_advantage(final_model, centres),
+            extras = [Summary(
+                mia_advantage=loss_threshold_advantage(final_model, centres),
                 # The exact pooled AUC, which only a harness holding every centre's data can
                 # compute; auc_pooled is what the ministry gets from the centres' releases.
-                "auc_pooled_exact": float(roc_auc_score(labels, probabilities)),
+                auc_pooled_exact=float(roc_auc_score(labels, probabilities)),
                 # The same for calibration: ``scores`` applies the model's recalibration, as
                 # ``perseverance-client score`` does.
-                "calibration_error_pooled_calibrated_exact": calibration_error(
+                calibration_error_pooled_calibrated_exact=calibration_error(
                     score_histogram(probabilities, labels, config.evaluation.bins)),
-            }
+            )]
             if config.privacy.dp:  # per centre, from the simulated centres' own ledgers
-                extras["records_retired"] = records_retired(config, files,
-                                                            str(summary["run_name"]))
-            if config.privacy.dp and summary.get("epsilon_max"):
-                extras["mia_advantage_bound"] = dp_advantage_bound(
-                    float(summary["epsilon_max"]), config.privacy.delta
-                )
+                extras.append(Summary(records_retired=records_retired(
+                    config, files, summary.run_name or "")))
+            if config.privacy.dp and summary.epsilon_max:
+                extras.append(Summary(mia_advantage_bound=dp_advantage_bound(
+                    summary.epsilon_max, config.privacy.delta)))
             if scenario.baselines.enabled:
-                extras["auc_environment_only"] = environment_only_auc(config, centres)
-                extras.update(local_only(config, centres))
-                extras["auc_individual_minus_environment"] = (
-                    float(summary["auc_pooled"]) - float(extras["auc_environment_only"])  # type: ignore[arg-type]
-                )
+                environment = environment_only_auc(config, centres)
+                gap = (summary.auc_pooled - environment if summary.auc_pooled is not None
+                       else None)
+                extras += [Summary(auc_environment_only=environment,
+                                   auc_individual_minus_environment=gap),
+                           local_only(config, centres)]
         split["references_and_baselines"] = time.monotonic() - references_started
-        run_folder.update_summary(
-            run_dir,
-            **extras,
+        run_folder.update_summary(run_dir, *extras, Summary(
             auc_centralized=reference,
             num_students=num_students,
             num_centres_total=len(files),
@@ -359,17 +358,17 @@ def run_scenario(
             scenario_file=scenario.source_file,
             overrides=scenario.overrides,
             attack=(
-                {"kind": scenario.attack.kind, "fraction": scenario.attack.fraction,
-                 "malicious_centres": attackers} if attackers else None
+                Attack(kind=scenario.attack.kind, fraction=scenario.attack.fraction,
+                       malicious_centres=attackers) if attackers else None
             ),
-        )
+        ))
         reports_started = time.monotonic()
         with waits(N_("Writing the model card and the report")):
             write_model_card(run_dir)
             write_report(run_dir)
         split["reports"] = time.monotonic() - reports_started
         # The whole command, reports included; the split says where it went.
-        run_folder.update_summary(
-            run_dir, wall_seconds=round(time.monotonic() - started, 2),
-            wall_seconds_split={part: round(seconds, 2) for part, seconds in split.items()})
+        run_folder.update_summary(run_dir, Summary(
+            wall_seconds=round(time.monotonic() - started, 2),
+            wall_seconds_split={part: round(seconds, 2) for part, seconds in split.items()}))
         return run_dir

@@ -39,6 +39,7 @@ from common.split import held_out_mask
 from common.workdirs import prepare_environment
 from server import run_folder
 from server.publication.model_card import write_model_card
+from server.summary import Summary
 from simulations.centre_states import records_retired
 from simulations.inprocess import scores
 from simulations.network import MANIFEST, write_network
@@ -147,7 +148,7 @@ def _year(scenario: Scenario, extract: YearExtract, out: Path, done: list[dict[s
     row = _run_year(scenario, extract, folder, out / STATE, previous, quiet_flower, engine)
     model = read_model(folder / run_folder.MODEL)
     row["wall_seconds"] = round(time.monotonic() - started, 2)
-    run_folder.update_summary(folder, wall_seconds=row["wall_seconds"])
+    run_folder.update_summary(folder, Summary(wall_seconds=row["wall_seconds"]))
     table = {"scenario": scenario.name, "epsilon_cap": SitePolicy().epsilon_cap,
              "delta": scenario.centre_policy.delta, "years": [*done, row]}
     run_folder.write_json(out / YEARS_FILE, table)
@@ -171,20 +172,20 @@ def _run_year(scenario: Scenario, extract: YearExtract, folder: Path, state_root
         evaluation=replace(scenario.run.evaluation, centre_register=str(data_dir / MANIFEST)))
     run_flower_simulation(scenario, config, len(files), quiet_flower, engine=engine,
                           own_logging=False)
-    summary = run_folder.read_json(folder / run_folder.SUMMARY)
-    if summary.get("rounds_completed", 0) < config.rounds:
-        reason = str(summary.get("stopped") or "").rstrip(".")
+    summary = run_folder.read_summary(folder)
+    if (summary.rounds_completed or 0) < config.rounds:
+        reason = (summary.stopped or "").rstrip(".")
         raise SimulationError(N_(
             "The federation of year %(year)s stopped after %(done)s of %(rounds)s rounds "
             "(%(reason)s); see %(folder)s.", year=extract.year,
-            done=summary.get("rounds_completed", 0), rounds=config.rounds,
+            done=summary.rounds_completed or 0, rounds=config.rounds,
             reason=reason or "-", folder=folder))
     model = read_model(folder / run_folder.MODEL)
     probabilities, labels = scores(model, pooled_data(files, config))
     test_fraction = config.evaluation.test_fraction
     counts = _counts(extract, test_fraction)
     newest_x, newest_y = _newest_held_out(extract, test_fraction)
-    run_name = str(summary.get("run_name", ""))
+    run_name = summary.run_name or ""
     # Partition i is the i-th data file in name order (client.federation.rounds.state_dir).
     states = [state_root / f"centre-{i}" for i in range(len(files))]
     row: dict[str, Any] = {
@@ -193,21 +194,21 @@ def _run_year(scenario: Scenario, extract: YearExtract, folder: Path, state_root
         "run_name": run_name,
         **counts,
         **student_figures(states, run_name, scenario.centre_policy.delta),
-        "auc_pooled": summary.get("auc_pooled"),
+        "auc_pooled": summary.auc_pooled,
         "auc_pooled_exact": _auc(labels, probabilities),
         "auc_previous_model": (_auc(newest_y, predict_proba(previous, newest_x))
                                if previous is not None else None),
         "auc_newest": _auc(newest_y, predict_proba(model, newest_x)),
         "newest_held_out": len(newest_y),
-        "epsilon_centre_max": summary.get("epsilon_max"),
+        "epsilon_centre_max": summary.epsilon_max,
     }
     # The year's run folder gets what ``run`` adds to its summary (model card, report).
-    run_folder.update_summary(
-        folder, auc_pooled_exact=row["auc_pooled_exact"],
+    run_folder.update_summary(folder, Summary(
+        auc_pooled_exact=row["auc_pooled_exact"],
         records_retired=records_retired(config, files, run_name) if config.privacy.dp else {},
         num_students=sum(len(frame) for frame in extract.frames.values()),
         num_centres_total=len(files), scenario_file=scenario.source_file,
-        overrides=scenario.overrides, school_year=extract.school_year)
+        overrides=scenario.overrides, school_year=extract.school_year))
     return {key: row.get(key) for key in YEAR_KEYS}
 
 

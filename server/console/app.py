@@ -31,11 +31,12 @@ from common import pages
 from common.i18n import catalogue as i18n
 from server.console import charts, words
 from server.console.federation import SuperLinkNodes, federation
-from server.console.runs import KINDS, RUNNING, RunDetail, RunFolders, read_json_file
+from server.console.runs import KINDS, RUNNING, RunDetail, RunFolders
 from server.publication import app_release
 from server.publication import registry as registry_lib
 from server.publication.model_card import CARD_HTML, CARD_HTML_EN
-from server.run_folder import SUMMARY, stopped_reason
+from server.run_folder import stopped_reason, summary_or_empty
+from server.summary import Summary
 
 LANG_COOKIE = "lang"
 POLL_SECONDS = 2
@@ -156,10 +157,10 @@ class Console:
             return not_found(request, request.path_params["name"])
         events, check = found
         run_dir = self.runs.folder(request.path_params["name"])
-        summary = read_json_file(run_dir / SUMMARY) if run_dir is not None else {}
+        summary = summary_or_empty(run_dir) if run_dir is not None else Summary()
         return render(request, "console/audit.html", name=request.path_params["name"],
                       events=events, check=check, stopped=stopped_reason(summary),
-                      stopped_text=summary.get("stopped"))
+                      stopped_text=summary.stopped)
 
     def registry_page(self, request: Request) -> Response:
         models: list[dict[str, Any]] = []

@@ -43,7 +43,15 @@ from common.records.trail import check_trail, key_problem
 from server.console.follow import Followers
 from server.federation.audit_log import AUDIT_FILE, KEY_ENV, ministry_key_path
 from server.federation.checkpoint import LOCK
-from server.run_folder import CONFIG, PARTICIPATION, ROUNDS, SUMMARY, stopped_reason
+from server.run_folder import (
+    CONFIG,
+    PARTICIPATION,
+    ROUNDS,
+    SUMMARY,
+    stopped_reason,
+    summary_or_empty,
+)
+from server.summary import Summary
 
 RUNNING, FINISHED, STOPPED, FAILED = "running", "finished", "stopped", "failed"
 DEPLOYED, LOOPBACK, SIMULATED = "deployed", "loopback", "simulated"
@@ -79,7 +87,7 @@ def lock_held(lock_file: Path, proc_locks: Path = PROC_LOCKS) -> bool:
 LIFECYCLE = ("run_started", "run_resumed", "run_finished", "run_stopped")
 
 
-def run_status(run_dir: Path, summary: Mapping[str, Any],
+def run_status(run_dir: Path, summary: Summary,
                events: list[dict[str, Any]] | None = None) -> str:
     """``running``, ``finished``, ``stopped`` or ``failed`` (see the module's text);
     ``events`` the run's audit log, if it has one."""
@@ -87,16 +95,16 @@ def run_status(run_dir: Path, summary: Mapping[str, Any],
         return RUNNING
     last = next((e.get("event") for e in reversed(events or [])
                  if e.get("event") in LIFECYCLE), None)
-    if "rounds_completed" not in summary or last in ("run_started", "run_resumed"):
+    if summary.rounds_completed is None or last in ("run_started", "run_resumed"):
         return FAILED
-    return STOPPED if summary.get("stopped") else FINISHED
+    return STOPPED if summary.stopped else FINISHED
 
 
-def run_kind(run_dir: Path, summary: Mapping[str, Any]) -> str:
+def run_kind(run_dir: Path, summary: Summary) -> str:
     """``simulated``, ``loopback`` or ``deployed`` (see the module's text)."""
-    if summary.get("deployment") == LOOPBACK:
+    if summary.deployment == LOOPBACK:
         return LOOPBACK
-    if "scenario_file" in summary:
+    if summary.scenario_file is not None:
         return SIMULATED
     try:
         config = tomllib.loads((run_dir / CONFIG).read_text(encoding="utf-8"))
@@ -163,7 +171,7 @@ class RunDetail:
     """What ``/runs/<name>`` shows, as it stands."""
 
     overview: RunOverview
-    summary: dict[str, Any]
+    summary: Summary
     rounds: list[dict[str, Any]]
     events: list[dict[str, Any]]
     centres: list[dict[str, Any]] = field(default_factory=list)
@@ -250,26 +258,26 @@ class RunFolders:
         run_dir = self.folder(name)
         if run_dir is None:
             return None
-        summary = read_json_file(run_dir / SUMMARY)
+        summary = summary_or_empty(run_dir)
         rounds = self.followers.get(run_dir / ROUNDS).lines()
         events = self.followers.get(run_dir / AUDIT_FILE).lines()
         status = run_status(run_dir, summary, events)
-        planned = summary.get("rounds")
-        if not isinstance(planned, int):
+        planned = summary.rounds
+        if planned is None:
             started = [e for e in events if e.get("event") in ("run_started", "run_resumed")]
             planned = started[-1].get("rounds") if started else None
         epsilons = [finite(r.get("train_epsilon_max")) for r in rounds]
         live_auc = next((finite(r.get("eval_auc")) for r in reversed(rounds)
                          if finite(r.get("eval_auc")) is not None), None)
-        final = status != RUNNING and "rounds_completed" in summary
+        final = status != RUNNING and summary.rounds_completed is not None
         return RunOverview(
             name=name, status=status, kind=run_kind(run_dir, summary),
-            rounds_done=int(summary["rounds_completed"]) if final else len(rounds),
+            rounds_done=(summary.rounds_completed or 0) if final else len(rounds),
             rounds_planned=planned if isinstance(planned, int) else None,
-            auc_pooled=finite(summary.get("auc_pooled")) if final else live_auc,
-            epsilon_max=(finite(summary.get("epsilon_max")) if final else
+            auc_pooled=finite(summary.auc_pooled) if final else live_auc,
+            epsilon_max=(finite(summary.epsilon_max) if final else
                          max((e for e in epsilons if e is not None), default=None)),
-            updates_rejected=(int(summary.get("updates_rejected") or 0) if final else
+            updates_rejected=(summary.updates_rejected or 0 if final else
                               sum(len(r.get("rejections") or []) for r in rounds)),
             stopped=stopped_reason(summary) or None,
             modified=_modified(run_dir),
@@ -284,7 +292,7 @@ class RunFolders:
         if overview is None or run_dir is None:
             return None
         events = self.followers.get(run_dir / AUDIT_FILE).lines()
-        detail = RunDetail(overview, read_json_file(run_dir / SUMMARY),
+        detail = RunDetail(overview, summary_or_empty(run_dir),
                            self.followers.get(run_dir / ROUNDS).lines(), events)
         detail.rejections = [e for e in events
                              if e.get("event") in ("update_rejected", "evaluation_rejected")]

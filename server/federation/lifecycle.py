@@ -21,7 +21,7 @@ from flwr.common import log
 from flwr.serverapp import Grid
 
 from common.config import RunConfig
-from common.i18n.catalogue import sentence, to_record
+from common.i18n.catalogue import sentence
 from common.model import ModelConfig, build_model
 from server import run_folder
 from server.federation import checkpoint
@@ -32,6 +32,7 @@ from server.federation.identity import CentreIdentities
 from server.federation.outputs import write_outputs
 from server.federation.progress import print_round
 from server.federation.regions import register_of
+from server.summary import Summary, sentence_record
 
 
 def new_run_name(config: RunConfig) -> str:
@@ -101,7 +102,7 @@ class RunLifecycle:
         register = register_of(self.config.evaluation.centre_register)  # before any write
         self._stack.enter_context(checkpoint.run_folder_lock(self.run_dir))
         self.audit = ServerAudit(self.run_dir)
-        run_folder.update_summary(self.run_dir, secure_aggregation=self.secure)
+        run_folder.update_summary(self.run_dir, Summary(secure_aggregation=self.secure))
         self.state, self.resumed = self._open()
         self.book = RunBook(self.config, self.audit)
         self.book.register = register
@@ -127,8 +128,8 @@ class RunLifecycle:
             state, resumed = starting_point(self.run_dir, self.config)
         except ResumeError as exc:
             self.audit.event("run_stopped", reason=str(exc), rounds_completed=0)
-            run_folder.update_summary(self.run_dir, stopped=str(exc),
-                                      stopped_sentence=to_record(sentence(exc)))
+            run_folder.update_summary(self.run_dir, Summary(
+                stopped=str(exc), stopped_sentence=sentence_record(sentence(exc))))
             raise
         run_folder.write_config(self.run_dir, self.config)
         rounds = [r for r in run_folder.read_rounds(self.run_dir) if r["round"] <= state.round]

@@ -17,7 +17,7 @@ import tomllib
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from common import pages
 from common.encoding import ENCODING_VERSION, NUM_FEATURES
@@ -30,8 +30,10 @@ from common.pages import N_
 from common.privacy.secure_release import TRUST_ALONE, TRUST_SECURE_AGGREGATION, TRUST_WHOLE
 from common.schema import AUDIT_ATTRIBUTES, COLUMN_BY_NAME, PREDICTORS, SCHEMA_VERSION
 from server import run_folder
+from server.summary import CentreTrust, Summary
 
 NOT_MEASURED = pages.NOT_MEASURED
+T = TypeVar("T")
 CARD_JSON = "model_card.json"
 CARD_HTML = "model_card.html"  # French, Québec's language of public administration
 CARD_HTML_EN = "model_card.en.html"
@@ -101,7 +103,7 @@ def build_model_card(run_dir: Path) -> dict[str, Any]:
                 "The run folder %(path)s has no %(file)s; give the folder of a finished run.",
                 path=run_dir, file=path.name))
     try:
-        summary = run_folder.read_json(summary_path)
+        summary = run_folder.read_summary(run_dir)
     except ValueError:
         raise ModelCardError(N_("%(path)s is not valid JSON; the run did not finish writing "
                                 "it.", path=summary_path)) from None
@@ -110,7 +112,7 @@ def build_model_card(run_dir: Path) -> dict[str, Any]:
     equity = _optional_json(run_dir / run_folder.EQUITY)
     participation = _optional_json(run_dir / run_folder.PARTICIPATION)
     sha = weights_sha256(weights)
-    scenario = str(summary.get("scenario", config.get("scenario", "model")))
+    scenario = summary.scenario or str(config.get("scenario", "model"))
     return {
         "card_format": CARD_FORMAT,
         "model_id": model_id(scenario, sha),
@@ -129,23 +131,22 @@ def build_model_card(run_dir: Path) -> dict[str, Any]:
         "out_of_scope_uses": list(OUT_OF_SCOPE),
         "data": _data(run_dir, summary, scenario),
         "centres_refused": centres_refused(summary),
-        "predictors": _predictors(summary),
+        "predictors": _predictors(),
         "privacy": _privacy(summary, config),
         "training": _training(summary, config, rounds),
         "performance": _performance(summary, rounds, participation),
         "baselines": {
-            "centralized_without_dp": summary.get("auc_centralized", NOT_MEASURED),
-            "environment_only": summary.get("auc_environment_only", NOT_MEASURED),
-            "local_only": summary.get("auc_local_only", NOT_MEASURED),
-            "local_only_by_size_band": summary.get("auc_local_only_by_size_band",
-                                                   NOT_MEASURED),
+            "centralized_without_dp": measured(summary.auc_centralized),
+            "environment_only": measured(summary.auc_environment_only),
+            "local_only": measured(summary.auc_local_only),
+            "local_only_by_size_band": measured(summary.auc_local_only_by_size_band),
         },
         "equity": equity if equity is not None else NOT_MEASURED,
         "membership_inference": (
             {"attack": word(N_("loss threshold (Yeom et al. 2018), final model")),
-             "advantage": summary["mia_advantage"],
-             "dp_bound": summary.get("mia_advantage_bound", NOT_MEASURED)}
-            if "mia_advantage" in summary else NOT_MEASURED
+             "advantage": summary.mia_advantage,
+             "dp_bound": measured(summary.mia_advantage_bound)}
+            if summary.mia_advantage is not None else NOT_MEASURED
         ),
         "limitations": _limitations(run_dir, summary, equity),
         "run_config": {k: v for k, v in config.items() if k not in PRIVATE_CONFIG_KEYS},
@@ -186,34 +187,38 @@ def _in_language(value: Any, lang: str) -> Any:
     return value
 
 
-def centres_refused(summary: dict[str, Any]) -> dict[str, str] | str:
+def measured(value: T | None) -> T | str:
+    """A figure of the summary, or ``NOT_MEASURED`` when the run did not write it (or
+    wrote ``null``: not measurable)."""
+    return NOT_MEASURED if value is None else value
+
+
+def centres_refused(summary: Summary) -> dict[str, str] | str:
     """``centres_refused`` of the summary (centre name -> the fixed reason), sorted by
-    name; ``NOT_MEASURED`` when the run did not record it (older runs) or it is not an
-    object."""
-    refused = summary.get("centres_refused")
-    if not isinstance(refused, dict):
+    name; ``NOT_MEASURED`` when the run did not record it (older runs)."""
+    refused = summary.centres_refused
+    if refused is None:
         return NOT_MEASURED
-    return {str(name): str(refused[name]) for name in sorted(refused, key=str)}
+    return {name: refused[name] for name in sorted(refused)}
 
 
-def centres_trust(summary: dict[str, Any]) -> dict[str, str] | str:
+def centres_trust(summary: Summary) -> dict[str, str] | str:
     """``centres_trust`` of the summary in words, by centre: how it booked its secure
     evaluation releases (its policy's trust model of distributed noise, public;
     docs/PRIVACY.md). ``NOT_MEASURED`` in plain mode and for older runs."""
-    trust = summary.get("centres_trust")
-    if not isinstance(trust, dict) or not trust:
+    trust = summary.centres_trust
+    if not trust:
         return NOT_MEASURED
-    return {str(name): _trust_words(trust[name]) for name in sorted(trust, key=str)}
+    return {name: _trust_words(trust[name]) for name in sorted(trust)}
 
 
-def _trust_words(entry: object) -> str:
-    model = entry.get("model") if isinstance(entry, dict) else None
-    if model == TRUST_WHOLE:
+def _trust_words(entry: CentreTrust) -> str:
+    if entry.model == TRUST_WHOLE:
         return word(N_("the whole noise: its release alone meets the run's target"))
-    if model == TRUST_ALONE:
+    if entry.model == TRUST_ALONE:
         return word(N_("a share of the noise, booked as if seen alone"))
-    if model == TRUST_SECURE_AGGREGATION and isinstance(entry, dict):
-        threshold, colluding = int(entry.get("threshold", 0)), int(entry.get("colluding", 0))
+    if entry.model == TRUST_SECURE_AGGREGATION:
+        threshold, colluding = entry.threshold or 0, entry.colluding or 0
         return N_("a share of the noise, booked as the sum of %(honest)s honest shares "
                   "(SecAgg+ threshold %(threshold)s, at most %(colluding)s colluding "
                   "centres)", honest=threshold - colluding, threshold=threshold,
@@ -255,10 +260,10 @@ def _software_version() -> str:
         return word(N_("unknown"))
 
 
-def _data(run_dir: Path, summary: dict[str, Any], scenario: str) -> dict[str, Any]:
-    if "deployment" in summary:
-        origin = N_("%(kind)s deployment", kind=summary["deployment"])
-    elif "scenario_file" in summary:
+def _data(run_dir: Path, summary: Summary, scenario: str) -> dict[str, Any]:
+    if summary.deployment is not None:
+        origin = N_("%(kind)s deployment", kind=summary.deployment)
+    elif summary.scenario_file is not None:
         origin = N_("simulation (scenario %(name)s)", name=scenario)
     else:
         origin = word(N_("federated training"))
@@ -269,53 +274,59 @@ def _data(run_dir: Path, summary: dict[str, Any], scenario: str) -> dict[str, An
         "origin_sentence": to_record(origin),
         "records": word(N_("synthetic Québec network (generated, no real student)"))
         if synthetic else word(N_("the participating centres' extracts")),
-        "centres_total": summary.get("num_centres_total", NOT_MEASURED),
-        "centres_evaluated": summary.get("num_centres", NOT_MEASURED),
-        "students": summary.get("num_students", NOT_MEASURED),
-        "training_records": summary.get("num_train", NOT_MEASURED),
-        "held_out_records": summary.get("num_test", NOT_MEASURED),
-        "period": summary.get("school_years", NOT_MEASURED),
+        "centres_total": measured(summary.num_centres_total),
+        "centres_evaluated": measured(summary.num_centres),
+        "students": measured(summary.num_students),
+        "training_records": measured(summary.num_train),
+        "held_out_records": measured(summary.num_test),
+        # One school year for a year of ``perseverance-sim years``; others do not say.
+        "period": measured(summary.school_year),
         "label": word(N_("left_without_diploma: left secondary school without a diploma or "
                          "qualification (official indicator)")),
     }
 
 
-def _predictors(summary: dict[str, Any]) -> dict[str, Any]:
+def _predictors() -> dict[str, Any]:
     return {
         "used": [{"name": p, "description": COLUMN_BY_NAME[p].description} for p in PREDICTORS],
         "audit_only": list(AUDIT_ATTRIBUTES),
         "forbidden": FORBIDDEN_DATA,
-        "refused_by_centres": summary.get("refused_predictors", NOT_MEASURED),
+        # A centre's refused predictors stay at the centre: no run reports them.
+        "refused_by_centres": NOT_MEASURED,
     }
 
 
-def _privacy(summary: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    dp = bool(summary.get("dp", config.get("privacy.dp", False)))
-    secure = summary.get("secure_aggregation",
-                         config.get("privacy.secure_aggregation", NOT_MEASURED))
+def _privacy(summary: Summary, config: dict[str, Any]) -> dict[str, Any]:
+    dp = summary.dp if summary.dp is not None else bool(config.get("privacy.dp", False))
+    secure = (summary.secure_aggregation if summary.secure_aggregation is not None
+              else config.get("privacy.secure_aggregation", NOT_MEASURED))
     return {
         "differential_privacy": dp,
-        "epsilon_target": summary.get("epsilon_target") if dp else None,
-        "epsilon_spent_max": summary.get("epsilon_max") if dp else None,
-        "delta": summary.get("delta", config.get("privacy.delta", NOT_MEASURED)),
-        "accountant": summary.get("accountant", config.get("privacy.accountant", NOT_MEASURED)),
-        "unit": summary.get("privacy_unit", PRIVACY_UNIT),
+        "epsilon_target": summary.epsilon_target if dp else None,
+        "epsilon_spent_max": summary.epsilon_max if dp else None,
+        "delta": (summary.delta if summary.delta is not None
+                  else config.get("privacy.delta", NOT_MEASURED)),
+        "accountant": summary.accountant or config.get("privacy.accountant", NOT_MEASURED),
+        "unit": summary.privacy_unit or PRIVACY_UNIT,
         "max_grad_norm": config.get("privacy.max_grad_norm", NOT_MEASURED),
         "secure_aggregation": secure,
         "distributed_noise_trust": centres_trust(summary),
         # Per centre, records retired for budget (each student's lifetime cap): known to a
         # simulation from the centres' own state; in deployment they stay at each centre.
-        "records_retired_for_budget": summary.get(
-            "records_retired", "not released: counted at each centre (its ledger)"),
+        "records_retired_for_budget": (
+            summary.records_retired if summary.records_retired is not None
+            else "not released: counted at each centre (its ledger)"),
     }
 
 
 def _training(
-    summary: dict[str, Any], config: dict[str, Any], rounds: list[dict[str, Any]]
+    summary: Summary, config: dict[str, Any], rounds: list[dict[str, Any]]
 ) -> dict[str, Any]:
     return {
-        "rounds": summary.get("rounds", config.get("rounds", NOT_MEASURED)),
-        "rounds_completed": summary.get("rounds_completed", len(rounds)),
+        "rounds": (summary.rounds if summary.rounds is not None
+                   else config.get("rounds", NOT_MEASURED)),
+        "rounds_completed": (summary.rounds_completed if summary.rounds_completed is not None
+                             else len(rounds)),
         "local_epochs": config.get("local_epochs", NOT_MEASURED),
         "learning_rate": config.get("training.learning_rate", NOT_MEASURED),
         "fraction_train": config.get("fraction_train", NOT_MEASURED),
@@ -324,17 +335,17 @@ def _training(
 
 
 def _performance(
-    summary: dict[str, Any], rounds: list[dict[str, Any]], participation: dict[str, Any] | None
+    summary: Summary, rounds: list[dict[str, Any]], participation: dict[str, Any] | None
 ) -> dict[str, Any]:
     return {
         "pooled": {
-            "auc": summary.get("auc_pooled", NOT_MEASURED),
-            "pr_auc": summary.get("pr_auc_pooled", NOT_MEASURED),
-            "brier": summary.get("brier_pooled", NOT_MEASURED),
-            "calibration_error": summary.get("calibration_error_pooled", NOT_MEASURED),
+            "auc": measured(summary.auc_pooled),
+            "pr_auc": measured(summary.pr_auc_pooled),
+            "brier": measured(summary.brier_pooled),
+            "calibration_error": measured(summary.calibration_error_pooled),
             # The probabilities the school teams read: after the saved recalibration.
-            "calibration_error_calibrated": summary.get("calibration_error_pooled_calibrated",
-                                                        NOT_MEASURED),
+            "calibration_error_calibrated": measured(
+                summary.calibration_error_pooled_calibrated),
         },
         "by_centre_size_band": (
             participation.get("auc_by_size_band", NOT_MEASURED) if participation
@@ -345,7 +356,7 @@ def _performance(
 
 
 def _limitations(
-    run_dir: Path, summary: dict[str, Any], equity: dict[str, Any] | None
+    run_dir: Path, summary: Summary, equity: dict[str, Any] | None
 ) -> list[str]:
     notes: list[str] = []
     if (run_dir / "data" / "centres.json").is_file():
@@ -361,7 +372,7 @@ def _limitations(
         N_("Performance can drift as practices and populations change: re-evaluate every "
            "school year before use."),
     ]
-    if "evaluation_epsilon" not in summary:
+    if summary.epsilon_evaluation is None:
         notes.append(N_("The pooled evaluation statistics (score histograms, equity counts) "
                         "are not differentially private in this version; small cells are "
                         "suppressed."))

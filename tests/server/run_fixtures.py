@@ -13,6 +13,7 @@ from common.config import RunConfig
 from common.metrics import score_histogram
 from common.model import ModelConfig, build_model
 from server import run_folder
+from server.summary import Summary
 
 SUMMARY: dict[str, Any] = {
     "scenario": "fixture", "rounds": 3, "rounds_completed": 3, "num_centres": 4,
@@ -90,7 +91,7 @@ def write_run_folder(
     run_folder.write_json(run_dir / run_folder.EVALUATION, {
         "hist_pos": h.positives.tolist(), "hist_neg": h.negatives.tolist(),
         "prob_sum": h.probability_sum.tolist()})
-    run_folder.write_json(run_dir / run_folder.SUMMARY, {**SUMMARY, **(summary_extra or {})})
+    run_folder.update_summary(run_dir, Summary.model_validate({**SUMMARY, **(summary_extra or {})}))
     if equity:
         (run_dir / "equity.json").write_text(json.dumps(EQUITY), encoding="utf-8")
     if participation:

@@ -230,7 +230,7 @@ def test_a_run_nobody_refused_says_so_and_an_older_run_says_not_measured(
 
 def test_a_value_holding_markup_is_escaped_on_the_card(tmp_path: Path) -> None:
     run = write_run_folder(tmp_path / "run", summary_extra={
-        "school_years": "<script>alert(1)</script>",
+        "school_year": "<script>alert(1)</script>",
         "centres_refused": {"<script>alert(2)</script>": "<b onmouseover=alert(3)>x</b>"}})
 
     _, html_path = write_model_card(run)
