@@ -27,7 +27,6 @@ from pydantic.fields import FieldInfo
 
 from common.i18n.catalogue import to_record
 
-SCHEMA_ID = "https://perseverance.example/schemas/summary.schema.json"
 _RECORD: TypeAdapter[JsonValue] = TypeAdapter(JsonValue)
 
 
@@ -71,8 +70,7 @@ def About(description: str) -> FieldInfo:
 class Summary(_Strict):
     """``summary.json``: one run's figures (every key optional; see the module)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True,
-                              title="summary.json", json_schema_extra={"$id": SCHEMA_ID})
+    model_config = ConfigDict(extra="forbid", frozen=True, title="summary.json")
 
     # What ran.
     scenario: Annotated[Text, About("the scenario's name")] = None
