@@ -20,6 +20,9 @@ For each run: ``exact`` (roc_auc_score of the final model's raw held-out scores)
 ``released`` (``auc_pooled`` of ``summary.json``), ``bins`` (the AUC of the exact
 scores counted in the final evaluation's bins, no noise: the bins' own error) and
 ``fixed`` (the same in the fixed bins on logit -7..5: what the bins alone cost before).
+The error splits into the bins' (``bins - exact``) and the noise's (``released - bins``).
+Each seed's raw held-out scores, labels, bins and released counts are kept in
+``<out>/<case>/seed-N/scores.npz`` (for offline studies of the estimator).
 
     nice python -m simulations.bench_release [--cases weak-5,realinho] [--seeds 5]
         [--set evaluation.placement=fixed] [--out .work/bench-release] [--json FILE]
@@ -157,6 +160,11 @@ class Outcome:
     def error(self) -> float:
         return self.released - self.exact
 
+    @property
+    def noise(self) -> float:
+        """The noise's share of the error: released minus the noiseless binned AUC."""
+        return self.released - self.bins
+
 
 def run_seed(scenario: Scenario, files: list[Path], folder: Path, seed: int) -> Outcome:
     """One federated run of the case with ``seed``, and its figures."""
@@ -184,6 +192,12 @@ def run_seed(scenario: Scenario, files: list[Path], folder: Path, seed: int) -> 
                              tuple(edges) if edges else None)
     fixed = score_histogram(probabilities, labels, bins)
     released = summary.get("auc_pooled", math.nan)
+    np.savez(run_dir / "scores.npz", probabilities=probabilities, labels=labels,
+             edges=np.asarray(edges or [], dtype=np.float64),
+             noise_sd=np.asarray(evaluation.get("noise_sd") or [math.nan]),
+             pos=np.asarray(evaluation.get("hist_pos_raw") or [], dtype=np.float64),
+             neg=np.asarray(evaluation.get("hist_neg_raw") or [], dtype=np.float64),
+             released=np.asarray([released if released is not None else math.nan]))
     return Outcome(seed, float(roc_auc_score(labels, probabilities)),
                    float(released) if released is not None else math.nan,
                    auc_from_histogram(placed), auc_from_histogram(fixed), len(labels),
@@ -234,6 +248,7 @@ def main(argv: list[str] | None = None) -> None:
             results[name].append(outcome)
             print(f"{name} seed {seed}: exact {outcome.exact:.4f} released "
                   f"{outcome.released:.4f} ({outcome.error:+.4f}) bins {outcome.bins:.4f} "
+                  f"({outcome.bins - outcome.exact:+.4f}) noise {outcome.noise:+.4f} "
                   f"fixed {outcome.fixed:.4f}, {outcome.seconds:.0f} s", flush=True)
         rows.append(_row(name, results[name]))
     print(HEADER)
