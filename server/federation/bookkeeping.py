@@ -36,10 +36,13 @@ from common.metrics import (
     bin_bounds,
     edge_logits,
     place_edges,
+    placed_count,
     span_edges,
     summarise,
 )
 from common.privacy.accounting import (
+    FINAL_HISTOGRAM_NOISE_FACTOR,
+    PROGRESS_NOISE_FACTOR,
     audit_noise_stds,
     composed_epsilon,
     run_evaluation_noise,
@@ -209,7 +212,18 @@ def next_edges(config: RunConfig, evaluation: Mapping[str, Sequence[float]] | No
     pos, neg = (evaluation.get(raw) or evaluation[key]
                 for raw, key in zip(RAW_KEYS, (protocol.HIST_POS, protocol.HIST_NEG),
                                     strict=True))
+    if edges_in(evaluation) is not None and _moved_out(pos, neg):
+        # The students left the placed bins for an open end bin (the model moved, UCI
+        # Dropout's by 2 logits in 3 rounds): the fixed bins find them again.
+        return None
+    # As many bins as the final release's noise makes worth it (``placed_count``): the
+    # kept release is a progress one, the final's noise a public fraction of its noise.
+    # Over the fixed bins (a narrow band of scores in one or two of them) its AUC says
+    # nothing of the ties: all the bins.
     count = min(PLACED_BINS, config.evaluation.bins)
+    if edges_in(evaluation) is not None:
+        count = placed_count(pos, neg, noise_of(evaluation) * FINAL_HISTOGRAM_NOISE_FACTOR
+                             / PROGRESS_NOISE_FACTOR, count)
     placed = place_edges(pos, neg, edges_in(evaluation), count, noise_of(evaluation))
     if placed is not None:
         return placed
@@ -218,6 +232,20 @@ def next_edges(config: RunConfig, evaluation: Mapping[str, Sequence[float]] | No
     if (kept := edges_in(evaluation)) is not None:
         return kept
     return span_edges(pos, neg, None, count, noise_of(evaluation))
+
+
+#: An open end bin of placed bins holding more than this share of a released pooled
+#: histogram's students means they moved out of the bins (:func:`next_edges`).
+MOVED_OUT = 0.5
+
+
+def _moved_out(positives: Sequence[float], negatives: Sequence[float]) -> bool:
+    """Whether an end bin holds more than :data:`MOVED_OUT` of the released count (noisy
+    counts clipped at 0; bins placed at the quantiles hold about 1/16 each)."""
+    counts = np.clip(np.asarray(positives, dtype=np.float64) +
+                     np.asarray(negatives, dtype=np.float64), 0.0, None)
+    total = float(counts.sum())
+    return total > 0 and max(float(counts[0]), float(counts[-1])) > MOVED_OUT * total
 
 
 def nonnegative(histogram: ScoreHistogram) -> ScoreHistogram:
