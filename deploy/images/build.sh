@@ -2,7 +2,7 @@
 # Build Persévérance's images offline: wheelhouse, base images, then each image.
 #
 #   deploy/images/build.sh [STEP...]      (default: all; `make images` runs it)
-#   steps: lock wheelhouse stage base app superlink supernode proxy check
+#   steps: lock wheelhouse stage base app superlink supernode proxy check ray
 #
 # - lock:      deploy/images/requirements.lock, the pins (committed). Written from the
 #              project's resolved venv (`.venv/bin/pip freeze`) only if missing, or with
@@ -22,6 +22,10 @@
 #              seconds). Every Dockerfile takes BASE_IMAGE and installs Python packages only
 #              from the wheelhouse (--no-index), pinned by the lock.
 # - check:     the app's hash inside the app image equals the checkout's.
+# - ray:       not in `all` (research only; `make images-ray`): the Ray wheelhouse
+#              (.work/images/wheelhouse-ray: ray==2.55.1 and its dependencies, pinned by
+#              the lock) and localhost/perseverance/ray, the app image plus Ray
+#              (deploy/ray/Dockerfile): the nodes of a Ray cluster for simulations.
 #
 # Environment: PYTHON (a Python with the project's flwr; default .venv/bin/python),
 # IMAGE_TAG (default: pyproject's version), BASE_TAG, BUILD_BASE_TAG, PROXY_BASE_TAG, DEBIAN_SOURCES,
@@ -179,6 +183,24 @@ step_superlink() { build_image deploy/ministry/superlink.Dockerfile "$SUPERLINK_
 step_supernode() { build_image deploy/centre/supernode.Dockerfile "$SUPERNODE_IMAGE" "$BASE_TAG"; }
 step_proxy() { build_image deploy/ministry/proxy.Dockerfile "$PROXY_IMAGE" "$PROXY_BASE_TAG"; }
 
+RAY_IMAGE="localhost/perseverance/ray:$IMAGE_TAG"
+step_ray() {
+  local wheels="$WORK/wheelhouse-ray" start; start=$(date +%s)
+  say "ray: wheelhouse $wheels (ray==2.55.1, pinned by the lock)"
+  mkdir -p "$wheels"
+  if ! "$PYTHON" -m pip wheel --quiet --wheel-dir "$wheels" --find-links "$WHEELHOUSE" \
+      --constraint "$LOCK" "ray==2.55.1" > "$WORK/pip-wheel-ray.log" 2>&1; then
+    tail -30 "$WORK/pip-wheel-ray.log" >&2
+    echo "build.sh: pip wheel ray failed (log: $WORK/pip-wheel-ray.log)" >&2
+    return 1
+  fi
+  say "image: $RAY_IMAGE (deploy/ray/Dockerfile, from $APP_IMAGE)"
+  "$PODMAN" build --layers --pull=never --file deploy/ray/Dockerfile \
+    --ignorefile deploy/ray/Dockerfile.dockerignore --tag "$RAY_IMAGE" \
+    --build-arg "APP_IMAGE=$APP_IMAGE" --label "org.opencontainers.image.version=$VERSION" .
+  echo "$RAY_IMAGE: $(elapsed "$start"), $(image_size "$RAY_IMAGE")"
+}
+
 step_check() {
   say "check: the app in $APP_IMAGE hashes like the checkout"
   local want got
@@ -202,7 +224,7 @@ for s in "${steps[@]}"; do
          step_supernode; step_proxy; step_check
          say "images"; for t in "$APP_IMAGE" "$SUPERLINK_IMAGE" "$SUPERNODE_IMAGE" "$PROXY_IMAGE"; do
            echo "$t  $(image_size "$t")"; done ;;
-    lock|wheelhouse|stage|base|app|superlink|supernode|proxy|check) "step_$s" ;;
+    lock|wheelhouse|stage|base|app|superlink|supernode|proxy|check|ray) "step_$s" ;;
     *) echo "build.sh: unknown step $s" >&2; exit 2 ;;
   esac
 done
