@@ -88,7 +88,7 @@ clean:
 # Offline images (deploy/images/build.sh): wheelhouse, Debian bases (mmdebstrap), then the
 # app, SuperLink, SuperNode and proxy images; podman's layer cache makes an unchanged
 # rebuild take seconds. Needs root (rootful podman) and the container tools.
-.PHONY: container-tools images images-check test-containers
+.PHONY: container-tools images images-check images-ray test-containers
 
 container-tools:
 	@bash deploy/install-container-tools.sh
@@ -100,10 +100,17 @@ images: install container-tools
 images-check: install
 	bash deploy/images/build.sh stage check
 
+# The Ray node image (deploy/ray/Dockerfile): the app image plus Ray, for simulations on a
+# Ray cluster (tests/deploy/test_ray_cluster_containers.py; docs/SIMULATION.md).
+images-ray: images
+	bash deploy/images/build.sh ray
+
 # The deployment end to end in containers (tests/deploy/test_container_federation.py): the
 # ministry's and three centres' compose files run with podman, each site on its own
 # networks, the guides' own commands, 2 rounds, then nothing of it left. Installs the
 # container tools if missing and builds the images first (cached when unchanged).
-test-containers: images
+# Then the simulation on a two-node Ray cluster of containers, compared with one node
+# (tests/deploy/test_ray_cluster_containers.py).
+test-containers: images images-ray
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m containers -s \
-	    tests/deploy/test_container_federation.py
+	    tests/deploy/test_container_federation.py tests/deploy/test_ray_cluster_containers.py
