@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from client.cli import app
 from client.commands.left_out import LEFT_OUT_NAME
-from tests.client.conftest import write_text
+from tests.client.conftest import said_lines, write_text
 from tests.client.model_files import random_model, save_checkpoint
 
 runner = CliRunner()
@@ -168,7 +168,7 @@ def test_past_the_policys_share_score_lists_the_rows_and_writes_nothing(
                                  "--mapping", str(mapping), "--out", str(out)], env=NO_LOCALE)
 
     assert result.exit_code == 2
-    first, *rest = result.stderr.splitlines()
+    first, *rest = said_lines(result.stderr)
     assert first.startswith("erreur : 4 lignes sur 40 de ")
     assert f"  ligne 6 (fiche 105) : {quoted('Consentement')} = {quoted('peut-être')} :" in rest[0]
     assert not out.exists()
