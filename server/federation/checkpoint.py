@@ -4,7 +4,8 @@ loads it and continues at the next round.
 ``checkpoint.pt`` in the run folder holds the global weights after the round, the round
 number, the run's logical name (what the centres' ledgers book it under), the resolved
 run configuration, and the server's accounting: each round's log, what it knows of
-each centre (sizes, epsilon, last histogram) and the last pooled histogram. It is
+each centre (sizes, epsilon, last histogram, in secure mode its trust model) and the
+last pooled histogram. It is
 written to a temporary file, fsynced and renamed over the previous one, so a crash
 leaves the last complete checkpoint. A crash therefore loses at most the round in
 progress.
@@ -66,6 +67,10 @@ class Checkpoint:
     # Secure mode with distributed noise: what the sums released so far cost a student
     # (accountant rows, q = 1), so that a resumed run keeps composing them.
     sum_rows: list[list[float]] = field(default_factory=list)
+    # Secure mode: how each centre booked its evaluation releases (name -> its trust
+    # model, ``RunBook.trust``), so that a resumed run still names a centre that released
+    # before the stop and not after (summary.json's ``centres_trust``).
+    trust: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _histogram_to_lists(h: ScoreHistogram | None) -> dict[str, Any] | None:
@@ -105,6 +110,7 @@ def keep_book(state: Checkpoint, book: RunBook) -> None:
     state.refused = dict(book.refused)
     state.refusing_nodes = sorted(book.refusing_nodes)
     state.sum_rows = [[float(z), float(q), int(t)] for z, q, t in book.sum_rows]
+    state.trust = {name: dict(trust) for name, trust in book.trust.items()}
 
 
 def restore_book(book: RunBook, checkpoint: Checkpoint) -> None:
@@ -119,6 +125,7 @@ def restore_book(book: RunBook, checkpoint: Checkpoint) -> None:
     book.refused = dict(checkpoint.refused)
     book.refusing_nodes = set(checkpoint.refusing_nodes)
     book.sum_rows = [(float(z), float(q), int(t)) for z, q, t in checkpoint.sum_rows]
+    book.trust = {name: dict(trust) for name, trust in checkpoint.trust.items()}
 
 
 def _plain(value: Any) -> Any:

@@ -485,3 +485,32 @@ def test_a_secure_run_that_died_before_its_audit_resumes_into_it(network: Path,
     equity = json.loads((tmp_path / "equity.json").read_text(encoding="utf-8"))
     assert equity["threshold"] == pytest.approx(0.3, abs=1e-9)
     assert [r["round"] for r in run_folder.read_rounds(tmp_path)] == [1, 2]
+
+
+@pytest.mark.slow
+def test_a_resumed_secure_run_still_names_each_centres_trust_model(network: Path,
+                                                                   tmp_path: Path) -> None:
+    """``centres_trust`` is in the checkpoint: a centre that evaluated before the run
+    stopped and is gone when it resumes (the quorum lowered to 2) is still named, with
+    the trust model it booked under (before, only later rounds refilled it)."""
+    from server.federation import checkpoint
+
+    flat = _flat(network, tmp_path, min_centres_wait=0.0)
+    config = RunConfig.from_flat(flat)
+    grid = DirectGrid(build_secure_app(), 3, dict(config.to_flat()))
+    grid.client_app = build_secure_app(outer_mods=[DisconnectAfter(grid, 2, 1)])
+    with pytest.raises(FederationStopped):
+        run_secure_federation(grid, config)
+    stopped = run_folder.read_json(tmp_path / run_folder.SUMMARY)
+    state = checkpoint.load(tmp_path)
+    assert state is not None and state.round == 1
+    assert len(stopped["centres_trust"]) == 3 and state.trust == stopped["centres_trust"]
+
+    resumed = RunConfig.from_flat({**flat, "resume": True, "min_centres": 2})
+    grid = DirectGrid(build_secure_app(), 3, dict(resumed.to_flat()), run_id=2)
+    grid.disconnect(2)
+    run_secure_federation(grid, resumed)
+
+    summary = run_folder.read_json(tmp_path / run_folder.SUMMARY)
+    assert summary["rounds_completed"] == 2 and summary["stopped"] is None
+    assert summary["centres_trust"] == stopped["centres_trust"]
