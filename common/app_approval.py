@@ -28,7 +28,7 @@ from pathlib import Path
 
 from common.errors import ExitCode, PerseveranceError
 from common.files import atomic_write_bytes
-from common.i18n.catalogue import N_
+from common.i18n.catalogue import N_, Sentence
 
 APPROVED_APPS_FILE = "approved-apps.json"
 FORMAT_VERSION = 1
@@ -157,3 +157,32 @@ def _locked(state_dir: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+# The sentence a centre's runtime sends back to the ministry when it refuses an app
+# (code ``common.protocol.Reply.NOT_APPROVED``), in English on the wire with its hashes.
+NOT_APPROVED = N_("App not approved: this centre runs only apps it approved, and the FAB "
+                  "%(digest)s is not on its list.")
+NOT_AS_ANNOUNCED = N_("App not approved: the FAB's content hashes to %(digest)s, not to the "
+                      "%(announced)s it was announced as.")
+LIST_UNREADABLE = N_("App not approved: the centre's approved-apps list cannot be read, so "
+                     "the FAB %(digest)s is refused.")
+_REFUSALS = tuple(
+    (re.compile(re.escape(template).replace(re.escape("%(digest)s"), r"(?P<digest>\S+)")
+                .replace(re.escape("%(announced)s"), r"(?P<announced>\S+)")), template)
+    for template in (NOT_APPROVED, NOT_AS_ANNOUNCED, LIST_UNREADABLE))
+
+
+def app_refusal(template: str, **hashes: str) -> str:
+    """An app refusal as sent: ``template`` (one of the three above) in English."""
+    return template % hashes
+
+
+def refusal_sentence(text: str) -> str:
+    """A received app refusal as the catalogue sentence it was written from (shown in
+    the reader's language, its hashes kept); any other text as it is."""
+    for pattern, template in _REFUSALS:
+        match = pattern.fullmatch(text)
+        if match:
+            return Sentence(template, match.groupdict())
+    return text

@@ -47,7 +47,16 @@ from client.flower_compat import (
     start_parent_process_monitor,
     validate_and_resolve_root_certificates,
 )
-from common.app_approval import ApprovalError, approved_apps_path, fab_hash, is_approved
+from common.app_approval import (
+    LIST_UNREADABLE,
+    NOT_APPROVED,
+    NOT_AS_ANNOUNCED,
+    ApprovalError,
+    app_refusal,
+    approved_apps_path,
+    fab_hash,
+    is_approved,
+)
 from common.protocol import Reply, refusal_text
 
 #: Error code of the reply to a task whose app the centre did not approve (Flower's own
@@ -56,13 +65,8 @@ APP_NOT_APPROVED = int(Reply.NOT_APPROVED)
 #: The project's packages: a FAB of this project ships its own copies (see _load_app).
 OWN_PACKAGES = frozenset({"client", "common", "server", "simulations"})
 
-# What the ministry reads (the error reply's reason) and the centre's log line.
-NOT_APPROVED = ("App not approved: this centre runs only apps it approved, and the FAB "
-                "{digest} is not on its list.")
-NOT_AS_ANNOUNCED = ("App not approved: the FAB's content hashes to {digest}, not to the "
-                    "{announced} it was announced as.")
-LIST_UNREADABLE = ("App not approved: the centre's approved-apps list cannot be read, so the "
-                   "FAB {digest} is refused.")
+# What the ministry reads (the error reply's reason: common.app_approval's sentences) and
+# the centre's log line.
 REFUSED_LOG = ("[perseverance-clientapp] Refused run %s (%s %s): %s Review the app, then "
                "approve it with `perseverance-client app approve` (list: %s).")
 
@@ -77,12 +81,12 @@ def refusal(fab: Fab, state_dir: Path) -> str | None:
     """
     digest = fab_hash(fab.content)
     if fab.hash_str != digest:
-        return NOT_AS_ANNOUNCED.format(digest=digest, announced=fab.hash_str)
+        return app_refusal(NOT_AS_ANNOUNCED, digest=digest, announced=fab.hash_str)
     try:
         approved = is_approved(state_dir, digest)
     except ApprovalError:
-        return LIST_UNREADABLE.format(digest=digest)
-    return None if approved else NOT_APPROVED.format(digest=digest)
+        return app_refusal(LIST_UNREADABLE, digest=digest)
+    return None if approved else app_refusal(NOT_APPROVED, digest=digest)
 
 
 def _load_app(fab: Fab, fab_id: str, fab_version: str) -> ClientApp:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from common.app_approval import refusal_sentence
 from common.i18n import catalogue as i18n
 from common.protocol import refusing_centre
 
@@ -120,7 +121,8 @@ def recorded(text: object, lang: str) -> str:
                                        for k, v in match.groupdict().items()}
     name, sentence = refusing_centre(value, "")
     colon = " : " if lang == "fr" else ": "
-    return f"{name}{colon}{gettext(sentence)}" if name else gettext(value)
+    return (f"{name}{colon}{i18n.translate(refusal_sentence(sentence), lang)}" if name
+            else i18n.translate(refusal_sentence(value), lang))
 
 
 def _nodes(value: Any) -> str:

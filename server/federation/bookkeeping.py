@@ -23,12 +23,13 @@ import numpy as np
 from flwr.common import log
 
 from common import protocol
+from common.app_approval import refusal_sentence
 from common.calibration import Calibration, calibrated_error, fit_calibration
 from common.config import RunConfig
 from common.equity.audit import MIN_CENTRES_PER_CELL, SIZE_BANDS, place_bands, size_band
 from common.equity.pooling import audit_report, pooled_audit
 from common.equity.reading import band_probabilities, conclusions
-from common.i18n.catalogue import N_, Joined, word
+from common.i18n.catalogue import N_, Joined, Sentence, word
 from common.metrics import (
     PLACED_BINS,
     ScoreHistogram,
@@ -508,7 +509,7 @@ class RunBook:
         left -= len(self.unplaced)
         if left >= self.config.min_centres or not self.refused:
             return
-        named = Joined([N_("%(centre)s: %(reason)s", centre=name, reason=word(reason))
+        named = Joined([N_("%(centre)s: %(reason)s", centre=name, reason=reason_words(reason))
                         for name, reason in sorted(self.refused.items())])
         raise CentresRefused(N_(
             "Round %(round)s: only %(left)s centres can take part, fewer than min_centres "
@@ -674,3 +675,10 @@ class RunBook:
         self._event("audit_pooled", centres=len(survivors), threshold_raw=request.threshold,
                     secure_aggregation=True)
         return self._audit_entry(request, report)
+
+
+def reason_words(reason: str) -> Sentence:
+    """A centre's refusal sentence, translated when shown: a fixed reason as a word, an
+    app refusal with its hashes as its sentence."""
+    sentence = refusal_sentence(reason)
+    return sentence if isinstance(sentence, Sentence) else word(reason)

@@ -10,13 +10,19 @@ import pytest
 
 from common.app_approval import (
     APPROVED_APPS_FILE,
+    LIST_UNREADABLE,
+    NOT_APPROVED,
+    NOT_AS_ANNOUNCED,
     ApprovalError,
+    app_refusal,
     approve,
     fab_hash,
     is_approved,
     read_approved,
+    refusal_sentence,
     revoke,
 )
+from common.i18n.catalogue import translate
 
 A = hashlib.sha256(b"app a").hexdigest()
 B = hashlib.sha256(b"app b").hexdigest()
@@ -78,3 +84,25 @@ def test_a_hand_edited_malformed_hash_is_refused(tmp_path: Path) -> None:
 def test_a_missing_state_folder_is_named(tmp_path: Path) -> None:
     with pytest.raises(ApprovalError, match="does not exist"):
         approve(tmp_path / "absent", A)
+
+
+@pytest.mark.parametrize("template, hashes", [
+    (NOT_APPROVED, {"digest": A}),
+    (NOT_AS_ANNOUNCED, {"digest": A, "announced": "b" * 64}),
+    (LIST_UNREADABLE, {"digest": A}),
+])
+def test_an_app_refusal_received_in_english_is_read_back_in_french(
+        template: str, hashes: dict[str, str]) -> None:
+    sent = app_refusal(template, **hashes)
+
+    shown = translate(refusal_sentence(sent), "fr")
+
+    assert sent.startswith("App not approved: ") and A in sent
+    assert shown.startswith("Application non approuvée : ") and A in shown
+    assert all(value in shown for value in hashes.values())
+    assert translate(refusal_sentence(sent), "en") == sent
+
+
+def test_another_text_is_left_as_it_came() -> None:
+    assert refusal_sentence("App not approved: something else") == (
+        "App not approved: something else")
