@@ -62,6 +62,20 @@ def test_the_evaluation_budget_is_met_with_the_audit_getting_the_least_noise(eps
     assert composed_epsilon(tighter.history(6), 1e-6) > epsilon
 
 
+# Opacus's PRV of an unsampled Gaussian (q = 1) takes log(1 - q): its own warning.
+@pytest.mark.filterwarnings("ignore:divide by zero encountered in log:RuntimeWarning")
+def test_a_run_booked_with_prv_calibrates_its_evaluation_with_prv():
+    """``privacy.accountant=prv`` (a research option) prices the evaluation with the
+    accountant the centres book it with, as its training: the target met in PRV, which
+    the RDP calibration's noise underspent (2.81 of 3); less noise, more RDP."""
+    rdp = calibrate_evaluation_noise(3.0, 1e-6, 6, 2)
+    prv = calibrate_evaluation_noise(3.0, 1e-6, 6, 2, "prv")
+    assert composed_epsilon(rdp.history(6), 1e-6, "prv") == pytest.approx(2.81, abs=0.01)
+    assert composed_epsilon(prv.history(6), 1e-6, "prv") == pytest.approx(3.0, abs=2e-3)
+    assert prv.audit < rdp.audit * 0.96  # 1.94 against 2.06
+    assert composed_epsilon(prv.history(6), 1e-6) == pytest.approx(3.20, abs=0.01)
+
+
 @pytest.mark.parametrize("every", [0, 2, 4])
 def test_progress_every_prices_only_the_scheduled_releases(every):
     noise = calibrate_evaluation_noise(3.0, 1e-6, 6, every)
