@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from client.errors import CentreRefusal
 from common.config import RunConfig
-from common.protocol import Reason, Reply
+from common.protocol import SECURE_REGIONS, Reason, Reply
 
 #: The trust models of distributed noise a site policy may name
 #: (``PrivacyFloor.distributed_noise_trust``).
@@ -147,7 +147,7 @@ class WorkLimits:
         ``max_parameters`` or asks for more region slots than ``max_regions``."""
         self._refuse([f"{key} = {value}, at most {limit}" for key, value, limit in (
             ("array elements of the instruction", elements, self.max_parameters),
-            ("secure.regions", regions, self.max_regions)) if not 0 <= value <= limit])
+            (SECURE_REGIONS, regions, self.max_regions)) if not 0 <= value <= limit])
 
     @staticmethod
     def _refuse(problems: list[str]) -> None:

@@ -81,6 +81,29 @@ EVALUATION_SCALAR_KEYS = frozenset({NUM_EXAMPLES, SQ_ERR_SUM})
 #: no figure of the centre's students (``common.releases``).
 HEAD_KEYS = ("actor", "audit_head", "audit_lines", "ledger_head", "ledger_rows")
 
+# ------------------------------------------- keys of the secure (legacy) evaluation
+#: Keys of the legacy fit instruction that asks a centre for its secure evaluation
+#: (SecAgg+ sums only fit replies): the phase, the region slots, the centre's slot
+#: (``common.privacy.secure_release`` lays the vector out).
+SECURE_PHASE, SECURE_EVALUATE = "secure.phase", "evaluate"
+SECURE_REGIONS, SECURE_REGION, SECURE_COUNTS = "secure.regions", "secure.region", "secure.counts"
+#: Metric keys beside a centre's masked vector (plaintext: functions of the run's
+#: configuration, the centre's floor and the round's threshold, no count): the std of
+#: its noise on each histogram and cell count, whether it is a share, the threshold.
+NOISE_HISTOGRAM, NOISE_AUDIT = "noise.histogram", "noise.audit"
+NOISE_DISTRIBUTED, NOISE_THRESHOLD = "noise.distributed", "noise.threshold"
+AUDIT_SENSITIVE = "audit.sensitive"  # 1: its sex and indigenous cells carry counts
+#: The trust model a share of distributed noise was booked under (the site policy's
+#: ``distributed_noise_trust``: 1 'secure-aggregation', 0 'alone' or no share) and the
+#: colluding centres it assumes (``max_colluding_centres``; 0 under 'alone').
+NOISE_TRUST, NOISE_COLLUDING = "noise.trust", "noise.colluding"
+
+
+def audit_noise_key(attribute: str) -> str:
+    """The metric beside a centre's masked audit counts that gives the std of the noise
+    on each count of ``attribute``'s cells (``NOISE_AUDIT`` when absent)."""
+    return f"{NOISE_AUDIT}.{attribute}"
+
 
 class Reply(IntEnum):
     """Codes of a centre's error replies (Flower ``Error.code``)."""

@@ -30,7 +30,6 @@ from enum import StrEnum
 
 from common import protocol
 from common.equity.audit import all_cell_keys
-from common.privacy import secure_release as secure
 from common.protocol import Reason
 
 
@@ -87,16 +86,16 @@ _EVALUATION = {
 _AUDIT = {**dict.fromkeys(_EVALUATION, Key(Class.PUBLIC, ZERO)),
           protocol.EPSILON: Key(Class.PUBLIC, PLAN)}
 _SECURE_NOISE = {
-    secure.NOISE_HISTOGRAM: Key(Class.PUBLIC, "the noise's std: configuration and floor"),
-    secure.NOISE_AUDIT: Key(Class.PUBLIC, "the noise's std: configuration and floor"),
-    secure.NOISE_DISTRIBUTED: Key(Class.PUBLIC, "configuration and floor"),
-    secure.NOISE_THRESHOLD: Key(Class.PUBLIC, "the SecAgg+ round's threshold"),
-    secure.AUDIT_SENSITIVE: Key(Class.PUBLIC, "the site policy and the phase"),
-    secure.NOISE_TRUST: Key(Class.PUBLIC, "the site policy's trust model of distributed "
+    protocol.NOISE_HISTOGRAM: Key(Class.PUBLIC, "the noise's std: configuration and floor"),
+    protocol.NOISE_AUDIT: Key(Class.PUBLIC, "the noise's std: configuration and floor"),
+    protocol.NOISE_DISTRIBUTED: Key(Class.PUBLIC, "configuration and floor"),
+    protocol.NOISE_THRESHOLD: Key(Class.PUBLIC, "the SecAgg+ round's threshold"),
+    protocol.AUDIT_SENSITIVE: Key(Class.PUBLIC, "the site policy and the phase"),
+    protocol.NOISE_TRUST: Key(Class.PUBLIC, "the site policy's trust model of distributed "
                             "noise, configuration and floor"),
-    secure.NOISE_COLLUDING: Key(Class.PUBLIC, "the site policy's max_colluding_centres"),
+    protocol.NOISE_COLLUDING: Key(Class.PUBLIC, "the site policy's max_colluding_centres"),
     # A family, declared once (``name.*``): each audit attribute's std.
-    f"{secure.NOISE_AUDIT}.*": Key(Class.PUBLIC, "the noise's std: the run's audit weights"),
+    f"{protocol.NOISE_AUDIT}.*": Key(Class.PUBLIC, "the noise's std: the run's audit weights"),
 }
 _IDENTITY = {protocol.CENTRE: _NAME,
              **{f"{protocol.HEAD_PREFIX}{k}": v for k, v in _HEAD.items()}}

@@ -31,6 +31,7 @@ from common.files import atomic_write_bytes
 from common.i18n import catalogue as i18n
 from common.metrics import ScoreHistogram
 from common.pages import N_
+from common.protocol import HIST_NEG, HIST_POS, PROB_SUM
 from server import run_folder
 from server.publication.model_card import centres_refused
 from server.summary import Summary
@@ -62,9 +63,9 @@ class Part:
 def histogram_of(evaluation: dict[str, Any]) -> ScoreHistogram:
     """The pooled score histogram of ``evaluation.json`` (Brier sum not needed here)."""
     return ScoreHistogram(
-        np.asarray(evaluation["hist_pos"], dtype=np.float64),
-        np.asarray(evaluation["hist_neg"], dtype=np.float64),
-        np.asarray(evaluation["prob_sum"], dtype=np.float64),
+        np.asarray(evaluation[HIST_POS], dtype=np.float64),
+        np.asarray(evaluation[HIST_NEG], dtype=np.float64),
+        np.asarray(evaluation[PROB_SUM], dtype=np.float64),
         0.0,
         tuple(float(v) for v in evaluation["edges"]) if evaluation.get("edges") else None,
     )

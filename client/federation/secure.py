@@ -49,7 +49,6 @@ from client.site_policy import SitePolicy
 from common import protocol, releases
 from common.config import RunConfig
 from common.model import build_model, predict_proba, set_weights
-from common.privacy import secure_release as layout
 from common.protocol import Task
 
 #: Config records only legacy messages carry: SecAgg+ stages, legacy fit and evaluate.
@@ -124,7 +123,7 @@ class SecureCentre(NumPyClient):
         """Train with DP-SGD and return the bounded update (state_dict order), the
         FedAvg weight (the released size, capped at ``privacy.secagg_max_weight``) and
         the metrics."""
-        if config.get(layout.PHASE) == layout.EVALUATE:
+        if config.get(protocol.SECURE_PHASE) == protocol.SECURE_EVALUATE:
             return self._secure_evaluation(parameters, config)
         task = self._task(config)
         self.centre.audit("task_received", task, "train", secure_aggregation=True,
@@ -154,8 +153,9 @@ class SecureCentre(NumPyClient):
         kind = "evaluate" if audit is None else protocol.PHASE_AUDIT
         self.centre.audit("task_received", task, kind, secure_aggregation=True,
                           **protocol.ministry_head_of(config))
-        slot = SecureSlot(int(config.get(layout.REGIONS, 0)), int(config.get(layout.REGION, -1)),
-                          bool(config.get(layout.COUNTS, True)))
+        slot = SecureSlot(int(config.get(protocol.SECURE_REGIONS, 0)),
+                          int(config.get(protocol.SECURE_REGION, -1)),
+                          bool(config.get(protocol.SECURE_COUNTS, True)))
         policy = self._admit(_elements(parameters), slot.regions)
         run_config = self.centre.config
         # Its trust model against the round's threshold, before any record is read.

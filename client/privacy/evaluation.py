@@ -52,7 +52,18 @@ from common.privacy.accounting import (
     reserved_rows,
     run_evaluation_noise,
 )
-from common.protocol import AuditRequest, EdgesRequest, Reason, Reply
+from common.protocol import (
+    EPSILON,
+    HIST_NEG,
+    HIST_POS,
+    NUM_EXAMPLES,
+    PROB_SUM,
+    SQ_ERR_SUM,
+    AuditRequest,
+    EdgesRequest,
+    Reason,
+    Reply,
+)
 
 #: The audit exchange's ledger rows are booked at round ``rounds + AUDIT_ROUND_OFFSET``.
 AUDIT_ROUND_OFFSET = 1
@@ -179,8 +190,8 @@ def evaluation_release(
                                       noise.audit_mechanisms())
         zeros = [0.0] * bins
         metrics: dict[str, int | float | list[float]] = {
-            "num-examples": 0, "epsilon": epsilon, "hist_pos": zeros, "hist_neg": zeros,
-            "prob_sum": zeros, "sq_err_sum": 0.0}
+            NUM_EXAMPLES: 0, EPSILON: epsilon, HIST_POS: zeros, HIST_NEG: zeros,
+            PROB_SUM: zeros, SQ_ERR_SUM: 0.0}
         metrics.update(centre_cells(
             data.audit_test, probabilities, data.y_test, threshold=audit.cut,
             sensitive_allowed=data.policy.audit_attributes_allowed,
@@ -207,12 +218,12 @@ def evaluation_release(
         probability_sum = (pos + neg) * centres
         squared_error = float((pos * (1 - centres) ** 2 + neg * centres**2).sum())
     metrics = {
-        "num-examples": max(0, round(float(pos.sum() + neg.sum()))),
-        "epsilon": epsilon,
-        "hist_pos": padded(pos, bins).tolist(),
-        "hist_neg": padded(neg, bins).tolist(),
-        "prob_sum": padded(np.asarray(probability_sum), bins).tolist(),
-        "sq_err_sum": squared_error,
+        NUM_EXAMPLES: max(0, round(float(pos.sum() + neg.sum()))),
+        EPSILON: epsilon,
+        HIST_POS: padded(pos, bins).tolist(),
+        HIST_NEG: padded(neg, bins).tolist(),
+        PROB_SUM: padded(np.asarray(probability_sum), bins).tolist(),
+        SQ_ERR_SUM: squared_error,
     }
     # The audit is released once, in its own exchange: here its cells are zeros (not
     # computed: only their shape is sent).

@@ -46,19 +46,19 @@ from common.equity.audit import GROUP_BINS, attribute_of, centre_cells
 from common.equity.consistency import centre_total_of
 from common.metrics import padded, score_histogram
 from common.privacy.accounting import audit_share, noise_share, reserved_rows
-from common.privacy.secure_release import (
+from common.privacy.secure_release import block, encode
+from common.protocol import (
     AUDIT_SENSITIVE,
+    EPSILON,
     NOISE_AUDIT,
     NOISE_COLLUDING,
     NOISE_DISTRIBUTED,
     NOISE_HISTOGRAM,
     NOISE_THRESHOLD,
     NOISE_TRUST,
+    AuditRequest,
     audit_noise_key,
-    block,
-    encode,
 )
-from common.protocol import AuditRequest
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def secure_release(
             # Its bands are rounded to integers: add the rounding's variance (1/12).
             region = (slot.region, block(total.vector, total.variance + 1 / 12, slot.counts))
     metrics: dict[str, float | int] = {
-        "epsilon": epsilon, NOISE_HISTOGRAM: std_histogram, NOISE_AUDIT: std_audit,
+        EPSILON: epsilon, NOISE_HISTOGRAM: std_histogram, NOISE_AUDIT: std_audit,
         NOISE_DISTRIBUTED: int(distributed), NOISE_THRESHOLD: int(survivors_min or 0),
         NOISE_TRUST: int(honest is not None),
         NOISE_COLLUDING: floor.max_colluding_centres if honest is not None else 0,

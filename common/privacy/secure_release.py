@@ -39,37 +39,30 @@ from common.equity.consistency import with_bands
 from common.equity.pooling import PooledCell
 from common.metrics import bin_centres
 
+# The secure evaluation's wire keys are the protocol's (three named here too, for the
+# server's book that still imports them from this module).
+from common.protocol import (
+    HIST_NEG,
+    HIST_POS,
+    NUM_EXAMPLES,
+    PROB_SUM,
+    SQ_ERR_SUM,
+)
+from common.protocol import NOISE_DISTRIBUTED as NOISE_DISTRIBUTED
+from common.protocol import NOISE_HISTOGRAM as NOISE_HISTOGRAM
+from common.protocol import NOISE_THRESHOLD as NOISE_THRESHOLD
+
 #: SecAgg+ clipping range of an evaluation entry: a centre's count (at most its
 #: held-out students, about 6,000 at the CSS de Montréal) plus noise stays far inside;
 #: 2 x 2^20 x 1,024 centres < 2^32, so the modular sum cannot wrap.
 CLIP = 2**20
 QUANTIZATION_RANGE = 2 * CLIP
 BLOCK = 2 * GROUP_BINS + 4
-#: Keys of the legacy fit instruction that asks a centre for its secure evaluation
-#: (SecAgg+ sums only fit replies): the phase, the region slots, the centre's slot.
-PHASE, EVALUATE = "secure.phase", "evaluate"
-REGIONS, REGION, COUNTS = "secure.regions", "secure.region", "secure.counts"
-#: Metric keys beside a centre's masked vector (plaintext: functions of the run's
-#: configuration, the centre's floor and the round's threshold, no count): the std of
-#: its noise on each histogram and cell count, whether it is a share, the threshold.
-NOISE_HISTOGRAM, NOISE_AUDIT = "noise.histogram", "noise.audit"
-NOISE_DISTRIBUTED, NOISE_THRESHOLD = "noise.distributed", "noise.threshold"
-AUDIT_SENSITIVE = "audit.sensitive"  # 1: its sex and indigenous cells carry counts
-#: The trust model a share of distributed noise was booked under (the site policy's
-#: ``distributed_noise_trust``: 1 'secure-aggregation', 0 'alone' or no share) and the
-#: colluding centres it assumes (``max_colluding_centres``; 0 under 'alone').
-NOISE_TRUST, NOISE_COLLUDING = "noise.trust", "noise.colluding"
 #: How a centre's secure evaluation releases were booked, as the ministry's summary and
 #: the model card name it: the whole noise (its release alone meets the target), a share
 #: booked alone, or a share booked as the honest sum (``NOISE_TRUST``).
 TRUST_WHOLE, TRUST_ALONE, TRUST_SECURE_AGGREGATION = ("whole-noise", "alone",
                                                       "secure-aggregation")
-
-
-def audit_noise_key(attribute: str) -> str:
-    """The metric beside a centre's masked audit counts that gives the std of the noise
-    on each count of ``attribute``'s cells (``NOISE_AUDIT`` when absent)."""
-    return f"{NOISE_AUDIT}.{attribute}"
 _REACH, _COUNTED, _CELLS, _VARIANCE = range(2 * GROUP_BINS, BLOCK)
 VARIANCE_SCALE = 1000.0
 
@@ -138,10 +131,10 @@ class SummedRelease:
         used = len(self.positives) if edges is None else len(edges) + 1
         centres = bin_centres(used, edges)
         pos, neg = self.positives[:used], self.negatives[:used]
-        return {"num-examples": max(0, round(float(pos.sum() + neg.sum()))),
-                "hist_pos": pos.tolist(), "hist_neg": neg.tolist(),
-                "prob_sum": ((pos + neg) * centres).tolist(),
-                "sq_err_sum": float((pos * (1 - centres) ** 2 + neg * centres**2).sum())}
+        return {NUM_EXAMPLES: max(0, round(float(pos.sum() + neg.sum()))),
+                HIST_POS: pos.tolist(), HIST_NEG: neg.tolist(),
+                PROB_SUM: ((pos + neg) * centres).tolist(),
+                SQ_ERR_SUM: float((pos * (1 - centres) ** 2 + neg * centres**2).sum())}
 
 
 def decode(vector: npt.NDArray[np.int64], bins: int, regions: int) -> SummedRelease:

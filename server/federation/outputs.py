@@ -13,6 +13,7 @@ from common.config import RunConfig
 from common.metrics import ScoreHistogram
 from common.model import ModelConfig
 from common.privacy.accounting import composed_epsilon
+from common.protocol import NUM_EXAMPLES
 from server import run_folder
 from server.federation.bookkeeping import HISTOGRAM_KEYS, RunBook, edges_in, participation
 from server.federation.checkpoint import Checkpoint
@@ -51,7 +52,7 @@ def write_outputs(
     centres = list(book.centres.values())
     epsilon_train = max((c.epsilon for c in centres), default=0.0)
     epsilon_evaluation = max((c.epsilon_evaluation for c in centres), default=0.0)
-    num_train = max((entry.train.get("num-examples", 0.0) for entry in completed), default=0.0)
+    num_train = max((entry.train.get(NUM_EXAMPLES, 0.0) for entry in completed), default=0.0)
     nan = float("nan")
     logs = list(book.logs.values())
     summary = Summary(
@@ -69,8 +70,8 @@ def write_outputs(
         rounds_unchanged=sum(1 for entry in logs if entry.updates == 0),
         num_centres=int(evaluation.get("centres", 0)),
         num_train=int(num_train),
-        num_test=int(evaluation.get("num-examples", 0)),
-        num_students=int(num_train + evaluation.get("num-examples", 0)),
+        num_test=int(evaluation.get(NUM_EXAMPLES, 0)),
+        num_students=int(num_train + evaluation.get(NUM_EXAMPLES, 0)),
         auc_pooled=evaluation.get("auc", nan),
         pr_auc_pooled=evaluation.get("pr_auc", nan),
         brier_pooled=evaluation.get("brier", nan),

@@ -224,10 +224,11 @@ class SecureFedAvg(FedAvg):
             place = None if self.book.register is None else self.book.register.place(
                 proxy.node_id, self.book.names.get(proxy.node_id, ""))
             slot: dict[str, Scalar] = {
-                layout.PHASE: layout.EVALUATE, layout.REGIONS: len(regions),
-                layout.REGION: regions.index(place.region) if place and place.region in
+                protocol.SECURE_PHASE: protocol.SECURE_EVALUATE,
+                protocol.SECURE_REGIONS: len(regions),
+                protocol.SECURE_REGION: regions.index(place.region) if place and place.region in
                 regions else -1,
-                layout.COUNTS: not (place and place.indigenous_governed)}
+                protocol.SECURE_COUNTS: not (place and place.indigenous_governed)}
             instructions.append((proxy, FitIns(parameters, {**config, **slot})))
         self.sampled_evaluation = sorted(proxy.node_id for proxy, _ in instructions)
         return instructions

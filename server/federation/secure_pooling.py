@@ -20,22 +20,22 @@ from common.equity.audit import (
 from common.equity.pooling import PooledCell, reconciled
 from common.privacy.accounting import NoiseShare, run_evaluation_noise, summed_rows
 from common.privacy.secure_release import (
-    AUDIT_SENSITIVE as SENSITIVE_KEY,
+    TRUST_ALONE,
+    TRUST_SECURE_AGGREGATION,
+    TRUST_WHOLE,
+    VARIANCE_SCALE,
+    SummedRelease,
+    pooled_cell,
 )
-from common.privacy.secure_release import (
+from common.protocol import AUDIT_SENSITIVE as SENSITIVE_KEY
+from common.protocol import (
     NOISE_AUDIT,
     NOISE_COLLUDING,
     NOISE_DISTRIBUTED,
     NOISE_HISTOGRAM,
     NOISE_THRESHOLD,
     NOISE_TRUST,
-    TRUST_ALONE,
-    TRUST_SECURE_AGGREGATION,
-    TRUST_WHOLE,
-    VARIANCE_SCALE,
-    SummedRelease,
     audit_noise_key,
-    pooled_cell,
 )
 
 Metrics = Mapping[str, object]

@@ -120,7 +120,7 @@ def _metrics_problem(metrics: MetricRecord) -> str | None:
         value = metrics[key]
         if not isinstance(value, int | float) or not math.isfinite(value):
             return f"metric {key} is {value!r}, not a finite number"
-    if float(metrics["num-examples"]) <= 0:  # type: ignore[arg-type]
+    if float(metrics[protocol.NUM_EXAMPLES]) <= 0:  # type: ignore[arg-type]
         return "it reports no training examples"
     return None
 

@@ -9,7 +9,8 @@ import math
 import numpy as np
 
 from common.equity.audit import GROUP_BINS, all_cell_keys
-from common.privacy.secure_release import audit_noise_key, block, decode, encode, exact_sum
+from common.privacy.secure_release import block, decode, encode, exact_sum
+from common.protocol import audit_noise_key
 from server.federation.secure_pooling import summed_cells
 
 THRESHOLD = 0.3

@@ -36,7 +36,6 @@ from common import protocol, releases
 from common.config import RunConfig
 from common.equity.audit import AUDIT_GROUPS, GROUP_BINS, cell_key
 from common.model import ModelConfig, build_model
-from common.privacy import secure_release as layout
 from common.records.chain import LEDGER_FILE
 from common.releases import Class
 from common.split import held_out_mask
@@ -236,7 +235,7 @@ def _secure(flat: dict[str, object], node: dict[str, object], run: str,
     parameters = [w.numpy() for w in _weights(flat).values()]
     config: dict[str, Any] = protocol.Task(run, 1, "r1").as_config()
     if phase is not None:
-        config[layout.PHASE] = phase
+        config[protocol.SECURE_PHASE] = phase
     vectors, weight, metrics = SecureCentre(context).fit(parameters, config)
     return metrics, vectors[0], weight
 
@@ -250,7 +249,7 @@ def test_a_secure_release_is_the_same_with_one_student_more(held_out: bool,
     for name, frame in (("d", base), ("d1", pd.concat([base, _one(held_out)]))):
         node = _centre(tmp_path / name, frame)
         sides.append((_secure(flat, node, "run-1", None),
-                      _secure(flat, node, "run-1", layout.EVALUATE)))
+                      _secure(flat, node, "run-1", protocol.SECURE_EVALUATE)))
     (train, evaluation), (train1, evaluation1) = sides
 
     # The weight is the released size: the same noise, one student moves it one grid
@@ -274,11 +273,11 @@ def test_a_secure_release_with_distributed_noise_is_the_same_with_one_student_mo
     sides = []
     for name, frame in (("d", base), ("d1", pd.concat([base, _one(held_out=True)]))):
         node = _centre(tmp_path / name, frame, floor=floor)
-        sides.append(_secure(flat, node, "run-1", layout.EVALUATE, sampled=6))
+        sides.append(_secure(flat, node, "run-1", protocol.SECURE_EVALUATE, sampled=6))
     (metrics, vector, _), (metrics1, vector1, _) = sides
 
-    assert metrics[layout.NOISE_DISTRIBUTED] == 1 and metrics[layout.NOISE_THRESHOLD] == 4
-    assert metrics[layout.NOISE_TRUST] == 0  # the default trust model: alone
+    assert metrics[protocol.NOISE_DISTRIBUTED] == 1 and metrics[protocol.NOISE_THRESHOLD] == 4
+    assert metrics[protocol.NOISE_TRUST] == 0  # the default trust model: alone
     _compare("secure", "evaluate", {protocol.METRICS: metrics}, {protocol.METRICS: metrics1})
     assert _check_counts(vector, vector1) <= 1
 
@@ -297,10 +296,10 @@ def test_a_share_booked_under_secure_aggregation_is_the_same_with_one_student_mo
     sides = []
     for name, frame in (("d", base), ("d1", pd.concat([base, _one(held_out=True)]))):
         node = _centre(tmp_path / name, frame, floor=SECURE_AGGREGATION.format(c=1))
-        sides.append(_secure(flat, node, "run-1", layout.EVALUATE, sampled=6))
+        sides.append(_secure(flat, node, "run-1", protocol.SECURE_EVALUATE, sampled=6))
     (metrics, vector, _), (metrics1, vector1, _) = sides
 
-    assert (metrics[layout.NOISE_TRUST], metrics[layout.NOISE_COLLUDING]) == (1, 1)
+    assert (metrics[protocol.NOISE_TRUST], metrics[protocol.NOISE_COLLUDING]) == (1, 1)
     _compare("secure", "evaluate", {protocol.METRICS: metrics}, {protocol.METRICS: metrics1})
     assert _check_counts(vector, vector1) <= 1
 
@@ -318,7 +317,7 @@ def test_a_refusal_by_the_trust_model_is_the_same_with_one_student_more(
     for name, frame in (("d", base), ("d1", pd.concat([base, _one(held_out=True)]))):
         node = _centre(tmp_path / name, frame, floor=floor)
         with pytest.raises(CentreRefusal) as refused:
-            _secure(flat, node, "run-1", layout.EVALUATE, sampled=6)
+            _secure(flat, node, "run-1", protocol.SECURE_EVALUATE, sampled=6)
         reasons.append((refused.value.code, refused.value.reason))
         state = tmp_path / name / "state"
         if (state / LEDGER_FILE).exists():  # nothing booked, no cohort chosen

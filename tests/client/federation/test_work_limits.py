@@ -22,7 +22,6 @@ from client.site_policy import WorkLimits
 from common import protocol
 from common.config import RunConfig
 from common.model import ModelConfig, RiskModel, build_model
-from common.privacy import secure_release as layout
 from common.protocol import Reason, Reply
 from simulations.network import generate_network, write_network
 from tests.server.messages import instruction
@@ -116,7 +115,8 @@ def test_a_secure_evaluation_asking_for_a_billion_regions_is_refused(
     context = Context(run_id=1, node_id=1, state=RecordDict(),
                       node_config={"partition-id": 0}, run_config=dict(config.to_flat()))
     centre = SecureCentre(context)
-    asked: dict[str, Any] = {layout.PHASE: layout.EVALUATE, layout.REGIONS: 10**9,
+    asked: dict[str, Any] = {protocol.SECURE_PHASE: protocol.SECURE_EVALUATE,
+                             protocol.SECURE_REGIONS: 10**9,
                              **protocol.Task("hostile-run", 2, "r2-test").as_config()}
 
     with pytest.MonkeyPatch.context() as patch:

@@ -47,7 +47,6 @@ from client.site_policy import PrivacyFloor
 from common import protocol
 from common.config import RunConfig
 from common.discrete_gaussian import MIN_SHARE_STD, sum_multiplier
-from common.privacy import secure_release as layout
 from common.privacy.accounting import RDP_ORDERS, run_evaluation_noise
 from common.records.chain import LEDGER_FILE
 from tests.client.federation.test_neighbouring import (
@@ -74,7 +73,7 @@ def _ask(flat: dict[str, object], node: dict[str, object], state: ConfigRecord |
     context = Context(run_id=1, node_id=1, state=records, node_config=node, run_config=flat)
     config: dict[str, Any] = protocol.Task("run-1", 1, "r1").as_config()
     if phase is not None:
-        config[layout.PHASE] = phase
+        config[protocol.SECURE_PHASE] = phase
     if audit:
         config.update(protocol.AuditRequest(0.3, 1.0, 0.0).as_config())
     vectors, _, metrics = SecureCentre(context).fit(
@@ -108,20 +107,20 @@ def test_the_ledger_books_the_sum_of_the_honest_shares(tmp_path: Path) -> None:
                    floor=TRUSTING.format(max=10.0, model="secure-aggregation", c=1))
     state = _secagg_state(flat, 6)
     assert (state["share_num"], state["threshold"]) == (6, 4)
-    _ask(flat, node, state, layout.EVALUATE)
-    metrics, _ = _ask(flat, node, state, layout.EVALUATE, audit=True)
+    _ask(flat, node, state, protocol.SECURE_EVALUATE)
+    metrics, _ = _ask(flat, node, state, protocol.SECURE_EVALUATE, audit=True)
 
     noise = run_evaluation_noise(RunConfig.from_flat(flat))
     histogram_share = max(noise.final / 2, MIN_SHARE_STD)  # 1/t of the variance
     audit_share = max(noise.audit * math.sqrt(6) / 2, MIN_SHARE_STD)
-    assert metrics[layout.NOISE_AUDIT] == pytest.approx(audit_share)
+    assert metrics[protocol.NOISE_AUDIT] == pytest.approx(audit_share)
     expected = [math.sqrt(3) * histogram_share, math.sqrt(3) * audit_share / math.sqrt(6)]
     booked = [r.noise_multiplier for r in PrivacyLedger(Path(str(node["state-dir"])))
               .releases() if r.kind == "evaluate"]
     assert booked == pytest.approx(expected, rel=1e-6)  # the bound's tau term: < 1e-6
     independent = _gaussian_epsilon(expected, 1e-6)
     assert metrics[protocol.EPSILON] == pytest.approx(independent, abs=1e-4)
-    assert (metrics[layout.NOISE_TRUST], metrics[layout.NOISE_COLLUDING]) == (1, 1)
+    assert (metrics[protocol.NOISE_TRUST], metrics[protocol.NOISE_COLLUDING]) == (1, 1)
     alone = _gaussian_epsilon([histogram_share, audit_share / math.sqrt(6)], 1e-6)
     assert alone > 1.5 * metrics[protocol.EPSILON]
 
@@ -130,13 +129,13 @@ def test_alone_books_the_share_seen_alone(tmp_path: Path) -> None:
     flat = _flat(**SECURE)
     node = _centre(tmp_path / "centre", _students(400),
                    floor=TRUSTING.format(max=10.0, model="alone", c=1))
-    metrics, _ = _ask(flat, node, _secagg_state(flat, 6), layout.EVALUATE)
+    metrics, _ = _ask(flat, node, _secagg_state(flat, 6), protocol.SECURE_EVALUATE)
 
     noise = run_evaluation_noise(RunConfig.from_flat(flat))
     share = max(noise.final / 2, MIN_SHARE_STD)
     assert metrics[protocol.EPSILON] == pytest.approx(_gaussian_epsilon([share], 1e-6),
                                                       abs=1e-4)
-    assert (metrics[layout.NOISE_TRUST], metrics[layout.NOISE_COLLUDING]) == (0, 0)
+    assert (metrics[protocol.NOISE_TRUST], metrics[protocol.NOISE_COLLUDING]) == (0, 0)
 
 
 @pytest.mark.parametrize("colluding", [4, 5, 3], ids=["c-at-t", "c-above-t", "t-c-small"])
@@ -146,7 +145,7 @@ def test_a_threshold_too_low_for_the_trust_model_is_refused(colluding: int,
     node = _centre(tmp_path / "centre", _students(400),
                    floor=TRUSTING.format(max=5.0, model="secure-aggregation", c=colluding))
     with pytest.raises(CentreRefusal) as refused:
-        _ask(flat, node, _secagg_state(flat, 6), layout.EVALUATE)
+        _ask(flat, node, _secagg_state(flat, 6), protocol.SECURE_EVALUATE)
 
     assert (refused.value.code, refused.value.reason) == (protocol.Reply.FLOOR,
                                                           protocol.Reason.SECAGG_TRUST)
@@ -190,7 +189,7 @@ MISMATCHES = {
 }
 
 
-@pytest.mark.parametrize("phase", [None, layout.EVALUATE], ids=["train", "evaluate"])
+@pytest.mark.parametrize("phase", [None, protocol.SECURE_EVALUATE], ids=["train", "evaluate"])
 @pytest.mark.parametrize("case", sorted(MISMATCHES))
 def test_secagg_settings_other_than_the_runs_are_refused(case: str, phase: str | None,
                                                          tmp_path: Path) -> None:
@@ -287,7 +286,7 @@ def test_a_trust_refusal_is_the_same_with_one_student_more(tmp_path: Path) -> No
                         ("d1", pd.concat([_students(400), _one(held_out=True)]))):
         node = _centre(tmp_path / name, frame, floor=floor)
         with pytest.raises(CentreRefusal) as refused:
-            _ask(flat, node, _secagg_state(flat, 6), layout.EVALUATE)
+            _ask(flat, node, _secagg_state(flat, 6), protocol.SECURE_EVALUATE)
         reasons.append((refused.value.code, refused.value.reason))
     assert reasons[0] == reasons[1]
 
