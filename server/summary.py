@@ -9,7 +9,8 @@ Written by ``server.run_folder.update_summary`` only (the ServerApp, then the ha
 that adds what only it can compute): a key the type does not know is a programming
 error and raises. Read by :func:`summary_of` (``server.run_folder.read_summary``): a
 run folder from an older version may lack keys (``None``) or hold keys this version
-no longer writes (left out), never a reason to fail. A summary is written in steps
+no longer writes (left out, also when the summary is rewritten), never a reason to
+fail. A summary is written in steps
 (``secure_aggregation`` when the run opens, the figures after every round, the
 harness's at the end), so every key is optional: ``None`` means absent or ``null``
 (``NaN`` and infinities are written as ``null``: "not measurable").
@@ -39,11 +40,11 @@ class _Strict(BaseModel):
 class CentreTrust(_Strict):
     """How one centre booked its secure evaluation releases (its trust model)."""
 
-    model: str = Field(description="whole, alone or secure_aggregation "
-                                   "(common.privacy.secure_release)")
-    colluding: int | None = Field(None, description="secure_aggregation: the colluding "
+    model: str = Field(description="whole-noise, alone or secure-aggregation "
+                                   "(common.privacy.secure_release.TRUST_*)")
+    colluding: int | None = Field(None, description="secure-aggregation: the colluding "
                                                     "centres it assumes")
-    threshold: int | None = Field(None, description="secure_aggregation: the round's "
+    threshold: int | None = Field(None, description="secure-aggregation: the round's "
                                                     "SecAgg+ threshold")
 
 
