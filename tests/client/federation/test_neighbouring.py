@@ -7,14 +7,18 @@ The centre runs through the ClientApp itself (plain mode: ``client.federation.ap
 secure mode: the SecAgg+ client's ``fit``, what ``secaggplus_mod`` masks), as a
 ministry's instruction reaches it. MAC fields (the HMACs of the records head) cannot be
 byte-identical: each centre's key is its own and the rows they cover carry the time of
-booking; the test requires their form (64 hex digits), and the head's PUBLIC lengths.
+booking; the test requires their form (64 hex digits), and the head's PUBLIC lengths;
+the last test recomputes them from the centre's key and the records they name.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 import shutil
+import sqlite3
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -36,7 +40,7 @@ from common import protocol, releases
 from common.config import RunConfig
 from common.equity.audit import AUDIT_GROUPS, GROUP_BINS, cell_key
 from common.model import ModelConfig, build_model
-from common.records.chain import LEDGER_FILE
+from common.records.chain import LEDGER_FIELDS, LEDGER_FILE
 from common.releases import Class
 from common.split import held_out_mask
 from server.federation.bookkeeping import next_edges
@@ -449,3 +453,55 @@ def test_an_evaluation_over_placed_bins_is_the_same_with_one_student_more(
     assert refusals[0].has_error() and refusals[1].has_error()
     assert refusals[0].error.reason == refusals[1].error.reason
     assert protocol.Reason.EDGES_INVALID in refusals[0].error.reason
+
+
+def _hmac(key: bytes, previous: str, content: str) -> str:
+    """HMAC-SHA256 over the previous record's MAC and this record's text, recomputed
+    here with the standard library (not ``common.records.key``)."""
+    return hmac.new(key, f"{previous}\n{content}".encode(), hashlib.sha256).hexdigest()
+
+
+def _recomputed_heads(state: Path, head: dict[str, Any], key: bytes) -> tuple[str, str]:
+    """The head's two MACs recomputed with ``key`` from the records they name: the audit
+    log's line number ``audit_lines`` (its fields but its MAC) and the ledger's row
+    number ``ledger_rows`` (its fields), each chained to the one before."""
+    lines = [json.loads(line) for line in (state / "audit.jsonl").read_text().splitlines()]
+    line = lines[int(head["audit_lines"]) - 1]
+    fields = {k: v for k, v in line.items() if k != "mac"}
+    audit = _hmac(key, line["prev"], json.dumps(fields, sort_keys=True, allow_nan=False))
+    db = sqlite3.connect(state / LEDGER_FILE)
+    try:
+        rows = db.execute(f"SELECT {LEDGER_FIELDS}, mac FROM releases ORDER BY id").fetchall()
+    finally:
+        db.close()
+    row = rows[int(head["ledger_rows"]) - 1]
+    previous = rows[int(head["ledger_rows"]) - 2][-1] if int(head["ledger_rows"]) > 1 \
+        else "0" * 64
+    ledger = _hmac(key, previous, json.dumps(list(row[:-1]), allow_nan=False))
+    return audit, ledger
+
+
+def test_the_heads_macs_are_the_centres_hmacs_of_its_records(tmp_path: Path) -> None:
+    """The MAC fields of the release table are what they are declared to be: the HMAC,
+    under the centre's own key, of the audit line and ledger row the head names, so
+    pseudorandom to whoever lacks the key. Recomputed from the key and the records, they
+    match; under another key they do not; two centres that differ by one student send
+    the same public lengths and different MACs (each its own key)."""
+    flat = _flat()
+    base = _students(400)
+    nodes = [_centre(tmp_path / name, frame)
+             for name, frame in (("d", base), ("d1", pd.concat([base, _one(False)])))]
+    heads = [_plain(_ask(flat, node, "train", "run-1"))[0][protocol.RECORDS_HEAD]
+             for node in nodes]
+
+    for node, head in zip(nodes, heads, strict=True):
+        state = Path(str(node["state-dir"]))
+        key = bytes.fromhex((state / "records.key").read_text(encoding="ascii").strip())
+        assert int(head["ledger_rows"]) >= 2 and int(head["audit_lines"]) >= 2
+        assert _recomputed_heads(state, head, key) == (head["audit_head"], head["ledger_head"])
+        other = _recomputed_heads(state, head, bytes(reversed(key)))
+        assert other[0] != head["audit_head"] and other[1] != head["ledger_head"]
+    assert [(h["audit_lines"], h["ledger_rows"]) for h in heads] == \
+        [(heads[0]["audit_lines"], heads[0]["ledger_rows"])] * 2
+    assert heads[0]["audit_head"] != heads[1]["audit_head"]
+    assert heads[0]["ledger_head"] != heads[1]["ledger_head"]
