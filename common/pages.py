@@ -19,12 +19,14 @@ from typing import Any
 
 import jinja2
 
+from common.app_approval import refusal_sentence
 from common.equity.audit import GAPS
 from common.equity.words import attribute_words, cell_words, group_words, label_words
 from common.files import package_data
 from common.i18n import catalogue as i18n
 from common.i18n.catalogue import N_ as N_  # re-exported: the pages mark their messages with it
 from common.protocol import refusing_centre
+from common.schema import COLUMN_BY_NAME
 
 # A part the run did not produce, in every JSON file and page (never estimated; the
 # files keep these words, the pages show them in their language).
@@ -103,12 +105,21 @@ def build_environment(loader: jinja2.BaseLoader, lang: str = "en") -> jinja2.Env
         # A centre's refusal as the ministry recorded it ("centre: sentence", or the
         # sentence alone): the protocol's fixed sentence in the page's language.
         name, sentence = refusing_centre(str(text), "")
-        if name:
-            return f"{name}{' : ' if lang == 'fr' else ': '}{gettext(sentence)}"
-        return gettext(sentence)
+        shown = i18n.translate(refusal_sentence(sentence), lang)
+        return f"{name}{' : ' if lang == 'fr' else ': '}{shown}" if name else shown
+
+    def predictor(name: str) -> str:
+        # A column by the name school teams know it (the schema's label), else the
+        # audit's words for it, else as it is.
+        column = COLUMN_BY_NAME.get(name)
+        if column is not None and column.label is not None:
+            return column.label.of(lang)
+        words = attribute_words(gettext)(name)
+        return words[:1].upper() + words[1:]
 
     # The audit's attributes, groups and size bands in the page's language.
     env.filters["attribute"] = attribute_words(gettext)
+    env.filters["predictor"] = predictor
     env.filters["group"] = group_words(gettext)
     env.filters["label"] = label_words(gettext)
     env.filters["cell"] = cell_words(gettext)

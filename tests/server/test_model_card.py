@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from common.app_approval import NOT_APPROVED, app_refusal
 from common.i18n import catalogue as i18n
 from common.protocol import Reason
 from server.publication.model_card import (
@@ -206,6 +207,34 @@ def test_the_centres_that_refused_are_on_the_card_with_their_reason(tmp_path: Pa
     for name, reason in REFUSED.items():
         assert f"<tr><td>{name}</td><td>{reason}</td></tr>" in english
     assert "Aucun centre n'a refusé" not in refusals
+
+
+def test_an_app_refusal_is_in_the_pages_language_with_its_hash(tmp_path: Path) -> None:
+    digest = "c" * 64
+    refused = {"cree": app_refusal(NOT_APPROVED, digest=digest)}
+    run = write_run_folder(tmp_path / "run", summary_extra={"centres_refused": refused})
+
+    _, html_path = write_model_card(run)
+
+    page = html.unescape(html_path.read_text(encoding="utf-8"))
+    assert (f"<tr><td>cree</td><td>Application non approuvée : ce centre n'exécute que les "
+            f"applications qu'il a approuvées, et le FAB {digest} n'est pas sur sa "
+            "liste.</td></tr>") in page
+
+
+def test_the_predictors_are_named_as_school_teams_know_them(tmp_path: Path) -> None:
+    _, html_path = write_model_card(write_run_folder(tmp_path / "run"))
+
+    french = html.unescape(html_path.read_text(encoding="utf-8"))
+    english = html.unescape((tmp_path / "run" / "model_card.en.html").read_text("utf-8"))
+    used = french.split("<th>utilisés</th><td>")[1].split("</td>")[0]
+    assert '<span title="home_language">Langue parlée à la maison</span>' in used
+    assert '<span title="grade_trend">Évolution de la moyenne</span>' in used
+    assert ">home_language<" not in used and "<code>" not in used
+    audit = french.split("audit seulement (équité, jamais prédicteurs)</th><td>")[1]
+    assert audit.startswith('<span title="sex">Sexe</span>; '
+                            '<span title="indigenous">Autochtone</span></td>')
+    assert '<span title="home_language">Language spoken at home</span>' in english
 
 
 def test_a_run_nobody_refused_says_so_and_an_older_run_says_not_measured(
