@@ -156,3 +156,13 @@ def test_a_stop_reason_kept_as_a_record_is_shown_in_the_readers_language() -> No
     # A summary written before the record existed, or a hand-edited one, shows its text.
     assert i18n.from_record("plain text") == "plain text"
     assert i18n.from_record({"msgid": "%(x)s", "params": {}}) == "%(x)s"
+
+
+def test_no_message_is_in_the_catalogue_twice() -> None:
+    # Babel reads a second entry over the first: two translations of one message would
+    # silently keep the later one.
+    with i18n.catalogue_path("fr").open("rb") as handle:
+        entries = [line for line in handle.read().decode("utf-8").split("\n\n")
+                   if "\nmsgid " in f"\n{line}"]
+    ids = [entry[entry.index("msgid "):entry.index("\nmsgstr")] for entry in entries]
+    assert sorted({i for i in ids if ids.count(i) > 1}) == []
