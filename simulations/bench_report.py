@@ -64,6 +64,9 @@ def table_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         (N_("parallel efficiency: pure training / (engine wall x workers)"),
          f"{parallel.get('parallel_efficiency', float('nan')):.2f} "
          f"({parallel.get('workers')} workers)"),
+        (N_("speed-up from 1 worker to all (same run)"),
+         f"{_number(parallel.get('speedup')):.2f} "
+         f"({_number(parallel.get('one_worker_wall_seconds')):.1f} s / {w['sim_dp']:.1f} s)"),
         (N_("overhead_ratio (sim / raw, DP)"), f"{report['overhead_ratio']:.2f}"),
         (N_("overhead_ratio without DP"), f"{report['overhead_ratio_no_dp']:.2f}"),
         (N_("raw_compute_seconds: pure local training, DP (s)"),
@@ -90,6 +93,11 @@ def table_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         (N_("load average before / after (1, 5, 15 min)"),
          f"{_load(report['load_average']['before'])} / {_load(report['load_average']['after'])}"),
     ]
+
+
+def _number(value: object) -> float:
+    """A figure of the report, NaN when absent (older reports, or none measured)."""
+    return float(value) if isinstance(value, int | float) else float("nan")
 
 
 def _load(averages: list[float]) -> str:

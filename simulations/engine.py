@@ -51,7 +51,7 @@ EXTRACTS = "extracts"
 def _warm() -> Callable[..., None]:
     """Runs in an actor (as its "ClientApp" loader): import what the ClientApp imports,
     so that the first message of the first run does not pay for it."""
-    import client.federation.app  # noqa: F401  (torch, Opacus, Flower, pandas)
+    import client.federation.app  # noqa: F401
 
     return _no_reply
 
@@ -97,6 +97,14 @@ class KeptRayBackend(RayBackend):
             super().build(app_fn)
         self.app_fn = app_fn
 
+    @property
+    def num_workers(self) -> int:
+        """How many messages Flower's runtime has processed at once (its worker
+        threads): every actor, or :attr:`SimulationEngine.workers` of them."""
+        actors = super().num_workers
+        limit = self.engine.workers
+        return actors if limit is None else max(1, min(actors, limit))
+
     def terminate(self) -> None:
         pool = self.pool
         if pool is not None and len(pool.pool) == pool.num_actors:
@@ -119,6 +127,9 @@ class SimulationEngine:
         self.backend_config = backend_config
         self.start_seconds = 0.0
         self.starts = 0  # how many times Ray and a pool were started (tests read it)
+        #: At most this many simulated centres at once in the next runs (None: one per
+        #: actor): the bench's run with one worker, on the same engine and actors.
+        self.workers: int | None = None
         self._backend: KeptRayBackend | None = None
         self._restore: Callable[[], None] | None = None
         #: The actors' shared noise plans while the engine runs (removed at its close).

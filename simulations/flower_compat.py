@@ -78,6 +78,9 @@ PRIVATE: tuple[tuple[str, str, tuple[str, ...] | None], ...] = (
     (RAY_BACKEND_MODULE, "RayBackend", ("backend_config",)),
     (RAY_BACKEND_MODULE, "RayBackend.build", ("self", "app_fn")),
     (RAY_BACKEND_MODULE, "RayBackend.terminate", ("self",)),
+    # How many worker threads Flower's runtime starts (``vce_api.run_api``): the engine
+    # lowers it for the bench's run with one worker (``simulations.engine``).
+    (RAY_BACKEND_MODULE, "RayBackend.num_workers", None),
     ("flwr.supercore.run", "Run", None),
     ("flwr.supercore.run", "Run.create_empty", ("run_id",)),
     ("flwr.supercore.task_identity", "TaskIdentity", None),

@@ -167,6 +167,23 @@ def test_bench_reports_the_parallel_efficiency(tiny_bench) -> None:
     assert "parallel efficiency" in stdout
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_bench_measures_the_speedup_from_one_worker_on_the_same_engine(tiny_bench) -> None:
+    report, stdout = tiny_bench
+    parallel = report["parallel"]
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one CPU: no second worker to compare with")
+    one, every = parallel["one_worker_wall_seconds"], report["wall_seconds"]["sim_dp"]
+
+    assert one > 0 and parallel["speedup"] == pytest.approx(one / every)
+    assert parallel["speedup_efficiency"] == pytest.approx(one / every / parallel["workers"])
+    # The same federation (reproducible noise, same seed), one centre at a time.
+    assert parallel["one_worker_auc_pooled"] == pytest.approx(report["auc_pooled"]["sim_dp"],
+                                                              abs=1e-9)
+    assert "speed-up from 1 worker to all" in stdout
+
+
 def test_parallel_figures_know_the_answer() -> None:
     from simulations.bench import parallel_figures
 
@@ -176,6 +193,12 @@ def test_parallel_figures_know_the_answer() -> None:
 
     assert figures["parallel_efficiency"] == pytest.approx(0.522)
     assert math.isnan(parallel_figures(130.5, 125.0, None)["parallel_efficiency"])
+    # The raw loop's 158.0 s on one core against the engine's 125.0 s on two: 1.26x.
+    speedup = parallel_figures(130.5, 125.0, 2, one_worker_wall=158.0)
+    assert speedup["speedup"] == pytest.approx(1.264)
+    assert speedup["speedup_efficiency"] == pytest.approx(0.632)
+    assert math.isnan(figures["speedup"])
+
 
 
 @pytest.mark.slow
