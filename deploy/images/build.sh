@@ -24,8 +24,9 @@
 # - check:     the app's hash inside the app image equals the checkout's.
 # - ray:       not in `all` (research only; `make images-ray`): the Ray wheelhouse
 #              (.work/images/wheelhouse-ray: ray==2.55.1 and its dependencies, pinned by
-#              the lock) and localhost/perseverance/ray, the app image plus Ray
-#              (deploy/ray/Dockerfile): the nodes of a Ray cluster for simulations.
+#              the lock) and localhost/perseverance/ray, the app image plus Ray and the
+#              project as staged now (deploy/ray/Dockerfile): the nodes of a Ray cluster
+#              for simulations.
 #
 # Environment: PYTHON (a Python with the project's flwr; default .venv/bin/python),
 # IMAGE_TAG (default: pyproject's version), BASE_TAG, BUILD_BASE_TAG, PROXY_BASE_TAG, DEBIAN_SOURCES,
@@ -186,6 +187,7 @@ step_proxy() { build_image deploy/ministry/proxy.Dockerfile "$PROXY_IMAGE" "$PRO
 RAY_IMAGE="localhost/perseverance/ray:$IMAGE_TAG"
 step_ray() {
   local wheels="$WORK/wheelhouse-ray" start; start=$(date +%s)
+  step_stage  # the image installs the checkout's project over the app image's
   say "ray: wheelhouse $wheels (ray==2.55.1, pinned by the lock)"
   mkdir -p "$wheels"
   if ! "$PYTHON" -m pip wheel --quiet --wheel-dir "$wheels" --find-links "$WHEELHOUSE" \

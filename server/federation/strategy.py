@@ -192,6 +192,11 @@ class PooledFedAvg(FedAvg):
         replies = [reply for reply in replies if reply.has_error() or self.book.identify(
             server_round, "train", reply.metadata.src_node_id, _configs(reply.content),
             _declared(reply.content))]
+        # In the centres' order, not their replies' arrival: the float sum of the updates
+        # (Flower's aggregate_arrayrecords) then does not depend on who answered first,
+        # and a reproducible run gives the same weights to the bit on one machine or a
+        # cluster (tests/deploy/test_ray_cluster_containers.py).
+        replies.sort(key=lambda reply: self.book.identities.of(reply.metadata.src_node_id))
         replies = self._screen(server_round, replies)
         accepted = [reply for reply in replies if not reply.has_error()]
         released = [(r.metadata.src_node_id, TrainRelease.of(_metrics(r.content)))

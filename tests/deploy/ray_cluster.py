@@ -258,9 +258,7 @@ def _same(one: object, other: object, rel: float) -> bool:
 def figure_differences(one: dict[str, object], other: dict[str, object],
                        rel: float = 0.0) -> dict[str, tuple[object, object]]:
     """The summary keys, timings and names aside, whose values differ (numbers by more
-    than ``rel``, relative and absolute; 0: exactly). The centres' updates are summed in
-    the order their replies arrive (Flower's ``aggregate_arrayrecords``), which may
-    differ between two runs: the weights may then differ in their last bits."""
+    than ``rel``, relative and absolute; 0: exactly)."""
     keys = (set(one) | set(other)) - NOT_FIGURES
     return {k: (one.get(k), other.get(k)) for k in sorted(keys)
             if not _same(one.get(k), other.get(k), rel)}
