@@ -25,11 +25,12 @@ Each seed's raw held-out scores, labels, bins and released counts are kept in
 ``<out>/<case>/seed-N/scores.npz`` (for offline studies of the estimator).
 
     nice python -m simulations.bench_release [--cases weak-5,realinho] [--seeds 5]
-        [--set evaluation.placement=fixed] [--out .work/bench-release] [--json FILE]
+        [--first-seed 1] [--set evaluation.placement=fixed] [--out .work/bench-release]
+        [--json FILE]
 
-Seeds run one after the other (``seed`` = 1..N: the model's initialisation, the
-training's sampling and noise, the evaluation's noise); the data of a case are the
-same in every seed.
+Seeds run one after the other (``seed`` = 1..N, or N seeds from ``--first-seed``: the
+model's initialisation, the training's sampling and noise, the evaluation's noise); the
+data of a case are the same in every seed.
 """
 
 from __future__ import annotations
@@ -228,6 +229,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=1,
+                        help="the first seed (more seeds of a case in another --out)")
     parser.add_argument("--set", action="append", default=[], dest="overrides")
     parser.add_argument("--out", type=Path, default=Path(".work/bench-release"))
     parser.add_argument("--json", type=Path, default=None)
@@ -243,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
         folder = (args.out / name).resolve()
         scenario, files = prepare_case(CASES[name], folder, args.overrides)
         results[name] = []
-        for seed in range(1, args.seeds + 1):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             outcome = run_seed(scenario, files, folder, seed)
             results[name].append(outcome)
             print(f"{name} seed {seed}: exact {outcome.exact:.4f} released "
