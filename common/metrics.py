@@ -164,8 +164,9 @@ def score_histogram(
                           kept)
 
 
-#: How many bins an evaluation placed from a released histogram asks for (at most
-#: ``evaluation.bins``; the rest of the release's bins are exact zeros). With DP noise on
+#: The most bins an evaluation placed from a released histogram asks for (and at most
+#: ``evaluation.bins``; the rest of the release's bins are exact zeros; how many:
+#: :func:`placed_count`). With DP noise on
 #: every count, each bin's noise moves the pooled AUC whatever the bin holds, so fewer
 #: bins carry less noise, and placed bins lose less to ties; but a model's scores move
 #: between the evaluation that placed them and the next, and too few bins then lose to
