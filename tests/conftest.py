@@ -13,6 +13,17 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Hypothesis draws the same examples in every run of `make test` and `make test-fast`
+# (a failure is a change of the code, never a draw); `make fuzz` (PERSEVERANCE_FUZZ=1)
+# explores fresh random examples, many more of them. A test's own @settings may ask for
+# more or fewer examples; it does not choose the randomness (none sets derandomize).
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("fuzz", derandomize=False, deadline=None, max_examples=300,
+                          print_blob=True)
+FUZZ = os.environ.get("PERSEVERANCE_FUZZ", "") not in ("", "0")
+settings.load_profile("fuzz" if FUZZ else "ci")
 
 for _name in ("PERSEVERANCE_LANG", "LC_ALL", "LC_MESSAGES"):
     os.environ.pop(_name, None)
