@@ -18,7 +18,7 @@ import pytest
 
 from common.i18n import catalogue as i18n
 from common.metrics import ScoreHistogram
-from simulations.report import NOT_MEASURED, REPORT, REPORT_EN, write_report
+from simulations.report import NOT_MEASURED, REPORT, REPORT_EN, render_report, write_report
 from simulations.report_plots import roc_points
 from tests.server.run_fixtures import write_run_folder
 
@@ -32,6 +32,16 @@ def english(run: Path) -> str:
     return (run / REPORT_EN).read_text(encoding="utf-8")
 
 
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """The complete run folder of ``write_run_folder`` and its two pages, written once
+    (each ``write_report`` draws twelve figures, about 3 s) for the tests that only read
+    them: the run folder, the French page, the English page."""
+    run = write_run_folder(tmp_path_factory.mktemp("report") / "run")
+    french = write_report(run).read_text(encoding="utf-8")
+    return run, french, (run / REPORT_EN).read_text(encoding="utf-8")
+
+
 def test_a_complete_run_gets_all_six_plots(tmp_path: Path) -> None:
     run = write_run_folder(tmp_path / "run", summary_extra={
         "auc_local_only_by_size_band": {"small": 0.7, "medium": None, "large": 0.79}})
@@ -42,10 +52,11 @@ def test_a_complete_run_gets_all_six_plots(tmp_path: Path) -> None:
     assert NOT_MEASURED not in page.split("<h2>Learning curves</h2>")[1]
 
 
-def test_every_image_is_an_embedded_png(tmp_path: Path) -> None:
-    page = write_report(write_run_folder(tmp_path / "run")).read_text(encoding="utf-8")
+def test_every_image_is_an_embedded_png(report: tuple[Path, str, str]) -> None:
+    _, french, en = report
 
-    for data in IMAGE.findall(page):
+    assert IMAGE.findall(french) and IMAGE.findall(en)
+    for data in IMAGE.findall(french) + IMAGE.findall(en):
         assert base64.b64decode(data).startswith(b"\x89PNG\r\n\x1a\n")
 
 
@@ -60,21 +71,21 @@ def test_missing_equity_and_participation_become_notes(tmp_path: Path) -> None:
     assert f"AUC by centre size was {NOT_MEASURED}" in page
 
 
-def test_the_page_loads_nothing_from_anywhere(tmp_path: Path) -> None:
-    run = write_run_folder(tmp_path / "run")
-    page = write_report(run).read_text(encoding="utf-8")
+def test_the_page_loads_nothing_from_anywhere(report: tuple[Path, str, str]) -> None:
+    _, french, en = report
 
-    for text in (page, english(run)):
+    for text in (french, en):
         assert "http://" not in text and "https://" not in text and "<script" not in text
 
 
 def test_the_report_is_french_with_english_beside_it(tmp_path: Path) -> None:
     run = write_run_folder(tmp_path / "run", equity=False)
 
-    french = write_report(run).read_text(encoding="utf-8")
+    page = write_report(run)
+    french = page.read_text(encoding="utf-8")
     en = (run / REPORT_EN).read_text(encoding="utf-8")
 
-    assert write_report(run).name == REPORT == "report.html"
+    assert page.name == REPORT == "report.html"
     assert '<html lang="fr">' in french and '<html lang="en">' in en
     assert "<h2>Courbes d'apprentissage</h2>" in french and "Learning curves" not in french
     assert "L'équité par groupe n'a pas été mesurée" in html.unescape(french)
@@ -82,22 +93,17 @@ def test_the_report_is_french_with_english_beside_it(tmp_path: Path) -> None:
     assert "<h2>Learning curves</h2>" in en and 'href="report.html" hreflang="fr"' in en
 
 
-def test_the_figures_are_drawn_in_the_page_language(tmp_path: Path) -> None:
-    run = write_run_folder(tmp_path / "run")
-
-    french = IMAGE.findall(write_report(run).read_text(encoding="utf-8"))
-    en = IMAGE.findall((run / REPORT_EN).read_text(encoding="utf-8"))
+def test_the_figures_are_drawn_in_the_page_language(report: tuple[Path, str, str]) -> None:
+    french, en = IMAGE.findall(report[1]), IMAGE.findall(report[2])
 
     assert len(french) == len(en) == 6
     assert all(f != e for f, e in zip(french, en, strict=True))
     assert i18n.gettext("fr")("false-positive rate") != "false-positive rate"
 
 
-def test_french_summary_figures_take_the_decimal_comma(tmp_path: Path) -> None:
-    run = write_run_folder(tmp_path / "run")
+def test_french_summary_figures_take_the_decimal_comma(report: tuple[Path, str, str]) -> None:
+    run, french, _ = report
     summary = json.loads((run / "summary.json").read_text())
-
-    french = write_report(run).read_text(encoding="utf-8")
 
     assert f"<td class=\"num\">{i18n.number(summary['auc_pooled'], 3, 'fr')}</td>" in french
     assert "," in i18n.number(summary["auc_pooled"], 3, "fr")
@@ -135,9 +141,11 @@ def _refusals(page: str) -> str:
 
 
 def test_the_centres_that_refused_are_listed_with_their_reason(tmp_path: Path) -> None:
-    run = write_run_folder(tmp_path / "run", summary_extra={"centres_refused": REFUSED})
+    # The refusals' section only: the French page of a run folder with fewer figures.
+    run = write_run_folder(tmp_path / "run", equity=False, participation=False,
+                           summary_extra={"centres_refused": REFUSED})
 
-    section = _refusals(write_report(run).read_text(encoding="utf-8"))
+    section = _refusals(render_report(run, "fr"))
 
     name, reason = next(iter(REFUSED.items()))
     assert f"<tr><td>{name}</td><td>{reason}</td></tr>" in section
@@ -145,24 +153,26 @@ def test_the_centres_that_refused_are_listed_with_their_reason(tmp_path: Path) -
 
 
 def test_a_run_nobody_refused_says_so(tmp_path: Path) -> None:
-    run = write_run_folder(tmp_path / "run", summary_extra={"centres_refused": {}})
-    older = write_run_folder(tmp_path / "older")
+    # The refusals' section only: run folders with fewer figures, each page drawn once.
+    run = write_run_folder(tmp_path / "run", equity=False, participation=False,
+                           summary_extra={"centres_refused": {}})
+    older = write_run_folder(tmp_path / "older", equity=False, participation=False)
 
-    section = _refusals(write_report(run).read_text(encoding="utf-8"))
-    older_section = _refusals(write_report(older).read_text(encoding="utf-8"))
+    section = _refusals(render_report(run, "fr"))
+    older_section = _refusals(render_report(older, "fr"))
 
     assert "Aucun centre n'a refusé cette exécution." in section
-    assert "No centre refused this run." in (run / "report.en.html").read_text(encoding="utf-8")
+    assert "No centre refused this run." in render_report(run, "en")
     assert "non mesuré dans cette exécution" in older_section
     assert "Aucun centre" not in older_section
 
 
 def test_a_value_holding_markup_is_escaped_in_the_report(tmp_path: Path) -> None:
-    run = write_run_folder(tmp_path / "run", summary_extra={
+    run = write_run_folder(tmp_path / "run", equity=False, participation=False, summary_extra={
         "scenario": "<script>alert(1)</script>",
         "centres_refused": {"<img src=x onerror=alert(2)>": "<script>alert(3)</script>"}})
 
-    page = write_report(run).read_text(encoding="utf-8")
+    page = render_report(run, "fr")
 
     assert "<script" not in page and "<img src=x" not in page
     assert "<h1>Rapport d'exécution : &lt;script&gt;alert(1)&lt;/script&gt;</h1>" in page
@@ -191,10 +201,10 @@ def _chromium() -> str:
 
 
 @pytest.mark.slow
-def test_every_image_loads_in_headless_chromium(tmp_path: Path) -> None:
+def test_every_image_loads_in_headless_chromium(report: tuple[Path, str, str],
+                                               tmp_path: Path) -> None:
     chromium = _chromium()
-    run = write_run_folder(tmp_path / "run")
-    page = write_report(run).read_text(encoding="utf-8")
+    run, page, _ = report
     probe = tmp_path / "probe.html"
     probe.write_text(page.replace("</body>", COUNT_IMAGES), encoding="utf-8")
 
