@@ -69,13 +69,14 @@ pytest: install system-packages dp-accounting
 
 test: lint typecheck pytest
 
-# The daily loop (about 3 minutes here): lint, import contracts and every test not marked
-# `slow` (the federations, real servers, Ray and browsers are the slow ones; `make test`
-# runs them all, as CI does).
+# The daily loop: lint, import contracts, the unit tests and one federation in process
+# (tests/server/test_audit_verify.py's); not the tests marked `slow` (real servers, Ray,
+# browsers, the simulation engine, long training) nor `federation` (the other in-process
+# federations). `make test` runs them all, as CI does. Timings: README, "Development".
 test-fast: install
 	$(BIN)/ruff check common client server simulations tests tools
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q -m "not slow" -n 2
+	$(BIN)/python -m pytest -q -m "not slow and not federation" -n 2
 
 # Fresh random malformed extracts (many more than `make test` checks, which are fixed).
 fuzz: install

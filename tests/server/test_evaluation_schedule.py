@@ -22,6 +22,8 @@ from server.federation.run import run_federation
 from simulations.direct_grid import DirectGrid
 from tests.server.conftest import small_network
 
+pytestmark = pytest.mark.federation  # an in-process federation: make test, not test-fast
+
 CENTRES = 3
 FLOWER_LOGGER.setLevel(logging.WARNING)
 

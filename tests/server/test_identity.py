@@ -103,6 +103,7 @@ def events(folder: Path, name: str) -> list[dict[str, object]]:
     return [e for e in read_trail(folder / "audit.jsonl") if e["event"] == name]
 
 
+@pytest.mark.federation
 def test_a_forged_name_and_head_are_rejected_and_the_victim_s_records_verify(
         tmp_path: Path, data: Path) -> None:
     victim, actor, forger_node = name_of(data, VICTIM), actor_of(VICTIM), FIRST_NODE_ID + FORGER
@@ -138,6 +139,7 @@ def refusing_as(victim: str) -> Callable[[Message, Context, Next], Message]:
     return mod
 
 
+@pytest.mark.federation
 def test_a_refusal_naming_another_centre_is_filed_under_its_sender(
         tmp_path: Path, data: Path) -> None:
     victim, forger = name_of(data, VICTIM), name_of(data, FORGER)

@@ -23,6 +23,8 @@ from server.federation.secure import run_secure_federation
 from simulations.direct_grid import DirectGrid
 from simulations.network import generate_network, write_network
 
+pytestmark = pytest.mark.federation  # an in-process federation: make test, not test-fast
+
 FLOWER_LOGGER.setLevel(logging.WARNING)
 
 

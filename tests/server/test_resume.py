@@ -68,6 +68,7 @@ def _summary(run_dir: Path) -> dict[str, object]:
     return dict(json.loads((run_dir / "summary.json").read_text()))
 
 
+@pytest.mark.federation
 def test_a_run_whose_server_died_resumes_and_spends_nothing_twice(tmp_path, data_dir) -> None:
     run_dir = tmp_path / "run"
     with pytest.raises(ServerCrash):
@@ -95,6 +96,7 @@ def test_a_run_whose_server_died_resumes_and_spends_nothing_twice(tmp_path, data
     assert server_events[-1] == "run_finished" and verify_trail(run_dir / "audit.jsonl") == []
 
 
+@pytest.mark.federation
 def test_resuming_with_another_configuration_is_refused_in_one_sentence(
     tmp_path, data_dir
 ) -> None:
@@ -111,6 +113,7 @@ def test_resuming_with_another_configuration_is_refused_in_one_sentence(
     assert _summary(run_dir)["stopped"] == message
 
 
+@pytest.mark.federation
 def test_a_round_goes_on_without_a_centre_that_died_mid_run(tmp_path, data_dir) -> None:
     run_dir = tmp_path / "run"
 
@@ -132,6 +135,7 @@ def test_a_round_goes_on_without_a_centre_that_died_mid_run(tmp_path, data_dir) 
     assert {(e["round"], e["node"]) for e in absences} == {(2, 1001), (3, 1001)}
 
 
+@pytest.mark.federation
 def test_below_the_minimum_the_run_stops_cleanly_then_resumes(tmp_path, data_dir) -> None:
     run_dir = tmp_path / "run"
     config = _config(run_dir, data_dir, min_centres=3)
@@ -182,6 +186,7 @@ class AuditCrashGrid(DirectGrid):
         return ids
 
 
+@pytest.mark.federation
 @pytest.mark.parametrize("after_push", [False, True])
 def test_a_run_that_died_before_its_audit_resumes_into_it(tmp_path, data_dir,
                                                           after_push) -> None:

@@ -26,6 +26,8 @@ from server.federation.secure import run_secure_federation
 from simulations.direct_grid import DirectGrid
 from tests.server.conftest import small_network
 
+pytestmark = pytest.mark.federation  # an in-process federation: make test, not test-fast
+
 CENTRES = 4
 FLOWER_LOGGER.setLevel(logging.WARNING)
 

@@ -52,6 +52,8 @@ from server.federation.run import run_federation
 from simulations.direct_grid import DirectGrid
 from tests.server.conftest import small_network
 
+pytestmark = pytest.mark.federation  # an in-process federation: make test, not test-fast
+
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "tools" / "dpacc" / "recompute.py"
 #: Set by ``make test`` (the Makefile's ``pytest`` target): the environment must be there.
