@@ -227,7 +227,9 @@ class PooledFedAvg(FedAvg):
                                            reply.metadata.group_id, self.evaluated_version) \
                     and self.book.identify(server_round, "evaluate", node, configs, metrics):
                 releases.append((node, dict(metrics)))
-        return releases
+        # In the centres' order, as the updates (aggregate_train): the pooled sums do not
+        # depend on which centre answered first.
+        return sorted(releases, key=lambda release: self.book.identities.of(release[0]))
 
     def aggregate_evaluate(
         self, server_round: int, replies: Iterable[Message]
