@@ -40,10 +40,12 @@ def test_dp_step_without_noise_or_clipping_equals_a_plain_step():
 
 
 def test_training_without_dp_learns():
-    x, y = _data()
+    # 1,000 records and 3 epochs reach AUC 0.83 from 0.55 (2,000 and 5 epochs: 0.85, in
+    # six times the time).
+    x, y = _data(1000)
     model = build_model(ModelConfig(), seed=1)
     before = roc_auc_score(y, predict_proba(model, x))
-    train_local(model, x, y, epochs=5, batch_size=64, learning_rate=0.01, dp=None,
+    train_local(model, x, y, epochs=3, batch_size=64, learning_rate=0.01, dp=None,
                 reproducible=True)
     assert roc_auc_score(y, predict_proba(model, x)) > max(before, 0.75)
 
