@@ -39,6 +39,7 @@ from typing import Any
 from simulations.flower_compat import (
     RayBackend,
     print_actor_output,
+    replace_message_extractor,
     replace_ray_backend,
     route_actor_output,
     stop_routing_actor_output,
@@ -50,9 +51,22 @@ EXTRACTS = "extracts"
 
 def _warm() -> Callable[..., None]:
     """Runs in an actor (as its "ClientApp" loader): import what the ClientApp imports,
-    so that the first message of the first run does not pay for it."""
-    import client.federation.app  # noqa: F401
+    so that the first message of the first run does not pay for it.
 
+    Besides the app's own imports, what its first task would import on the way
+    (issue 32, found by profiling the actors): torch's compiler front end, which
+    ``torch.optim`` imports at the first optimiser built (1.5-3 s an actor, in round 1
+    of every run's first task on an actor), pandera's pandas backends (registered at the
+    first validation, with hypothesis) and pyarrow's Parquet reader. Imports only: no
+    cache, nothing a run's figures could depend on."""
+    import pandas as pd
+    import pyarrow.parquet  # noqa: F401
+    import torch._dynamo  # noqa: F401
+    from pandera.api.pandas.container import DataFrameSchema
+
+    import client.federation.app  # noqa: F401  (torch, Opacus, Flower, pandas)
+
+    DataFrameSchema.register_default_backends(pd.DataFrame)
     return _no_reply
 
 
@@ -267,7 +281,16 @@ class SimulationEngine:
 
     def __enter__(self) -> SimulationEngine:
         # Flower's runtime calls ``RayBackend(backend_config)`` at every run.
-        self._restore = replace_ray_backend(self._backend_for)
+        restore_backend = replace_ray_backend(self._backend_for)
+        # And hands instructions to its workers with an extractor whose polling took
+        # a quarter of a core at quebec-72 (issue 32): a light one while the engine is open.
+        restore_extractor = replace_message_extractor()
+
+        def restore() -> None:
+            restore_extractor()
+            restore_backend()
+
+        self._restore = restore
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -142,3 +142,18 @@ def test_no_code_reaches_flowers_private_modules_but_through_a_door() -> None:
              for hit in _private_imports(path)]
 
     assert found == []
+
+
+def test_an_open_engine_hands_instructions_over_with_the_light_extractor() -> None:
+    """Flower's runtime starts its extractor thread by the module-level name (issue 32:
+    Flower's own took a quarter of a core at quebec-72); an open engine replaces it and
+    its close gives Flower's back. Opening an engine starts nothing (no Ray)."""
+    from flwr.server.superlink.fleet.vce import vce_api
+
+    from simulations.engine import SimulationEngine
+
+    assert re.search(r"target=add_messages_to_queue\b", inspect.getsource(vce_api.run_api))
+    original = vce_api.add_messages_to_queue
+    with SimulationEngine({}):
+        assert vce_api.add_messages_to_queue is simulations_door._light_extractor
+    assert vce_api.add_messages_to_queue is original
