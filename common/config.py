@@ -16,6 +16,7 @@ from typing import Any
 from common.equity.audit import AUDIT_GROUPS
 from common.errors import ExitCode, PerseveranceError
 from common.i18n.catalogue import N_, Sentence, word
+from common.privacy import ACCOUNTANTS
 
 ConfigValue = bool | int | float | str
 #: Keys the harnesses set themselves (the scenario's name, the run and data folders, the
@@ -213,8 +214,9 @@ class RunConfig:
         _check(self.privacy.epsilon > 0, N_("privacy.epsilon must be positive"))
         _check(0.0 < self.privacy.delta < 1e-2, N_("privacy.delta must be in (0, 0.01)"))
         _check(self.privacy.max_grad_norm > 0, N_("privacy.max_grad_norm must be positive"))
-        _check(self.privacy.accountant in ("rdp", "prv"),
-               N_("privacy.accountant must be rdp or prv"))
+        _check(self.privacy.accountant in ACCOUNTANTS,
+               N_("privacy.accountant must be one of %(names)s",
+                  names=", ".join(ACCOUNTANTS)))
         _check(0.0 < self.privacy.secagg_shares <= 1.0,
                N_("privacy.secagg_shares must be in (0, 1]"))
         _check(

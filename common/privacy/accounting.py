@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from opacus.accountants import PRVAccountant, RDPAccountant
+from opacus.accountants import create_accountant
 from opacus.accountants.accountant import IAccountant
 from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
 from opacus.accountants.utils import get_noise_multiplier
 
 from common.discrete_gaussian import MIN_SHARE_STD, sum_multiplier
 from common.equity.audit import AUDIT_GROUPS, GROUP_BINS, all_cell_keys
+from common.privacy import ACCOUNTANTS
 
 if TYPE_CHECKING:
     from common.config import RunConfig
@@ -81,11 +82,11 @@ class SamplingPlan:
 
 
 def _accountant(name: str) -> IAccountant:
-    if name == "rdp":
-        return RDPAccountant()
-    if name == "prv":
-        return PRVAccountant()
-    raise ValueError(f"Unknown accountant '{name}' (use rdp or prv).")
+    """A fresh Opacus accountant of one of :data:`common.privacy.ACCOUNTANTS`."""
+    if name not in ACCOUNTANTS:
+        raise ValueError(f"Unknown accountant '{name}' (use one of {', '.join(ACCOUNTANTS)}).")
+    accountant: IAccountant = create_accountant(name)
+    return accountant
 
 
 @lru_cache(maxsize=1024)

@@ -1,5 +1,8 @@
 import pytest
+from opacus.accountants import create_accountant
 
+from common.config import RunConfig
+from common.privacy import ACCOUNTANTS
 from common.privacy import accounting as privacy
 from common.privacy.accounting import (
     MAX_BATCH,
@@ -108,3 +111,16 @@ def test_the_plan_on_near_orders_is_the_plan_on_every_order(epsilon: float, samp
     assert composed_epsilon(history, 1e-6) <= epsilon
     below = privacy.training_history(fast / privacy.PLAN_TOLERANCE, sample_rate, steps, rounds)
     assert composed_epsilon(below, 1e-6) > epsilon
+
+
+@pytest.mark.parametrize("name", ACCOUNTANTS)
+def test_every_registered_accountant_books_as_opacus_does_and_a_run_may_name_it(
+        name: str) -> None:
+
+    history = [(1.1, 0.01, 300), (2.0, 1.0, 2)]
+    opacus = create_accountant(name)
+    opacus.history = list(history)
+
+    assert composed_epsilon(history, 1e-6, name) == pytest.approx(
+        opacus.get_epsilon(delta=1e-6), rel=1e-3)
+    assert RunConfig.from_flat({"privacy.accountant": name}).privacy.accountant == name
