@@ -16,7 +16,6 @@ from typing import Any
 from common.equity.audit import AUDIT_GROUPS
 from common.errors import ExitCode, PerseveranceError
 from common.i18n.catalogue import N_, Sentence, word
-from common.privacy import ACCOUNTANTS
 
 ConfigValue = bool | int | float | str
 #: Keys the harnesses set themselves (the scenario's name, the run and data folders, the
@@ -28,6 +27,15 @@ class ConfigError(PerseveranceError, ValueError):
     """A configuration value a user gave is wrong. The message is one sentence."""
 
     exit_code = ExitCode.UNUSABLE
+
+
+#: The accountants a run may book with (``privacy.accountant``): names of Opacus's
+#: accountants (``opacus.accountants.create_accountant``; common.privacy.accounting makes
+#: them). "rdp", the default, is the only Renyi one: the per-student filter
+#: (``filter_epsilon``) and the discrete Gaussian's bound are argued in RDP, so a centre's
+#: floor refuses the others unless its policy allows them (docs/PRIVACY.md). Adding one
+#: Opacus has: its name here, its row in docs/reference/configuration*.md, a test.
+ACCOUNTANTS: tuple[str, ...] = ("rdp", "prv")
 
 
 @dataclass(frozen=True)

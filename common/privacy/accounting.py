@@ -27,9 +27,9 @@ from opacus.accountants.accountant import IAccountant
 from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
 from opacus.accountants.utils import get_noise_multiplier
 
+from common.config import ACCOUNTANTS
 from common.discrete_gaussian import MIN_SHARE_STD, sum_multiplier
 from common.equity.audit import AUDIT_GROUPS, GROUP_BINS, all_cell_keys
-from common.privacy import ACCOUNTANTS
 
 if TYPE_CHECKING:
     from common.config import RunConfig
@@ -82,7 +82,7 @@ class SamplingPlan:
 
 
 def _accountant(name: str) -> IAccountant:
-    """A fresh Opacus accountant of one of :data:`common.privacy.ACCOUNTANTS`."""
+    """A fresh Opacus accountant of one of :data:`common.config.ACCOUNTANTS`."""
     if name not in ACCOUNTANTS:
         raise ValueError(f"Unknown accountant '{name}' (use one of {', '.join(ACCOUNTANTS)}).")
     accountant: IAccountant = create_accountant(name)

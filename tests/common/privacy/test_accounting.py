@@ -1,8 +1,7 @@
 import pytest
 from opacus.accountants import create_accountant
 
-from common.config import RunConfig
-from common.privacy import ACCOUNTANTS
+from common.config import ACCOUNTANTS, RunConfig
 from common.privacy import accounting as privacy
 from common.privacy.accounting import (
     MAX_BATCH,
