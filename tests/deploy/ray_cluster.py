@@ -309,6 +309,12 @@ def main(argv: list[str] | None = None) -> int:
     close = figure_differences(single.summary(), on_cluster.summary(), rel=1e-6)
     print("figures equal" if not differences else f"figures differ: {differences} "
           f"(by more than 1e-6: {close or 'none'})")
+    import torch
+
+    weights = [torch.load(run.out / "model.pt", weights_only=True)["state_dict"]
+               for run in (single, on_cluster)]
+    print("final weights equal to the bit:", weights[0].keys() == weights[1].keys() and all(
+        torch.equal(weights[0][key], weights[1][key]) for key in weights[0]))
     for run in (single, on_cluster):
         print(run.out.name, json.dumps(run.summary().get("wall_seconds_split")))
     print(f"run folders: {folder}")
