@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import settings
@@ -24,6 +25,9 @@ settings.register_profile("fuzz", derandomize=False, deadline=None, max_examples
                           print_blob=True)
 FUZZ = os.environ.get("PERSEVERANCE_FUZZ", "") not in ("", "0")
 settings.load_profile("fuzz" if FUZZ else "ci")
+
+if TYPE_CHECKING:
+    from tests.simulations.conftest import TinyRun
 
 for _name in ("PERSEVERANCE_LANG", "LC_ALL", "LC_MESSAGES"):
     os.environ.pop(_name, None)
@@ -42,3 +46,14 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     if item.get_closest_marker("slow") is not None:
         deploy = Path(str(item.path)).is_relative_to(Path(__file__).parent / "deploy")
         item.add_marker(pytest.mark.xdist_group("deploy" if deploy else "federations"))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+    """``perseverance-sim run --scenario tiny``, made once per test process for the tests of
+    tests/simulations and the console's real runs (tests/server), which run in the same
+    xdist group (``federations``), so in the same process: one engine start and one tiny
+    federation fewer in ``make test``."""
+    from tests.simulations.conftest import make_tiny_run
+
+    return make_tiny_run(tmp_path_factory)

@@ -22,6 +22,7 @@ from common.i18n import catalogue as i18n
 from common.i18n.catalogue import number
 from server.deployment.enrolment import InventoryEntry, write_inventory
 from tests.server.console_fixtures import console_server, tree_digest
+from tests.simulations.conftest import TinyRun
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.slow
@@ -75,15 +76,20 @@ def _sim(args: list[str], env: dict[str, str], log: Path, ok: bool = True) -> No
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def site(tmp_path_factory: pytest.TempPathFactory,
+         tiny_run: TinyRun) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("real-runs")
     runs, registry, log = root / "runs", root / "registry", root / "commands.log"
     ray_tmp = Path(f"/tmp/prs-ray-pages-{os.getpid()}")  # Ray's socket paths stay short
+    # The tiny run is the suite's (``perseverance-sim run --scenario tiny``, made once per
+    # test process, tests/conftest.py); the two runs below are signed with its ministry
+    # key, so that the console verifies every audit log with one key.
+    assert tiny_run.proc.returncode == 0, tiny_run.proc.stderr[-3000:]
+    key = tiny_run.out.parent / "flwr" / "perseverance" / "ministry-records.key"
     env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "FLWR_HOME": str(root / "flwr"),
-           "PERSEVERANCE_MINISTRY_KEY": str(root / "ministry-records.key")}
+           "PERSEVERANCE_MINISTRY_KEY": str(key)}
+    shutil.copytree(tiny_run.out, runs / TINY)
     try:
-        _sim(["run", "--scenario", "tiny", "--set", "rounds=2", "--out", str(runs / TINY)],
-             env, log)
         # Above every centre's floor (3 per run): each refuses, the run stops at round 1.
         _sim(["run", "--scenario", "tiny", "--set", "rounds=2", "--set", "privacy.epsilon=5",
               "--out", str(runs / REFUSED)], env, log, ok=False)

@@ -1,6 +1,7 @@
 """One tiny federation, run as a user runs it (``perseverance-sim run --scenario tiny``),
-shared by the tests that check its outcome (test_end_to_end) and the test that compares it
-with the same run on a Ray cluster (test_ray_cluster), its output in French (the
+shared by the tests that check its outcome (test_end_to_end), the test that compares it
+with the same run on a Ray cluster (test_ray_cluster) and the console's real runs
+(tests/server; the fixture ``tiny_run`` is tests/conftest.py's), its output in French (the
 default): the noise is drawn from the run's
 seed (``privacy.reproducible_noise``) so that a second run gives the same result."""
 
@@ -27,8 +28,9 @@ class TinyRun:
     ray_tmp: Path
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+def make_tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+    """The run of the session fixture ``tiny_run`` (tests/conftest.py: also the console's
+    real runs' tiny run, tests/server/test_console_real_runs.py)."""
     base = tmp_path_factory.mktemp("sim")
     ray_tmp = Path(f"/tmp/prs-ray-{os.getpid()}")
     env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "FLWR_HOME": str(base / "flwr")}
