@@ -107,15 +107,16 @@ def test_the_cli_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
 
 
 def test_a_value_holding_markup_is_escaped_in_the_index_and_the_card(tmp_path: Path) -> None:
+    # A scenario's name is free text (a researcher's file): it reaches the card's origin.
     run = write_run_folder(tmp_path / "run", summary_extra={
-        "deployment": "<script>alert(1)</script>"})
+        "scenario": "<script>alert(1)</script>"})
 
     folder = publish(run, tmp_path / "registry")
 
     # The index reads the card's JSON, where the origin is kept as a sentence: French too.
-    for page, origin in ((tmp_path / "registry" / "index.html", "déploiement {}"),
-                         (tmp_path / "registry" / "index.en.html", "{} deployment"),
-                         (folder / "model_card.html", "déploiement {}")):
+    for page, origin in ((tmp_path / "registry" / "index.html", "simulation (scénario {})"),
+                         (tmp_path / "registry" / "index.en.html", "simulation (scenario {})"),
+                         (folder / "model_card.html", "simulation (scénario {})")):
         text = page.read_text(encoding="utf-8")
         assert "<script" not in text
         assert origin.format("&lt;script&gt;alert(1)&lt;/script&gt;") in text
