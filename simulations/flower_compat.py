@@ -193,12 +193,18 @@ def replace_ray_backend(factory: Callable[[dict[str, Any]], Any]) -> Callable[[]
     """Make Flower's simulation runtime, which builds its backend with
     ``RayBackend(backend_config)`` looked up at each run, call ``factory`` instead;
     returns what gives Flower its own class back."""
-    module = importlib.import_module(RAY_BACKEND_MODULE)
-    original = getattr(module, "RayBackend")  # noqa: B009 (a module we patch)
-    setattr(module, "RayBackend", factory)  # noqa: B010
+    return _replace(RAY_BACKEND_MODULE, "RayBackend", factory)
+
+
+def _replace(module_name: str, name: str, replacement: object) -> Callable[[], None]:
+    """Set ``name`` of Flower's module ``module_name`` to ``replacement``; returns what
+    puts Flower's own back."""
+    module = importlib.import_module(module_name)
+    original = getattr(module, name)
+    setattr(module, name, replacement)
 
     def restore() -> None:
-        setattr(module, "RayBackend", original)  # noqa: B010
+        setattr(module, name, original)
 
     return restore
 
@@ -241,14 +247,7 @@ def replace_message_extractor() -> Callable[[], None]:
     """Make Flower's simulation runtime (``vce_api.run_api``, which starts its extractor
     thread with the module-level ``add_messages_to_queue``) use :func:`_light_extractor`;
     returns what gives Flower its own back."""
-    module = importlib.import_module(VCE_API_MODULE)
-    original = getattr(module, "add_messages_to_queue")  # noqa: B009 (a module we patch)
-    setattr(module, "add_messages_to_queue", _light_extractor)  # noqa: B010
-
-    def restore() -> None:
-        setattr(module, "add_messages_to_queue", original)  # noqa: B010
-
-    return restore
+    return _replace(VCE_API_MODULE, "add_messages_to_queue", _light_extractor)
 
 
 # -- what Ray's actors print ---------------------------------------------------------------
