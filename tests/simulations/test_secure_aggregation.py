@@ -395,15 +395,22 @@ class DisconnectAfter:
         return reply
 
 
-@pytest.mark.slow
-def test_a_stopped_secure_run_resumes_from_its_checkpoint(network: Path, tmp_path: Path) -> None:
+def _stopped_after_round_one(network: Path,
+                             tmp_path: Path) -> tuple[dict[str, object], dict[str, Any]]:
+    """A secure run whose third centre disconnects in round 2: stopped after round 1
+    (its configuration and its summary then)."""
     flat = _flat(network, tmp_path, min_centres_wait=0.0)
     config = RunConfig.from_flat(flat)
     grid = DirectGrid(build_secure_app(), 3, dict(config.to_flat()))
     grid.client_app = build_secure_app(outer_mods=[DisconnectAfter(grid, 2, 1)])
     with pytest.raises(FederationStopped):
         run_secure_federation(grid, config)
-    stopped = run_folder.read_json(tmp_path / run_folder.SUMMARY)
+    return flat, run_folder.read_json(tmp_path / run_folder.SUMMARY)
+
+
+@pytest.mark.slow
+def test_a_stopped_secure_run_resumes_from_its_checkpoint(network: Path, tmp_path: Path) -> None:
+    flat, stopped = _stopped_after_round_one(network, tmp_path)
     assert stopped["rounds_completed"] == 1 and stopped["stopped"]
     resumed = RunConfig.from_flat({**flat, "resume": True})
     run_secure_federation(DirectGrid(build_secure_app(), 3, dict(resumed.to_flat()), run_id=2),
@@ -495,13 +502,7 @@ def test_a_resumed_secure_run_still_names_each_centres_trust_model(network: Path
     the trust model it booked under (before, only later rounds refilled it)."""
     from server.federation import checkpoint
 
-    flat = _flat(network, tmp_path, min_centres_wait=0.0)
-    config = RunConfig.from_flat(flat)
-    grid = DirectGrid(build_secure_app(), 3, dict(config.to_flat()))
-    grid.client_app = build_secure_app(outer_mods=[DisconnectAfter(grid, 2, 1)])
-    with pytest.raises(FederationStopped):
-        run_secure_federation(grid, config)
-    stopped = run_folder.read_json(tmp_path / run_folder.SUMMARY)
+    flat, stopped = _stopped_after_round_one(network, tmp_path)
     state = checkpoint.load(tmp_path)
     assert state is not None and state.round == 1
     assert len(stopped["centres_trust"]) == 3 and state.trust == stopped["centres_trust"]
