@@ -61,6 +61,9 @@ REQUIRED_ENV = "PERSEVERANCE_DP_ACCOUNTING"
 DELTA = 1e-6
 CENTRES = 3
 FLOWER_LOGGER.setLevel(logging.WARNING)
+#: One worker runs the module (``make pytest``'s ``--dist loadgroup``): the two runs are
+#: a module fixture, made once, not once per worker.
+pytestmark = pytest.mark.xdist_group("independent-accounting")
 
 Mechanism = tuple[float, float, int]
 #: The config of the two runs, their centres' state root, each run's summary.json.
