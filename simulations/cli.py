@@ -383,16 +383,18 @@ def dev_federation(
     proxy, the centres' own ClientApp runtimes) and one federated training; stop every
     process afterwards. Exit codes: 3 PKI, 4 enrolment, 5 unusable input, 6 a server did
     not start or died, 7 the run failed, 130 interrupted."""
-    from server.deployment import pki as pki_lib
-    from server.deployment.enrolment import EnrolmentError
-    from server.deployment.processes import ProcessError
-    from server.deployment.proxy import ProxyError
-    from simulations.loopback.launcher import (
-        DevFederationOptions,
-        LauncherInputError,
-        RunFailedError,
-        run_dev_federation,
-    )
+    waits = TerminalWaits(err)
+    with waits(LOADING):  # the launcher's imports (torch for the reference): seconds
+        from server.deployment import pki as pki_lib
+        from server.deployment.enrolment import EnrolmentError
+        from server.deployment.processes import ProcessError
+        from server.deployment.proxy import ProxyError
+        from simulations.loopback.launcher import (
+            DevFederationOptions,
+            LauncherInputError,
+            RunFailedError,
+            run_dev_federation,
+        )
 
     options = DevFederationOptions(
         centres=centres, rounds=rounds, data=data, out=out, students=students,
@@ -406,7 +408,7 @@ def dev_federation(
     try:
         run_dir = run_dev_federation(
             options, echo=lambda line: console.print(shown(line), markup=False, soft_wrap=True),
-            waits=TerminalWaits(err),
+            waits=waits,
         )
     except tuple(kind for kind, _ in codes) as exc:
         code = next(c for kind, c in codes if isinstance(exc, kind))

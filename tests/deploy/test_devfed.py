@@ -70,6 +70,10 @@ def test_three_centres_complete_a_round_over_tls_and_authentication(
     # stay in logs/run.log (issue 28).
     assert_french_and_plain(result.stdout + result.stderr)
     assert "Démarrage des centres (3) et attente de leur connexion" in result.stderr
+    # Every wait is said as it begins: the launcher's imports first, then building the FAB.
+    assert result.stderr.startswith("Chargement de torch, d'Opacus et de Flower…\n")
+    assert "Construction du paquet de l'application (FAB) et calcul de son SHA-256…" in (
+        result.stderr)
     assert "INFO" in (run_dir / "logs" / "run.log").read_text(encoding="utf-8")
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["rounds_completed"] == 1 and summary["num_centres"] == 3
