@@ -262,7 +262,7 @@ def _software_version() -> str:
 
 def _data(run_dir: Path, summary: Summary, scenario: str) -> dict[str, Any]:
     if summary.deployment is not None:
-        origin = N_("%(kind)s deployment", kind=summary.deployment)
+        origin = word(N_("deployment on loopback"))  # the one value the type allows
     elif summary.scenario_file is not None:
         origin = N_("simulation (scenario %(name)s)", name=scenario)
     else:

@@ -269,3 +269,14 @@ def test_a_value_holding_markup_is_escaped_on_the_card(tmp_path: Path) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&lt;script&gt;alert(2)&lt;/script&gt;" in page
     assert "&lt;b onmouseover=alert(3)&gt;x&lt;/b&gt;" in page
+
+
+def test_a_loopback_runs_origin_is_said_in_the_pages_language(tmp_path: Path) -> None:
+    run = write_run_folder(tmp_path / "run", summary_extra={"deployment": "loopback"})
+
+    _, html_path = write_model_card(run)
+
+    french = html.unescape(html_path.read_text(encoding="utf-8"))
+    english = (run / "model_card.en.html").read_text(encoding="utf-8")
+    assert "<th>origine</th><td>déploiement sur la boucle locale</td>" in french
+    assert "<th>origin</th><td>deployment on loopback</td>" in english
