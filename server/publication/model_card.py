@@ -261,6 +261,7 @@ def _software_version() -> str:
 
 
 def _data(run_dir: Path, summary: Summary, scenario: str) -> dict[str, Any]:
+    origin: str
     if summary.deployment is not None:
         origin = word(N_("deployment on loopback"))  # the one value the type allows
     elif summary.scenario_file is not None:
