@@ -47,7 +47,7 @@ from client.federation.rounds import (
     state_dir,
     train_round,
 )
-from client.ingest.centre_data import CentreData, load_centre
+from client.ingest.centre_data import CentreData, forget_centres
 from client.privacy.run_plan import RunPlan
 from common.config import RunConfig
 from common.model import ModelConfig, build_model, predict_proba, set_weights
@@ -171,7 +171,7 @@ def raw_federation(config: RunConfig, num_centres: int, threads: int = 1) -> Raw
     """
     from client.privacy import student_budget
     from common.privacy import accounting as privacy
-    load_centre.cache_clear()
+    forget_centres()
     student_budget.forget_hashes()
     for cached in vars(privacy).values():  # calibrations and one-step RDP: start cold
         if hasattr(cached, "cache_clear"):

@@ -74,12 +74,11 @@ def _cold() -> Callable[..., None]:
     """Runs in an actor: forget the per-process caches (centres' data, noise
     calibration), so that a run starts as cold as on a fresh engine (the bench's
     phases compare like with like)."""
-    from client.ingest.centre_data import centre_policy, load_centre
+    from client.ingest.centre_data import forget_centres
     from client.privacy import student_budget
     from common.privacy import accounting as privacy
-    load_centre.cache_clear()
+    forget_centres()
     student_budget.forget_hashes()
-    centre_policy.cache_clear()
     for cached in vars(privacy).values():
         if hasattr(cached, "cache_clear"):
             cached.cache_clear()
@@ -88,10 +87,10 @@ def _cold() -> Callable[..., None]:
 
 def _data_cache_info() -> Callable[..., dict[str, int]]:
     """Runs in an actor: how often its centres' data came from its cache."""
-    from client.ingest.centre_data import load_centre
+    from client.ingest.centre_data import centres_cache_info
 
-    info = load_centre.cache_info()
-    return lambda message=None, context=None: {"hits": info.hits, "misses": info.misses}
+    hits, misses = centres_cache_info()
+    return lambda message=None, context=None: {"hits": hits, "misses": misses}
 
 
 def _no_reply(message: object = None, context: object = None) -> None:

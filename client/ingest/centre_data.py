@@ -98,26 +98,74 @@ def read_harmonised(path: Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-@lru_cache(maxsize=128)
+# The centres' files, read once per process and version of each file: the simulation
+# engine rebuilds the ClientApp for every message, and its actors live across runs (a
+# sweep, ``years``), so a cached reading is keyed by each file's size and modification
+# time as well as its path: a file changed between two tasks is read again, and what a
+# task reads never depends on what ran before it in the same process.
+FileVersion = tuple[int, int] | None
+
+
+def _version(path: str | None) -> FileVersion:
+    """(size, modification time in ns) of ``path``; None without a file (or unreadable:
+    reading it then says why)."""
+    if not path:
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
 def centre_policy(policy_path: str | None) -> SitePolicy:
-    """The centre's site policy (the defaults without a file); cached per process.
-    Raises ``DataError`` when the file cannot be used."""
+    """The centre's site policy (the defaults without a file), cached per process and
+    version of the file. Raises ``DataError`` when the file cannot be used."""
+    return _centre_policy(policy_path, _version(policy_path))
+
+
+@lru_cache(maxsize=128)
+def _centre_policy(policy_path: str | None, version: FileVersion) -> SitePolicy:
     return load_policy(Path(policy_path)) if policy_path else SitePolicy()
 
 
-@lru_cache(maxsize=128)
 def load_centre(
     data_path: str,
     mapping_path: str | None = None,
     policy_path: str | None = None,
     test_fraction: float = 0.2,
 ) -> CentreData:
-    """Load, map, validate and encode a centre's data; cached per process because the
-    simulation engine rebuilds the ClientApp for every message.
+    """Load, map, validate and encode a centre's data, cached per process and version of
+    its files (see above).
 
     Raises ``DataError`` when the files are unusable as files (``federated_extract``:
     never on a count of invalid rows).
     """
+    versions = (_version(data_path), _version(mapping_path), _version(policy_path))
+    return _load_centre(data_path, mapping_path, policy_path, test_fraction, versions)
+
+
+def forget_centres() -> None:
+    """Forget this process's readings of the centres' files (data and policies)."""
+    _load_centre.cache_clear()
+    _centre_policy.cache_clear()
+
+
+def centres_cache_info() -> tuple[int, int]:
+    """(hits, misses) of this process's readings of the centres' data since it last
+    forgot them."""
+    info = _load_centre.cache_info()
+    return info.hits, info.misses
+
+
+@lru_cache(maxsize=128)
+def _load_centre(
+    data_path: str,
+    mapping_path: str | None,
+    policy_path: str | None,
+    test_fraction: float,
+    versions: tuple[FileVersion, FileVersion, FileVersion],
+) -> CentreData:
     policy = centre_policy(policy_path)
     shared = _shared_path(data_path, mapping_path, policy_path, test_fraction)
     if shared is not None and (data := _read_shared(shared, policy)) is not None:

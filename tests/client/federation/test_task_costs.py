@@ -146,7 +146,7 @@ def test_evaluation_rounds_release_zero_equity_cells_the_audit_has_its_own_excha
 
 def _load_fresh(path: Path) -> CentreData:
     """What another process (an actor that never read this centre) loads."""
-    data_module.load_centre.cache_clear()
+    data_module.forget_centres()
     return data_module.load_centre(str(path), None, None, 0.3)
 
 
@@ -191,7 +191,7 @@ def test_an_engines_actors_share_an_extract_read_once_and_read_a_changed_one_aga
     assert not np.array_equal(np.concatenate([again.x_train, again.x_test]),
                               np.concatenate([first.x_train, first.x_test]))
     # Another held-out share is another entry; a damaged entry is ignored, not trusted.
-    data_module.load_centre.cache_clear()
+    data_module.forget_centres()
     data_module.load_centre(str(extract), None, None, 0.2)
     assert len(list(shared.glob("*.npz"))) == 3
     for entry in shared.glob("*.npz"):

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from client.ingest import IngestError, ingest_file, load_policy, prepare_extract
-from client.ingest.centre_data import SitePolicy, load_centre
+from client.ingest.centre_data import (
+    SitePolicy,
+    centre_policy,
+    centres_cache_info,
+    forget_centres,
+    load_centre,
+)
 from common.encoding import FEATURE_NAMES
 from common.schema import is_forbidden
 from tests.client.conftest import POLICIES, harmonised_frame, write_csv, write_text
@@ -160,3 +166,24 @@ def test_tables_read_by_other_parts_are_kept_for_them(tmp_path: Path) -> None:
         load_policy(write_text(tmp_path / "q.toml", "support = 3\n"))
     with pytest.raises(IngestError, match="unknown key 'suport'"):
         load_policy(write_text(tmp_path / "r.toml", "[suport]\nhigh = 0.6\n"))
+
+
+def test_a_centres_file_changed_between_two_tasks_is_read_again(tmp_path: Path) -> None:
+    # One process serves many tasks (the engine's actors live across runs): a reading is
+    # kept per version of each file, never served once the file has changed.
+    data = write_csv(tmp_path / "x.csv", harmonised_frame(40))
+    policy_path = write_text(tmp_path / "policy.toml", "refused_predictors = []\n")
+    forget_centres()
+
+    first = load_centre(str(data), None, str(policy_path), 0.2)
+    again = load_centre(str(data), None, str(policy_path), 0.2)
+    write_csv(data, harmonised_frame(60))
+    grown = load_centre(str(data), None, str(policy_path), 0.2)
+    write_text(policy_path, 'refused_predictors = ["grade_math"]\n')
+    refusing = load_centre(str(data), None, str(policy_path), 0.2)
+
+    assert again is first and centres_cache_info() == (1, 3)
+    assert len(first.y_train) + len(first.y_test) == 40
+    assert len(grown.y_train) + len(grown.y_test) == 60
+    assert refusing.policy.refused_predictors == {"grade_math"}
+    assert centre_policy(str(policy_path)).refused_predictors == {"grade_math"}
