@@ -39,18 +39,8 @@ from common.equity.consistency import with_bands
 from common.equity.pooling import PooledCell
 from common.metrics import bin_centres
 
-# The secure evaluation's wire keys are the protocol's (three named here too, for the
-# server's book that still imports them from this module).
-from common.protocol import (
-    HIST_NEG,
-    HIST_POS,
-    NUM_EXAMPLES,
-    PROB_SUM,
-    SQ_ERR_SUM,
-)
-from common.protocol import NOISE_DISTRIBUTED as NOISE_DISTRIBUTED
-from common.protocol import NOISE_HISTOGRAM as NOISE_HISTOGRAM
-from common.protocol import NOISE_THRESHOLD as NOISE_THRESHOLD
+# The secure evaluation's wire keys are the protocol's.
+from common.protocol import HIST_NEG, HIST_POS, NUM_EXAMPLES, PROB_SUM, SQ_ERR_SUM
 
 #: SecAgg+ clipping range of an evaluation entry: a centre's count (at most its
 #: held-out students, about 6,000 at the CSS de Montréal) plus noise stays far inside;

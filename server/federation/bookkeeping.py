@@ -48,13 +48,15 @@ from common.privacy.accounting import (
     composed_epsilon,
     run_evaluation_noise,
 )
-from common.privacy.secure_release import (
+from common.privacy.secure_release import SummedRelease
+from common.protocol import (
+    LASTING_REFUSALS,
     NOISE_DISTRIBUTED,
     NOISE_HISTOGRAM,
     NOISE_THRESHOLD,
-    SummedRelease,
+    AuditRequest,
+    TrainRelease,
 )
-from common.protocol import LASTING_REFUSALS, AuditRequest, TrainRelease
 from server.federation.audit_log import ServerAudit
 from server.federation.identity import CentreIdentities
 from server.federation.regions import CentreRegister
