@@ -12,8 +12,10 @@ so that the test removes exactly those, by name (never a prune, never by pattern
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import shutil
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -66,6 +68,20 @@ def podman(*args: str, timeout: float = 120.0, check: bool = True,
         raise ComposeError(f"podman {shlex.join(args)} exited {result.returncode}: "
                            f"{result.stderr[-2000:]}{result.stdout[-2000:]}")
     return result
+
+
+def podman_problem(images: Sequence[str], build: str) -> str | None:
+    """Why the container tests cannot run here (podman absent, not root, ``images``
+    missing: ``build`` makes them), or None."""
+    if shutil.which(PODMAN) is None:
+        return "podman is not installed (make test-containers installs it)"
+    if os.geteuid() != 0:
+        return "rootful podman is needed (run as root)"
+    try:
+        missing = [i for i in images if podman("image", "exists", i, check=False).returncode != 0]
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"podman does not answer: {err}"
+    return f"images missing: {', '.join(missing)} ({build})" if missing else None
 
 
 @dataclass

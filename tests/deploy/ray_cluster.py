@@ -25,7 +25,6 @@ import json
 import math
 import os
 import re
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,8 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.deploy.compose_podman import podman
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
@@ -70,16 +71,6 @@ print(json.dumps({n["NodeManagerAddress"]: n["Resources"].get("CPU", 0)
 
 class ClusterError(RuntimeError):
     """A podman or Ray step of the test cluster failed."""
-
-
-def podman(*args: str, timeout: float = 120.0,
-           check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout,
-                            check=False)
-    if check and result.returncode != 0:
-        raise ClusterError(f"podman {shlex.join(args)} exited {result.returncode}: "
-                           f"{result.stderr[-2000:]}{result.stdout[-2000:]}")
-    return result
 
 
 def shared_folder(path: Path) -> Path:

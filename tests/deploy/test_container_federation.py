@@ -27,7 +27,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.compose_podman import DEPLOY, ComposeError, Site, podman, read_env_file
+from tests.deploy.compose_podman import (
+    DEPLOY,
+    ComposeError,
+    Site,
+    podman,
+    podman_problem,
+    read_env_file,
+)
 
 # Containers on a shared 2-core machine: a test (the first one with the federation up)
 # can take many minutes at a high load; the suite's 600 s per test is too short here.
@@ -58,18 +65,7 @@ def _images() -> list[str]:
 
 
 def _why_not() -> str | None:
-    if shutil.which("podman") is None:
-        return "podman is not installed (make test-containers installs it)"
-    if os.geteuid() != 0:
-        return "rootful podman is needed (run as root)"
-    try:
-        missing = [i for i in _images()
-                   if podman("image", "exists", i, check=False).returncode != 0]
-    except (OSError, subprocess.TimeoutExpired) as err:
-        return f"podman does not answer: {err}"
-    if missing:
-        return f"images missing: {', '.join(missing)} (make images)"
-    return None
+    return podman_problem(_images(), "make images")
 
 
 def _free_port() -> int:

@@ -13,19 +13,17 @@ builds the images and runs this test.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.deploy.compose_podman import podman_problem
 from tests.deploy.ray_cluster import (
     IMAGE,
     PodmanRayCluster,
     figure_differences,
     left_behind,
-    podman,
     run_one_node,
 )
 from tests.simulations.conftest import TINY_RUN
@@ -38,16 +36,7 @@ CENTRES = 3
 
 
 def _why_not() -> str | None:
-    if shutil.which("podman") is None:
-        return "podman is not installed (make test-containers installs it)"
-    if os.geteuid() != 0:
-        return "rootful podman is needed (run as root)"
-    try:
-        if podman("image", "exists", IMAGE, check=False).returncode != 0:
-            return f"image missing: {IMAGE} (make images-ray)"
-    except (OSError, subprocess.TimeoutExpired) as err:
-        return f"podman does not answer: {err}"
-    return None
+    return podman_problem([IMAGE], "make images-ray")
 
 
 def test_tiny_on_a_two_node_ray_cluster_of_containers_equals_the_one_node_run(
