@@ -35,7 +35,7 @@ def fsync_folder(folder: Path) -> None:
 
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644, *,
-                       overwrite: bool = True) -> None:
+                       overwrite: bool = True, durable: bool = True) -> None:
     """Write ``data`` to ``path`` with permission bits ``mode``, atomically.
 
     Parameters
@@ -49,6 +49,11 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644, *,
     overwrite : bool
         Replace an existing file; if false and ``path`` exists, raise
         :class:`FileExists` and leave it untouched.
+    durable : bool
+        Flush the file and its folder to disk (two fsyncs). ``False`` keeps the atomic
+        replace (no reader ever sees half a file) without them: a crash of the machine
+        may then leave the old content, or a file that does not load. Only for a file
+        whose loss costs no guarantee (issue 32: ``client.privacy.releases.ReplyCache``).
     """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not overwrite and path.exists():
@@ -60,7 +65,8 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644, *,
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         tmp.unlink(missing_ok=True)
@@ -76,7 +82,8 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644, *,
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()  # after os.link (or a failed rename) the temporary name remains
-    fsync_folder(path.parent)
+    if durable:
+        fsync_folder(path.parent)
 
 
 def package_data(name: str) -> Path:

@@ -54,8 +54,10 @@ def _handle(kind: str, msg: Message, context: Context) -> Message:
     centre: Centre | None = None
     try:
         centre = Centre.of(context.run_config, context.node_config, context.run_id)
-        centre.audit("task_received", task, kind, message_id=msg.metadata.message_id,
-                     **protocol.ministry_head_of(config))
+        # Not fsynced on its own (Centre.received): reply_sent or task_refused, synced,
+        # makes it durable before anything leaves.
+        centre.received(task, kind, message_id=msg.metadata.message_id,
+                        **protocol.ministry_head_of(config))
         folder = centre.state_dir
         cache = ReplyCache(folder) if folder is not None else None
         if cache is not None and (done := cache.get(kind, task.run_name, task.server_round,

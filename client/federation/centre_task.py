@@ -104,13 +104,27 @@ class Centre:
         return {} if folder is None else records_head(folder)
 
     def audit(self, event: str, task: Task, kind: str, **fields: Any) -> None:
-        """One line of the centre's audit log (none without a state folder)."""
+        """One line of the centre's audit log (none without a state folder), fsynced."""
+        self._line(event, task, kind, True, fields)
+
+    def received(self, task: Task, kind: str, **fields: Any) -> None:
+        """The task's first line (``task_received``), not fsynced on its own (issue 32):
+        every way out of a task that sends something writes a synced line after it
+        (``reply_sent``, or ``task_refused`` in :func:`refuse`), whose fsync makes this
+        line durable too before the reply leaves with the head that covers both. A crash
+        of the machine before then loses an unanchored tail only
+        (``common.records.trail``, docs/PRIVACY.md)."""
+        self._line("task_received", task, kind, False, fields)
+
+    def _line(self, event: str, task: Task, kind: str, sync: bool,
+              fields: dict[str, Any]) -> None:
         folder = self.state_dir
         if folder is None:
             return
         centre_trail(folder, self.node_config).record(
-            event, kind=kind, flower_run_id=self.flower_run_id, run_name=task.run_name,
-            round=task.server_round, model_version=task.model_version, **fields)
+            event, sync=sync, kind=kind, flower_run_id=self.flower_run_id,
+            run_name=task.run_name, round=task.server_round, model_version=task.model_version,
+            **fields)
 
 
 def train_task(centre: Centre, task: Task, global_weights: Weights) -> RoundResult:

@@ -126,8 +126,9 @@ class SecureCentre(NumPyClient):
         if config.get(protocol.SECURE_PHASE) == protocol.SECURE_EVALUATE:
             return self._secure_evaluation(parameters, config)
         task = self._task(config)
-        self.centre.audit("task_received", task, "train", secure_aggregation=True,
-                          **protocol.ministry_head_of(config))
+        # Not fsynced on its own (Centre.received): reply_sent or task_refused is.
+        self.centre.received(task, "train", secure_aggregation=True,
+                             **protocol.ministry_head_of(config))
         self._admit(_elements(parameters))
         global_weights = _global_weights(parameters, self.centre.config)
         # No reply cache here, unlike plain mode: the same update summed again with
@@ -151,8 +152,8 @@ class SecureCentre(NumPyClient):
         task = self._task(config)
         audit = protocol.audit_request_of(config) if protocol.is_audit(config) else None
         kind = "evaluate" if audit is None else protocol.PHASE_AUDIT
-        self.centre.audit("task_received", task, kind, secure_aggregation=True,
-                          **protocol.ministry_head_of(config))
+        self.centre.received(task, kind, secure_aggregation=True,
+                             **protocol.ministry_head_of(config))
         slot = SecureSlot(int(config.get(protocol.SECURE_REGIONS, 0)),
                           int(config.get(protocol.SECURE_REGION, -1)),
                           bool(config.get(protocol.SECURE_COUNTS, True)))
@@ -185,8 +186,8 @@ class SecureCentre(NumPyClient):
     def evaluate(self, parameters: NDArrays, config: Scalars) -> tuple[float, int, Scalars]:
         """The same evaluation release as plain mode, as one JSON metric."""
         task = self._task(config)
-        self.centre.audit("task_received", task, "evaluate", secure_aggregation=True,
-                          **protocol.ministry_head_of(config))
+        self.centre.received(task, "evaluate", secure_aggregation=True,
+                             **protocol.ministry_head_of(config))
         self.centre.admit(_elements(parameters))
         global_weights = _global_weights(parameters, self.centre.config)
         audit = protocol.audit_request_of(config) if protocol.is_audit(config) else None

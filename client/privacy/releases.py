@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import pickle
 from pathlib import Path
 
 import torch
@@ -40,8 +41,8 @@ class ReplyCache:
             return None
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
-        except (RuntimeError, OSError, EOFError):
-            return None  # unreadable: the work is redone (and booked) instead
+        except (RuntimeError, OSError, EOFError, pickle.UnpicklingError):
+            return None  # unreadable (put does not fsync): redone (and booked) instead
         if saved.get("key") != _key(run_name, server_round, version):
             return None
         content = RecordDict()
@@ -54,7 +55,16 @@ class ReplyCache:
 
     def put(self, kind: str, run_name: str, server_round: int, version: str,
             content: RecordDict) -> None:
-        """Keep ``content`` as the reply to this request (atomic replace)."""
+        """Keep ``content`` as the reply to this request (atomic replace, not fsynced).
+
+        Not flushed to disk (issue 32: two fsyncs a task): the cache saves budget, it
+        guarantees nothing. The release it holds is booked in the ledger (durable)
+        before it was computed, and a request it cannot answer after a crash of the
+        centre's machine (old reply, or a file that does not load: ``get`` returns None)
+        is new work, booked anew: an over-count, never an under-count (the audit's is
+        refused, its ledger row being there: no audit from this centre). What it is
+        for, a ministry that crashed and asks again, leaves the centre's machine and its
+        written files untouched."""
         if not version:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -68,4 +78,5 @@ class ReplyCache:
         }
         buffer = io.BytesIO()
         torch.save(payload, buffer)
-        atomic_write_bytes(self.folder / f"{kind}.pt", buffer.getvalue(), 0o600)
+        atomic_write_bytes(self.folder / f"{kind}.pt", buffer.getvalue(), 0o600,
+                           durable=False)

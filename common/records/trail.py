@@ -18,8 +18,20 @@ as edited.
 
 Lines written before keying (``prev`` the SHA-256 of the line before, no ``mac``) are
 read as before and reported as unkeyed; they may only precede keyed lines. Lines are
-appended under an exclusive ``flock`` and fsynced: several processes of the same side
-(Flower starts one per message) may write to one trail.
+appended under an exclusive ``flock``: several processes of the same side (Flower
+starts one per message) may write to one trail.
+
+Durability (issue 32): a line is fsynced when it is written (``sync=True``, the
+default), or, when its writer says so (``sync=False``), by the next synced line or
+:func:`sync_trail` of the same file: ``fsync`` flushes every written page of the file,
+whichever process or descriptor wrote it. A writer defers a line only when a sync point
+always follows it before anything that depends on it leaves the process: the head of a
+trail (what the other side anchors) is never sent before the lines it covers are on
+disk. What a crash of the machine (not of a process: written lines are in the kernel's
+cache and survive it) can then lose is a tail no anchor covers, which verifies as an
+intact, shorter chain. Each deferral is argued where it is made
+(``client.federation.app``, ``client.privacy.ledger``, ``server.federation.audit_log``)
+and in docs/PRIVACY.md, "Records that prove themselves".
 """
 
 from __future__ import annotations
@@ -124,8 +136,12 @@ class AuditTrail:
         self._key: bytes | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
 
-    def record(self, event: str, **fields: Any) -> dict[str, Any]:
-        """Append one event with the current UTC time; returns what was written."""
+    def record(self, event: str, *, sync: bool = True, **fields: Any) -> dict[str, Any]:
+        """Append one event with the current UTC time; returns what was written.
+
+        ``sync=False`` leaves the line in the kernel's cache (written, visible to every
+        reader, not yet on disk): the caller guarantees a later synced line or
+        :func:`sync_trail` before anything that covers it leaves (module docstring)."""
         assert not set(RESERVED) & set(fields), f"{RESERVED} are the chain's own fields"
         if self._key is None:
             self._key = load_or_create_key(self.key_path)
@@ -148,10 +164,24 @@ class AuditTrail:
                 handle.seek(0, os.SEEK_END)
                 handle.write((_canonical(entry) + "\n").encode("utf-8"))
                 handle.flush()
-                os.fsync(handle.fileno())
+                if sync:
+                    os.fsync(handle.fileno())  # this line and every deferred one before it
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
         return entry
+
+
+def sync_trail(path: Path) -> None:
+    """Make every line written to the trail at ``path`` durable (one fsync of the file,
+    which covers lines deferred by any process); nothing to do if it does not exist."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def read_trail(path: Path) -> list[dict[str, Any]]:

@@ -155,6 +155,9 @@ class RunLifecycle:
         if last_evaluation:
             self.state.last_evaluation = last_evaluation
         checkpoint.keep_book(self.state, self.book)
+        # The round's audit lines are durable before the checkpoint that counts the round
+        # (server.federation.audit_log: they are written without an fsync each).
+        self.audit.sync()
         checkpoint.save(self.run_dir, self.state)
         self.audit.event("checkpoint_saved", round=server_round)
 
@@ -169,6 +172,7 @@ class RunLifecycle:
         """The audit's exchange is over: checkpoint it (with the book's audit)."""
         self.state.audited = True
         checkpoint.keep_book(self.state, self.book)
+        self.audit.sync()  # the audit's lines before the checkpoint that says it is done
         checkpoint.save(self.run_dir, self.state)
         self.audit.event("audit_done", round=self.state.round, released=bool(report))
 
