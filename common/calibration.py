@@ -10,6 +10,7 @@ data, so it costs no privacy. It keeps the ranking (AUC) unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,13 +62,16 @@ def fit_calibration(histogram: ScoreHistogram) -> Calibration:
 
 
 def calibrated_error(histogram: ScoreHistogram, calibration: Calibration,
-                     noise_variance: float = 0.0) -> float:
+                     noise_variance: float = 0.0,
+                     bounds: Sequence[tuple[int, int]] | None = None) -> float:
     """Pooled calibration error (``common.metrics.calibration_error``) of the
     probabilities once recalibrated: each bin's students at its recalibrated centre.
     From a noisy (DP) histogram, ``noise_variance`` (of each bin count's noise) takes
-    the noise's share out of each group's distance, which would otherwise err high."""
+    the noise's share out of each group's distance, which would otherwise err high.
+    ``bounds``: the groups of bins (``common.metrics.calibration_groups``; None: the
+    histogram's own)."""
     centres = calibration.apply(histogram.centres())
     recalibrated = ScoreHistogram(histogram.positives, histogram.negatives,
                                   (histogram.positives + histogram.negatives) * centres,
                                   histogram.squared_error_sum, histogram.edges)
-    return calibration_error(recalibrated, noise_variance=noise_variance)
+    return calibration_error(recalibrated, noise_variance=noise_variance, bounds=bounds)

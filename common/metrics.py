@@ -329,9 +329,40 @@ def brier_from_histogram(h: ScoreHistogram) -> float:
     return h.squared_error_sum / h.count if h.count > 0 else float("nan")
 
 
-def calibration_error(h: ScoreHistogram, groups: int = 10, noise_variance: float = 0.0) -> float:
-    """Expected calibration error over ``groups`` groups of adjacent bins (equal on the
-    logit scale): mean |predicted - observed| weighted by count.
+#: The calibration error's groups: at most this many (:func:`calibration_groups`).
+CALIBRATION_GROUPS = 10
+
+
+def calibration_groups(counts: Sequence[float] | FloatArray,
+                       groups: int = CALIBRATION_GROUPS) -> list[tuple[int, int]]:
+    """The calibration error's groups of a histogram (issue 30): ``(first, end)`` ranges
+    of adjacent bins, at most ``groups`` of them, each holding about ``1 / groups`` of its
+    students (each bin in the group where the middle of its share of the cumulative count
+    falls; a bin holding more than a group's share is a group of its own, empty bins join
+    a neighbour). ``counts``: students per bin, noisy (DP) ones clipped at 0. A function of
+    the released counts only (post-processing, no privacy cost), so the groups follow
+    the students whatever the bins; before, groups of equal numbers of bins put a model
+    whose scores sit in a narrow band of the fixed bins (logit -7..5) in one or two
+    groups. Without any count: equal numbers of bins."""
+    values = np.clip(np.asarray(counts, dtype=np.float64), 0.0, None)
+    bins = len(values)
+    total = float(values.sum())
+    if not math.isfinite(total) or total <= 0:
+        bounds = np.linspace(0, bins, groups + 1).astype(int)
+        return [(int(lo), int(hi)) for lo, hi in itertools.pairwise(bounds) if hi > lo]
+    middle = (np.cumsum(values) - values / 2) / total
+    label = np.minimum((middle * groups).astype(int), groups - 1)
+    starts = [0, *(int(i) + 1 for i in np.flatnonzero(np.diff(label))), bins]
+    return list(itertools.pairwise(starts))
+
+
+def calibration_error(h: ScoreHistogram, groups: int = CALIBRATION_GROUPS,
+                      noise_variance: float = 0.0,
+                      bounds: Sequence[tuple[int, int]] | None = None) -> float:
+    """Expected calibration error over at most ``groups`` groups of adjacent bins of
+    about equal numbers of students (:func:`calibration_groups`, from the histogram's own
+    counts; ``bounds``: these groups given, e.g. a noisy release's for the same students'
+    exact counts): mean |predicted - observed| weighted by count.
 
     ``noise_variance``: the variance of the (DP) noise on each bin count of a noisy
     histogram, whose probability sums are its bins' counts times their probabilities (as
@@ -340,7 +371,6 @@ def calibration_error(h: ScoreHistogram, groups: int = 10, noise_variance: float
     high (by 0.01 of the demo's pooled figure): each group's ``|d|`` is replaced by
     ``sqrt(max(d**2 - s2, 0))`` (``d**2 - s2`` is unbiased for the squared gap), a
     post-processing of released counts (docs/PRIVACY.md)."""
-    edges = np.linspace(0, h.bins, groups + 1).astype(int)
     total = h.count
     if total <= 0:
         return float("nan")
@@ -349,7 +379,7 @@ def calibration_error(h: ScoreHistogram, groups: int = 10, noise_variance: float
         p = np.where(count != 0, h.probability_sum / count, 0.5)
     spread = p**2 + (1.0 - p) ** 2
     error = 0.0
-    for lo, hi in itertools.pairwise(edges):
+    for lo, hi in calibration_groups(count, groups) if bounds is None else bounds:
         if count[lo:hi].sum() >= 1:
             gap = float(h.probability_sum[lo:hi].sum() - h.positives[lo:hi].sum())
             noise = noise_variance * float(spread[lo:hi].sum())
@@ -357,11 +387,12 @@ def calibration_error(h: ScoreHistogram, groups: int = 10, noise_variance: float
     return float(error / total)
 
 
-def reliability_curve(h: ScoreHistogram, groups: int = 10) -> tuple[FloatArray, FloatArray]:
-    """Mean predicted and observed rate for each non-empty probability group."""
-    edges = np.linspace(0, h.bins, groups + 1).astype(int)
+def reliability_curve(h: ScoreHistogram, groups: int = CALIBRATION_GROUPS
+                      ) -> tuple[FloatArray, FloatArray]:
+    """Mean predicted and observed rate for each non-empty group of the calibration
+    error (:func:`calibration_groups`)."""
     predicted, observed = [], []
-    for lo, hi in itertools.pairwise(edges):
+    for lo, hi in calibration_groups(h.positives + h.negatives, groups):
         n = h.positives[lo:hi].sum() + h.negatives[lo:hi].sum()
         if n >= 1:
             predicted.append(h.probability_sum[lo:hi].sum() / n)

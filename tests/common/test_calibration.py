@@ -66,8 +66,11 @@ def test_the_calibrated_error_read_from_the_histogram_is_that_of_the_scores():
 
 def test_the_released_calibrated_error_takes_the_noise_out():
     """On DP-noised histograms (the demo's pooled noise: std 10.7 per bin count, 8,800
-    held-out students), the figure read as it is errs high by 0.005-0.01; with the
-    noise's variance taken out of each group's gap it centres on the noise-free one."""
+    held-out students), the figure read as it is errs high (0.004 over groups of equal
+    shares of the students, ``calibration_groups``; 0.005 over groups of equal numbers of
+    bins); with the noise's variance taken out of each group's gap it comes nearer the
+    noise-free one (within 0.002; over single bins the square root of ``d**2 - s2`` errs
+    a little low)."""
     p, y = _biased_scores(8_800, 5)
     h = score_histogram(p, y, 20)
     calibration = fit_calibration(h)
@@ -81,6 +84,6 @@ def test_the_released_calibrated_error_takes_the_noise_out():
         noisy = type(h)(pos, neg, (pos + neg) * centres, 0.0)
         plain.append(calibrated_error(noisy, calibration))
         corrected.append(calibrated_error(noisy, calibration, std**2))
-    assert np.mean(plain) - exact > 0.004
-    assert abs(np.mean(corrected) - exact) < 0.4 * (np.mean(plain) - exact)
+    assert np.mean(plain) - exact > 0.003
+    assert abs(np.mean(corrected) - exact) < 0.5 * (np.mean(plain) - exact)
     assert abs(np.median(corrected) - exact) < 0.004
