@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import os
+import zipfile
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -226,7 +227,10 @@ def _share(path: Path, data: CentreData) -> None:
              ids_test=np.asarray(data.ids_test, dtype=str),
              audit=np.frombuffer(audit.getvalue(), dtype=np.uint8))
     try:
-        atomic_write_bytes(path, buffer.getvalue(), 0o600)
+        # Not fsynced (issue 32): the folder is one engine's, removed at its stop and never
+        # reused (a crash of the machine ends the engine), and a file that does not load
+        # is read from the extract again.
+        atomic_write_bytes(path, buffer.getvalue(), 0o600, durable=False)
     except OSError:
         return  # a cache: reading the extract again is always correct
 
@@ -240,7 +244,7 @@ def _read_shared(path: Path, policy: SitePolicy) -> CentreData | None:
                 return None
             arrays = {name: stored[name] for name in _ARRAYS}
         audit = pd.read_parquet(io.BytesIO(arrays["audit"].tobytes()))
-    except (OSError, ValueError, KeyError, EOFError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
     return CentreData(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
                       policy, audit, tuple(arrays["ids_train"].tolist()),

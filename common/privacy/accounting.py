@@ -408,8 +408,10 @@ def _share_plan(key: tuple[float, float, float, int, int, str], value: float) ->
     from common.files import atomic_write_bytes
 
     try:
+        # Not fsynced (issue 32): one engine's folder, removed at its stop, and a plan
+        # read back is checked (``_shared_plan``) or planned again.
         atomic_write_bytes(path, json.dumps({"key": list(key), "noise_multiplier": value})
-                           .encode())
+                           .encode(), durable=False)
     except OSError:
         return  # a cache: planning again is always correct
 

@@ -194,8 +194,13 @@ def test_an_engines_actors_share_an_extract_read_once_and_read_a_changed_one_aga
     data_module.forget_centres()
     data_module.load_centre(str(extract), None, None, 0.2)
     assert len(list(shared.glob("*.npz"))) == 3
-    for entry in shared.glob("*.npz"):
+    entries = sorted(shared.glob("*.npz"))
+    whole = {entry: entry.read_bytes() for entry in entries}
+    for entry in entries:
         entry.write_bytes(b"not an archive")
+    _same(again, _load_fresh(extract))
+    for entry in entries:  # cut short (not fsynced, issue 32: a crash of the machine)
+        entry.write_bytes(whole[entry][: len(whole[entry]) // 2])
     _same(again, _load_fresh(extract))
 
 
