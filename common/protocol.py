@@ -212,8 +212,9 @@ class AuditRequest:
     threshold: float
     slope: float
     intercept: float
-    #: The band edges below the threshold (logits; None: 1 logit apart), placed by the
-    #: ministry from the final pooled histogram (``common.equity.audit.place_bands``).
+    #: The band edges besides the threshold, on either side of it (logits; None: 1 logit
+    #: apart below it), placed by the ministry from the final pooled histogram
+    #: (``common.equity.audit.place_bands``).
     bands: tuple[float, ...] | None = None
     malformed_bands: bool = False
 
@@ -235,7 +236,7 @@ class AuditRequest:
     @property
     def valid(self) -> bool:
         """A finite threshold strictly between 0 and 1, a finite positive slope and a
-        finite intercept, and well-formed bands below the threshold: whatever the
+        finite intercept, and well-formed bands besides the threshold: whatever the
         ministry sent, nothing else is counted at."""
         from common.equity.audit import bands_problem
 

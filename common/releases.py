@@ -154,11 +154,11 @@ INSTRUCTION_INPUTS: dict[str, Key] = {
                                    "centre (common.metrics.edges_problem)"),
     protocol.AUDIT_THRESHOLD: Key(Class.PUBLIC, "the raw score the audit counts flags at: "
                                   "post-processing of the final pooled histogram"),
-    protocol.AUDIT_BANDS: Key(Class.PUBLIC, "the audit's band edges below the threshold, "
-                              "placed at the quantiles of the final pooled histogram's "
-                              "students below it (common.equity.audit.place_bands): "
-                              "post-processing of NOISED releases; checked by the centre "
-                              "(AUDIT_INVALID)"),
+    protocol.AUDIT_BANDS: Key(Class.PUBLIC, "the audit's band edges besides the "
+                              "threshold, on either side of it, placed at the quantiles "
+                              "of the final pooled histogram's students on each side "
+                              "(common.equity.audit.place_bands): post-processing of "
+                              "NOISED releases; checked by the centre (AUDIT_INVALID)"),
 }
 
 #: Sentences of ``Reason`` a centre no longer sends (a decision on an exact count of its

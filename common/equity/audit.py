@@ -45,7 +45,9 @@ MIN_CENTRES_PER_CELL = 3
 # group's positives and negatives ("Score bands where the students are"). The group AUC
 # is then that of 5 ordered bands (ties count half), 0.015-0.03 below the group's exact
 # AUC: compare groups with one another, not with the pooled AUC of the finer pooled
-# histogram.
+# histogram. Those are the fixed bands (``evaluation.placement = "fixed"``); by default
+# the ministry places them from the final pooled histogram (:func:`place_bands`), on
+# both sides of the threshold where it flags many students (issue 30, point 3).
 GROUP_BINS = 5
 _LOGIT_STEP = 1.0
 # Vector layout of one cell: pos[5], neg[5], tp, fp, probability sum.
@@ -119,11 +121,11 @@ def size_band(num_students: float) -> str:
 
 
 class Threshold(float):
-    """The audit's raw threshold with the band edges below it that the ministry placed
-    from the final pooled histogram (issue 30: ``bands``, ``GROUP_BINS - 2`` increasing
-    logits below the threshold's; None: 1 logit apart). A float, so that every function
-    that counts or reads the audit at a threshold takes it unchanged; the bands follow
-    it to :func:`group_bin_edges` on both sides."""
+    """The audit's raw threshold with the band edges the ministry placed from the final
+    pooled histogram (issue 30: ``bands``, ``GROUP_BINS - 2`` increasing logits other
+    than the threshold's, on either side of it; None: 1 logit apart below it). A float,
+    so that every function that counts or reads the audit at a threshold takes it
+    unchanged; the bands follow it to :func:`group_bin_edges` on both sides."""
 
     bands: tuple[float, ...] | None
 
@@ -133,68 +135,99 @@ class Threshold(float):
         return made
 
 
+#: Placed band edges lie at least this far (logits) from each other and from the
+#: threshold's logit, and within +-:data:`BAND_LIMIT`.
+BAND_GAP = 1e-3
+BAND_LIMIT = 30.0
+
+
 def bands_problem(threshold: float, bands: tuple[float, ...]) -> str | None:
-    """Why ``bands`` cannot be the audit's lower band edges below ``threshold`` (None:
-    they can): ``GROUP_BINS - 2`` finite logits, increasing by at least 0.001, the last
-    at least 0.001 below the threshold's logit."""
+    """Why ``bands`` cannot be the audit's band edges besides ``threshold`` (None: they
+    can): ``GROUP_BINS - 2`` finite logits within +-:data:`BAND_LIMIT`, increasing by at
+    least :data:`BAND_GAP`, none within :data:`BAND_GAP` of the threshold's logit (on
+    either side of it: the threshold stays an edge, so true and false positives stay
+    sums of whole bands). What a centre checks before counting."""
     values = np.asarray(bands, dtype=np.float64)
     if len(values) != GROUP_BINS - 2 or not np.all(np.isfinite(values)):
         return f"{len(values)} band edges, not {GROUP_BINS - 2} finite logits"
     top = math.log(threshold / (1 - threshold))
-    if np.any(np.diff(np.append(values, top)) < 0.99e-3) or np.any(np.abs(values) > 30):
-        return "the band edges do not increase up to the threshold"
+    if np.any(np.diff(values) < 0.99 * BAND_GAP) or np.any(np.abs(values) > BAND_LIMIT):
+        return "the band edges do not increase"
+    if np.any(np.abs(values - top) < 0.99 * BAND_GAP):
+        return "a band edge is on the threshold"
     return None
 
 
 def place_bands(threshold: float, positives: Sequence[float], negatives: Sequence[float],
                 bounds: npt.NDArray[np.float64], noise_sd: float = 0.0
                 ) -> tuple[float, ...] | None:
-    """The audit's lower band edges (logits) at the quantiles 1/4, 2/4, 3/4 of the
-    mixture of the positives' and negatives' distributions BELOW ``threshold`` in the
-    final pooled histogram (``positives``, ``negatives``: its noisy counts per bin, not
-    clipped; ``bounds``: its ``bins + 1`` edges on the logit scale, end bins closed).
-    Post-processing of released counts, the same for every centre. A label whose counts
-    the noise (``noise_sd`` on each) does not resolve is left out
-    (``common.metrics.resolved``); None (the fixed bands) when neither is, or when the
-    histogram holds no count below the threshold."""
+    """The audit's band edges besides the threshold (logits), from the final pooled
+    histogram (``positives``, ``negatives``: its noisy counts per bin, not clipped;
+    ``bounds``: its ``bins + 1`` edges on the logit scale, end bins closed), the
+    threshold one of the ``GROUP_BINS - 1`` edges. With ``s`` the share of the students
+    below the threshold (the mean over the labels of each one's share), ``round(
+    GROUP_BINS * s)`` bands lie below it (at least 1, at most ``GROUP_BINS - 1``), the
+    others above; each side is cut at the equal quantiles of the mixture of the labels'
+    distributions on that side. Where the threshold flags few students (the demo, 15 %)
+    every other edge falls below it, at the quantiles 1/4, 2/4, 3/4 below it as before;
+    where it flags most (a weak signal at 40 % dropout, 98-100 % flagged), the flagged
+    students are no longer one band, whose ties cost each group's band AUC 0.05 (issue
+    30, point 3). Post-processing of released counts, the same for every centre. A label
+    whose counts the noise (``noise_sd`` on each) does not resolve is left out
+    (``common.metrics.resolved``); None (the fixed bands) when neither is."""
     top = math.log(threshold / (1 - threshold))
-    upper = min(top, float(bounds[-1]))
-    if upper <= bounds[0]:
+    if not bounds[-1] > bounds[0]:
         return None
-    grid = np.linspace(bounds[0], upper, 2001)
-    shares = []
+    grid = np.linspace(bounds[0], bounds[-1], 2001)
+    cdfs = []
     for values in (positives, negatives):
         if not resolved(np.asarray(values, dtype=np.float64), noise_sd):
             continue
         cumulative = np.maximum.accumulate(np.concatenate(([0.0], np.cumsum(values))))
-        below = np.interp(grid, bounds, cumulative)
-        if below[-1] > 0:
-            shares.append(np.clip(below / below[-1], 0.0, 1.0))
-    if not shares:
+        if cumulative[-1] > 0:
+            cdfs.append(np.clip(np.interp(grid, bounds, cumulative) / cumulative[-1], 0.0, 1.0))
+    if not cdfs:
         return None
-    share = np.mean(shares, axis=0) + np.arange(len(grid)) * 1e-12
-    logits = np.interp(np.arange(1, GROUP_BINS - 1) / (GROUP_BINS - 1), share, grid)
-    logits = np.minimum(logits, top - 1e-3 * (GROUP_BINS - 1 - np.arange(1, GROUP_BINS - 1)))
+    at = [float(np.interp(top, grid, f)) for f in cdfs]  # 0 or 1 off the histogram's range
+    below_share = float(np.mean(at))
+    below = min(max(math.floor(GROUP_BINS * below_share + 0.5), 1), GROUP_BINS - 1)
+    above = GROUP_BINS - below
+    tiny = np.arange(len(grid)) * 1e-12  # strictly increasing, for the interpolation
+
+    def side(shares: list[npt.NDArray[np.float64]], count: int) -> npt.NDArray[np.float64]:
+        if count < 2 or not shares:
+            return np.zeros(0)
+        mixture = np.clip(np.mean(shares, axis=0), 0.0, 1.0) + tiny
+        return np.asarray(np.interp(np.arange(1, count) / count, mixture, grid))
+
+    lower = side([f / a for f, a in zip(cdfs, at, strict=True) if a > 0], below)
+    upper = side([(f - a) / (1 - a) for f, a in zip(cdfs, at, strict=True) if a < 1], above)
+    if len(lower) + len(upper) != GROUP_BINS - 2:
+        return None
+    lower = np.minimum(lower, top - BAND_GAP * (len(lower) - np.arange(len(lower))))
+    upper = np.maximum(upper, top + BAND_GAP * (1 + np.arange(len(upper))))
+    logits = np.concatenate((lower, upper))
     for i in range(1, len(logits)):
-        logits[i] = max(logits[i], logits[i - 1] + 1e-3)
+        if not logits[i - 1] < top < logits[i]:
+            logits[i] = max(logits[i], logits[i - 1] + BAND_GAP)
     placed = tuple(round(float(v), 6) for v in logits)
     return placed if bands_problem(threshold, placed) is None else None
 
 
 def group_bin_edges(threshold: float) -> npt.NDArray[np.float64]:
-    """Interior bin edges (probabilities) of the group histograms, the last on
-    ``threshold``; below it the bands the ministry placed (:class:`Threshold`) or 1
-    logit apart."""
+    """Interior bin edges (probabilities) of the group histograms, one on ``threshold``;
+    besides it the bands the ministry placed (:class:`Threshold`, on either side) or,
+    without, 1 logit apart below it."""
     anchor = math.log(threshold / (1 - threshold))
     bands = getattr(threshold, "bands", None)
     if bands is not None:
-        logits = np.append(np.asarray(bands, dtype=np.float64), anchor)
+        logits = np.sort(np.append(np.asarray(bands, dtype=np.float64), anchor))
     else:
         logits = anchor - _LOGIT_STEP * np.arange(GROUP_BINS - 2, -1, -1)
     edges = np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
     # Exactly the threshold: sigmoid(logit(t)) can fall a rounding below t (0.0593...),
-    # which would put the flagged band past the last one (no true or false positive).
-    edges[-1] = threshold
+    # which would put the flagged band past the threshold's (no true or false positive).
+    edges[int(np.argmin(np.abs(logits - anchor)))] = threshold
     return edges
 
 

@@ -173,8 +173,11 @@ def test_the_audit_bands_are_placed_where_the_students_are_below_the_threshold()
         neg = np.bincount(band, weights=1 - y, minlength=GROUP_BINS)
         assert (abs(band_auc(pos, neg) - exact) < 0.05) is near
     assert request.valid and request.bands is not None
-    # A centre refuses bands that are not below the threshold, or malformed.
-    assert not AuditRequest(0.1, 1.0, 0.0, (-3.0, -2.0, 0.5)).valid
+    # A centre refuses bands that do not increase, or on the threshold (logit(0.1) =
+    # -2.197225), or malformed; bands on both sides of it are edges it counts over.
+    assert not AuditRequest(0.1, 1.0, 0.0, (-3.0, 0.5, -2.0)).valid
+    assert not AuditRequest(0.1, 1.0, 0.0, (-3.0, -2.197225, 0.5)).valid
+    assert AuditRequest(0.1, 1.0, 0.0, (-3.0, -2.0, 0.5)).valid
     assert not audit_request_of({**request.as_config(), AUDIT_BANDS: "a,b"}).valid
     assert audit_request_of(request.as_config()) == request
 

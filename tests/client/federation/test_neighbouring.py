@@ -442,9 +442,10 @@ def test_an_evaluation_over_placed_bins_is_the_same_with_one_student_more(
                                    extra=protocol.edges_config(edges)))[0])
         refusals.append(_ask(flat, node, "evaluate", "run-1", server_round=2,
                              extra={protocol.EVALUATION_EDGES: "3,2,1"}))
-        # The audit over bands placed below its threshold (public input too).
+        # The audit over bands placed on both sides of its threshold (logit -0.85;
+        # public input too, issue 30 point 3).
         audits.append(_plain(_ask(flat, node, "evaluate", "run-1", server_round=2, audit=(
-            protocol.AuditRequest(0.3, 1.0, 0.0, (-3.0, -2.2, -1.5)))))[0])
+            protocol.AuditRequest(0.3, 1.0, 0.0, (-2.2, -1.5, 0.5)))))[0])
     _compare("plain", "evaluate", *replies)
     _compare("plain", "audit", *audits)
     for reply in replies:
