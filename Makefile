@@ -67,7 +67,20 @@ $(DPACC)/.installed: tools/dpacc/requirements.txt
 pytest: install system-packages dp-accounting
 	$(BIN)/python -m pytest -q --durations=20 -n 2 --dist loadgroup -m "not containers"
 
-test: lint typecheck pytest
+# Everything CI runs (.ci/run), from a fresh clone: lint, import contracts, types, every
+# test; the container images are built beside them (`-j2`, at a lower priority: the build
+# mostly waits on the disk and the network), then the container tests run (the
+# federation of the guides in containers, the two-node Ray cluster). Timings: README,
+# "Development".
+test: install system-packages container-tools dp-accounting
+	@$(MAKE) --no-print-directory -j2 checks images-beside
+	@$(MAKE) --no-print-directory containers
+
+# Lint, types, then the tests, one after the other.
+checks:
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory typecheck
+	@$(MAKE) --no-print-directory pytest
 
 # The daily loop: lint, import contracts, the unit tests and one federation in process
 # (tests/server/test_audit_verify.py's); not the tests marked `slow` (real servers, Ray,
@@ -89,7 +102,7 @@ clean:
 # Offline images (deploy/images/build.sh): wheelhouse, Debian bases (mmdebstrap), then the
 # app, SuperLink, SuperNode and proxy images; podman's layer cache makes an unchanged
 # rebuild take seconds. Needs root (rootful podman) and the container tools.
-.PHONY: container-tools images images-check images-ray test-containers
+.PHONY: container-tools images images-check images-ray test-containers containers images-beside checks
 
 container-tools:
 	@bash deploy/install-container-tools.sh
@@ -112,6 +125,22 @@ images-ray: images
 # container tools if missing and builds the images first (cached when unchanged).
 # Then the simulation on a two-node Ray cluster of containers, compared with one node
 # (tests/deploy/test_ray_cluster_containers.py).
-test-containers: images images-ray
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m containers -s \
-	    tests/deploy/test_container_federation.py tests/deploy/test_ray_cluster_containers.py
+test-containers: images images-ray containers
+
+CONTAINER_TESTS := tests/deploy/test_container_federation.py tests/deploy/test_ray_cluster_containers.py
+# The container tests alone, on images already built (under make test they fail, never
+# skip, when podman or an image is missing).
+containers: export PERSEVERANCE_CONTAINERS_REQUIRED := 1
+containers: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m containers -s $(CONTAINER_TESTS)
+
+# make test's image build: every image and the Ray node's, quiet (its log in a file),
+# niced so that the tests beside it keep the processors.
+images-beside: install container-tools
+	@mkdir -p .work/images
+	@echo "make test: building the images beside the tests (log: .work/images/build.log)"
+	@start=$$(date +%s); \
+	if nice -n 10 bash deploy/images/build.sh all ray > .work/images/build.log 2>&1; then \
+	  echo "make test: images ready in $$(( $$(date +%s) - start )) s"; \
+	else tail -30 .work/images/build.log; \
+	  echo "make test: the image build failed (its log: .work/images/build.log)"; exit 1; fi

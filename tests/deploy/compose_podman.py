@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -82,6 +82,20 @@ def podman_problem(images: Sequence[str], build: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired) as err:
         return f"podman does not answer: {err}"
     return f"images missing: {', '.join(missing)} ({build})" if missing else None
+
+
+#: ``make test`` sets it: there the container tests fail, never skip, when they cannot
+#: run (it installs the tools and builds the images first).
+REQUIRED_ENV = "PERSEVERANCE_CONTAINERS_REQUIRED"
+
+
+def cannot_run(reason: str) -> NoReturn:
+    """Skip the test for ``reason``, or fail it under ``make test``."""
+    import pytest
+
+    if os.environ.get(REQUIRED_ENV) == "1":
+        pytest.fail(f"{reason} (make test requires the container tests: {REQUIRED_ENV}=1)")
+    pytest.skip(reason)
 
 
 @dataclass

@@ -31,6 +31,7 @@ from tests.deploy.compose_podman import (
     DEPLOY,
     ComposeError,
     Site,
+    cannot_run,
     podman,
     podman_problem,
     read_env_file,
@@ -174,7 +175,7 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]
     online (the guides' steps 1 to 6); removed, by name, after the module's tests."""
     reason = _why_not()
     if reason:
-        pytest.skip(reason)
+        cannot_run(reason)
     fed = Federation(tmp_path_factory.mktemp("containers"), f"pvt-{os.getpid()}")
     try:
         started = time.monotonic()
@@ -250,10 +251,11 @@ def _wait_for_proxy(fed: Federation, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     ca = fed.ministry.folder / "pki" / "ca.crt"
     while time.monotonic() < deadline:
+        # A proxy just (re)started may accept the connection before nginx answers.
         result = subprocess.run(
-            ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", str(ca),
-             f"https://127.0.0.1:{fed.centres_port}/health"],
-            capture_output=True, text=True, timeout=10, check=False)
+            ["curl", "-s", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}",
+             "--cacert", str(ca), f"https://127.0.0.1:{fed.centres_port}/health"],
+            capture_output=True, text=True, timeout=30, check=False)
         if result.stdout == "200":
             return
         time.sleep(1)
@@ -447,7 +449,7 @@ def test_the_run_is_read_in_the_console_through_the_operator_listener(
     from playwright.sync_api import sync_playwright
 
     fed = federation
-    chromium = shutil.which("chromium") or pytest.skip("chromium is not installed")
+    chromium = shutil.which("chromium") or cannot_run("chromium is not installed")
     operator = fed.ministry.folder / "pki" / "operators" / "ops"
     origin = f"https://127.0.0.1:{fed.operator_port}"
     with sync_playwright() as driver:
@@ -557,31 +559,41 @@ def _verify(fed: Federation, run_name: str) -> subprocess.CompletedProcess[str]:
         f"/runs/{run_name}", check=False)
 
 
-def test_a_centre_killed_mid_round_the_run_goes_on_and_it_rejoins(
+def test_a_centre_killed_and_one_cut_mid_round_the_run_goes_on_and_both_rejoin(
         federation: Federation) -> None:
-    """Round 1 of a new run: one centre's containers are killed once its clientapp took
-    the training task and started again (as `docker compose up -d` would: podman 4.3's
-    restart policy does not restart a killed container); the round ends at its timeout
-    with the other two, the run completes, and the centre is back online."""
+    """Round 1 of a new run, once each victim's clientapp took the training task: one
+    centre's containers are killed and started again 5 s later (as `docker compose up -d`
+    would: podman 4.3's restart policy does not restart a killed container); another
+    centre's SuperNode is disconnected from its way out (``podman network disconnect``)
+    for 30 s. The round ends at its timeout without the killed centre, the run completes,
+    and both centres are online again. (One run for both faults: each costs a round
+    timeout, and they are independent.)"""
     fed = federation
-    run_name = "pvt-fault"
-    victim = list(fed.centres.values())[-1]
-    supernode, clientapp = victim.resource("supernode"), victim.resource("clientapp")
-    before = _acquired(clientapp)
+    run_name = "pvt-faults"
+    killed, cut = list(fed.centres.values())[-1], list(fed.centres.values())[1]
+    supernode, clientapp = killed.resource("supernode"), killed.resource("clientapp")
+    before_killed = _acquired(clientapp)
+    before_cut = _acquired(cut.resource("clientapp"))
     # No progress evaluation: it would wait the timeout again for the killed centre,
     # which Flower keeps "online" for about a minute (as tests/deploy/test_resilience.py).
     run = _run_command(fed, run_name, rounds=ROUNDS, min_centres=2,
                        round_timeout=FAULT_ROUND_TIMEOUT, evaluation__progress_every=0)
     started = time.monotonic()
     with _follow(fed, run, "fault-run") as follower:
-        _wait_acquired(fed, clientapp, before, follower)
+        _wait_acquired(fed, clientapp, before_killed, follower)
         podman("kill", clientapp, supernode)
-        killed_at = time.monotonic() - started
-        time.sleep(5)
-        podman("start", supernode, clientapp)
+        fed.timings["fault_killed_after"] = time.monotonic() - started
+        _wait_acquired(fed, cut.resource("clientapp"), before_cut, follower)
+        podman("network", "disconnect", cut.resource("egress"), cut.resource("supernode"))
+        fed.timings["fault_cut_after"] = time.monotonic() - started
+        try:
+            time.sleep(5)
+            podman("start", supernode, clientapp)
+            time.sleep(25)
+        finally:
+            podman("network", "connect", cut.resource("egress"), cut.resource("supernode"))
         out, _ = follower.communicate(timeout=RUN_TIMEOUT)
     fed.timings["fault_run"] = time.monotonic() - started
-    fed.timings["fault_killed_after"] = killed_at
     (fed.root / "fault-run.log").write_text(out)
 
     summary = _summary(fed, run_name)
@@ -591,9 +603,10 @@ def test_a_centre_killed_mid_round_the_run_goes_on_and_it_rejoins(
     # The model moved on without the killed centre (a round whose live centres also
     # missed the timeout on a loaded machine is left unchanged, not failed).
     assert int(str(summary["rounds_unchanged"])) < ROUNDS, summary
-    # The centre, started again mid-run, is online again.
+    assert _verify(fed, run_name).returncode == 0
+    # Both centres, killed or cut mid-run, are online again.
     _wait_online(fed, _guide_run_commands(fed)[0], timeout=240.0)
-    print(f"\ncontainer fault: {json.dumps(fed.timings)}")
+    print(f"\ncontainer faults: {json.dumps(fed.timings)}")
 
 
 def test_a_centre_that_withdrew_its_approval_is_refused_under_its_enrolled_name(
@@ -625,39 +638,6 @@ def test_a_centre_that_withdrew_its_approval_is_refused_under_its_enrolled_name(
     assert _verify(fed, run_name).returncode == 0
 
 
-def test_a_centre_cut_from_the_network_for_30_s_rejoins_and_the_run_completes(
-        federation: Federation) -> None:
-    """Round 1 of a new run: one centre's SuperNode is disconnected from its way out
-    (``podman network disconnect``) once its clientapp took the training task, for 30 s,
-    then connected again; the run completes, and the centre is online after it."""
-    fed = federation
-    run_name = "pvt-cut"
-    victim = list(fed.centres.values())[1]
-    supernode, egress = victim.resource("supernode"), victim.resource("egress")
-    before = _acquired(victim.resource("clientapp"))
-    run = _run_command(fed, run_name, rounds=ROUNDS, min_centres=2,
-                       round_timeout=FAULT_ROUND_TIMEOUT, evaluation__progress_every=0)
-    started = time.monotonic()
-    with _follow(fed, run, "cut-run") as follower:
-        _wait_acquired(fed, victim.resource("clientapp"), before, follower)
-        podman("network", "disconnect", egress, supernode)
-        try:
-            time.sleep(30)
-        finally:
-            podman("network", "connect", egress, supernode)
-        out, _ = follower.communicate(timeout=RUN_TIMEOUT)
-    fed.timings["cut_run"] = time.monotonic() - started
-    (fed.root / "cut-run.log").write_text(out)
-
-    summary = _summary(fed, run_name)
-    assert follower.returncode == 0, out[-3000:]
-    assert summary["rounds_completed"] == ROUNDS, summary
-    assert int(str(summary["rounds_unchanged"])) < ROUNDS, summary
-    assert _verify(fed, run_name).returncode == 0
-    _wait_online(fed, _guide_run_commands(fed)[0], timeout=240.0)
-    print(f"\ncontainer network cut: {json.dumps(fed.timings)}")
-
-
 def _run_status(fed: Federation, run_id: str, timeout: float) -> str:
     """The run's status once finished (``flwr ls --run-id``, through the operator's
     tunnel), e.g. ``finished:completed`` or ``finished:failed``."""
@@ -685,25 +665,67 @@ def _checkpointed(fed: Federation, run_name: str) -> int:
     return int(out.stdout.strip() or 0)
 
 
-def test_the_superlink_restarted_mid_run_the_run_is_resumed_losing_at_most_one_round(
+def _served_certificate(fed: Federation) -> bytes:
+    """The certificate the proxy serves on the centres' port (DER)."""
+    import ssl
+
+    pem = ssl.get_server_certificate(("127.0.0.1", fed.centres_port), timeout=10)
+    return ssl.PEM_cert_to_DER_cert(pem)
+
+
+def _file_certificate(path: Path) -> bytes:
+    import ssl
+
+    return ssl.PEM_cert_to_DER_cert(path.read_text())
+
+
+def _ministry_step(fed: Federation, heading: str, **names: str) -> None:
+    """The ministry guide's step ``heading`` (7b-7e) as written: ``$PKI`` lines on the CA
+    machine (the ministry's folder here), ``docker compose restart|run`` on its
+    containers. ``names`` replaces the guide's example names (``jdoe``, the centre)."""
+    site = fed.ministry
+    commands = guide_commands(DEPLOY / "ministry" / "README.md", heading)
+    assert all(any(old in c for c in commands) for old in names), (heading, commands)
+    for command in commands:
+        for old, new in names.items():
+            command = command.replace(old, new)
+        words = _words(command)
+        if words[:3] == ["docker", "compose", "restart"]:
+            fed.note(f"[{site.prefix}] $ {command}")
+            for service in words[3:]:
+                podman("restart", site.resource(service))
+        elif words[:3] == ["docker", "compose", "run"]:
+            fed.compose(site, command)
+        elif words[0] in ("$PKI", "sudo", "chown"):
+            fed.shell(command, site.folder, {"PKI": str(BIN / "perseverance-server")})
+        elif words[:2] == ["perseverance-server", "operator-tunnel"]:
+            continue  # on the operator's workstation, not the ministry's: _tunnel
+        else:
+            raise AssertionError(f"no translation for the guide's {command!r}")
+
+
+def test_the_servers_certificates_renewed_mid_run_the_run_is_resumed_losing_at_most_one_round(
         federation: Federation) -> None:
-    """The SuperLink's container restarted after round 1 (its state volume kept, its
-    address fixed): the run in flight either goes on or is marked failed; if it failed,
-    once the centres are back online, the ministry guide's resume line (step 6b) as
-    written finishes it from its last checkpoint. Its records verify. Last in the
-    module: it stops every centre's connection for a while."""
+    """The ministry guide's step 7b as written after round 1 of a run: new certificates
+    for the SuperLink and the proxy, then `docker compose restart proxy superlink` (the
+    SuperLink's state volume kept, its address fixed). The proxy then serves the new
+    certificate (a reload would not: each file is mounted alone and replaced). The run in
+    flight either goes on or is marked failed; if it failed, once the centres are back
+    online, the guide's resume line (step 6b) as written finishes it from its last
+    checkpoint. Its records verify."""
     fed = federation
-    run_name, rounds = "pvt-restart", 3
+    run_name, rounds = "pvt-restart", ROUNDS
     settings = {"rounds": rounds, "min_centres": 2, "round_timeout": FAULT_ROUND_TIMEOUT,
                 "evaluation__progress_every": 0}
     run = _run_command(fed, run_name, **settings)
+    served_before = _served_certificate(fed)
     started = time.monotonic()
     with _follow(fed, run, "restart-run") as follower:
         deadline = time.monotonic() + RUN_TIMEOUT
         while _checkpointed(fed, run_name) < 1:
             assert time.monotonic() < deadline and follower.poll() is None, fed.logs()
             time.sleep(2)
-        podman("restart", fed.ministry.resource("superlink"))
+        _ministry_step(fed, "7b.")
         restarted_after = _checkpointed(fed, run_name)
         try:
             first, _ = follower.communicate(timeout=300)
@@ -711,6 +733,9 @@ def test_the_superlink_restarted_mid_run_the_run_is_resumed_losing_at_most_one_r
             follower.kill()
             first, _ = follower.communicate()
     (fed.root / "restart-run.log").write_text(first)
+    _wait_for_proxy(fed)
+    served_after = _served_certificate(fed)
+    renewed = _file_certificate(fed.ministry.folder / "pki" / "proxy.crt")
     run_id = re.search(r"Successfully started run (\d+)", first)
     assert run_id, first[-3000:]
     _wait_online(fed, _guide_run_commands(fed)[0], timeout=240.0)
@@ -727,6 +752,7 @@ def test_the_superlink_restarted_mid_run_the_run_is_resumed_losing_at_most_one_r
         (fed.root / "resume-run.log").write_text(out)
     fed.timings["restart_run"] = time.monotonic() - started
 
+    assert served_after == renewed != served_before
     summary = _summary(fed, run_name)
     lines = fed.compose(fed.ministry,
                         f"docker compose run --rm operator cat /runs/{run_name}/rounds.jsonl")
@@ -736,4 +762,74 @@ def test_the_superlink_restarted_mid_run_the_run_is_resumed_losing_at_most_one_r
     # Nothing checkpointed before the restart was lost: at most the round in flight.
     assert done >= restarted_after >= 1, fed.timings
     assert _verify(fed, run_name).returncode == 0
-    print(f"\ncontainer SuperLink restart: {json.dumps(fed.timings)}")
+    print(f"\ncontainer certificates renewed, SuperLink restarted: {json.dumps(fed.timings)}")
+
+
+def _tunnel(fed: Federation, workstation: Path) -> subprocess.CompletedProcess[str]:
+    """The ministry guide's step 7c tunnel line, as written, on an operator's workstation
+    (``workstation``: ca.crt and the operator's certificate and key; its own Flower home)."""
+    line = next(c for c in guide_commands(DEPLOY / "ministry" / "README.md", "7c.")
+                if c.startswith("perseverance-server operator-tunnel"))
+    line = (line.replace(f"{GUIDE_OPERATOR_ADDRESS}:9443", f"127.0.0.1:{fed.operator_port}")
+            .replace("jdoe", "pvt-op"))
+    fed.note(f"[workstation] $ {line}")
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", line], cwd=workstation, capture_output=True,
+        text=True, timeout=120, check=False,
+        env={**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+             "FLWR_HOME": str(workstation / "flwr-home")})
+    fed.note(result.stdout + result.stderr)
+    return result
+
+
+def test_a_new_operator_works_through_the_tunnel_until_revoked(
+        federation: Federation) -> None:
+    """The ministry guide's steps 7c and 7d as written: a new operator's certificate, its
+    tunnel from a workstation lists the runs; once revoked (and the proxy restarted),
+    the same tunnel is refused while the ministry's own operator still works."""
+    fed = federation
+    _ministry_step(fed, "7c.", jdoe="pvt-op")
+    workstation = fed.root / "workstation"
+    workstation.mkdir()
+    issued = fed.ministry.folder / "pki" / "operators" / "pvt-op"
+    for source in (fed.ministry.folder / "pki" / "ca.crt", issued / "pvt-op.crt",
+                   issued / "pvt-op.key"):
+        shutil.copy(source, workstation / source.name)
+    listed = _tunnel(fed, workstation)
+    # The runs' table, through the new operator's own tunnel.
+    assert listed.returncode == 0 and "Run ID" in listed.stdout, listed.stdout + listed.stderr
+
+    _ministry_step(fed, "7d.", jdoe="pvt-op")
+    _wait_for_proxy(fed)
+    refused = _tunnel(fed, workstation)
+    still = fed.compose_result(fed.ministry, _guide_run_commands(fed)[0], check=False)
+
+    assert refused.returncode != 0, refused.stdout + refused.stderr
+    assert still.returncode == 0, still.stdout + still.stderr
+    _wait_online(fed, _guide_run_commands(fed)[0], timeout=240.0)
+
+
+def test_a_revoked_centre_is_refused_and_marked_in_the_inventory(
+        federation: Federation) -> None:
+    """The ministry guide's step 7e as written, last in the module (the key is burnt):
+    the inventory keeps the centre with ``revoked_at`` and its SuperNode is no longer
+    online (refused from its next request)."""
+    fed = federation
+    name = next(iter(fed.centres))
+    _ministry_step(fed, "7e.", **{"css-de-laval": name})
+    inventory = json.loads((fed.ministry.folder / "records" / "inventory.json").read_text())
+    entry = next(e for e in inventory["centres"] if e["centre"] == name)
+    assert entry.get("revoked_at"), entry
+
+    list_nodes = _guide_run_commands(fed)[0]
+    deadline = time.monotonic() + 120
+    while True:
+        out = fed.compose(fed.ministry, list_nodes + " --format json", check=False)
+        start = out.find("{")
+        nodes = json.loads(out[start:]).get("nodes", []) if start >= 0 else []
+        online = [n for n in nodes if n.get("status") == "online"
+                  and str(n.get("node-id")) == str(entry["node_id"])]
+        if not online:
+            break
+        assert time.monotonic() < deadline, nodes
+        time.sleep(3)

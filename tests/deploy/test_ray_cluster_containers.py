@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.deploy.compose_podman import podman_problem
+from tests.deploy.compose_podman import cannot_run, podman_problem
 from tests.deploy.ray_cluster import (
     IMAGE,
     PodmanRayCluster,
@@ -44,7 +44,7 @@ def test_tiny_on_a_two_node_ray_cluster_of_containers_equals_the_one_node_run(
 ) -> None:
     reason = _why_not()
     if reason:
-        pytest.skip(reason)
+        cannot_run(reason)
     prefix = f"pvray-{os.getpid()}"
     shared = tmp_path / "runs"
     single = run_one_node(prefix, shared, "one-node", *TINY_RUN)
