@@ -42,6 +42,9 @@ class ScoreHistogram:
     #: Interior edges of the bins on the logit scale (``bins - 1`` increasing values);
     #: None: the fixed edges (:data:`LOGIT_RANGE`).
     edges: tuple[float, ...] | None = None
+    #: The std of the (DP) noise on each count of a released histogram (public: from the
+    #: run's configuration); 0: exact, or not known.
+    noise_sd: float = 0.0
 
     @property
     def bins(self) -> int:
@@ -60,6 +63,7 @@ class ScoreHistogram:
             self.probability_sum + other.probability_sum,
             self.squared_error_sum + other.squared_error_sum,
             self.edges,
+            math.hypot(self.noise_sd, other.noise_sd),
         )
 
     def centres(self) -> FloatArray:

@@ -51,6 +51,7 @@ from common.equity.audit import (
     AUDIT_GROUPS,
     AUDIT_SENSITIVE,
     GROUP_BINS,
+    BandProbabilities,
     Threshold,
     band_auc,
     group_bin_edges,
@@ -163,18 +164,22 @@ def exact_figures(members: Members, threshold: float, calibration: Calibration
     }
 
 
-def band_figures(members: Members, cut: Threshold, calibrated: FloatArray) -> dict[str, float]:
+def band_figures(members: Members, cut: Threshold, representatives: BandProbabilities
+                 ) -> dict[str, float]:
     """A group's AUC and calibrated calibration error from its exact counts in the run's
-    score bands (no noise): what the bands alone cost. ``calibrated``: each band's
-    recalibrated representative probability (``BandProbabilities.calibrated``)."""
+    score bands (no noise), read as the ministry reads them (``representatives``: each
+    band's recalibrated probability and the share of its tied pairs credited to the
+    positive, ``common.equity.reading.band_probabilities``): what the bands alone
+    cost."""
     bands = np.searchsorted(group_bin_edges(cut), members.probabilities, side="right")
     y = members.labels
     pos = np.bincount(bands, weights=y, minlength=GROUP_BINS).astype(np.float64)
     neg = np.bincount(bands, weights=1.0 - y, minlength=GROUP_BINS).astype(np.float64)
     n = float(pos.sum() + neg.sum())
     observed = float(pos.sum()) / n if n else math.nan
-    mean = float(((pos + neg) * calibrated).sum()) / n if n else math.nan
-    return {"auc": band_auc(pos, neg), "calibration_error_calibrated": abs(observed - mean)}
+    mean = float(((pos + neg) * representatives.calibrated).sum()) / n if n else math.nan
+    return {"auc": band_auc(pos, neg, representatives.ties),
+            "calibration_error_calibrated": abs(observed - mean)}
 
 
 @dataclass
@@ -235,7 +240,7 @@ def analyse(case: str, run_dir: Path, centres: Sequence[CentreData]) -> RunFigur
         if reported is None or not len(members.labels):
             continue
         exact_values = exact_figures(members, float(cut), audit_calibration)
-        band_values = band_figures(members, cut, representatives.calibrated)
+        band_values = band_figures(members, cut, representatives)
         row: dict[str, list[float]] = {"n": [_number(reported.get("n")), exact_values["n"],
                                              math.nan, math.nan]}
         for metric in AUDIT_METRICS:

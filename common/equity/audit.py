@@ -43,11 +43,13 @@ MIN_CENTRES_PER_CELL = 3
 # the noise on a near-empty band moves the AUC the most (a noisy count there ranks
 # below every negative); 1 apart, the four lower bands each hold a useful share of a
 # group's positives and negatives ("Score bands where the students are"). The group AUC
-# is then that of 5 ordered bands (ties count half), 0.015-0.03 below the group's exact
-# AUC: compare groups with one another, not with the pooled AUC of the finer pooled
-# histogram. Those are the fixed bands (``evaluation.placement = "fixed"``); by default
-# the ministry places them from the final pooled histogram (:func:`place_bands`), on
-# both sides of the threshold where it flags many students (issue 30, point 3).
+# is then that of 5 ordered bands: with ties counted half, 0.015-0.03 below the group's
+# exact AUC; the ministry credits a group's pairs within a band at the share the
+# positives win within it in the finer pooled histogram (``BandProbabilities.ties``,
+# issue 30 point 3: 0.001-0.006 below on the demo). Those are the fixed bands
+# (``evaluation.placement = "fixed"``); by default the ministry places them from the
+# final pooled histogram (:func:`place_bands`), on both sides of the threshold where it
+# flags many students (issue 30, point 3).
 GROUP_BINS = 5
 _LOGIT_STEP = 1.0
 # Vector layout of one cell: pos[5], neg[5], tp, fp, probability sum.
@@ -339,12 +341,16 @@ def band_midpoints(edges: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return np.asarray(1.0 / (1.0 + np.exp(-mids)), dtype=np.float64)
 
 
-def band_auc(pos: npt.NDArray[np.float64], neg: npt.NDArray[np.float64]) -> float:
+def band_auc(pos: npt.NDArray[np.float64], neg: npt.NDArray[np.float64],
+             ties: npt.NDArray[np.float64] | None = None) -> float:
+    """The AUC of counts in ordered bands: a positive above a negative wins, a pair in
+    one band wins with the share ``ties`` gives that band (None: half, a tie)."""
     p, n = pos.sum(), neg.sum()
     if p <= 0 or n <= 0:
         return float("nan")
     below = np.cumsum(neg) - neg
-    return float(((pos * below).sum() + 0.5 * (pos * neg).sum()) / (p * n))
+    shares = np.full(len(pos), 0.5) if ties is None else np.asarray(ties, dtype=np.float64)
+    return float(((pos * below).sum() + (shares * pos * neg).sum()) / (p * n))
 
 
 @dataclass(frozen=True)
@@ -355,6 +361,11 @@ class BandProbabilities:
 
     raw: npt.NDArray[np.float64]
     calibrated: npt.NDArray[np.float64]
+    #: Per band, the share of the pooled positive-negative pairs within it that the
+    #: positive wins in the final pooled histogram's finer bins (0.5 where either label
+    #: is not resolved above the noise there): a group's pairs within a band are credited
+    #: at it, not at a tie's half (None: half).
+    ties: npt.NDArray[np.float64] | None = None
 
 
 # Gap name -> the group metric it compares (its interval is the metric's ``_ci``).

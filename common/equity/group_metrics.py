@@ -60,7 +60,7 @@ def cell_metrics(
     tp, fp, probability_sum = vector[-3], vector[-2], vector[-1]
     positives, negatives = float(pos.sum()), float(neg.sum())
     n = positives + negatives
-    auc = band_auc(pos, neg)
+    auc = band_auc(pos, neg, None if bands is None else bands.ties)
     if not math.isnan(auc):
         auc = min(max(auc, 0.0), 1.0)  # noisy (DP) counts can push the estimate outside
     tpr, tpr_lo, tpr_hi = wilson(tp, positives, z)

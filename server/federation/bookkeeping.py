@@ -196,7 +196,8 @@ def histogram_of(evaluation: Mapping[str, Sequence[float]]) -> ScoreHistogram:
     """The pooled histogram of a checkpoint's last evaluation (clipped at 0)."""
     pos, neg, probability_sum = (np.asarray(evaluation[key], dtype=np.float64)
                                  for key in HISTOGRAM_KEYS)
-    return nonnegative(ScoreHistogram(pos, neg, probability_sum, 0.0, edges_in(evaluation)))
+    return nonnegative(ScoreHistogram(pos, neg, probability_sum, 0.0, edges_in(evaluation),
+                                      noise_of(evaluation)))
 
 
 def next_edges(config: RunConfig, evaluation: Mapping[str, Sequence[float]] | None
@@ -263,7 +264,7 @@ def nonnegative(histogram: ScoreHistogram) -> ScoreHistogram:
     centres = histogram.centres()
     return ScoreHistogram(pos, neg, (pos + neg) * centres,
                           float((pos * (1 - centres) ** 2 + neg * centres**2).sum()),
-                          histogram.edges)
+                          histogram.edges, histogram.noise_sd)
 
 
 #: How many standard deviations of the pooled count's noise the noisy count of held-out

@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 from client.ingest.centre_data import CentreData
 from client.site_policy import SitePolicy
 from common.calibration import Calibration
-from common.equity.audit import Threshold
+from common.equity.audit import BandProbabilities, Threshold
 from simulations.bench_audit import (
     Members,
     band_figures,
@@ -49,7 +49,8 @@ def test_exact_figures_flag_at_the_threshold_as_the_centres_do() -> None:
     assert figures["auc"] == pytest.approx(roc_auc_score(y, p))
     assert figures["calibration_error_calibrated"] == pytest.approx(abs(y.mean() - p.mean()))
     # Five bands lose some of the AUC to ties, never gain.
-    bands = band_figures(Members(p, y), Threshold(raw), np.full(5, p.mean()))
+    flat = BandProbabilities(np.full(5, p.mean()), np.full(5, p.mean()))
+    bands = band_figures(Members(p, y), Threshold(raw), flat)
     assert 0.5 < bands["auc"] < figures["auc"]
     assert bands["calibration_error_calibrated"] == pytest.approx(abs(y.mean() - p.mean()))
 
