@@ -198,4 +198,7 @@ def test_the_records_are_synced_at_their_sync_points_not_line_by_line(
     centre = Path(grid.config.run_dir) / "state" / "centre-0" / AUDIT_FILE
     centre_lines = len(centre.read_text(encoding="utf-8").splitlines())
     replies = sum('"reply_sent"' in line for line in centre.read_text().splitlines())
-    assert synced.count(centre) == replies < centre_lines
+    # At least one sync per reply (each before it leaves: the test above), fewer than one
+    # per line. Not exactly one per reply: a task refused or cut short (a loaded machine,
+    # a secure stage that timed out) syncs its own line too.
+    assert replies <= synced.count(centre) < centre_lines
