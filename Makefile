@@ -63,24 +63,27 @@ $(DPACC)/.installed: tools/dpacc/requirements.txt
 	@$(DPACC)/bin/pip install -q --no-deps -r $< > .work/dpacc-pip.log 2>&1 || { tail -20 .work/dpacc-pip.log; echo "make dp-accounting: pip failed; the full log is .work/dpacc-pip.log"; exit 1; }
 	@touch $@
 
-# The container federation (marker `containers`) has its own target, test-containers.
+# Every test but the container tests (marker `containers`: make test, test-containers).
 pytest: install system-packages dp-accounting
 	$(BIN)/python -m pytest -q --durations=20 -n 2 --dist loadgroup -m "not containers"
 
-# Everything CI runs (.ci/run), from a fresh clone: lint, import contracts, types, every
-# test; the container images are built beside them (`-j2`, at a lower priority: the build
-# mostly waits on the disk and the network), then the container tests run (the
-# federation of the guides in containers, the two-node Ray cluster). Timings: README,
-# "Development".
-test: install system-packages container-tools dp-accounting
-	@$(MAKE) --no-print-directory -j2 checks images-beside
-	@$(MAKE) --no-print-directory containers
+# make test's pytest: every test, the container tests waiting for images-beside.
+pytest-with-containers: export PERSEVERANCE_DP_ACCOUNTING := $(CURDIR)/$(DPACC)/bin/python
+pytest-with-containers: export PERSEVERANCE_CONTAINERS_REQUIRED := 1
+pytest-with-containers: export PERSEVERANCE_IMAGES_STATUS := $(CURDIR)/$(IMAGES_STATUS)
+pytest-with-containers: install system-packages dp-accounting
+	$(BIN)/python -m pytest -q --durations=25 -n 2 --dist loadgroup
 
-# Lint, types, then the tests, one after the other.
-checks:
-	@$(MAKE) --no-print-directory lint
-	@$(MAKE) --no-print-directory typecheck
-	@$(MAKE) --no-print-directory pytest
+# Everything CI runs (.ci/run), from a fresh clone: lint, import contracts, types and
+# every test at once (`-j3`), with the container images built beside them (at a lower
+# priority: the build mostly waits on the disk and the network). pytest's slow tests run
+# in two groups, one per worker: the simulated federations, and the deployments, whose
+# container tests (the guides' federation in containers, the two-node Ray cluster) come
+# last and wait for the build. Timings: README, "Development".
+IMAGES_STATUS := .work/images/beside.status
+test: install system-packages container-tools dp-accounting
+	@rm -f $(IMAGES_STATUS)
+	@$(MAKE) --no-print-directory -j3 lint typecheck pytest-with-containers images-beside
 
 # The daily loop: lint, import contracts, the unit tests and one federation in process
 # (tests/server/test_audit_verify.py's); not the tests marked `slow` (real servers, Ray,
@@ -102,7 +105,7 @@ clean:
 # Offline images (deploy/images/build.sh): wheelhouse, Debian bases (mmdebstrap), then the
 # app, SuperLink, SuperNode and proxy images; podman's layer cache makes an unchanged
 # rebuild take seconds. Needs root (rootful podman) and the container tools.
-.PHONY: container-tools images images-check images-ray test-containers containers images-beside checks
+.PHONY: container-tools images images-check images-ray test-containers containers images-beside pytest-with-containers
 
 container-tools:
 	@bash deploy/install-container-tools.sh
@@ -135,12 +138,14 @@ containers: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m containers -s $(CONTAINER_TESTS)
 
 # make test's image build: every image and the Ray node's, quiet (its log in a file),
-# niced so that the tests beside it keep the processors.
+# niced so that the tests beside it keep the processors; its outcome in $(IMAGES_STATUS),
+# which the container tests wait for.
 images-beside: install container-tools
 	@mkdir -p .work/images
 	@echo "make test: building the images beside the tests (log: .work/images/build.log)"
 	@start=$$(date +%s); \
 	if nice -n 10 bash deploy/images/build.sh all ray > .work/images/build.log 2>&1; then \
+	  echo ok > $(IMAGES_STATUS); \
 	  echo "make test: images ready in $$(( $$(date +%s) - start )) s"; \
-	else tail -30 .work/images/build.log; \
+	else echo failed > $(IMAGES_STATUS); tail -30 .work/images/build.log; \
 	  echo "make test: the image build failed (its log: .work/images/build.log)"; exit 1; fi

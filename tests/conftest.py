@@ -48,6 +48,14 @@ def pytest_itemcollected(item: pytest.Item) -> None:
         item.add_marker(pytest.mark.xdist_group("deploy" if deploy else "federations"))
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The container tests (marker ``containers``) last, after the rest of their group:
+    under ``make test`` their images are built beside the suite, and the loopback
+    deployments run meanwhile (tests/deploy/compose_podman.py waits for the build)."""
+    items.sort(key=lambda item: item.get_closest_marker("containers") is not None)
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     """``perseverance-sim run --scenario tiny``, made once per test process for the tests of

@@ -87,6 +87,25 @@ def podman_problem(images: Sequence[str], build: str) -> str | None:
 #: ``make test`` sets it: there the container tests fail, never skip, when they cannot
 #: run (it installs the tools and builds the images first).
 REQUIRED_ENV = "PERSEVERANCE_CONTAINERS_REQUIRED"
+#: ``make test`` builds the images beside the test suite and writes the build's outcome
+#: (``ok`` or ``failed``) to the file this names; the container tests wait for it.
+IMAGES_STATUS_ENV = "PERSEVERANCE_IMAGES_STATUS"
+
+
+def wait_for_image_build(timeout: float = 3600.0) -> str | None:
+    """Under ``make test``, wait until the image build beside the suite has ended; why
+    the container tests cannot run if it failed, else None."""
+    status = os.environ.get(IMAGES_STATUS_ENV)
+    if not status:
+        return None
+    deadline = time.monotonic() + timeout
+    while not Path(status).exists():
+        if time.monotonic() > deadline:
+            return f"the image build beside the tests did not end in {timeout:.0f} s"
+        time.sleep(5)
+    outcome = Path(status).read_text(encoding="utf-8").strip()
+    return None if outcome == "ok" else (
+        f"the image build beside the tests failed ({outcome}; its log: .work/images/build.log)")
 
 
 def cannot_run(reason: str) -> NoReturn:

@@ -35,6 +35,7 @@ from tests.deploy.compose_podman import (
     podman,
     podman_problem,
     read_env_file,
+    wait_for_image_build,
 )
 
 # Containers on a shared 2-core machine: a test (the first one with the federation up)
@@ -173,7 +174,7 @@ class Federation:
 def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
     """The ministry and three centres up, enrolled, the app approved, every SuperNode
     online (the guides' steps 1 to 6); removed, by name, after the module's tests."""
-    reason = _why_not()
+    reason = wait_for_image_build() or _why_not()
     if reason:
         cannot_run(reason)
     fed = Federation(tmp_path_factory.mktemp("containers"), f"pvt-{os.getpid()}")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.deploy.compose_podman import cannot_run, podman_problem
+from tests.deploy.compose_podman import cannot_run, podman_problem, wait_for_image_build
 from tests.deploy.ray_cluster import (
     IMAGE,
     PodmanRayCluster,
@@ -42,7 +42,7 @@ def _why_not() -> str | None:
 def test_tiny_on_a_two_node_ray_cluster_of_containers_equals_the_one_node_run(
     tmp_path: Path,
 ) -> None:
-    reason = _why_not()
+    reason = wait_for_image_build() or _why_not()
     if reason:
         cannot_run(reason)
     prefix = f"pvray-{os.getpid()}"
