@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# make test's image build writes its outcome here (ok or failed) for the container tests.
+IMAGES_STATUS := .work/images/beside.status
 
 # No outside network at run time: no telemetry, no update check; Flower and Ray
 # keep their state inside the ignored working folder. Flower's home (and the ministry's
@@ -75,12 +77,10 @@ pytest-with-containers: install system-packages dp-accounting
 	$(BIN)/python -m pytest -q --durations=25 -n 2 --dist loadgroup
 
 # Everything CI runs (.ci/run), from a fresh clone: lint, import contracts, types and
-# every test at once (`-j3`), with the container images built beside them (at a lower
-# priority: the build mostly waits on the disk and the network). pytest's slow tests run
-# in two groups, one per worker: the simulated federations, and the deployments, whose
-# container tests (the guides' federation in containers, the two-node Ray cluster) come
-# last and wait for the build. Timings: README, "Development".
-IMAGES_STATUS := .work/images/beside.status
+# every test at once (`-j3`), with the container images built beside them. pytest's slow
+# tests run in two groups, one per worker: the simulated federations, and the
+# deployments, whose container tests (the guides' federation in containers, the
+# two-node Ray cluster) come last and wait for the build. Timings: README, "Development".
 test: install system-packages container-tools dp-accounting
 	@rm -f $(IMAGES_STATUS)
 	@$(MAKE) --no-print-directory -j3 lint typecheck pytest-with-containers images-beside
@@ -137,14 +137,14 @@ containers: export PERSEVERANCE_CONTAINERS_REQUIRED := 1
 containers: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m containers -s $(CONTAINER_TESTS)
 
-# make test's image build: every image and the Ray node's, quiet (its log in a file),
-# niced so that the tests beside it keep the processors; its outcome in $(IMAGES_STATUS),
-# which the container tests wait for.
+# make test's image build: every image and the Ray node's, quiet (its log in a file); its
+# outcome in $(IMAGES_STATUS), which the container tests wait for. Not niced: the
+# container tests wait for it, so it is on make test's longest path.
 images-beside: install container-tools
 	@mkdir -p .work/images
 	@echo "make test: building the images beside the tests (log: .work/images/build.log)"
 	@start=$$(date +%s); \
-	if nice -n 10 bash deploy/images/build.sh all ray > .work/images/build.log 2>&1; then \
+	if bash deploy/images/build.sh all ray > .work/images/build.log 2>&1; then \
 	  echo ok > $(IMAGES_STATUS); \
 	  echo "make test: images ready in $$(( $$(date +%s) - start )) s"; \
 	else echo failed > $(IMAGES_STATUS); tail -30 .work/images/build.log; \

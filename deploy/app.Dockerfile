@@ -24,18 +24,20 @@ ARG BUILD_IMAGE=localhost/perseverance-build-base:bookworm-r1
 FROM ${BUILD_IMAGE} AS build
 COPY deploy/images/requirements.lock .work/images/app-runtime.txt /wheels/
 COPY .work/images/wheelhouse/ /wheels/
-# The dependencies first (a change of the app's code does not reinstall them).
+COPY deploy/images/strip_shared_libraries.py /usr/local/lib/
+# The dependencies first (a change of the app's code does not reinstall them), in one
+# layer with what is removed from them (a second layer would copy every stripped library
+# again): never used at run time (the app image stays under 1.5 GB), the packages' own
+# test suites, torch's C++ test programs, headers and CMake files (torch_shm_manager,
+# which torch's multiprocessing uses, stays; `testing` modules stay: torch imports them),
+# and the shared libraries' debugging symbols (strip --strip-unneeded, as Debian's
+# packages, kept only where the stripped library still loads:
+# deploy/images/strip_shared_libraries.py).
 RUN python3 -m venv /opt/perseverance \
     && /opt/perseverance/bin/pip install --no-cache-dir --no-index --find-links /wheels \
        --disable-pip-version-check --constraint /wheels/requirements.lock \
-       --requirement /wheels/app-runtime.txt
-# Never used at run time (the app image stays under 1.5 GB): the packages' own test
-# suites, torch's C++ test programs, headers and CMake files (torch_shm_manager, which
-# torch's multiprocessing uses, stays; `testing` modules stay: torch imports them), and
-# the shared libraries' debugging symbols (strip --strip-unneeded, as Debian's packages,
-# kept only where the stripped library still loads: deploy/images/strip_shared_libraries.py).
-COPY deploy/images/strip_shared_libraries.py /usr/local/lib/
-RUN cd /opt/perseverance/lib/python3.11/site-packages \
+       --requirement /wheels/app-runtime.txt \
+    && cd /opt/perseverance/lib/python3.11/site-packages \
     && find . -depth -type d -name tests -prune -exec rm -rf {} + \
     && rm -rf torch/test torch/include torch/share/cmake \
     && find torch/bin -mindepth 1 ! -name torch_shm_manager -exec rm -rf {} + \
