@@ -80,7 +80,7 @@ pytest-with-containers: install system-packages dp-accounting
 # every test at once (`-j3`), with the container images built beside them. pytest's slow
 # tests run in two groups, one per worker: the simulated federations, and the
 # deployments, whose container tests (the guides' federation in containers, the
-# two-node Ray cluster) come last and wait for the build. Timings: README, "Development".
+# two-node Ray cluster) come last and wait for the build. Timings: README, "Two commands".
 test: install system-packages container-tools dp-accounting
 	@rm -f $(IMAGES_STATUS)
 	@$(MAKE) --no-print-directory -j3 lint typecheck pytest-with-containers images-beside
@@ -88,7 +88,7 @@ test: install system-packages container-tools dp-accounting
 # The daily loop: lint, import contracts, the unit tests and one federation in process
 # (tests/server/test_audit_verify.py's); not the tests marked `slow` (real servers, Ray,
 # browsers, the simulation engine, long training) nor `federation` (the other in-process
-# federations). `make test` runs them all, as CI does. Timings: README, "Development".
+# federations). `make test` runs them all, as CI does. Timings: README, "Two commands".
 test-fast: install
 	$(BIN)/ruff check common client server simulations tests tools
 	$(BIN)/lint-imports

@@ -17,7 +17,7 @@
 #              and the project's packages whole into .work/images/project (installed).
 # - base:      localhost/perseverance-base (python3), -build-base (the same with binutils,
 #              for the build stages) and -proxy-base (nginx), made from Debian's archive
-#              with mmdebstrap; each skipped when its tag exists.
+#              with mmdebstrap, the missing ones at once; each skipped when its tag exists.
 # - app, superlink, supernode, proxy: `podman build` (layer cache: unchanged inputs cost
 #              seconds). Every Dockerfile takes BASE_IMAGE and installs Python packages only
 #              from the wheelhouse (--no-index), pinned by the lock.
@@ -150,19 +150,36 @@ step_stage() {
 }
 
 step_base() {
-  local variant tag
+  # The missing bases are made at once (each mostly waits on the archive and the disk),
+  # each with its own log, shown once it has ended.
+  local variant tag pids=() names=() failed=0 start
+  start=$(date +%s)
   for pair in "python:$BASE_TAG" "build:$BUILD_BASE_TAG" "proxy:$PROXY_BASE_TAG"; do
     variant="${pair%%:*}"; tag="${pair#*:}"
     if "$PODMAN" image exists "$tag"; then
       say "base: $tag exists, kept (bump its revision in build.sh to remake it)"
       continue
     fi
-    say "base: $tag (mmdebstrap, Debian's archive)"
-    local start; start=$(date +%s)
-    bash deploy/images/make-base.sh "$variant" "$tag" "$WORK/base-$variant.tar"
-    rm -f "$WORK/base-$variant.tar"
-    echo "base $tag: $(elapsed "$start")"
+    say "base: $tag (mmdebstrap, Debian's archive; log: $WORK/base-$variant.log)"
+    mkdir -p "$WORK"
+    ( bash deploy/images/make-base.sh "$variant" "$tag" "$WORK/base-$variant.tar" \
+        > "$WORK/base-$variant.log" 2>&1; status=$?
+      rm -f "$WORK/base-$variant.tar"; exit "$status" ) &
+    pids+=("$!"); names+=("$variant:$tag")
   done
+  local i
+  for i in "${!pids[@]}"; do
+    variant="${names[$i]%%:*}"; tag="${names[$i]#*:}"
+    if wait "${pids[$i]}"; then
+      tail -1 "$WORK/base-$variant.log"
+      echo "base $tag: $(elapsed "$start")"
+    else
+      tail -30 "$WORK/base-$variant.log" >&2
+      echo "build.sh: the base $tag could not be made (log: $WORK/base-$variant.log)" >&2
+      failed=1
+    fi
+  done
+  return "$failed"
 }
 
 build_image() {  # build_image DOCKERFILE TAG BASE
